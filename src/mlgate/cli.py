@@ -1,0 +1,144 @@
+"""``mlgate``: the same gates as the operators, for any CI system and for people.
+
+Exit codes of ``check`` and ``promote``: 0 passed, 1 blocked by policy, 2 error (fail closed). The
+human summary goes to stderr; ``--json FILE`` writes the GateResult.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from mlgate.core.errors import MlgateError
+from mlgate.core.policy import Policy, load_policy
+from mlgate.core.results import GateResult, Subject
+from mlgate.core.runner import GateOutcome, run_gate
+from mlgate.core.summary import format_summary
+
+DEFAULT_POLICY = os.environ.get("MLGATE_POLICY", "policies/default.yaml")
+
+
+def _progress(done: int, total: int) -> None:
+    if sys.stderr.isatty() or done == total or done % max(1, total // 10) == 0:
+        print(f"\rhashed {done}/{total} files", end="\n" if done == total else "", file=sys.stderr, flush=True)
+
+
+def _finish(outcome: GateOutcome, json_out: str | None) -> int:
+    if json_out:
+        Path(json_out).write_text(outcome.result.to_json() + "\n")
+    print(format_summary(outcome.result), file=sys.stderr)
+    return outcome.exit_code
+
+
+def _run(args: argparse.Namespace, subject: Subject, check: Callable[[Policy], GateResult]) -> int:
+    policy: list[Policy] = []
+
+    def loaded() -> Policy:
+        if not policy:
+            policy.append(load_policy(args.policy))
+        return policy[0]
+
+    return _finish(run_gate(args.gate, subject, lambda: check(loaded()), lambda: loaded().digest), args.json)
+
+
+def cmd_pin(args: argparse.Namespace) -> int:
+    from mlgate.core.integrity import build_manifest
+
+    manifest = build_manifest(Path(args.path), args.algorithm, _progress)
+    manifest.save(Path(args.out))
+    print(f"pinned {len(manifest.files)} file(s), {manifest.total_bytes} bytes: {manifest.digest}", file=sys.stderr)
+    return 0
+
+
+def cmd_check_integrity(args: argparse.Namespace) -> int:
+    from mlgate.core.integrity import check_integrity
+
+    return _run(args, Subject("dataset", args.path, "unknown"),
+                lambda policy: check_integrity(Path(args.path), Path(args.manifest), policy, _progress))
+
+
+def cmd_check_expectations(args: argparse.Namespace) -> int:
+    from mlgate.core.expectations import check_expectations
+
+    report_dir = Path(args.report_dir) if args.report_dir else None
+    suite = Path(args.suite) if args.suite else None
+    return _run(args, Subject("dataset", args.path, "unknown"),
+                lambda policy: check_expectations(Path(args.path), policy, suite, report_dir))
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    import mlflow
+
+    from mlgate.core.registry import default_tracking_uri, log_result, promote
+
+    def check(policy: Policy) -> GateResult:
+        client = mlflow.MlflowClient(default_tracking_uri())
+        result = promote(client, policy, args.model, args.version, f"cli:{getpass.getuser()}")
+        run_id = client.get_model_version(args.model, args.version).run_id
+        if run_id:
+            log_result(client, run_id, result)
+        return result
+
+    args.gate = "registry.promote"
+    return _run(args, Subject("model", f"models:/{args.model}/{args.version}", "unknown"), check)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mlgate.demo.run import run_demo
+
+    return run_demo(rows=args.rows)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlgate", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    pin = commands.add_parser("pin", help="write the manifest (per-file digests) of a file or directory")
+    pin.add_argument("path")
+    pin.add_argument("--out", required=True, help="manifest JSON to write")
+    pin.add_argument("--algorithm", choices=("sha256", "blake3"), default="sha256")
+    pin.set_defaults(func=cmd_pin)
+
+    check = commands.add_parser("check", help="run one gate; exit 0 passed, 1 blocked, 2 error")
+    gates = check.add_subparsers(dest="gate", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--policy", default=DEFAULT_POLICY, help=f"policy YAML (default {DEFAULT_POLICY})")
+    common.add_argument("--json", help="write the GateResult to this file")
+
+    integrity = gates.add_parser("data.integrity", parents=[common], help="compare data with its pinned manifest")
+    integrity.add_argument("path")
+    integrity.add_argument("--manifest", required=True)
+    integrity.set_defaults(func=cmd_check_integrity)
+
+    expectations = gates.add_parser("data.expectations", parents=[common], help="validate with a GX suite")
+    expectations.add_argument("path")
+    expectations.add_argument("--suite", help="GX suite JSON (default: the policy's)")
+    expectations.add_argument("--report-dir", help="where to write GX's result JSON")
+    expectations.set_defaults(func=cmd_check_expectations)
+
+    promote = commands.add_parser("promote", parents=[common], help="move the policy's alias if every gate holds")
+    promote.add_argument("model")
+    promote.add_argument("version")
+    promote.set_defaults(func=cmd_promote)
+
+    demo = commands.add_parser("demo", help="run the secure training pipeline through Airflow: clean, then tampered")
+    demo.add_argument("--rows", type=int, default=5000)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except MlgateError as exc:
+        print(f"mlgate: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

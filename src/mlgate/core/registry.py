@@ -1,0 +1,207 @@
+"""MLflow as the evidence store: log GateResults, read them back, digest models, move aliases.
+
+MLflow is imported inside functions (ADR 0004); every MLflow failure becomes a ``ToolError`` that names
+the tracking URI, so an unreachable server fails the task retryably and never promotes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from mlgate.core.digests import tree_digest
+from mlgate.core.errors import EvidenceError, ToolError
+from mlgate.core.evidence import read_evidence, write_evidence
+from mlgate.core.policy import Policy
+from mlgate.core.promotion import GATE as PROMOTE_GATE
+from mlgate.core.promotion import Decision, decide
+from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+T = TypeVar("T")
+PIPELINE_TAG = "mlgate.pipeline"
+TAG_DATA_DIGEST = "mlgate.data_digest"
+TAG_MODEL_DIGEST = "mlgate.model_digest"
+TAG_LIMIT = 4900  # MLflow caps tag values at 5000 characters
+
+
+def mlgate_home() -> Path:
+    return Path(os.environ.get("MLGATE_HOME", ".mlgate")).absolute()
+
+
+def default_tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` when set, else an embedded SQLite store under ``MLGATE_HOME``."""
+    if uri := os.environ.get("MLFLOW_TRACKING_URI"):
+        return uri
+    home = mlgate_home()
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'mlflow.db'}"
+
+
+@contextmanager
+def mlflow_errors(action: str, uri: str) -> Iterator[None]:
+    """Turn any MLflow or network failure into a ToolError naming the action and the server."""
+    try:
+        yield
+    except (ToolError, EvidenceError):
+        raise
+    except Exception as exc:
+        raise ToolError(f"MLflow at {uri} failed while {action}: {type(exc).__name__}: "
+                        f"{str(exc)[:300]}") from exc
+
+
+def call(client: MlflowClient, action: str, fn: Callable[[], T]) -> T:
+    with mlflow_errors(action, client.tracking_uri):
+        return fn()
+
+
+def get_or_create_experiment(client: MlflowClient, name: str) -> str:
+    experiment = call(client, "reading the experiment", lambda: client.get_experiment_by_name(name))
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if client.tracking_uri.startswith("sqlite:"):
+        location = (mlgate_home() / "mlartifacts").as_uri()
+    return call(client, "creating the experiment", lambda: client.create_experiment(name, location))
+
+
+def pipeline_run(client: MlflowClient, experiment: str, key: str) -> str:
+    """The one MLflow run that collects the evidence of one pipeline run (e.g. one DAG run).
+
+    Created on first use; when two gates race to create it, both converge on the oldest run.
+    """
+    experiment_id = get_or_create_experiment(client, experiment)
+    query = f"tags.`{PIPELINE_TAG}` = '{key}'"
+
+    def search() -> list[Any]:
+        return client.search_runs([experiment_id], query, order_by=["attributes.start_time ASC"])
+
+    runs = call(client, "searching the pipeline run", search)
+    if not runs:
+        call(client, "creating the pipeline run",
+             lambda: client.create_run(experiment_id, tags={PIPELINE_TAG: key}, run_name=key.replace("/", "__")))
+        runs = call(client, "searching the pipeline run", search)
+    return runs[0].info.run_id
+
+
+def run_url(client: MlflowClient, run_id: str) -> str:
+    base = client.tracking_uri
+    if not base.startswith("http"):
+        return f"{base}#runs/{run_id}"
+    run = call(client, "reading the run", lambda: client.get_run(run_id))
+    return f"{base.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+
+
+def log_result(client: MlflowClient, run_id: str, result: GateResult) -> None:
+    """Artifact ``gates/<gate>.json`` (+ its reports), metrics ``mlgate.<gate>.<m>``, tag ``mlgate.gate.<gate>``."""
+    from mlflow.entities import Metric, RunTag
+
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    metrics = [Metric(f"mlgate.{result.gate}.{name}", float(value), now_ms, 0)
+               for name, value in result.metrics.items()
+               if isinstance(value, int | float) and not isinstance(value, bool)]
+    with mlflow_errors(f"logging evidence of {result.gate}", client.tracking_uri):
+        with tempfile.TemporaryDirectory() as tmp:
+            client.log_artifact(run_id, str(write_evidence(result, Path(tmp))), artifact_path="gates")
+        for artifact in result.artifacts:
+            client.log_artifact(run_id, artifact, artifact_path=f"gates/{result.gate}")
+        client.log_batch(run_id, metrics=metrics, tags=[RunTag(f"mlgate.gate.{result.gate}", str(result.status))])
+
+
+def download_evidence(client: MlflowClient, run_id: str) -> dict[str, GateResult | EvidenceError]:
+    """Every ``gates/*.json`` of a run; a file that cannot be read is kept as its EvidenceError."""
+    evidence: dict[str, GateResult | EvidenceError] = {}
+    with mlflow_errors("downloading evidence", client.tracking_uri), tempfile.TemporaryDirectory() as tmp:
+        files = [f for f in client.list_artifacts(run_id, "gates") if not f.is_dir and f.path.endswith(".json")]
+        for item in files:
+            gate = Path(item.path).stem
+            try:
+                evidence[gate] = read_evidence(Path(client.download_artifacts(run_id, item.path, tmp)))
+            except EvidenceError as exc:
+                evidence[gate] = exc
+    for gate, item in evidence.items():
+        if isinstance(item, GateResult) and item.gate != gate:
+            evidence[gate] = EvidenceError(f"gates/{gate}.json holds the result of {item.gate}")
+    return evidence
+
+
+def model_digest(client: MlflowClient, model_uri: str) -> str:
+    """Digest of the model's stored artifact files, as downloaded from the store now."""
+    import mlflow
+
+    with mlflow_errors(f"downloading {model_uri}", client.tracking_uri), tempfile.TemporaryDirectory() as tmp:
+        mlflow.set_tracking_uri(client.tracking_uri)
+        mlflow.set_registry_uri(client._registry_uri)
+        path = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
+        return tree_digest(Path(path))
+
+
+def current_alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
+            return None
+        raise ToolError(f"MLflow at {client.tracking_uri} failed reading alias {alias!r}: {exc}") from exc
+
+
+def _decision_tags(decision: Decision, actor: str, before: str | None, after: str | None) -> dict[str, str]:
+    return {
+        "mlgate.decision": "promoted" if decision.allowed else "blocked",
+        "mlgate.decision.reasons": "\n".join(decision.reasons)[:TAG_LIMIT] or "all required gates passed",
+        "mlgate.decision.by": actor[:TAG_LIMIT],
+        "mlgate.decision.at": utcnow(),
+        "mlgate.decision.alias_before": before or "",
+        "mlgate.decision.alias_after": after or "",
+    }
+
+
+def promote(client: MlflowClient, policy: Policy, name: str, version: str, actor: str) -> GateResult:
+    """Move the policy's alias to ``name``/``version`` only if ``decide`` allows it; tag the decision.
+
+    The caller logs the returned result as evidence (on the pipeline run, or the version's run).
+    """
+    started = utcnow()
+    alias = policy.promotion.alias
+    model_version = call(client, f"reading model version {name}/{version}",
+                         lambda: client.get_model_version(name, str(version)))
+    evidence = download_evidence(client, model_version.run_id) if model_version.run_id else {}
+    digest = model_digest(client, f"models:/{name}/{version}")
+    decision = decide(policy, evidence, model_digest=digest,
+                      data_digest=model_version.tags.get(TAG_DATA_DIGEST, ""), now=datetime.now(UTC))
+    before = current_alias_version(client, name, alias)
+    if decision.allowed:
+        call(client, f"setting alias {alias}", lambda: client.set_registered_model_alias(name, alias, str(version)))
+    after = str(version) if decision.allowed else before
+    for key, value in _decision_tags(decision, actor, before, after).items():
+        call(client, "tagging the decision", lambda k=key, v=value: client.set_model_version_tag(name, str(version), k, v))
+    return GateResult(
+        gate=PROMOTE_GATE,
+        status=Status.PASSED if decision.allowed else Status.BLOCKED,
+        subject=Subject("model", f"models:/{name}/{version}", digest),
+        policy_digest=policy.digest,
+        tool=ToolInfo("mlflow", _mlflow_version()),
+        started_at=started,
+        finished_at=utcnow(),
+        metrics={"required_gates": len(policy.promotion.required_gates), "reasons": len(decision.reasons)},
+        thresholds={"required_gates": list(policy.promotion.required_gates), "alias": alias,
+                    "max_evidence_age_hours": policy.promotion.max_evidence_age_hours,
+                    "gates_seen": decision.gates, "alias_before": before, "alias_after": after},
+        findings=tuple(Finding(f"{PROMOTE_GATE}.refused", Severity.HIGH, reason) for reason in decision.reasons),
+    )
+    return result
+
+
+def _mlflow_version() -> str:
+    import mlflow
+
+    return mlflow.__version__

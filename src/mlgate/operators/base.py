@@ -1,0 +1,100 @@
+"""BaseGateOperator: render arguments, run a core gate, record the evidence, then pass or raise.
+
+Order matters (ADR 0001): the GateResult goes to XCom and MLflow *before* any exception, so a blocked or
+broken gate always leaves evidence; if the evidence cannot be recorded, the task fails (retryably)
+because nothing downstream could trust it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowException
+
+from mlgate.core.errors import ToolError
+from mlgate.core.policy import Policy, load_policy
+from mlgate.core.registry import log_result, pipeline_run, run_url
+from mlgate.core.results import GateResult, Status, Subject
+from mlgate.core.runner import GateOutcome, run_gate
+from mlgate.core.summary import format_summary
+from mlgate.exceptions import GateConfigViolation, GatePolicyViolation
+from mlgate.hooks.mlflow import MlflowHook
+from mlgate.links import MlflowRunLink
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def pipeline_key(context: Context) -> str:
+    """Identifies the MLflow run that collects all evidence of one DAG run."""
+    ti = context["ti"]
+    return f"{ti.dag_id}/{ti.run_id}"
+
+
+class BaseGateOperator(BaseOperator):
+    """Subclasses set ``gate_id`` and implement ``check`` (and ``subject`` for error results)."""
+
+    gate_id: ClassVar[str]
+    template_fields: Sequence[str] = ("policy_path", "mlflow_experiment")
+    operator_extra_links = (MlflowRunLink(),)
+    ui_color = "#e8f1e4"
+
+    def __init__(self, *, policy_path: str, mlflow_conn_id: str = MlflowHook.default_conn_name,
+                 mlflow_experiment: str = "mlgate", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.policy_path = policy_path
+        self.mlflow_conn_id = mlflow_conn_id
+        self.mlflow_experiment = mlflow_experiment
+
+    @cached_property
+    def mlflow_hook(self) -> MlflowHook:
+        """The one accessor tests override."""
+        return MlflowHook(self.mlflow_conn_id)
+
+    @cached_property
+    def policy(self) -> Policy:
+        return load_policy(self.policy_path)
+
+    def subject(self) -> Subject:
+        """What this gate checks, named before checking (used when the gate errors out)."""
+        raise NotImplementedError
+
+    def check(self, context: Context, workdir: Path) -> GateResult:
+        raise NotImplementedError
+
+    def execute(self, context: Context) -> None:
+        with tempfile.TemporaryDirectory(prefix="mlgate-") as workdir:
+            outcome = run_gate(self.gate_id, self.subject(), lambda: self.check(context, Path(workdir)),
+                               lambda: self.policy.digest)
+            self.record(outcome.result, context)
+        self.raise_for(outcome)
+
+    def record(self, result: GateResult, context: Context) -> None:
+        ti = context["ti"]
+        ti.xcom_push(key=self.gate_id, value=result.to_dict())
+        try:
+            client = self.mlflow_hook.get_conn()
+            run_id = pipeline_run(client, self.mlflow_experiment, pipeline_key(context))
+            log_result(client, run_id, result)
+            ti.xcom_push(key=MlflowRunLink().xcom_key, value=run_url(client, run_id))
+        except ToolError as exc:
+            raise AirflowException(f"{self.gate_id}: its evidence could not be recorded, so the gate counts "
+                                   f"as failed: {exc}") from exc
+        self.log.info("%s\n%s", self.gate_id, format_summary(result))
+
+    def raise_for(self, outcome: GateOutcome) -> None:
+        result = outcome.result
+        if result.status is Status.PASSED:
+            return
+        message = (f"{self.gate_id} {result.status} for {result.subject.uri}:\n  "
+                   + "\n  ".join(result.top_failures()))
+        if result.status is Status.BLOCKED:
+            raise GatePolicyViolation(message)
+        if outcome.retryable:
+            raise AirflowException(message) from outcome.error
+        raise GateConfigViolation(message) from outcome.error

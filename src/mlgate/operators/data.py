@@ -1,0 +1,58 @@
+"""Operators for the data gates: ``data.integrity`` and ``data.expectations``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlgate.core.results import GateResult, Subject
+from mlgate.operators.base import BaseGateOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class DataIntegrityGateOperator(BaseGateOperator):
+    """Compares a file or directory with its pinned manifest; its subject digest is the data version."""
+
+    gate_id = "data.integrity"
+    template_fields: Sequence[str] = (*BaseGateOperator.template_fields, "data_path", "manifest_path")
+
+    def __init__(self, *, data_path: str, manifest_path: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.data_path = data_path
+        self.manifest_path = manifest_path
+
+    def subject(self) -> Subject:
+        return Subject("dataset", str(self.data_path), "unknown")
+
+    def check(self, context: Context, workdir: Path) -> GateResult:
+        from mlgate.core.integrity import check_integrity
+
+        def progress(done: int, total: int) -> None:
+            if done == total or done % max(1, total // 10) == 0:
+                self.log.info("hashed %d/%d files", done, total)
+
+        return check_integrity(Path(self.data_path), Path(self.manifest_path), self.policy, progress)
+
+
+class DataExpectationsGateOperator(BaseGateOperator):
+    """Validates data with the policy's Great Expectations suite (or ``suite_path``)."""
+
+    gate_id = "data.expectations"
+    template_fields: Sequence[str] = (*BaseGateOperator.template_fields, "data_path", "suite_path")
+
+    def __init__(self, *, data_path: str, suite_path: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.data_path = data_path
+        self.suite_path = suite_path
+
+    def subject(self) -> Subject:
+        return Subject("dataset", str(self.data_path), "unknown")
+
+    def check(self, context: Context, workdir: Path) -> GateResult:
+        from mlgate.core.expectations import check_expectations
+
+        suite = Path(self.suite_path) if self.suite_path else None
+        return check_expectations(Path(self.data_path), self.policy, suite, report_dir=workdir)

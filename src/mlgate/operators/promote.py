@@ -1,0 +1,64 @@
+"""``registry.promote``: the last gate; moves the alias only for a model whose evidence all holds.
+
+It runs with ``trigger_rule="all_done"`` so a pipeline whose earlier gates failed still ends with an
+explicit, recorded refusal that names every reason, instead of a silently skipped promotion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlgate.core.promotion import GATE
+from mlgate.core.registry import download_evidence, pipeline_run, promote
+from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
+from mlgate.operators.base import BaseGateOperator, pipeline_key
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class RegistryPromoteGateOperator(BaseGateOperator):
+    """Promotes ``model_name``/``version`` (default: the model the training task registered)."""
+
+    gate_id = GATE
+    template_fields: Sequence[str] = (*BaseGateOperator.template_fields, "model_name", "version")
+
+    def __init__(self, *, model_name: str | None = None, version: str | None = None,
+                 training_task_id: str = "train_model", **kwargs: Any) -> None:
+        kwargs.setdefault("trigger_rule", "all_done")
+        super().__init__(**kwargs)
+        self.model_name = model_name
+        self.version = version
+        self.training_task_id = training_task_id
+
+    def subject(self) -> Subject:
+        return Subject("model", f"models:/{self.model_name or '?'}/{self.version or '?'}", "unknown")
+
+    def check(self, context: Context, workdir: Path) -> GateResult:
+        ti = context["ti"]
+        name = self.model_name or self.policy.promotion.model_name
+        version = self.version or ti.xcom_pull(task_ids=self.training_task_id, key="model_version")
+        client = self.mlflow_hook.get_conn()
+        if not version:
+            return self.nothing_to_promote(client, context, name)
+        actor = f"airflow:{ti.dag_id}/{ti.run_id}/{ti.task_id}"
+        return promote(client, self.policy, name, str(version), actor)
+
+    def nothing_to_promote(self, client: Any, context: Context, name: str) -> GateResult:
+        """No model version reached promotion: refuse, naming the gates of this run that did not pass."""
+        started = utcnow()
+        evidence = download_evidence(client, pipeline_run(client, self.mlflow_experiment, pipeline_key(context)))
+        reasons = [f"no model version was registered by task {self.training_task_id!r} in this run"]
+        for gate, item in sorted(evidence.items()):
+            if not isinstance(item, GateResult):
+                reasons.append(f"{gate}: {item}")
+            elif item.status is not Status.PASSED:
+                reasons.append(f"{gate}: status {item.status} ({'; '.join(item.top_failures(3))})")
+        return GateResult(
+            gate=GATE, status=Status.BLOCKED, subject=Subject("model", f"models:/{name}", "none"),
+            policy_digest=self.policy.digest, tool=ToolInfo("mlgate", "n/a"), started_at=started,
+            finished_at=utcnow(), thresholds={"required_gates": list(self.policy.promotion.required_gates)},
+            findings=tuple(Finding(f"{GATE}.refused", Severity.HIGH, reason) for reason in reasons),
+        )
