@@ -258,8 +258,9 @@ def _subject(command: Command, target: str | Path, report_text: str) -> Subject:
             return Subject("code", str(target), tree_digest(Path(target)))
         except ValueError as exc:  # e.g. a symlink in the tree
             raise GateInputError(f"{target}: cannot digest the scanned tree: {exc}") from None
-    image_id = json.loads(report_text).get("Metadata", {}).get("ImageID")
-    if not image_id:
+    metadata = json.loads(report_text).get("Metadata")
+    image_id = metadata.get("ImageID") if isinstance(metadata, dict) else None
+    if not isinstance(image_id, str) or not image_id.startswith("sha256:"):
         raise ToolError("trivy printed malformed output: the image report has no Metadata.ImageID")
     return Subject("image", str(target), image_id)
 
@@ -279,9 +280,9 @@ def check_trivy(command: Command, target: str | Path, connection: TrivyConnectio
     gate, started, clock = GATES[command], utcnow(), time.perf_counter()
     if command != "image" and not Path(target).exists():
         raise GateInputError(f"{target}: no such file or directory to scan")
-    binary = find_trivy(connection.binary)
     tool = ToolInfo("trivy", "unknown")
     try:
+        binary = find_trivy(connection.binary)
         tool = ToolInfo("trivy", trivy_version(binary))
         argv = build_argv(binary, command, target, scanners=config.scanners, cache_dir=connection.cache_dir,
                           db_repository=connection.db_repository, server=connection.server,
@@ -292,11 +293,11 @@ def check_trivy(command: Command, target: str | Path, connection: TrivyConnectio
     except ToolError as exc:
         return error_result(gate, Subject("image" if command == "image" else "code", str(target), ""),
                             policy_digest, tool, started, exc)
-    hits = blocking(findings, min_severity=config.min_severity, fixable_only=config.fixable_only,
-                    ignore_ids=config.ignore_ids)
+    rules = {"min_severity": config.min_severity, "fixable_only": config.fixable_only,
+             "ignore_ids": config.ignore_ids}
+    hits = blocking(findings, **rules)
     return GateResult(
-        gate=gate, status=decide(findings, min_severity=config.min_severity, fixable_only=config.fixable_only,
-                                 ignore_ids=config.ignore_ids),
+        gate=gate, status=decide(findings, **rules),
         subject=subject, policy_digest=policy_digest, tool=tool, started_at=started, finished_at=utcnow(),
         metrics={**_metrics(findings), "blocking": len(hits),
                  "seconds": round(time.perf_counter() - clock, 3)},
