@@ -7,6 +7,7 @@ pure function into findings, and the policy decides. Trivy's raw report is never
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -123,7 +124,17 @@ def _packaged_trivy() -> Path | None:
 
 
 def trivy_version(binary: Path | str) -> str:
-    out = run_trivy([str(binary), "--version"], timeout_s=60)
+    """The version of ``binary``, asked once per binary file (path and modification time)."""
+    try:
+        mtime = Path(binary).stat().st_mtime_ns
+    except OSError as exc:
+        raise ToolError(f"cannot run trivy at {binary}: {exc.strerror}") from None
+    return _version(str(binary), mtime)
+
+
+@functools.lru_cache(maxsize=8)
+def _version(binary: str, _mtime_ns: int) -> str:
+    out = run_trivy([binary, "--version"], timeout_s=60)
     for line in out.splitlines():
         if line.startswith("Version:"):
             return line.split(":", 1)[1].strip()
