@@ -42,14 +42,23 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def load_suite(path: Path) -> Any:
+    """The suite, refusing any expectation GX could not build: GX logs and *drops* those (fails open)."""
     from great_expectations.core import ExpectationSuite
 
     try:
-        return ExpectationSuite(**json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        suite = ExpectationSuite(**data)
     except OSError as exc:
         raise GateInputError(f"{path}: cannot read the expectation suite: {exc.strerror}") from None
     except Exception as exc:
         raise GateInputError(f"{path}: not a valid GX expectation suite: {type(exc).__name__}: {exc}") from None
+    declared = [e.get("type") for e in data.get("expectations", [])]
+    loaded = [e.expectation_type for e in suite.expectations]
+    if len(loaded) != len(declared):
+        dropped = sorted(set(declared) - set(loaded)) or declared
+        raise GateInputError(f"{path}: not a valid GX expectation suite: {len(declared) - len(loaded)} "
+                             f"expectation(s) could not be built ({dropped}); unknown type or invalid arguments")
+    return suite
 
 
 def redact(result_json: dict[str, Any]) -> dict[str, Any]:

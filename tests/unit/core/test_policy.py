@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import pytest
+
+from mlgate.core.errors import PolicyError
+from mlgate.core.policy import load_policy, parse_policy
+from tests.helpers import default_policy, write_policy
+
+pytestmark = pytest.mark.unit
+
+
+def test_the_shipped_policy_loads(repo_root):
+    policy = load_policy(repo_root / "policies" / "default.yaml")
+    assert policy.promotion.required_gates == ("data.integrity", "data.expectations", "model.training")
+    assert policy.resolve(policy.expectations().suite).exists()
+
+
+def _with(path: list[str], value):
+    data = default_policy()
+    node = data
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return data
+
+
+@pytest.mark.parametrize(("data", "key_path", "found"), [
+    (_with(["promotion", "required_gates"], ["data.integrity", "data.integrty"]), "promotion.required_gates",
+     "data.integrty"),
+    (_with(["gates", "data.integrity", "algorithm"], "md5"), "gates.data.integrity.algorithm", "'md5'"),
+    (_with(["gates", "data.expectations", "max_failed_expectations"], -1),
+     "gates.data.expectations.max_failed_expectations", "-1"),
+    (_with(["promotion", "max_evidence_age_hours"], "soon"), "promotion.max_evidence_age_hours", "'soon'"),
+    (_with(["promotion", "colour"], "red"), "promotion.colour", "'red'"),
+    (_with(["version"], 2), "version", "2"),
+], ids=["unknown-gate", "bad-algorithm", "negative-count", "not-a-number", "unknown-key", "bad-version"])
+def test_an_invalid_policy_names_key_path_expectation_and_value(data, key_path, found):
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(data, "p.yaml")
+    message = str(caught.value)
+    assert f"{key_path}:" in message
+    assert f"found {found}" in message or found in message
+    assert message.startswith("p.yaml: invalid policy")
+
+
+def test_a_missing_promotion_section_is_reported_as_missing():
+    data = default_policy()
+    del data["promotion"]
+    with pytest.raises(PolicyError, match="promotion: Field required; found nothing"):
+        parse_policy(data)
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("version: [1\n", "not valid YAML"),
+    ("- just\n- a list\n", "expected a mapping at the top level, found list"),
+], ids=["yaml-syntax", "not-a-mapping"])
+def test_unreadable_policy_files(tmp_path, text, match):
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(PolicyError, match=match):
+        load_policy(path)
+
+
+def test_a_missing_policy_file_names_the_path(tmp_path):
+    with pytest.raises(PolicyError, match="nope.yaml: cannot read the policy file"):
+        load_policy(tmp_path / "nope.yaml")
+
+
+def test_the_digest_changes_with_any_threshold_and_not_with_the_file_location(tmp_path):
+    first = load_policy(write_policy(tmp_path / "a.yaml"))
+    moved = load_policy(write_policy(tmp_path / "b.yaml"))
+    stricter = parse_policy(_with(["promotion", "max_evidence_age_hours"], 1))
+    assert first.digest == moved.digest
+    assert stricter.digest != first.digest
