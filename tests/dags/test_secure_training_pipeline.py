@@ -1,0 +1,82 @@
+"""The shipped pipeline, run by Airflow itself (``dag.test()`` on a migrated metadata DB)."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from mlgate.core.integrity import build_manifest
+from mlgate.core.registry import current_alias_version
+from mlgate.demo.dataset import write_loans
+from mlgate.demo.run import tamper
+from mlgate.hooks.mlflow import MlflowHook
+from tests.conftest import ROOT
+from tests.helpers import default_policy, write_policy
+
+pytestmark = pytest.mark.dags
+
+
+@pytest.fixture(scope="module")
+def dag(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {}
+    return bag.get_dag("secure_training_pipeline")
+
+
+@pytest.fixture
+def conf(tmp_path):
+    data = write_loans(tmp_path / "loans.csv", rows=1500)
+    policy = default_policy()
+    policy["promotion"]["model_name"] = f"loans-{uuid.uuid4().hex[:8]}"
+    return {"data_path": str(data), "manifest_path": str(build_manifest(data).save(tmp_path / "m.json")),
+            "policy_path": str(write_policy(tmp_path / "policy.yaml", policy)), "model": policy["promotion"]["model_name"]}
+
+
+def run(dag, conf):
+    dag_run = dag.test(run_conf={k: v for k, v in conf.items() if k != "model"})
+    states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+    alias = current_alias_version(MlflowHook().get_conn(), conf["model"], "champion")
+    return str(dag_run.state), states, alias
+
+
+def test_every_dag_file_imports_without_errors(dag):
+    assert dag is not None
+    assert [t.task_id for t in dag.topological_sort()] == ["data_integrity", "data_expectations", "train_model",
+                                                            "promote_model"]
+
+
+def test_clean_data_is_trained_and_promoted(dag, conf):
+    state, tasks, alias = run(dag, conf)
+    assert (state, tasks) == ("success", dict.fromkeys(tasks, "success"))
+    assert alias == "1"
+
+
+def test_data_changed_after_pinning_is_never_promoted(dag, conf):
+    tamper(Path(conf["data_path"]))
+    state, tasks, alias = run(dag, conf)
+    assert state == "failed"
+    assert tasks["data_integrity"] == "failed"
+    assert tasks["train_model"] == "upstream_failed"
+    assert tasks["promote_model"] == "failed"
+    assert alias is None
+
+
+@pytest.mark.parametrize("breakage", ["suite-deleted", "policy-invalid"])
+def test_a_broken_configuration_is_never_promoted(dag, conf, tmp_path, breakage):
+    if breakage == "suite-deleted":
+        policy = default_policy()
+        policy["promotion"]["model_name"] = conf["model"]
+        policy["gates"]["data.expectations"]["suite"] = str(tmp_path / "deleted-suite.json")
+        write_policy(tmp_path / "policy.yaml", policy)
+    else:
+        (tmp_path / "policy.yaml").write_text("version: 1\npromotion: {model_name: x}\n")
+    state, tasks, alias = run(dag, conf)
+    assert state == "failed"
+    assert alias is None
+    failed_first = "data_expectations" if breakage == "suite-deleted" else "data_integrity"
+    assert tasks[failed_first] == "failed"
+    assert tasks["promote_model"] == "failed"

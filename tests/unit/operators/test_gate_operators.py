@@ -1,0 +1,185 @@
+"""Operators run ``execute`` against a real embedded MLflow store; only the task instance is a stand-in."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from mlgate.core.integrity import build_manifest
+from mlgate.core.registry import PIPELINE_TAG, current_alias_version
+from mlgate.demo.dataset import write_loans
+from mlgate.exceptions import GateConfigViolation, GatePolicyViolation
+from mlgate.hooks.mlflow import MlflowHook
+from mlgate.links import MlflowRunLink
+from mlgate.operators import (
+    DataExpectationsGateOperator,
+    DataIntegrityGateOperator,
+    ModelTrainingGateOperator,
+    RegistryPromoteGateOperator,
+)
+from tests.helpers import FakeTaskInstance, default_policy, write_policy
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def run(tmp_path):
+    """A fresh dataset, its manifest, a policy with a unique model name, and a unique DAG run id."""
+    data = write_loans(tmp_path / "loans.csv", rows=1500)
+    manifest = build_manifest(data).save(tmp_path / "loans.manifest.json")
+    policy = default_policy()
+    policy["promotion"]["model_name"] = f"model-{uuid.uuid4().hex[:8]}"
+    return {"data": data, "manifest": manifest, "policy": write_policy(tmp_path / "policy.yaml", policy),
+            "model": policy["promotion"]["model_name"], "run_id": uuid.uuid4().hex}
+
+
+def context(run, task_id, upstream=None):
+    return {"ti": FakeTaskInstance(dag_id="ops", run_id=run["run_id"], task_id=task_id, upstream=upstream)}
+
+
+def integrity_op(run, **kwargs):
+    return DataIntegrityGateOperator(task_id="data_integrity", data_path=str(run["data"]),
+                                     manifest_path=str(run["manifest"]), policy_path=str(run["policy"]), **kwargs)
+
+
+def pipeline_tags(key):
+    client = MlflowHook().get_conn()
+    experiment = client.get_experiment_by_name("mlgate")
+    (found,) = client.search_runs([experiment.experiment_id], f"tags.`{PIPELINE_TAG}` = '{key}'")
+    return client, found
+
+
+def test_a_passing_gate_pushes_its_result_logs_evidence_and_a_link(run):
+    ctx = context(run, "data_integrity")
+    integrity_op(run).execute(ctx)
+    pushed = ctx["ti"].pushed
+    assert pushed["data.integrity"]["status"] == "passed"
+    assert pushed["data.integrity"]["subject"]["digest"] == build_manifest(run["data"]).digest
+    client, mlflow_run = pipeline_tags(f"ops/{run['run_id']}")
+    assert mlflow_run.data.tags["mlgate.gate.data.integrity"] == "passed"
+    assert mlflow_run.data.metrics["mlgate.data.integrity.files"] == 1
+    assert [a.path for a in client.list_artifacts(mlflow_run.info.run_id, "gates")] == ["gates/data.integrity.json"]
+    assert mlflow_run.info.run_id in pushed[MlflowRunLink().xcom_key]
+
+
+def test_a_blocked_gate_records_evidence_then_fails_without_retry(run):
+    raw = bytearray(run["data"].read_bytes())
+    raw[len(raw) // 2] ^= 1
+    run["data"].write_bytes(bytes(raw))
+    ctx = context(run, "data_integrity")
+    with pytest.raises(GatePolicyViolation, match=r"data.integrity.changed: content differs .*\(loans.csv\)") as caught:
+        integrity_op(run).execute(ctx)
+    assert isinstance(caught.value, AirflowFailException)
+    assert ctx["ti"].pushed["data.integrity"]["status"] == "blocked"
+    _, mlflow_run = pipeline_tags(f"ops/{run['run_id']}")
+    assert mlflow_run.data.tags["mlgate.gate.data.integrity"] == "blocked"
+
+
+def test_an_invalid_policy_fails_without_retry_and_names_the_key(run):
+    run["policy"].write_text(run["policy"].read_text().replace("algorithm: sha256", "algorithm: md5"))
+    ctx = context(run, "data_integrity")
+    with pytest.raises(GateConfigViolation, match=r"gates.data.integrity.algorithm: Input should be 'sha256' or "
+                                                  r"'blake3'; found 'md5'"):
+        integrity_op(run).execute(ctx)
+    assert ctx["ti"].pushed["data.integrity"]["status"] == "error"
+
+
+def test_unreachable_mlflow_fails_retryably_and_names_the_server(run, monkeypatch):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEAD", json.dumps({"conn_type": "mlflow",
+                                                                "host": f"http://127.0.0.1:{port}"}))
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri exports it; undo after
+    op = integrity_op(run, mlflow_conn_id="mlflow_dead")
+    with pytest.raises(AirflowException, match=f"evidence could not be recorded.*127.0.0.1:{port}") as caught:
+        op.execute(context(run, "data_integrity"))
+    assert not isinstance(caught.value, AirflowFailException)
+
+
+def test_a_deleted_suite_fails_the_expectations_gate_naming_the_suite(run, tmp_path):
+    policy = default_policy()
+    policy["gates"]["data.expectations"]["suite"] = str(tmp_path / "deleted.json")
+    write_policy(run["policy"], policy)
+    op = DataExpectationsGateOperator(task_id="data_expectations", data_path=str(run["data"]),
+                                      policy_path=str(run["policy"]))
+    with pytest.raises(GateConfigViolation, match="deleted.json: cannot read the expectation suite"):
+        op.execute(context(run, "data_expectations"))
+
+
+def training_op(run):
+    return ModelTrainingGateOperator(task_id="train_model", training_callable="mlgate.demo.train:train_loan_model",
+                                     data_path=str(run["data"]), hyperparameters={"C": 0.5}, seed=3,
+                                     policy_path=str(run["policy"]))
+
+
+def test_training_refuses_data_whose_integrity_gate_did_not_pass(run):
+    blocked = {("data_integrity", "data.integrity"): {"status": "blocked", "subject": {"digest": "x"}}}
+    with pytest.raises(GateConfigViolation, match="data.integrity in task 'data_integrity' is blocked; refusing"):
+        training_op(run).execute(context(run, "train_model", blocked))
+    with pytest.raises(GateConfigViolation, match="no data.integrity result"):
+        training_op(run).execute(context(run, "train_model"))
+
+
+def run_pipeline(run):
+    """integrity → expectations → training, as the DAG chains them; returns the upstream XComs."""
+    integrity_ctx = context(run, "data_integrity")
+    integrity_op(run).execute(integrity_ctx)
+    DataExpectationsGateOperator(task_id="data_expectations", data_path=str(run["data"]),
+                                 policy_path=str(run["policy"])).execute(context(run, "data_expectations"))
+    upstream = {("data_integrity", "data.integrity"): integrity_ctx["ti"].pushed["data.integrity"]}
+    train_ctx = context(run, "train_model", upstream)
+    training_op(run).execute(train_ctx)
+    return {("train_model", key): value for key, value in train_ctx["ti"].pushed.items()}
+
+
+def promote_op(run):
+    return RegistryPromoteGateOperator(task_id="promote_model", policy_path=str(run["policy"]))
+
+
+def test_training_records_everything_and_promotion_moves_the_alias(run):
+    upstream = run_pipeline(run)
+    version = upstream[("train_model", "model_version")]
+    client = MlflowHook().get_conn()
+    tags = client.get_model_version(run["model"], version).tags
+    assert tags["mlgate.data_digest"] == build_manifest(run["data"]).digest
+    assert tags["mlgate.code_version"].startswith(("git:", "tree:sha256:"))
+    assert tags["mlgate.model_digest"].startswith("sha256:")
+    assert upstream[("train_model", "model.training")]["status"] == "passed"
+
+    promote_op(run).execute(context(run, "promote_model", upstream))
+    assert current_alias_version(client, run["model"], "champion") == version
+    assert client.get_model_version(run["model"], version).tags["mlgate.decision"] == "promoted"
+
+
+def test_an_artifact_swapped_after_validation_is_not_promoted(run):
+    upstream = run_pipeline(run)
+    version = upstream[("train_model", "model_version")]
+    client = MlflowHook().get_conn()
+    source = client.get_model_version(run["model"], version).source
+    stored = Path(client.get_logged_model(source.split("/")[-1]).artifact_location.removeprefix("file://"))
+    (stored / "model.skops").write_bytes(b"swapped after validation")
+
+    with pytest.raises(GatePolicyViolation, match="model.training: model artifact changed since validation"):
+        promote_op(run).execute(context(run, "promote_model", upstream))
+    assert current_alias_version(client, run["model"], "champion") is None
+    decision = client.get_model_version(run["model"], version).tags
+    assert decision["mlgate.decision"] == "blocked"
+    assert "model artifact changed" in decision["mlgate.decision.reasons"]
+
+
+def test_promotion_without_a_model_version_refuses_and_names_the_failed_gates(run):
+    raw = bytearray(run["data"].read_bytes())
+    raw[-5] ^= 1
+    run["data"].write_bytes(bytes(raw))
+    with pytest.raises(GatePolicyViolation):
+        integrity_op(run).execute(context(run, "data_integrity"))
+    with pytest.raises(GatePolicyViolation, match=r"no model version was registered(.|\n)*data.integrity: status "
+                                                  r"blocked"):
+        promote_op(run).execute(context(run, "promote_model"))
