@@ -19,7 +19,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -27,20 +27,28 @@ import pyarrow.compute as pc
 
 Span = tuple[int, int]
 
-# A digit run must not continue a longer token: no word char, dot or dash right before it, and no
-# word char (or ``.digit``/``-digit``) right after it. A sentence's final full stop still ends a match.
-_LEFT = r"(?<![\w.+-])"
-_RIGHT = r"(?![\w]|[.-]\d)"
+
+def clear_of_neighbours(text: str, start: int, end: int) -> bool:
+    """A number must not continue a longer token: nothing word-like, ``.``, ``+`` or ``-`` right before
+    it, nothing word-like (or ``.digit`` / ``-digit``) right after it. A full stop still ends a match.
+
+    Checked in Python on matches only: lookarounds in the regex would slow every scan position down.
+    """
+    if start and (text[start - 1].isalnum() or text[start - 1] in "_.+-"):
+        return False
+    if end < len(text):
+        after = text[end]
+        if after.isalnum() or after == "_" or (after in ".-" and text[end + 1:end + 2].isdigit()):
+            return False
+    return True
+
+
+_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
 
 
 def luhn_ok(digits: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
+    values = [ord(ch) - 48 for ch in reversed(digits)]
+    return (sum(values[0::2]) + sum(_DOUBLED[v] for v in values[1::2])) % 10 == 0
 
 
 def _in_ranges(digits: str, ranges: tuple[tuple[int, int, int], ...]) -> bool:
@@ -68,11 +76,15 @@ def card_issuer(digits: str) -> str | None:
 
 
 def valid_card(text: str) -> bool:
-    digits = re.sub(r"[ -]", "", text)
+    if " " in text and "-" in text:  # one separator throughout
+        return False
+    digits = text.replace(" ", "").replace("-", "")
     return card_issuer(digits) is not None and luhn_ok(digits)
 
 
 def valid_ssn(text: str) -> bool:
+    if len(text) == 11 and text[3] != text[6]:  # one separator throughout
+        return False
     digits = re.sub(r"[ -]", "", text)
     area, group, serial = int(digits[:3]), int(digits[3:5]), int(digits[5:])
     return area not in (0, 666) and area < 900 and group != 0 and serial != 0
@@ -91,20 +103,28 @@ IBAN_LENGTHS = {
 }
 
 
+_IBAN_DIGITS = {ord(ch): str(ord(ch) - 55) for ch in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
+
+
 def valid_iban(text: str) -> bool:
     iban = text.replace(" ", "").upper()
     if IBAN_LENGTHS.get(iban[:2]) != len(iban):
         return False
-    rearranged = iban[4:] + iban[:4]
-    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+    return int((iban[4:] + iban[:4]).translate(_IBAN_DIGITS)) % 97 == 1
 
 
-def valid_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+def _parses_as(address_type: type) -> Callable[[str], bool]:
+    def valid(text: str) -> bool:
+        try:
+            address_type(text)
+        except ValueError:
+            return False
+        return True
+    return valid
+
+
+valid_ipv4 = _parses_as(ipaddress.IPv4Address)
+valid_ipv6 = _parses_as(ipaddress.IPv6Address)
 
 
 def valid_phone(text: str) -> bool:
@@ -137,22 +157,27 @@ def _valid_jwt(text: str) -> bool:
     return _jwt_part_is_json(header) and _jwt_part_is_json(payload)
 
 
-_KEYWORD_VALUE = re.compile(r"[:=]\s*[\"']?(\S+?)[\"']?$", re.ASCII)
-
-
-def _valid_keyed_secret(text: str) -> bool:
-    """``password=…``: the value after the separator must look generated, not like a word or a placeholder."""
-    found = _KEYWORD_VALUE.search(text)
-    return bool(found) and high_entropy(found.group(1))
-
-
 @dataclass(frozen=True)
 class Pattern:
-    """One shape of a type: RE2 ``prefilter`` for Arrow, exact Python ``regex``, and its ``validate``."""
+    """One shape of a type: RE2 ``prefilter`` for Arrow, exact Python ``regex``, and its ``validate``.
+
+    When ``regex`` has a group named ``v``, only that group is the value (``password=<v>``).
+    ``bounded``: the value must be clear of neighbouring word characters (``clear_of_neighbours``).
+    """
 
     prefilter: str
     regex: re.Pattern[str]
     validate: Callable[[str], bool] | None = None
+    bounded: bool = False
+
+    def spans(self, text: str) -> Iterator[Span]:
+        group = "v" if "v" in self.regex.groupindex else 0
+        for match in self.regex.finditer(text):
+            start, end = match.span(group)
+            if self.bounded and not clear_of_neighbours(text, start, end):
+                continue
+            if self.validate is None or self.validate(text[start:end]):
+                yield start, end
 
 
 @dataclass(frozen=True)
@@ -168,54 +193,57 @@ class Detector:
         return self.patterns
 
 
-def _p(prefilter: str, regex: str, validate: Callable[[str], bool] | None = None, flags: int = 0) -> Pattern:
-    return Pattern(prefilter, re.compile(regex, re.ASCII | flags), validate)
+def _p(prefilter: str, regex: str, validate: Callable[[str], bool] | None = None, bounded: bool = False,
+       flags: int = 0) -> Pattern:
+    return Pattern(prefilter, re.compile(regex, re.ASCII | flags), validate, bounded)
 
 
 _EXT = r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?"
-_PHONE_INTL = (_LEFT + r"(?:\+|00)[1-9]\d{0,2}(?:[ .-]?\(0\)|[ .-]?\(\d{1,4}\))?(?:[ .-]?\d{1,5}){2,6}"
-               + _EXT + _RIGHT)
-_PHONE_NANP = _LEFT + r"(?:\(\d{3}\)[ .-]?\d{3}[ .-]|\d{3}([ .-])\d{3}\1)\d{4}" + _EXT + _RIGHT
-_PHONE_NATIONAL = _LEFT + (r"(?:\(0\d{2,5}\)[ /-]?\d{3,8}"      # (05678) 123456
-                           r"|0\d{2,5}[ /-]\d{5,8}"              # 01234 567890
-                           r"|0\d{2,4} \d{3,4} \d{3,4}"         # 0113 496 0123
-                           r"|0\d(?:[ .]\d\d){4})") + _EXT + _RIGHT  # 01 23 45 67 89
+# Python regexes start with ``\b`` or a literal where they can: Python's engine then skips ahead fast.
+_PHONE_INTL = r"(?:\+|\b00)[1-9]\d{0,2}(?:[ .-]?\(0\)|[ .-]?\(\d{1,4}\))?(?:[ .-]?\d{1,5}){2,6}" + _EXT
+_PHONE_NANP = r"(?:\(\d{3}\)[ .-]?\d{3}[ .-]|\b\d{3}([ .-])\d{3}\1)\d{4}" + _EXT
+_PHONE_NATIONAL = (r"(?:\(0\d{2,5}\)[ /-]?\d{3,8}"     # (05678) 123456
+                   r"|\b0\d{2,5}[ /-]\d{5,8}"         # 01234 567890
+                   r"|\b0\d{2,4} \d{3,4} \d{3,4}"     # 0113 496 0123
+                   r"|\b0\d(?:[ .]\d\d){4}"           # 01 23 45 67 89
+                   r"|\b0[1-9]\d{8,9})") + _EXT       # 0123456789 (trunk prefix, national significant number)
 # A key name ending in one of these words, then ``=`` or ``:`` (``db_password=``, ``"api_key":``).
 _CREDENTIAL_NAMES = (r"(?:password|passwd|pwd|secret|token|(?:api|access|secret|private|auth)[_-]?key"
-                r"|credentials?|auth)")
+                     r"|credentials?|auth)")
 
 DETECTORS: dict[str, Detector] = {
     "email": Detector("email", (
         _p(r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+\.[A-Za-z]",
-           r"(?<![\w.%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b"),
+           r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b"),
     )),
     "phone": Detector("phone", (
-        _p(r"(?:^|[^\w.+-])(?:\+|00)[1-9]", _PHONE_INTL, valid_phone),
-        _p(r"\d{3}[). -] ?\d{3}[ .-]\d{4}", _PHONE_NANP),
-        _p(r"0\d(?:\d{1,4}\)?[ /-]\d{3}|[ .]\d\d[ .]\d\d)", _PHONE_NATIONAL, valid_phone),
+        _p(r"(?:^|[^\w.+-])(?:\+|00)[1-9]", _PHONE_INTL, valid_phone, bounded=True),
+        _p(r"\d{3}[). -] ?\d{3}[ .-]\d{4}", _PHONE_NANP, bounded=True),
+        _p(r"\(0\d{2,5}\)|\b0\d{2,5}[ /-]\d{5}|\b0\d{2,4} \d{3,4} \d{3}|\b0\d(?:[ .]\d\d){3}|\b0[1-9]\d{8}",
+           _PHONE_NATIONAL, valid_phone, bounded=True),
     ), column_hint=re.compile(r"(?i)phone|mobile|\btel|fax|cell"), hinted=(
         _p(r"^\+?\d{10,15}$", r"^\+?\d{10,15}$"),
     )),
     "us_ssn": Detector("us_ssn", (
-        _p(r"\d{3}[ -]\d{2}[ -]\d{4}", _LEFT + r"\d{3}([ -])\d{2}\1\d{4}" + _RIGHT, valid_ssn),
+        _p(r"\b\d{3}[ -]\d{2}[ -]\d{4}\b", r"\b\d{3}[ -]\d{2}[ -]\d{4}\b", valid_ssn, bounded=True),
     ), column_hint=re.compile(r"(?i)ssn|social.?sec"), hinted=(
         _p(r"^\d{9}$", r"^\d{9}$", valid_ssn),
     )),
     "credit_card": Detector("credit_card", (
-        _p(r"\d{4}[ -]?\d{4,6}[ -]?\d{4}",
-           _LEFT + (r"(?:\d{4}([ -])\d{4}(?:\1\d{4}){1,2}\1\d{1,4}"   # 4-4-4-4, 4-4-4-1, 4-4-4-4-3
-                    r"|\d{4}([ -])\d{6}\2\d{4,5}"                     # Amex 4-6-5, Diners 4-6-4
-                    r"|\d{13,19})") + _RIGHT, valid_card),
+        _p(r"\b[1-6]\d{3}(?:[ -]?\d){9,15}\b",
+           r"\b(?:\d{4}[ -]\d{4}(?:[ -]\d{4}){1,2}[ -]\d{1,4}"   # 4-4-4-4, 4-4-4-1, 4-4-4-4-3
+           r"|\d{4}[ -]\d{6}[ -]\d{4,5}"                         # Amex 4-6-5, Diners 4-6-4
+           r"|\d{13,19})\b", valid_card, bounded=True),
     )),
     "iban": Detector("iban", (
-        _p(r"[A-Z]{2}\d{2} ?[A-Z0-9]{4}",
+        _p(r"\b[A-Z]{2}\d{2} ?[A-Z0-9]{4}",
            r"\b[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?)\b", valid_iban),
     )),
     "ip_address": Detector("ip_address", (
-        _p(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d", r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\w|\.\d)", valid_ip),
+        _p(r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d", r"\b(?:\d{1,3}\.){3}\d{1,3}\b", valid_ipv4, bounded=True),
         _p(r":[0-9A-Fa-f]{0,4}:",
            r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:]|\.\d)",
-           valid_ip),
+           valid_ipv6),
     )),
     "secret": Detector("secret", (
         _p(r"(?:AKIA|ASIA)[A-Z0-9]{16}", r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
@@ -227,8 +255,7 @@ DETECTORS: dict[str, Detector] = {
         _p(r"eyJ[A-Za-z0-9_-]+\.eyJ", r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*",
            _valid_jwt),
         _p(r"(?i)" + _CREDENTIAL_NAMES + r"[\"']?\s*[:=]",
-           r"\b[\w-]*?" + _CREDENTIAL_NAMES + r"[\"']?\s*[:=]\s*[\"']?[^\s\"',;]{8,}",
-           _valid_keyed_secret, re.I),
+           _CREDENTIAL_NAMES + r"[\"']?\s*[:=]\s*[\"']?(?P<v>[^\s\"',;]{8,})", high_entropy, flags=re.I),
     ), column_hint=re.compile(r"(?i)" + _CREDENTIAL_NAMES), hinted=(
         _p(r"^\S{16,}$", r"^\S{16,}$", high_entropy),
     )),
@@ -245,7 +272,7 @@ def find_spans(values: pa.Array, detector: Detector, column: str) -> dict[int, l
         if not len(candidates):
             continue
         for row, text in zip(candidates.to_pylist(), values.take(candidates).to_pylist(), strict=True):
-            for match in pattern.regex.finditer(text):
-                if pattern.validate is None or pattern.validate(match.group()):
-                    found.setdefault(row, []).append(match.span())
+            spans = list(pattern.spans(text))
+            if spans:
+                found.setdefault(row, []).extend(spans)
     return found
