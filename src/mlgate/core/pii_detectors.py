@@ -108,7 +108,7 @@ _IBAN_DIGITS = {ord(ch): str(ord(ch) - 55) for ch in "ABCDEFGHIJKLMNOPQRSTUVWXYZ
 
 def valid_iban(text: str) -> bool:
     iban = text.replace(" ", "").upper()
-    if IBAN_LENGTHS.get(iban[:2]) != len(iban):
+    if IBAN_LENGTHS.get(iban[:2]) != len(iban) or not 2 <= int(iban[2:4]) <= 98:
         return False
     return int((iban[4:] + iban[:4]).translate(_IBAN_DIGITS)) % 97 == 1
 
@@ -130,6 +130,12 @@ valid_ipv6 = _parses_as(ipaddress.IPv6Address)
 def valid_phone(text: str) -> bool:
     digits = sum(ch.isdigit() for ch in re.split(r"[xe]", text)[0])
     return 7 <= digits <= 15
+
+
+def valid_international_phone(text: str) -> bool:
+    """After ``+`` or ``00``: a country code and subscriber number, 8 to 15 digits in all."""
+    digits = sum(ch.isdigit() for ch in re.split(r"[xe]", text)[0]) - (2 if text.startswith("00") else 0)
+    return 8 <= digits <= 15
 
 
 def shannon_entropy(text: str) -> float:
@@ -217,7 +223,7 @@ DETECTORS: dict[str, Detector] = {
            r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b"),
     )),
     "phone": Detector("phone", (
-        _p(r"(?:^|[^\w.+-])(?:\+|00)[1-9]", _PHONE_INTL, valid_phone, bounded=True),
+        _p(r"(?:^|[^\w.+-])(?:\+|00)[1-9]", _PHONE_INTL, valid_international_phone, bounded=True),
         _p(r"\d{3}[). -] ?\d{3}[ .-]\d{4}", _PHONE_NANP, bounded=True),
         _p(r"\(0\d{2,5}\)|\b0\d{2,5}[ /-]\d{5}|\b0\d{2,4} \d{3,4} \d{3}|\b0\d(?:[ .]\d\d){3}|\b0[1-9]\d{8}",
            _PHONE_NATIONAL, valid_phone, bounded=True),
