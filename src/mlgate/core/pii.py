@@ -127,15 +127,14 @@ def _drop_overlaps(by_type: dict[str, dict[int, list[Span]]]) -> None:
     """In rows where several types matched, a span overlapping one of a more specific type is dropped."""
     order = sorted(by_type, key=_PRECEDENCE.index)
     for i, low in enumerate(order):
-        for row in list(by_type[low]):
-            taken = [span for high in order[:i] for span in by_type[high].get(row, ())]
-            if not taken:
-                continue
-            kept = [s for s in by_type[low][row] if not any(s[0] < t[1] and t[0] < s[1] for t in taken)]
-            if kept:
-                by_type[low][row] = kept
-            else:
-                del by_type[low][row]
+        for high in order[:i]:
+            for row in by_type[low].keys() & by_type[high].keys():
+                taken = by_type[high][row]
+                kept = [s for s in by_type[low][row] if not any(s[0] < t[1] and t[0] < s[1] for t in taken)]
+                if kept:
+                    by_type[low][row] = kept
+                else:
+                    del by_type[low][row]
 
 
 def scan(columns: dict[str, pa.Array], types: tuple[str, ...]) -> Hits:

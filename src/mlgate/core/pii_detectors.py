@@ -260,7 +260,7 @@ DETECTORS: dict[str, Detector] = {
                                                      r"(?:[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----)?"),
         _p(r"eyJ[A-Za-z0-9_-]+\.eyJ", r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*",
            _valid_jwt),
-        _p(r"(?i)" + _CREDENTIAL_NAMES + r"[\"']?\s*[:=]",
+        _p(r"(?i:" + _CREDENTIAL_NAMES + r"[\"']?\s*[:=])",
            _CREDENTIAL_NAMES + r"[\"']?\s*[:=]\s*[\"']?(?P<v>[^\s\"',;]{8,})", high_entropy, flags=re.I),
     ), column_hint=re.compile(r"(?i)" + _CREDENTIAL_NAMES), hinted=(
         _p(r"^\S{16,}$", r"^\S{16,}$", high_entropy),
@@ -269,15 +269,28 @@ DETECTORS: dict[str, Detector] = {
 PII_TYPES = tuple(DETECTORS)
 
 
+def _candidates(values: pa.Array, prefilter: str) -> pa.Array:
+    return pc.indices_nonzero(pc.fill_null(pc.match_substring_regex(values, prefilter), False))
+
+
 def find_spans(values: pa.Array, detector: Detector, column: str) -> dict[int, list[Span]]:
-    """Row index → validated spans of ``detector``'s type in a string array."""
+    """Row index → validated spans of ``detector``'s type in a string array.
+
+    One Arrow pass over the whole column with the union of the type's prefilters; each pattern's own
+    prefilter then runs on that (usually small) subset only.
+    """
+    patterns = detector.patterns_for(column)
+    rows = _candidates(values, "|".join(f"(?:{p.prefilter})" for p in patterns))
     found: dict[int, list[Span]] = {}
-    for pattern in detector.patterns_for(column):
-        hits = pc.fill_null(pc.match_substring_regex(values, pattern.prefilter), False)
-        candidates = pc.indices_nonzero(hits)
-        if not len(candidates):
-            continue
-        for row, text in zip(candidates.to_pylist(), values.take(candidates).to_pylist(), strict=True):
+    if not len(rows):
+        return found
+    subset = values.take(rows)
+    for pattern in patterns:
+        pattern_rows, texts = rows, subset
+        if len(patterns) > 1:
+            picked = _candidates(subset, pattern.prefilter)
+            pattern_rows, texts = rows.take(picked), subset.take(picked)
+        for row, text in zip(pattern_rows.to_pylist(), texts.to_pylist(), strict=True):
             spans = list(pattern.spans(text))
             if spans:
                 found.setdefault(row, []).extend(spans)
