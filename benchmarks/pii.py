@@ -1,0 +1,268 @@
+"""Benchmark ``data.pii`` against Presidio's ``AnalyzerEngine`` (regex recognizers, no-op NLP engine).
+
+A labeled corpus of free-text cells is generated with Faker in several locales: PII of every type
+inside sentences, mixed with decoys (16-digit numbers failing Luhn, SSN shapes in invalid ranges,
+dates, zip codes, UUIDs, SKUs, amounts, version strings). Both tools scan the same cells; a cell counts
+as a hit for a type when at least one span of that type was reported in it. Presidio is slow, so it
+scans a subset (``--presidio-cells``); quality is compared on that subset, throughput is MB/s of
+each tool's own run (mlgate: best of three end-to-end ``check_pii`` runs on the whole corpus file —
+read, scan, validate, findings; Presidio: one ``analyze`` call per cell over its subset, after a warm-up).
+
+Presidio lives in its own venv (its spaCy pins clash with ours): give its python with
+``--reference-python`` or ``MLGATE_BENCH_PYTHON`` (default ``.venv-bench/bin/python``). It runs this
+same file as a worker (``--presidio-worker``), which needs only presidio-analyzer there.
+
+    .venv/bin/python benchmarks/pii.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import random
+import string
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+LOCALES = ("en_US", "de_DE", "fr_FR", "en_GB")
+COMPARED = ("email", "phone", "us_ssn", "credit_card", "iban", "ip_address")
+PRESIDIO_ENTITIES = {"EMAIL_ADDRESS": "email", "PHONE_NUMBER": "phone", "US_SSN": "us_ssn",
+                     "CREDIT_CARD": "credit_card", "IBAN_CODE": "iban", "IP_ADDRESS": "ip_address"}
+# Faker's jcb16 prefix "35" strays outside JCB's real 3528-3589 range, so JCB numbers are built here.
+CARD_TYPES = ("visa16", "visa13", "visa19", "mastercard", "amex", "discover", "diners", "jcb")
+
+
+# ---------------------------------------------------------------- corpus
+
+def _b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+def _token(rng: random.Random, alphabet: str, size: int) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(size))
+
+
+def _group(text: str, size: int = 4) -> str:
+    return " ".join(text[i:i + size] for i in range(0, len(text), size))
+
+
+def jcb(rng: random.Random) -> str:
+    from mlgate.core.pii_detectors import luhn_ok
+
+    body = str(rng.randint(3528, 3589)) + _token(rng, string.digits, 11)
+    return next(body + d for d in string.digits if luhn_ok(body + d))
+
+
+def pii_value(kind: str, fake, us, rng: random.Random) -> str:
+    if kind == "email":
+        return fake.email()
+    if kind == "phone":
+        return fake.phone_number()
+    if kind == "us_ssn":
+        return us.ssn()
+    if kind == "credit_card":
+        card_type = rng.choice(CARD_TYPES)
+        number = jcb(rng) if card_type == "jcb" else fake.credit_card_number(card_type)
+        style = rng.random()
+        return _group(number) if style < 0.3 else _group(number).replace(" ", "-") if style < 0.45 else number
+    if kind == "iban":
+        iban = fake.iban()
+        return _group(iban) if rng.random() < 0.4 else iban
+    if kind == "ip_address":
+        return fake.ipv4() if rng.random() < 0.6 else fake.ipv6()
+    choice = rng.randrange(6)  # secret
+    if choice == 0:
+        return "AKIA" + _token(rng, string.ascii_uppercase + string.digits, 16)
+    if choice == 1:
+        return "ghp_" + _token(rng, string.ascii_letters + string.digits, 36)
+    if choice == 2:
+        return "xoxb-" + _token(rng, string.digits, 12) + "-" + _token(rng, string.ascii_letters, 24)
+    if choice == 3:
+        return ".".join((_b64({"alg": "HS256", "typ": "JWT"}), _b64({"sub": fake.user_name()}),
+                         _token(rng, string.ascii_letters + string.digits + "_-", 43)))
+    if choice == 4:
+        return "-----BEGIN RSA PRIVATE KEY-----"
+    return f"api_key={_token(rng, string.ascii_letters + string.digits + '+/', 32)}"
+
+
+def decoy_value(fake, rng: random.Random) -> str:
+    from mlgate.core.pii_detectors import luhn_ok
+
+    choice = rng.randrange(9)
+    if choice == 0:
+        number = "4" + _token(rng, string.digits, 15)
+        return number[:-1] + str((int(number[-1]) + 1) % 10) if luhn_ok(number) else number
+    if choice == 1:
+        area = rng.choice(["000", "666", str(rng.randint(900, 999))])
+        return f"{area}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
+    if choice == 2:
+        return fake.date(pattern=rng.choice(["%Y-%m-%d", "%d/%m/%Y", "%m-%d-%Y", "%d.%m.%Y"]))
+    if choice == 3:
+        return fake.postcode()
+    if choice == 4:
+        return str(fake.uuid4())
+    if choice == 5:
+        return f"SKU-{rng.randint(10000, 99999)}-{_token(rng, string.ascii_uppercase, 2)}"
+    if choice == 6:
+        return rng.choice([f"${rng.uniform(1, 99999):,.2f}", f"{rng.uniform(1, 9999):.2f} EUR"])
+    if choice == 7:
+        return rng.choice([f"v{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 99)}",
+                           f"{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 99)}"])
+    return str(rng.randint(10**11, 10**12))  # an order number
+
+
+def corpus(cells: int, seed: int = 7) -> tuple[list[str], list[set[str]]]:
+    """Free-text cells and, for each, the set of PII types it holds."""
+    from faker import Faker
+
+    from mlgate.core.pii_detectors import PII_TYPES
+
+    rng = random.Random(seed)
+    Faker.seed(seed)
+    fakes = [Faker(locale) for locale in LOCALES]
+    us = fakes[0]
+    texts, labels = [], []
+    for _ in range(cells):
+        fake = rng.choice(fakes)
+        parts, kinds = [fake.sentence(nb_words=rng.randint(4, 12))], set()
+        for _ in range(rng.choice((0, 1, 1, 2, 2, 3))):
+            if rng.random() < 0.6:
+                kind = rng.choice(PII_TYPES)
+                parts.append(f"{rng.choice(('see', 'ref', 'value', 'contact', 'note:'))} "
+                             f"{pii_value(kind, fake, us, rng)}")
+                kinds.add(kind)
+            else:
+                parts.append(f"{rng.choice(('id', 'on', 'total', 'code', 'zip'))} {decoy_value(fake, rng)}")
+            parts.append(fake.sentence(nb_words=rng.randint(3, 8)))
+        texts.append(" ".join(parts))
+        labels.append(kinds)
+    return texts, labels
+
+
+# ---------------------------------------------------------------- tools
+
+def presidio_worker(cells_path: str, out_path: str) -> None:
+    """Runs in the reference venv: analyse every cell, write detected types per cell and the time taken."""
+    os.environ["TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS"] = ""  # offline: use tldextract's bundled snapshot
+    import warnings
+
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    warnings.filterwarnings("ignore")
+    nlp = NlpEngineProvider(nlp_configuration={
+        "nlp_engine_name": "no_op", "models": [{"lang_code": "en", "model_name": "no_op"}]}).create_engine()
+    engine = AnalyzerEngine(nlp_engine=nlp, supported_languages=["en"])
+    cells = json.loads(Path(cells_path).read_text())
+    engine.analyze(cells[0], language="en", entities=list(PRESIDIO_ENTITIES))  # warm up
+    clock = time.perf_counter()
+    found = [sorted({PRESIDIO_ENTITIES[r.entity_type]
+                     for r in engine.analyze(text, language="en", entities=list(PRESIDIO_ENTITIES))})
+             for text in cells]
+    seconds = time.perf_counter() - clock
+    from importlib.metadata import version
+    Path(out_path).write_text(json.dumps({"found": found, "seconds": seconds,
+                                          "version": version("presidio-analyzer")}))
+
+
+def run_presidio(python: str, cells: list[str]) -> dict | str:
+    """Presidio's detections, or the reason it was skipped."""
+    if not Path(python).exists():
+        return f"no reference python at {python} (set MLGATE_BENCH_PYTHON or --reference-python)"
+    with tempfile.TemporaryDirectory() as tmp:
+        cells_path, out_path = Path(tmp, "cells.json"), Path(tmp, "found.json")
+        cells_path.write_text(json.dumps(cells))
+        proc = subprocess.run([python, __file__, "--presidio-worker", str(cells_path), str(out_path)],
+                              capture_output=True, text=True, timeout=1800)
+        if proc.returncode:
+            return f"presidio worker failed: {proc.stderr.strip().splitlines()[-1:]}"
+        return json.loads(out_path.read_text())
+
+
+def run_mlgate(cells: list[str], workdir: Path) -> tuple[list[set[str]], float, int]:
+    """mlgate's detections per cell, and seconds and bytes of an end-to-end ``check_pii`` on the file."""
+    from mlgate.core.pii import PiiPolicy, check_pii, read_table, scan, string_columns
+
+    path = workdir / "corpus.txt"
+    path.write_text("\n".join(cells) + "\n", encoding="utf-8")
+    check_pii(path, PiiPolicy(action="report"), "sha256:bench")  # warm up (imports, regex compile)
+    seconds = float("inf")
+    for _ in range(3):  # best of three: the machine is shared
+        clock = time.perf_counter()
+        check_pii(path, PiiPolicy(action="report"), "sha256:bench")
+        seconds = min(seconds, time.perf_counter() - clock)
+    columns, _ = string_columns(read_table(path))
+    hits = scan(columns, COMPARED + ("secret",))["text"]
+    found = [set() for _ in cells]
+    for pii_type, rows in hits.items():
+        for row in rows:
+            found[row].add(pii_type)
+    return found, seconds, path.stat().st_size
+
+
+# ---------------------------------------------------------------- scoring
+
+def scores(labels: list[set[str]], found: list[set[str]], pii_type: str) -> tuple[float, float, float]:
+    tp = sum(pii_type in lab and pii_type in got for lab, got in zip(labels, found, strict=True))
+    fp = sum(pii_type not in lab and pii_type in got for lab, got in zip(labels, found, strict=True))
+    fn = sum(pii_type in lab and pii_type not in got for lab, got in zip(labels, found, strict=True))
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small corpus")
+    parser.add_argument("--cells", type=int, default=None, help="cells in the corpus mlgate scans")
+    parser.add_argument("--presidio-cells", type=int, default=None, help="cells Presidio scans (a prefix)")
+    parser.add_argument("--reference-python", default=os.environ.get("MLGATE_BENCH_PYTHON",
+                                                                      ".venv-bench/bin/python"))
+    parser.add_argument("--presidio-worker", nargs=2, metavar=("CELLS", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.presidio_worker:
+        presidio_worker(*args.presidio_worker)
+        return
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    cells = args.cells or (5_000 if args.quick else 100_000)
+    presidio_cells = min(cells, args.presidio_cells or (300 if args.quick else 10_000))
+    texts, labels = corpus(cells)
+    with tempfile.TemporaryDirectory() as tmp:
+        found, seconds, size = run_mlgate(texts, Path(tmp))
+    reference = run_presidio(args.reference_python, texts[:presidio_cells])
+
+    subset = slice(0, presidio_cells)
+    print(f"corpus: {cells} cells, {size / 1e6:.2f} MB, locales {', '.join(LOCALES)}; "
+          f"quality on the first {presidio_cells} cells (both tools)")
+    print(f"{'type':<12} {'mlgate P':>9} {'R':>6} {'F1':>6}   {'presidio P':>10} {'R':>6} {'F1':>6}")
+    for pii_type in COMPARED + ("secret",):
+        mine = scores(labels[subset], found[subset], pii_type)
+        row = f"{pii_type:<12} {mine[0]:>9.3f} {mine[1]:>6.3f} {mine[2]:>6.3f}"
+        if isinstance(reference, dict) and pii_type in COMPARED:
+            theirs = scores(labels[subset], [set(f) for f in reference["found"]], pii_type)
+            row += f"   {theirs[0]:>10.3f} {theirs[1]:>6.3f} {theirs[2]:>6.3f}"
+        else:
+            row += f"   {'-':>10} {'-':>6} {'-':>6}"
+        print(row)
+    mine_all = [scores(labels, found, t)[2] for t in COMPARED + ("secret",)]
+    print("mlgate F1 on the whole corpus: " + ", ".join(
+        f"{t} {f:.3f}" for t, f in zip(COMPARED + ("secret",), mine_all, strict=True)))
+    mlgate_mbps = size / 1e6 / seconds
+    print(f"mlgate:   {mlgate_mbps:8.2f} MB/s  (check_pii, {size / 1e6:.2f} MB in {seconds:.2f} s)")
+    if isinstance(reference, str):
+        print(f"reference skipped: {reference}")
+        return
+    ref_bytes = len("\n".join(texts[subset]).encode())
+    ref_mbps = ref_bytes / 1e6 / reference["seconds"]
+    print(f"presidio: {ref_mbps:8.4f} MB/s  (AnalyzerEngine {reference['version']}, no_op NLP, "
+          f"{ref_bytes / 1e6:.3f} MB in {reference['seconds']:.1f} s)")
+    print(f"ratio:    {mlgate_mbps / ref_mbps:8.0f}x")
+
+
+if __name__ == "__main__":
+    main()
