@@ -1,12 +1,21 @@
-"""Small shared test helpers (no fixtures): a task-instance stand-in and policy writers."""
+"""Shared test helpers: a task-instance stand-in, policy writers, and the pipeline's steps as operator calls."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mlgate.core.integrity import build_manifest
+from mlgate.demo.dataset import write_loans
+from mlgate.operators import (
+    DataExpectationsGateOperator,
+    DataIntegrityGateOperator,
+    ModelTrainingGateOperator,
+    RegistryPromoteGateOperator,
+)
 from tests.conftest import ROOT
 
 
@@ -35,3 +44,46 @@ def default_policy() -> dict[str, Any]:
 def write_policy(path: Path, data: dict[str, Any] | None = None) -> Path:
     path.write_text(yaml.safe_dump(data or default_policy()))
     return path
+
+
+def new_run(tmp_path: Path) -> dict[str, Any]:
+    """A fresh dataset, its manifest, a policy with a unique model name, and a unique DAG run id."""
+    data = write_loans(tmp_path / "loans.csv", rows=1500)
+    manifest = build_manifest(data).save(tmp_path / "loans.manifest.json")
+    policy = default_policy()
+    policy["promotion"]["model_name"] = f"model-{uuid.uuid4().hex[:8]}"
+    return {"data": data, "manifest": manifest, "policy": write_policy(tmp_path / "policy.yaml", policy),
+            "model": policy["promotion"]["model_name"], "run_id": uuid.uuid4().hex}
+
+
+def context(run, task_id, upstream=None):
+    return {"ti": FakeTaskInstance(dag_id="ops", run_id=run["run_id"], task_id=task_id, upstream=upstream)}
+
+
+def integrity_op(run, **kwargs):
+    return DataIntegrityGateOperator(task_id="data_integrity", data_path=str(run["data"]),
+                                     manifest_path=str(run["manifest"]), policy_path=str(run["policy"]), **kwargs)
+
+
+def training_op(run):
+    return ModelTrainingGateOperator(task_id="train_model", training_callable="mlgate.demo.train:train_loan_model",
+                                     data_path=str(run["data"]), hyperparameters={"C": 0.5}, seed=3,
+                                     policy_path=str(run["policy"]))
+
+
+def run_pipeline(run):
+    """integrity → expectations → training, as the DAG chains them; returns the upstream XComs."""
+    integrity_ctx = context(run, "data_integrity")
+    integrity_op(run).execute(integrity_ctx)
+    DataExpectationsGateOperator(task_id="data_expectations", data_path=str(run["data"]),
+                                 policy_path=str(run["policy"])).execute(context(run, "data_expectations"))
+    upstream = {("data_integrity", "data.integrity"): integrity_ctx["ti"].pushed["data.integrity"]}
+    train_ctx = context(run, "train_model", upstream)
+    training_op(run).execute(train_ctx)
+    return {("train_model", key): value for key, value in train_ctx["ti"].pushed.items()}
+
+
+def promote_op(run):
+    return RegistryPromoteGateOperator(task_id="promote_model", policy_path=str(run["policy"]))
+
+

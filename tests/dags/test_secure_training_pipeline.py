@@ -33,7 +33,8 @@ def conf(tmp_path):
     policy = default_policy()
     policy["promotion"]["model_name"] = f"loans-{uuid.uuid4().hex[:8]}"
     return {"data_path": str(data), "manifest_path": str(build_manifest(data).save(tmp_path / "m.json")),
-            "policy_path": str(write_policy(tmp_path / "policy.yaml", policy)), "model": policy["promotion"]["model_name"]}
+            "policy_path": str(write_policy(tmp_path / "policy.yaml", policy)),
+            "model": policy["promotion"]["model_name"]}
 
 
 def run(dag, conf):

@@ -183,7 +183,8 @@ def promote(client: MlflowClient, policy: Policy, name: str, version: str, actor
         call(client, f"setting alias {alias}", lambda: client.set_registered_model_alias(name, alias, str(version)))
     after = str(version) if decision.allowed else before
     for key, value in _decision_tags(decision, actor, before, after).items():
-        call(client, "tagging the decision", lambda k=key, v=value: client.set_model_version_tag(name, str(version), k, v))
+        call(client, "tagging the decision",
+             lambda k=key, v=value: client.set_model_version_tag(name, str(version), k, v))
     return GateResult(
         gate=PROMOTE_GATE,
         status=Status.PASSED if decision.allowed else Status.BLOCKED,
@@ -198,7 +199,6 @@ def promote(client: MlflowClient, policy: Policy, name: str, version: str, actor
                     "gates_seen": decision.gates, "alias_before": before, "alias_after": after},
         findings=tuple(Finding(f"{PROMOTE_GATE}.refused", Severity.HIGH, reason) for reason in decision.reasons),
     )
-    return result
 
 
 def _mlflow_version() -> str:

@@ -99,7 +99,8 @@ def run_demo(rows: int = 5000) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     home, root = mlgate_home(), repo_root()
     env = airflow_env(home, root)
-    policy = load_policy(root / "policies" / "default.yaml")
+    policy_path = root / "policies" / "default.yaml"
+    policy = load_policy(policy_path)
     data, manifest = home / "data" / "loans.csv", home / "data" / "loans.manifest.json"
     _say(f"generating {rows} loan applications and pinning them under {home}")
     write_loans(data, rows)
@@ -109,7 +110,7 @@ def run_demo(rows: int = 5000) -> int:
     _say("migrating the Airflow metadata DB (SQLite)")
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True,
                    stdout=subprocess.DEVNULL)
-    conf = {"data_path": str(data), "manifest_path": str(manifest), "policy_path": str(root / "policies" / "default.yaml")}
+    conf = {"data_path": str(data), "manifest_path": str(manifest), "policy_path": str(policy_path)}
     client = mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"])
     name, alias = policy.promotion.model_name, policy.promotion.alias
 

@@ -49,16 +49,17 @@ def _model_and_metrics(output: Any) -> tuple[Any, dict[str, float]]:
 
 
 class ModelTrainingGateOperator(BaseGateOperator):
-    """Runs ``training_callable(data_path=, params=<hyperparameters>, seed=)`` returning a scikit-learn model or
-    ``(model, metrics)``; logs and registers it as ``model_name`` (default: the policy's) and pushes ``model_version`` to XCom.
+    """Runs ``training_callable(data_path=, params=<hyperparameters>, seed=)``, which returns a scikit-learn
+    model or ``(model, metrics)``; logs and registers it as ``model_name`` (default: the policy's) and pushes ``model_version`` to XCom.
     """
 
     gate_id = "model.training"
-    template_fields: Sequence[str] = (*BaseGateOperator.template_fields, "data_path", "model_name", "hyperparameters",
-                                      "seed", "data_gate_task_id")
+    template_fields: Sequence[str] = (*BaseGateOperator.template_fields, "data_path", "model_name",
+                                      "hyperparameters", "seed", "data_gate_task_id")
 
-    def __init__(self, *, training_callable: str | Callable[..., Any], data_path: str, model_name: str | None = None,
-                 hyperparameters: dict[str, Any] | None = None, seed: int = 0, data_gate_task_id: str = "data_integrity",
+    def __init__(self, *, training_callable: str | Callable[..., Any], data_path: str,
+                 model_name: str | None = None, hyperparameters: dict[str, Any] | None = None, seed: int = 0,
+                 data_gate_task_id: str = "data_integrity",
                  code_path: str | None = None, pip_requirements: list[str] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -104,7 +105,8 @@ class ModelTrainingGateOperator(BaseGateOperator):
                              "mlgate.library_versions": json.dumps(libraries, sort_keys=True)})
         random.seed(seed)
         np.random.seed(seed)
-        model, metrics = _model_and_metrics(train(data_path=self.data_path, params=dict(self.hyperparameters), seed=seed))
+        output = train(data_path=self.data_path, params=dict(self.hyperparameters), seed=seed)
+        model, metrics = _model_and_metrics(output)
         requirements = self.pip_requirements or [f"scikit-learn=={libraries.get('scikit-learn', '')}"]
         with mlflow_errors("logging and registering the model", client.tracking_uri):
             with mlflow.start_run(run_id=run_id), warnings.catch_warnings():

@@ -19,9 +19,10 @@ MODEL, DATA = "sha256:model", "sha256:data"
 
 
 def result(gate: str, kind: str, **overrides) -> GateResult:
+    an_hour_ago = (NOW - timedelta(hours=1)).isoformat()
     base = GateResult(gate=gate, status=Status.PASSED, subject=Subject(kind, "uri", MODEL if kind == "model" else DATA),
-                      policy_digest=POLICY.digest, tool=ToolInfo("t", "1"),
-                      started_at=(NOW - timedelta(hours=1)).isoformat(), finished_at=(NOW - timedelta(hours=1)).isoformat())
+                      policy_digest=POLICY.digest, tool=ToolInfo("t", "1"), started_at=an_hour_ago,
+                      finished_at=an_hour_ago)
     return replace(base, **overrides)
 
 

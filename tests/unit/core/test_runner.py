@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from mlgate.core.errors import GateInputError, PolicyError, ToolError
-from mlgate.core.runner import run_gate
 from mlgate.core.results import Status, Subject
+from mlgate.core.runner import run_gate
 
 pytestmark = pytest.mark.unit
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import uuid
 from pathlib import Path
 
 import pytest
@@ -12,39 +11,29 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlgate.core.integrity import build_manifest
 from mlgate.core.registry import PIPELINE_TAG, current_alias_version
-from mlgate.demo.dataset import write_loans
 from mlgate.exceptions import GateConfigViolation, GatePolicyViolation
 from mlgate.hooks.mlflow import MlflowHook
 from mlgate.links import MlflowRunLink
 from mlgate.operators import (
     DataExpectationsGateOperator,
-    DataIntegrityGateOperator,
-    ModelTrainingGateOperator,
-    RegistryPromoteGateOperator,
 )
-from tests.helpers import FakeTaskInstance, default_policy, write_policy
+from tests.helpers import (
+    context,
+    default_policy,
+    integrity_op,
+    new_run,
+    promote_op,
+    run_pipeline,
+    training_op,
+    write_policy,
+)
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
 def run(tmp_path):
-    """A fresh dataset, its manifest, a policy with a unique model name, and a unique DAG run id."""
-    data = write_loans(tmp_path / "loans.csv", rows=1500)
-    manifest = build_manifest(data).save(tmp_path / "loans.manifest.json")
-    policy = default_policy()
-    policy["promotion"]["model_name"] = f"model-{uuid.uuid4().hex[:8]}"
-    return {"data": data, "manifest": manifest, "policy": write_policy(tmp_path / "policy.yaml", policy),
-            "model": policy["promotion"]["model_name"], "run_id": uuid.uuid4().hex}
-
-
-def context(run, task_id, upstream=None):
-    return {"ti": FakeTaskInstance(dag_id="ops", run_id=run["run_id"], task_id=task_id, upstream=upstream)}
-
-
-def integrity_op(run, **kwargs):
-    return DataIntegrityGateOperator(task_id="data_integrity", data_path=str(run["data"]),
-                                     manifest_path=str(run["manifest"]), policy_path=str(run["policy"]), **kwargs)
+    return new_run(tmp_path)
 
 
 def pipeline_tags(key):
@@ -113,34 +102,12 @@ def test_a_deleted_suite_fails_the_expectations_gate_naming_the_suite(run, tmp_p
         op.execute(context(run, "data_expectations"))
 
 
-def training_op(run):
-    return ModelTrainingGateOperator(task_id="train_model", training_callable="mlgate.demo.train:train_loan_model",
-                                     data_path=str(run["data"]), hyperparameters={"C": 0.5}, seed=3,
-                                     policy_path=str(run["policy"]))
-
-
 def test_training_refuses_data_whose_integrity_gate_did_not_pass(run):
     blocked = {("data_integrity", "data.integrity"): {"status": "blocked", "subject": {"digest": "x"}}}
     with pytest.raises(GateConfigViolation, match="data.integrity in task 'data_integrity' is blocked; refusing"):
         training_op(run).execute(context(run, "train_model", blocked))
     with pytest.raises(GateConfigViolation, match="no data.integrity result"):
         training_op(run).execute(context(run, "train_model"))
-
-
-def run_pipeline(run):
-    """integrity → expectations → training, as the DAG chains them; returns the upstream XComs."""
-    integrity_ctx = context(run, "data_integrity")
-    integrity_op(run).execute(integrity_ctx)
-    DataExpectationsGateOperator(task_id="data_expectations", data_path=str(run["data"]),
-                                 policy_path=str(run["policy"])).execute(context(run, "data_expectations"))
-    upstream = {("data_integrity", "data.integrity"): integrity_ctx["ti"].pushed["data.integrity"]}
-    train_ctx = context(run, "train_model", upstream)
-    training_op(run).execute(train_ctx)
-    return {("train_model", key): value for key, value in train_ctx["ti"].pushed.items()}
-
-
-def promote_op(run):
-    return RegistryPromoteGateOperator(task_id="promote_model", policy_path=str(run["policy"]))
 
 
 def test_training_records_everything_and_promotion_moves_the_alias(run):
