@@ -211,7 +211,8 @@ def _numpy_dtype(value: Any, offset: int) -> Any:
 
     def build(obj: _Obj) -> Any:
         args = obj.args
-        if not (isinstance(args, tuple) and args and isinstance(args[0], str) and _TYPESTR.fullmatch(args[0])):
+        if not (isinstance(args, tuple) and args and isinstance(args[0], str)
+                and _TYPESTR.fullmatch(args[0])):
             raise Malformed(offset, "joblib array wrapper has a dtype the scan cannot model")
         dtype = np.dtype(args[0], bool(args[1]) if len(args) > 1 else False, True)
         if obj.state is not None:
