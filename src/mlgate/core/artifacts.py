@@ -246,6 +246,11 @@ def _scan_buffer(scan: _Scan, buf: Any, where: str, name: str, depth: int) -> No
     suffix = Path(name).suffix.lower()
     if depth > MAX_NESTING:
         scan.add("unknown_format", Severity.HIGH, "archives nested too deeply to scan", where)
+    elif suffix == ".safetensors":
+        _invalid_if(scan, model_formats.check_safetensors(buf), "safetensors", where)
+        _probe_as_pickle(scan, buf, where)
+    elif model_formats.looks_like_safetensors(buf) and model_formats.check_safetensors(buf) is None:
+        _probe_as_pickle(scan, buf, where)  # first: a header length can mimic a magic number below
     elif head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         _scan_zip(scan, buf, where, depth)
     elif codec := next((c for c in _CODECS if c[1](head)), None):
@@ -254,13 +259,12 @@ def _scan_buffer(scan: _Scan, buf: Any, where: str, name: str, depth: int) -> No
         _scan_npy(scan, buf, where)
     elif (len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5) or suffix in _PICKLE_SUFFIXES:
         scan.judge_pickles(scan_pickles(buf), where)
-    elif suffix == ".safetensors" or model_formats.looks_like_safetensors(buf):
-        _invalid_if(scan, model_formats.check_safetensors(buf), "safetensors", where)
     elif suffix == ".onnx":
         _invalid_if(scan, model_formats.check_onnx(buf), "ONNX", where)
+        _probe_as_pickle(scan, buf, where)
     elif kind := _TEXT_NAMES.get(Path(name).name) or _TEXT_KINDS.get(suffix):
         _invalid_if(scan, model_formats.check_text(buf, kind), kind, where)
-        _scan_text_as_pickle(scan, buf, where)
+        _probe_as_pickle(scan, buf, where)
     else:
         _scan_unknown(scan, buf, where)
 
@@ -270,8 +274,9 @@ def _invalid_if(scan: _Scan, reason: str | None, kind: str, where: str) -> None:
         scan.add("invalid_format", Severity.HIGH, f"invalid {kind} file: {reason}", where)
 
 
-def _scan_text_as_pickle(scan: _Scan, buf: Any, where: str) -> None:
-    """Protocol-0 pickles are text: a text file that is also a complete pickle is judged as one."""
+def _probe_as_pickle(scan: _Scan, buf: Any, where: str) -> None:
+    """A code-free file that is also a complete pickle (a polyglot; protocol 0 is plain text) is
+    judged as the pickle it also is."""
     as_pickle = scan_pickles(buf)
     if not as_pickle.problems and as_pickle.globals:
         scan.judge_pickles(as_pickle, where)

@@ -101,11 +101,6 @@ _KIND = [_BAD] * 256
 _ARG: list[Any] = [None] * 256  # struct format, length width, or the like, per opcode
 
 
-def _op(code: str, kind: int, arg: Any = None) -> None:
-    _KIND[ord(code)] = kind
-    _ARG[ord(code)] = arg
-
-
 for _code, _kind, _arg in [
     ("N", _PUSH_NONE, None), ("\x88", _BOOL, True), ("\x89", _BOOL, False),
     ("J", _INT_FIXED, struct.Struct("<i")), ("K", _INT_FIXED, struct.Struct("<B")),
@@ -134,7 +129,7 @@ for _code, _kind, _arg in [
     ("R", _REDUCE, None), ("b", _BUILD, None), ("\x81", _NEWOBJ, None), ("\x92", _NEWOBJ_EX, None),
     ("\x80", _PROTO, None), (".", _STOP, None), ("\x95", _FRAME, struct.Struct("<Q")),
 ]:
-    _op(_code, _kind, _arg)
+    _KIND[ord(_code)], _ARG[ord(_code)] = _kind, _arg
 
 
 def scan_pickles(buf: Any, start: int = 0, end: int | None = None) -> PickleScan:

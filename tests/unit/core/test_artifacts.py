@@ -97,6 +97,14 @@ def test_crafted_streams_block(tmp_path, name, data, kind):
     assert any(f.id == f"model.artifact.{kind}" for f in scan_path(path)), scan_path(path)
 
 
+@pytest.mark.parametrize("name", ["w.safetensors", "weights.bin"])
+def test_safetensors_header_length_mimicking_zlib_magic_passes(tmp_path, name):
+    header = b'{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'.ljust(0x178)  # 78 01: zlib magic
+    path = tmp_path / name
+    path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(8))
+    assert scan_path(path) == []
+
+
 def test_npy_object_array_payload_blocks(tmp_path):
     path = tmp_path / "objects.npy"
     np.save(path, np.array([corpus.PRINT, 1], dtype=object), allow_pickle=True)
