@@ -41,21 +41,23 @@ def _verdict(rc: int, blocked_codes: set[int], skipped_codes: set[int] = frozens
     return "block" if rc in blocked_codes else "error"
 
 
-def _run_tool(tool: str, venv: Path, path: Path) -> str:
-    """One reference tool's verdict on a file or directory: pass, block or error."""
+def _run_tool(tool: str, venv: Path, path: Path, cwd: Path) -> str:
+    """One reference tool's verdict on a file or directory: pass, block or error (run in ``cwd``:
+    fickling writes its report there)."""
     binary = str(venv / "bin" / tool)
     if tool == "fickling":  # one pickle file at a time
         files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        verdicts = [_run_tool_file([binary, "--check-safety", str(f)], {1}) for f in files]
+        verdicts = [_run_tool_file([binary, "--check-safety", str(f)], cwd, {1}) for f in files]
         return next((v for v in ("block", "error") if v in verdicts), "pass")
     argv = {"modelscan": [binary, "-p", str(path)], "picklescan": [binary, "-p", str(path)]}[tool]
     # modelscan: 1 issues found, 3 nothing it could scan; picklescan: 1 dangerous globals found.
-    return _run_tool_file(argv, {1}, {3} if tool == "modelscan" else set())
+    return _run_tool_file(argv, cwd, {1}, {3} if tool == "modelscan" else set())
 
 
-def _run_tool_file(argv: list[str], blocked: set[int], skipped: set[int] = frozenset()) -> str:
+def _run_tool_file(argv: list[str], cwd: Path, blocked: set[int], skipped: set[int] = frozenset()) -> str:
     try:
-        proc = subprocess.run(argv, capture_output=True, timeout=300, env={**os.environ, "NO_COLOR": "1"})
+        proc = subprocess.run(argv, capture_output=True, timeout=300, cwd=cwd,
+                              env={**os.environ, "NO_COLOR": "1"})
     except subprocess.TimeoutExpired:
         return "error"
     return _verdict(proc.returncode, blocked, skipped)
@@ -76,7 +78,7 @@ def detection(work: Path, venv: Path | None) -> None:
     rows, counts = [], {t: {"caught": 0, "ok": 0} for t in ["mlgate", *tools]}
     for case in cases:
         verdicts = {"mlgate": "block" if scan_path(paths[case.name]) else "pass"}
-        verdicts.update({tool: _run_tool(tool, venv, paths[case.name]) for tool in tools})
+        verdicts.update({tool: _run_tool(tool, venv, paths[case.name], work) for tool in tools})
         marks = {tool: _mark(case, v) for tool, v in verdicts.items()}
         for tool, mark in marks.items():
             if mark in ("caught", "ok"):
