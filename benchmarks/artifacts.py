@@ -1,0 +1,152 @@
+"""``model.artifact`` against modelscan, picklescan and fickling: detection on one corpus, and throughput.
+
+Builds the corpus of ``tests/fixtures/model_corpus.py`` (benign scikit-learn/joblib/torch/safetensors/
+ONNX/MLflow files, and malicious ones with harmless payloads), runs all four tools on every case and
+prints a detection table, then times mlgate and picklescan on a 200 MB pickle of numpy arrays (20 MB
+with ``--quick``) and on an opcode-heavy pickle. The reference tools live in their own venv
+(``--bench-venv`` or ``MLGATE_BENCH_VENV``, default ``.venv-bench``): their CLIs are run as subprocesses.
+
+    .venv/bin/python benchmarks/artifacts.py [--quick] [--bench-venv .venv-bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
+import model_corpus as corpus  # noqa: E402
+
+from mlgate.core.artifacts import scan_path  # noqa: E402
+
+_PICKLESCAN_TIMER = (
+    "import sys, time\nfrom picklescan.scanner import scan_file_path\n"
+    "t = time.perf_counter(); r = scan_file_path(sys.argv[1]); s = time.perf_counter() - t\n"
+    "print(s, r.scan_err, r.issues_count)\n")
+
+
+def _verdict(rc: int, blocked_codes: set[int], skipped_codes: set[int] = frozenset()) -> str:
+    if rc == 0 or rc in skipped_codes:
+        return "pass"
+    return "block" if rc in blocked_codes else "error"
+
+
+def _run_tool(tool: str, venv: Path, path: Path, cwd: Path) -> str:
+    """One reference tool's verdict on a file or directory: pass, block or error (run in ``cwd``:
+    fickling writes its report there)."""
+    binary = str(venv / "bin" / tool)
+    if tool == "fickling":  # one pickle file at a time
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        verdicts = [_run_tool_file([binary, "--check-safety", str(f)], cwd, {1}) for f in files]
+        return next((v for v in ("block", "error") if v in verdicts), "pass")
+    argv = {"modelscan": [binary, "-p", str(path)], "picklescan": [binary, "-p", str(path)]}[tool]
+    # modelscan: 1 issues found, 3 nothing it could scan; picklescan: 1 dangerous globals found.
+    return _run_tool_file(argv, cwd, {1}, {3} if tool == "modelscan" else set())
+
+
+def _run_tool_file(argv: list[str], cwd: Path, blocked: set[int], skipped: set[int] = frozenset()) -> str:
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=300, cwd=cwd,
+                              env={**os.environ, "NO_COLOR": "1"})
+    except subprocess.TimeoutExpired:
+        return "error"
+    return _verdict(proc.returncode, blocked, skipped)
+
+
+def _mark(case: corpus.Case, verdict: str) -> str:
+    """malicious: caught / error (the tool crashed: blocks only if the caller fails closed) / MISSED;
+    benign: ok / FALSE-BLOCK / FALSE-ERROR."""
+    if case.malicious:
+        return {"block": "caught", "error": "error", "pass": "MISSED"}[verdict]
+    return "ok" if verdict == "pass" else f"FALSE-{verdict.upper()}"
+
+
+def detection(work: Path, venv: Path | None) -> None:
+    tools = ["modelscan", "picklescan", "fickling"] if venv else []
+    cases = [c for c in corpus.CASES if not c.needs or importlib.util.find_spec(c.needs)]
+    paths = corpus.build_corpus(work, cases)
+    rows, counts = [], {t: {"caught": 0, "ok": 0} for t in ["mlgate", *tools]}
+    for case in cases:
+        verdicts = {"mlgate": "block" if scan_path(paths[case.name]) else "pass"}
+        verdicts.update({tool: _run_tool(tool, venv, paths[case.name], work) for tool in tools})
+        marks = {tool: _mark(case, v) for tool, v in verdicts.items()}
+        for tool, mark in marks.items():
+            if mark in ("caught", "ok"):
+                counts[tool][mark] += 1
+        rows.append([case.name, "malicious" if case.malicious else "benign", *marks.values()])
+    header = ["case", "kind", "mlgate", *tools]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)))
+    bad, good = sum(c.malicious for c in cases), sum(not c.malicious for c in cases)
+    for tool, count in counts.items():
+        print(f"{tool:10} caught {count['caught']}/{bad} malicious, passed {count['ok']}/{good} benign")
+
+
+def _time_mlgate(path: Path) -> float:
+    start = time.perf_counter()
+    findings = scan_path(path)
+    seconds = time.perf_counter() - start
+    assert findings == [], findings
+    return seconds
+
+
+def _time_picklescan(venv: Path, path: Path) -> float | None:
+    proc = subprocess.run([str(venv / "bin" / "python"), "-c", _PICKLESCAN_TIMER, str(path)],
+                          capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        print(f"picklescan timing failed: {proc.stderr.strip()[-300:]}")
+        return None
+    return float(proc.stdout.split()[0])
+
+
+def throughput(work: Path, venv: Path | None, megabytes: int) -> None:
+    rng = np.random.default_rng(0)
+    n_arrays = 8
+    per_array = megabytes * 1024 * 1024 // 8 // n_arrays
+    payloads = {
+        f"{megabytes} MB dict of arrays":
+            {f"layer{i}": rng.standard_normal(per_array) for i in range(n_arrays)},
+        "opcode-heavy (list of 300k small dicts)":
+            [{"id": i, "w": float(i), "tag": "x"} for i in range(300_000)],
+    }
+    print(f"\n{'pickle':42} {'size MB':>8} {'mlgate MB/s':>12} {'picklescan MB/s':>16} {'ratio':>6}")
+    for label, obj in payloads.items():
+        path = work / "large.pkl"
+        with path.open("wb") as handle:
+            pickle.dump(obj, handle, protocol=4)
+        size = path.stat().st_size / 1e6
+        ours = min(_time_mlgate(path) for _ in range(3))
+        theirs = min(filter(None, (_time_picklescan(venv, path) for _ in range(3))), default=None) \
+            if venv else None
+        ref = f"{size / theirs:16.1f} {theirs / ours:5.1f}x" if theirs else "  reference skipped"
+        print(f"{label:42} {size:8.1f} {size / ours:12.1f} {ref}")
+        path.unlink()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a 20 MB pickle instead of 200 MB")
+    parser.add_argument("--bench-venv", type=Path,
+                        default=Path(os.environ.get("MLGATE_BENCH_VENV", ROOT / ".venv-bench")))
+    args = parser.parse_args()
+    venv = args.bench_venv if (args.bench_venv / "bin" / "picklescan").exists() else None
+    if venv is None:
+        print(f"reference skipped: no modelscan/picklescan/fickling venv at {args.bench_venv}")
+    with tempfile.TemporaryDirectory() as tmp:
+        detection(Path(tmp) / "corpus", venv)
+        throughput(Path(tmp), venv, 20 if args.quick else 200)
+
+
+if __name__ == "__main__":
+    main()

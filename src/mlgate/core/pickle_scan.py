@@ -1,0 +1,497 @@
+"""A static pickle opcode walker: which globals a pickle would import, and where, without loading it.
+
+It simulates the unpickler's stack symbolically (strings, ints, tuples, dicts and the few objects it
+must understand), so ``STACK_GLOBAL`` operands that come from the memo or ``DUP`` are resolved, and
+anything it cannot resolve is reported rather than guessed. Large byte payloads are skipped by length,
+never copied, so a 200 MB pickle of arrays costs a handful of opcodes.
+
+It also follows joblib's ``NumpyUnpickler``: after ``BUILD`` on a ``NumpyArrayWrapper`` joblib reads
+the raw array bytes (or a nested pickle, for object arrays) straight from the file, so the walker
+skips exactly what joblib would read — size from the wrapper's shape and dtype — and walks on.
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import codecs
+import re
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+ARRAY_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
+_DTYPE = "numpy.dtype"
+_RECONSTRUCTORS = frozenset({"copyreg._reconstructor"})
+_WRAPPER_INIT_ARGS = ("subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes")
+_WRAPPER_INIT_DEFAULTS = {"allow_mmap": False, "numpy_array_alignment_bytes": 16}
+_MAX_STR = 4096  # longer strings are kept opaque: no module or name is that long
+_TYPESTR = re.compile(r"[a-zA-Z]\d{0,6}")
+
+
+class _Opaque:
+    """A value the walker does not model (floats, bytes, lists, results of arbitrary calls)."""
+
+    __slots__ = ()
+
+
+OPAQUE = _Opaque()
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalRef:
+    """A global the unpickler would import: ``module``, ``name``, the opcode and its byte offset."""
+
+    module: str
+    name: str
+    opcode: str
+    offset: int
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something that makes the stream unsafe to judge: ``malformed``, ``unresolved`` or ``extension``."""
+
+    kind: str
+    message: str
+    offset: int
+
+
+@dataclass
+class PickleScan:
+    globals: list[GlobalRef] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    pickles: int = 0
+    opcodes: int = 0
+
+
+class _Global:
+    __slots__ = ("ref",)
+
+    def __init__(self, ref: GlobalRef) -> None:
+        self.ref = ref
+
+
+class _Obj:
+    """An instance of a class the walker must follow (joblib's array wrapper, ``numpy.dtype``)."""
+
+    __slots__ = ("cls", "args", "attrs", "state")
+
+    def __init__(self, cls: str, args: Any, attrs: dict) -> None:
+        self.cls, self.args, self.attrs, self.state = cls, args, attrs, None
+
+
+class Malformed(Exception):
+    def __init__(self, offset: int, message: str) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+# Opcode kinds, dispatched in the walker's loop (grouped by what they do to the stack).
+(_BAD, _PUSH_NONE, _PUSH_OPAQUE, _INT_FIXED, _STR_LEN, _BYTES_LEN, _SKIP, _LINE_OPAQUE, _INT_LINE,
+ _STR_LINE, _MARK, _POP, _POP_MARK, _DUP, _APPEND, _APPENDS, _LIST, _EMPTY_TUPLE, _TUPLE, _TUPLE_N,
+ _EMPTY_DICT, _DICT, _SETITEM, _SETITEMS, _ADDITEMS, _FROZENSET, _GET, _PUT, _MEMOIZE, _EXT, _GLOBAL,
+ _STACK_GLOBAL, _INST, _OBJ, _REDUCE, _BUILD, _NEWOBJ, _NEWOBJ_EX, _PROTO, _STOP, _FRAME, _BINPERSID,
+ _BOOL, _LONG_N, _STRING_LINE) = range(45)
+
+_KIND = [_BAD] * 256
+_ARG: list[Any] = [None] * 256  # struct format, length width, or the like, per opcode
+
+
+for _code, _kind, _arg in [
+    ("N", _PUSH_NONE, None), ("\x88", _BOOL, True), ("\x89", _BOOL, False),
+    ("J", _INT_FIXED, struct.Struct("<i")), ("K", _INT_FIXED, struct.Struct("<B")),
+    ("M", _INT_FIXED, struct.Struct("<H")),
+    ("\x8a", _LONG_N, struct.Struct("<B")), ("\x8b", _LONG_N, struct.Struct("<i")),
+    ("\x8c", _STR_LEN, struct.Struct("<B")), ("X", _STR_LEN, struct.Struct("<I")),
+    ("\x8d", _STR_LEN, struct.Struct("<Q")), ("U", _STR_LEN, struct.Struct("<B")),
+    ("T", _STR_LEN, struct.Struct("<i")),
+    ("C", _BYTES_LEN, struct.Struct("<B")), ("B", _BYTES_LEN, struct.Struct("<I")),
+    ("\x8e", _BYTES_LEN, struct.Struct("<Q")), ("\x96", _BYTES_LEN, struct.Struct("<Q")),
+    ("G", _SKIP, 8), ("F", _LINE_OPAQUE, None), ("P", _LINE_OPAQUE, None),
+    ("I", _INT_LINE, None), ("L", _INT_LINE, None), ("V", _STR_LINE, None), ("S", _STRING_LINE, None),
+    ("\x97", _PUSH_OPAQUE, None), ("\x98", _BINPERSID, None), ("Q", _BINPERSID, None),
+    ("(", _MARK, None), ("0", _POP, None), ("1", _POP_MARK, None), ("2", _DUP, None),
+    ("]", _PUSH_OPAQUE, None), ("a", _APPEND, None), ("e", _APPENDS, None), ("l", _LIST, None),
+    (")", _EMPTY_TUPLE, None), ("t", _TUPLE, None),
+    ("\x85", _TUPLE_N, 1), ("\x86", _TUPLE_N, 2), ("\x87", _TUPLE_N, 3),
+    ("}", _EMPTY_DICT, None), ("d", _DICT, None), ("s", _SETITEM, None), ("u", _SETITEMS, None),
+    ("\x8f", _PUSH_OPAQUE, None), ("\x90", _ADDITEMS, None), ("\x91", _FROZENSET, None),
+    ("g", _GET, None), ("h", _GET, struct.Struct("<B")), ("j", _GET, struct.Struct("<I")),
+    ("p", _PUT, None), ("q", _PUT, struct.Struct("<B")), ("r", _PUT, struct.Struct("<I")),
+    ("\x94", _MEMOIZE, None),
+    ("\x82", _EXT, struct.Struct("<B")), ("\x83", _EXT, struct.Struct("<H")),
+    ("\x84", _EXT, struct.Struct("<i")),
+    ("c", _GLOBAL, None), ("\x93", _STACK_GLOBAL, None), ("i", _INST, None), ("o", _OBJ, None),
+    ("R", _REDUCE, None), ("b", _BUILD, None), ("\x81", _NEWOBJ, None), ("\x92", _NEWOBJ_EX, None),
+    ("\x80", _PROTO, None), (".", _STOP, None), ("\x95", _FRAME, struct.Struct("<Q")),
+]:
+    _KIND[ord(_code)], _ARG[ord(_code)] = _kind, _arg
+
+
+def scan_pickles(buf: Any, start: int = 0, end: int | None = None) -> PickleScan:
+    """Walk every pickle stored back to back in ``buf[start:end]`` (bytes, mmap or memoryview).
+
+    Anything after a pickle's ``STOP`` must be another complete pickle; a stream that cannot be
+    walked to its end is reported as ``malformed`` (the caller fails closed on any problem).
+    """
+    end = len(buf) if end is None else end
+    scan = PickleScan()
+    pos = start
+    try:
+        while pos < end:
+            pos = walk_pickle(buf, pos, end, scan, joblib=True)
+    except Malformed as exc:
+        scan.problems.append(Problem("malformed", str(exc), exc.offset))
+    return scan
+
+
+def _resolve(module: str, name: str, proto: int) -> tuple[str, str]:
+    """The unpickler's ``fix_imports`` mapping of Python 2 names, applied for protocols < 3."""
+    if proto < 3:
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            return _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+    return module, name
+
+
+def _call(fn: Any, args: Any, init: bool) -> Any:
+    """The modelled result of calling ``fn(*args)`` (``init``) or ``fn.__new__`` (not ``init``)."""
+    if not isinstance(fn, _Global):
+        return OPAQUE
+    name = fn.ref.qualname
+    if name == ARRAY_WRAPPER:
+        attrs: dict = {}
+        if init and isinstance(args, tuple):
+            attrs = {**_WRAPPER_INIT_DEFAULTS, **dict(zip(_WRAPPER_INIT_ARGS, args, strict=False))}
+        return _Obj(name, args, attrs)
+    if name == _DTYPE and init:
+        return _Obj(name, args, {})
+    if name in _RECONSTRUCTORS and isinstance(args, tuple) and args and isinstance(args[0], _Global):
+        return _call(args[0], (), init=False)
+    return OPAQUE
+
+
+def _build(inst: Any, state: Any) -> None:
+    if not isinstance(inst, _Obj):
+        return
+    if inst.cls == _DTYPE:
+        inst.state = state
+        return
+    slots = None
+    if isinstance(state, tuple) and len(state) == 2:
+        state, slots = state
+    for part in (state, slots):
+        if isinstance(part, dict):
+            inst.attrs.update(part)
+
+
+def _numpy_dtype(value: Any, offset: int) -> Any:
+    """The real ``numpy.dtype`` the unpickler would build (a copy; numpy parses it, nothing runs)."""
+    import numpy as np
+
+    def convert(item: Any) -> Any:
+        if isinstance(item, _Obj) and item.cls == _DTYPE:
+            return build(item)
+        if isinstance(item, tuple):
+            return tuple(convert(x) for x in item)
+        if isinstance(item, dict):
+            return {k: convert(v) for k, v in item.items()}
+        if isinstance(item, (_Obj, _Global, _Opaque)):
+            raise Malformed(offset, "joblib array wrapper has a dtype the scan cannot model")
+        return item
+
+    def build(obj: _Obj) -> Any:
+        args = obj.args
+        if not (isinstance(args, tuple) and args and isinstance(args[0], str)
+                and _TYPESTR.fullmatch(args[0])):
+            raise Malformed(offset, "joblib array wrapper has a dtype the scan cannot model")
+        dtype = np.dtype(args[0], bool(args[1]) if len(args) > 1 else False, True)
+        if obj.state is not None:
+            dtype.__setstate__(convert(obj.state))
+        return dtype
+
+    if not (isinstance(value, _Obj) and value.cls == _DTYPE):
+        raise Malformed(offset, "joblib array wrapper without a numpy dtype")
+    try:
+        return build(value)
+    except Malformed:
+        raise
+    except Exception as exc:
+        raise Malformed(offset, f"joblib array wrapper has an invalid dtype ({type(exc).__name__})") from None
+
+
+def _array_extent(buf: Any, pos: int, end: int, wrapper: _Obj, scan: PickleScan) -> int:
+    """Skip what joblib's ``NumpyArrayWrapper.read`` consumes after ``BUILD``; return the new offset."""
+    attrs = wrapper.attrs
+    dtype = _numpy_dtype(attrs.get("dtype"), pos)
+    if dtype.hasobject:
+        return walk_pickle(buf, pos, end, scan, joblib=False)
+    shape = attrs.get("shape")
+    if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
+        raise Malformed(pos, "joblib array wrapper without a valid shape")
+    if attrs.get("numpy_array_alignment_bytes") is not None:
+        if pos >= end:
+            raise Malformed(pos, "joblib array padding past the end of the stream")
+        pos += 1 + buf[pos]
+    count = 1
+    for n in shape:
+        count *= n
+    pos += count * dtype.itemsize
+    if pos > end:
+        raise Malformed(pos, "joblib array data runs past the end of the stream")
+    return pos
+
+
+def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) -> int:
+    """Walk one pickle from ``pos`` up to its ``STOP``; return the offset after it.
+
+    Records every global import in ``scan``; raises ``Malformed`` where the unpickler would fail.
+    ``joblib`` follows joblib's array-wrapper reads (off for the nested pickle of an object array).
+    """
+    kinds, args_of, find = _KIND, _ARG, buf.find
+    stack: list[Any] = []
+    metastack: list[list[Any]] = []
+    memo: dict[int, Any] = {}
+    proto = 0
+    frame_end = pos
+    opcodes = 0
+    globals_, problems = scan.globals, scan.problems
+
+    def line(start: int) -> int:
+        nl = find(b"\n", start, end)
+        if nl < 0:
+            raise Malformed(start, "newline-terminated argument runs past the end of the stream")
+        return nl
+
+    def pop_mark(at: int) -> list[Any]:
+        nonlocal stack
+        if not metastack:
+            raise Malformed(at, "MARK expected on the stack")
+        items, stack = stack, metastack.pop()
+        return items
+
+    def record(module: str, name: str, opname: str, at: int) -> _Global:
+        module, name = _resolve(module, name, proto)
+        ref = GlobalRef(module, name, opname, at)
+        globals_.append(ref)
+        return _Global(ref)
+
+    try:
+        while True:
+            if pos >= end:
+                raise Malformed(pos, "pickle ends without STOP (truncated)")
+            start = pos
+            code = buf[pos]
+            kind = kinds[code]
+            arg = args_of[code]
+            pos += 1
+            opcodes += 1
+            if kind == _PUT:
+                if arg is None:
+                    nl = line(pos)
+                    key, pos = int(buf[pos:nl]), nl + 1
+                else:
+                    key = arg.unpack_from(buf, pos)[0]
+                    pos += arg.size
+                memo[key] = stack[-1]
+            elif kind == _MEMOIZE:
+                memo[len(memo)] = stack[-1]
+            elif kind == _STR_LEN:
+                n = arg.unpack_from(buf, pos)[0]
+                pos += arg.size
+                if n < 0 or pos + n > end:
+                    raise Malformed(start, "string length runs past the end of the stream")
+                stack.append(str(buf[pos:pos + n], "utf-8" if code in (0x8C, 0x58, 0x8D) else "latin-1")
+                             if n <= _MAX_STR else OPAQUE)
+                pos += n
+            elif kind == _GET:
+                if arg is None:
+                    nl = line(pos)
+                    key, pos = int(buf[pos:nl]), nl + 1
+                else:
+                    key = arg.unpack_from(buf, pos)[0]
+                    pos += arg.size
+                if key not in memo:
+                    raise Malformed(start, f"memo key {key} was never stored")
+                stack.append(memo[key])
+            elif kind == _INT_FIXED:
+                stack.append(arg.unpack_from(buf, pos)[0])
+                pos += arg.size
+            elif kind == _MARK:
+                metastack.append(stack)
+                stack = []
+            elif kind == _SETITEMS:
+                items = pop_mark(start)
+                target = stack[-1]
+                if isinstance(target, dict):
+                    for i in range(0, len(items) - 1, 2):
+                        key = items[i]
+                        if isinstance(key, (str, int, bool, type(None))):
+                            target[key] = items[i + 1]
+            elif kind == _TUPLE_N:
+                if len(stack) < arg:
+                    raise Malformed(start, "stack underflow")
+                value = tuple(stack[-arg:])
+                del stack[-arg:]
+                stack.append(value)
+            elif kind == _EMPTY_TUPLE:
+                stack.append(())
+            elif kind == _TUPLE:
+                value = tuple(pop_mark(start))  # rebinds ``stack``: pop before appending
+                stack.append(value)
+            elif kind == _EMPTY_DICT:
+                stack.append({})
+            elif kind == _PUSH_OPAQUE:
+                stack.append(OPAQUE)
+            elif kind == _PUSH_NONE:
+                stack.append(None)
+            elif kind == _BOOL:
+                stack.append(arg)
+            elif kind == _BYTES_LEN:
+                n = arg.unpack_from(buf, pos)[0]
+                pos += arg.size + n
+                if pos > end:
+                    raise Malformed(start, "bytes length runs past the end of the stream")
+                stack.append(OPAQUE)
+            elif kind == _SKIP:
+                pos += arg
+                stack.append(OPAQUE)
+            elif kind == _APPEND:
+                stack.pop()
+                if not stack:
+                    raise Malformed(start, "stack underflow")
+            elif kind == _APPENDS or kind == _ADDITEMS:
+                pop_mark(start)
+                if not stack:
+                    raise Malformed(start, "stack underflow")
+            elif kind == _LIST or kind == _FROZENSET:
+                pop_mark(start)
+                stack.append(OPAQUE)
+            elif kind == _DICT:
+                items = pop_mark(start)
+                value = {}
+                for i in range(0, len(items) - 1, 2):
+                    if isinstance(items[i], (str, int, bool, type(None))):
+                        value[items[i]] = items[i + 1]
+                stack.append(value)
+            elif kind == _SETITEM:
+                value = stack.pop()
+                key = stack.pop()
+                target = stack[-1]
+                if isinstance(target, dict) and isinstance(key, (str, int, bool, type(None))):
+                    target[key] = value
+            elif kind == _BUILD:
+                state = stack.pop()
+                inst = stack[-1]
+                _build(inst, state)
+                if joblib and isinstance(inst, _Obj) and inst.cls == ARRAY_WRAPPER:
+                    if frame_end > pos:
+                        raise Malformed(start, "joblib array read inside an unfinished pickle frame")
+                    pos = _array_extent(buf, pos, end, inst, scan)
+                    stack[-1] = OPAQUE
+            elif kind == _REDUCE:
+                fargs = stack.pop()
+                stack[-1] = _call(stack[-1], fargs, init=True)
+            elif kind == _NEWOBJ:
+                fargs = stack.pop()
+                stack[-1] = _call(stack[-1], fargs, init=False)
+            elif kind == _NEWOBJ_EX:
+                stack.pop()
+                fargs = stack.pop()
+                stack[-1] = _call(stack[-1], fargs, init=False)
+            elif kind == _STACK_GLOBAL:
+                name = stack.pop()
+                module = stack.pop()
+                if type(module) is str and type(name) is str:
+                    stack.append(record(module, name, "STACK_GLOBAL", start))
+                else:
+                    problems.append(Problem("unresolved", "STACK_GLOBAL operands are not plain strings the "
+                                            "scan can resolve", start))
+                    stack.append(OPAQUE)
+            elif kind == _GLOBAL or kind == _INST:
+                nl = line(pos)
+                nl2 = line(nl + 1)
+                module, name = str(buf[pos:nl], "utf-8"), str(buf[nl + 1:nl2], "utf-8")
+                pos = nl2 + 1
+                ref = record(module, name, "GLOBAL" if kind == _GLOBAL else "INST", start)
+                if kind == _GLOBAL:
+                    stack.append(ref)
+                else:
+                    fargs = tuple(pop_mark(start))
+                    stack.append(_call(ref, fargs, init=bool(fargs)))
+            elif kind == _OBJ:
+                items = pop_mark(start)
+                if not items:
+                    raise Malformed(start, "OBJ without a class")
+                stack.append(_call(items[0], tuple(items[1:]), init=len(items) > 1))
+            elif kind == _FRAME:
+                n = arg.unpack_from(buf, pos)[0]
+                pos += 8
+                frame_end = pos + n
+                if frame_end > end:
+                    raise Malformed(start, "frame runs past the end of the stream")
+            elif kind == _PROTO:
+                proto = buf[pos]
+                pos += 1
+                if proto > 5:
+                    raise Malformed(start, f"unsupported pickle protocol {proto}")
+            elif kind == _LONG_N:
+                n = arg.unpack_from(buf, pos)[0]
+                pos += arg.size
+                if n < 0 or pos + n > end:
+                    raise Malformed(start, "long length runs past the end of the stream")
+                stack.append(int.from_bytes(buf[pos:pos + n], "little", signed=True) if n <= 64 else OPAQUE)
+                pos += n
+            elif kind == _INT_LINE:
+                nl = line(pos)
+                text = bytes(buf[pos:nl]).rstrip(b"L")
+                pos = nl + 1
+                stack.append(True if text == b"01" else False if text == b"00" else int(text, 0))
+            elif kind == _STR_LINE or kind == _STRING_LINE:
+                nl = line(pos)
+                raw = bytes(buf[pos:nl])
+                pos = nl + 1
+                if kind == _STR_LINE:
+                    stack.append(raw.decode("raw-unicode-escape"))
+                elif len(raw) >= 2 and raw[0] == raw[-1] and raw[:1] in (b"'", b'"'):
+                    stack.append(codecs.escape_decode(raw[1:-1])[0].decode("ascii"))
+                else:
+                    raise Malformed(start, "STRING argument is not quoted")
+            elif kind == _LINE_OPAQUE:
+                pos = line(pos) + 1
+                stack.append(OPAQUE)
+            elif kind == _BINPERSID:
+                stack[-1] = OPAQUE
+            elif kind == _POP:
+                if stack:
+                    stack.pop()
+                else:
+                    pop_mark(start)
+            elif kind == _POP_MARK:
+                pop_mark(start)
+            elif kind == _DUP:
+                stack.append(stack[-1])
+            elif kind == _EXT:
+                code_ = arg.unpack_from(buf, pos)[0]
+                pos += arg.size
+                problems.append(Problem("extension", f"copyreg extension code {code_} imports a global "
+                                        "chosen by the loading process", start))
+                stack.append(OPAQUE)
+            elif kind == _STOP:
+                stack.pop()
+                scan.pickles += 1
+                return pos
+            else:
+                raise Malformed(start, f"invalid opcode 0x{code:02x}")
+            if pos > end:
+                raise Malformed(start, "argument runs past the end of the stream")
+    except IndexError:
+        raise Malformed(start, "stack underflow") from None
+    except (struct.error, ValueError, TypeError, OverflowError) as exc:
+        raise Malformed(start, f"invalid argument ({type(exc).__name__})") from None
+    finally:
+        scan.opcodes += opcodes
