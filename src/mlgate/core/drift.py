@@ -30,13 +30,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlgate.core.digests import json_digest
 from mlgate.core.errors import GateInputError
+from mlgate.core.inference_log import RESERVED
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
 
 if TYPE_CHECKING:
     import pandas as pd
 
 GATE = "monitor.drift"
-RESERVED = ("timestamp", "client_id", "prediction", "confidence", "label")
 _FINE_BINS = 1 << 16
 _KSTWO_MAX_N = 10_000
 _PSI_FLOOR = 1e-4  # proportion used for an empty bin, so PSI stays finite
