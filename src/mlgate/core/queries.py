@@ -9,7 +9,7 @@ client's growing set of earlier queries; natural queries give a roughly normal s
 synthetic queries built by small steps from a few seeds (Jacobian augmentation, line searches) give a
 skewed or spiky one. A client with at least ``prada_min_queries`` queries is flagged when the Shapiro–Wilk
 statistic W of its distance set is below ``prada_delta``. A constant distance set (W undefined) counts
-as W = 0. Distances use the numeric feature columns, each scaled by its standard deviation in the window.
+as W = 0. Distances use the numeric feature columns, whitened by the window's covariance.
 """
 
 from __future__ import annotations
@@ -100,8 +100,16 @@ def _features(window: pd.DataFrame, config: QueriesPolicy) -> np.ndarray:
         raise GateInputError(f"query features {columns} must be numeric") from None
     if not np.isfinite(x).all():
         raise GateInputError("query features hold missing or infinite values")
-    std = x.std(axis=0)
-    return x / np.where(std > 0, std, 1.0)
+    return whiten(x)
+
+
+def whiten(x: np.ndarray) -> np.ndarray:
+    """Decorrelate and scale the features by the window's covariance (PCA whitening), so distances are
+    Mahalanobis distances: correlated features would otherwise squeeze natural queries onto few axes."""
+    centred = x - x.mean(axis=0)
+    variances, axes = np.linalg.eigh(np.atleast_2d(np.cov(centred, rowvar=False)))
+    keep = variances > 1e-9 * max(float(variances.max()), 1e-300)
+    return centred @ axes[:, keep] / np.sqrt(variances[keep])
 
 
 def check_queries(window: pd.DataFrame, config: QueriesPolicy, policy_digest: str,
