@@ -158,3 +158,17 @@ def test_invalid_profile_is_rejected(bad):
 def test_wilson_upper_bound_covers_the_estimate():
     assert 0.8 < wilson_upper(80, 100, 0.05) < 0.87
     assert wilson_upper(100, 100, 0.05) == 1.0
+
+
+@pytest.mark.parametrize(("labels", "tested", "accuracy"), [
+    (2000, True, 1.0), (40, False, None), (0, False, None),
+], ids=["int-labels-float-predictions", "too-few-labels", "no-labels"])
+def test_concept_check_needs_enough_labels_and_compares_numbers_as_numbers(labels, tested, accuracy):
+    rng = np.random.default_rng(10)
+    current = frame(rng, 2000)
+    current["prediction"] = rng.integers(0, 2, 2000).astype(float)
+    current["label"] = np.where(np.arange(2000) < labels, current["prediction"].astype("Int64"), pd.NA)
+    reference = frame(rng, 5000).assign(prediction=1, label=1)
+    concept = check_drift(current, reference, DriftPolicy(), "p").metrics["concept"]
+    assert concept["tested"] is tested and concept["labelled"] == labels
+    assert concept.get("accuracy") == accuracy
