@@ -23,8 +23,8 @@ COMPOSE_PASS = ("--config-check", str(COMPOSE_CHECKS), "--check-namespaces", "us
                 "--misconfig-scanners", "yaml")
 
 
-def check_deploy_config(path: str | Path, connection: TrivyConnection, config: TrivyPolicy, policy_digest: str,
-                        *, exceptions: Sequence[PolicyException] = (),
+def check_deploy_config(path: str | Path, connection: TrivyConnection, config: TrivyPolicy,
+                        policy_digest: str, *, exceptions: Sequence[PolicyException] = (),
                         today: datetime.date | None = None) -> GateResult:
     """Trivy's built-in checks, then mlgate's compose checks, over every config file under ``path``."""
     return check_trivy("config", path, connection, config, policy_digest, exceptions=exceptions, today=today,
