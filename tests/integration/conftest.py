@@ -1,60 +1,41 @@
-"""A real ``mlflow server`` on the machine's PostgreSQL, started and stopped by fixtures."""
+"""Session fixtures of the integration tests: trivy with an offline DB, and a real ``mlflow server`` on the
+machine's PostgreSQL."""
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
+from mlgate.core.trivy import find_trivy
+from tests.fixtures.mlflow_server import MlflowServer
+from tests.fixtures.oci_image import FIXED, VULNERABLE
+from tests.fixtures.trivy_db import write_trivy_db
+
 PG_DSN = os.environ.get("MLGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@pytest.fixture(scope="session")
+def trivy_binary() -> Path:
+    return find_trivy(None)
 
 
-class MlflowServer:
-    """``mlflow server`` as a process that tests can stop and start again on the same stores."""
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    return write_trivy_db(tmp_path_factory.mktemp("trivy-cache"))
 
-    def __init__(self, backend_uri: str, artifacts: Path, log: Path) -> None:
-        self.backend_uri, self.artifacts, self.log = backend_uri, artifacts, log
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 120) -> None:
-        argv = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend_uri,
-                "--artifacts-destination", str(self.artifacts), "--host", "127.0.0.1", "--port", str(self.port),
-                "--workers", "1"]
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-        with self.log.open("a") as log:
-            self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                            start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {self.log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.5)
-        raise RuntimeError(f"mlflow server not healthy after {timeout}s: {self.log.read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, 15)
-            self.process.wait(timeout=30)
+@pytest.fixture(scope="session")
+def sources(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("sources")
+    trees = {}
+    for name, version in (("vulnerable", VULNERABLE), ("fixed", FIXED)):
+        (root / name).mkdir()
+        (root / name / "requirements.txt").write_text(f"requests=={version['requests']}\n")
+        trees[name] = root / name
+    return trees
 
 
 @pytest.fixture(scope="session")

@@ -26,39 +26,16 @@ from mlgate.core.trivy import (
     TrivyPolicy,
     build_argv,
     check_trivy,
-    find_trivy,
     parse_report,
     run_trivy,
     trivy_version,
 )
 from tests.fixtures.oci_image import FIXED, VULNERABLE, write_docker_archive, write_oci_layout
-from tests.fixtures.trivy_db import write_trivy_db
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 TOKEN = "mlgate-test-token"
 CAPTURED = Path(__file__).parents[1] / "fixtures" / "trivy"
-
-
-@pytest.fixture(scope="session")
-def trivy_binary() -> Path:
-    return find_trivy(None)
-
-
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory) -> Path:
-    return write_trivy_db(tmp_path_factory.mktemp("trivy-cache"))
-
-
-@pytest.fixture(scope="session")
-def sources(tmp_path_factory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("sources")
-    trees = {}
-    for name, version in (("vulnerable", VULNERABLE), ("fixed", FIXED)):
-        (root / name).mkdir()
-        (root / name / "requirements.txt").write_text(f"requests=={version['requests']}\n")
-        trees[name] = root / name
-    return trees
 
 
 @pytest.fixture(scope="session")

