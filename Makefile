@@ -1,0 +1,32 @@
+# The two commands of the README: `make demo` (the secure pipeline end to end) and `make test`.
+# Both start from nothing: they create .venv, install mlgate into it, then run.
+
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv
+STAMP  := $(VENV)/.mlgate-installed
+
+.PHONY: demo test install lint bench clean
+
+demo: $(STAMP)
+	$(VENV)/bin/mlgate demo
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests dags benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade uv
+	$(UV) pip install --python $(PY) -q -e '.[dev]'
+	touch $(STAMP)
+
+clean:
+	rm -rf .mlgate
