@@ -50,7 +50,8 @@ def _model_and_metrics(output: Any) -> tuple[Any, dict[str, float]]:
 
 class ModelTrainingGateOperator(BaseGateOperator):
     """Runs ``training_callable(data_path=, params=<hyperparameters>, seed=)``, which returns a scikit-learn
-    model or ``(model, metrics)``; logs and registers it as ``model_name`` (default: the policy's) and pushes ``model_version`` to XCom.
+    model or ``(model, metrics)``; logs and registers it as ``model_name`` (default: the policy's) and
+    pushes ``model_version`` to XCom.
     """
 
     gate_id = "model.training"
