@@ -118,7 +118,7 @@ def check_expectations(data: Path, policy: Policy, suite_path: Path | None = Non
     if not suite.expectations:
         raise GateInputError(f"{suite_path}: the suite holds no expectations; an empty suite proves nothing")
     data = Path(data)
-    data_version = build_manifest(data, policy.gates.integrity.algorithm).digest
+    data_version = build_manifest(data, policy.section("data.integrity").algorithm).digest
     result_json = redact(validate(read_table(data), suite))
     findings = failed_expectations(result_json)
     artifacts = ()

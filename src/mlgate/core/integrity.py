@@ -94,9 +94,10 @@ def check_integrity(data: Path, manifest_path: Path, policy: Policy,
     """Hash ``data`` with the pinned manifest's algorithm and report changed, missing and extra files."""
     started, clock = utcnow(), time.perf_counter()
     pinned = Manifest.load(Path(manifest_path))
-    if pinned.algorithm != policy.gates.integrity.algorithm:
+    algorithm = policy.section(GATE).algorithm
+    if pinned.algorithm != algorithm:
         raise GateInputError(f"{manifest_path}: pinned with {pinned.algorithm}, but the policy's "
-                             f"gates.data.integrity.algorithm is {policy.gates.integrity.algorithm}; re-pin")
+                             f"gates.data.integrity.algorithm is {algorithm}; re-pin")
     actual = build_manifest(Path(data), pinned.algorithm, progress)
     seconds = time.perf_counter() - clock
     findings = compare(actual, pinned)

@@ -1,28 +1,42 @@
 """The policy: one YAML file that sets every gate's thresholds and what promotion requires.
 
-Validated with pydantic so a typo never silently turns a gate off: unknown keys are errors, and every
-error names the key path, what was expected and what was found. The policy digest (canonical JSON of
-the validated policy) is written into each GateResult so promotion can refuse evidence produced under
-another policy.
+Validated with pydantic so a typo never silently turns a gate off: unknown keys and gate ids are errors,
+and every error names the key path, what was expected and what was found. Each gate's section is
+validated by the model its gate module defines (``SECTIONS``), imported only when a policy is loaded, so
+importing the policy (and the operators, and DAG files) stays light. The policy digest — canonical JSON
+of the validated policy — goes into each GateResult so promotion refuses evidence from another policy.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from mlgate.core.errors import PolicyError
+from mlgate.core.policy_exceptions import PolicyException
 
-KNOWN_GATES = (
-    "data.integrity",
-    "data.expectations",
-    "model.training",
-)
+# gate id -> "module:Model" validating its section of ``gates``
+SECTIONS: dict[str, str] = {
+    "data.integrity": "mlgate.core.policy:IntegrityPolicy",
+    "data.expectations": "mlgate.core.policy:ExpectationsPolicy",
+    "data.pii": "mlgate.core.pii:PiiPolicy",
+    "code.static": "mlgate.core.bandit_scan:StaticPolicy",
+    "code.dependencies": "mlgate.core.trivy:TrivyPolicy",
+    "model.training": "mlgate.core.policy:TrainingPolicy",
+    "model.artifact": "mlgate.core.artifacts:ArtifactPolicy",
+    "deploy.container": "mlgate.core.trivy:TrivyPolicy",
+    "deploy.config": "mlgate.core.trivy:TrivyPolicy",
+    "monitor.drift": "mlgate.core.drift:DriftPolicy",
+    "monitor.confidence": "mlgate.core.confidence:ConfidencePolicy",
+    "monitor.queries": "mlgate.core.queries:QueriesPolicy",
+}
+KNOWN_GATES = (*SECTIONS, "registry.promote")
 
 
 class _Strict(BaseModel):
@@ -44,14 +58,6 @@ class TrainingPolicy(_Strict):
     )
 
 
-class GatesPolicy(_Strict):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    integrity: IntegrityPolicy = Field(default_factory=IntegrityPolicy, alias="data.integrity")
-    expectations: ExpectationsPolicy | None = Field(default=None, alias="data.expectations")
-    training: TrainingPolicy = Field(default_factory=TrainingPolicy, alias="model.training")
-
-
 class PromotionPolicy(_Strict):
     model_name: str = Field(min_length=1)
     alias: str = Field(default="champion", pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
@@ -61,23 +67,50 @@ class PromotionPolicy(_Strict):
     @field_validator("required_gates")
     @classmethod
     def _known(cls, gates: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [g for g in gates if g not in KNOWN_GATES]
-        if unknown:
-            raise ValueError(f"unknown gate id(s) {unknown}; known gates are {list(KNOWN_GATES)}")
-        return gates
+        return _known_gates(gates)
+
+
+def _known_gates(gates: Any) -> Any:
+    unknown = [g for g in gates if g not in KNOWN_GATES]
+    if unknown:
+        raise ValueError(f"unknown gate id(s) {unknown}; known gates are {list(KNOWN_GATES)}")
+    return gates
+
+
+def section_model(gate: str) -> type[BaseModel]:
+    module, _, name = SECTIONS[gate].partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 class Policy(_Strict):
     version: Literal[1]
     promotion: PromotionPolicy
-    gates: GatesPolicy = Field(default_factory=GatesPolicy)
+    gates: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    exceptions: tuple[PolicyException, ...] = ()
     source: str = Field(default="", exclude=True, description="the file it was loaded from")
+    _sections: dict[str, BaseModel] = PrivateAttr(default_factory=dict)
+
+    @field_validator("gates")
+    @classmethod
+    def _known_sections(cls, gates: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return _known_gates(gates)
+
+    def section(self, gate: str) -> Any:
+        """The validated section of ``gate``; its defaults when the policy has none."""
+        if gate not in self._sections:
+            try:
+                self._sections[gate] = section_model(gate).model_validate(self.gates.get(gate, {}))
+            except ValidationError as exc:
+                raise _policy_error(self.source, exc, prefix=("gates", gate)) from None
+        return self._sections[gate]
 
     @property
     def digest(self) -> str:
-        canonical = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True,
-                               separators=(",", ":"))
-        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+        canonical = {"version": self.version, "promotion": self.promotion.model_dump(mode="json"),
+                     "gates": {g: self.section(g).model_dump(mode="json") for g in sorted(self.gates)},
+                     "exceptions": [e.model_dump(mode="json") for e in self.exceptions]}
+        text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
     def resolve(self, relative: str) -> Path:
         """A path from the policy, resolved against the policy file's directory."""
@@ -85,27 +118,41 @@ class Policy(_Strict):
         return path if path.is_absolute() else Path(self.source).parent / path
 
     def expectations(self) -> ExpectationsPolicy:
-        if self.gates.expectations is None:
+        if "data.expectations" not in self.gates:
             raise PolicyError(f"{self.source}: gates.data.expectations: expected a section with a 'suite' "
                               "path, found none")
-        return self.gates.expectations
+        return self.section("data.expectations")
 
 
-def _describe(error: dict[str, Any]) -> str:
-    path = ".".join(str(part) for part in error["loc"]) or "(top level)"
-    found = error.get("input")
-    found_text = "nothing" if error["type"] == "missing" else f"{found!r}"[:120]
-    return f"{path}: {error['msg'].rstrip('.')}; found {found_text}"
+def describe_error(error: Any, prefix: tuple[str, ...] = ()) -> str:
+    """One pydantic error as ``key.path: expectation; found value``."""
+    path = ".".join(str(part) for part in (*prefix, *error["loc"])) or "(top level)"
+    found = "nothing" if error["type"] == "missing" else f"{error.get('input')!r}"[:120]
+    return f"{path}: {error['msg'].rstrip('.')}; found {found}"
+
+
+def _policy_error(source: str, exc: ValidationError, prefix: tuple[str, ...] = ()) -> PolicyError:
+    problems = "\n  ".join(describe_error(e, prefix) for e in exc.errors())
+    return PolicyError(f"{source}: invalid policy ({exc.error_count()} problem(s)):\n  {problems}")
 
 
 def parse_policy(data: Any, source: str = "<policy>") -> Policy:
+    """Validate the whole policy, every gate section included, reporting every problem at once."""
     if not isinstance(data, dict):
         raise PolicyError(f"{source}: expected a mapping at the top level, found {type(data).__name__}")
     try:
-        return Policy.model_validate({**data, "source": source})
+        policy = Policy.model_validate({**data, "source": source})
     except ValidationError as exc:
-        problems = "\n  ".join(_describe(e) for e in exc.errors())
-        raise PolicyError(f"{source}: invalid policy ({exc.error_count()} problem(s)):\n  {problems}") from None
+        raise _policy_error(source, exc) from None
+    problems = []
+    for gate in policy.gates:
+        try:
+            policy.section(gate)
+        except PolicyError as exc:
+            problems.extend(str(exc).split("\n  ")[1:])
+    if problems:
+        raise PolicyError(f"{source}: invalid policy ({len(problems)} problem(s)):\n  " + "\n  ".join(problems))
+    return policy
 
 
 def load_policy(path: str | Path) -> Policy:

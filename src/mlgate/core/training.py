@@ -68,7 +68,7 @@ def missing_fields(record: TrainingRecord, required: tuple[str, ...]) -> list[st
 
 
 def check_training(record: TrainingRecord, policy: Policy, started_at: str) -> GateResult:
-    missing = missing_fields(record, policy.gates.training.require)
+    missing = missing_fields(record, policy.section("model.training").require)
     if not record.model_digest:
         missing.append("model_digest")
     findings = tuple(Finding(f"{GATE}.missing.{name}", Severity.HIGH, f"training run did not record {name}")
@@ -82,6 +82,6 @@ def check_training(record: TrainingRecord, policy: Policy, started_at: str) -> G
         started_at=started_at,
         finished_at=utcnow(),
         metrics={k: v for k, v in record.metrics.items() if isinstance(v, int | float)},
-        thresholds={"require": list(policy.gates.training.require)},
+        thresholds={"require": list(policy.section("model.training").require)},
         findings=findings,
     )

@@ -9,7 +9,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from mlgate.core.errors import PolicyError
-from mlgate.core.policy import _describe
+from mlgate.core.policy import describe_error
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -23,5 +23,5 @@ def load_yaml_model(path: str | Path, model: type[M], what: str) -> M:
     except yaml.YAMLError as exc:
         raise PolicyError(f"{path}: not valid YAML: {exc}") from None
     except ValidationError as exc:
-        problems = "\n  ".join(_describe(e) for e in exc.errors())
+        problems = "\n  ".join(describe_error(e) for e in exc.errors())
         raise PolicyError(f"{path}: invalid {what} ({exc.error_count()} problem(s)):\n  {problems}") from None

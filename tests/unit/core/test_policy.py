@@ -33,7 +33,11 @@ def _with(path: list[str], value):
     (_with(["promotion", "max_evidence_age_hours"], "soon"), "promotion.max_evidence_age_hours", "'soon'"),
     (_with(["promotion", "colour"], "red"), "promotion.colour", "'red'"),
     (_with(["version"], 2), "version", "2"),
-], ids=["unknown-gate", "bad-algorithm", "negative-count", "not-a-number", "unknown-key", "bad-version"])
+    (_with(["gates", "data.pii"], {"action": "erase"}), "gates.data.pii.action", "'erase'"),
+    (_with(["gates", "monitor.drift"], {"alpha": 2}), "gates.monitor.drift.alpha", "2"),
+    (_with(["gates", "data.piii"], {}), "gates", "data.piii"),
+], ids=["unknown-gate", "bad-algorithm", "negative-count", "not-a-number", "unknown-key", "bad-version",
+        "bad-pii-action", "bad-drift-alpha", "unknown-gate-section"])
 def test_an_invalid_policy_names_key_path_expectation_and_value(data, key_path, found):
     with pytest.raises(PolicyError) as caught:
         parse_policy(data, "p.yaml")
