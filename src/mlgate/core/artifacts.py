@@ -15,6 +15,7 @@ from __future__ import annotations
 import bz2
 import contextlib
 import gzip
+import json
 import lzma
 import mmap
 import re
@@ -71,6 +72,11 @@ SAFE_GLOBALS = frozenset({
         "float16", "float32", "float64", "bfloat16", "complex64", "complex128", "uint8", "int8",
         "int16", "int32", "int64", "bool", "strided", "sparse_coo", "per_tensor_affine")),
 })
+
+# numpy scalar types a skops schema names as dtypes (TypeNode); constructing one runs no code.
+SKOPS_NUMPY_SCALARS = frozenset(f"numpy.{t}" for t in (
+    "bool", "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64", "longdouble", "complex64", "complex128", "str_", "bytes_", "object_"))
 
 # Module prefixes whose classes and functions are estimators' own: any plain name under them is safe.
 # ``sklearn.utils``, ``sklearn.datasets`` (file and network I/O), ``sklearn.externals`` and test
@@ -310,6 +316,8 @@ def _scan_zip(scan: _Scan, buf: Any, where: str, depth: int) -> None:
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         scan.add("malformed", Severity.HIGH, f"invalid zip archive: {exc}", where)
         return
+    if any(m.filename == "schema.json" for m in members):
+        _judge_skops_schema(scan, archive, where)
     torch_roots = {m.filename[:-len("data.pkl")] for m in members
                    if re.fullmatch(r"[^/]+/data\.pkl", m.filename)}
     for member in members:
@@ -327,6 +335,38 @@ def _scan_zip(scan: _Scan, buf: Any, where: str, depth: int) -> None:
                 _scan_buffer(scan, data, inner, member.filename, depth + 1)
         except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, NotImplementedError) as exc:
             scan.add("malformed", Severity.HIGH, f"cannot read archive member: {type(exc).__name__}", inner)
+
+
+def _skops_types(node: Any) -> Iterator[tuple[str, str, str]]:
+    """Every ``(module, class, loader)`` a skops schema asks its loader to resolve."""
+    if isinstance(node, dict):
+        if isinstance(node.get("__module__"), str) and isinstance(node.get("__class__"), str):
+            yield node["__module__"], node["__class__"], str(node.get("__loader__", ""))
+        for value in node.values():
+            yield from _skops_types(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _skops_types(value)
+
+
+def _judge_skops_schema(scan: _Scan, archive: zipfile.ZipFile, where: str) -> None:
+    """A skops archive (MLflow 3's default for scikit-learn) names in ``schema.json`` every type and
+    function its loader will import and call: each must pass the same allowlist as a pickle global."""
+    inner = f"{where}::schema.json"
+    try:
+        schema = json.loads(archive.read("schema.json"))
+    except (ValueError, zipfile.BadZipFile, OSError) as exc:
+        scan.add("malformed", Severity.HIGH, f"unreadable skops schema: {type(exc).__name__}", inner)
+        return
+    refused: dict[str, str] = {}
+    for module, name, loader in _skops_types(schema):
+        scan.globals += 1
+        qualname = f"{module}.{name}"
+        if qualname not in SKOPS_NUMPY_SCALARS and not scan.allowlist.allows(module, name):
+            refused.setdefault(qualname, loader)
+    for qualname, loader in refused.items():
+        scan.add("unsafe_global", Severity.CRITICAL, f"skops {loader or 'node'} imports {qualname}: "
+                 "not an allowed global", inner)
 
 
 class _BufferFile:

@@ -1,11 +1,13 @@
 """The promotion decision, as a pure function of policy, evidence and the digests seen now.
 
 Every reason is collected, not just the first, so one failed promotion tells the whole story. Anything
-but a fresh ``passed`` result bound to exactly this model and data, under this policy, blocks (ADR 0001).
+but a fresh ``passed`` result bound to exactly this model, data and code, under this policy, blocks
+(ADR 0001, 0003).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,6 +16,9 @@ from mlgate.core.policy import Policy
 from mlgate.core.results import GateResult, Status
 
 GATE = "registry.promote"
+MISMATCH = {"model": "model artifact changed since validation",
+            "dataset": "evidence is for other data than the model was trained on",
+            "code": "evidence is for other code than the model was trained with"}
 
 
 @dataclass(frozen=True)
@@ -23,19 +28,15 @@ class Decision:
     gates: dict[str, str]  # gate id -> status seen (or "missing" / "unreadable")
 
 
-def _problems(gate: str, result: GateResult, policy: Policy, model_digest: str, data_digest: str,
-              now: datetime) -> list[str]:
+def _problems(gate: str, result: GateResult, policy: Policy, digests: Mapping[str, str], now: datetime) -> list[str]:
     problems = []
     if result.status is not Status.PASSED:
         failures = "; ".join(result.top_failures(3)) or "no findings recorded"
         problems.append(f"{gate}: status {result.status} ({failures})")
-    expected = {"model": model_digest, "dataset": data_digest}.get(result.subject.kind)
-    if expected is None:
-        problems.append(f"{gate}: evidence is about a {result.subject.kind!r}, which promotion cannot bind")
-    elif result.subject.digest != expected:
-        what = "model artifact changed since validation" if result.subject.kind == "model" else \
-            "evidence is for other data than the model was trained on"
-        problems.append(f"{gate}: {what} (evidence {result.subject.digest[:19]}…, now {expected[:19]}…)")
+    expected = digests.get(result.subject.kind)
+    if expected is not None and result.subject.digest != expected:
+        problems.append(f"{gate}: {MISMATCH.get(result.subject.kind, 'evidence is about something else')} "
+                        f"(evidence {result.subject.digest[:19]}…, now {expected[:19]}…)")
     if result.policy_digest != policy.digest:
         problems.append(f"{gate}: the policy changed since this evidence was produced")
     try:
@@ -49,8 +50,12 @@ def _problems(gate: str, result: GateResult, policy: Policy, model_digest: str, 
     return problems
 
 
-def decide(policy: Policy, evidence: dict[str, GateResult | EvidenceError], *, model_digest: str,
-           data_digest: str, now: datetime) -> Decision:
+def decide(policy: Policy, evidence: dict[str, GateResult | EvidenceError], *, digests: Mapping[str, str],
+           now: datetime) -> Decision:
+    """``digests`` maps a subject kind (``model``, ``dataset``, ``code``) to the digest the model version
+    records for it now; a result about that kind must carry exactly that digest. Results about other kinds
+    (a deployment config, an image) are bound by living in the model version's own run.
+    """
     reasons: list[str] = []
     seen: dict[str, str] = {}
     for gate in policy.promotion.required_gates:
@@ -63,5 +68,5 @@ def decide(policy: Policy, evidence: dict[str, GateResult | EvidenceError], *, m
             reasons.append(f"{gate}: {item}")
         else:
             seen[gate] = str(item.status)
-            reasons.extend(_problems(gate, item, policy, model_digest, data_digest, now))
+            reasons.extend(_problems(gate, item, policy, digests, now))
     return Decision(allowed=not reasons, reasons=tuple(reasons), gates=seen)

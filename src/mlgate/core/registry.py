@@ -29,6 +29,7 @@ T = TypeVar("T")
 PIPELINE_TAG = "mlgate.pipeline"
 TAG_DATA_DIGEST = "mlgate.data_digest"
 TAG_MODEL_DIGEST = "mlgate.model_digest"
+TAG_CODE_DIGEST = "mlgate.code_digest"
 TAG_LIMIT = 4900  # MLflow caps tag values at 5000 characters
 
 
@@ -176,8 +177,9 @@ def promote(client: MlflowClient, policy: Policy, name: str, version: str, actor
                          lambda: client.get_model_version(name, str(version)))
     evidence = download_evidence(client, model_version.run_id) if model_version.run_id else {}
     digest = model_digest(client, f"models:/{name}/{version}")
-    decision = decide(policy, evidence, model_digest=digest,
-                      data_digest=model_version.tags.get(TAG_DATA_DIGEST, ""), now=datetime.now(UTC))
+    recorded = {"dataset": model_version.tags.get(TAG_DATA_DIGEST, ""),
+                "code": model_version.tags.get(TAG_CODE_DIGEST, "")}
+    decision = decide(policy, evidence, digests={"model": digest, **recorded}, now=datetime.now(UTC))
     before = current_alias_version(client, name, alias)
     if decision.allowed:
         call(client, f"setting alias {alias}", lambda: client.set_registered_model_alias(name, alias, str(version)))

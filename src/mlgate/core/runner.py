@@ -20,8 +20,9 @@ class GateOutcome:
 
     @property
     def retryable(self) -> bool:
-        """A tool or service failure may heal; a bad policy or input never does."""
-        return self.error is not None and not isinstance(self.error, PolicyError | GateInputError)
+        """A tool or service failure may heal (also one a gate reported as an ``error`` result without
+        raising); a bad policy or input never does."""
+        return self.result.status is Status.ERROR and not isinstance(self.error, PolicyError | GateInputError)
 
     @property
     def exit_code(self) -> int:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from pathlib import Path
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
+from mlgate.core.trivy import TrivyConnection, find_trivy, trivy_version
+
 
 class TrivyHook(BaseHook):
-    """Connection fields: host = server URL, password = token; extras ``binary``, ``cache_dir``,
-    ``timeout`` and ``offline``. With no connection, trivy runs locally with its defaults.
+    """Connection fields: host = trivy server URL (client/server mode), password = token; extras ``binary``,
+    ``cache_dir``, ``db_repository`` and ``offline``. With no connection, the packaged binary scans locally
+    with its default DB download.
     """
 
     conn_name_attr = "trivy_conn_id"
@@ -24,16 +27,23 @@ class TrivyHook(BaseHook):
         self.trivy_conn_id = trivy_conn_id
 
     @cached_property
-    def settings(self) -> dict[str, Any]:
+    def connection(self) -> TrivyConnection:
         try:
             conn = self.get_connection(self.trivy_conn_id)
         except AirflowNotFoundException:
-            return {"server": None, "token": None, "binary": None, "cache_dir": None, "timeout": 600,
-                    "offline": False}
+            return TrivyConnection(offline=False)
         extra = conn.extra_dejson
-        return {"server": conn.host or None, "token": conn.password or None, "binary": extra.get("binary"),
-                "cache_dir": extra.get("cache_dir"), "timeout": int(extra.get("timeout") or 600),
-                "offline": bool(extra.get("offline", False))}
+        return TrivyConnection(binary=extra.get("binary") or None,
+                               cache_dir=Path(extra["cache_dir"]) if extra.get("cache_dir") else None,
+                               db_repository=extra.get("db_repository") or None, server=conn.host or None,
+                               token=conn.password or None, offline=bool(extra.get("offline", False)))
 
-    def get_conn(self) -> dict[str, Any]:
-        return self.settings
+    def get_conn(self) -> TrivyConnection:
+        return self.connection
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            binary = find_trivy(self.connection.binary)
+            return True, f"trivy {trivy_version(binary)} at {binary}"
+        except Exception as exc:
+            return False, str(exc)

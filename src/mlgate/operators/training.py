@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlgate.core.errors import GateInputError
+from mlgate.core.digests import tree_digest
 from mlgate.core.registry import (
+    TAG_CODE_DIGEST,
     TAG_DATA_DIGEST,
     TAG_MODEL_DIGEST,
     mlflow_errors,
@@ -95,7 +97,8 @@ class ModelTrainingGateOperator(BaseGateOperator):
         name = self.model_name or self.policy.promotion.model_name
         data_digest = self.verified_data_digest(context)
         train = resolve_callable(self.training_callable)
-        code = code_version(Path(self.code_path or inspect.getsourcefile(train) or "."))
+        code_dir = Path(self.code_path or Path(inspect.getsourcefile(train) or ".").parent)
+        code, code_digest = code_version(code_dir), tree_digest(code_dir)
         libraries = library_versions()
         seed = int(self.seed)
         client = self.mlflow_hook.get_conn()
@@ -119,7 +122,8 @@ class ModelTrainingGateOperator(BaseGateOperator):
             version = str(info.registered_model_version)
             model_uri = f"models:/{name}/{version}"
             digest = model_digest(client, model_uri)
-            tags = {TAG_MODEL_DIGEST: digest, TAG_DATA_DIGEST: data_digest, "mlgate.code_version": code,
+            tags = {TAG_MODEL_DIGEST: digest, TAG_DATA_DIGEST: data_digest, TAG_CODE_DIGEST: code_digest,
+                    "mlgate.code_version": code,
                     "mlgate.seed": str(seed), "mlgate.pipeline": pipeline_key(context)}
             for key, value in tags.items():
                 client.set_model_version_tag(name, version, key, value)

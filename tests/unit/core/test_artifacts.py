@@ -174,3 +174,39 @@ def test_missing_path_and_symlink_are_input_errors(tmp_path):
     (tmp_path / "link.pkl").symlink_to(tmp_path / "absent")
     with pytest.raises(GateInputError):
         check_artifact(tmp_path, ArtifactPolicy(), "sha256:p")
+
+
+def _skops_file(tmp_path, inject=None):
+    import json as _json
+    import zipfile as _zipfile
+
+    from sklearn.linear_model import LogisticRegression
+    from skops.io import dump
+
+    path = tmp_path / "model.skops"
+    dump(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), path)
+    if inject is not None:
+        with _zipfile.ZipFile(path) as archive:
+            members = {name: archive.read(name) for name in archive.namelist()}
+        schema = _json.loads(members["schema.json"])
+        schema["content"]["payload"] = inject
+        members["schema.json"] = _json.dumps(schema).encode()
+        with _zipfile.ZipFile(path, "w") as archive:
+            for name, data in members.items():
+                archive.writestr(name, data)
+    return path
+
+
+def test_a_skops_model_as_mlflow_3_writes_it_passes(tmp_path):
+    assert scan_path(_skops_file(tmp_path)) == []
+
+
+@pytest.mark.parametrize("node", [
+    {"__class__": "system", "__module__": "os", "__loader__": "FunctionNode", "content": "true"},
+    {"__class__": "Popen", "__module__": "subprocess", "__loader__": "ObjectNode", "content": {}},
+], ids=["function-node", "object-node"])
+def test_a_skops_schema_naming_an_unsafe_type_blocks(tmp_path, node):
+    findings = scan_path(_skops_file(tmp_path, inject=node))
+    assert [f.id for f in findings] == ["model.artifact.unsafe_global"]
+    assert f"{node['__module__']}.{node['__class__']}" in findings[0].message
+    assert findings[0].location.endswith("model.skops::schema.json")

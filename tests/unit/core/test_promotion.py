@@ -15,12 +15,12 @@ pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 POLICY = parse_policy(default_policy())
-MODEL, DATA = "sha256:model", "sha256:data"
+MODEL, DATA, CODE = "sha256:model", "sha256:data", "sha256:code"
 
 
 def result(gate: str, kind: str, **overrides) -> GateResult:
     an_hour_ago = (NOW - timedelta(hours=1)).isoformat()
-    base = GateResult(gate=gate, status=Status.PASSED, subject=Subject(kind, "uri", MODEL if kind == "model" else DATA),
+    base = GateResult(gate=gate, status=Status.PASSED, subject=Subject(kind, "uri", {"model": MODEL, "dataset": DATA, "code": CODE}.get(kind, "sha256:x")),
                       policy_digest=POLICY.digest, tool=ToolInfo("t", "1"), started_at=an_hour_ago,
                       finished_at=an_hour_ago)
     return replace(base, **overrides)
@@ -35,8 +35,17 @@ def evidence(**changes):
 
 
 def test_fresh_passing_evidence_bound_to_this_model_and_data_allows_promotion():
-    decision = decide(POLICY, evidence(), model_digest=MODEL, data_digest=DATA, now=NOW)
+    decision = decide(POLICY, evidence(), digests={"model": MODEL, "dataset": DATA}, now=NOW)
     assert decision.allowed and decision.reasons == ()
+
+
+def test_code_evidence_is_bound_to_the_code_the_model_was_trained_with():
+    static = {"model.training": result("model.training", "code")}
+    assert decide(POLICY, evidence(**static), digests={"model": MODEL, "dataset": DATA, "code": CODE}, now=NOW).allowed
+    decision = decide(POLICY, evidence(**static), digests={"model": MODEL, "dataset": DATA, "code": "sha256:new"},
+                      now=NOW)
+    assert decision.reasons == ("model.training: evidence is for other code than the model was trained with "
+                                "(evidence sha256:code…, now sha256:new…)",)
 
 
 blocked = result("data.expectations", "dataset", status=Status.BLOCKED,
@@ -56,16 +65,15 @@ blocked = result("data.expectations", "dataset", status=Status.BLOCKED,
      MODEL, DATA, "data.integrity: evidence is 30.0 h old, older than the policy's 24.0 h"),
     ({"model.training": EvidenceError("gates/model.training.json: malformed evidence")}, MODEL, DATA,
      "model.training: gates/model.training.json: malformed evidence"),
-    ({"data.integrity": result("data.integrity", "image")}, MODEL, DATA, "evidence is about a 'image'"),
 ], ids=["missing-gate", "blocked-gate", "error-gate", "artifact-swapped", "other-data", "policy-changed", "stale",
-        "unreadable", "unbindable-subject"])
+        "unreadable"])
 def test_each_kind_of_bad_evidence_blocks_with_its_reason(changes, model, data, reason):
-    decision = decide(POLICY, evidence(**changes), model_digest=model, data_digest=data, now=NOW)
+    decision = decide(POLICY, evidence(**changes), digests={"model": model, "dataset": data}, now=NOW)
     assert not decision.allowed
     assert any(r.startswith(reason) or reason in r for r in decision.reasons), decision.reasons
 
 
 def test_every_reason_is_reported_not_just_the_first():
-    decision = decide(POLICY, {}, model_digest=MODEL, data_digest=DATA, now=NOW)
+    decision = decide(POLICY, {}, digests={"model": MODEL, "dataset": DATA}, now=NOW)
     assert len(decision.reasons) == 3
     assert decision.gates == dict.fromkeys(POLICY.promotion.required_gates, "missing")

@@ -1,0 +1,75 @@
+"""Operators for the trivy gates: ``code.dependencies``, ``deploy.container`` and ``deploy.config``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from mlgate.core.results import GateResult, Subject
+from mlgate.hooks.trivy import TrivyHook
+from mlgate.operators.base import BaseGateOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class TrivyGateOperator(BaseGateOperator):
+    """Base of the trivy gates: ``target`` (templated) and the ``trivy`` connection."""
+
+    template_fields: Sequence[str] = (*BaseGateOperator.template_fields, "target")
+    subject_kind = "code"
+
+    def __init__(self, *, target: str, trivy_conn_id: str = TrivyHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.target = target
+        self.trivy_conn_id = trivy_conn_id
+
+    @cached_property
+    def trivy_hook(self) -> TrivyHook:
+        return TrivyHook(self.trivy_conn_id)
+
+    def subject(self) -> Subject:
+        return Subject(self.subject_kind, str(self.target), "unknown")
+
+
+class CodeDependenciesGateOperator(TrivyGateOperator):
+    """Dependency CVEs of a project (``scan="fs"``) or installed site-packages (``"rootfs"``), with an SBOM."""
+
+    gate_id = "code.dependencies"
+
+    def __init__(self, *, scan: Literal["fs", "rootfs"] = "fs", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scan = scan
+
+    def check(self, context: Context, workdir: Path) -> GateResult:
+        from mlgate.core.dependencies import check_dependencies
+
+        return check_dependencies(self.target, self.trivy_hook.get_conn(), self.policy.section(self.gate_id),
+                                  self.policy.exceptions, self.policy.digest, workdir, command=self.scan)
+
+
+class DeployContainerGateOperator(TrivyGateOperator):
+    """An image by registry reference, docker-archive tarball or OCI layout directory; its digest is the subject."""
+
+    gate_id = "deploy.container"
+    subject_kind = "image"
+
+    def check(self, context: Context, workdir: Path) -> GateResult:
+        from mlgate.core.trivy import check_trivy
+
+        return check_trivy("image", self.target, self.trivy_hook.get_conn(), self.policy.section(self.gate_id),
+                           self.policy.digest, exceptions=self.policy.exceptions)
+
+
+class DeployConfigGateOperator(TrivyGateOperator):
+    """Least privilege in Dockerfiles, Kubernetes manifests and docker-compose files under ``target``."""
+
+    gate_id = "deploy.config"
+
+    def check(self, context: Context, workdir: Path) -> GateResult:
+        from mlgate.core.deploy_config import check_deploy_config
+
+        return check_deploy_config(self.target, self.trivy_hook.get_conn(), self.policy.section(self.gate_id),
+                                   self.policy.digest, exceptions=self.policy.exceptions)
