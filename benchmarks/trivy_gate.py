@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fixtures (the offline DB)
-
-from tests.fixtures.trivy_db import write_trivy_db  # noqa: E402
-
-from mlgate.core.trivy import TrivyConnection, TrivyPolicy, build_argv, check_trivy, find_trivy  # noqa: E402
+from mlgate.core.trivy import TrivyConnection, TrivyPolicy, build_argv, check_trivy, find_trivy
+from mlgate.demo.trivy_db import write_trivy_db
 
 
 def make_tree(root: Path, files: int) -> Path:

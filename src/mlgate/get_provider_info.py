@@ -31,6 +31,7 @@ def get_provider_info() -> dict:
                           "tags": ["software"]}],
         "operators": [{"integration-name": "mlgate", "python-modules": [
             "mlgate.operators.base", "mlgate.operators.data", "mlgate.operators.training",
+            "mlgate.operators.model", "mlgate.operators.bandit", "mlgate.operators.trivy",
             "mlgate.operators.promote"]}],
         "hooks": [{"integration-name": "mlgate", "python-modules": ["mlgate.hooks.mlflow", "mlgate.hooks.trivy"]}],
         "extra-links": ["mlgate.links.MlflowRunLink"],

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from mlgate.core.trivy import find_trivy
+from mlgate.demo.trivy_db import write_trivy_db
 from tests.fixtures.mlflow_server import MlflowServer
 from tests.fixtures.oci_image import FIXED, VULNERABLE
-from tests.fixtures.trivy_db import write_trivy_db
 
 PG_DSN = os.environ.get("MLGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 

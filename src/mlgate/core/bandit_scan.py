@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlgate.core.digests import tree_digest
+from mlgate.core.digests import code_digest
 from mlgate.core.errors import GateInputError, ToolError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, error_result, utcnow
 from mlgate.core.subprocess_tool import run_tool
@@ -220,7 +220,7 @@ def check_static(path: str | Path, config: StaticPolicy, policy_digest: str,
     if not root.exists():
         raise GateInputError(f"{root}: no such file or directory to scan")
     try:
-        subject = Subject("code", str(root), tree_digest(root))
+        subject = Subject("code", str(root), code_digest(root))
     except ValueError as exc:  # e.g. a symlink in the tree
         raise GateInputError(f"{root}: cannot digest the scanned tree: {exc}") from None
     baseline = Counter[tuple[str, str]]()

@@ -30,7 +30,11 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
     raise ValueError(f"algorithm must be one of {ALGORITHMS}; got {algorithm!r}")
 
 
-def list_files(root: Path) -> list[Path]:
+# What a source tree produces or holds beside its code; left out of code digests (``code_digest``).
+CODE_NOISE_DIRS = frozenset({"__pycache__", ".git", ".venv", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
+
+
+def list_files(root: Path, skip_dirs: frozenset[str] = frozenset()) -> list[Path]:
     """Regular files under ``root`` (or ``root`` itself), sorted; symlinks are refused, not followed."""
     if root.is_symlink():
         raise ValueError(f"{root} is a symbolic link; pin the target instead")
@@ -38,7 +42,7 @@ def list_files(root: Path) -> list[Path]:
         return [root]
     files = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
+        dirnames[:] = sorted(d for d in dirnames if d not in skip_dirs)
         for name in filenames:
             path = Path(dirpath, name)
             if path.is_symlink():
@@ -66,10 +70,15 @@ def json_digest(data: object) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def tree_digest(root: Path) -> str:
+def tree_digest(root: Path, skip_dirs: frozenset[str] = frozenset()) -> str:
     """One digest for a file or directory: its relative paths and their sha256 digests."""
     root = Path(root)
-    files = list_files(root)
+    files = [f for f in list_files(root, skip_dirs) if not (skip_dirs and f.suffix == ".pyc")]
     base = root.parent if root.is_file() else root
     digests = digest_files(files, "sha256")
     return json_digest({p.relative_to(base).as_posix(): d for p, d in zip(files, digests, strict=True)})
+
+
+def code_digest(root: Path) -> str:
+    """The digest of a source tree, stable across runs: bytecode caches and VCS/venv folders left out."""
+    return tree_digest(root, CODE_NOISE_DIRS)

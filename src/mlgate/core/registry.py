@@ -133,15 +133,20 @@ def download_evidence(client: MlflowClient, run_id: str) -> dict[str, GateResult
     return evidence
 
 
-def model_digest(client: MlflowClient, model_uri: str) -> str:
-    """Digest of the model's stored artifact files, as downloaded from the store now."""
+def download_model(client: MlflowClient, model_uri: str, directory: Path) -> Path:
+    """The model's stored artifact files, as they are in the store now, under ``directory``."""
     import mlflow
 
-    with mlflow_errors(f"downloading {model_uri}", client.tracking_uri), tempfile.TemporaryDirectory() as tmp:
+    with mlflow_errors(f"downloading {model_uri}", client.tracking_uri):
         mlflow.set_tracking_uri(client.tracking_uri)
         mlflow.set_registry_uri(client._registry_uri)
-        path = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
-        return tree_digest(Path(path))
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(directory)))
+
+
+def model_digest(client: MlflowClient, model_uri: str) -> str:
+    """Digest of the model's stored artifact files, as downloaded from the store now."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return tree_digest(download_model(client, model_uri, Path(tmp)))
 
 
 def current_alias_version(client: MlflowClient, name: str, alias: str) -> str | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from mlgate.core.digests import tree_digest
+from mlgate.core.digests import code_digest
 from mlgate.core.policy import Policy
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
 
@@ -43,7 +43,7 @@ def code_version(path: Path) -> str:
                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit, dirty = "", "not a git checkout"
-    return f"git:{commit}" if commit and not dirty else f"tree:{tree_digest(directory)}"
+    return f"git:{commit}" if commit and not dirty else f"tree:{code_digest(directory)}"
 
 
 def library_versions(names: tuple[str, ...] = TRACKED_LIBRARIES) -> dict[str, str]:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlgate.core.digests import tree_digest
+from mlgate.core.digests import code_digest
 from mlgate.core.errors import GateInputError, ToolError
 from mlgate.core.policy_exceptions import PolicyException, expired_findings, split_exceptions
 from mlgate.core.results import (
@@ -264,7 +264,7 @@ def _subject(command: Command, target: str | Path, report_text: str) -> Subject:
     """What was scanned: a source tree by its content digest, an image by its config digest (image ID)."""
     if command != "image":
         try:
-            return Subject("code", str(target), tree_digest(Path(target)))
+            return Subject("code", str(target), code_digest(Path(target)))
         except ValueError as exc:  # e.g. a symlink in the tree
             raise GateInputError(f"{target}: cannot digest the scanned tree: {exc}") from None
     metadata = json.loads(report_text).get("Metadata")

@@ -1,14 +1,27 @@
 """mlgate's Airflow operators. Importing this package stays light: heavy libraries load inside ``execute``."""
 
+from mlgate.operators.bandit import CodeStaticGateOperator
 from mlgate.operators.base import BaseGateOperator
-from mlgate.operators.data import DataExpectationsGateOperator, DataIntegrityGateOperator
+from mlgate.operators.data import DataExpectationsGateOperator, DataIntegrityGateOperator, DataPiiGateOperator
+from mlgate.operators.model import ModelArtifactGateOperator
 from mlgate.operators.promote import RegistryPromoteGateOperator
 from mlgate.operators.training import ModelTrainingGateOperator
+from mlgate.operators.trivy import (
+    CodeDependenciesGateOperator,
+    DeployConfigGateOperator,
+    DeployContainerGateOperator,
+)
 
 __all__ = [
     "BaseGateOperator",
+    "CodeDependenciesGateOperator",
+    "CodeStaticGateOperator",
     "DataExpectationsGateOperator",
     "DataIntegrityGateOperator",
+    "DataPiiGateOperator",
+    "DeployConfigGateOperator",
+    "DeployContainerGateOperator",
+    "ModelArtifactGateOperator",
     "ModelTrainingGateOperator",
     "RegistryPromoteGateOperator",
 ]

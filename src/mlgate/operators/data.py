@@ -1,4 +1,4 @@
-"""Operators for the data gates: ``data.integrity`` and ``data.expectations``."""
+"""Operators for the data gates: ``data.integrity``, ``data.expectations`` and ``data.pii``."""
 
 from __future__ import annotations
 
@@ -56,3 +56,33 @@ class DataExpectationsGateOperator(BaseGateOperator):
 
         suite = Path(self.suite_path) if self.suite_path else None
         return check_expectations(Path(self.data_path), self.policy, suite, report_dir=workdir)
+
+
+class DataPiiGateOperator(BaseGateOperator):
+    """Scans CSV, Parquet, JSONL or text for PII and secrets outside the columns allowed to hold them.
+
+    With ``action: mask`` the sanitized copy is logged with the evidence and, when ``masked_path`` is
+    set, also written there (its digest is in ``metrics.masked_digest``) for the tasks downstream.
+    """
+
+    gate_id = "data.pii"
+    template_fields: Sequence[str] = (*BaseGateOperator.template_fields, "data_path", "masked_path")
+
+    def __init__(self, *, data_path: str, masked_path: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.data_path = data_path
+        self.masked_path = masked_path
+
+    def subject(self) -> Subject:
+        return Subject("dataset", str(self.data_path), "unknown")
+
+    def check(self, context: Context, workdir: Path) -> GateResult:
+        import shutil
+
+        from mlgate.core.pii import check_pii
+
+        result = check_pii(Path(self.data_path), self.policy.section(self.gate_id), self.policy.digest, workdir)
+        if self.masked_path and result.artifacts:
+            Path(self.masked_path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(result.artifacts[0], self.masked_path)
+        return result

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlgate.core.digests import code_digest
 from mlgate.core.errors import GateInputError
-from mlgate.core.digests import tree_digest
 from mlgate.core.registry import (
     TAG_CODE_DIGEST,
     TAG_DATA_DIGEST,
@@ -98,7 +98,7 @@ class ModelTrainingGateOperator(BaseGateOperator):
         data_digest = self.verified_data_digest(context)
         train = resolve_callable(self.training_callable)
         code_dir = Path(self.code_path or Path(inspect.getsourcefile(train) or ".").parent)
-        code, code_digest = code_version(code_dir), tree_digest(code_dir)
+        code, code_tree = code_version(code_dir), code_digest(code_dir)
         libraries = library_versions()
         seed = int(self.seed)
         client = self.mlflow_hook.get_conn()
@@ -122,7 +122,7 @@ class ModelTrainingGateOperator(BaseGateOperator):
             version = str(info.registered_model_version)
             model_uri = f"models:/{name}/{version}"
             digest = model_digest(client, model_uri)
-            tags = {TAG_MODEL_DIGEST: digest, TAG_DATA_DIGEST: data_digest, TAG_CODE_DIGEST: code_digest,
+            tags = {TAG_MODEL_DIGEST: digest, TAG_DATA_DIGEST: data_digest, TAG_CODE_DIGEST: code_tree,
                     "mlgate.code_version": code,
                     "mlgate.seed": str(seed), "mlgate.pipeline": pipeline_key(context)}
             for key, value in tags.items():

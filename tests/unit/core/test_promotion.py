@@ -20,7 +20,8 @@ MODEL, DATA, CODE = "sha256:model", "sha256:data", "sha256:code"
 
 def result(gate: str, kind: str, **overrides) -> GateResult:
     an_hour_ago = (NOW - timedelta(hours=1)).isoformat()
-    base = GateResult(gate=gate, status=Status.PASSED, subject=Subject(kind, "uri", {"model": MODEL, "dataset": DATA, "code": CODE}.get(kind, "sha256:x")),
+    digest = {"model": MODEL, "dataset": DATA, "code": CODE}[kind]
+    base = GateResult(gate=gate, status=Status.PASSED, subject=Subject(kind, "uri", digest),
                       policy_digest=POLICY.digest, tool=ToolInfo("t", "1"), started_at=an_hour_ago,
                       finished_at=an_hour_ago)
     return replace(base, **overrides)
