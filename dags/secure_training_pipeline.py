@@ -1,31 +1,38 @@
-"""The secure training pipeline: integrity → expectations → training → promotion.
+"""The secure training pipeline: data and code gates → training → model gates → promotion.
 
 Every gate records its evidence in the DAG run's MLflow run; promotion moves the ``champion`` alias
-only when every gate the policy requires passed for exactly this data and model. Paths come from
+only when every gate the policy requires passed for exactly this data, code and model. Paths come from
 params (override them with the run's conf); defaults point at the demo data under ``MLGATE_HOME``.
 """
 
 from __future__ import annotations
 
 import os
+from importlib.util import find_spec
 from pathlib import Path
 
 from airflow.sdk import DAG, Param
 
 from mlgate.operators import (
+    CodeDependenciesGateOperator,
+    CodeStaticGateOperator,
     DataExpectationsGateOperator,
     DataIntegrityGateOperator,
+    DataPiiGateOperator,
+    ModelArtifactGateOperator,
     ModelTrainingGateOperator,
     RegistryPromoteGateOperator,
 )
 
 HOME = Path(os.environ.get("MLGATE_HOME", ".mlgate")).absolute()
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
+TRAINING_CODE = str(Path(find_spec("mlgate.demo").origin).parent)  # the code gates scan what training runs
 gate_args = {"policy_path": "{{ params.policy_path }}"}
+data = "{{ params.data_path }}"
 
 with DAG(
     dag_id="secure_training_pipeline",
-    description="Train the loan-default model behind mlgate's data, training and promotion gates",
+    description="Train the loan-default model behind mlgate's data, code, model and promotion gates",
     schedule=None,
     catchup=False,
     tags=["mlgate", "security"],
@@ -36,18 +43,24 @@ with DAG(
         "policy_path": Param(str(POLICY), type="string", description="mlgate policy YAML"),
     },
 ) as dag:
-    integrity = DataIntegrityGateOperator(task_id="data_integrity", data_path="{{ params.data_path }}",
+    integrity = DataIntegrityGateOperator(task_id="data_integrity", data_path=data,
                                           manifest_path="{{ params.manifest_path }}", **gate_args)
-    expectations = DataExpectationsGateOperator(task_id="data_expectations", data_path="{{ params.data_path }}",
-                                                **gate_args)
+    pii = DataPiiGateOperator(task_id="data_pii", data_path=data, **gate_args)
+    expectations = DataExpectationsGateOperator(task_id="data_expectations", data_path=data, **gate_args)
+    static = CodeStaticGateOperator(task_id="code_static", source_path=TRAINING_CODE, **gate_args)
+    dependencies = CodeDependenciesGateOperator(task_id="code_dependencies", target=TRAINING_CODE, **gate_args)
     train = ModelTrainingGateOperator(
         task_id="train_model",
         training_callable="mlgate.demo.train:train_loan_model",
-        data_path="{{ params.data_path }}",
+        code_path=TRAINING_CODE,
+        data_path=data,
         hyperparameters={"C": 1.0, "max_iter": 500},
         seed=7,
         **gate_args,
     )
+    artifact = ModelArtifactGateOperator(task_id="model_artifact", **gate_args)
     promote = RegistryPromoteGateOperator(task_id="promote_model", **gate_args)
 
-    integrity >> expectations >> train >> promote
+    integrity >> [pii, expectations] >> train
+    [static, dependencies] >> train
+    train >> artifact >> promote

@@ -9,15 +9,20 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlgate.core.errors import MlgateError
 from mlgate.core.policy import Policy, load_policy
 from mlgate.core.results import GateResult, Subject
 from mlgate.core.runner import GateOutcome, run_gate
 from mlgate.core.summary import format_summary
+
+if TYPE_CHECKING:
+    from mlgate.core.trivy import TrivyConnection
 
 DEFAULT_POLICY = os.environ.get("MLGATE_POLICY", "policies/default.yaml")
 
@@ -70,6 +75,79 @@ def cmd_check_expectations(args: argparse.Namespace) -> int:
                 lambda policy: check_expectations(Path(args.path), policy, suite, report_dir))
 
 
+def _workdir(args: argparse.Namespace) -> Path:
+    """Where a gate writes its reports (SARIF, SBOM, masked copy): ``--out-dir``, else the current directory."""
+    path = Path(args.out_dir or ".")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def cmd_check_pii(args: argparse.Namespace) -> int:
+    from mlgate.core.pii import check_pii
+
+    return _run(args, Subject("dataset", args.path, "unknown"), lambda policy: check_pii(
+        Path(args.path), policy.section(args.gate), policy.digest, _workdir(args),
+        policy.section("data.integrity").algorithm))
+
+
+def cmd_check_static(args: argparse.Namespace) -> int:
+    from mlgate.core.bandit_scan import check_static
+
+    def check(policy: Policy) -> GateResult:
+        result = check_static(args.path, policy.section(args.gate), policy.digest, _workdir(args))
+        _copy_sarif(result, args.sarif)
+        return result
+
+    return _run(args, Subject("code", args.path, "unknown"), check)
+
+
+def _copy_sarif(result: GateResult, destination: str | None) -> None:
+    if destination:
+        sarif = next((a for a in result.artifacts if a.endswith(".sarif")), None)
+        if sarif is None:
+            raise MlgateError(f"{result.gate} wrote no SARIF report to copy to {destination}")
+        shutil.copyfile(sarif, destination)
+
+
+def _trivy_connection(args: argparse.Namespace) -> TrivyConnection:
+    from mlgate.core.trivy import TrivyConnection
+
+    return TrivyConnection(binary=args.trivy, cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+                           db_repository=args.db_repository, server=args.server,
+                           token=os.environ.get("TRIVY_TOKEN"), offline=args.offline)
+
+
+def cmd_check_dependencies(args: argparse.Namespace) -> int:
+    from mlgate.core.dependencies import check_dependencies
+
+    return _run(args, Subject("code", args.path, "unknown"), lambda policy: check_dependencies(
+        args.path, _trivy_connection(args), policy.section(args.gate), policy.exceptions, policy.digest,
+        _workdir(args), command=args.scan))
+
+
+def cmd_check_container(args: argparse.Namespace) -> int:
+    from mlgate.core.trivy import check_trivy
+
+    return _run(args, Subject("image", args.image, "unknown"), lambda policy: check_trivy(
+        "image", args.image, _trivy_connection(args), policy.section(args.gate), policy.digest,
+        exceptions=policy.exceptions))
+
+
+def cmd_check_deploy_config(args: argparse.Namespace) -> int:
+    from mlgate.core.deploy_config import check_deploy_config
+
+    return _run(args, Subject("code", args.path, "unknown"), lambda policy: check_deploy_config(
+        args.path, _trivy_connection(args), policy.section(args.gate), policy.digest,
+        exceptions=policy.exceptions))
+
+
+def cmd_check_artifact(args: argparse.Namespace) -> int:
+    from mlgate.core.artifacts import check_artifact
+
+    return _run(args, Subject("model", args.path, "unknown"), lambda policy: check_artifact(
+        Path(args.path), policy.section(args.gate), policy.digest))
+
+
 def cmd_promote(args: argparse.Namespace) -> int:
     import mlflow
 
@@ -119,6 +197,45 @@ def build_parser() -> argparse.ArgumentParser:
     expectations.add_argument("--suite", help="GX suite JSON (default: the policy's)")
     expectations.add_argument("--report-dir", help="where to write GX's result JSON")
     expectations.set_defaults(func=cmd_check_expectations)
+
+    reports = argparse.ArgumentParser(add_help=False)
+    reports.add_argument("--out-dir", help="where the gate writes its reports (default: the current directory)")
+    trivy = argparse.ArgumentParser(add_help=False)
+    trivy.add_argument("--trivy", help="trivy binary (default: $TRIVY_PATH, the packaged one, then PATH)")
+    trivy.add_argument("--cache-dir", help="trivy cache holding db/trivy.db")
+    trivy.add_argument("--db-repository", help="a mirror of trivy's vulnerability DB")
+    trivy.add_argument("--server", help="trivy server URL (client/server mode; token from $TRIVY_TOKEN)")
+    trivy.add_argument("--offline", action="store_true", help="never download the DB or checks")
+
+    pii = gates.add_parser("data.pii", parents=[common, reports], help="PII and secrets in CSV/Parquet/JSONL/text")
+    pii.add_argument("path")
+    pii.set_defaults(func=cmd_check_pii)
+
+    static = gates.add_parser("code.static", parents=[common, reports], help="bandit over a source tree")
+    static.add_argument("path")
+    static.add_argument("--sarif", help="also copy the SARIF report here (for code-scanning UIs)")
+    static.set_defaults(func=cmd_check_static)
+
+    deps = gates.add_parser("code.dependencies", parents=[common, reports, trivy],
+                            help="dependency CVEs and a CycloneDX SBOM with trivy")
+    deps.add_argument("path")
+    deps.add_argument("--scan", choices=("fs", "rootfs"), default="fs",
+                      help="fs: lock files and manifests; rootfs: installed site-packages (with licenses)")
+    deps.set_defaults(func=cmd_check_dependencies)
+
+    container = gates.add_parser("deploy.container", parents=[common, trivy],
+                                 help="an image: registry reference, docker-archive tarball or OCI layout")
+    container.add_argument("image")
+    container.set_defaults(func=cmd_check_container)
+
+    deploy = gates.add_parser("deploy.config", parents=[common, trivy],
+                              help="least privilege in Dockerfiles, Kubernetes manifests and compose files")
+    deploy.add_argument("path")
+    deploy.set_defaults(func=cmd_check_deploy_config)
+
+    artifact = gates.add_parser("model.artifact", parents=[common], help="static scan of model files")
+    artifact.add_argument("path")
+    artifact.set_defaults(func=cmd_check_artifact)
 
     promote = commands.add_parser("promote", parents=[common], help="move the policy's alias if every gate holds")
     promote.add_argument("model")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -7,6 +8,10 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def airflow_db():
-    """A migrated Airflow metadata DB (the one configured in tests/conftest.py)."""
+def airflow_db(scratch):
+    """A migrated Airflow metadata DB (the one configured in tests/conftest.py), and a ``trivy_default``
+    connection on the offline vulnerability DB, as ``mlgate demo`` sets up."""
+    from mlgate.demo.run import offline_trivy_connection
+
+    os.environ["AIRFLOW_CONN_TRIVY_DEFAULT"] = offline_trivy_connection(scratch)
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, timeout=300)

@@ -46,8 +46,9 @@ def run(dag, conf):
 
 def test_every_dag_file_imports_without_errors(dag):
     assert dag is not None
-    assert [t.task_id for t in dag.topological_sort()] == ["data_integrity", "data_expectations", "train_model",
-                                                            "promote_model"]
+    assert {t.task_id for t in dag.tasks} == {"data_integrity", "data_pii", "data_expectations", "code_static",
+                                              "code_dependencies", "train_model", "model_artifact", "promote_model"}
+    assert dag.get_task("promote_model").trigger_rule == "all_done"
 
 
 def test_clean_data_is_trained_and_promoted(dag, conf):
@@ -61,7 +62,8 @@ def test_data_changed_after_pinning_is_never_promoted(dag, conf):
     state, tasks, alias = run(dag, conf)
     assert state == "failed"
     assert tasks["data_integrity"] == "failed"
-    assert tasks["train_model"] == "upstream_failed"
+    assert tasks["code_static"] == tasks["code_dependencies"] == "success"
+    assert tasks["train_model"] == tasks["model_artifact"] == "upstream_failed"
     assert tasks["promote_model"] == "failed"
     assert alias is None
 

@@ -101,7 +101,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _GLOBAL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(\.\*)?$"
 
 _TEXT_KINDS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".txt": "text", ".md": "text"}
-_TEXT_NAMES = {"MLmodel": "yaml"}
+_TEXT_NAMES = {"MLmodel": "yaml", "registered_model_meta": "yaml"}  # the latter: written by MLflow's download
 _PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".bin", ".ckpt", ".sav", ".dill"}
 _TORCH_META = re.compile(r"(version|byteorder|\.format_version|\.storage_alignment|\.data/version"
                          r"|\.data/serialization_id)")

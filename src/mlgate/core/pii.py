@@ -22,8 +22,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlgate.core.digests import file_digest
 from mlgate.core.errors import GateInputError
+from mlgate.core.integrity import build_manifest
 from mlgate.core.pii_detectors import DETECTORS, PII_TYPES, Span, find_spans
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
 
@@ -218,7 +218,8 @@ def write_table(table: pa.Table, path: Path, fmt: str) -> None:
         path.write_text("\n".join(table.column("text").to_pylist()) + "\n", encoding="utf-8")
 
 
-def check_pii(path: Path, config: PiiPolicy, policy_digest: str, out_dir: Path | None = None) -> GateResult:
+def check_pii(path: Path, config: PiiPolicy, policy_digest: str, out_dir: Path | None = None,
+              algorithm: str = "sha256") -> GateResult:
     """Scan ``path`` (CSV, Parquet, JSONL or plain text) and apply ``config.action`` to what it finds."""
     started, clock = utcnow(), time.perf_counter()
     path = Path(path)
@@ -244,13 +245,13 @@ def check_pii(path: Path, config: PiiPolicy, policy_digest: str, out_dir: Path |
         out_dir.mkdir(parents=True, exist_ok=True)
         masked = out_dir / f"{path.stem}.masked{path.suffix}"
         write_table(mask_table(table, columns, hits, config), masked, fmt)
-        metrics["masked_digest"] = file_digest(masked)
+        metrics["masked_digest"] = build_manifest(masked, algorithm).digest
         artifacts = (str(masked),)
     metrics["seconds"] = round(time.perf_counter() - clock, 4)
     return GateResult(
         gate=GATE,
         status=Status.BLOCKED if violations and config.action == "block" else Status.PASSED,
-        subject=Subject("dataset", str(path), file_digest(path)),
+        subject=Subject("dataset", str(path), build_manifest(path, algorithm).digest),
         policy_digest=policy_digest,
         tool=ToolInfo("mlgate-pii", f"pyarrow {pa.__version__}"),
         started_at=started,

@@ -26,6 +26,7 @@ from mlgate.core.registry import (
     mlgate_home,
 )
 from mlgate.demo.dataset import write_loans
+from mlgate.demo.trivy_db import write_trivy_db
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -41,8 +42,16 @@ def repo_root() -> Path:
     raise SystemExit("mlgate demo: run it from the mlgate checkout (no dags/secure_training_pipeline.py here)")
 
 
+def offline_trivy_connection(home: Path) -> str:
+    """A ``trivy`` connection on a small offline DB of real advisories (this machine cannot download
+    trivy's DB; a real deployment points the connection at a trivy server or lets trivy download)."""
+    cache = write_trivy_db(home / "trivy-cache")
+    return json.dumps({"conn_type": "trivy", "extra": {"cache_dir": str(cache), "offline": True}})
+
+
 def airflow_env(home: Path, root: Path) -> dict[str, str]:
     env = dict(os.environ)
+    env.setdefault("AIRFLOW_CONN_TRIVY_DEFAULT", offline_trivy_connection(home))
     env.update({
         "MLGATE_HOME": str(home),
         "AIRFLOW_HOME": str(home / "airflow"),

@@ -81,7 +81,8 @@ class DataPiiGateOperator(BaseGateOperator):
 
         from mlgate.core.pii import check_pii
 
-        result = check_pii(Path(self.data_path), self.policy.section(self.gate_id), self.policy.digest, workdir)
+        result = check_pii(Path(self.data_path), self.policy.section(self.gate_id), self.policy.digest, workdir,
+                           self.policy.section("data.integrity").algorithm)
         if self.masked_path and result.artifacts:
             Path(self.masked_path).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(result.artifacts[0], self.masked_path)

@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 from faker import Faker
 
-from mlgate.core.digests import file_digest
 from mlgate.core.errors import GateInputError
+from mlgate.core.integrity import build_manifest
 from mlgate.core.pii import PiiPolicy, PiiType, check_pii, read_table, scan, string_columns
 from mlgate.core.pii_detectors import PII_TYPES, luhn_ok, valid_iban, valid_ssn
 
@@ -197,7 +197,7 @@ def test_each_format_blocks_what_policy_forbids(fmt, tmp_path):
     allowed = {"text": ["email"]} if fmt == "text" else {"email": ["email"]}
     result = check_pii(path, PiiPolicy(allowed=allowed), DIGEST)
     assert result.status == "blocked"
-    assert result.subject.kind == "dataset" and result.subject.digest == file_digest(path)
+    assert result.subject.kind == "dataset" and result.subject.digest == build_manifest(path).digest
     cells = result.metrics["cells_by_type"]
     assert cells["us_ssn"] == {column: 1} and cells["credit_card"] == {column: 1}
     assert cells["secret"] == {column: 1} and cells["phone"] == {column: 1}
@@ -267,7 +267,7 @@ def test_mask_writes_a_sanitized_copy_keeping_joins(fmt, tmp_path, monkeypatch):
     path = write(fmt, tmp_path, rows)
     result = check_pii(path, PiiPolicy(action="mask"), DIGEST, out_dir=tmp_path / "out")
     masked = Path(result.artifacts[0])
-    assert result.status == "passed" and result.metrics["masked_digest"] == file_digest(masked)
+    assert result.status == "passed" and result.metrics["masked_digest"] == build_manifest(masked).digest
     column = "text" if fmt == "text" else "notes"
     cells = string_columns(read_table(masked))[0][column].to_pylist()
     assert cells[0] == cells[2] != cells[1]  # same input, same token: joins survive
