@@ -191,25 +191,36 @@ def opendp_version() -> str:
 
 
 def _opendp():
-    import opendp.prelude as dp
+    """OpenDP's modules, imported narrowly: ``opendp.prelude`` also imports scikit-learn (seconds)."""
+    from types import SimpleNamespace
 
-    dp.enable_features("contrib")
-    return dp
+    from opendp import combinators, measurements, transformations
+    from opendp.domains import atom_domain, vector_domain
+    from opendp.metrics import symmetric_distance
+    from opendp.mod import binary_search_param, enable_features
+
+    enable_features("contrib")
+    return SimpleNamespace(t=transformations, m=measurements, c=combinators, atom_domain=atom_domain,
+                           vector_domain=vector_domain, symmetric_distance=symmetric_distance,
+                           binary_search_param=binary_search_param)
 
 
-def _calibrate(name: str, query: Query, make: Callable[[float, str], Any]) -> PlannedQuery:
+def _calibrate(name: str, query: Query, stable: Callable[[str], Any]) -> PlannedQuery:
     """Find the smallest noise scale whose certified cost fits ``query`` and read the cost back from OpenDP.
 
-    ``make(scale, mechanism)`` builds the measurement; Gaussian (zCDP in OpenDP) is converted to (ε, δ)-DP.
+    ``stable(mechanism)`` builds the transformation the noise is added to (built once: the search only
+    varies the noise); Gaussian noise (zCDP in OpenDP) is converted to (ε, δ)-DP.
     """
     dp = _opendp()
+    transformation = stable(query.mechanism)
     if query.mechanism == "laplace":
         def build(scale: float):
-            return make(scale, "laplace")
+            return transformation >> dp.m.then_laplace(scale)
         target: Any = query.epsilon
     else:
         def build(scale: float):
-            return dp.c.make_fix_delta(dp.c.make_zCDP_to_approxDP(make(scale, "gaussian")), query.delta)
+            return dp.c.make_fix_delta(dp.c.make_zCDP_to_approxDP(transformation >> dp.m.then_gaussian(scale)),
+                                       query.delta)
         target = (query.epsilon, query.delta)
     scale = dp.binary_search_param(build, d_in=1, d_out=target)
     measurement = build(scale)
@@ -218,34 +229,27 @@ def _calibrate(name: str, query: Query, make: Callable[[float, str], Any]) -> Pl
     return PlannedQuery(name, query.mechanism, scale, float(epsilon), float(delta), measurement)
 
 
-def _noise(dp, scale: float, mechanism: str):
-    return dp.m.then_laplace(scale) if mechanism == "laplace" else dp.m.then_gaussian(scale)
-
-
-def _histogram(cells: int) -> Callable[[float, str], Any]:
+def _histogram(cells: int) -> Callable[[str], Any]:
     """Counts of integer cell codes ``0..cells-1`` (codes computed row by row, so the map is 1-stable)."""
-    def make(scale: float, mechanism: str):
+    def stable(mechanism: str):
         dp = _opendp()
         metric = "L1Distance<int>" if mechanism == "laplace" else "L2Distance<int>"
         return ((dp.vector_domain(dp.atom_domain(T=int)), dp.symmetric_distance())
-                >> dp.t.then_count_by_categories(categories=list(range(cells)), null_category=False, MO=metric)
-                >> _noise(dp, scale, mechanism))
-    return make
+                >> dp.t.then_count_by_categories(categories=list(range(cells)), null_category=False, MO=metric))
+    return stable
 
 
-def _row_count(scale: float, mechanism: str):
+def _row_count(_mechanism: str):
     dp = _opendp()
-    return ((dp.vector_domain(dp.atom_domain(T=bool)), dp.symmetric_distance())
-            >> dp.t.then_count() >> _noise(dp, scale, mechanism))
+    return (dp.vector_domain(dp.atom_domain(T=bool)), dp.symmetric_distance()) >> dp.t.then_count()
 
 
-def _clipped_sum(bounds: tuple[float, float]) -> Callable[[float, str], Any]:
-    def make(scale: float, mechanism: str):
+def _clipped_sum(bounds: tuple[float, float]) -> Callable[[str], Any]:
+    def stable(_mechanism: str):
         dp = _opendp()
         return ((dp.vector_domain(dp.atom_domain(T=float, nan=True)), dp.symmetric_distance())
-                >> dp.t.then_drop_null() >> dp.t.then_clamp(tuple(bounds)) >> dp.t.then_sum()
-                >> _noise(dp, scale, mechanism))
-    return make
+                >> dp.t.then_drop_null() >> dp.t.then_clamp(tuple(bounds)) >> dp.t.then_sum())
+    return stable
 
 
 def plan_release(spec: ReleaseSpec) -> ReleasePlan:
