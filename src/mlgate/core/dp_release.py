@@ -275,23 +275,25 @@ def validate_frame(frame, spec: ReleaseSpec) -> None:
             raise GateInputError(f"column {name!r} is declared numeric but has dtype {frame[name].dtype}")
 
 
-def _numeric_cells(values, edges) -> list[int]:
-    """Cell per row: 0 below the first edge, 1..k the bins, k+1 at/above the last edge, k+2 missing."""
+def _numeric_cells(values, edges):
+    """Cell per row: 0 below the first edge, 1..k the bins, k+1 at/above the last edge, k+2 missing.
+
+    As int32 numpy arrays (OpenDP's ``int``): OpenDP copies those in one go, lists value by value."""
     import numpy as np
 
-    x = np.asarray(values, dtype=float)
-    cells = np.searchsorted(np.asarray(edges), x, side="right")
-    cells[np.isnan(x)] = len(edges) + 1
-    return cells.tolist()
+    cells = np.searchsorted(np.asarray(edges), values, side="right").astype(np.int32)
+    cells[np.isnan(values)] = len(edges) + 1
+    return cells
 
 
-def _categorical_cells(series, categories) -> list[int]:
+def _categorical_cells(series, categories):
     """Cell per row: the index of its category, or len(categories) for anything else and missing values."""
+    import numpy as np
     import pandas as pd
 
-    codes = pd.Categorical(series.astype("string"), categories=list(categories)).codes.copy()
+    codes = pd.Categorical(series.astype("string"), categories=list(categories)).codes.astype(np.int32)
     codes[codes < 0] = len(categories)
-    return codes.tolist()
+    return codes
 
 
 def _non_negative(values) -> list[int]:
@@ -305,7 +307,7 @@ def release(frame, plan: ReleasePlan, dataset_digest: str) -> DPProfile:
 
     validate_frame(frame, plan.spec)
     q = plan.queries
-    rows = _non_negative([q["rows"].measurement([True] * len(frame))])[0]
+    rows = _non_negative([q["rows"].measurement(np.ones(len(frame), dtype=bool))])[0]
     columns: dict[str, NumericProfile | CategoricalProfile] = {}
     for name, column in plan.spec.columns.items():
         if isinstance(column, CategoricalColumn):
@@ -313,11 +315,11 @@ def release(frame, plan: ReleasePlan, dataset_digest: str) -> DPProfile:
             counts = _non_negative(noisy)
             columns[name] = CategoricalProfile(list(column.categories), counts[:-1], counts[-1])
             continue
-        values = frame[name].to_numpy(dtype=float, na_value=np.nan)
+        values = np.require(frame[name].to_numpy(dtype=np.float64, na_value=np.nan), requirements=["C", "W"])
         noisy = q[f"{name}.histogram"].measurement(_numeric_cells(values, column.edges))
         counts, mean = _non_negative(noisy), None
         if column.mean is not None:
-            noisy_sum = q[f"{name}.mean"].measurement(values.tolist())
+            noisy_sum = q[f"{name}.mean"].measurement(values)
             present = max(1.0, float(sum(noisy[:-1])))  # non-missing rows: post-processing of the histogram
             mean = min(max(noisy_sum / present, column.bounds[0]), column.bounds[1])
         bins = len(column.edges) - 1
