@@ -47,11 +47,13 @@ def write_policy(path: Path, data: dict[str, Any] | None = None) -> Path:
 
 
 def new_run(tmp_path: Path) -> dict[str, Any]:
-    """A fresh dataset, its manifest, a policy with a unique model name, and a unique DAG run id."""
+    """A fresh dataset, its manifest, a policy requiring the gates ``run_pipeline`` runs (with a unique
+    model name), and a unique DAG run id."""
     data = write_loans(tmp_path / "loans.csv", rows=1500)
     manifest = build_manifest(data).save(tmp_path / "loans.manifest.json")
     policy = default_policy()
     policy["promotion"]["model_name"] = f"model-{uuid.uuid4().hex[:8]}"
+    policy["promotion"]["required_gates"] = ["data.integrity", "data.expectations", "model.training"]
     return {"data": data, "manifest": manifest, "policy": write_policy(tmp_path / "policy.yaml", policy),
             "model": policy["promotion"]["model_name"], "run_id": uuid.uuid4().hex}
 

@@ -116,6 +116,19 @@ def log_result(client: MlflowClient, run_id: str, result: GateResult) -> None:
         client.log_batch(run_id, metrics=metrics, tags=[RunTag(f"mlgate.gate.{result.gate}", str(result.status))])
 
 
+def log_dataset_input(client: MlflowClient, run_id: str, uri: str, digest: str) -> None:
+    """Record a verified dataset as an input of the run. MLflow keeps at most 36 characters of a
+    dataset digest, so the full manifest digest also goes into the input's tags."""
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+
+    with mlflow_errors("logging the dataset input", client.tracking_uri):
+        dataset = MetaDataset(resolve_dataset_source(uri), name=Path(uri).name, digest=digest.split(":")[-1][:36])
+        client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(),
+                                                [InputTag("mlgate.data_digest", digest)])])
+
+
 def download_evidence(client: MlflowClient, run_id: str) -> dict[str, GateResult | EvidenceError]:
     """Every ``gates/*.json`` of a run; a file that cannot be read is kept as its EvidenceError."""
     evidence: dict[str, GateResult | EvidenceError] = {}

@@ -18,8 +18,9 @@ from airflow.sdk.exceptions import AirflowException
 
 from mlgate.core.errors import ToolError
 from mlgate.core.policy import Policy, load_policy
+from mlgate.core.provenance import Producer, ProvenanceEntry
 from mlgate.core.registry import log_result, pipeline_run, run_url
-from mlgate.core.results import GateResult, Status, Subject
+from mlgate.core.results import GateResult, Status, Subject, utcnow
 from mlgate.core.runner import GateOutcome, run_gate
 from mlgate.core.summary import format_summary
 from mlgate.exceptions import GateConfigViolation, GatePolicyViolation
@@ -34,6 +35,15 @@ def pipeline_key(context: Context) -> str:
     """Identifies the MLflow run that collects all evidence of one DAG run."""
     ti = context["ti"]
     return f"{ti.dag_id}/{ti.run_id}"
+
+
+def provenance_entry(context: Context, *, source_uri: str, output_digest: str, upstream: tuple[str, ...],
+                     transformation: str) -> ProvenanceEntry:
+    """Who produced ``output_digest`` (this DAG run's task), from what, how, and when."""
+    ti = context["ti"]
+    return ProvenanceEntry(source_uri=source_uri, retrieved_at=utcnow(), producer=Producer(ti.dag_id, ti.run_id,
+                           ti.task_id), transformation=transformation, output_digest=output_digest,
+                           upstream_digests=upstream)
 
 
 class BaseGateOperator(BaseOperator):
@@ -81,11 +91,15 @@ class BaseGateOperator(BaseOperator):
             client = self.mlflow_hook.get_conn()
             run_id = pipeline_run(client, self.mlflow_experiment, pipeline_key(context))
             log_result(client, run_id, result)
+            self.record_extra(client, run_id, result, context)
             ti.xcom_push(key=MlflowRunLink().xcom_key, value=run_url(client, run_id))
         except ToolError as exc:
             raise AirflowException(f"{self.gate_id}: its evidence could not be recorded, so the gate counts "
                                    f"as failed: {exc}") from exc
         self.log.info("%s\n%s", self.gate_id, format_summary(result))
+
+    def record_extra(self, client: Any, run_id: str, result: GateResult, context: Context) -> None:
+        """More evidence a gate records beside its result (MLflow inputs, Asset events); none by default."""
 
     def raise_for(self, outcome: GateOutcome) -> None:
         result = outcome.result

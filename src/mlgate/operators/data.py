@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlgate.core.provenance import append_provenance
+from mlgate.core.registry import log_dataset_input
 from mlgate.core.results import GateResult, Subject
-from mlgate.operators.base import BaseGateOperator
+from mlgate.operators.base import BaseGateOperator, provenance_entry
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
 class DataIntegrityGateOperator(BaseGateOperator):
-    """Compares a file or directory with its pinned manifest; its subject digest is the data version."""
+    """Compares a file or directory with its pinned manifest; its subject digest is the data version.
+
+    A verified dataset also gets a provenance entry (JSON lines, logged with the evidence), an MLflow
+    dataset input on the pipeline run, and its digest in the ``extra`` of each outlet Asset's event.
+    """
 
     gate_id = "data.integrity"
     template_fields: Sequence[str] = (*BaseGateOperator.template_fields, "data_path", "manifest_path")
@@ -34,7 +41,22 @@ class DataIntegrityGateOperator(BaseGateOperator):
             if done == total or done % max(1, total // 10) == 0:
                 self.log.info("hashed %d/%d files", done, total)
 
-        return check_integrity(Path(self.data_path), Path(self.manifest_path), self.policy, progress)
+        result = check_integrity(Path(self.data_path), Path(self.manifest_path), self.policy, progress)
+        if not result.passed:
+            return result
+        entry = provenance_entry(context, source_uri=str(self.data_path), output_digest=result.subject.digest,
+                                 upstream=(result.thresholds["pinned_digest"],),
+                                 transformation="none: verified against the pinned manifest")
+        return replace(result, artifacts=(*result.artifacts, str(append_provenance(workdir / "provenance.jsonl",
+                                                                                   [entry]))))
+
+    def record_extra(self, client: Any, run_id: str, result: GateResult, context: Context) -> None:
+        """The verified data version as an MLflow dataset input and in each outlet Asset event's ``extra``."""
+        if not result.passed:
+            return
+        log_dataset_input(client, run_id, str(self.data_path), result.subject.digest)
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = {"digest": result.subject.digest, "gate": self.gate_id}
 
 
 class DataExpectationsGateOperator(BaseGateOperator):

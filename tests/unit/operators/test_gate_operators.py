@@ -52,8 +52,23 @@ def test_a_passing_gate_pushes_its_result_logs_evidence_and_a_link(run):
     client, mlflow_run = pipeline_tags(f"ops/{run['run_id']}")
     assert mlflow_run.data.tags["mlgate.gate.data.integrity"] == "passed"
     assert mlflow_run.data.metrics["mlgate.data.integrity.files"] == 1
-    assert [a.path for a in client.list_artifacts(mlflow_run.info.run_id, "gates")] == ["gates/data.integrity.json"]
-    assert mlflow_run.info.run_id in pushed[MlflowRunLink().xcom_key]
+    run_id = mlflow_run.info.run_id
+    assert [a.path for a in client.list_artifacts(run_id, "gates")] == ["gates/data.integrity",
+                                                                       "gates/data.integrity.json"]
+    assert run_id in pushed[MlflowRunLink().xcom_key]
+
+
+def test_verified_data_gets_provenance_and_an_mlflow_dataset_input(run, tmp_path):
+    integrity_op(run).execute(context(run, "data_integrity"))
+    client, mlflow_run = pipeline_tags(f"ops/{run['run_id']}")
+    digest = build_manifest(run["data"]).digest
+    provenance = client.download_artifacts(mlflow_run.info.run_id, "gates/data.integrity/provenance.jsonl", tmp_path)
+    entry = json.loads(Path(provenance).read_text())
+    assert entry["output_digest"] == digest
+    assert entry["producer"] == {"dag_id": "ops", "run_id": run["run_id"], "task_id": "data_integrity"}
+    (dataset_input,) = client.get_run(mlflow_run.info.run_id).inputs.dataset_inputs
+    assert {t.key: t.value for t in dataset_input.tags}["mlgate.data_digest"] == digest
+    assert dataset_input.dataset.digest == digest.split(":")[1][:36]
 
 
 def test_a_blocked_gate_records_evidence_then_fails_without_retry(run):
