@@ -12,6 +12,11 @@ crashes in ART 1.20) and its silhouette analysis cannot tell a style from a trig
 natural style appears in the reference data at about the share it has in training, a backdoor cluster
 (the trigger is only in poisoned training records) does not. A one-sided binomial test per label, at
 ``alpha`` over all labels (Bonferroni), flags the clusters missing from the reference data.
+
+2-means may split a backdoor across clusters (poisoned 1s and poisoned 8s need not sit together), so
+in a flagged label the suspects are chosen record by record: those whose ``neighbours``-th nearest
+reference record is farther than ``outlier_quantile`` of the reference records' own (leave-one-out)
+distances. Labels whose cluster test did not fire flag nothing, so a clean model stays clean.
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ class PoisoningPolicy(StrictPolicy):
                                            description="share of flagged training records that still passes")
     layer: str | None = Field(default=None, description="module whose output is clustered; default: the "
                                                          "input of the last nn.Linear (penultimate layer)")
+    neighbours: int = Field(default=3, ge=1, description="k of the k-nearest-reference distance")
+    outlier_quantile: float = Field(default=0.99, gt=0.5, lt=1,
+                                    description="reference distance quantile beyond which a record is a suspect")
     seed: int = 0
 
 
@@ -90,6 +98,16 @@ def activations(model: Any, x: np.ndarray, layer: str | None = None, batch_size:
     return torch.cat(captured).cpu().numpy()
 
 
+def _far_from_reference(train: np.ndarray, reference: np.ndarray, config: PoisoningPolicy) -> np.ndarray:
+    """Records whose k-th nearest reference record is farther than the reference's own quantile distance."""
+    from sklearn.neighbors import NearestNeighbors
+
+    k = min(config.neighbours, len(reference) - 1)
+    index = NearestNeighbors(n_neighbors=k + 1).fit(reference)
+    own = index.kneighbors(reference)[0][:, k]  # column 0 is the record itself
+    return index.kneighbors(train, n_neighbors=k)[0][:, k - 1] > np.quantile(own, config.outlier_quantile)
+
+
 def _cluster_class(label: int, rows: np.ndarray, acts: np.ndarray, reference: np.ndarray,
                    config: PoisoningPolicy, alpha: float) -> ClassReport:
     from scipy.stats import binomtest
@@ -98,17 +116,17 @@ def _cluster_class(label: int, rows: np.ndarray, acts: np.ndarray, reference: np
     from sklearn.metrics import silhouette_score
 
     pca = PCA(n_components=min(config.components, len(rows) - 1, acts.shape[1]), random_state=config.seed)
-    reduced = pca.fit_transform(acts)
+    reduced, reference = pca.fit_transform(acts), pca.transform(reference)
     kmeans = KMeans(n_clusters=2, n_init=10, random_state=config.seed).fit(reduced)
     small = int(np.argmin(np.bincount(kmeans.labels_, minlength=2)))
     in_small = kmeans.labels_ == small
     share = float(in_small.mean())
-    hits = int((kmeans.predict(pca.transform(reference)) == small).sum())
+    hits = int((kmeans.predict(reference) == small).sum())
     p_value = binomtest(hits, len(reference), share, alternative="less").pvalue if share > 0 else 1.0
     silhouette = float(silhouette_score(reduced, kmeans.labels_)) if 0 < share < 1 else 0.0
     flagged = share <= config.max_relative_size and p_value < alpha
     return ClassReport(label, len(rows), share, hits / len(reference), float(p_value), silhouette,
-                       rows[in_small] if flagged else rows[:0])
+                       rows[_far_from_reference(reduced, reference, config)] if flagged else rows[:0])
 
 
 def detect(train_acts: np.ndarray, y_train: np.ndarray, ref_acts: np.ndarray, y_ref: np.ndarray,

@@ -18,10 +18,11 @@ from tests.fixtures.models import DigitsCNN, add_trigger, backdoored_digits, dig
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture(scope="module")
-def scenario():
+@pytest.fixture(scope="module", params=[0, 3], ids=["train-seed0", "train-seed3"])
+def scenario(request):
+    """Two training seeds: with seed 3, 2-means splits the poisoned records across both clusters."""
     x, y, poisoned = backdoored_digits(rate=0.05, target=0)
-    return x, y, poisoned, train(DigitsCNN(), x, y, seed=0)
+    return x, y, poisoned, train(DigitsCNN(request.param), x, y, seed=request.param)
 
 
 @pytest.fixture(scope="module")
