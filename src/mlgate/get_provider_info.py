@@ -30,8 +30,9 @@ def get_provider_info() -> dict:
         "integrations": [{"integration-name": "mlgate", "external-doc-url": "https://github.com/mlgate/mlgate",
                           "tags": ["software"]}],
         "operators": [{"integration-name": "mlgate", "python-modules": [
-            "mlgate.operators.base", "mlgate.operators.data", "mlgate.operators.training",
-            "mlgate.operators.model", "mlgate.operators.bandit", "mlgate.operators.trivy",
+            "mlgate.operators.base", "mlgate.operators.data", "mlgate.operators.privacy", "mlgate.operators.training",
+            "mlgate.operators.model", "mlgate.operators.validation", "mlgate.operators.bandit",
+            "mlgate.operators.trivy",
             "mlgate.operators.promote"]}],
         "hooks": [{"integration-name": "mlgate", "python-modules": ["mlgate.hooks.mlflow", "mlgate.hooks.trivy"]}],
         "extra-links": ["mlgate.links.MlflowRunLink"],

@@ -4,12 +4,20 @@ from mlgate.operators.bandit import CodeStaticGateOperator
 from mlgate.operators.base import BaseGateOperator
 from mlgate.operators.data import DataExpectationsGateOperator, DataIntegrityGateOperator, DataPiiGateOperator
 from mlgate.operators.model import ModelArtifactGateOperator
+from mlgate.operators.privacy import DataPrivacyGateOperator
 from mlgate.operators.promote import RegistryPromoteGateOperator
 from mlgate.operators.training import ModelTrainingGateOperator
 from mlgate.operators.trivy import (
     CodeDependenciesGateOperator,
     DeployConfigGateOperator,
     DeployContainerGateOperator,
+)
+from mlgate.operators.validation import (
+    ModelExplainabilityGateOperator,
+    ModelFairnessGateOperator,
+    ModelPoisoningGateOperator,
+    ModelPrivacyGateOperator,
+    ModelRobustnessGateOperator,
 )
 
 __all__ = [
@@ -19,9 +27,15 @@ __all__ = [
     "DataExpectationsGateOperator",
     "DataIntegrityGateOperator",
     "DataPiiGateOperator",
+    "DataPrivacyGateOperator",
     "DeployConfigGateOperator",
     "DeployContainerGateOperator",
     "ModelArtifactGateOperator",
+    "ModelExplainabilityGateOperator",
+    "ModelFairnessGateOperator",
+    "ModelPoisoningGateOperator",
+    "ModelPrivacyGateOperator",
+    "ModelRobustnessGateOperator",
     "ModelTrainingGateOperator",
     "RegistryPromoteGateOperator",
 ]
