@@ -1,0 +1,132 @@
+"""The PII, privacy and model validation operators against a real embedded MLflow store."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from mlgate.core.registry import PIPELINE_TAG
+from mlgate.exceptions import GateConfigViolation, GatePolicyViolation
+from mlgate.hooks.mlflow import MlflowHook
+from mlgate.operators import DataPiiGateOperator, DataPrivacyGateOperator, ModelArtifactGateOperator
+from mlgate.operators.validation import ModelFairnessGateOperator
+from tests.helpers import context, default_policy, integrity_op, new_run, run_pipeline, write_policy
+
+pytestmark = pytest.mark.unit
+
+CANARIES = {"ssn": "123-45-6789", "card": "4111111111111111", "aws_key": "AKIAIOSFODNN7EXAMPLE"}
+
+
+@pytest.fixture
+def run(tmp_path):
+    return new_run(tmp_path)
+
+
+def pipeline_run_of(run):
+    client = MlflowHook().get_conn()
+    experiment = client.get_experiment_by_name("mlgate")
+    (found,) = client.search_runs([experiment.experiment_id], f"tags.`{PIPELINE_TAG}` = 'ops/{run['run_id']}'")
+    return client, found
+
+
+def everything_mlflow_holds(client, mlflow_run, destination: Path) -> str:
+    """Params, tags, metrics and the text of every artifact of the run."""
+    data = mlflow_run.data
+    texts = [json.dumps([data.params, data.tags, data.metrics])]
+    local = Path(client.download_artifacts(mlflow_run.info.run_id, "", str(destination)))
+    texts += [p.read_bytes().decode(errors="replace") for p in local.rglob("*") if p.is_file()]
+    return "\n".join(texts)
+
+
+@pytest.fixture
+def task_log(caplog):
+    """Everything the operator logs: Airflow 3 task loggers are structlog loggers printing to a stream
+    bound at configuration, so point that stream at a buffer for the test."""
+    import io
+
+    import structlog
+
+    buffer, saved = io.StringIO(), structlog.get_config()
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(buffer))
+    with caplog.at_level(logging.DEBUG):
+        yield lambda: buffer.getvalue() + caplog.text
+    structlog.configure(**saved)
+
+
+def test_a_pii_scan_leaks_no_found_value_anywhere(run, tmp_path, task_log):
+    """Canary: a known SSN, card number and AWS key are found, and appear in no log, XCom, MLflow
+    param/tag/metric/artifact, report or exception text."""
+    leaky = tmp_path / "leaky.csv"
+    leaky.write_text("id,notes\n1,customer ssn " + CANARIES["ssn"] + " on file\n2,card " + CANARIES["card"]
+                     + " expires soon\n3,deploy key " + CANARIES["aws_key"] + " in config\n")
+    op = DataPiiGateOperator(task_id="data_pii", data_path=str(leaky), policy_path=str(run["policy"]))
+    ctx = context(run, "data_pii")
+    with pytest.raises(GatePolicyViolation) as caught:
+        op.execute(ctx)
+    assert "BLOCKED" in task_log() and "which column 'notes' may not hold" in task_log(), "no task log captured"
+    found = ctx["ti"].pushed["data.pii"]["metrics"]["cells_by_type"]
+    assert {"us_ssn", "credit_card", "secret"} <= set(found)
+    client, mlflow_run = pipeline_run_of(run)
+    surfaces = {"task log": task_log(), "exception": str(caught.value), "xcom": json.dumps(ctx["ti"].pushed),
+                "mlflow": everything_mlflow_holds(client, mlflow_run, tmp_path / "mlflow")}
+    for name, value in CANARIES.items():
+        for surface, text in surfaces.items():
+            assert value not in text, f"the {name} canary leaked into the {surface}"
+
+
+def privacy_op(run, tmp_path, ledger):
+    return DataPrivacyGateOperator(task_id="data_privacy", data_path=str(run["data"]),
+                                   profile_path=str(tmp_path / "profile.json"), ledger_url=ledger,
+                                   policy_path=str(run["policy"]))
+
+
+def test_privacy_releases_a_profile_until_the_budget_is_spent(run, tmp_path):
+    policy = default_policy()
+    policy["gates"]["data.privacy"]["budgets"]["default"]["epsilon"] = 1.5  # one release costs 1.0
+    write_policy(run["policy"], policy)
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    integrity_ctx = context(run, "data_integrity")
+    integrity_op(run).execute(integrity_ctx)
+    upstream = {("data_integrity", "data.integrity"): integrity_ctx["ti"].pushed["data.integrity"]}
+
+    first = context(run, "data_privacy", upstream)
+    privacy_op(run, tmp_path, ledger).execute(first)
+    assert first["ti"].pushed["data.privacy"]["metrics"]["epsilon_total_after"] == pytest.approx(1.0)
+    assert json.loads((tmp_path / "profile.json").read_text())["dataset_digest"] == \
+        upstream[("data_integrity", "data.integrity")]["subject"]["digest"]
+
+    (tmp_path / "profile.json").unlink()
+    with pytest.raises(GatePolicyViolation, match="budget"):
+        privacy_op(run, tmp_path, ledger).execute(context(run, "data_privacy", upstream))
+    assert not (tmp_path / "profile.json").exists(), "a blocked release must release nothing"
+
+
+def test_privacy_refuses_unverified_data(run, tmp_path):
+    with pytest.raises(GateConfigViolation, match="refusing to release statistics"):
+        privacy_op(run, tmp_path, f"sqlite:///{tmp_path / 'l.db'}").execute(context(run, "data_privacy"))
+
+
+def fairness_op(run):
+    return ModelFairnessGateOperator(task_id="model_fairness", data_callable="mlgate.demo.train:validation_data",
+                                     data_path=str(run["data"]), seed=3, policy_path=str(run["policy"]))
+
+
+def test_validation_loads_a_model_only_after_its_files_passed_the_artifact_scan(run):
+    upstream = run_pipeline(run)
+    with pytest.raises(GateConfigViolation, match="refusing to load .* model.artifact has not passed"):
+        fairness_op(run).execute(context(run, "model_fairness", upstream))
+
+    artifact_ctx = context(run, "model_artifact", upstream)
+    ModelArtifactGateOperator(task_id="model_artifact", policy_path=str(run["policy"])).execute(artifact_ctx)
+    scanned = artifact_ctx["ti"].pushed["model.artifact"]
+    other_files = {**scanned, "subject": {**scanned["subject"], "digest": "sha256:" + "0" * 64}}
+    with pytest.raises(GateConfigViolation, match="refusing to load"):
+        fairness_op(run).execute(context(run, "model_fairness", {**upstream,
+                                                                 ("model_artifact", "model.artifact"): other_files}))
+
+    ctx = context(run, "model_fairness", {**upstream, ("model_artifact", "model.artifact"): scanned})
+    fairness_op(run).execute(ctx)
+    assert ctx["ti"].pushed["model.fairness"]["subject"]["digest"] == scanned["subject"]["digest"]
