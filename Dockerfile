@@ -16,7 +16,7 @@ LABEL org.opencontainers.image.title="mlgate" \
       org.opencontainers.image.description="Airflow 3 provider gating the ML lifecycle, with Airflow, MLflow and trivy" \
       org.opencontainers.image.licenses="Apache-2.0"
 RUN groupadd --system --gid 10001 mlgate \
- && useradd --system --uid 10001 --gid mlgate --home-dir /home/mlgate --create-home --shell /usr/sbin/nologin mlgate \
+ && useradd --system --uid 10001 --gid mlgate --home-dir /tmp --no-create-home --shell /usr/sbin/nologin mlgate \
  && mkdir -p /opt/mlgate/data /opt/airflow-logs /opt/airflow-auth /opt/mlflow-artifacts /trivy-cache \
  && chown mlgate:mlgate /opt/mlgate/data /opt/airflow-logs /opt/airflow-auth /opt/mlflow-artifacts /trivy-cache
 COPY --from=build /opt/venv /opt/venv
@@ -24,15 +24,17 @@ COPY dags /opt/mlgate/dags
 COPY policies /opt/mlgate/policies
 COPY expectations /opt/mlgate/expectations
 COPY docker/airflow-init.sh /opt/mlgate/docker/airflow-init.sh
+# The stack runs every container with a read-only root filesystem: HOME and AIRFLOW_HOME are on the /tmp tmpfs.
 ENV PATH=/opt/venv/bin:$PATH \
+    HOME=/tmp \
     PYTHONUNBUFFERED=1 \
     AIRFLOW_HOME=/tmp/airflow \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/mlgate/dags \
     AIRFLOW__CORE__LOAD_EXAMPLES=False \
     MLGATE_HOME=/opt/mlgate/data
 USER 10001:10001
-WORKDIR /home/mlgate
+WORKDIR /opt/mlgate
 # Liveness of the image itself; each compose service overrides it with its own endpoint.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
-  CMD ["python", "-c", "import mlgate, airflow, mlflow"]
+  CMD ["python", "-c", "import mlgate"]
 CMD ["mlgate", "--help"]
