@@ -51,19 +51,27 @@ def run_dag(api: httpx.Client, conf: dict[str, str]) -> tuple[str, str, dict[str
     return run_id, state, {task["task_id"]: task["state"] for task in tasks}
 
 
-def champion(tracking_uri: str):
+def client(tracking_uri: str):
+    """A client bound to the server for tracking and registry alike: in-process tests elsewhere in the
+    session may have pointed MLflow's global registry URI at another store."""
     import mlflow
+
+    return mlflow.MlflowClient(tracking_uri, registry_uri=tracking_uri)
+
+
+def champion(tracking_uri: str):
+    """The model version the alias points at; None only while the model does not exist yet."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return mlflow.MlflowClient(tracking_uri).get_model_version_by_alias(MODEL, ALIAS)
-    except MlflowException:
-        return None
+        return client(tracking_uri).get_model_version_by_alias(MODEL, ALIAS)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
 
 
 def test_scheduler_promotes_clean_data_and_blocks_tampered_data(airflow_stack, api, e2e_mlflow, tmp_path: Path):
-    import mlflow
-
     wait_for_dag(api)
     unpaused = api.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
     assert unpaused.status_code == 200 and unpaused.json()["is_paused"] is False, unpaused.text
@@ -79,7 +87,7 @@ def test_scheduler_promotes_clean_data_and_blocks_tampered_data(airflow_stack, a
         ("data_integrity", "data_expectations", "train_model", "promote_model"), "success"))
     promoted = champion(e2e_mlflow.url)
     assert promoted is not None
-    run_tags = mlflow.MlflowClient(e2e_mlflow.url).get_run(promoted.run_id).data.tags
+    run_tags = client(e2e_mlflow.url).get_run(promoted.run_id).data.tags
     assert run_tags[PIPELINE_TAG] == f"{DAG_ID}/{run_id}"
 
     tamper(data)
