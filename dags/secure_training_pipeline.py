@@ -21,6 +21,7 @@ from mlgate.operators import (
     DataIntegrityGateOperator,
     DataPiiGateOperator,
     DataPrivacyGateOperator,
+    DeployConfigGateOperator,
     ModelArtifactGateOperator,
     ModelExplainabilityGateOperator,
     ModelFairnessGateOperator,
@@ -31,7 +32,8 @@ from mlgate.operators import (
 )
 
 HOME = Path(os.environ.get("MLGATE_HOME", ".mlgate")).absolute()
-POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
+ROOT = Path(__file__).resolve().parent.parent  # the checkout, or /opt/mlgate in the compose stack
+POLICY = ROOT / "policies" / "default.yaml"
 TRAINING_CODE = str(Path(find_spec("mlgate.demo").origin).parent)  # the code gates scan what training runs
 gate_args = {"policy_path": "{{ params.policy_path }}"}
 data = "{{ params.data_path }}"
@@ -59,6 +61,9 @@ with DAG(
                                       **gate_args)
     static = CodeStaticGateOperator(task_id="code_static", source_path=TRAINING_CODE, **gate_args)
     dependencies = CodeDependenciesGateOperator(task_id="code_dependencies", target=TRAINING_CODE, **gate_args)
+    deploy_config = DeployConfigGateOperator(task_id="deploy_config",
+                                             target=[str(ROOT / "Dockerfile"), str(ROOT / "docker-compose.yml")],
+                                             **gate_args)
     train = ModelTrainingGateOperator(
         task_id="train_model",
         training_callable="mlgate.demo.train:train_loan_model",
@@ -79,5 +84,5 @@ with DAG(
     promote = RegistryPromoteGateOperator(task_id="promote_model", **gate_args)
 
     integrity >> [pii, expectations, privacy] >> train
-    [static, dependencies] >> train
+    [static, dependencies, deploy_config] >> train
     train >> artifact >> validations >> promote

@@ -52,6 +52,7 @@ def test_every_dag_file_imports_without_errors(dag):
     assert dag is not None
     assert {t.task_id for t in dag.tasks} == {
         "data_integrity", "data_pii", "data_expectations", "data_privacy", "code_static", "code_dependencies",
+        "deploy_config",
         "train_model", "model_artifact", "model_robustness", "model_privacy", "model_fairness",
         "model_explainability", "promote_model"}
     assert dag.get_task("promote_model").trigger_rule == "all_done"
@@ -70,7 +71,7 @@ def test_data_changed_after_pinning_is_never_promoted(dag, conf):
     state, tasks, alias = run(dag, conf)
     assert state == "failed"
     assert tasks["data_integrity"] == "failed"
-    assert tasks["code_static"] == tasks["code_dependencies"] == "success"
+    assert tasks["code_static"] == tasks["code_dependencies"] == tasks["deploy_config"] == "success"
     assert tasks["train_model"] == tasks["model_artifact"] == tasks["model_robustness"] == "upstream_failed"
     assert tasks["promote_model"] == "failed"
     assert alias is None

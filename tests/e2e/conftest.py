@@ -12,6 +12,7 @@ import pytest
 
 from tests.fixtures.airflow_stack import AirflowStack
 from tests.fixtures.mlflow_server import MlflowServer
+from tests.fixtures.trivy_server import running_trivy_server
 
 PG_DSN = os.environ.get("MLGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 STATS = pytest.StashKey[list[str]]()
@@ -44,10 +45,22 @@ def e2e_mlflow(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def airflow_stack(e2e_mlflow, tmp_path_factory, pytestconfig):
+def e2e_trivy(tmp_path_factory):
+    """The stack's trivy server, over the offline DB of real advisories (no DB download here)."""
+    from mlgate.core.trivy import find_trivy
+    from mlgate.demo.trivy_db import write_trivy_db
+
+    cache = write_trivy_db(tmp_path_factory.mktemp("e2e-trivy-db"))
+    token = uuid.uuid4().hex
+    with running_trivy_server(find_trivy(None), cache, tmp_path_factory.mktemp("e2e-trivy"), token) as url:
+        yield url, token
+
+
+@pytest.fixture(scope="session")
+def airflow_stack(e2e_mlflow, e2e_trivy, tmp_path_factory, pytestconfig):
     with throwaway_database("mlgate_e2e_airflow") as uri:
         stack = AirflowStack(uri, e2e_mlflow.url, tmp_path_factory.mktemp("e2e-airflow"),
-                             watched={"mlflow-server": e2e_mlflow.process})
+                             watched={"mlflow-server": e2e_mlflow.process}, trivy=e2e_trivy)
         try:
             stack.start()
             yield stack

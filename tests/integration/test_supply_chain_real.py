@@ -190,6 +190,7 @@ COMPOSE_CASES = {
                                      environment=["API_TOKEN=$API_TOKEN", "LOG_LEVEL=info"]), set()),
     "mem-limit-and-cpus-hardened": (_compose(deploy=None, mem_limit="1g", cpus=1.0), set()),
     "not-serving-needs-no-auth": (_compose(labels={"team": "ml"}), set()),
+    "required-secret-reference": (_compose(environment={"API_TOKEN": "${API_TOKEN:?set it}"}), set()),
     "no-user": (_compose(user=None), {"MLG-COMPOSE-001"}),
     "root-uid": (_compose(user="0:0"), {"MLG-COMPOSE-001"}),
     "privileged": (_compose(privileged=True), {"MLG-COMPOSE-002"}),

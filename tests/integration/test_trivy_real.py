@@ -8,13 +8,8 @@ on demand with the real binary: a hang and garbage output.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +26,7 @@ from mlgate.core.trivy import (
     trivy_version,
 )
 from tests.fixtures.oci_image import FIXED, VULNERABLE, write_docker_archive, write_oci_layout
+from tests.fixtures.trivy_server import running_trivy_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -46,37 +42,10 @@ def images(tmp_path_factory) -> dict[str, Path]:
             "oci-vulnerable": write_oci_layout(root / "oci-vulnerable", VULNERABLE)}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def trivy_server(trivy_binary, cache_dir, tmp_path_factory):
-    """``trivy server`` on its own copy of the DB (it holds the DB file lock while it runs)."""
-    server_cache = tmp_path_factory.mktemp("server-cache")
-    shutil.copytree(cache_dir / "db", server_cache / "db")
-    port = _free_port()
-    proc = subprocess.Popen([str(trivy_binary), "server", "--listen", f"127.0.0.1:{port}", "--cache-dir",
-                             str(server_cache), "--skip-db-update", "--token", TOKEN],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    if proc.poll() is not None:
-        pytest.fail(f"trivy server exited: {proc.stderr.read().decode()[-2000:]}")
-    yield f"http://127.0.0.1:{port}"
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    with running_trivy_server(trivy_binary, cache_dir, tmp_path_factory.mktemp("server-cache"), TOKEN) as url:
+        yield url
 
 
 def test_the_pinned_trivy_version(trivy_binary):

@@ -21,7 +21,8 @@ class TrivyGateOperator(BaseGateOperator):
     template_fields: Sequence[str] = (*BaseGateOperator.template_fields, "target")
     subject_kind = "code"
 
-    def __init__(self, *, target: str, trivy_conn_id: str = TrivyHook.default_conn_name, **kwargs: Any) -> None:
+    def __init__(self, *, target: str | list[str], trivy_conn_id: str = TrivyHook.default_conn_name,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.target = target
         self.trivy_conn_id = trivy_conn_id
@@ -64,12 +65,40 @@ class DeployContainerGateOperator(TrivyGateOperator):
 
 
 class DeployConfigGateOperator(TrivyGateOperator):
-    """Least privilege in Dockerfiles, Kubernetes manifests and docker-compose files under ``target``."""
+    """Least privilege in Dockerfiles, Kubernetes manifests and docker-compose files: ``target`` is a
+    directory, or a list of files (scanned together, e.g. a repository's Dockerfile and compose file,
+    without the rest of the repository)."""
 
     gate_id = "deploy.config"
 
+    def subject(self) -> Subject:
+        return Subject("code", ", ".join(map(str, self.files())) or str(self.target), "unknown")
+
+    def files(self) -> list[Path]:
+        return [Path(f) for f in self.target] if isinstance(self.target, list | tuple) else []
+
     def check(self, context: Context, workdir: Path) -> GateResult:
+        from dataclasses import replace
+
         from mlgate.core.deploy_config import check_deploy_config
 
-        return check_deploy_config(self.target, self.trivy_hook.get_conn(), self.policy.section(self.gate_id),
-                                   self.policy.digest, exceptions=self.policy.exceptions)
+        target = stage_files(self.files(), workdir / "config") if self.files() else self.target
+        result = check_deploy_config(target, self.trivy_hook.get_conn(), self.policy.section(self.gate_id),
+                                     self.policy.digest, exceptions=self.policy.exceptions)
+        return replace(result, subject=replace(result.subject, uri=self.subject().uri)) if self.files() else result
+
+
+def stage_files(files: list[Path], directory: Path) -> Path:
+    """Copy ``files`` side by side into ``directory`` (their names must differ); a missing one is an input error."""
+    import shutil
+
+    from mlgate.core.errors import GateInputError
+
+    directory.mkdir(parents=True)
+    for path in files:
+        if not path.is_file():
+            raise GateInputError(f"{path}: no such file to scan")
+        if (directory / path.name).exists():
+            raise GateInputError(f"two files named {path.name!r} to scan; pass their directories instead")
+        shutil.copyfile(path, directory / path.name)
+    return directory

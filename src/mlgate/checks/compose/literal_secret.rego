@@ -18,8 +18,9 @@ import data.user.compose.lib
 
 secret_name(key) if regex.match(`(?i)(^|_)(password|passwd|pwd|secret|token|api_?key|access_?key|secret_?key|private_?key|credentials?)$`, key)
 
-# $VAR and ${VAR} are filled in from the host at run time: not a literal.
-reference(value) if regex.match(`^\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)$`, value)
+# $VAR, ${VAR}, ${VAR:?error} / ${VAR?error} (required) and ${VAR:-} / ${VAR-} (empty default) are filled in
+# from the host at run time: not a literal. A non-empty default (${VAR:-hunter2}) is one.
+reference(value) if regex.match(`^\$(\{[A-Za-z_][A-Za-z0-9_]*(:?\?[^}]*|:?-)?\}|[A-Za-z_][A-Za-z0-9_]*)$`, value)
 
 # The message names the variable, never its value.
 deny contains res if {
