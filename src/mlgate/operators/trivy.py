@@ -71,8 +71,10 @@ class DeployConfigGateOperator(TrivyGateOperator):
 
     gate_id = "deploy.config"
 
+    subject_kind = "config"
+
     def subject(self) -> Subject:
-        return Subject("code", ", ".join(map(str, self.files())) or str(self.target), "unknown")
+        return Subject(self.subject_kind, ", ".join(map(str, self.files())) or str(self.target), "unknown")
 
     def files(self) -> list[Path]:
         return [Path(f) for f in self.target] if isinstance(self.target, list | tuple) else []
