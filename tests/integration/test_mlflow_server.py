@@ -58,3 +58,34 @@ def test_a_server_stopped_mid_pipeline_never_promotes(use_server, tmp_path):
     assert alias_of(run) is None
     promote_op(run).execute(context(run, "promote_model", upstream))  # the retry, once MLflow is back
     assert alias_of(run) == upstream[("train_model", "model_version")]
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_parallel_gates_of_one_dag_run_share_one_experiment_and_one_run(use_server, attempt):
+    """The scheduler runs a DAG run's gates in parallel: they race to create the experiment and the run
+    (seen through the real scheduler: RESOURCE_ALREADY_EXISTS failed a gate)."""
+    import threading
+    import uuid
+
+    import mlflow
+
+    from mlgate.core.registry import pipeline_run
+
+    experiment, key = f"race-{uuid.uuid4().hex[:8]}", f"dag/{uuid.uuid4().hex}"
+    barrier, runs, errors = threading.Barrier(8), [], []
+
+    def gate():
+        client = mlflow.MlflowClient(use_server.url)
+        barrier.wait()
+        try:
+            runs.append(pipeline_run(client, experiment, key))
+        except Exception as exc:  # collected: an assertion in a thread would be lost
+            errors.append(exc)
+
+    threads = [threading.Thread(target=gate) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(runs) == 8 and len(set(runs)) == 1

@@ -70,7 +70,17 @@ def get_or_create_experiment(client: MlflowClient, name: str) -> str:
     location = None
     if client.tracking_uri.startswith("sqlite:"):
         location = (mlgate_home() / "mlartifacts").as_uri()
-    return call(client, "creating the experiment", lambda: client.create_experiment(name, location))
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.create_experiment(name, location)
+    except MlflowException as exc:  # parallel gates of one DAG run race to create it: take the winner's
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise ToolError(f"MLflow at {client.tracking_uri} failed while creating the experiment: {exc}") from exc
+    except Exception as exc:
+        raise ToolError(f"MLflow at {client.tracking_uri} failed while creating the experiment: "
+                        f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+    return call(client, "reading the experiment", lambda: client.get_experiment_by_name(name).experiment_id)
 
 
 def pipeline_run(client: MlflowClient, experiment: str, key: str) -> str:
