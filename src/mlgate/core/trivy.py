@@ -260,11 +260,16 @@ def decide(findings: Sequence[TrivyFinding], *, min_severity: Severity, fixable_
 
 def scan_argv(binary: Path | str, command: Command, target: str | Path, connection: TrivyConnection,
               config: TrivyPolicy, **options: Any) -> list[str]:
-    """``build_argv`` with where and how trivy runs taken from the connection and the policy."""
+    """``build_argv`` with where and how trivy runs taken from the connection and the policy.
+
+    ``config`` scans always run locally: they need no vulnerability DB, so a connection's trivy server
+    and DB mirror (there for the other gates) do not apply to them.
+    """
+    local = command == "config"
     return build_argv(binary, command, target, scanners=options.pop("scanners", config.scanners),
-                      cache_dir=connection.cache_dir, db_repository=connection.db_repository,
-                      server=connection.server, token=connection.token, offline=connection.offline,
-                      timeout_s=config.timeout_s, **options)
+                      cache_dir=connection.cache_dir, db_repository=None if local else connection.db_repository,
+                      server=None if local else connection.server, token=None if local else connection.token,
+                      offline=connection.offline, timeout_s=config.timeout_s, **options)
 
 
 def _subject(command: Command, target: str | Path, report_text: str) -> Subject:

@@ -10,7 +10,16 @@ import pytest
 from mlgate.core import trivy
 from mlgate.core.errors import GateInputError, ToolError
 from mlgate.core.results import Severity, Status
-from mlgate.core.trivy import TrivyFinding, build_argv, decide, parse_report, redact_argv
+from mlgate.core.trivy import (
+    TrivyConnection,
+    TrivyFinding,
+    TrivyPolicy,
+    build_argv,
+    decide,
+    parse_report,
+    redact_argv,
+    scan_argv,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -130,7 +139,7 @@ def test_build_argv_passes_a_local_image_archive_as_input(tmp_path):
 
 
 @pytest.mark.parametrize(("command", "kwargs"), [
-    ("sbom", {}), ("config", {"server": "http://trivy:4954"}), ("config", {"db_repository": "mirror/db"}),
+    ("k8s", {}), ("config", {"server": "http://trivy:4954"}), ("config", {"db_repository": "mirror/db"}),
 ], ids=["unknown-command", "config-with-server", "config-with-db-mirror"])
 def test_build_argv_refuses_what_trivy_cannot_do(command, kwargs):
     with pytest.raises(GateInputError):
@@ -201,3 +210,12 @@ def test_find_trivy_names_every_place_tried(monkeypatch, tmp_path):
         trivy.find_trivy()
     places = ("explicit path", "$TRIVY_PATH", "no-such-trivy", "PATH")
     assert all(place in str(info.value) for place in places)
+
+
+def test_config_scans_run_locally_even_when_the_connection_names_a_server():
+    """One ``trivy`` connection serves every trivy gate; only the DB-backed scans go to its server."""
+    connection = TrivyConnection(server="http://trivy:4954", token="t0k", db_repository="mirror/db")
+    config_argv = scan_argv("trivy", "config", "/src", connection, TrivyPolicy())
+    assert not {"--server", "--token", "--db-repository"} & set(config_argv)
+    assert {"--server", "--token", "--db-repository"} <= set(scan_argv("trivy", "fs", "/src", connection,
+                                                                          TrivyPolicy()))
