@@ -32,7 +32,7 @@ def dag(airflow_db):
 
 @pytest.fixture
 def conf(tmp_path):
-    data = write_loans(tmp_path / "loans.csv", rows=1500, seed=next(SEEDS))  # its own data, its own privacy budget
+    data = write_loans(tmp_path / "loans.csv", rows=4000, seed=next(SEEDS))  # its own data, its own privacy budget
     policy = default_policy()
     policy["promotion"]["model_name"] = f"loans-{uuid.uuid4().hex[:8]}"
     return {"data_path": str(data), "manifest_path": str(build_manifest(data).save(tmp_path / "m.json")),

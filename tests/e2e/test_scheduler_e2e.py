@@ -76,7 +76,7 @@ def test_scheduler_promotes_clean_data_and_blocks_tampered_data(airflow_stack, a
     unpaused = api.patch(f"/api/v2/dags/{DAG_ID}", json={"is_paused": False})
     assert unpaused.status_code == 200 and unpaused.json()["is_paused"] is False, unpaused.text
     data, manifest = tmp_path / "loans.csv", tmp_path / "loans.manifest.json"
-    write_loans(data, 2000)
+    write_loans(data, 4000)
     build_manifest(data).save(manifest)
     conf = {"data_path": str(data), "manifest_path": str(manifest),
             "policy_path": str(Path(__file__).resolve().parents[2] / "policies" / "default.yaml"),
