@@ -82,7 +82,8 @@ def get_provider_info() -> dict:
                 },
                 "conn-fields": {
                     "trusted_public_keys": _text("Trusted public keys", "PEM public key(s) whose attestations "
-                                                 "promotion accepts; default: this connection's own key."),
+                                                 "promotion accepts; default: $MLGATE_TRUSTED_KEYS, else this "
+                                                 "connection's own key."),
                 },
             },
         ],
