@@ -219,3 +219,42 @@ def test_threat_model_reports_coverage_and_fails_on_an_uncovered_category(tmp_pa
     if threat == "uncovered":
         assert done.returncode == 1
         assert "repudiation" in done.stderr.split("uncovered: ")[1]
+
+
+def test_the_example_server_answers_authenticated_requests_and_logs_them(promoted, tmp_path):
+    import importlib.util
+    import threading
+    import urllib.error
+    import urllib.request
+
+    import pandas as pd
+
+    from mlgate.core.inference_log import InferenceLogger
+
+    spec = importlib.util.spec_from_file_location("serving", ROOT / "examples" / "serving.py")
+    serving = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(serving)
+    model = mlgate.load_model(f"models:/{promoted['model']}@champion", policy=promoted["policy"])
+    server = serving.make_server(model, "s3cret", InferenceLogger(tmp_path / "log.jsonl"), port=0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    features = json.loads(pd.read_csv(promoted["data"]).head(1)[list(FEATURES)].to_json(orient="records"))[0]
+
+    def post(token, body):
+        request = urllib.request.Request(f"http://127.0.0.1:{server.server_port}/predict", json.dumps(body).encode(),
+                                         {"Authorization": f"Bearer {token}", "X-Client-Id": "team-a"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    try:
+        assert post("wrong", {"features": features})[0] == 401
+        assert post("s3cret", {"features": {**features, "ssn": "x"}})[0] == 400
+        status, answer = post("s3cret", {"features": features})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status == 200 and answer["prediction"] in (0, 1) and 0.5 <= answer["confidence"] <= 1
+    (logged,) = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert logged["client_id"] == "team-a" and logged["prediction"] == answer["prediction"]
