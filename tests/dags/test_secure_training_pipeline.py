@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mlgate.core.audit import read_decisions
 from mlgate.core.integrity import build_manifest
 from mlgate.core.registry import current_alias_version
 from mlgate.demo.dataset import write_loans
@@ -55,6 +56,10 @@ def test_clean_data_is_trained_and_promoted(dag, conf):
     state, tasks, alias = run(dag, conf)
     assert (state, tasks) == ("success", dict.fromkeys(tasks, "success"))
     assert alias == "1"
+    client = MlflowHook().get_conn()
+    assert client.get_model_version(conf["model"], "1").tags["mlgate.attestation.digest"].startswith("sha256:")
+    (audited,) = read_decisions(client, conf["model"])
+    assert audited.decision == "promoted" and audited.by.startswith("airflow:secure_training_pipeline/")
 
 
 def test_data_changed_after_pinning_is_never_promoted(dag, conf):

@@ -55,11 +55,11 @@ class RegistryPromoteGateOperator(BaseGateOperator):
         name = self.model_name or self.policy.promotion.model_name
         version = self.version or ti.xcom_pull(task_ids=self.training_task_id, key="model_version")
         client = self.mlflow_hook.get_conn()
+        actor = f"airflow:{ti.dag_id}/{ti.run_id}/{ti.task_id}"
         if not version:
-            return self.nothing_to_promote(client, context, name)
+            return self.nothing_to_promote(client, context, name, actor)
         from mlgate.core.promote import promote
 
-        actor = f"airflow:{ti.dag_id}/{ti.run_id}/{ti.task_id}"
         return promote(client, self.policy, name, str(version), actor, self.signing_keys)
 
     def record_extra(self, client: Any, run_id: str, result: GateResult, context: Context) -> None:
@@ -74,8 +74,12 @@ class RegistryPromoteGateOperator(BaseGateOperator):
         except MlgateError as exc:
             self.log.warning("the scorecard of %s/%s could not be logged: %s", name, version, exc)
 
-    def nothing_to_promote(self, client: Any, context: Context, name: str) -> GateResult:
-        """No model version reached promotion: refuse, naming the gates of this run that did not pass."""
+    def nothing_to_promote(self, client: Any, context: Context, name: str, actor: str) -> GateResult:
+        """No model version reached promotion: refuse, naming the gates of this run that did not pass, and
+        audit the refusal (version ``-``)."""
+        from mlgate.core.audit import AuditRecord, append_decision
+        from mlgate.core.registry import current_alias_version
+
         started = utcnow()
         evidence = download_evidence(client, pipeline_run(client, self.mlflow_experiment, pipeline_key(context)))
         reasons = [f"no model version was registered by task {self.training_task_id!r} in this run"]
@@ -84,6 +88,11 @@ class RegistryPromoteGateOperator(BaseGateOperator):
                 reasons.append(f"{gate}: {item}")
             elif item.status is not Status.PASSED:
                 reasons.append(f"{gate}: status {item.status} ({'; '.join(item.top_failures(3))})")
+        alias = self.policy.promotion.alias
+        current = current_alias_version(client, name, alias) or ""
+        append_decision(client, AuditRecord(at=utcnow(), model=name, version="-", decision="blocked", by=actor,
+                                            alias=alias, alias_before=current, alias_after=current,
+                                            reasons=tuple(reasons), policy_digest=self.policy.digest))
         return GateResult(
             gate=GATE, status=Status.BLOCKED, subject=Subject("model", f"models:/{name}", "none"),
             policy_digest=self.policy.digest, tool=ToolInfo("mlgate", "n/a"), started_at=started,

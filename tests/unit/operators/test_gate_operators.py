@@ -168,3 +168,6 @@ def test_promotion_without_a_model_version_refuses_and_names_the_failed_gates(ru
     with pytest.raises(GatePolicyViolation, match=r"no model version was registered(.|\n)*data.integrity: status "
                                                   r"blocked"):
         promote_op(run).execute(context(run, "promote_model"))
+    (audited,) = read_decisions(MlflowHook().get_conn(), run["model"])
+    assert (audited.version, audited.decision) == ("-", "blocked")
+    assert audited.reasons[0] == "no model version was registered by task 'train_model' in this run"
