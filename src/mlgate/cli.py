@@ -155,6 +155,7 @@ def _client() -> MlflowClient:
 
     from mlgate.core.registry import default_tracking_uri
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr for the verdict
     return mlflow.MlflowClient(default_tracking_uri())
 
 
