@@ -163,7 +163,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
     from mlgate.core.keys import keyring_from_env
     from mlgate.core.promote import promote
     from mlgate.core.registry import log_result
-    from mlgate.core.version_report import log_scorecard, version_scorecard
+    from mlgate.core.version_report import publish_scorecard
 
     def check(policy: Policy) -> GateResult:
         client = _client()
@@ -172,8 +172,7 @@ def cmd_promote(args: argparse.Namespace) -> int:
         if run_id:
             log_result(client, run_id, result)
             try:  # a report that cannot be built never changes the decision
-                log_scorecard(client, args.model, args.version,
-                              version_scorecard(client, policy, args.model, args.version))
+                publish_scorecard(client, policy, args.model, args.version)
             except MlgateError as exc:
                 print(f"mlgate: warning: the scorecard could not be logged: {exc}", file=sys.stderr)
         return result

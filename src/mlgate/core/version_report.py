@@ -81,3 +81,8 @@ def log_scorecard(client: MlflowClient, name: str, version: str, html: str) -> s
         path.write_text(html)
         client.log_artifact(run_id, str(path))
     return run_id
+
+
+def publish_scorecard(client: MlflowClient, policy: Policy, name: str, version: str) -> str:
+    """Render the version's scorecard with the defaults beside the policy and log it; returns the run id."""
+    return log_scorecard(client, name, version, version_scorecard(client, policy, name, version))

@@ -64,13 +64,13 @@ class RegistryPromoteGateOperator(BaseGateOperator):
 
     def record_extra(self, client: Any, run_id: str, result: GateResult, context: Context) -> None:
         """The version's scorecard, after each decision; a report that cannot be built never changes one."""
-        from mlgate.core.version_report import log_scorecard, version_scorecard
+        from mlgate.core.version_report import publish_scorecard
 
         name, _, version = result.subject.uri.removeprefix("models:/").rpartition("/")
         if not name:  # nothing was promoted: there is no version to report on
             return
         try:
-            log_scorecard(client, name, version, version_scorecard(client, self.policy, name, version))
+            publish_scorecard(client, self.policy, name, version)
         except MlgateError as exc:
             self.log.warning("the scorecard of %s/%s could not be logged: %s", name, version, exc)
 
