@@ -43,3 +43,17 @@ def scratch() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session", autouse=True)
+def signing_key() -> Path:
+    """Promotion refuses without a signing key: the session signs with one generated under its MLGATE_HOME,
+    as ``mlgate demo`` does (the environment carries it to ``dag.test()`` and CLI subprocesses)."""
+    from mlgate.core.keys import KEY_ENV, KEY_FILE_ENV, TRUSTED_ENV
+    from mlgate.demo.run import demo_signing_key
+
+    for variable in (KEY_ENV, TRUSTED_ENV):
+        os.environ.pop(variable, None)
+    path = demo_signing_key(_SCRATCH / "mlgate")
+    os.environ[KEY_FILE_ENV] = str(path)
+    return path

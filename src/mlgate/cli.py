@@ -1,7 +1,7 @@
 """``mlgate``: the same gates as the operators, for any CI system and for people.
 
-Exit codes of ``check`` and ``promote``: 0 passed, 1 blocked by policy, 2 error (fail closed). The
-human summary goes to stderr; ``--json FILE`` writes the GateResult.
+Exit codes of ``check``, ``promote`` and ``verify``: 0 passed, 1 blocked by policy, 2 error (fail closed).
+The human summary goes to stderr; ``--json FILE`` writes the GateResult.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from mlgate.core.runner import GateOutcome, run_gate
 from mlgate.core.summary import format_summary
 
 if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
     from mlgate.core.trivy import TrivyConnection
 
 DEFAULT_POLICY = os.environ.get("MLGATE_POLICY", "policies/default.yaml")
@@ -180,17 +182,31 @@ def _local_model(model: str, directory: Path) -> Path:
     return download_model(mlflow.MlflowClient(default_tracking_uri()), model, directory)
 
 
-def cmd_promote(args: argparse.Namespace) -> int:
+def _client() -> MlflowClient:
     import mlflow
 
-    from mlgate.core.registry import default_tracking_uri, log_result, promote
+    from mlgate.core.registry import default_tracking_uri
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr for the verdict
+    return mlflow.MlflowClient(default_tracking_uri())
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from mlgate.core.keys import keyring_from_env
+    from mlgate.core.promote import promote
+    from mlgate.core.registry import log_result
+    from mlgate.core.version_report import publish_scorecard
 
     def check(policy: Policy) -> GateResult:
-        client = mlflow.MlflowClient(default_tracking_uri())
-        result = promote(client, policy, args.model, args.version, f"cli:{getpass.getuser()}")
+        client = _client()
+        result = promote(client, policy, args.model, args.version, f"cli:{getpass.getuser()}", keyring_from_env())
         run_id = client.get_model_version(args.model, args.version).run_id
         if run_id:
             log_result(client, run_id, result)
+            try:  # a report that cannot be built never changes the decision
+                publish_scorecard(client, policy, args.model, args.version)
+            except MlgateError as exc:
+                print(f"mlgate: warning: the scorecard could not be logged: {exc}", file=sys.stderr)
         return result
 
     args.gate = "registry.promote"
@@ -201,6 +217,86 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from mlgate.demo.run import run_demo
 
     return run_demo(rows=args.rows)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from mlgate.core.attestation import AttestationError
+    from mlgate.core.attestation_store import verify_version
+    from mlgate.core.keys import keyring_from_env
+
+    policy = load_policy(args.policy)
+    trusted = keyring_from_env(args.public_key or ()).trusted_keys()
+    report: dict = {"model": args.model, "version": args.version}
+    try:
+        verified = verify_version(_client(), policy, args.model, args.version, trusted, datetime.now(UTC))
+    except AttestationError as exc:
+        report.update(verified=False, reasons=list(exc.reasons))
+        print(f"NOT VERIFIED: {args.model}/{args.version}\n  " + "\n  ".join(exc.reasons))
+    else:
+        report.update(verified=True, keyid=verified.keyid, created_at=verified.created_at.isoformat(),
+                      policy_digest=verified.policy_digest, artifacts=verified.artifact_digests,
+                      gates={r.gate: str(r.status) for r in verified.results})
+        print(f"VERIFIED: {args.model}/{args.version} signed by key {verified.keyid[:16]} at "
+              f"{verified.created_at.isoformat()}\n  {len(verified.artifact_digests)} artifact file(s) match; "
+              f"gates: {', '.join(sorted(report['gates']))}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return 0 if report["verified"] else 1
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    from mlgate.core.attestation import generate_key, signer_from_file
+
+    private, public = generate_key(args.path)
+    print(f"private key {private} (mode 0600; keep it in a secrets backend)\npublic key  {public}\n"
+          f"key id      {signer_from_file(private).public_key.keyid}")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    import json
+
+    from mlgate.core.audit import format_table, read_decisions
+
+    records = read_decisions(_client(), args.model)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in records], indent=2))
+    else:
+        print(format_table(records) if records else f"no decisions recorded for {args.model}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from mlgate.core.version_report import ARTIFACT, log_scorecard, version_scorecard
+
+    client = _client()
+    html = version_scorecard(client, load_policy(args.policy), args.model, args.version,
+                             threat_model=Path(args.threat_model) if args.threat_model else None,
+                             compliance=Path(args.compliance) if args.compliance else None)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / ARTIFACT).write_text(html)
+    run_id = log_scorecard(client, args.model, args.version, html)
+    print(f"wrote {out / ARTIFACT}; logged {ARTIFACT} on run {run_id}", file=sys.stderr)
+    return 0
+
+
+def cmd_threat_model(args: argparse.Namespace) -> int:
+    from mlgate.core.version_report import THREAT_MODEL, policy_coverage
+
+    policy = load_policy(args.policy)
+    result = policy_coverage(policy, Path(args.threat_model) if args.threat_model else policy.resolve(THREAT_MODEL))
+    width = max(len(c.category) for c in result.categories)
+    for category in result.categories:
+        print(f"{category.category:<{width}}  {category.status.upper()}")
+        for threat in category.threats:
+            print(f"  {threat.status:<22} {threat.threat.id}: {threat.note}")
+    if not result.ok:
+        print(f"uncovered: {', '.join(result.uncovered)}", file=sys.stderr)
+    return 0 if result.ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -290,6 +386,38 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the secure training pipeline through Airflow: clean, then tampered")
     demo.add_argument("--rows", type=int, default=5000)
     demo.set_defaults(func=cmd_demo)
+
+    verify = commands.add_parser("verify", help="verify a model version's signed attestation; exit 0/1/2")
+    verify.add_argument("model")
+    verify.add_argument("version")
+    verify.add_argument("--policy", default=DEFAULT_POLICY, help=f"policy YAML (default {DEFAULT_POLICY})")
+    verify.add_argument("--public-key", action="append", metavar="PEM",
+                        help="a trusted public key file (repeatable; default $MLGATE_TRUSTED_KEYS)")
+    verify.add_argument("--json", help="write the verification report to this file")
+    verify.set_defaults(func=cmd_verify)
+
+    keygen = commands.add_parser("keygen", help="write an ECDSA P-256 signing key (0600) and PATH.pub")
+    keygen.add_argument("path")
+    keygen.set_defaults(func=cmd_keygen)
+
+    audit = commands.add_parser("audit", help="print a registered model's promotion decisions")
+    audit.add_argument("model")
+    audit.add_argument("--json", action="store_true", help="print the records as JSON")
+    audit.set_defaults(func=cmd_audit)
+
+    report = commands.add_parser("report", help="render a model version's scorecard and log it to MLflow")
+    report.add_argument("model")
+    report.add_argument("version")
+    report.add_argument("--out", required=True, help="directory to write scorecard.html into")
+    report.add_argument("--policy", default=DEFAULT_POLICY, help=f"policy YAML (default {DEFAULT_POLICY})")
+    report.add_argument("--threat-model", help="threat model YAML (default: threat-model.yaml beside the policy)")
+    report.add_argument("--compliance", help="compliance mapping YAML (default: compliance.yaml beside the policy)")
+    report.set_defaults(func=cmd_report)
+
+    threats = commands.add_parser("threat-model", help="STRIDE coverage by the policy's gates; exit 1 if uncovered")
+    threats.add_argument("--policy", default=DEFAULT_POLICY, help=f"policy YAML (default {DEFAULT_POLICY})")
+    threats.add_argument("--threat-model", help="threat model YAML (default: threat-model.yaml beside the policy)")
+    threats.set_defaults(func=cmd_threat_model)
     return parser
 
 

@@ -34,7 +34,8 @@ def get_provider_info() -> dict:
             "mlgate.operators.model", "mlgate.operators.validation", "mlgate.operators.bandit",
             "mlgate.operators.trivy",
             "mlgate.operators.promote"]}],
-        "hooks": [{"integration-name": "mlgate", "python-modules": ["mlgate.hooks.mlflow", "mlgate.hooks.trivy"]}],
+        "hooks": [{"integration-name": "mlgate", "python-modules": ["mlgate.hooks.mlflow", "mlgate.hooks.trivy",
+                                                                     "mlgate.hooks.signing"]}],
         "extra-links": ["mlgate.links.MlflowRunLink"],
         "connection-types": [
             {
@@ -70,6 +71,20 @@ def get_provider_info() -> dict:
                     "db_repository": _text("DB repository", "A mirror of ghcr.io/aquasecurity/trivy-db:2."),
                     "offline": {"label": "Offline", "description": "Never download the DB or checks.",
                                 "schema": {"type": ["boolean", "null"], "default": False}},
+                },
+            },
+            {
+                "connection-type": "mlgate_signing",
+                "hook-class-name": "mlgate.hooks.signing.SigningKeyHook",
+                "hook-name": "mlgate signing key",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["host", "schema", "port", "login", "extra"],
+                    "relabeling": {"password": "Private key (PEM, ECDSA P-256)"},
+                },
+                "conn-fields": {
+                    "trusted_public_keys": _text("Trusted public keys", "PEM public key(s) whose attestations "
+                                                 "promotion accepts; default: $MLGATE_TRUSTED_KEYS, else this "
+                                                 "connection's own key."),
                 },
             },
         ],

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mlgate.core.audit import read_decisions
 from mlgate.core.integrity import build_manifest
 from mlgate.core.registry import current_alias_version
 from mlgate.demo.dataset import write_loans
@@ -64,6 +65,10 @@ def test_clean_data_is_trained_validated_and_promoted(dag, conf):
     assert alias == "1"
     profile = json.loads(Path(conf["profile_path"]).read_text())  # the DP reference profile for monitoring
     assert set(profile["columns"]) >= {"age", "credit_score", "home_ownership"}
+    client = MlflowHook().get_conn()
+    assert client.get_model_version(conf["model"], "1").tags["mlgate.attestation.digest"].startswith("sha256:")
+    (audited,) = read_decisions(client, conf["model"])
+    assert audited.decision == "promoted" and audited.by.startswith("airflow:secure_training_pipeline/")
 
 
 def test_data_changed_after_pinning_is_never_promoted(dag, conf):

@@ -8,6 +8,7 @@ import sys
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from mlgate.core.audit import read_decisions
 from mlgate.core.registry import current_alias_version
 from mlgate.hooks.mlflow import MlflowHook
 from tests.helpers import context, new_run, promote_op, run_pipeline
@@ -28,6 +29,8 @@ def test_the_pipeline_promotes_through_the_server(use_server, tmp_path):
     tags = MlflowHook().get_conn().get_model_version(run["model"], version).tags
     assert tags["mlgate.decision"] == "promoted"
     assert tags["mlgate.decision.by"].startswith("airflow:ops/")
+    (audited,) = read_decisions(MlflowHook().get_conn(), run["model"])  # signed, verified, audited via the server
+    assert audited.envelope_digest == tags["mlgate.attestation.digest"]
 
 
 def test_the_cli_promotes_and_exits_like_check(use_server, tmp_path):

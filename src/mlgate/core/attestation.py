@@ -267,34 +267,40 @@ def _artifact_problems(attested: dict[str, str], expected: Mapping[str, str]) ->
 
 
 def _age_problems(created: datetime, results: tuple[GateResult, ...], max_age: timedelta,
-                  now: datetime) -> list[str]:
+                  now: datetime, expires: bool) -> list[str]:
+    """Each gate's evidence must have been fresh when the attestation was signed; the attestation itself
+    must not come from the future and, when it ``expires``, must be fresh now."""
     problems = []
     if created - now > CLOCK_SKEW:
         problems.append(f"the attestation claims to be created in the future ({created.isoformat()})")
-    elif now - created > max_age:
+    elif expires and now - created > max_age:
         problems.append(f"the attestation is {(now - created).total_seconds() / 3600:.1f} h old, older than "
                         f"the allowed {max_age.total_seconds() / 3600:g} h")
     for result in results:
         try:
-            finished = datetime.fromisoformat(result.finished_at)
-            stale = now - finished > max_age
+            age = created - datetime.fromisoformat(result.finished_at)
         except (ValueError, TypeError):
             problems.append(f"{result.gate}: evidence timestamp {result.finished_at[:40]!r} is unreadable")
             continue
-        if stale:
-            problems.append(f"{result.gate}: evidence finished at {result.finished_at}, older than the allowed "
+        if age > max_age:
+            problems.append(f"{result.gate}: evidence finished at {result.finished_at}, "
+                            f"{age.total_seconds() / 3600:.1f} h before it was attested, older than the allowed "
                             f"{max_age.total_seconds() / 3600:g} h")
+        elif -age > CLOCK_SKEW:
+            problems.append(f"{result.gate}: evidence finished at {result.finished_at}, after it was attested")
     return problems
 
 
 def verify_envelope(envelope_json: str | bytes, trusted_public_keys: Iterable[str | bytes], *,
                     expected_artifact_digests: Mapping[str, str], current_policy_digest: str,
                     required_gates: Iterable[str], max_age_hours: float, now: datetime,
-                    expected_model: tuple[str, str] | None = None) -> VerifiedAttestation:
+                    expected_model: tuple[str, str] | None = None, expires: bool = True) -> VerifiedAttestation:
     """Verify signature, then everything the statement vouches for; raise ``AttestationError`` with every reason.
 
     Signature and format problems stop at once (an untrusted payload is never interpreted); content
     problems (artifacts, policy, age, gates) are all collected so one refusal tells the whole story.
+    ``max_age_hours`` bounds how old each gate's evidence was when signed, and (unless ``expires`` is
+    false, as when a server loads a model promoted long ago) how old the attestation is ``now``.
     """
     if now.tzinfo is None:
         raise GateInputError("verify_envelope: 'now' must be timezone-aware")
@@ -312,7 +318,7 @@ def verify_envelope(envelope_json: str | bytes, trusted_public_keys: Iterable[st
     for digest in sorted({predicate.policyDigest, *(r.policy_digest for r in results)} - {current_policy_digest}):
         problems.append(f"the policy changed since attestation (attested under {digest[:19]}…, "
                         f"current {current_policy_digest[:19]}…)")
-    problems += _age_problems(predicate.createdAt, results, timedelta(hours=max_age_hours), now)
+    problems += _age_problems(predicate.createdAt, results, timedelta(hours=max_age_hours), now, expires)
     by_gate = {r.gate: r for r in results}
     for gate in required_gates:
         result = by_gate.get(gate)

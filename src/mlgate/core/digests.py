@@ -70,13 +70,18 @@ def json_digest(data: object) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def tree_digest(root: Path, skip_dirs: frozenset[str] = frozenset()) -> str:
-    """One digest for a file or directory: its relative paths and their sha256 digests."""
+def file_digests(root: Path, skip_dirs: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Relative path (POSIX) -> sha256 digest of every file under ``root`` (or of ``root`` itself)."""
     root = Path(root)
     files = [f for f in list_files(root, skip_dirs) if not (skip_dirs and f.suffix == ".pyc")]
     base = root.parent if root.is_file() else root
     digests = digest_files(files, "sha256")
-    return json_digest({p.relative_to(base).as_posix(): d for p, d in zip(files, digests, strict=True)})
+    return {p.relative_to(base).as_posix(): d for p, d in zip(files, digests, strict=True)}
+
+
+def tree_digest(root: Path, skip_dirs: frozenset[str] = frozenset()) -> str:
+    """One digest for a file or directory: its relative paths and their sha256 digests."""
+    return json_digest(file_digests(root, skip_dirs))
 
 
 def code_digest(root: Path) -> str:

@@ -1,4 +1,4 @@
-"""MLflow as the evidence store: log GateResults, read them back, digest models, move aliases.
+"""MLflow as the evidence store: log GateResults, read them back, digest models, read aliases.
 
 MLflow is imported inside functions (ADR 0004); every MLflow failure becomes a ``ToolError`` that names
 the tracking URI, so an unreachable server fails the task retryably and never promotes.
@@ -7,6 +7,7 @@ the tracking URI, so an unreachable server fails the task retryably and never pr
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,13 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mlgate.core.digests import tree_digest
-from mlgate.core.errors import EvidenceError, ToolError
+from mlgate.core.digests import file_digests, json_digest
+from mlgate.core.errors import EvidenceError, GateInputError, ToolError
 from mlgate.core.evidence import read_evidence, write_evidence
-from mlgate.core.policy import Policy
-from mlgate.core.promotion import GATE as PROMOTE_GATE
-from mlgate.core.promotion import Decision, decide
-from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
+from mlgate.core.results import GateResult
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -83,23 +81,30 @@ def get_or_create_experiment(client: MlflowClient, name: str) -> str:
     return call(client, "reading the experiment", lambda: client.get_experiment_by_name(name).experiment_id)
 
 
-def pipeline_run(client: MlflowClient, experiment: str, key: str) -> str:
-    """The one MLflow run that collects the evidence of one pipeline run (e.g. one DAG run).
-
-    Created on first use; when two gates race to create it, both converge on the oldest run.
-    """
+def keyed_run(client: MlflowClient, experiment: str, tag: str, key: str, *, create: bool = True) -> str | None:
+    """The one MLflow run of ``experiment`` tagged ``tag = key``; created on first use (``None`` when absent
+    and ``create`` is false). When two writers race to create it, both converge on the oldest run."""
+    if not create:
+        found = call(client, "reading the experiment", lambda: client.get_experiment_by_name(experiment))
+        if found is None:
+            return None
     experiment_id = get_or_create_experiment(client, experiment)
-    query = f"tags.`{PIPELINE_TAG}` = '{key}'"
+    query = f"tags.`{tag}` = '{key}'"
 
     def search() -> list[Any]:
         return client.search_runs([experiment_id], query, order_by=["attributes.start_time ASC"])
 
-    runs = call(client, "searching the pipeline run", search)
-    if not runs:
-        call(client, "creating the pipeline run",
-             lambda: client.create_run(experiment_id, tags={PIPELINE_TAG: key}, run_name=key.replace("/", "__")))
-        runs = call(client, "searching the pipeline run", search)
-    return runs[0].info.run_id
+    runs = call(client, f"searching the run tagged {tag}", search)
+    if not runs and create:
+        call(client, f"creating the run tagged {tag}",
+             lambda: client.create_run(experiment_id, tags={tag: key}, run_name=key.replace("/", "__")))
+        runs = call(client, f"searching the run tagged {tag}", search)
+    return runs[0].info.run_id if runs else None
+
+
+def pipeline_run(client: MlflowClient, experiment: str, key: str) -> str:
+    """The one MLflow run that collects the evidence of one pipeline run (e.g. one DAG run)."""
+    return str(keyed_run(client, experiment, PIPELINE_TAG, key))
 
 
 def run_url(client: MlflowClient, run_id: str) -> str:
@@ -166,10 +171,30 @@ def download_model(client: MlflowClient, model_uri: str, directory: Path) -> Pat
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(directory)))
 
 
+def model_file_digests(client: MlflowClient, model_uri: str) -> dict[str, str]:
+    """Relative path -> sha256 of each of the model's stored artifact files, as downloaded from the store now
+    (the subjects of its attestation)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return file_digests(download_model(client, model_uri, Path(tmp)))
+
+
 def model_digest(client: MlflowClient, model_uri: str) -> str:
     """Digest of the model's stored artifact files, as downloaded from the store now."""
-    with tempfile.TemporaryDirectory() as tmp:
-        return tree_digest(download_model(client, model_uri, Path(tmp)))
+    return json_digest(model_file_digests(client, model_uri))
+
+
+def resolve_version(client: MlflowClient, model_uri: str) -> tuple[str, str]:
+    """``models:/name/version`` or ``models:/name@alias`` -> (name, version); anything else is refused,
+    because only a registered version can carry an attestation."""
+    match = re.fullmatch(r"models:/([^/@]+)(?:/(\d+)|@([A-Za-z_][A-Za-z0-9_-]*))", model_uri)
+    if not match:
+        raise GateInputError(f"{model_uri!r}: expected models:/<name>/<version> or models:/<name>@<alias>")
+    name, version, alias = match.groups()
+    if alias:
+        version = current_alias_version(client, name, alias)
+        if version is None:
+            raise GateInputError(f"{model_uri!r}: alias {alias!r} of {name!r} points at no version")
+    return name, str(version)
 
 
 def current_alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
@@ -181,57 +206,3 @@ def current_alias_version(client: MlflowClient, name: str, alias: str) -> str | 
         if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
             return None
         raise ToolError(f"MLflow at {client.tracking_uri} failed reading alias {alias!r}: {exc}") from exc
-
-
-def _decision_tags(decision: Decision, actor: str, before: str | None, after: str | None) -> dict[str, str]:
-    return {
-        "mlgate.decision": "promoted" if decision.allowed else "blocked",
-        "mlgate.decision.reasons": "\n".join(decision.reasons)[:TAG_LIMIT] or "all required gates passed",
-        "mlgate.decision.by": actor[:TAG_LIMIT],
-        "mlgate.decision.at": utcnow(),
-        "mlgate.decision.alias_before": before or "",
-        "mlgate.decision.alias_after": after or "",
-    }
-
-
-def promote(client: MlflowClient, policy: Policy, name: str, version: str, actor: str) -> GateResult:
-    """Move the policy's alias to ``name``/``version`` only if ``decide`` allows it; tag the decision.
-
-    The caller logs the returned result as evidence (on the pipeline run, or the version's run).
-    """
-    started = utcnow()
-    alias = policy.promotion.alias
-    model_version = call(client, f"reading model version {name}/{version}",
-                         lambda: client.get_model_version(name, str(version)))
-    evidence = download_evidence(client, model_version.run_id) if model_version.run_id else {}
-    digest = model_digest(client, f"models:/{name}/{version}")
-    recorded = {"dataset": model_version.tags.get(TAG_DATA_DIGEST, ""),
-                "code": model_version.tags.get(TAG_CODE_DIGEST, "")}
-    decision = decide(policy, evidence, digests={"model": digest, **recorded}, now=datetime.now(UTC))
-    before = current_alias_version(client, name, alias)
-    if decision.allowed:
-        call(client, f"setting alias {alias}", lambda: client.set_registered_model_alias(name, alias, str(version)))
-    after = str(version) if decision.allowed else before
-    for key, value in _decision_tags(decision, actor, before, after).items():
-        call(client, "tagging the decision",
-             lambda k=key, v=value: client.set_model_version_tag(name, str(version), k, v))
-    return GateResult(
-        gate=PROMOTE_GATE,
-        status=Status.PASSED if decision.allowed else Status.BLOCKED,
-        subject=Subject("model", f"models:/{name}/{version}", digest),
-        policy_digest=policy.digest,
-        tool=ToolInfo("mlflow", _mlflow_version()),
-        started_at=started,
-        finished_at=utcnow(),
-        metrics={"required_gates": len(policy.promotion.required_gates), "reasons": len(decision.reasons)},
-        thresholds={"required_gates": list(policy.promotion.required_gates), "alias": alias,
-                    "max_evidence_age_hours": policy.promotion.max_evidence_age_hours,
-                    "gates_seen": decision.gates, "alias_before": before, "alias_after": after},
-        findings=tuple(Finding(f"{PROMOTE_GATE}.refused", Severity.HIGH, reason) for reason in decision.reasons),
-    )
-
-
-def _mlflow_version() -> str:
-    import mlflow
-
-    return mlflow.__version__

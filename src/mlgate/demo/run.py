@@ -2,7 +2,8 @@
 
 First on freshly generated and pinned data (the model is promoted), then after one byte of the data
 changed (promotion is refused and the reason printed). Airflow runs on a SQLite metadata DB and MLflow
-on a SQLite store, both under ``MLGATE_HOME`` (default ``.mlgate/``).
+on a SQLite store, both under ``MLGATE_HOME`` (default ``.mlgate/``). Promotion signs its attestation
+with a key generated on first use under ``MLGATE_HOME/keys/`` unless one is configured.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlgate.core.attestation import KEY_ENV, generate_key
+from mlgate.core.audit import format_table, read_decisions
 from mlgate.core.integrity import build_manifest
+from mlgate.core.keys import KEY_FILE_ENV
 from mlgate.core.policy import load_policy
 from mlgate.core.registry import (
     PIPELINE_TAG,
@@ -49,9 +53,21 @@ def offline_trivy_connection(home: Path) -> str:
     return json.dumps({"conn_type": "trivy", "extra": {"cache_dir": str(cache), "offline": True}})
 
 
+def demo_signing_key(home: Path) -> Path:
+    """The demo's signing key, generated on first use under ``home/keys/`` (0600). A real deployment keeps
+    its key in a secrets backend (connection ``mlgate_signing_default``) and never generates one."""
+    path = home / "keys" / "signing.pem"
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        generate_key(path)
+    return path
+
+
 def airflow_env(home: Path, root: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("AIRFLOW_CONN_TRIVY_DEFAULT", offline_trivy_connection(home))
+    if not (env.get(KEY_ENV) or env.get(KEY_FILE_ENV)):
+        env[KEY_FILE_ENV] = str(demo_signing_key(home))
     env.update({
         "MLGATE_HOME": str(home),
         "AIRFLOW_HOME": str(home / "airflow"),
@@ -137,6 +153,8 @@ def run_demo(rows: int = 5000) -> int:
     _say(f"run 2 finished with exit code {tampered_rc}; {name}@{alias} -> version {after}")
     print("promotion refused because:\n  " + "\n  ".join(refusal_reasons(client)),
           file=sys.stderr)
+    _say(f"audit trail of {name} (mlgate audit {name})")
+    print(format_table(read_decisions(client, name)), file=sys.stderr)
 
     ok = clean_rc == 0 and promoted is not None and tampered_rc != 0 and after == promoted
     _say(("SUCCESS: clean run promoted, tampered run blocked" if ok else "UNEXPECTED OUTCOME")

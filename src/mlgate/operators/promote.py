@@ -1,22 +1,29 @@
 """``registry.promote``: the last gate; moves the alias only for a model whose evidence all holds.
 
 It runs with ``trigger_rule="all_done"`` so a pipeline whose earlier gates failed still ends with an
-explicit, recorded refusal that names every reason, instead of a silently skipped promotion.
+explicit, recorded refusal that names every reason, instead of a silently skipped promotion. It signs
+and verifies the version's attestation with the key of connection ``mlgate_signing_default`` (else the
+environment), appends every decision to the model's audit trail, and logs the version's scorecard.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlgate.core.errors import MlgateError
 from mlgate.core.promotion import GATE
-from mlgate.core.registry import download_evidence, pipeline_run, promote
+from mlgate.core.registry import download_evidence, pipeline_run
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
+from mlgate.hooks.signing import SigningKeyHook
 from mlgate.operators.base import BaseGateOperator, pipeline_key
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from mlgate.core.keys import KeyRing
 
 
 class RegistryPromoteGateOperator(BaseGateOperator):
@@ -26,12 +33,19 @@ class RegistryPromoteGateOperator(BaseGateOperator):
     template_fields: Sequence[str] = (*BaseGateOperator.template_fields, "model_name", "version")
 
     def __init__(self, *, model_name: str | None = None, version: str | None = None,
-                 training_task_id: str = "train_model", **kwargs: Any) -> None:
+                 training_task_id: str = "train_model",
+                 signing_conn_id: str = SigningKeyHook.default_conn_name, **kwargs: Any) -> None:
         kwargs.setdefault("trigger_rule", "all_done")
         super().__init__(**kwargs)
         self.model_name = model_name
         self.version = version
         self.training_task_id = training_task_id
+        self.signing_conn_id = signing_conn_id
+
+    @cached_property
+    def signing_keys(self) -> KeyRing:
+        """The keys promotion signs and verifies with (read lazily: a missing key is a refusal)."""
+        return SigningKeyHook(self.signing_conn_id).get_conn()
 
     def subject(self) -> Subject:
         return Subject("model", f"models:/{self.model_name or '?'}/{self.version or '?'}", "unknown")
@@ -41,13 +55,31 @@ class RegistryPromoteGateOperator(BaseGateOperator):
         name = self.model_name or self.policy.promotion.model_name
         version = self.version or ti.xcom_pull(task_ids=self.training_task_id, key="model_version")
         client = self.mlflow_hook.get_conn()
-        if not version:
-            return self.nothing_to_promote(client, context, name)
         actor = f"airflow:{ti.dag_id}/{ti.run_id}/{ti.task_id}"
-        return promote(client, self.policy, name, str(version), actor)
+        if not version:
+            return self.nothing_to_promote(client, context, name, actor)
+        from mlgate.core.promote import promote
 
-    def nothing_to_promote(self, client: Any, context: Context, name: str) -> GateResult:
-        """No model version reached promotion: refuse, naming the gates of this run that did not pass."""
+        return promote(client, self.policy, name, str(version), actor, self.signing_keys)
+
+    def record_extra(self, client: Any, run_id: str, result: GateResult, context: Context) -> None:
+        """The version's scorecard, after each decision; a report that cannot be built never changes one."""
+        from mlgate.core.version_report import publish_scorecard
+
+        name, _, version = result.subject.uri.removeprefix("models:/").rpartition("/")
+        if not name:  # nothing was promoted: there is no version to report on
+            return
+        try:
+            publish_scorecard(client, self.policy, name, version)
+        except MlgateError as exc:
+            self.log.warning("the scorecard of %s/%s could not be logged: %s", name, version, exc)
+
+    def nothing_to_promote(self, client: Any, context: Context, name: str, actor: str) -> GateResult:
+        """No model version reached promotion: refuse, naming the gates of this run that did not pass, and
+        audit the refusal (version ``-``)."""
+        from mlgate.core.audit import AuditRecord, append_decision
+        from mlgate.core.registry import current_alias_version
+
         started = utcnow()
         evidence = download_evidence(client, pipeline_run(client, self.mlflow_experiment, pipeline_key(context)))
         reasons = [f"no model version was registered by task {self.training_task_id!r} in this run"]
@@ -56,6 +88,11 @@ class RegistryPromoteGateOperator(BaseGateOperator):
                 reasons.append(f"{gate}: {item}")
             elif item.status is not Status.PASSED:
                 reasons.append(f"{gate}: status {item.status} ({'; '.join(item.top_failures(3))})")
+        alias = self.policy.promotion.alias
+        current = current_alias_version(client, name, alias) or ""
+        append_decision(client, AuditRecord(at=utcnow(), model=name, version="-", decision="blocked", by=actor,
+                                            alias=alias, alias_before=current, alias_after=current,
+                                            reasons=tuple(reasons), policy_digest=self.policy.digest))
         return GateResult(
             gate=GATE, status=Status.BLOCKED, subject=Subject("model", f"models:/{name}", "none"),
             policy_digest=self.policy.digest, tool=ToolInfo("mlgate", "n/a"), started_at=started,

@@ -231,3 +231,19 @@ def test_a_gate_result_with_an_unreadable_timestamp_is_stale(keys):
     envelope = sign_statement(statement([RESULTS[0], replace(RESULTS[1], finished_at="yesterday")]), keys["signer"])
     with pytest.raises(AttestationError, match="model.artifact: evidence timestamp 'yesterday' is unreadable"):
         verify(envelope, keys)
+
+
+def test_evidence_must_have_been_fresh_when_signed(keys):
+    old = replace(RESULTS[1], finished_at=(CREATED - timedelta(hours=30)).isoformat())
+    envelope = sign_statement(statement([RESULTS[0], old]), keys["signer"])
+    with pytest.raises(AttestationError, match="model.artifact: evidence finished at .*, 30.0 h before it was "
+                                               "attested, older than the allowed 24 h"):
+        verify(envelope, keys)
+
+
+def test_an_old_attestation_verifies_when_it_does_not_expire(keys):
+    envelope = sign_statement(statement(), keys["signer"])
+    long_after = CREATED + timedelta(days=90)
+    with pytest.raises(AttestationError, match="the attestation is 2160.0 h old"):
+        verify(envelope, keys, now=long_after)
+    assert verify(envelope, keys, now=long_after, expires=False).version == "3"

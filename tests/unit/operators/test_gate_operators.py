@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from mlgate.core.audit import read_decisions
 from mlgate.core.integrity import build_manifest
 from mlgate.core.registry import PIPELINE_TAG, current_alias_version
 from mlgate.exceptions import GateConfigViolation, GatePolicyViolation
@@ -154,6 +155,8 @@ def test_an_artifact_swapped_after_validation_is_not_promoted(run):
     decision = client.get_model_version(run["model"], version).tags
     assert decision["mlgate.decision"] == "blocked"
     assert "model artifact changed" in decision["mlgate.decision.reasons"]
+    (audited,) = read_decisions(client, run["model"])
+    assert any("model.training: model artifact changed since validation" in r for r in audited.reasons)
 
 
 def test_promotion_without_a_model_version_refuses_and_names_the_failed_gates(run):
@@ -165,3 +168,6 @@ def test_promotion_without_a_model_version_refuses_and_names_the_failed_gates(ru
     with pytest.raises(GatePolicyViolation, match=r"no model version was registered(.|\n)*data.integrity: status "
                                                   r"blocked"):
         promote_op(run).execute(context(run, "promote_model"))
+    (audited,) = read_decisions(MlflowHook().get_conn(), run["model"])
+    assert (audited.version, audited.decision) == ("-", "blocked")
+    assert audited.reasons[0] == "no model version was registered by task 'train_model' in this run"
