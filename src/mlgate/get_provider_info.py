@@ -32,7 +32,7 @@ def get_provider_info() -> dict:
         "operators": [{"integration-name": "mlgate", "python-modules": [
             "mlgate.operators.base", "mlgate.operators.data", "mlgate.operators.training",
             "mlgate.operators.model", "mlgate.operators.bandit", "mlgate.operators.trivy",
-            "mlgate.operators.promote"]}],
+            "mlgate.operators.promote", "mlgate.operators.monitor", "mlgate.operators.incident"]}],
         "hooks": [{"integration-name": "mlgate", "python-modules": ["mlgate.hooks.mlflow", "mlgate.hooks.trivy"]}],
         "extra-links": ["mlgate.links.MlflowRunLink"],
         "connection-types": [

@@ -6,9 +6,11 @@ the tracking URI, so an unreachable server fails the task retryably and never pr
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +33,7 @@ TAG_DATA_DIGEST = "mlgate.data_digest"
 TAG_MODEL_DIGEST = "mlgate.model_digest"
 TAG_CODE_DIGEST = "mlgate.code_digest"
 TAG_LIMIT = 4900  # MLflow caps tag values at 5000 characters
+_METRIC_UNSAFE = re.compile(r"[^\w.\- ]")
 
 
 def mlgate_home() -> Path:
@@ -100,14 +103,28 @@ def run_url(client: MlflowClient, run_id: str) -> str:
     return f"{base.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
 
 
+def flat_metrics(prefix: str, metrics: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """The numbers (and booleans, as 0/1) of ``metrics``, nested mappings flattened into dotted names.
+
+    Lists and text stay in the evidence JSON only. Characters MLflow refuses in a metric name (a column
+    may be called anything) become ``_``.
+    """
+    flat = []
+    for name, value in metrics.items():
+        key = f"{prefix}.{_METRIC_UNSAFE.sub('_', str(name))}"
+        if isinstance(value, Mapping):
+            flat.extend(flat_metrics(key, value))
+        elif isinstance(value, int | float) and math.isfinite(value):
+            flat.append((key, float(value)))
+    return flat
+
+
 def log_result(client: MlflowClient, run_id: str, result: GateResult) -> None:
     """Artifact ``gates/<gate>.json`` (+ its reports), metrics ``mlgate.<gate>.<m>``, tag ``mlgate.gate.<gate>``."""
     from mlflow.entities import Metric, RunTag
 
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
-    metrics = [Metric(f"mlgate.{result.gate}.{name}", float(value), now_ms, 0)
-               for name, value in result.metrics.items()
-               if isinstance(value, int | float) and not isinstance(value, bool)]
+    metrics = [Metric(name, value, now_ms, 0) for name, value in flat_metrics(f"mlgate.{result.gate}", result.metrics)]
     with mlflow_errors(f"logging evidence of {result.gate}", client.tracking_uri):
         with tempfile.TemporaryDirectory() as tmp:
             client.log_artifact(run_id, str(write_evidence(result, Path(tmp))), artifact_path="gates")
@@ -184,20 +201,31 @@ def _decision_tags(decision: Decision, actor: str, before: str | None, after: st
     }
 
 
-def promote(client: MlflowClient, policy: Policy, name: str, version: str, actor: str) -> GateResult:
-    """Move the policy's alias to ``name``/``version`` only if ``decide`` allows it; tag the decision.
+def evaluate(client: MlflowClient, policy: Policy, name: str, version: str,
+             max_age_hours: float | None = None) -> tuple[Decision, str]:
+    """Would ``name``/``version`` pass promotion now? The decision, and the model digest computed now.
 
-    The caller logs the returned result as evidence (on the pipeline run, or the version's run).
+    Moves nothing: ``promote`` and incident response (choosing a version to restore) both build on it.
     """
-    started = utcnow()
-    alias = policy.promotion.alias
     model_version = call(client, f"reading model version {name}/{version}",
                          lambda: client.get_model_version(name, str(version)))
     evidence = download_evidence(client, model_version.run_id) if model_version.run_id else {}
     digest = model_digest(client, f"models:/{name}/{version}")
     recorded = {"dataset": model_version.tags.get(TAG_DATA_DIGEST, ""),
                 "code": model_version.tags.get(TAG_CODE_DIGEST, "")}
-    decision = decide(policy, evidence, digests={"model": digest, **recorded}, now=datetime.now(UTC))
+    decision = decide(policy, evidence, digests={"model": digest, **recorded}, now=datetime.now(UTC),
+                      max_age_hours=max_age_hours)
+    return decision, digest
+
+
+def promote(client: MlflowClient, policy: Policy, name: str, version: str, actor: str) -> GateResult:
+    """Move the policy's alias to ``name``/``version`` only if ``evaluate`` allows it; tag the decision.
+
+    The caller logs the returned result as evidence (on the pipeline run, or the version's run).
+    """
+    started = utcnow()
+    alias = policy.promotion.alias
+    decision, digest = evaluate(client, policy, name, version)
     before = current_alias_version(client, name, alias)
     if decision.allowed:
         call(client, f"setting alias {alias}", lambda: client.set_registered_model_alias(name, alias, str(version)))

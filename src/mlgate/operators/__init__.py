@@ -3,7 +3,14 @@
 from mlgate.operators.bandit import CodeStaticGateOperator
 from mlgate.operators.base import BaseGateOperator
 from mlgate.operators.data import DataExpectationsGateOperator, DataIntegrityGateOperator, DataPiiGateOperator
+from mlgate.operators.incident import IncidentRespondOperator
 from mlgate.operators.model import ModelArtifactGateOperator
+from mlgate.operators.monitor import (
+    MonitorConfidenceGateOperator,
+    MonitorDriftGateOperator,
+    MonitorGateOperator,
+    MonitorQueriesGateOperator,
+)
 from mlgate.operators.promote import RegistryPromoteGateOperator
 from mlgate.operators.training import ModelTrainingGateOperator
 from mlgate.operators.trivy import (
@@ -21,7 +28,12 @@ __all__ = [
     "DataPiiGateOperator",
     "DeployConfigGateOperator",
     "DeployContainerGateOperator",
+    "IncidentRespondOperator",
     "ModelArtifactGateOperator",
     "ModelTrainingGateOperator",
+    "MonitorConfidenceGateOperator",
+    "MonitorDriftGateOperator",
+    "MonitorGateOperator",
+    "MonitorQueriesGateOperator",
     "RegistryPromoteGateOperator",
 ]
