@@ -133,7 +133,7 @@ def _demote(client: MlflowClient, policy: Policy, name: str, version: str, incid
 def _findings(raised: Sequence[GateResult], reason: str, outcome: _Outcome, alias: str,
               version: str) -> list[Finding]:
     findings = [Finding(f"{GATE}.alert", Severity.HIGH, f"{r.gate}: {line}")
-                for r in raised for line in r.top_failures(3)]
+                for r in raised for line in r.top_failures(3) or [f"{r.status}, no findings recorded"]]
     if reason:
         findings.append(Finding(f"{GATE}.reported", Severity.HIGH, reason))
     if not outcome.demote:
