@@ -13,8 +13,8 @@ from mlgate.core.dp_release import CategoricalColumn, NumericColumn, Query, Rele
 from mlgate.core.drift import OTHER, DriftPolicy, ReferenceProfile, check_drift, profile_from_sample
 from mlgate.core.errors import GateInputError
 from mlgate.core.monitoring import load_reference, load_window, reference_from_release, window_bounds
-from mlgate.core.results import Status
 from mlgate.core.registry import flat_metrics
+from mlgate.core.results import Status
 from tests.monitoring_data import write_inference_log
 
 pytestmark = pytest.mark.unit
