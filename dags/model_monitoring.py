@@ -38,8 +38,9 @@ with DAG(
     params={
         "inference_log_path": Param(str(HOME / "inference"), type="string",
                                     description="inference log: a .jsonl/.parquet file or a directory of them"),
-        "reference_path": Param(str(HOME / "reference" / "loans.profile.json"), type="string",
-                                description="the data.privacy gate's DP profile of the training data"),
+        "reference_path": Param(str(HOME / "profiles" / "loans.dp.json"), type="string",
+                                description="the DP profile of the training data (secure_training_pipeline's "
+                                            "data.privacy gate writes it)"),
         "policy_path": Param(str(POLICY), type="string", description="mlgate policy YAML"),
     },
 ) as dag:

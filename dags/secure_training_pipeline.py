@@ -1,4 +1,5 @@
-"""The secure training pipeline: data and code gates → training → model gates → promotion.
+"""The secure training pipeline: data and code gates → training → model file scan → model validation →
+promotion.
 
 Every gate records its evidence in the DAG run's MLflow run; promotion moves the ``champion`` alias
 only when every gate the policy requires passed for exactly this data, code and model. Paths come from
@@ -20,7 +21,12 @@ from mlgate.operators import (
     DataExpectationsGateOperator,
     DataIntegrityGateOperator,
     DataPiiGateOperator,
+    DataPrivacyGateOperator,
     ModelArtifactGateOperator,
+    ModelExplainabilityGateOperator,
+    ModelFairnessGateOperator,
+    ModelPrivacyGateOperator,
+    ModelRobustnessGateOperator,
     ModelTrainingGateOperator,
     RegistryPromoteGateOperator,
 )
@@ -43,12 +49,16 @@ with DAG(
         "manifest_path": Param(str(HOME / "data" / "loans.manifest.json"), type="string",
                                description="pinned manifest of the dataset (mlgate pin)"),
         "policy_path": Param(str(POLICY), type="string", description="mlgate policy YAML"),
+        "profile_path": Param(str(HOME / "profiles" / "loans.dp.json"), type="string",
+                              description="where the DP reference profile for monitoring goes"),
     },
 ) as dag:
     integrity = DataIntegrityGateOperator(task_id="data_integrity", data_path=data,
                                           manifest_path="{{ params.manifest_path }}", **gate_args)
     pii = DataPiiGateOperator(task_id="data_pii", data_path=data, **gate_args)
     expectations = DataExpectationsGateOperator(task_id="data_expectations", data_path=data, **gate_args)
+    privacy = DataPrivacyGateOperator(task_id="data_privacy", data_path=data, profile_path="{{ params.profile_path }}",
+                                      **gate_args)
     static = CodeStaticGateOperator(task_id="code_static", source_path=TRAINING_CODE, **gate_args)
     dependencies = CodeDependenciesGateOperator(task_id="code_dependencies", target=TRAINING_CODE, **gate_args)
     train = ModelTrainingGateOperator(
@@ -61,8 +71,15 @@ with DAG(
         **gate_args,
     )
     artifact = ModelArtifactGateOperator(task_id="model_artifact", **gate_args)
+    validation_args = {"data_callable": "mlgate.demo.train:validation_data", "data_path": data, "seed": 7, **gate_args}
+    validations = [
+        ModelRobustnessGateOperator(task_id="model_robustness", **validation_args),
+        ModelPrivacyGateOperator(task_id="model_privacy", **validation_args),
+        ModelFairnessGateOperator(task_id="model_fairness", **validation_args),
+        ModelExplainabilityGateOperator(task_id="model_explainability", **validation_args),
+    ]
     promote = RegistryPromoteGateOperator(task_id="promote_model", **gate_args)
 
-    integrity >> [pii, expectations] >> train
+    integrity >> [pii, expectations, privacy] >> train
     [static, dependencies] >> train
-    train >> artifact >> promote
+    train >> artifact >> validations >> promote

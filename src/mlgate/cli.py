@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlgate.core.errors import MlgateError
+from mlgate.core.errors import GateInputError, MlgateError
 from mlgate.core.policy import Policy, load_policy
 from mlgate.core.results import GateResult, Subject
 from mlgate.core.runner import GateOutcome, run_gate
@@ -149,6 +149,38 @@ def cmd_check_artifact(args: argparse.Namespace) -> int:
         Path(args.path), policy.section(args.gate), policy.digest))
 
 
+def cmd_check_model(args: argparse.Namespace) -> int:
+    """A validation gate on a model dir or ``models:/`` URI, loaded only once ``model.artifact`` passed on it."""
+    import tempfile
+
+    from mlgate.core.artifacts import check_artifact
+    from mlgate.core.model_validation import load_flavor, validate_model
+    from mlgate.operators.training import resolve_callable
+
+    def check(policy: Policy) -> GateResult:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = _local_model(args.model, Path(tmp))
+            scan = check_artifact(local, policy.section("model.artifact"), policy.digest)
+            if not scan.passed:
+                raise GateInputError(f"refusing to load {args.model}: model.artifact {scan.status}: "
+                                     + "; ".join(scan.top_failures(3)))
+            data = resolve_callable(args.data_callable)(data_path=args.data, seed=args.seed)
+            return validate_model(args.gate, load_flavor(local), data, policy, model_digest=scan.subject.digest,
+                                  model_uri=args.model, out_dir=_workdir(args))
+
+    return _run(args, Subject("model", args.model, "unknown"), check)
+
+
+def _local_model(model: str, directory: Path) -> Path:
+    if "://" not in model and ":/" not in model:
+        return Path(model)
+    import mlflow
+
+    from mlgate.core.registry import default_tracking_uri, download_model
+
+    return download_model(mlflow.MlflowClient(default_tracking_uri()), model, directory)
+
+
 def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
     from mlgate.core.monitoring import parse_moment
 
@@ -278,6 +310,19 @@ def build_parser() -> argparse.ArgumentParser:
     artifact = gates.add_parser("model.artifact", parents=[common], help="static scan of model files")
     artifact.add_argument("path")
     artifact.set_defaults(func=cmd_check_artifact)
+
+    for gate, purpose in (("model.robustness", "accuracy under evasion attacks (FGSM, PGD, HopSkipJump)"),
+                          ("model.privacy", "membership inference advantage and AUC"),
+                          ("model.fairness", "parity and equalized odds across sensitive groups"),
+                          ("model.explainability", "permutation importance; a dominant feature blocks"),
+                          ("model.poisoning", "backdoor detection in a torch model's training data")):
+        validation = gates.add_parser(gate, parents=[common, reports], help=purpose)
+        validation.add_argument("model", help="a model directory or models:/NAME/VERSION (scanned before loading)")
+        validation.add_argument("--data", required=True, help="the data the data callable reads")
+        validation.add_argument("--data-callable", required=True,
+                                help="package.module:function(data_path=, seed=) returning ValidationData")
+        validation.add_argument("--seed", type=int, default=0)
+        validation.set_defaults(func=cmd_check_model)
 
     window = argparse.ArgumentParser(add_help=False)
     window.add_argument("--since", help="window start, ISO-8601 with a time zone (default: the log's start)")

@@ -30,9 +30,10 @@ def get_provider_info() -> dict:
         "integrations": [{"integration-name": "mlgate", "external-doc-url": "https://github.com/mlgate/mlgate",
                           "tags": ["software"]}],
         "operators": [{"integration-name": "mlgate", "python-modules": [
-            "mlgate.operators.base", "mlgate.operators.data", "mlgate.operators.training",
-            "mlgate.operators.model", "mlgate.operators.bandit", "mlgate.operators.trivy",
-            "mlgate.operators.promote", "mlgate.operators.monitor", "mlgate.operators.incident"]}],
+            "mlgate.operators.base", "mlgate.operators.data", "mlgate.operators.privacy", "mlgate.operators.training",
+            "mlgate.operators.model", "mlgate.operators.validation", "mlgate.operators.bandit",
+            "mlgate.operators.trivy", "mlgate.operators.promote", "mlgate.operators.monitor",
+            "mlgate.operators.incident"]}],
         "hooks": [{"integration-name": "mlgate", "python-modules": ["mlgate.hooks.mlflow", "mlgate.hooks.trivy"]}],
         "extra-links": ["mlgate.links.MlflowRunLink"],
         "connection-types": [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import uuid
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from tests.conftest import ROOT
 from tests.helpers import default_policy, write_policy
 
 pytestmark = pytest.mark.dags
+SEEDS = itertools.count(101)
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +32,12 @@ def dag(airflow_db):
 
 @pytest.fixture
 def conf(tmp_path):
-    data = write_loans(tmp_path / "loans.csv", rows=1500)
+    data = write_loans(tmp_path / "loans.csv", rows=1500, seed=next(SEEDS))  # its own data, its own privacy budget
     policy = default_policy()
     policy["promotion"]["model_name"] = f"loans-{uuid.uuid4().hex[:8]}"
     return {"data_path": str(data), "manifest_path": str(build_manifest(data).save(tmp_path / "m.json")),
             "policy_path": str(write_policy(tmp_path / "policy.yaml", policy)),
+            "profile_path": str(tmp_path / "profile.json"),
             "model": policy["promotion"]["model_name"]}
 
 
@@ -46,15 +50,19 @@ def run(dag, conf):
 
 def test_every_dag_file_imports_without_errors(dag):
     assert dag is not None
-    assert {t.task_id for t in dag.tasks} == {"data_integrity", "data_pii", "data_expectations", "code_static",
-                                              "code_dependencies", "train_model", "model_artifact", "promote_model"}
+    assert {t.task_id for t in dag.tasks} == {
+        "data_integrity", "data_pii", "data_expectations", "data_privacy", "code_static", "code_dependencies",
+        "train_model", "model_artifact", "model_robustness", "model_privacy", "model_fairness",
+        "model_explainability", "promote_model"}
     assert dag.get_task("promote_model").trigger_rule == "all_done"
 
 
-def test_clean_data_is_trained_and_promoted(dag, conf):
+def test_clean_data_is_trained_validated_and_promoted(dag, conf):
     state, tasks, alias = run(dag, conf)
     assert (state, tasks) == ("success", dict.fromkeys(tasks, "success"))
     assert alias == "1"
+    profile = json.loads(Path(conf["profile_path"]).read_text())  # the DP reference profile for monitoring
+    assert set(profile["columns"]) >= {"age", "credit_score", "home_ownership"}
 
 
 def test_data_changed_after_pinning_is_never_promoted(dag, conf):
@@ -63,7 +71,7 @@ def test_data_changed_after_pinning_is_never_promoted(dag, conf):
     assert state == "failed"
     assert tasks["data_integrity"] == "failed"
     assert tasks["code_static"] == tasks["code_dependencies"] == "success"
-    assert tasks["train_model"] == tasks["model_artifact"] == "upstream_failed"
+    assert tasks["train_model"] == tasks["model_artifact"] == tasks["model_robustness"] == "upstream_failed"
     assert tasks["promote_model"] == "failed"
     assert alias is None
 

@@ -188,7 +188,9 @@ def psi_js(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float
     p = np.maximum(ref_counts / ref_counts.sum(), _PSI_FLOOR)
     q = np.maximum(cur_counts / cur_counts.sum(), _PSI_FLOOR)
     psi = float(np.sum((q - p) * np.log(q / p)))
-    return psi, float(jensenshannon(ref_counts, cur_counts, base=2))
+    with np.errstate(invalid="ignore"):  # equal distributions can round to a divergence of -1e-17: sqrt is NaN
+        js = float(jensenshannon(ref_counts, cur_counts, base=2))
+    return psi, 0.0 if np.isnan(js) else js
 
 
 def ks_pvalue(statistic: float, n: float, m: float) -> float:

@@ -40,6 +40,9 @@ def reference_from_release(data: dict[str, Any]) -> ReferenceProfile:
     sides. Categorical columns: the declared categories, and the release's ``other`` cell (undeclared or
     missing values) as ``OTHER``, into which the window's undeclared categories are folded. A DP profile
     holds no accuracy, so concept drift is not tested against it.
+
+    The counts are noisy, and the tests must not mistake the noise for drift (``_significant``,
+    ``_effective``; post-processing, free of privacy cost).
     """
     from mlgate.core.dp_release import CategoricalProfile, DPProfile
 
@@ -47,13 +50,55 @@ def reference_from_release(data: dict[str, Any]) -> ReferenceProfile:
     numeric: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     categorical: dict[str, dict[str, float]] = {}
     for name, column in profile.columns.items():
+        noise = profile.queries.get(f"{name}.histogram", {})
+        floor, variance = _noise_level(noise)
         if isinstance(column, CategoricalProfile):
-            categorical[name] = {**dict(zip(column.categories, map(float, column.counts), strict=True)),
-                                 OTHER: float(column.other)}
+            counts = {c: float(n) for c, n in zip(column.categories, column.counts, strict=True) if n >= floor}
+            counts[OTHER] = float(column.other) if column.other >= floor else 0.0
+            values = _effective(np.asarray(list(counts.values())), variance)
+            categorical[name] = dict(zip(counts, values.tolist(), strict=True))
         else:
-            cuts = np.nextafter(np.asarray(column.edges, dtype=np.float64), -np.inf)
-            numeric[name] = (cuts, np.asarray([column.below, *column.counts, column.above], dtype=np.float64))
+            cuts, counts = _significant(np.nextafter(np.asarray(column.edges, dtype=np.float64), -np.inf),
+                                        np.asarray([column.below, *column.counts, column.above], np.float64), floor)
+            numeric[name] = (cuts, _effective(counts, variance))
     return ReferenceProfile.from_dict(ReferenceProfile(numeric, categorical).to_dict())
+
+
+def _noise_level(noise: dict[str, Any]) -> tuple[float, float]:
+    """The count below which a cell may be pure noise (one-sided level 0.001), and the noise's variance."""
+    scale = float(noise.get("scale", 0.0))
+    if noise.get("mechanism", "laplace") == "laplace":
+        return scale * float(np.log(500)), 2 * scale**2
+    return 3.09 * scale, scale**2
+
+
+def _significant(cuts: np.ndarray, counts: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Merge each cell that may hold nothing but noise into its larger neighbour (dropping the cut between).
+
+    Releases clamp negative noise to 0, so a truly empty cell holds a few phantom rows that no window
+    would match: left alone, they read as drift (PSI, JS). A merged cell's rows count in its neighbour.
+    """
+    cuts, counts = cuts.copy(), counts.copy()
+    while counts.size > 1 and (weak := np.flatnonzero(counts < floor)).size:
+        cell = int(weak[np.argmin(counts[weak])])
+        left = cell > 0 and (cell == counts.size - 1 or counts[cell - 1] >= counts[cell + 1])
+        into = cell - 1 if left else cell + 1
+        counts[into] += counts[cell]
+        counts = np.delete(counts, cell)
+        cuts = np.delete(cuts, cell - 1 if left else cell)
+    if counts.size < 2:
+        raise GateInputError("a DP profile column holds too little beyond its noise to test against; release "
+                             "it with more budget or coarser bins")
+    return cuts, counts
+
+
+def _effective(counts: np.ndarray, variance: float) -> np.ndarray:
+    """Counts scaled to the sample size whose sampling variance matches sampling plus noise variance,
+    ``n / (1 + k·var / n)`` over ``k`` cells, so KS and χ² treat the reference as the smaller sample it is."""
+    total = counts.sum()
+    if total <= 0:
+        raise GateInputError("a DP profile column holds nothing beyond its noise to test against")
+    return counts / (1 + counts.size * variance / total)
 
 
 def load_reference(path: str | Path) -> ReferenceProfile | pd.DataFrame:

@@ -25,14 +25,16 @@ def generate_loans(rows: int = 5000, seed: int = 7):
     rng = np.random.default_rng(seed)
     age = rng.integers(21, 75, rows)
     income = np.round(rng.lognormal(10.9, 0.45, rows), 2)
-    amount = np.round(rng.uniform(1_000, 60_000, rows), 2)
+    amount = np.round(rng.uniform(1_000, 40_000, rows), 2)
     term = rng.choice([12, 24, 36, 48, 60], rows)
     score = np.clip(rng.normal(680, 60, rows), 300, 850).round().astype(int)
     employment = np.clip(rng.exponential(6, rows), 0, 45).round(1)
     dti = np.round(np.clip(amount / income + rng.normal(0, 0.05, rows), 0.01, 2.5), 3)
     ownership = rng.choice(["rent", "own", "mortgage"], rows, p=[0.45, 0.2, 0.35])
     purpose = rng.choice(["debt", "car", "home", "education", "business"], rows)
-    logit = -1.2 + 3.0 * (dti - 0.35) - 0.012 * (score - 680) + 0.02 * (term - 36) - 0.03 * employment
+    # Risk rises with debt-to-income, term and renting, falls with credit score and tenure; age plays no part.
+    logit = (-0.9 + 0.8 * (dti - 0.5) / 0.35 - 0.8 * (score - 680) / 60 + 0.4 * (term - 36) / 17
+             - 0.4 * (employment - 6) / 6 + 0.4 * (ownership == "rent"))
     defaulted = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
     ids = np.arange(rows)
     first, last = rng.choice(_FIRST, rows), rng.choice(_LAST, rows)

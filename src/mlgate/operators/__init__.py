@@ -11,12 +11,20 @@ from mlgate.operators.monitor import (
     MonitorGateOperator,
     MonitorQueriesGateOperator,
 )
+from mlgate.operators.privacy import DataPrivacyGateOperator
 from mlgate.operators.promote import RegistryPromoteGateOperator
 from mlgate.operators.training import ModelTrainingGateOperator
 from mlgate.operators.trivy import (
     CodeDependenciesGateOperator,
     DeployConfigGateOperator,
     DeployContainerGateOperator,
+)
+from mlgate.operators.validation import (
+    ModelExplainabilityGateOperator,
+    ModelFairnessGateOperator,
+    ModelPoisoningGateOperator,
+    ModelPrivacyGateOperator,
+    ModelRobustnessGateOperator,
 )
 
 __all__ = [
@@ -26,10 +34,16 @@ __all__ = [
     "DataExpectationsGateOperator",
     "DataIntegrityGateOperator",
     "DataPiiGateOperator",
+    "DataPrivacyGateOperator",
     "DeployConfigGateOperator",
     "DeployContainerGateOperator",
     "IncidentRespondOperator",
     "ModelArtifactGateOperator",
+    "ModelExplainabilityGateOperator",
+    "ModelFairnessGateOperator",
+    "ModelPoisoningGateOperator",
+    "ModelPrivacyGateOperator",
+    "ModelRobustnessGateOperator",
     "ModelTrainingGateOperator",
     "MonitorConfidenceGateOperator",
     "MonitorDriftGateOperator",

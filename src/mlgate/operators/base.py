@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
-from mlgate.core.errors import ToolError
+from mlgate.core.errors import GateInputError, ToolError
 from mlgate.core.policy import Policy, load_policy
 from mlgate.core.provenance import Producer, ProvenanceEntry
 from mlgate.core.registry import log_result, pipeline_run, run_url
@@ -35,6 +35,17 @@ def pipeline_key(context: Context) -> str:
     """Identifies the MLflow run that collects all evidence of one DAG run."""
     ti = context["ti"]
     return f"{ti.dag_id}/{ti.run_id}"
+
+
+def verified_data_digest(context: Context, task_id: str, purpose: str) -> str:
+    """The data version this run's ``data.integrity`` task verified; anything else is refused (fail closed)."""
+    upstream = context["ti"].xcom_pull(task_ids=task_id, key="data.integrity")
+    if not upstream:
+        raise GateInputError(f"no data.integrity result from task {task_id!r} in this run; refusing to {purpose} "
+                             "on unverified data")
+    if upstream.get("status") != Status.PASSED:
+        raise GateInputError(f"data.integrity in task {task_id!r} is {upstream.get('status')}; refusing to {purpose}")
+    return upstream["subject"]["digest"]
 
 
 def provenance_entry(context: Context, *, source_uri: str, output_digest: str, upstream: tuple[str, ...],

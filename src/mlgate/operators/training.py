@@ -25,9 +25,9 @@ from mlgate.core.registry import (
     model_digest,
     pipeline_run,
 )
-from mlgate.core.results import GateResult, Status, Subject, utcnow
+from mlgate.core.results import GateResult, Subject, utcnow
 from mlgate.core.training import TrainingRecord, check_training, code_version, library_versions
-from mlgate.operators.base import BaseGateOperator, pipeline_key
+from mlgate.operators.base import BaseGateOperator, pipeline_key, verified_data_digest
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -78,24 +78,13 @@ class ModelTrainingGateOperator(BaseGateOperator):
     def subject(self) -> Subject:
         return Subject("model", f"models:/{self.model_name or '(policy model_name)'}", "unknown")
 
-    def verified_data_digest(self, context: Context) -> str:
-        """The data version from this run's integrity gate; training on unverified data is refused."""
-        upstream = context["ti"].xcom_pull(task_ids=self.data_gate_task_id, key="data.integrity")
-        if not upstream:
-            raise GateInputError(f"no data.integrity result from task {self.data_gate_task_id!r} in this run; "
-                                 "refusing to train on unverified data")
-        if upstream.get("status") != Status.PASSED:
-            raise GateInputError(f"data.integrity in task {self.data_gate_task_id!r} is "
-                                 f"{upstream.get('status')}; refusing to train")
-        return upstream["subject"]["digest"]
-
     def check(self, context: Context, workdir: Path) -> GateResult:
         import mlflow
         import numpy as np
 
         started = utcnow()
         name = self.model_name or self.policy.promotion.model_name
-        data_digest = self.verified_data_digest(context)
+        data_digest = verified_data_digest(context, self.data_gate_task_id, "train")
         train = resolve_callable(self.training_callable)
         code_dir = Path(self.code_path or Path(inspect.getsourcefile(train) or ".").parent)
         code, code_tree = code_version(code_dir), code_digest(code_dir)

@@ -1,0 +1,73 @@
+"""Operator for ``data.privacy``: a differentially private profile of the training data, paid from a budget.
+
+The profile is what monitoring compares live traffic against, so the monitoring store never holds raw
+training rows. Each release is charged atomically to the dataset's ledger before any data is read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlgate.core.results import GateResult, Subject
+from mlgate.operators.base import BaseGateOperator, verified_data_digest
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def default_ledger_url() -> str:
+    """``MLGATE_PRIVACY_LEDGER`` (a SQLAlchemy URL; PostgreSQL in production), else SQLite under MLGATE_HOME."""
+    from mlgate.core.registry import mlgate_home
+
+    return os.environ.get("MLGATE_PRIVACY_LEDGER") or f"sqlite:///{mlgate_home() / 'privacy-ledger.db'}"
+
+
+class DataPrivacyGateOperator(BaseGateOperator):
+    """Releases the policy's DP statistics of ``data_path`` (verified by ``data_gate_task_id`` in this run)
+    to ``profile_path``; blocks, releasing nothing, when the dataset's ε/δ budget would be exceeded."""
+
+    gate_id = "data.privacy"
+    template_fields: Sequence[str] = (*BaseGateOperator.template_fields, "data_path", "profile_path", "ledger_url")
+
+    def __init__(self, *, data_path: str, profile_path: str | None = None, ledger_url: str | None = None,
+                 data_gate_task_id: str = "data_integrity", purpose: str = "reference profile",
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.data_path = data_path
+        self.profile_path = profile_path
+        self.ledger_url = ledger_url
+        self.data_gate_task_id = data_gate_task_id
+        self.purpose = purpose
+
+    def subject(self) -> Subject:
+        return Subject("dataset", str(self.data_path), "unknown")
+
+    def check(self, context: Context, workdir: Path) -> GateResult:
+        from mlgate.core.expectations import read_table
+        from mlgate.core.privacy import check_privacy
+        from mlgate.core.privacy_ledger import SqlLedger
+
+        digest = verified_data_digest(context, self.data_gate_task_id, "release statistics")
+        ledger = SqlLedger(self.ledger_url or default_ledger_url())
+        ti = context["ti"]
+        actor = f"airflow:{ti.dag_id}/{ti.run_id}/{ti.task_id}"
+        result, profile = check_privacy(read_table(Path(self.data_path)), digest, self.policy.section(self.gate_id),
+                                        ledger, self.policy.digest, actor=actor, purpose=self.purpose,
+                                        dataset_uri=str(self.data_path))
+        history = workdir / "ledger.jsonl"
+        history.write_text("".join(spend.to_json_line() for spend in ledger.history(digest)))
+        artifacts = [str(history)]
+        if profile is not None:
+            released = workdir / "dp_profile.json"
+            released.write_text(json.dumps(profile.to_dict(), indent=1))
+            artifacts.append(str(released))
+            if self.profile_path:
+                Path(self.profile_path).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(released, self.profile_path)
+        return replace(result, artifacts=(*result.artifacts, *artifacts))

@@ -1,0 +1,84 @@
+"""Operators for the model validation gates: robustness, membership inference, fairness, explainability
+and poisoning. Each loads the model only after ``model.artifact`` passed for exactly its files in this
+run, and loads it from the very bytes it re-digested."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlgate.core.errors import GateInputError
+from mlgate.core.results import GateResult, Status
+from mlgate.operators.model import ModelArtifactGateOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class ModelValidationGateOperator(ModelArtifactGateOperator):
+    """Base: ``data_callable(data_path=, seed=)`` returns ``mlgate.core.model_validation.ValidationData``."""
+
+    template_fields: Sequence[str] = (*ModelArtifactGateOperator.template_fields, "data_path", "seed")
+
+    def __init__(self, *, data_callable: str, data_path: str, seed: int = 0,
+                 artifact_task_id: str = "model_artifact", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.data_callable = data_callable
+        self.data_path = data_path
+        self.seed = seed
+        self.artifact_task_id = artifact_task_id
+
+    def scanned_model(self, context: Context, workdir: Path) -> tuple[Any, str, str]:
+        """Download, re-digest and load the model, refusing unless ``model.artifact`` passed on this digest."""
+        from mlgate.core.digests import tree_digest
+        from mlgate.core.model_validation import load_flavor
+        from mlgate.core.registry import download_model
+
+        uri = self.resolve_model_uri(context)
+        scanned = context["ti"].xcom_pull(task_ids=self.artifact_task_id, key="model.artifact") or {}
+        local = download_model(self.mlflow_hook.get_conn(), uri, workdir / "model")
+        digest = tree_digest(local)
+        if scanned.get("status") != Status.PASSED or scanned.get("subject", {}).get("digest") != digest:
+            raise GateInputError(f"refusing to load {uri}: model.artifact has not passed for these files in this "
+                                 f"run (task {self.artifact_task_id!r}: {scanned.get('status', 'no result')})")
+        return load_flavor(local), uri, digest
+
+    def check(self, context: Context, workdir: Path) -> GateResult:
+        from mlgate.core.model_validation import validate_model
+        from mlgate.operators.training import resolve_callable
+
+        model, uri, digest = self.scanned_model(context, workdir)
+        data = resolve_callable(self.data_callable)(data_path=self.data_path, seed=int(self.seed))
+        return validate_model(self.gate_id, model, data, self.policy, model_digest=digest, model_uri=uri,
+                              out_dir=workdir)
+
+
+class ModelRobustnessGateOperator(ModelValidationGateOperator):
+    """Accuracy under FGSM/PGD (white-box) and HopSkipJump (black-box) evasion attacks."""
+
+    gate_id = "model.robustness"
+
+
+class ModelPrivacyGateOperator(ModelValidationGateOperator):
+    """Membership inference: can an attacker tell training rows from held-out rows?"""
+
+    gate_id = "model.privacy"
+
+
+class ModelFairnessGateOperator(ModelValidationGateOperator):
+    """Demographic parity and equalized odds across the policy's sensitive columns."""
+
+    gate_id = "model.fairness"
+
+
+class ModelExplainabilityGateOperator(ModelValidationGateOperator):
+    """Permutation importance; one feature carrying too much of it is a shortcut or a target leak."""
+
+    gate_id = "model.explainability"
+
+
+class ModelPoisoningGateOperator(ModelValidationGateOperator):
+    """Backdoor detection on a PyTorch model's training data (activation clustering vs trusted held-out rows)."""
+
+    gate_id = "model.poisoning"
