@@ -217,9 +217,10 @@ def cmd_incident(args: argparse.Namespace) -> int:
 
     args.gate = "incident.respond"
     key = f"cli/{getpass.getuser()}/{datetime.now(UTC).isoformat(timespec='seconds')}"
+    uri = default_tracking_uri()  # the registry too: MLflow's process-wide registry URI may point elsewhere
     return _run(args, Subject("model", f"models:/{args.model}/{args.version or 'served'}", "unknown"),
-                lambda policy: respond(mlflow.MlflowClient(default_tracking_uri()), policy, args.model,
-                                       args.version, (), reason=args.reason, key=key))
+                lambda policy: respond(mlflow.MlflowClient(uri, uri), policy, args.model, args.version, (),
+                                       reason=args.reason, key=key))
 
 
 def cmd_promote(args: argparse.Namespace) -> int:

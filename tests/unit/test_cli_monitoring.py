@@ -80,7 +80,8 @@ def test_incident_restores_the_previous_version(files, capsys):
     policy["promotion"]["model_name"] = name = f"cli-{uuid.uuid4().hex[:8]}"
     policy["promotion"]["required_gates"] = ["model.training"]
     path = write_policy(files["root"] / f"{name}.yaml", policy)
-    client = mlflow.MlflowClient(default_tracking_uri())
+    uri = default_tracking_uri()
+    client = mlflow.MlflowClient(uri, uri)
     for _ in range(2):
         version = register_version(client, load_policy(path), name)
     client.set_registered_model_alias(name, "champion", version)

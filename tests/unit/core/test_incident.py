@@ -21,7 +21,9 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture
 def client():
-    return mlflow.MlflowClient(default_tracking_uri())
+    """The embedded store, for the registry too (MLflow's process-wide registry URI may point elsewhere)."""
+    uri = default_tracking_uri()
+    return mlflow.MlflowClient(uri, uri)
 
 
 @pytest.fixture
