@@ -53,8 +53,10 @@ def reference_from_release(data: dict[str, Any]) -> ReferenceProfile:
         noise = profile.queries.get(f"{name}.histogram", {})
         floor, variance = _noise_level(noise)
         if isinstance(column, CategoricalProfile):
-            counts = {c: float(n) for c, n in zip(column.categories, column.counts, strict=True) if n >= floor}
-            counts[OTHER] = float(column.other) if column.other >= floor else 0.0
+            declared = dict(zip(column.categories, map(float, column.counts), strict=True))
+            counts = {c: n for c, n in declared.items() if n >= floor}  # the others' rows count as OTHER
+            other = column.other + sum(n for c, n in declared.items() if c not in counts)
+            counts[OTHER] = float(other) if other >= floor else 0.0
             values = _effective(np.asarray(list(counts.values())), variance)
             categorical[name] = dict(zip(counts, values.tolist(), strict=True))
         else:

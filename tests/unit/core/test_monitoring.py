@@ -139,3 +139,19 @@ def test_nested_metrics_are_flattened_for_mlflow():
     assert flat_metrics("mlgate.monitor.drift", metrics) == [
         ("mlgate.monitor.drift.rows", 10.0), ("mlgate.monitor.drift.columns.a b_c.psi", 0.3),
         ("mlgate.monitor.drift.columns.a b_c.drifted", 1.0)]
+
+
+def test_noise_only_cells_are_merged_and_counts_shrink_to_their_effective_size():
+    """Laplace scale 10: cells below 10·ln(500) ≈ 62 may be pure noise (here the phantom tail 25 and 3)."""
+    data = json.loads(json.dumps(RELEASE))
+    data["queries"] = {"x.histogram": {"mechanism": "laplace", "scale": 10.0, "epsilon": 0.1, "delta": 0.0},
+                       "c.histogram": {"mechanism": "laplace", "scale": 10.0, "epsilon": 0.1, "delta": 0.0}}
+    data["columns"]["x"].update(edges=[0, 10, 20, 30], below=0, counts=[400, 300, 25], above=3)
+    data["columns"]["c"].update(counts=[400, 40], other=300)
+    profile = reference_from_release(data)
+    cuts, counts = profile.numeric["x"]
+    assert cuts.tolist() == [np.nextafter(10.0, -1)]  # below into [0, 10); [20, 30) and above into [10, 20)
+    shrink = 1 / (1 + 2 * 2 * 10.0**2 / 728)  # two cells, Laplace variance 2b², 728 rows
+    assert counts.tolist() == pytest.approx([400 * shrink, 328 * shrink])
+    shrink = 1 / (1 + 2 * 2 * 10.0**2 / 740)
+    assert profile.categorical["c"] == pytest.approx({"a": 400 * shrink, OTHER: 340 * shrink})  # "b" may be noise
