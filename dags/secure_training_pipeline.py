@@ -4,6 +4,7 @@ promotion.
 Every gate records its evidence in the DAG run's MLflow run; promotion moves the ``champion`` alias
 only when every gate the policy requires passed for exactly this data, code and model. Paths come from
 params (override them with the run's conf); defaults point at the demo data under ``MLGATE_HOME``.
+Besides manual runs, an incident response that demoted the model requests a run (Asset event).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from mlgate.operators import (
     ModelTrainingGateOperator,
     RegistryPromoteGateOperator,
 )
+from mlgate.operators.incident import RETRAINING_REQUESTED
 
 HOME = Path(os.environ.get("MLGATE_HOME", ".mlgate")).absolute()
 ROOT = Path(__file__).resolve().parent.parent  # the checkout, or /opt/mlgate in the compose stack
@@ -41,7 +43,7 @@ data = "{{ params.data_path }}"
 with DAG(
     dag_id="secure_training_pipeline",
     description="Train the loan-default model behind mlgate's data, code, model and promotion gates",
-    schedule=None,
+    schedule=RETRAINING_REQUESTED,
     catchup=False,
     tags=["mlgate", "security"],
     params={

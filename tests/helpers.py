@@ -89,3 +89,28 @@ def promote_op(run):
     return RegistryPromoteGateOperator(task_id="promote_model", policy_path=str(run["policy"]))
 
 
+
+
+def register_version(client, policy, name: str, *, passed: bool = True) -> str:
+    """A model version with a ``model.training`` result bound to its artifact digest, as the pipeline
+    leaves it (cheap: a one-file model); ``passed=False`` records a blocked result instead."""
+    import tempfile
+
+    from mlgate.core.registry import get_or_create_experiment, log_result, model_digest
+    from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
+
+    run_id = client.create_run(get_or_create_experiment(client, "mlgate-test-versions")).info.run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "weights.txt").write_text(f"weights of run {run_id}")
+        client.log_artifacts(run_id, tmp, artifact_path="model")
+    if not client.search_registered_models(f"name = '{name}'"):
+        client.create_registered_model(name)
+    version = str(client.create_model_version(name, f"{client.get_run(run_id).info.artifact_uri}/model",
+                                              run_id).version)
+    digest = model_digest(client, f"models:/{name}/{version}")
+    status, findings = (Status.PASSED, ()) if passed else (
+        Status.BLOCKED, (Finding("model.training.missing", Severity.HIGH, "seed not recorded"),))
+    log_result(client, run_id, GateResult(
+        "model.training", status, Subject("model", f"models:/{name}/{version}", digest),
+        policy.digest, ToolInfo("test", "1"), utcnow(), utcnow(), findings=findings))
+    return version

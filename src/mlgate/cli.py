@@ -1,7 +1,7 @@
 """``mlgate``: the same gates as the operators, for any CI system and for people.
 
-Exit codes of ``check``, ``promote`` and ``verify``: 0 passed, 1 blocked by policy, 2 error (fail closed).
-The human summary goes to stderr; ``--json FILE`` writes the GateResult.
+Exit codes of ``check``, ``promote``, ``verify`` and ``incident``: 0 passed, 1 blocked by policy, 2 error
+(fail closed). The human summary goes to stderr; ``--json FILE`` writes the GateResult.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -180,6 +181,48 @@ def _local_model(model: str, directory: Path) -> Path:
     from mlgate.core.registry import default_tracking_uri, download_model
 
     return download_model(mlflow.MlflowClient(default_tracking_uri()), model, directory)
+
+
+def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
+    from mlgate.core.monitoring import parse_moment
+
+    return (parse_moment(args.since, "--since") if args.since else None,
+            parse_moment(args.until, "--until") if args.until else None)
+
+
+def cmd_check_drift(args: argparse.Namespace) -> int:
+    from mlgate.core.monitoring import check_drift_files
+
+    return _run(args, Subject("dataset", args.path, "unknown"),
+                lambda policy: check_drift_files(args.path, args.reference, policy, *_window(args)))
+
+
+def cmd_check_confidence(args: argparse.Namespace) -> int:
+    from mlgate.core.monitoring import check_confidence_files
+
+    return _run(args, Subject("dataset", args.path, "unknown"),
+                lambda policy: check_confidence_files(args.path, policy, *_window(args)))
+
+
+def cmd_check_queries(args: argparse.Namespace) -> int:
+    from mlgate.core.monitoring import check_queries_files, load_baseline
+
+    return _run(args, Subject("dataset", args.path, "unknown"), lambda policy: check_queries_files(
+        args.path, policy, *_window(args), baseline=load_baseline(args.baseline) if args.baseline else None))
+
+
+def cmd_incident(args: argparse.Namespace) -> int:
+    import mlflow
+
+    from mlgate.core.incident import respond
+    from mlgate.core.registry import default_tracking_uri
+
+    args.gate = "incident.respond"
+    key = f"cli/{getpass.getuser()}/{datetime.now(UTC).isoformat(timespec='seconds')}"
+    uri = default_tracking_uri()  # the registry too: MLflow's process-wide registry URI may point elsewhere
+    return _run(args, Subject("model", f"models:/{args.model}/{args.version or 'served'}", "unknown"),
+                lambda policy: respond(mlflow.MlflowClient(uri, uri), policy, args.model, args.version, (),
+                                       reason=args.reason, key=key))
 
 
 def _client() -> MlflowClient:
@@ -378,10 +421,39 @@ def build_parser() -> argparse.ArgumentParser:
         validation.add_argument("--seed", type=int, default=0)
         validation.set_defaults(func=cmd_check_model)
 
+    window = argparse.ArgumentParser(add_help=False)
+    window.add_argument("--since", help="window start, ISO-8601 with a time zone (default: the log's start)")
+    window.add_argument("--until", help="window end, exclusive (default: the log's end)")
+    log_help = "an inference log (.jsonl/.parquet file or directory)"
+    drift = gates.add_parser("monitor.drift", parents=[common, window],
+                             help="data and concept drift of current data against a reference")
+    drift.add_argument("path", help=f"{log_help}, or a CSV/Parquet table")
+    drift.add_argument("--reference", required=True,
+                       help="DP profile (data.privacy) or reference profile JSON, or a CSV/Parquet sample")
+    drift.set_defaults(func=cmd_check_drift)
+
+    confidence = gates.add_parser("monitor.confidence", parents=[common, window],
+                                  help="a spike of low-confidence predictions")
+    confidence.add_argument("path", help=log_help)
+    confidence.set_defaults(func=cmd_check_confidence)
+
+    queries = gates.add_parser("monitor.queries", parents=[common, window],
+                               help="per-client query volume and extraction-like query patterns")
+    queries.add_argument("path", help=log_help)
+    queries.add_argument("--baseline", help="JSON object: client id -> expected queries in the window")
+    queries.set_defaults(func=cmd_check_queries)
+
     promote = commands.add_parser("promote", parents=[common], help="move the policy's alias if every gate holds")
     promote.add_argument("model")
     promote.add_argument("version")
     promote.set_defaults(func=cmd_promote)
+
+    incident = commands.add_parser("incident", parents=[common],
+                                   help="demote a bad model version: restore the last good one or remove the alias")
+    incident.add_argument("model")
+    incident.add_argument("--version", help="the bad version (default: the one the policy's alias serves)")
+    incident.add_argument("--reason", required=True, help="what was observed (recorded with the incident)")
+    incident.set_defaults(func=cmd_incident)
 
     demo = commands.add_parser("demo", help="run the secure training pipeline through Airflow: clean, then tampered")
     demo.add_argument("--rows", type=int, default=5000)

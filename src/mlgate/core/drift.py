@@ -40,6 +40,7 @@ GATE = "monitor.drift"
 _FINE_BINS = 1 << 16
 _KSTWO_MAX_N = 10_000
 _PSI_FLOOR = 1e-4  # proportion used for an empty bin, so PSI stays finite
+OTHER = "__other__"  # a profile's cell for every category it does not list (a DP release's "other")
 
 
 class DriftPolicy(BaseModel):
@@ -61,6 +62,8 @@ class ReferenceProfile:
 
     Bin ``i`` holds the values in ``(cuts[i-1], cuts[i]]`` (the outer bins are open-ended), so the
     reference CDF is known exactly at every cut. Counts may be non-integers (a noisy DP release).
+    A categorical column with an ``OTHER`` cell lists only some categories: the current window's
+    unlisted categories are counted in that cell.
     """
 
     numeric: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
@@ -118,6 +121,13 @@ def _numeric_values(frame: pd.DataFrame, column: str) -> np.ndarray:
 def _category_counts(series: pd.Series) -> dict[str, float]:
     counts = series.dropna().astype(str).value_counts()
     return {str(k): float(v) for k, v in counts.items()}
+
+
+def _fold_unlisted(cur: dict[str, float], ref: dict[str, float]) -> dict[str, float]:
+    """Counts of the categories ``ref`` lists, and of all others in its ``OTHER`` cell."""
+    folded = {k: v for k, v in cur.items() if k in ref and k != OTHER}
+    folded[OTHER] = sum(v for k, v in cur.items() if k not in folded)
+    return folded
 
 
 def _accuracy(frame: pd.DataFrame) -> tuple[float, int] | None:
@@ -178,7 +188,9 @@ def psi_js(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float
     p = np.maximum(ref_counts / ref_counts.sum(), _PSI_FLOOR)
     q = np.maximum(cur_counts / cur_counts.sum(), _PSI_FLOOR)
     psi = float(np.sum((q - p) * np.log(q / p)))
-    return psi, float(jensenshannon(ref_counts, cur_counts, base=2))
+    with np.errstate(invalid="ignore"):  # equal distributions can round to a divergence of -1e-17: sqrt is NaN
+        js = float(jensenshannon(ref_counts, cur_counts, base=2))
+    return psi, 0.0 if np.isnan(js) else js
 
 
 def ks_pvalue(statistic: float, n: float, m: float) -> float:
@@ -267,7 +279,8 @@ def _numeric_stats(column: str, cur: np.ndarray, reference: np.ndarray | tuple[n
 def _categorical_stats(cur: dict[str, float], ref: dict[str, float], groups: int) -> dict[str, Any]:
     from scipy.stats import chi2_contingency
 
-    categories = sorted(set(cur) | set(ref))
+    # a category empty on both sides (a DP count clamped to zero, an empty OTHER cell) carries no information
+    categories = sorted(c for c in set(cur) | set(ref) if cur.get(c, 0.0) + ref.get(c, 0.0) > 0)
     table = np.array([[ref.get(c, 0.0) for c in categories], [cur.get(c, 0.0) for c in categories]])
     if len(categories) < 2:
         statistic, p_value = 0.0, 1.0
@@ -365,6 +378,8 @@ def _column_stats(current: pd.DataFrame, reference: pd.DataFrame | ReferenceProf
     def categorical_column(column: str) -> dict[str, Any]:
         cur = _category_counts(current[column])
         ref = reference.categorical[column] if profile else _category_counts(reference[column])
+        if OTHER in ref:
+            cur = _fold_unlisted(cur, ref)
         if min(sum(cur.values()), sum(ref.values())) < config.min_rows:
             raise GateInputError(f"column {column}: fewer than min_rows={config.min_rows} values")
         return _categorical_stats(cur, ref, config.bins)

@@ -41,6 +41,7 @@ SECTIONS: dict[str, str] = {
     "monitor.drift": "mlgate.core.drift:DriftPolicy",
     "monitor.confidence": "mlgate.core.confidence:ConfidencePolicy",
     "monitor.queries": "mlgate.core.queries:QueriesPolicy",
+    "incident.respond": "mlgate.core.incident:IncidentPolicy",
 }
 KNOWN_GATES = (*SECTIONS, "registry.promote")
 

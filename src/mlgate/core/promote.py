@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -20,7 +21,7 @@ from mlgate.core.digests import json_digest
 from mlgate.core.errors import EvidenceError, GateInputError
 from mlgate.core.keys import KeyRing
 from mlgate.core.policy import Policy
-from mlgate.core.promotion import GATE, decide
+from mlgate.core.promotion import GATE, Decision, decide
 from mlgate.core.registry import (
     TAG_CODE_DIGEST,
     TAG_DATA_DIGEST,
@@ -63,6 +64,36 @@ def _decision_tags(record: AuditRecord) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class Assessment:
+    decision: Decision
+    run_id: str | None
+    evidence: dict[str, GateResult | EvidenceError]
+    file_digests: dict[str, str]  # the model's files, as downloaded now
+
+
+def assess(client: MlflowClient, policy: Policy, name: str, version: str, now: datetime,
+           max_age_hours: float | None = None) -> Assessment:
+    """Would ``name``/``version`` pass promotion now? Moves nothing: promotion and incident response
+    (choosing a version to restore) both build on it."""
+    model_version = call(client, f"reading model version {name}/{version}",
+                         lambda: client.get_model_version(name, str(version)))
+    evidence = download_evidence(client, model_version.run_id) if model_version.run_id else {}
+    file_digests = model_file_digests(client, f"models:/{name}/{version}")
+    recorded = {"dataset": model_version.tags.get(TAG_DATA_DIGEST, ""),
+                "code": model_version.tags.get(TAG_CODE_DIGEST, "")}
+    decision = decide(policy, evidence, digests={"model": json_digest(file_digests), **recorded}, now=now,
+                      max_age_hours=max_age_hours)
+    return Assessment(decision, model_version.run_id, evidence, file_digests)
+
+
+def evaluate(client: MlflowClient, policy: Policy, name: str, version: str,
+             max_age_hours: float | None = None) -> tuple[Decision, str]:
+    """The decision promotion would take now, and the model digest it saw."""
+    found = assess(client, policy, name, version, datetime.now(UTC), max_age_hours)
+    return found.decision, json_digest(found.file_digests)
+
+
 def promote(client: MlflowClient, policy: Policy, name: str, version: str, actor: str, keys: KeyRing, *,
             now: datetime | None = None) -> GateResult:
     """Move the policy's alias to ``name``/``version`` only if the evidence holds and its attestation
@@ -70,19 +101,13 @@ def promote(client: MlflowClient, policy: Policy, name: str, version: str, actor
     started = utcnow()
     now = now or datetime.now(UTC)
     alias, version = policy.promotion.alias, str(version)
-    model_version = call(client, f"reading model version {name}/{version}",
-                         lambda: client.get_model_version(name, version))
-    evidence = download_evidence(client, model_version.run_id) if model_version.run_id else {}
-    digests = model_file_digests(client, f"models:/{name}/{version}")
-    digest = json_digest(digests)
-    recorded = {"dataset": model_version.tags.get(TAG_DATA_DIGEST, ""),
-                "code": model_version.tags.get(TAG_CODE_DIGEST, "")}
-    decision = decide(policy, evidence, digests={"model": digest, **recorded}, now=now)
+    found = assess(client, policy, name, version, now)
+    decision, digest = found.decision, json_digest(found.file_digests)
     reasons, envelope, keyid = list(decision.reasons), "", ""
     if not reasons:
         try:
-            envelope, keyid = _attest_and_verify(client, policy, name, version, model_version.run_id, digests,
-                                                 evidence, keys, now)
+            envelope, keyid = _attest_and_verify(client, policy, name, version, found.run_id, found.file_digests,
+                                                 found.evidence, keys, now)
         except AttestationError as exc:
             reasons += [f"attestation: {reason}" for reason in exc.reasons]
         except GateInputError as exc:

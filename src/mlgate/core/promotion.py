@@ -28,7 +28,8 @@ class Decision:
     gates: dict[str, str]  # gate id -> status seen (or "missing" / "unreadable")
 
 
-def _problems(gate: str, result: GateResult, policy: Policy, digests: Mapping[str, str], now: datetime) -> list[str]:
+def _problems(gate: str, result: GateResult, policy: Policy, digests: Mapping[str, str], now: datetime,
+              max_age_hours: float) -> list[str]:
     problems = []
     if result.status is not Status.PASSED:
         failures = "; ".join(result.top_failures(3)) or "no findings recorded"
@@ -44,18 +45,20 @@ def _problems(gate: str, result: GateResult, policy: Policy, digests: Mapping[st
     except ValueError:
         problems.append(f"{gate}: evidence timestamp {result.finished_at!r} is unreadable")
     else:
-        if age > timedelta(hours=policy.promotion.max_evidence_age_hours):
+        if age > timedelta(hours=max_age_hours):
             problems.append(f"{gate}: evidence is {age.total_seconds() / 3600:.1f} h old, older than the "
-                            f"policy's {policy.promotion.max_evidence_age_hours} h")
+                            f"policy's {max_age_hours} h")
     return problems
 
 
 def decide(policy: Policy, evidence: dict[str, GateResult | EvidenceError], *, digests: Mapping[str, str],
-           now: datetime) -> Decision:
+           now: datetime, max_age_hours: float | None = None) -> Decision:
     """``digests`` maps a subject kind (``model``, ``dataset``, ``code``) to the digest the model version
     records for it now; a result about that kind must carry exactly that digest. Results about other kinds
-    (a deployment config, an image) are bound by living in the model version's own run.
+    (a deployment config, an image) are bound by living in the model version's own run. ``max_age_hours``
+    defaults to the promotion policy's (incident response may allow older evidence when restoring).
     """
+    max_age = policy.promotion.max_evidence_age_hours if max_age_hours is None else max_age_hours
     reasons: list[str] = []
     seen: dict[str, str] = {}
     for gate in policy.promotion.required_gates:
@@ -68,5 +71,5 @@ def decide(policy: Policy, evidence: dict[str, GateResult | EvidenceError], *, d
             reasons.append(f"{gate}: {item}")
         else:
             seen[gate] = str(item.status)
-            reasons.extend(_problems(gate, item, policy, digests, now))
+            reasons.extend(_problems(gate, item, policy, digests, now, max_age))
     return Decision(allowed=not reasons, reasons=tuple(reasons), gates=seen)

@@ -6,10 +6,11 @@ the tracking URI, so an unreachable server fails the task retryably and never pr
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +30,7 @@ TAG_DATA_DIGEST = "mlgate.data_digest"
 TAG_MODEL_DIGEST = "mlgate.model_digest"
 TAG_CODE_DIGEST = "mlgate.code_digest"
 TAG_LIMIT = 4900  # MLflow caps tag values at 5000 characters
+_METRIC_UNSAFE = re.compile(r"[^\w.\- ]")
 
 
 def mlgate_home() -> Path:
@@ -115,14 +117,28 @@ def run_url(client: MlflowClient, run_id: str) -> str:
     return f"{base.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
 
 
+def flat_metrics(prefix: str, metrics: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """The numbers (and booleans, as 0/1) of ``metrics``, nested mappings flattened into dotted names.
+
+    Lists and text stay in the evidence JSON only. Characters MLflow refuses in a metric name (a column
+    may be called anything) become ``_``.
+    """
+    flat = []
+    for name, value in metrics.items():
+        key = f"{prefix}.{_METRIC_UNSAFE.sub('_', str(name))}"
+        if isinstance(value, Mapping):
+            flat.extend(flat_metrics(key, value))
+        elif isinstance(value, int | float) and math.isfinite(value):
+            flat.append((key, float(value)))
+    return flat
+
+
 def log_result(client: MlflowClient, run_id: str, result: GateResult) -> None:
     """Artifact ``gates/<gate>.json`` (+ its reports), metrics ``mlgate.<gate>.<m>``, tag ``mlgate.gate.<gate>``."""
     from mlflow.entities import Metric, RunTag
 
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
-    metrics = [Metric(f"mlgate.{result.gate}.{name}", float(value), now_ms, 0)
-               for name, value in result.metrics.items()
-               if isinstance(value, int | float) and not isinstance(value, bool)]
+    metrics = [Metric(name, value, now_ms, 0) for name, value in flat_metrics(f"mlgate.{result.gate}", result.metrics)]
     with mlflow_errors(f"logging evidence of {result.gate}", client.tracking_uri):
         with tempfile.TemporaryDirectory() as tmp:
             client.log_artifact(run_id, str(write_evidence(result, Path(tmp))), artifact_path="gates")

@@ -3,7 +3,14 @@
 from mlgate.operators.bandit import CodeStaticGateOperator
 from mlgate.operators.base import BaseGateOperator
 from mlgate.operators.data import DataExpectationsGateOperator, DataIntegrityGateOperator, DataPiiGateOperator
+from mlgate.operators.incident import IncidentRespondOperator
 from mlgate.operators.model import ModelArtifactGateOperator
+from mlgate.operators.monitor import (
+    MonitorConfidenceGateOperator,
+    MonitorDriftGateOperator,
+    MonitorGateOperator,
+    MonitorQueriesGateOperator,
+)
 from mlgate.operators.privacy import DataPrivacyGateOperator
 from mlgate.operators.promote import RegistryPromoteGateOperator
 from mlgate.operators.training import ModelTrainingGateOperator
@@ -30,6 +37,7 @@ __all__ = [
     "DataPrivacyGateOperator",
     "DeployConfigGateOperator",
     "DeployContainerGateOperator",
+    "IncidentRespondOperator",
     "ModelArtifactGateOperator",
     "ModelExplainabilityGateOperator",
     "ModelFairnessGateOperator",
@@ -37,5 +45,9 @@ __all__ = [
     "ModelPrivacyGateOperator",
     "ModelRobustnessGateOperator",
     "ModelTrainingGateOperator",
+    "MonitorConfidenceGateOperator",
+    "MonitorDriftGateOperator",
+    "MonitorGateOperator",
+    "MonitorQueriesGateOperator",
     "RegistryPromoteGateOperator",
 ]

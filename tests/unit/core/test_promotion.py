@@ -14,7 +14,8 @@ from tests.helpers import default_policy
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
-POLICY = parse_policy(default_policy())
+POLICY = parse_policy({**default_policy(), "promotion": {
+    **default_policy()["promotion"], "required_gates": ["data.integrity", "data.expectations", "model.training"]}})
 MODEL, DATA, CODE = "sha256:model", "sha256:data", "sha256:code"
 
 
@@ -78,3 +79,10 @@ def test_every_reason_is_reported_not_just_the_first():
     decision = decide(POLICY, {}, digests={"model": MODEL, "dataset": DATA}, now=NOW)
     assert len(decision.reasons) == 3
     assert decision.gates == dict.fromkeys(POLICY.promotion.required_gates, "missing")
+
+
+def test_incident_response_may_accept_older_evidence_than_promotion():
+    stale = evidence(**{"data.integrity": result("data.integrity", "dataset",
+                                                 finished_at=(NOW - timedelta(hours=30)).isoformat())})
+    assert not decide(POLICY, stale, digests={"model": MODEL, "dataset": DATA}, now=NOW).allowed
+    assert decide(POLICY, stale, digests={"model": MODEL, "dataset": DATA}, now=NOW, max_age_hours=48).allowed

@@ -1,0 +1,104 @@
+"""Operators for the monitoring gates: ``monitor.drift``, ``monitor.confidence`` and ``monitor.queries``.
+
+Each reads one window of the inference log: ``[window_start, window_end)`` when given (templated,
+ISO-8601 with a time zone), else the ``window_hours`` ending at the DAG run's ``data_interval_end``, or
+now when the run has none (an API-triggered run has no logical date, so nothing here uses ``ds``).
+An alert is a blocked gate, i.e. a failed task; ``IncidentRespondOperator`` downstream responds to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlgate.core.errors import GateInputError
+from mlgate.core.results import GateResult, Subject
+from mlgate.operators.base import BaseGateOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class MonitorGateOperator(BaseGateOperator):
+    """A gate over a window of the inference log at ``inference_log_path`` (a file or a directory)."""
+
+    template_fields: Sequence[str] = (*BaseGateOperator.template_fields, "inference_log_path", "window_start",
+                                      "window_end")
+
+    def __init__(self, *, inference_log_path: str | None = None, window_start: str | None = None,
+                 window_end: str | None = None, window_hours: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.inference_log_path = inference_log_path
+        self.window_start = window_start
+        self.window_end = window_end
+        self.window_hours = window_hours
+
+    def subject(self) -> Subject:
+        return Subject("dataset", str(self.inference_log_path), "unknown")
+
+    def window(self, context: Context) -> tuple[datetime, datetime]:
+        from mlgate.core.monitoring import window_bounds
+
+        default_end = context.get("data_interval_end") or datetime.now(UTC)
+        return window_bounds(self.window_start or None, self.window_end or None, default_end=default_end,
+                             hours=float(self.window_hours))
+
+    def log_path(self) -> Path:
+        if not self.inference_log_path:
+            raise GateInputError(f"{self.gate_id}: inference_log_path is required")
+        return Path(self.inference_log_path)
+
+
+class MonitorDriftGateOperator(MonitorGateOperator):
+    """Data and concept drift of the window against ``reference_path``: the ``data.privacy`` gate's DP
+    profile, a reference profile JSON, or a CSV/Parquet sample. ``current_path`` (a CSV/Parquet table
+    taken whole) replaces the inference-log window when given."""
+
+    gate_id = "monitor.drift"
+    template_fields: Sequence[str] = (*MonitorGateOperator.template_fields, "current_path", "reference_path")
+
+    def __init__(self, *, reference_path: str, current_path: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.reference_path = reference_path
+        self.current_path = current_path
+
+    def subject(self) -> Subject:
+        return Subject("dataset", str(self.current_path or self.inference_log_path), "unknown")
+
+    def check(self, context: Context, workdir: Path) -> GateResult:
+        from mlgate.core.monitoring import check_drift_files
+
+        if bool(self.current_path) == bool(self.inference_log_path):
+            raise GateInputError("monitor.drift: give exactly one of current_path and inference_log_path")
+        if self.current_path:
+            return check_drift_files(self.current_path, self.reference_path, self.policy)
+        return check_drift_files(self.log_path(), self.reference_path, self.policy, *self.window(context))
+
+
+class MonitorConfidenceGateOperator(MonitorGateOperator):
+    """A spike in the share of low-confidence predictions in the window (one-sided binomial test)."""
+
+    gate_id = "monitor.confidence"
+
+    def check(self, context: Context, workdir: Path) -> GateResult:
+        from mlgate.core.monitoring import check_confidence_files
+
+        return check_confidence_files(self.log_path(), self.policy, *self.window(context))
+
+
+class MonitorQueriesGateOperator(MonitorGateOperator):
+    """Clients with anomalous query volume (``baseline``: client id -> expected queries per window) or
+    extraction-like query sequences (PRADA) in the window."""
+
+    gate_id = "monitor.queries"
+
+    def __init__(self, *, baseline: dict[str, float] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.baseline = baseline
+
+    def check(self, context: Context, workdir: Path) -> GateResult:
+        from mlgate.core.monitoring import check_queries_files
+
+        return check_queries_files(self.log_path(), self.policy, *self.window(context), baseline=self.baseline)

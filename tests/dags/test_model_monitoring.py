@@ -1,0 +1,120 @@
+"""Monitoring and incident response, run by Airflow itself (``dag.test()``) on models the real pipeline promoted."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from mlgate.core.incident import TAG
+from mlgate.core.integrity import build_manifest
+from mlgate.core.monitoring import load_reference
+from mlgate.core.policy import load_policy
+from mlgate.core.registry import current_alias_version
+from mlgate.demo.dataset import write_loans
+from mlgate.hooks.mlflow import MlflowHook
+from mlgate.operators.incident import RETRAINING_REQUESTED
+from tests.conftest import ROOT
+from tests.helpers import default_policy, register_version, write_policy
+from tests.monitoring_data import write_dp_reference, write_inference_log
+
+pytestmark = pytest.mark.dags
+
+
+@pytest.fixture(scope="module")
+def dags(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {}
+    return bag
+
+
+@pytest.fixture(scope="module")
+def promoted(dags, tmp_path_factory):
+    """Versions 1, 2 and 3 of a model, each trained and promoted by the secure training pipeline."""
+    root = tmp_path_factory.mktemp("monitoring-dag")
+    data = write_loans(root / "loans.csv", rows=1500)
+    policy = default_policy()
+    policy["promotion"]["model_name"] = name = f"loans-{uuid.uuid4().hex[:8]}"
+    conf = {"data_path": str(data), "manifest_path": str(build_manifest(data).save(root / "m.json")),
+            "policy_path": str(write_policy(root / "policy.yaml", policy)), "profile_path": str(root / "dp.json")}
+    for _ in range(3):
+        assert str(dags.get_dag("secure_training_pipeline").test(run_conf=conf).state) == "success"
+    client = MlflowHook().get_conn()
+    assert current_alias_version(client, name, "champion") == "3"
+    assert set(load_reference(conf["profile_path"]).numeric) >= {"age", "annual_income", "credit_score"}
+    # The monitoring runs compare with a DP release of the same training data at ε = 1 per histogram: the
+    # pipeline's own (ε = 0.1, noise ±10 on 1,500 rows) makes healthy 1,000-row windows alarm ~9% of the
+    # time, and its noise cannot be seeded; at ε = 1 this healthy window passed 200 of 200 releases.
+    return {"root": root, "name": name, "client": client, "policy": conf["policy_path"],
+            "reference": str(write_dp_reference(root / "reference.json", rows=1500, seed=7))}
+
+
+def monitor(dags, promoted, drifted):
+    log = promoted["root"] / uuid.uuid4().hex / "inference.jsonl"
+    write_inference_log(log, drifted=drifted)
+    run = dags.get_dag("model_monitoring").test(run_conf={
+        "inference_log_path": str(log.parent), "reference_path": promoted["reference"],
+        "policy_path": promoted["policy"]})
+    return str(run.state), {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+
+
+def test_the_training_pipeline_is_scheduled_on_retraining_requests(dags):
+    assert dags.get_dag("secure_training_pipeline").timetable.asset_condition == RETRAINING_REQUESTED
+
+
+def test_a_healthy_window_raises_no_alert(dags, promoted):
+    before = current_alias_version(promoted["client"], promoted["name"], "champion")
+    state, tasks = monitor(dags, promoted, drifted=False)
+    assert state == "success"
+    assert tasks == {"monitor_drift": "success", "monitor_confidence": "success", "monitor_queries": "success",
+                     "respond": "skipped", "monitoring_failed": "skipped"}
+    assert current_alias_version(promoted["client"], promoted["name"], "champion") == before
+
+
+def test_drift_demotes_to_the_last_version_whose_evidence_passes(dags, promoted):
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    client, name = promoted["client"], promoted["name"]
+    source = client.get_model_version(name, "2").source  # version 2's artifact changes after validation
+    stored = Path(client.get_logged_model(source.split("/")[-1]).artifact_location.removeprefix("file://"))
+    (stored / "model.skops").write_bytes(b"swapped after validation")
+    client.set_registered_model_alias(name, "champion", "3")
+
+    state, tasks = monitor(dags, promoted, drifted=True)
+    assert state == "failed"
+    assert (tasks["monitor_drift"], tasks["respond"], tasks["monitoring_failed"]) == ("failed", "success", "failed")
+    assert current_alias_version(client, name, "champion") == "1"
+    incident = client.get_model_version(name, "3").tags[TAG]
+    assert TAG not in client.get_model_version(name, "1").tags
+
+    experiment = client.get_experiment_by_name("mlgate-incidents")
+    (run,) = client.search_runs([experiment.experiment_id], f"tags.`{TAG}` = '{incident}'")
+    assert (run.data.tags[f"{TAG}.bad_version"], run.data.tags[f"{TAG}.restored_version"]) == ("3", "1")
+    assert "model artifact changed since validation" in run.data.tags[f"{TAG}.reasons"]  # why 2 was skipped
+    assert run.data.tags[f"{TAG}.dag_run"].startswith("model_monitoring/")
+    assert "gates/monitor.drift.json" in {a.path for a in client.list_artifacts(run.info.run_id, "gates")}
+
+    with create_session() as session:
+        events = [e.extra for e in session.query(AssetEvent).filter(AssetEvent.source_dag_id == "model_monitoring")]
+    assert {"incident": incident, "model": f"models:/{name}/3", "restored_version": "1",
+            "gate": "incident.respond"} in events
+
+
+def test_a_reported_incident_without_a_good_version_removes_the_alias(dags, tmp_path):
+    data = default_policy()
+    data["promotion"]["model_name"] = name = f"reported-{uuid.uuid4().hex[:8]}"
+    data["promotion"]["required_gates"] = ["model.training"]
+    policy = write_policy(tmp_path / "policy.yaml", data)
+    client = MlflowHook().get_conn()
+    version = register_version(client, load_policy(policy), name)
+    client.set_registered_model_alias(name, "champion", version)
+    run = dags.get_dag("incident_response").test(run_conf={
+        "reason": "support tickets: approvals for obviously bad applications", "model_name": name,
+        "policy_path": str(policy)})
+    assert str(run.state) == "success"
+    assert current_alias_version(client, name, "champion") is None
+    assert client.get_model_version(name, version).tags[TAG].startswith("inc-")

@@ -1,0 +1,158 @@
+"""Monitoring and incident operators run ``execute`` on inference logs written by ``InferenceLogger`` and a
+real embedded MLflow store; only the task instance is a stand-in (the incident operator sits in a real DAG)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from airflow.sdk import DAG, BaseNotifier
+from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk.execution_time.context import OutletEventAccessors
+
+from mlgate.core.policy import load_policy
+from mlgate.core.registry import current_alias_version
+from mlgate.exceptions import GatePolicyViolation
+from mlgate.hooks.mlflow import MlflowHook
+from mlgate.operators import (
+    IncidentRespondOperator,
+    MonitorConfidenceGateOperator,
+    MonitorDriftGateOperator,
+    MonitorQueriesGateOperator,
+)
+from mlgate.operators.incident import RETRAINING, RETRAINING_REQUESTED
+from tests.helpers import FakeTaskInstance, default_policy, register_version, write_policy
+from tests.monitoring_data import write_dp_reference, write_extraction_queries, write_inference_log
+from tests.unit.operators.test_gate_operators import pipeline_tags
+
+pytestmark = pytest.mark.unit
+
+END = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A log whose hour before END is healthy and whose hour before that drifted."""
+    root = tmp_path_factory.mktemp("monitor-ops")
+    log = root / "inference.jsonl"
+    write_inference_log(log, end=END - timedelta(hours=1), drifted=True, seed=31)
+    write_inference_log(log, end=END, seed=32)
+    return {"root": root, "log": log, "policy": write_policy(root / "policy.yaml"),
+            "reference": write_dp_reference(root / "reference.json")}
+
+
+def ctx(task_id, upstream=None, **extra):
+    return {"ti": FakeTaskInstance(dag_id="monitoring", run_id=uuid.uuid4().hex, task_id=task_id,
+                                   upstream=upstream), **extra}
+
+
+def drift_op(files, **kwargs):
+    return MonitorDriftGateOperator(task_id="monitor_drift", inference_log_path=str(files["log"]),
+                                    reference_path=str(files["reference"]), policy_path=str(files["policy"]),
+                                    **kwargs)
+
+
+def test_the_default_window_is_the_hour_before_the_runs_interval_end(files):
+    context = ctx("monitor_drift", data_interval_end=END)
+    drift_op(files).execute(context)
+    result = context["ti"].pushed["monitor.drift"]
+    assert (result["status"], result["metrics"]["rows"]) == ("passed", 1000)
+    assert result["subject"]["uri"].endswith("#2026-03-01T11:00:00+00:00..2026-03-01T12:00:00+00:00")
+    _, run = pipeline_tags(f"monitoring/{context['ti'].run_id}")
+    assert 0 <= run.data.metrics["mlgate.monitor.drift.columns.age.psi"] < 0.2  # nested metrics, flattened
+
+
+def test_a_drifted_window_blocks_and_names_the_columns(files):
+    context = ctx("monitor_drift")
+    op = drift_op(files, window_start="2026-03-01T10:00:00+00:00", window_end="2026-03-01T11:00:00+00:00")
+    with pytest.raises(GatePolicyViolation, match="column age"):
+        op.execute(context)
+    assert context["ti"].pushed["monitor.drift"]["metrics"]["drifted_columns"] == [
+        "age", "annual_income", "credit_score"]
+
+
+def test_an_extraction_like_client_is_flagged_and_natural_clients_are_not(files, tmp_path):
+    log = write_inference_log(tmp_path / "queries.jsonl", rows=600, clients=6, end=END)
+    write_extraction_queries(log, end=END)
+    context = ctx("monitor_queries", data_interval_end=END)
+    op = MonitorQueriesGateOperator(task_id="monitor_queries", inference_log_path=str(log),
+                                    policy_path=str(files["policy"]))
+    with pytest.raises(GatePolicyViolation, match="PRADA"):
+        op.execute(context)
+    assert context["ti"].pushed["monitor.queries"]["metrics"]["flagged_clients"] == ["attacker"]
+
+
+def test_a_confidence_spike_blocks(files, tmp_path):
+    log = write_inference_log(tmp_path / "unsure.jsonl", rows=300, end=END, low_share=0.45)
+    context = ctx("monitor_confidence", data_interval_end=END)
+    op = MonitorConfidenceGateOperator(task_id="monitor_confidence", inference_log_path=str(log),
+                                       policy_path=str(files["policy"]))
+    with pytest.raises(GatePolicyViolation, match="monitor.confidence.spike"):
+        op.execute(context)
+
+
+class RecordingNotifier(BaseNotifier):
+    """A real Airflow notifier (templated message) that keeps what it was asked to send."""
+
+    template_fields = ("message",)
+
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self.message = message
+        self.sent: list[str] = []
+
+    def notify(self, context) -> None:
+        self.sent.append(self.message)
+
+
+@pytest.fixture
+def served(files, tmp_path):
+    """Versions 1 and 2 of a fresh model, both with passing evidence, version 2 served."""
+    data = default_policy()
+    data["promotion"]["model_name"] = name = f"served-{uuid.uuid4().hex[:8]}"
+    data["promotion"]["required_gates"] = ["model.training"]
+    path = write_policy(tmp_path / "policy.yaml", data)
+    client = MlflowHook().get_conn()
+    for _ in range(2):
+        register_version(client, load_policy(path), name)
+    client.set_registered_model_alias(name, "champion", "2")
+    return {"name": name, "policy": str(path), "client": client}
+
+
+def respond_dag(files, served, notifier):
+    with DAG("monitoring", schedule=None):
+        drift = drift_op(files)
+        respond = IncidentRespondOperator(task_id="respond", policy_path=served["policy"], notifiers=[notifier])
+        drift >> respond
+    return drift, respond
+
+
+def test_an_alert_demotes_requests_retraining_and_notifies(files, served):
+    notifier = RecordingNotifier("incident {{ incident.metrics.incident }}: {{ incident.subject.uri }}")
+    drift, respond = respond_dag(files, served, notifier)
+    alert = ctx("monitor_drift")
+    with pytest.raises(GatePolicyViolation):
+        drift_op(files, window_end="2026-03-01T11:00:00+00:00").execute(alert)
+    context = ctx("respond", {("monitor_drift", "monitor.drift"): alert["ti"].pushed["monitor.drift"]},
+                  outlet_events=OutletEventAccessors())
+    respond.execute(context)
+    result = context["ti"].pushed["incident.respond"]
+    assert (result["status"], result["metrics"]["alias_after"]) == ("passed", "1")
+    assert current_alias_version(served["client"], served["name"], "champion") == "1"
+    assert notifier.sent == [f"incident {result['metrics']['incident']}: models:/{served['name']}/2"]
+    (event,) = context["outlet_events"][RETRAINING].asset_alias_events
+    assert event.dest_asset_key.name == RETRAINING_REQUESTED.name
+    assert event.extra["incident"] == result["metrics"]["incident"]
+
+
+def test_without_an_alert_the_response_is_skipped(files, served):
+    notifier = RecordingNotifier("never")
+    _, respond = respond_dag(files, served, notifier)
+    passed = ctx("monitor_drift", data_interval_end=END)
+    drift_op(files).execute(passed)
+    context = ctx("respond", {("monitor_drift", "monitor.drift"): passed["ti"].pushed["monitor.drift"]})
+    with pytest.raises(AirflowSkipException):
+        respond.execute(context)
+    assert current_alias_version(served["client"], served["name"], "champion") == "2"
+    assert notifier.sent == []

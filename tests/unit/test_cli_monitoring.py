@@ -1,0 +1,92 @@
+"""``mlgate check monitor.*`` and ``mlgate incident`` as a CI system or an on-call engineer runs them.
+
+The drift checks run the real command in a subprocess; the others call its ``main`` in-process (faster).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import mlflow
+import pytest
+
+from mlgate.cli import main
+from mlgate.core.policy import load_policy
+from mlgate.core.registry import current_alias_version, default_tracking_uri
+from tests.helpers import default_policy, register_version, write_policy
+from tests.monitoring_data import write_dp_reference, write_extraction_queries, write_inference_log
+from tests.unit.test_cli import mlgate
+
+pytestmark = pytest.mark.unit
+
+END = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("monitoring-cli")
+    return {"root": root, "policy": write_policy(root / "policy.yaml"),
+            "reference": write_dp_reference(root / "reference.json"),
+            "healthy": write_inference_log(root / "healthy.jsonl", end=END),
+            "drifted": write_inference_log(root / "drifted.jsonl", end=END, drifted=True)}
+
+
+@pytest.mark.parametrize(("log", "code", "drifted"), [
+    ("healthy", 0, []), ("drifted", 1, ["age", "annual_income", "credit_score"])], ids=["healthy", "drifted"])
+def test_drift_against_the_dp_reference(files, log, code, drifted):
+    out = files["root"] / f"drift-{log}.json"
+    done = mlgate("check", "monitor.drift", files[log], "--reference", files["reference"], "--policy",
+                  files["policy"], "--json", out, cwd=files["root"])
+    assert done.returncode == code, done.stderr
+    assert json.loads(out.read_text())["metrics"]["drifted_columns"] == drifted
+
+
+def test_a_missing_reference_exits_2(files, capsys):
+    code, err = run(capsys, "check", "monitor.drift", files["healthy"], "--reference", files["root"] / "none.json",
+                    "--policy", files["policy"])
+    assert code == 2
+    assert "cannot read the reference" in err
+
+
+def test_a_confidence_spike_exits_1(files, capsys):
+    log = write_inference_log(files["root"] / "unsure.jsonl", rows=300, end=END, low_share=0.45)
+    code, err = run(capsys, "check", "monitor.confidence", log, "--policy", files["policy"])
+    assert code == 1, err
+    assert "monitor.confidence.spike" in err
+
+
+def test_an_extraction_client_is_flagged_only_inside_the_window(files, capsys):
+    log = write_inference_log(files["root"] / "queries.jsonl", rows=600, clients=6, end=END)
+    write_extraction_queries(log, end=END)
+    code, err = run(capsys, "check", "monitor.queries", log, "--policy", files["policy"])
+    assert code == 1, err
+    assert "(client attacker)" in err
+    assert "client-" not in err
+    code, err = run(capsys, "check", "monitor.queries", log, "--policy", files["policy"], "--until",
+                    "2026-03-01T11:00:00+00:00")
+    assert code == 2  # the window before the log: nothing to test
+    assert "empty" in err
+
+
+def test_incident_restores_the_previous_version(files, capsys):
+    policy = default_policy()
+    policy["promotion"]["model_name"] = name = f"cli-{uuid.uuid4().hex[:8]}"
+    policy["promotion"]["required_gates"] = ["model.training"]
+    path = write_policy(files["root"] / f"{name}.yaml", policy)
+    uri = default_tracking_uri()
+    client = mlflow.MlflowClient(uri, uri)
+    for _ in range(2):
+        version = register_version(client, load_policy(path), name)
+    client.set_registered_model_alias(name, "champion", version)
+    code, err = run(capsys, "incident", name, "--reason", "customers report wrong answers", "--policy", path,
+                    "--json", files["root"] / "incident.json")
+    assert code == 0, err
+    assert current_alias_version(client, name, "champion") == "1"
+    assert "alias champion moved from version 2 to 1" in err
