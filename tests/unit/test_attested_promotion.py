@@ -208,7 +208,7 @@ def test_threat_model_reports_coverage_and_fails_on_an_uncovered_category(tmp_pa
 
     model = yaml.safe_load((ROOT / "policies" / "threat-model.yaml").read_text())
     if threat == "uncovered":
-        model["categories"]["repudiation"]["threats"] = [{"id": "x", "title": "t", "mitigations": ["incident.respond"]}]
+        model["categories"]["repudiation"]["threats"] = [{"id": "x", "title": "t", "mitigations": ["serving.guard"]}]
     (tmp_path / "tm.yaml").write_text(yaml.safe_dump(model))
     policy = ROOT / "policies" / "default.yaml"
     done = cli(capsys, "threat-model", "--policy", policy, "--threat-model", tmp_path / "tm.yaml")
