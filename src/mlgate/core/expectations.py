@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlgate.core.digests import file_digest
-from mlgate.core.errors import GateInputError
+from mlgate.core.errors import GateInputError, ToolError
 from mlgate.core.integrity import build_manifest
 from mlgate.core.policy import Policy
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
@@ -83,6 +83,18 @@ def validate(frame: pd.DataFrame, suite: Any) -> dict[str, Any]:
     return batch.validate(suite, result_format="SUMMARY").to_json_dict()
 
 
+def check_shape(result_json: Any, expectations: int) -> None:
+    """GX's result must hold one result per expectation of the suite: a result without them would read
+    as "nothing failed" and pass data nothing was checked against (fail closed)."""
+    results = result_json.get("results") if isinstance(result_json, dict) else None
+    readable = isinstance(results, list) and all(
+        isinstance(item, dict) and isinstance(item.get("success"), bool) for item in results)
+    if not readable or len(results) != expectations:
+        raise ToolError(f"great_expectations returned malformed output: "
+                        f"{len(results) if readable else 'no readable'} expectation results for a suite of "
+                        f"{expectations}")
+
+
 def failed_expectations(result_json: dict[str, Any]) -> list[Finding]:
     findings = []
     for item in result_json.get("results", []):
@@ -119,7 +131,9 @@ def check_expectations(data: Path, policy: Policy, suite_path: Path | None = Non
         raise GateInputError(f"{suite_path}: the suite holds no expectations; an empty suite proves nothing")
     data = Path(data)
     data_version = build_manifest(data, policy.section("data.integrity").algorithm).digest
-    result_json = redact(validate(read_table(data), suite))
+    raw = validate(read_table(data), suite)
+    check_shape(raw, len(suite.expectations))
+    result_json = redact(raw)
     findings = failed_expectations(result_json)
     artifacts = ()
     if report_dir is not None:

@@ -4,7 +4,8 @@ A model that gets most of its accuracy from a single feature has usually found a
 leak (an ID correlated with the label, a field filled in after the outcome). Permutation importance
 (scikit-learn) is model-agnostic and measured on held-out data, so it reflects what the model *uses*.
 Negative importances (noise) count as zero. If no feature matters at all, the model explains nothing
-and the gate blocks too (fail closed). A bar chart of the top features is saved as evidence.
+and the gate blocks too (fail closed); importances that are not finite numbers are a tool error. A bar
+chart of the top features is saved as evidence.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from mlgate.core.errors import GateInputError
+from mlgate.core.errors import GateInputError, ToolError
 from mlgate.core.model_eval import (
     StrictPolicy,
     check_xy,
@@ -73,7 +74,12 @@ def check_explainability(model: Any, x: Any, y: Any, config: ExplainabilityPolic
     x_sample = original.iloc[indices] if hasattr(original, "iloc") else x[indices]
     importance = permutation_importance(model, x_sample, y[indices], scoring=config.scoring,
                                         n_repeats=config.n_repeats, random_state=config.seed, n_jobs=1)
-    positive = np.clip(importance.importances_mean, 0, None)
+    means = np.asarray(importance.importances_mean, dtype=float)
+    if means.shape != (x.shape[1],) or not np.isfinite(means).all():
+        # NaN compares False with every limit: it would pass as "no dominant feature"
+        raise ToolError(f"scikit-learn returned malformed permutation importances: shape {means.shape} for "
+                        f"{x.shape[1]} features, {int((~np.isfinite(means)).sum())} not finite")
+    positive = np.clip(means, 0, None)
     total = float(positive.sum())
     shares = positive / total if total > 0 else np.zeros_like(positive)
     top = int(np.argmax(shares))

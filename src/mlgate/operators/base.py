@@ -20,7 +20,7 @@ from mlgate.core.errors import GateInputError, ToolError
 from mlgate.core.policy import Policy, load_policy
 from mlgate.core.provenance import Producer, ProvenanceEntry
 from mlgate.core.registry import log_result, pipeline_run, run_url
-from mlgate.core.results import GateResult, Status, Subject, utcnow
+from mlgate.core.results import GateResult, Status, Subject, error_result, utcnow
 from mlgate.core.runner import GateOutcome, run_gate
 from mlgate.core.summary import format_summary
 from mlgate.exceptions import GateConfigViolation, GatePolicyViolation
@@ -105,6 +105,10 @@ class BaseGateOperator(BaseOperator):
             self.record_extra(client, run_id, result, context)
             ti.xcom_push(key=MlflowRunLink().xcom_key, value=run_url(client, run_id))
         except ToolError as exc:
+            # the XCom must not say ``passed`` for a gate that counts as failed: a task downstream that
+            # runs anyway (trigger rule ``all_done``) would trust it
+            ti.xcom_push(key=self.gate_id, value=error_result(self.gate_id, result.subject, result.policy_digest,
+                                                              result.tool, result.started_at, exc).to_dict())
             raise AirflowException(f"{self.gate_id}: its evidence could not be recorded, so the gate counts "
                                    f"as failed: {exc}") from exc
         self.log.info("%s\n%s", self.gate_id, format_summary(result))
