@@ -37,6 +37,24 @@ def _register_torch_model(name: str) -> str:
     return f"models:/{name}/{info.registered_model_version}"
 
 
+def _monitoring_inputs(root, data):
+    """An inference log of the last day's predictions on the run's rows, and a reference sample of them."""
+    from datetime import UTC, datetime, timedelta
+
+    import pandas as pd
+
+    from mlgate.core.inference_log import InferenceLogger
+
+    frame = pd.read_csv(data)[["age", "annual_income", "credit_score", "debt_to_income"]]
+    frame.iloc[:600].to_csv(root / "reference.csv", index=False)
+    now = datetime.now(UTC)
+    with InferenceLogger(root / "inference.jsonl") as log:
+        for i, row in enumerate(frame.iloc[600:1200].to_dict("records")):
+            log.log(f"client-{i % 12}", row, prediction=i % 2, confidence=0.9 - (i % 5) * 0.05,
+                    timestamp=now - timedelta(minutes=i))
+    return root / "inference.jsonl", root / "reference.csv"
+
+
 @pytest.fixture(scope="session")
 def bench(tmp_path_factory) -> Bench:
     root = tmp_path_factory.mktemp("faults")
@@ -55,7 +73,9 @@ def bench(tmp_path_factory) -> Bench:
     torch_artifact = context(run, "torch_artifact")
     ModelArtifactGateOperator(task_id="torch_artifact", model_uri=torch_uri,
                               policy_path=str(run["policy"])).execute(torch_artifact)
+    inference_log, reference = _monitoring_inputs(root, run["data"])
     return Bench(root=root, run=run, pipeline=pipeline, torch_model_uri=torch_uri,
+                 inference_log=inference_log, reference=reference,
                  torch_artifact=torch_artifact["ti"].pushed["model.artifact"],
                  image=write_docker_archive(root / "image.tar", FIXED), trivy_cache=write_trivy_db(root / "trivy"),
                  standins=write_standins(root / "standins"))

@@ -36,6 +36,7 @@ from mlgate.operators import (
     DataPrivacyGateOperator,
     DeployConfigGateOperator,
     DeployContainerGateOperator,
+    IncidentRespondOperator,
     ModelArtifactGateOperator,
     ModelExplainabilityGateOperator,
     ModelFairnessGateOperator,
@@ -43,6 +44,9 @@ from mlgate.operators import (
     ModelPrivacyGateOperator,
     ModelRobustnessGateOperator,
     ModelTrainingGateOperator,
+    MonitorConfidenceGateOperator,
+    MonitorDriftGateOperator,
+    MonitorQueriesGateOperator,
     RegistryPromoteGateOperator,
 )
 from mlgate.operators.base import BaseGateOperator
@@ -54,7 +58,7 @@ FAULTS = (*TOOL_FAULTS, "mlflow-unreachable", "invalid-policy")
 CAUSES = {"missing": r"not found|No such file|No module named", "crash": r"exited with status 2|crashed",
           "timeout": r"timed out", "malformed": r"malformed|MalformedOutput"}
 # Gates with a policy section but no operator yet: a test fails once ``mlgate.operators`` exports one.
-PENDING = frozenset({"monitor.drift", "monitor.confidence", "monitor.queries"})
+PENDING: frozenset[str] = frozenset()
 BAD_KEY = "mlgate_fault_key"
 TIMEOUT_S = 1.0  # the hard limit a hanging program meets in the timeout cell
 TRAINING_CODE = Path(find_spec("mlgate.demo").origin).parent
@@ -72,6 +76,8 @@ class Bench:
     torch_model_uri: str
     torch_artifact: dict[str, Any]  # the passed model.artifact result of the torch model
     image: Path
+    inference_log: Path  # a day of predictions on the run's data
+    reference: Path  # a reference sample for drift
     trivy_cache: Path  # trivy's cache with the offline vulnerability DB
     standins: dict[str, Path]  # fault -> the program a Program tool is replaced with
 
@@ -284,6 +290,28 @@ SPECS: dict[str, GateSpec] = {
         Library("mlflow", "mlflow.MlflowClient.get_model_version"), upstream=_trained, section="promotion",
         mlflow_dies_mid_run=False),
 }
+
+
+def _monitor(operator: type[BaseGateOperator], task_id: str) -> Build:
+    return lambda b, c: operator(inference_log_path=str(b.inference_log), window_hours=48, **_args(c, task_id))
+
+
+SPECS.update({
+    "monitor.drift": GateSpec(
+        lambda b, c: MonitorDriftGateOperator(inference_log_path=str(b.inference_log), window_hours=48,
+                                              reference_path=str(b.reference), **_args(c, "monitor_drift")),
+        Library("scipy", "mlgate.core.drift.check_drift")),
+    "monitor.confidence": GateSpec(_monitor(MonitorConfidenceGateOperator, "monitor_confidence"),
+                                   Library("scipy", "mlgate.core.confidence.check_confidence")),
+    "monitor.queries": GateSpec(_monitor(MonitorQueriesGateOperator, "monitor_queries"),
+                                Library("numpy", "mlgate.core.queries.check_queries")),
+    # MLflow is the tool: the registry calls of the response (it acts; it gates no promotion itself)
+    "incident.respond": GateSpec(
+        lambda b, c: IncidentRespondOperator(model_name=b.run["model"], reason="fault matrix",
+                                             version=b.pipeline[("train_model", "model_version")],
+                                             monitor_task_ids=[], **_args(c, "incident_respond")),
+        Library("mlflow", "mlgate.operators.incident.respond")),
+})
 
 
 def policy_section(gate: str) -> str:

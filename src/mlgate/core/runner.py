@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mlgate.core.errors import GateInputError, PolicyError
+from mlgate.core.errors import GateInputError, PolicyError, ToolError
 from mlgate.core.results import GateResult, Status, Subject, ToolInfo, error_result, utcnow
 
 
@@ -35,7 +35,10 @@ def run_gate(gate: str, subject: Subject, check: Callable[[], GateResult],
     """Run ``check``; on any exception return an ``error`` result about ``subject``."""
     started = utcnow()
     try:
-        return GateOutcome(check())
+        result = check()
+        if not isinstance(result, GateResult):
+            raise ToolError(f"{gate} produced malformed output: {type(result).__name__}, not a GateResult")
+        return GateOutcome(result)
     except Exception as exc:
         try:
             digest = policy_digest()
