@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 
@@ -38,3 +39,18 @@ def race(open_ledger: Callable[[], SqlLedger], digest: str, spenders: int, ask: 
         ledger.close()
     errors = [o for o in outcomes if isinstance(o, BaseException)]
     return outcomes.count("ok"), outcomes.count("refused"), errors
+
+
+def assert_no_overspend(url: str, spenders: int, ask: float, winners: int, rounds: int = 20) -> None:
+    """``rounds`` races of ``spenders`` each asking ``ask`` of a 1.0 budget already 0.1 spent: exactly
+    ``winners`` succeed each time, and the ledger holds exactly what they spent."""
+    setup = SqlLedger(url)
+    for round_ in range(rounds):
+        digest = f"sha256:race-{spenders}-{round_}"
+        setup.spend(digest, 0.1, 0.0, "setup", "alice", budget=Budget(epsilon=1.0))
+        ok, refused, errors = race(lambda: SqlLedger(url), digest, spenders, ask, Budget(epsilon=1.0))
+        assert errors == []
+        assert (ok, refused) == (winners, spenders - winners), f"round {round_}"
+        assert math.isclose(setup.spent(digest)[0], 0.1 + winners * ask)
+        assert len(setup.history(digest)) == 1 + winners
+    setup.close()
