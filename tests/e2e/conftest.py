@@ -4,32 +4,16 @@ attached to a failing test's report, and every process group is killed at teardo
 
 from __future__ import annotations
 
-import os
 import uuid
-from contextlib import contextmanager
 
 import pytest
 
 from tests.fixtures.airflow_stack import AirflowStack
 from tests.fixtures.mlflow_server import MlflowServer
+from tests.fixtures.postgres import throwaway_database
 from tests.fixtures.trivy_server import running_trivy_server
 
-PG_DSN = os.environ.get("MLGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 STATS = pytest.StashKey[list[str]]()
-
-
-@contextmanager
-def throwaway_database(prefix: str):
-    """A database created for the session and dropped (connections and all) at its end."""
-    import psycopg
-
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(f"{PG_DSN}/postgres", autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-        try:
-            yield f"{PG_DSN.replace('postgresql://', 'postgresql+psycopg://', 1)}/{name}"
-        finally:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,6 @@ machine's PostgreSQL."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import pytest
@@ -13,8 +11,7 @@ from mlgate.core.trivy import find_trivy
 from mlgate.demo.trivy_db import write_trivy_db
 from tests.fixtures.mlflow_server import MlflowServer
 from tests.fixtures.oci_image import FIXED, VULNERABLE
-
-PG_DSN = os.environ.get("MLGATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
+from tests.fixtures.postgres import throwaway_database
 
 
 @pytest.fixture(scope="session")
@@ -40,13 +37,8 @@ def sources(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def postgres_db():
-    import psycopg
-
-    name = f"mlgate_it_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(f"{PG_DSN}/postgres", autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-        yield f"{PG_DSN}/{name}"
-        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with throwaway_database("mlgate_it") as uri:
+        yield uri
 
 
 @pytest.fixture(scope="session")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from mlgate.core.privacy_ledger import Budget, BudgetExceededError, SqlLedger
-from tests.integration.conftest import PG_DSN
+from tests.fixtures.postgres import throwaway_database
 from tests.ledger_race import assert_no_overspend
 
 pytestmark = pytest.mark.integration
@@ -18,14 +16,8 @@ BUDGET = Budget(epsilon=1.0, delta=1e-5)
 
 @pytest.fixture(scope="module")
 def url():
-    psycopg = pytest.importorskip("psycopg")
-    name = f"mlgate_ledger_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(f"{PG_DSN}/postgres", autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-        try:
-            yield f"{PG_DSN.replace('postgresql://', 'postgresql+psycopg://', 1)}/{name}"
-        finally:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with throwaway_database("mlgate_ledger") as uri:
+        yield uri
 
 
 def test_exceeding_the_budget_blocks_and_the_ledger_survives_reopening(url):
