@@ -13,7 +13,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlgate.core.errors import MlgateError
 from mlgate.core.promotion import GATE
 from mlgate.core.registry import download_evidence, pipeline_run
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
@@ -71,8 +70,9 @@ class RegistryPromoteGateOperator(BaseGateOperator):
             return
         try:
             publish_scorecard(client, self.policy, name, version)
-        except MlgateError as exc:
-            self.log.warning("the scorecard of %s/%s could not be logged: %s", name, version, exc)
+        except Exception as exc:  # the report is best effort: it must not turn a decision into a crash
+            self.log.warning("the scorecard of %s/%s could not be logged: %s: %s", name, version,
+                             type(exc).__name__, exc)
 
     def nothing_to_promote(self, client: Any, context: Context, name: str, actor: str) -> GateResult:
         """No model version reached promotion: refuse, naming the gates of this run that did not pass, and

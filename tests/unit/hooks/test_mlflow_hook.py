@@ -44,7 +44,8 @@ def test_test_connection_fails_on_a_closed_port(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEAD", json.dumps({
         "conn_type": "mlflow", "host": f"http://127.0.0.1:{port}", "extra": {"http_max_retries": 0}}))
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri exports it; undo after
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "unset")  # recorded, so the URI mlflow exports is undone after
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
     ok, message = MlflowHook("mlflow_dead").test_connection()
     assert not ok
     assert f"127.0.0.1:{port} is not reachable" in message

@@ -101,7 +101,8 @@ def test_unreachable_mlflow_fails_retryably_and_names_the_server(run, monkeypatc
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEAD", json.dumps({"conn_type": "mlflow",
                                                                 "host": f"http://127.0.0.1:{port}"}))
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri exports it; undo after
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "unset")  # recorded, so the URI mlflow exports is undone after
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
     op = integrity_op(run, mlflow_conn_id="mlflow_dead")
     with pytest.raises(AirflowException, match=f"evidence could not be recorded.*127.0.0.1:{port}") as caught:
         op.execute(context(run, "data_integrity"))
