@@ -99,6 +99,8 @@ def real_page(tmp_path_factory, cache_dir) -> Path:
     run = new_run(directory)
     policy = default_policy()
     policy["promotion"]["model_name"] = run["model"]
+    policy["promotion"]["required_gates"] = ["data.integrity", "data.pii", "data.expectations", "code.static",
+                                             "code.dependencies", "model.training", "model.artifact"]
     write_policy(run["policy"], policy)
     for beside in ("threat-model.yaml", "compliance.yaml"):  # the scorecard reads them next to the policy
         shutil.copyfile(ROOT / "policies" / beside, directory / beside)

@@ -174,6 +174,9 @@ def check_poisoning(model: Any, x_train: Any, y_train: Any, x_reference: Any, y_
                         f"{len(r.suspects)} training records form an activation cluster absent from the "
                         f"reference data (p={r.p_value:.2g})", f"label {r.label}")
                 for r in reports if len(r.suspects)] if fraction > config.max_suspicious_fraction else []
+    # A label too small to cluster was not checked: fail closed rather than read it as clean (ADR 0001).
+    findings += [Finding(f"{GATE}.unchecked", Severity.HIGH, f"too few training records of this label to "
+                         f"cluster (need {2 * config.components})", f"label {label}") for label in skipped]
     return model_result(
         GATE, model_uri=model_uri, model_digest=model_digest, policy_digest=policy_digest,
         tool=tool_info("scikit-learn"), started_at=started,

@@ -67,6 +67,16 @@ def test_clean_model_passes(reference):
     assert result.metrics["suspicious"] == 0 and len(result.metrics["classes"]) == 10
 
 
+def test_a_label_too_small_to_cluster_blocks_as_unchecked(scenario, reference):
+    """Fail closed: a label the gate could not cluster is not read as clean."""
+    x, y, _, model = scenario
+    keep = (y != 7) | (np.cumsum(y == 7) <= 5)  # five records of label 7 remain
+    result = check_poisoning(model, x[keep], y[keep], *reference, PoisoningPolicy(), "sha256:p",
+                             model_digest="sha256:m")
+    assert result.status is Status.BLOCKED
+    assert ("model.poisoning.unchecked", "label 7") in {(f.id, f.location) for f in result.findings}
+
+
 def test_a_tolerated_fraction_passes_but_still_reports(scenario, reference):
     x, y, poisoned, model = scenario
     result = check_poisoning(model, x, y, *reference, PoisoningPolicy(max_suspicious_fraction=0.5), "p",
