@@ -267,6 +267,13 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
             raise Malformed(start, "newline-terminated argument runs past the end of the stream")
         return nl
 
+    def memo_key(arg: Any, at: int) -> tuple[int, int]:
+        """The memo index of a PUT/GET (text for protocol 0, binary after), and where the next opcode is."""
+        if arg is None:
+            nl = line(at)
+            return int(buf[at:nl]), nl + 1
+        return arg.unpack_from(buf, at)[0], at + arg.size
+
     def pop_mark(at: int) -> list[Any]:
         nonlocal stack
         if not metastack:
@@ -291,12 +298,7 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
             pos += 1
             opcodes += 1
             if kind == _PUT:
-                if arg is None:
-                    nl = line(pos)
-                    key, pos = int(buf[pos:nl]), nl + 1
-                else:
-                    key = arg.unpack_from(buf, pos)[0]
-                    pos += arg.size
+                key, pos = memo_key(arg, pos)
                 memo[key] = stack[-1]
             elif kind == _MEMOIZE:
                 memo[len(memo)] = stack[-1]
@@ -309,12 +311,7 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                              if n <= _MAX_STR else OPAQUE)
                 pos += n
             elif kind == _GET:
-                if arg is None:
-                    nl = line(pos)
-                    key, pos = int(buf[pos:nl]), nl + 1
-                else:
-                    key = arg.unpack_from(buf, pos)[0]
-                    pos += arg.size
+                key, pos = memo_key(arg, pos)
                 if key not in memo:
                     raise Malformed(start, f"memo key {key} was never stored")
                 stack.append(memo[key])
