@@ -63,6 +63,9 @@ class TrainingPolicy(_Strict):
     require: tuple[Literal["params", "data_digests", "code_version", "seed", "library_versions"], ...] = (
         "params", "data_digests", "code_version", "seed", "library_versions",
     )
+    max_dp_epsilon: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False,
+        description="when set, the model must be trained with DP-SGD at a target ε no larger than this")
 
 
 class PromotionPolicy(_Strict):

@@ -67,12 +67,27 @@ def missing_fields(record: TrainingRecord, required: tuple[str, ...]) -> list[st
     return [name for name in required if not present[name]]
 
 
-def check_training(record: TrainingRecord, policy: Policy, started_at: str) -> GateResult:
-    missing = missing_fields(record, policy.section("model.training").require)
-    if not record.model_digest:
+def dp_requirement(policy: Policy, target_epsilon: float | None) -> Finding | None:
+    """Why the policy refuses to train at all: it demands DP-SGD within ``max_dp_epsilon`` and the run
+    asks for none, or for more."""
+    limit = policy.section(GATE).max_dp_epsilon
+    if limit is None or (target_epsilon is not None and target_epsilon <= limit):
+        return None
+    asked = "no DP-SGD" if target_epsilon is None else f"DP-SGD at target ε={target_epsilon:g}"
+    return Finding(f"{GATE}.dp_required", Severity.HIGH, f"the policy requires DP-SGD with ε <= {limit:g}; "
+                   f"the run asks for {asked}")
+
+
+def check_training(record: TrainingRecord, policy: Policy, started_at: str,
+                   refused: Finding | None = None) -> GateResult:
+    """The training gate's result; ``refused`` blocks a run that was stopped before it trained."""
+    config = policy.section(GATE)
+    missing = [] if refused else missing_fields(record, config.require)
+    if not (refused or record.model_digest):
         missing.append("model_digest")
-    findings = tuple(Finding(f"{GATE}.missing.{name}", Severity.HIGH, f"training run did not record {name}")
-                     for name in missing)
+    findings = (*((refused,) if refused else ()),
+                *(Finding(f"{GATE}.missing.{name}", Severity.HIGH, f"training run did not record {name}")
+                  for name in missing))
     return GateResult(
         gate=GATE,
         status=Status.BLOCKED if findings else Status.PASSED,
@@ -82,6 +97,6 @@ def check_training(record: TrainingRecord, policy: Policy, started_at: str) -> G
         started_at=started_at,
         finished_at=utcnow(),
         metrics={k: v for k, v in record.metrics.items() if isinstance(v, int | float)},
-        thresholds={"require": list(policy.section("model.training").require)},
+        thresholds={"require": list(config.require), "max_dp_epsilon": config.max_dp_epsilon},
         findings=findings,
     )

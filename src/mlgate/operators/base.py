@@ -48,6 +48,12 @@ def verified_data_digest(context: Context, task_id: str, purpose: str) -> str:
     return upstream["subject"]["digest"]
 
 
+def task_actor(context: Context) -> str:
+    """Who acts, for ledgers and audit trails: ``airflow:<dag>/<run>/<task>``."""
+    ti = context["ti"]
+    return f"airflow:{ti.dag_id}/{ti.run_id}/{ti.task_id}"
+
+
 def provenance_entry(context: Context, *, source_uri: str, output_digest: str, upstream: tuple[str, ...],
                      transformation: str) -> ProvenanceEntry:
     """Who produced ``output_digest`` (this DAG run's task), from what, how, and when."""

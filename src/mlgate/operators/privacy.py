@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlgate.core.results import GateResult, Subject
-from mlgate.operators.base import BaseGateOperator, verified_data_digest
+from mlgate.operators.base import BaseGateOperator, task_actor, verified_data_digest
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -55,8 +55,7 @@ class DataPrivacyGateOperator(BaseGateOperator):
 
         digest = verified_data_digest(context, self.data_gate_task_id, "release statistics")
         ledger = SqlLedger(self.ledger_url or default_ledger_url())
-        ti = context["ti"]
-        actor = f"airflow:{ti.dag_id}/{ti.run_id}/{ti.task_id}"
+        actor = task_actor(context)
         result, profile = check_privacy(read_table(Path(self.data_path)), digest, self.policy.section(self.gate_id),
                                         ledger, self.policy.digest, actor=actor, purpose=self.purpose,
                                         dataset_uri=str(self.data_path))

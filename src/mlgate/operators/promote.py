@@ -17,7 +17,7 @@ from mlgate.core.promotion import GATE
 from mlgate.core.registry import download_evidence, pipeline_run
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
 from mlgate.hooks.signing import SigningKeyHook
-from mlgate.operators.base import BaseGateOperator, pipeline_key
+from mlgate.operators.base import BaseGateOperator, pipeline_key, task_actor
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -54,7 +54,7 @@ class RegistryPromoteGateOperator(BaseGateOperator):
         name = self.model_name or self.policy.promotion.model_name
         version = self.version or ti.xcom_pull(task_ids=self.training_task_id, key="model_version")
         client = self.mlflow_hook.get_conn()
-        actor = f"airflow:{ti.dag_id}/{ti.run_id}/{ti.task_id}"
+        actor = task_actor(context)
         if not version:
             return self.nothing_to_promote(client, context, name, actor)
         from mlgate.core.promote import promote

@@ -1,7 +1,8 @@
 """``model.training``: train inside the pipeline's MLflow run, record everything, register the model.
 
 The operator refuses to train on data whose integrity gate did not pass in this DAG run, and the gate
-blocks when hyperparameters, data digests, code version, seed or library versions cannot be recorded.
+blocks when hyperparameters, data digests, code version, seed or library versions cannot be recorded,
+when the policy demands DP-SGD the run does not use, or when DP-SGD would overspend the data's budget.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import json
 import random
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from mlgate.core.digests import code_digest
 from mlgate.core.errors import GateInputError
@@ -25,9 +27,10 @@ from mlgate.core.registry import (
     model_digest,
     pipeline_run,
 )
-from mlgate.core.results import GateResult, Subject, utcnow
-from mlgate.core.training import TrainingRecord, check_training, code_version, library_versions
-from mlgate.operators.base import BaseGateOperator, pipeline_key, verified_data_digest
+from mlgate.core.results import Finding, GateResult, Severity, Subject, utcnow
+from mlgate.core.training import TrainingRecord, check_training, code_version, dp_requirement, library_versions
+from mlgate.operators.base import BaseGateOperator, pipeline_key, task_actor, verified_data_digest
+from mlgate.operators.privacy import default_ledger_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -51,19 +54,33 @@ def _model_and_metrics(output: Any) -> tuple[Any, dict[str, float]]:
 
 
 class ModelTrainingGateOperator(BaseGateOperator):
-    """Runs ``training_callable(data_path=, params=<hyperparameters>, seed=)``, which returns a scikit-learn
-    model or ``(model, metrics)``; logs and registers it as ``model_name`` (default: the policy's) and
-    pushes ``model_version`` to XCom.
+    """Runs ``training_callable(data_path=, params=<hyperparameters>, seed=)`` and logs, registers and
+    records what it produced as ``model_name`` (default: the policy's); pushes ``model_version`` to XCom.
+
+    The callable returns a fitted scikit-learn model (or ``(model, metrics)``), or a
+    ``mlgate.core.fitting.TrainingSet`` that the gate fits itself, plainly or with the loop options:
+
+    * ``dp_sgd={"target_epsilon": …, "target_delta": …, "max_grad_norm": …}``: Opacus DP-SGD (torch). The
+      target (ε, δ) is charged to the training data's privacy ledger (the ``data.privacy`` budgets) before
+      training; a run the budget cannot cover is blocked untrained. The ε spent is a metric and a version tag.
+    * ``adversarial_training={"eps": …, "steps": …}``: Madry PGD (torch) or FGSM/PGD augmentation
+      (differentiable scikit-learn models).
+
+    Torch modules are logged in MLflow's ``pt2`` format (a traced graph: loading imports no model code);
+    ``torch_serialization="pickle"`` keeps the module classes, which ``model.artifact`` must then allow.
     """
 
     gate_id = "model.training"
     template_fields: Sequence[str] = (*BaseGateOperator.template_fields, "data_path", "model_name",
-                                      "hyperparameters", "seed", "data_gate_task_id")
+                                      "hyperparameters", "seed", "data_gate_task_id", "dp_sgd",
+                                      "adversarial_training", "ledger_url")
 
     def __init__(self, *, training_callable: str | Callable[..., Any], data_path: str,
                  model_name: str | None = None, hyperparameters: dict[str, Any] | None = None, seed: int = 0,
                  data_gate_task_id: str = "data_integrity",
                  code_path: str | None = None, pip_requirements: list[str] | None = None,
+                 dp_sgd: dict[str, Any] | None = None, adversarial_training: dict[str, Any] | None = None,
+                 ledger_url: str | None = None, torch_serialization: Literal["pt2", "pickle"] = "pt2",
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.training_callable = training_callable
@@ -74,6 +91,10 @@ class ModelTrainingGateOperator(BaseGateOperator):
         self.data_gate_task_id = data_gate_task_id
         self.code_path = code_path
         self.pip_requirements = pip_requirements
+        self.dp_sgd = dp_sgd
+        self.adversarial_training = adversarial_training
+        self.ledger_url = ledger_url
+        self.torch_serialization = torch_serialization
 
     def subject(self) -> Subject:
         return Subject("model", f"models:/{self.model_name or '(policy model_name)'}", "unknown")
@@ -82,14 +103,24 @@ class ModelTrainingGateOperator(BaseGateOperator):
         import mlflow
         import numpy as np
 
+        from mlgate.core.fitting import AdversarialOptions, DpSgdOptions
+
         started = utcnow()
         name = self.model_name or self.policy.promotion.model_name
+        dp_sgd = DpSgdOptions.parse("dp_sgd", self.dp_sgd)
+        adversarial = AdversarialOptions.parse("adversarial_training", self.adversarial_training)
         data_digest = verified_data_digest(context, self.data_gate_task_id, "train")
         train = resolve_callable(self.training_callable)
         code_dir = Path(self.code_path or Path(inspect.getsourcefile(train) or ".").parent)
         code, code_tree = code_version(code_dir), code_digest(code_dir)
         libraries = library_versions()
         seed = int(self.seed)
+        record = TrainingRecord(params=dict(self.hyperparameters), data_digests={"data.integrity": data_digest},
+                                code_version=code, seed=seed, library_versions=libraries,
+                                model_uri=f"models:/{name}")
+        refused = dp_requirement(self.policy, dp_sgd.target_epsilon if dp_sgd else None)
+        if refused:
+            return check_training(record, self.policy, started, refused)
         client = self.mlflow_hook.get_conn()
         run_id = pipeline_run(client, self.mlflow_experiment, pipeline_key(context))
         with mlflow_errors("recording the training inputs", client.tracking_uri), mlflow.start_run(run_id=run_id):
@@ -99,26 +130,75 @@ class ModelTrainingGateOperator(BaseGateOperator):
         random.seed(seed)
         np.random.seed(seed)
         output = train(data_path=self.data_path, params=dict(self.hyperparameters), seed=seed)
-        model, metrics = _model_and_metrics(output)
-        requirements = self.pip_requirements or [f"scikit-learn=={libraries.get('scikit-learn', '')}"]
+        if dp_sgd:
+            refused = self.charge_ledger(context, data_digest, dp_sgd, name)
+            if refused:
+                return check_training(record, self.policy, started, refused)
+        fitted = _fitted(output, seed, dp_sgd, adversarial)
         with mlflow_errors("logging and registering the model", client.tracking_uri):
-            with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
-                # skops walks every loaded module while saving; Airflow's deprecated aliases flood the log
-                warnings.filterwarnings("ignore", module=r"skops\.")
-                mlflow.log_metrics(metrics)
-                info = mlflow.sklearn.log_model(model, name="model", registered_model_name=name,
-                                                pip_requirements=requirements)
+            with mlflow.start_run(run_id=run_id):
+                mlflow.log_params({f"training.{k}": v for k, v in fitted.params.items()})
+                mlflow.log_metrics(fitted.metrics)
+                info = self.log_model(fitted, name, libraries, output)
             version = str(info.registered_model_version)
             model_uri = f"models:/{name}/{version}"
             digest = model_digest(client, model_uri)
             tags = {TAG_MODEL_DIGEST: digest, TAG_DATA_DIGEST: data_digest, TAG_CODE_DIGEST: code_tree,
-                    "mlgate.code_version": code,
-                    "mlgate.seed": str(seed), "mlgate.pipeline": pipeline_key(context)}
+                    "mlgate.code_version": code, "mlgate.seed": str(seed), "mlgate.pipeline": pipeline_key(context),
+                    "mlgate.training.method": str(fitted.params.get("method", "callable")),
+                    **({"mlgate.dp_epsilon": f"{fitted.metrics['dp_epsilon']:.6g}"} if dp_sgd else {})}
             for key, value in tags.items():
                 client.set_model_version_tag(name, version, key, value)
         context["ti"].xcom_push(key="model_name", value=name)
         context["ti"].xcom_push(key="model_version", value=version)
-        record = TrainingRecord(params=dict(self.hyperparameters), data_digests={"data.integrity": data_digest},
-                                code_version=code, seed=seed, library_versions=libraries, model_uri=model_uri,
-                                model_digest=digest, metrics=metrics)
+        record = replace(record, params={**record.params, **{f"training.{k}": v for k, v in fitted.params.items()}},
+                         model_uri=model_uri, model_digest=digest, metrics=fitted.metrics)
         return check_training(record, self.policy, started)
+
+    def charge_ledger(self, context: Context, data_digest: str, options: Any, name: str) -> Finding | None:
+        """Charge the target (ε, δ) to the training data's budget before training; a finding if it cannot."""
+        from mlgate.core.privacy_ledger import BudgetExceededError, SqlLedger
+
+        budget = self.policy.section("data.privacy").budgets.for_dataset(data_digest)
+        ledger = SqlLedger(self.ledger_url or default_ledger_url())
+        try:
+            ledger.spend(data_digest, options.target_epsilon, options.target_delta, f"DP-SGD training of {name}",
+                         task_actor(context), budget=budget)
+        except BudgetExceededError as exc:
+            return Finding(f"{self.gate_id}.privacy_budget_exceeded", Severity.HIGH, f"not trained: {exc}")
+        finally:
+            ledger.close()
+        return None
+
+    def log_model(self, fitted: Any, name: str, libraries: dict[str, str], output: Any) -> Any:
+        import mlflow
+        import numpy as np
+
+        if fitted.flavor == "pytorch":
+            import mlflow.pytorch
+
+            # the traced graph needs an example input: zeros of the rows' shape, so no training row is stored
+            example = np.zeros((2, *np.shape(output.x)[1:]), dtype=np.float32)
+            return mlflow.pytorch.log_model(
+                fitted.model, name="model", registered_model_name=name, serialization_format=self.torch_serialization,
+                input_example=example if self.torch_serialization == "pt2" else None,
+                pip_requirements=self.pip_requirements or [f"torch=={libraries.get('torch', '')}"])
+        with warnings.catch_warnings():
+            # skops walks every loaded module while saving; Airflow's deprecated aliases flood the log
+            warnings.filterwarnings("ignore", module=r"skops\.")
+            return mlflow.sklearn.log_model(
+                fitted.model, name="model", registered_model_name=name,
+                pip_requirements=self.pip_requirements or [f"scikit-learn=={libraries.get('scikit-learn', '')}"])
+
+
+def _fitted(output: Any, seed: int, dp_sgd: Any, adversarial: Any) -> Any:
+    """The model to log: the callable's own fitted model, or the gate's fit of its ``TrainingSet``."""
+    from mlgate.core.fitting import Fitted, TrainingSet, fit, flavor_of
+
+    if isinstance(output, TrainingSet):
+        return fit(output, seed=seed, dp_sgd=dp_sgd, adversarial=adversarial)
+    if dp_sgd or adversarial:
+        raise GateInputError("dp_sgd and adversarial_training need the training callable to return a mlgate."
+                             f"core.fitting.TrainingSet for the gate to fit; it returned {type(output).__name__}")
+    model, metrics = _model_and_metrics(output)
+    return Fitted(model, flavor_of(model), {}, dict(metrics))
