@@ -62,6 +62,17 @@ def context(run, task_id, upstream=None):
     return {"ti": FakeTaskInstance(dag_id="ops", run_id=run["run_id"], task_id=task_id, upstream=upstream)}
 
 
+def pipeline_run_of(run):
+    """The MLflow client and the run holding this DAG run's evidence."""
+    from mlgate.core.registry import PIPELINE_TAG
+    from mlgate.hooks.mlflow import MlflowHook
+
+    client = MlflowHook().get_conn()
+    experiment = client.get_experiment_by_name("mlgate")
+    (found,) = client.search_runs([experiment.experiment_id], f"tags.`{PIPELINE_TAG}` = 'ops/{run['run_id']}'")
+    return client, found
+
+
 def integrity_op(run, **kwargs):
     return DataIntegrityGateOperator(task_id="data_integrity", data_path=str(run["data"]),
                                      manifest_path=str(run["manifest"]), policy_path=str(run["policy"]), **kwargs)

@@ -130,10 +130,12 @@ class ModelTrainingGateOperator(BaseGateOperator):
         random.seed(seed)
         np.random.seed(seed)
         output = train(data_path=self.data_path, params=dict(self.hyperparameters), seed=seed)
+        _refuse_unusable(output, dp_sgd or adversarial, self.torch_serialization)
+        spends = (str(workdir / "ledger.jsonl"),) if dp_sgd else ()  # the ledger's mirror in MLflow (ADR 0008)
         if dp_sgd:
-            refused = self.charge_ledger(context, data_digest, dp_sgd, name)
+            refused = self.charge_ledger(context, workdir, data_digest, dp_sgd, name)
             if refused:
-                return check_training(record, self.policy, started, refused)
+                return replace(check_training(record, self.policy, started, refused), artifacts=spends)
         fitted = _fitted(output, seed, dp_sgd, adversarial)
         with mlflow_errors("logging and registering the model", client.tracking_uri):
             with mlflow.start_run(run_id=run_id):
@@ -153,22 +155,27 @@ class ModelTrainingGateOperator(BaseGateOperator):
         context["ti"].xcom_push(key="model_version", value=version)
         record = replace(record, params={**record.params, **{f"training.{k}": v for k, v in fitted.params.items()}},
                          model_uri=model_uri, model_digest=digest, metrics=fitted.metrics)
-        return check_training(record, self.policy, started)
+        return replace(check_training(record, self.policy, started), artifacts=spends)
 
-    def charge_ledger(self, context: Context, data_digest: str, options: Any, name: str) -> Finding | None:
-        """Charge the target (ε, δ) to the training data's budget before training; a finding if it cannot."""
+    def charge_ledger(self, context: Context, workdir: Path, data_digest: str, options: Any,
+                      name: str) -> Finding | None:
+        """Charge the target (ε, δ) to the training data's budget before training (a finding if it cannot)
+        and write the data's spend history to ``ledger.jsonl``."""
         from mlgate.core.privacy_ledger import BudgetExceededError, SqlLedger
 
         budget = self.policy.section("data.privacy").budgets.for_dataset(data_digest)
         ledger = SqlLedger(self.ledger_url or default_ledger_url())
+        refused = None
         try:
             ledger.spend(data_digest, options.target_epsilon, options.target_delta, f"DP-SGD training of {name}",
                          task_actor(context), budget=budget)
         except BudgetExceededError as exc:
-            return Finding(f"{self.gate_id}.privacy_budget_exceeded", Severity.HIGH, f"not trained: {exc}")
+            refused = Finding(f"{self.gate_id}.privacy_budget_exceeded", Severity.HIGH, f"not trained: {exc}")
+        try:
+            (workdir / "ledger.jsonl").write_text("".join(s.to_json_line() for s in ledger.history(data_digest)))
         finally:
             ledger.close()
-        return None
+        return refused
 
     def log_model(self, fitted: Any, name: str, libraries: dict[str, str], output: Any) -> Any:
         import mlflow
@@ -177,11 +184,13 @@ class ModelTrainingGateOperator(BaseGateOperator):
         if fitted.flavor == "pytorch":
             import mlflow.pytorch
 
-            # the traced graph needs an example input: zeros of the rows' shape, so no training row is stored
-            example = np.zeros((2, *np.shape(output.x)[1:]), dtype=np.float32)
+            example = None
+            if self.torch_serialization == "pt2":
+                # the traced graph needs an example input: zeros of the rows' shape, so no training row is stored
+                example = np.zeros((2, *np.shape(output.x)[1:]), dtype=np.float32)
             return mlflow.pytorch.log_model(
                 fitted.model, name="model", registered_model_name=name, serialization_format=self.torch_serialization,
-                input_example=example if self.torch_serialization == "pt2" else None,
+                input_example=example,
                 pip_requirements=self.pip_requirements or [f"torch=={libraries.get('torch', '')}"])
         with warnings.catch_warnings():
             # skops walks every loaded module while saving; Airflow's deprecated aliases flood the log
@@ -191,14 +200,26 @@ class ModelTrainingGateOperator(BaseGateOperator):
                 pip_requirements=self.pip_requirements or [f"scikit-learn=={libraries.get('scikit-learn', '')}"])
 
 
+def _refuse_unusable(output: Any, loop_options: Any, torch_serialization: str) -> None:
+    """Refuse, before anything is trained or spent, an output the gate could not fit or export."""
+    from mlgate.core.fitting import TrainingSet
+    from mlgate.core.model_eval import is_torch_module
+
+    if isinstance(output, TrainingSet):
+        return
+    if loop_options:
+        raise GateInputError("dp_sgd and adversarial_training need the training callable to return a mlgate."
+                             f"core.fitting.TrainingSet for the gate to fit; it returned {type(output).__name__}")
+    if torch_serialization == "pt2" and is_torch_module(_model_and_metrics(output)[0]):
+        raise GateInputError("a torch module is exported (pt2) at the input shape of a TrainingSet; return one, "
+                             "or set torch_serialization='pickle'")
+
+
 def _fitted(output: Any, seed: int, dp_sgd: Any, adversarial: Any) -> Any:
     """The model to log: the callable's own fitted model, or the gate's fit of its ``TrainingSet``."""
     from mlgate.core.fitting import Fitted, TrainingSet, fit, flavor_of
 
     if isinstance(output, TrainingSet):
         return fit(output, seed=seed, dp_sgd=dp_sgd, adversarial=adversarial)
-    if dp_sgd or adversarial:
-        raise GateInputError("dp_sgd and adversarial_training need the training callable to return a mlgate."
-                             f"core.fitting.TrainingSet for the gate to fit; it returned {type(output).__name__}")
     model, metrics = _model_and_metrics(output)
     return Fitted(model, flavor_of(model), {}, dict(metrics))

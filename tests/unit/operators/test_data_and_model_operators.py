@@ -8,12 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from mlgate.core.registry import PIPELINE_TAG
 from mlgate.exceptions import GateConfigViolation, GatePolicyViolation
-from mlgate.hooks.mlflow import MlflowHook
 from mlgate.operators import DataPiiGateOperator, DataPrivacyGateOperator, ModelArtifactGateOperator
 from mlgate.operators.validation import ModelFairnessGateOperator
-from tests.helpers import context, default_policy, integrity_op, new_run, run_pipeline, write_policy
+from tests.helpers import (
+    context,
+    default_policy,
+    integrity_op,
+    new_run,
+    pipeline_run_of,
+    run_pipeline,
+    write_policy,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -23,13 +29,6 @@ CANARIES = {"ssn": "123-45-6789", "card": "4111111111111111", "aws_key": "AKIAIO
 @pytest.fixture
 def run(tmp_path):
     return new_run(tmp_path)
-
-
-def pipeline_run_of(run):
-    client = MlflowHook().get_conn()
-    experiment = client.get_experiment_by_name("mlgate")
-    (found,) = client.search_runs([experiment.experiment_id], f"tags.`{PIPELINE_TAG}` = 'ops/{run['run_id']}'")
-    return client, found
 
 
 def everything_mlflow_holds(client, mlflow_run, destination: Path) -> str:
