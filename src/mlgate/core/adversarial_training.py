@@ -5,7 +5,10 @@
 * Differentiable scikit-learn models (logistic regression, linear SVMs): rounds of augmentation: attack
   the current model with ART's FGSM/PGD and refit a fresh clone on clean plus adversarial records. ART's
   ``AdversarialTrainer`` calls ``fit`` per batch, which for scikit-learn refits from scratch on that
-  batch alone, so it is not used here.
+  batch alone, so it is not used here. Measured on digits (PGD ε 0.1): augmentation LOWERS a logistic
+  regression's robust accuracy (0.62 → 0.31; accumulating every round's examples: 0.70), while plain L2
+  regularisation (C=0.1) reaches 0.70. Linear models' L∞ robustness follows ‖w‖₁, which refitting on
+  fixed adversarial points does not shrink; ``model.robustness`` judges the result either way.
 
 Both return the trained model and the parameters used, for the training run to log (``model.training``
 requires the parameters of whatever produced the model).
