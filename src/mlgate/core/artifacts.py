@@ -4,9 +4,11 @@ Every file is read as data only — pickles are walked opcode by opcode (``pickl
 unpickled, and no module they name is imported. A pickle may only import globals from an allowlist
 of what scikit-learn, numpy, scipy, joblib and torch state dicts need; anything else blocks, and the
 finding names the global, its opcode's byte offset and the file (and archive member) it sits in.
-Containers are opened the way their loaders open them: torch zip archives, ``.npz``, joblib files
-plain or compressed (zlib, gzip, bz2, lzma/xz, lz4, joblib's legacy ``ZF``). Formats that hold no
-code (safetensors, ONNX, ``.npy``, JSON/YAML/text metadata) are structure-checked. A file of unknown
+Containers are opened the way their loaders open them: torch zip archives, torch.export ``.pt2``
+archives (raw tensor records skipped only where their payload config says torch reads them as
+numbers; every record it would unpickle is judged as a pickle), ``.npz``, skops, joblib files plain
+or compressed (zlib, gzip, bz2, lzma/xz, lz4, joblib's legacy ``ZF``). Formats that hold no code
+(safetensors, ONNX, ``.npy``, JSON/YAML/text metadata) are structure-checked. A file of unknown
 format, or one that cannot be parsed, blocks: the gate fails closed.
 """
 
@@ -103,8 +105,11 @@ _GLOBAL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(\.\*)?$"
 _TEXT_KINDS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".txt": "text", ".md": "text"}
 _TEXT_NAMES = {"MLmodel": "yaml", "registered_model_meta": "yaml"}  # the latter: written by MLflow's download
 _PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".bin", ".ckpt", ".sav", ".dill"}
-_TORCH_META = re.compile(r"(version|byteorder|\.format_version|\.storage_alignment|\.data/version"
-                         r"|\.data/serialization_id)")
+# Short text records below a torch or pt2 archive's root, read by torch as text, never unpickled.
+_ARCHIVE_META = re.compile(r"(version|byteorder|archive_format|archive_version|\.format_version"
+                           r"|\.storage_alignment|\.data/version|\.data/serialization_id)")
+_TORCH_STORAGE = re.compile(r"data/\d+")
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, NotImplementedError)
 
 
 class ArtifactPolicy(BaseModel):
@@ -313,28 +318,55 @@ def _scan_zip(scan: _Scan, buf: Any, where: str, depth: int) -> None:
     try:
         archive = zipfile.ZipFile(_BufferFile(buf))
         members = [m for m in archive.infolist() if not m.is_dir()]
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        pt2_roots = {m.filename[:-len("archive_format")] for m in members
+                     if re.fullmatch(r"[^/]+/archive_format", m.filename) and m.file_size == 3
+                     and archive.read(m) == b"pt2"}
+    except _ZIP_ERRORS as exc:
         scan.add("malformed", Severity.HIGH, f"invalid zip archive: {exc}", where)
         return
     if any(m.filename == "schema.json" for m in members):
         _judge_skops_schema(scan, archive, where)
     torch_roots = {m.filename[:-len("data.pkl")] for m in members
                    if re.fullmatch(r"[^/]+/data\.pkl", m.filename)}
+    raw_records = _pt2_raw_records(scan, archive, members, pt2_roots, where)
     for member in members:
         inner = f"{where}::{member.filename}"
-        root = next((r for r in torch_roots if member.filename.startswith(r)), None)
-        rest = member.filename[len(root):] if root is not None else ""
-        if root is not None and re.fullmatch(r"data/\d+", rest):
-            continue  # raw tensor storage bytes, read by torch as numbers only
-        if root is not None and _TORCH_META.fullmatch(rest):
-            if member.file_size > 64 or not archive.read(member).strip().isascii():
-                scan.add("invalid_format", Severity.HIGH, "torch archive metadata is not short text", inner)
-            continue
+        if member.filename in raw_records or _below(torch_roots, member.filename, _TORCH_STORAGE):
+            continue  # raw tensor bytes, read by torch as numbers only
         try:
+            if _below(torch_roots | pt2_roots, member.filename, _ARCHIVE_META):
+                if member.file_size > 65 or not model_formats.ARCHIVE_TEXT.fullmatch(archive.read(member)):
+                    scan.add("invalid_format", Severity.HIGH, "archive metadata is not short text", inner)
+                continue
             with archive.open(member) as stream, _spooled(stream) as data:
                 _scan_buffer(scan, data, inner, member.filename, depth + 1)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, NotImplementedError) as exc:
+        except _ZIP_ERRORS as exc:
             scan.add("malformed", Severity.HIGH, f"cannot read archive member: {type(exc).__name__}", inner)
+
+
+def _below(roots: set[str], name: str, pattern: re.Pattern[str]) -> bool:
+    """``name`` is an archive root followed by a path matching ``pattern``."""
+    return any(name.startswith(root) and pattern.fullmatch(name[len(root):]) for root in roots)
+
+
+def _pt2_raw_records(scan: _Scan, archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], pt2_roots: set[str],
+                     where: str) -> set[str]:
+    """The records pt2 payload configs declare raw tensor bytes and none declares pickled; an
+    unreadable config blocks (its records are then scanned, and block, as what they are)."""
+    raw: set[str] = set()
+    pickled: set[str] = set()
+    for member in members:
+        if not _below(pt2_roots, member.filename, model_formats.PT2_PAYLOAD_CONFIG):
+            continue
+        try:
+            declared_raw, declared_pickled = model_formats.pt2_payload_records(member.filename, archive.read(member))
+        except _ZIP_ERRORS as exc:
+            scan.add("malformed", Severity.HIGH, f"unreadable pt2 payload config: {type(exc).__name__}: {exc}",
+                     f"{where}::{member.filename}")
+            continue
+        raw |= declared_raw
+        pickled |= declared_pickled
+    return raw - pickled
 
 
 def _skops_types(node: Any) -> Iterator[tuple[str, str, str]]:

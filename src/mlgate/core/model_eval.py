@@ -7,9 +7,11 @@ registry artifact; these gates never hash the in-memory object (its pickle is no
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import sys
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -39,21 +41,31 @@ def torch_device() -> Any:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+@contextlib.contextmanager
+def evaluating(model: Any) -> Iterator[None]:
+    """Eval mode (no dropout, frozen batch-norm statistics) for the block, then the mode the caller left."""
+    was_training = model.training
+    try:
+        model.eval()
+    except NotImplementedError:  # a torch.export module: frozen in the mode it was exported in
+        yield
+    else:
+        try:
+            yield
+        finally:
+            model.train(was_training)
+
+
 def predict_proba(model: Any, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """Class probabilities, ``(n, n_classes)``; a torch module's logits go through a softmax."""
     if is_torch_module(model):
         import torch
 
         device = next(model.parameters()).device
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                parts = [torch.softmax(model(torch.as_tensor(x[i:i + batch_size], dtype=torch.float32,
-                                                             device=device)), dim=1).cpu().numpy()
-                         for i in range(0, len(x), batch_size)]
-        finally:
-            model.train(was_training)
+        with evaluating(model), torch.no_grad():
+            parts = [torch.softmax(model(torch.as_tensor(x[i:i + batch_size], dtype=torch.float32,
+                                                         device=device)), dim=1).cpu().numpy()
+                     for i in range(0, len(x), batch_size)]
         return np.concatenate(parts) if parts else np.empty((0, 0))
     if not hasattr(model, "predict_proba"):
         raise GateInputError(f"{type(model).__name__} has no predict_proba and is not a torch nn.Module")

@@ -1,4 +1,5 @@
-"""Structure checks of the model formats that hold no code: safetensors, ONNX, ``.npy`` and text metadata.
+"""Structure checks of the model formats that hold no code: safetensors, ONNX, ``.npy`` and text metadata,
+and which records of a torch.export (``.pt2``) archive its loader reads as raw tensor bytes.
 
 Each check returns ``None`` when the file is well formed, else a one-line reason. None of them
 executes or imports anything from the file; a file that claims a format and fails its check blocks.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import struct
 from typing import Any
 
@@ -24,6 +26,13 @@ _ONNX_MODEL_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20:
 _ONNX_GRAPH_FIELDS = {1: 2, 2: 2, 5: 2, 10: 2, 11: 2, 12: 2, 13: 2, 14: 2, 15: 2}
 
 NPY_MAGIC = b"\x93NUMPY"
+
+# A torch or pt2 archive's metadata record (version, byteorder...): at most one newline (the GLOBAL
+# opcode needs two) and ASCII only (binary opcodes need other bytes), so no pickle fits in it.
+ARCHIVE_TEXT = re.compile(rb"[A-Za-z0-9._-]{1,64}\n?")
+# The payload configs torch.export.load consults to read a weight or constant record.
+PT2_PAYLOAD_CONFIG = re.compile(r"data/(weights|constants)/[^/]+_config\.json")
+_PT2_RAW_PREFIXES = ("weight_", "tensor_")  # any other record (custom and opaque objects) is unpickled
 
 
 def looks_like_safetensors(buf: Any) -> bool:
@@ -154,3 +163,25 @@ def check_text(buf: Any, kind: str) -> str | None:
     except Exception as exc:  # json and yaml raise several types for malformed input
         return f"not valid {kind.upper()} ({type(exc).__name__})"
     return None
+
+
+def pt2_payload_records(config_path: str, content: bytes) -> tuple[set[str], set[str]]:
+    """The archive records one pt2 payload config declares, as ``(raw, pickled)``.
+
+    torch.export.load reads a record as raw numbers only when its entry says ``use_pickle: false``
+    and it is a weight or tensor constant; every other record it unpickles with ``weights_only=False``.
+    Raises ``ValueError`` for anything but ``{"config": {name: {"path_name": str, ...}}}``.
+    """
+    config = json.loads(content)
+    entries = config.get("config") if isinstance(config, dict) else None
+    if not isinstance(entries, dict) or not all(
+            isinstance(e, dict) and isinstance(e.get("path_name"), str) for e in entries.values()):
+        raise ValueError("not a pt2 payload config: expected {'config': {name: {'path_name': ...}}}")
+    directory = config_path.rsplit("/", 1)[0]
+    raw: set[str] = set()
+    pickled: set[str] = set()
+    for entry in entries.values():
+        name = entry["path_name"]
+        is_raw = entry.get("use_pickle") is False and "/" not in name and name.startswith(_PT2_RAW_PREFIXES)
+        (raw if is_raw else pickled).add(f"{directory}/{name}")
+    return raw, pickled

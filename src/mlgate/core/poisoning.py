@@ -30,7 +30,15 @@ import numpy as np
 from pydantic import Field
 
 from mlgate.core.errors import GateInputError
-from mlgate.core.model_eval import StrictPolicy, check_xy, is_torch_module, label_indices, model_result, tool_info
+from mlgate.core.model_eval import (
+    StrictPolicy,
+    check_xy,
+    evaluating,
+    is_torch_module,
+    label_indices,
+    model_result,
+    tool_info,
+)
 from mlgate.core.results import Finding, GateResult, Severity, utcnow
 
 GATE = "model.poisoning"
@@ -86,15 +94,13 @@ def activations(model: Any, x: np.ndarray, layer: str | None = None, batch_size:
         module, take = linear[-1], (lambda inputs, output: inputs[0])
     captured: list[Any] = []
     handle = module.register_forward_hook(lambda _m, inputs, output: captured.append(take(inputs, output).flatten(1)))
-    device, was_training = next(model.parameters()).device, model.training
-    model.eval()
+    device = next(model.parameters()).device
     try:
-        with torch.no_grad():
+        with evaluating(model), torch.no_grad():
             for start in range(0, len(x), batch_size):
                 model(torch.as_tensor(x[start:start + batch_size], dtype=torch.float32, device=device))
     finally:
         handle.remove()
-        model.train(was_training)
     return torch.cat(captured).cpu().numpy()
 
 

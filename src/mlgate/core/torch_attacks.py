@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from mlgate.core.model_eval import evaluating
+
 TOL = 1e-7  # ART's tolerance when normalising an L2 gradient
 
 
@@ -86,9 +88,7 @@ def attack(model: Any, x: np.ndarray, y: np.ndarray, *, eps: float, eps_step: fl
     x_all = torch.as_tensor(x, dtype=torch.float32, device=device)
     y_all = torch.as_tensor(y, dtype=torch.long, device=device)
     clean, adv, norms = [], [], []
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         for start in range(0, len(x_all), batch_size):
             xb, yb = x_all[start:start + batch_size], y_all[start:start + batch_size]
             x_adv = perturb(model, xb, yb, eps=eps, eps_step=eps_step, steps=steps, norm=norm, clip=clip,
@@ -97,6 +97,4 @@ def attack(model: Any, x: np.ndarray, y: np.ndarray, *, eps: float, eps_step: fl
                 clean.append(model(xb).argmax(dim=1))
                 adv.append(model(x_adv).argmax(dim=1))
                 norms.append(_flat_norm(x_adv - xb, norm))
-    finally:
-        model.train(was_training)
     return AttackOutcome(*(torch.cat(parts).cpu().numpy() for parts in (clean, adv, norms)))

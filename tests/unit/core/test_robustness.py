@@ -10,11 +10,11 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from mlgate.core.errors import GateInputError
-from mlgate.core.model_eval import wilson_interval
+from mlgate.core.model_eval import predict_proba, wilson_interval
 from mlgate.core.results import Status
 from mlgate.core.robustness import RobustnessPolicy, check_robustness
 from mlgate.core.torch_attacks import attack
-from tests.fixtures.models import digits, digits_cnn
+from tests.fixtures.models import DigitsCNN, digits, digits_cnn
 
 pytestmark = pytest.mark.unit
 
@@ -67,6 +67,34 @@ def test_torch_cnn_under_the_gates_own_pgd(cnn, eps, expected):
                               model_digest="sha256:m")
     assert result.status is expected, result.metrics
     assert result.artifacts == () and result.metrics["curves"] == {}
+
+
+def test_torch_cnn_as_mlflow_pt2_matches_the_eager_model(cnn, tmp_path):
+    import mlflow.pytorch
+
+    _, x_test, _, y_test = digits(images=True)
+    mlflow.pytorch.save_model(cnn, tmp_path / "model", serialization_format="pt2", input_example=x_test[:2],
+                              pip_requirements=["torch"])
+    exported = mlflow.pytorch.load_model(str(tmp_path / "model"), map_location="cpu")
+    with pytest.raises(NotImplementedError):
+        exported.eval()  # frozen in the mode it was exported in: the gate must not need eval()
+    config = RobustnessPolicy(attacks=[{"name": "pgd", "eps": 0.1, "samples": 60}], min_robust_accuracy=0.8,
+                              max_accuracy_drop=0.15, curve_factors=())
+    results = [check_robustness(m, x_test, y_test, config, "p", model_digest="sha256:m") for m in (cnn, exported)]
+    eager, pt2 = (r.metrics["attacks"]["pgd_linf_eps0.1"] for r in results)
+    assert pt2["samples"] == 60 and pt2["clean_accuracy"] > 0.9
+    assert (pt2["clean_accuracy"], pt2["robust_accuracy"]) == (eager["clean_accuracy"], eager["robust_accuracy"])
+    assert results[1].status is results[0].status
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train-mode", "eval-mode"])
+def test_predict_proba_runs_in_eval_mode_and_restores_the_callers_mode(training):
+    model = DigitsCNN().train(training)
+    modes = []
+    model.register_forward_hook(lambda module, inputs, output: modes.append(module.training))
+    probabilities = predict_proba(model, np.zeros((3, 1, 8, 8), dtype=np.float32))
+    assert probabilities.shape == (3, 10) and modes == [False]
+    assert model.training is training and all(m.training is training for m in model.modules())
 
 
 def test_samples_are_reproducible_and_named_by_digest(logistic, flat_digits):
