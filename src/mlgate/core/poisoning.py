@@ -90,7 +90,8 @@ def activations(model: Any, x: np.ndarray, layer: str | None = None, batch_size:
     else:
         linear = [m for m in modules.values() if isinstance(m, torch.nn.Linear)]
         if not linear:
-            raise GateInputError("the model has no nn.Linear layer; name the layer to cluster in the policy")
+            raise GateInputError("the model has no nn.Linear layer; name the layer to cluster in the policy (a "
+                                 "torch.export / pt2 model has none to hook: log it as a pickle to check it)")
         module, take = linear[-1], (lambda inputs, output: inputs[0])
     captured: list[Any] = []
     handle = module.register_forward_hook(lambda _m, inputs, output: captured.append(take(inputs, output).flatten(1)))
@@ -101,6 +102,9 @@ def activations(model: Any, x: np.ndarray, layer: str | None = None, batch_size:
                 model(torch.as_tensor(x[start:start + batch_size], dtype=torch.float32, device=device))
     finally:
         handle.remove()
+    if not captured:  # a torch.export graph (MLflow's pt2 format) keeps layers as parameter holders only
+        raise GateInputError(f"layer {layer!r} never ran, so there are no activations to cluster; a torch.export "
+                             "(pt2) model calls no layer modules: log it as a pickle to check it")
     return torch.cat(captured).cpu().numpy()
 
 

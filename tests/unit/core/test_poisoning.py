@@ -89,7 +89,9 @@ def test_a_tolerated_fraction_passes_but_still_reports(scenario, reference):
     ("sklearn-model", "torch nn.Module"),
     ("unknown-layer", "no module named"),
     ("reference-lacks-a-label", "no records of label"),
-], ids=["sklearn-model", "unknown-layer", "reference-lacks-a-label"])
+    ("exported-graph", r"no nn.Linear layer; .*pt2 model has none to hook"),
+    ("exported-graph-layer", "never ran"),
+], ids=["sklearn-model", "unknown-layer", "reference-lacks-a-label", "exported-graph", "exported-graph-layer"])
 def test_bad_input_fails_closed(scenario, reference, case, match):
     x, y, _, model = scenario
     x_ref, y_ref = reference
@@ -98,6 +100,10 @@ def test_bad_input_fails_closed(scenario, reference, case, match):
         model = LogisticRegression(max_iter=200).fit(x.reshape(len(x), -1), y)
     elif case == "unknown-layer":
         config = PoisoningPolicy(layer="nope")
+    elif case.startswith("exported-graph"):  # what MLflow's pt2 format loads: a graph of aten calls
+        model = torch.export.export(model, (torch.as_tensor(x[:2]),),
+                                    dynamic_shapes=({0: torch.export.Dim("batch")},)).module()
+        config = PoisoningPolicy(layer="head") if case.endswith("layer") else config
     else:
         x_ref, y_ref = x_ref[y_ref != 3], y_ref[y_ref != 3]
     with pytest.raises(GateInputError, match=match):
