@@ -22,6 +22,7 @@ distances. Labels whose cluster test did not fire flag nothing, so a clean model
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,35 +78,68 @@ class ClassReport:
 
 
 def activations(model: Any, x: np.ndarray, layer: str | None = None, batch_size: int = 512) -> np.ndarray:
-    """Flattened activations of ``layer`` (default: the input of the last ``nn.Linear``) for ``x``."""
+    """Flattened activations of ``layer`` (default: the input of the last linear layer) for ``x``.
+
+    Eager modules are read through a forward hook. A torch.export graph (MLflow's ``pt2`` format) runs
+    its layers as ``aten`` calls, not modules, so there the default layer is read by interpreting the
+    graph and keeping the input of its last ``aten.linear`` call; a named layer cannot be found in it.
+    """
     import torch
 
     if not is_torch_module(model):
         raise GateInputError(f"{GATE} reads a torch nn.Module's activations; got {type(model).__name__}")
     modules = dict(model.named_modules())
-    if layer is not None:
-        if layer not in modules:
-            raise GateInputError(f"the model has no module named {layer!r}")
-        module, take = modules[layer], (lambda inputs, output: output)
+    linear = [m for m in modules.values() if isinstance(m, torch.nn.Linear)]
+    if layer is not None and layer not in modules:
+        raise GateInputError(f"the model has no module named {layer!r}")
+    if layer is None and not linear and isinstance(model, torch.fx.GraphModule):
+        forward = _last_linear_input(model)
+    elif layer is None and not linear:
+        raise GateInputError("the model has no nn.Linear layer; name the layer to cluster in the policy")
     else:
-        linear = [m for m in modules.values() if isinstance(m, torch.nn.Linear)]
-        if not linear:
-            raise GateInputError("the model has no nn.Linear layer; name the layer to cluster in the policy (a "
-                                 "torch.export / pt2 model has none to hook: log it as a pickle to check it)")
-        module, take = linear[-1], (lambda inputs, output: inputs[0])
-    captured: list[Any] = []
-    handle = module.register_forward_hook(lambda _m, inputs, output: captured.append(take(inputs, output).flatten(1)))
+        forward = _hooked(model, modules[layer] if layer else linear[-1], take_input=layer is None)
     device = next(model.parameters()).device
-    try:
-        with evaluating(model), torch.no_grad():
-            for start in range(0, len(x), batch_size):
-                model(torch.as_tensor(x[start:start + batch_size], dtype=torch.float32, device=device))
-    finally:
-        handle.remove()
-    if not captured:  # a torch.export graph (MLflow's pt2 format) keeps layers as parameter holders only
-        raise GateInputError(f"layer {layer!r} never ran, so there are no activations to cluster; a torch.export "
-                             "(pt2) model calls no layer modules: log it as a pickle to check it")
-    return torch.cat(captured).cpu().numpy()
+    with evaluating(model), torch.no_grad():
+        parts = [forward(torch.as_tensor(x[start:start + batch_size], dtype=torch.float32, device=device))
+                 for start in range(0, len(x), batch_size)]
+    if any(part is None for part in parts):
+        where = f"layer {layer!r}" if layer else "a linear layer"
+        raise GateInputError(f"{where} never ran, so there are no activations to cluster (a torch.export graph "
+                             "runs no layer modules: leave the layer unset to read its last linear call)")
+    return torch.cat([part.flatten(1) for part in parts]).cpu().numpy() if parts else np.empty((0, 0))
+
+
+def _hooked(model: Any, module: Any, take_input: bool) -> Callable[[Any], Any]:
+    """A forward pass returning ``module``'s input (or output) in it; ``None`` if it never ran."""
+    def forward(batch: Any) -> Any:
+        seen: list[Any] = []
+        handle = module.register_forward_hook(lambda _m, inputs, output: seen.append(inputs[0] if take_input
+                                                                                     else output))
+        try:
+            model(batch)
+        finally:
+            handle.remove()
+        return seen[-1] if seen else None
+    return forward
+
+
+def _last_linear_input(graph_module: Any) -> Callable[[Any], Any]:
+    """A forward pass interpreting a torch.fx graph, returning the input of its last ``aten.linear`` call."""
+    import torch
+
+    class Capture(torch.fx.Interpreter):
+        captured: Any = None
+
+        def call_function(self, target, args, kwargs):
+            if target is torch.ops.aten.linear.default:
+                self.captured = args[0]
+            return super().call_function(target, args, kwargs)
+
+    def forward(batch: Any) -> Any:
+        capture = Capture(graph_module)
+        capture.run(batch)
+        return capture.captured
+    return forward
 
 
 def _far_from_reference(train: np.ndarray, reference: np.ndarray, config: PoisoningPolicy) -> np.ndarray:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from sklearn.linear_model import LogisticRegression
 
 from mlgate.core.errors import GateInputError
-from mlgate.core.poisoning import SUSPECTS_FILE, PoisoningPolicy, check_poisoning
+from mlgate.core.poisoning import SUSPECTS_FILE, PoisoningPolicy, activations, check_poisoning
 from mlgate.core.results import Status
 from tests.fixtures.models import DigitsCNN, add_trigger, backdoored_digits, digits, train
 
@@ -85,13 +85,30 @@ def test_a_tolerated_fraction_passes_but_still_reports(scenario, reference):
     assert result.metrics["suspicious"] >= 0.9 * poisoned.sum()
 
 
+def exported(model, x):
+    """What MLflow's pt2 format loads: a torch.export graph of aten calls, batch size free."""
+    return torch.export.export(model, (torch.as_tensor(x[:2]),),
+                               dynamic_shapes=({0: torch.export.Dim("batch")},)).module()
+
+
+def test_an_exported_graph_is_read_at_its_last_linear_call_like_the_eager_model(scenario, reference):
+    x, y, _, model = scenario
+    graph = exported(model, x)
+    eager = activations(model, x[:300])
+    assert eager.shape == (300, 64)
+    np.testing.assert_allclose(activations(graph, x[:300]), eager, rtol=1e-5, atol=1e-6)
+    results = [check_poisoning(m, x, y, *reference, PoisoningPolicy(), "p", model_digest="sha256:m")
+               for m in (model, graph)]
+    assert results[1].status == results[0].status == Status.BLOCKED
+    assert results[1].metrics == results[0].metrics
+
+
 @pytest.mark.parametrize(("case", "match"), [
     ("sklearn-model", "torch nn.Module"),
     ("unknown-layer", "no module named"),
     ("reference-lacks-a-label", "no records of label"),
-    ("exported-graph", r"no nn.Linear layer; .*pt2 model has none to hook"),
-    ("exported-graph-layer", "never ran"),
-], ids=["sklearn-model", "unknown-layer", "reference-lacks-a-label", "exported-graph", "exported-graph-layer"])
+    ("exported-graph-layer", "layer 'head' never ran"),
+], ids=["sklearn-model", "unknown-layer", "reference-lacks-a-label", "exported-graph-layer"])
 def test_bad_input_fails_closed(scenario, reference, case, match):
     x, y, _, model = scenario
     x_ref, y_ref = reference
@@ -100,10 +117,8 @@ def test_bad_input_fails_closed(scenario, reference, case, match):
         model = LogisticRegression(max_iter=200).fit(x.reshape(len(x), -1), y)
     elif case == "unknown-layer":
         config = PoisoningPolicy(layer="nope")
-    elif case.startswith("exported-graph"):  # what MLflow's pt2 format loads: a graph of aten calls
-        model = torch.export.export(model, (torch.as_tensor(x[:2]),),
-                                    dynamic_shapes=({0: torch.export.Dim("batch")},)).module()
-        config = PoisoningPolicy(layer="head") if case.endswith("layer") else config
+    elif case == "exported-graph-layer":
+        model, config = exported(model, x), PoisoningPolicy(layer="head")
     else:
         x_ref, y_ref = x_ref[y_ref != 3], y_ref[y_ref != 3]
     with pytest.raises(GateInputError, match=match):
