@@ -8,6 +8,7 @@ the evidence is then the ε the model was trained under, not a claim (ADR 0010).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -123,14 +124,19 @@ def _dp_sgd(training: TrainingSet, options: DpSgdOptions, seed: int) -> Fitted:
     loader = torch.utils.data.DataLoader(rows, batch_size=training.batch_size,
                                          generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.Adam(training.model.parameters(), lr=training.learning_rate)
-    private = make_private(training.model, optimizer, loader, options.target_epsilon, options.target_delta,
-                           training.epochs, options.max_grad_norm, options.secure_mode)
-    private.model.train()
-    for _ in range(training.epochs):
-        for batch, target in private.data_loader:
-            private.optimizer.zero_grad()
-            torch.nn.functional.cross_entropy(private.model(batch), target).backward()
-            private.optimizer.step()
+    with warnings.catch_warnings():
+        # Opacus' per-sample hooks on the first layer (whose input needs no gradient) and its RDP order
+        # search warn on every run; neither changes the accounting
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        warnings.filterwarnings("ignore", message="Optimal order is the")
+        private = make_private(training.model, optimizer, loader, options.target_epsilon, options.target_delta,
+                               training.epochs, options.max_grad_norm, options.secure_mode)
+        private.model.train()
+        for _ in range(training.epochs):
+            for batch, target in private.data_loader:
+                private.optimizer.zero_grad()
+                torch.nn.functional.cross_entropy(private.model(batch), target).backward()
+                private.optimizer.step()
     params = {"method": "dp_sgd", **options.model_dump(), "noise_multiplier": private.noise_multiplier,
               "accountant": "rdp"}
     return Fitted(private.model.to_standard_module().eval(), "pytorch", params,

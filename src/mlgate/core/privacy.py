@@ -19,12 +19,13 @@ GATE = "data.privacy"
 
 
 class PrivacyPolicy(BaseModel):
-    """Policy section ``gates.data.privacy``: lifetime budgets per dataset and what one release publishes."""
+    """Policy section ``gates.data.privacy``: lifetime budgets per dataset (shared with DP-SGD training) and
+    what one release publishes (a policy whose data is only trained on privately may declare none)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     budgets: Budgets
-    release: ReleaseSpec
+    release: ReleaseSpec | None = None
 
 
 def check_privacy(frame, dataset_digest: str, config: PrivacyPolicy, ledger: Ledger, policy_digest: str,
@@ -34,6 +35,8 @@ def check_privacy(frame, dataset_digest: str, config: PrivacyPolicy, ledger: Led
     started = utcnow()
     if not dataset_digest:
         raise GateInputError("data.privacy needs the dataset digest the budget is kept under")
+    if config.release is None:
+        raise GateInputError("gates.data.privacy.release: the policy declares no release to publish")
     plan = plan_release(config.release)
     validate_frame(frame, config.release)
     budget = config.budgets.for_dataset(dataset_digest)

@@ -77,3 +77,10 @@ def test_bad_input_fails_before_anything_is_spent(ledger, data, digest):
     with pytest.raises(GateInputError):
         check_privacy(data, digest, policy(), ledger, "p", "alice")
     assert ledger.spent(DIGEST) == (0.0, 0.0)
+
+
+def test_a_policy_without_a_release_publishes_nothing_and_spends_nothing(frame, ledger):
+    config = PrivacyPolicy(budgets=Budgets(default=Budget(epsilon=5.0, delta=1e-5)))  # budgets for DP-SGD only
+    with pytest.raises(GateInputError, match="declares no release"):
+        check_privacy(frame, DIGEST, config, ledger, "p", "alice")
+    assert ledger.spent(DIGEST) == (0.0, 0.0)
