@@ -245,6 +245,30 @@ def pgd_throughput(samples: int, device: str, batch_size: int, repeats: int, eps
             "agreement": float((art_pred == own.adv_pred).mean())}
 
 
+def gate_lines(samples: int, device: str, eps: float) -> list[str]:
+    """The gate end to end (policy, device placement, result) on the eager model and on its torch.export
+    graph exported on the CPU, as MLflow's pt2 format loads it."""
+    import copy
+
+    from mlgate.core.robustness import RobustnessPolicy, check_robustness
+
+    x, y = learnable_images(samples)
+    model = trained_cnn(*learnable_images(4096, seed=1), device, steps=300 if device == "cuda" else 40)
+    graph = torch.export.export(copy.deepcopy(model).cpu(), (torch.as_tensor(x[:2]),),
+                                dynamic_shapes=({0: torch.export.Dim("batch")},)).module()
+    policy = RobustnessPolicy(attacks=[{"name": "pgd", "eps": eps, "eps_step": eps / 4, "steps": 10,
+                                        "samples": samples}], min_robust_accuracy=0.0, max_accuracy_drop=1.0,
+                              curve_factors=())
+    lines = []
+    for name, candidate in (("eager", model), ("torch.export (pt2)", graph)):
+        start = time.perf_counter()
+        metrics = check_robustness(candidate, x, y, policy, "bench", model_digest="bench").metrics
+        lines.append(f"gate on the {name} model: device {metrics['device']}, robust accuracy "
+                     f"{metrics['robust_accuracy']:.4f}, {samples / (time.perf_counter() - start):.0f} samples/s "
+                     "(policy, sampling and evidence included)")
+    return lines
+
+
 def print_pgd(samples: int, device: str, batch_size: int, repeats: int, eps: float) -> None:
     r = pgd_throughput(samples, device, batch_size, repeats, eps)
     name = torch.cuda.get_device_name() if device == "cuda" else "cpu"
@@ -261,6 +285,7 @@ def print_pgd(samples: int, device: str, batch_size: int, repeats: int, eps: flo
           f"{r['agreement']:.1%}")
     if device == "cuda":
         print(f"GPU goal (>= 4x ART): {'ok' if r['own_rate'] >= 4 * r['art_rate'] and gap <= 0.01 else 'MISSED'}")
+    print("\n".join(gate_lines(min(samples, 4096), device, eps)))
 
 
 def main() -> None:
