@@ -110,14 +110,9 @@ def fit_torch(model: Any, x: Any, y: Any, *, epochs: int, batch_size: int, learn
 
 def _dp_sgd(training: TrainingSet, options: DpSgdOptions, seed: int) -> Fitted:
     import torch
-    from opacus.validators import ModuleValidator
 
     from mlgate.core.dp_sgd import make_private
 
-    problems = ModuleValidator.validate(training.model, strict=False)
-    if problems:
-        raise GateInputError(f"DP-SGD cannot train {type(training.model).__name__}: "
-                             + "; ".join(str(p) for p in problems[:3]))
     torch.manual_seed(seed)
     rows = torch.utils.data.TensorDataset(torch.as_tensor(training.x, dtype=torch.float32),
                                           torch.as_tensor(training.y, dtype=torch.long))
@@ -160,15 +155,35 @@ def _adversarial(training: TrainingSet, options: AdversarialOptions, flavor: str
     return Fitted(trained.model, flavor, trained.params)
 
 
-def fit(training: TrainingSet, *, seed: int, dp_sgd: DpSgdOptions | None = None,
-        adversarial: AdversarialOptions | None = None) -> Fitted:
-    """Fit ``training.model`` the way the options ask; metrics include ``training.evaluate``'s."""
+def preflight(training: TrainingSet, dp_sgd: DpSgdOptions | None = None,
+              adversarial: AdversarialOptions | None = None) -> None:
+    """Refuse what ``fit`` could not do, before any privacy budget is charged for it."""
+    from importlib.util import find_spec
+
     flavor = flavor_of(training.model)
     if dp_sgd and adversarial:
         raise GateInputError("model.training: dp_sgd and adversarial_training cannot be combined (Opacus "
                              "accounts only for its own loop)")
-    if dp_sgd and flavor != "pytorch":
+    if not dp_sgd:
+        return
+    if flavor != "pytorch":
         raise GateInputError(f"DP-SGD trains torch modules; {type(training.model).__name__} is not one")
+    for package, needed_for in (("opacus", "DP-SGD"), ("torchcsprng", "DP-SGD's secure_mode")):
+        if (package == "opacus" or dp_sgd.secure_mode) and find_spec(package) is None:
+            raise GateInputError(f"{needed_for} needs the {package} package, which is not installed")
+    from opacus.validators import ModuleValidator
+
+    problems = ModuleValidator.validate(training.model, strict=False)
+    if problems:
+        raise GateInputError(f"DP-SGD cannot train {type(training.model).__name__}: "
+                             + "; ".join(str(p) for p in problems[:3]))
+
+
+def fit(training: TrainingSet, *, seed: int, dp_sgd: DpSgdOptions | None = None,
+        adversarial: AdversarialOptions | None = None) -> Fitted:
+    """Fit ``training.model`` the way the options ask; metrics include ``training.evaluate``'s."""
+    preflight(training, dp_sgd, adversarial)
+    flavor = flavor_of(training.model)
     if dp_sgd:
         fitted = _dp_sgd(training, dp_sgd, seed)
     elif adversarial:

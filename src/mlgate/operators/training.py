@@ -130,7 +130,7 @@ class ModelTrainingGateOperator(BaseGateOperator):
         random.seed(seed)
         np.random.seed(seed)
         output = train(data_path=self.data_path, params=dict(self.hyperparameters), seed=seed)
-        _refuse_unusable(output, dp_sgd or adversarial, self.torch_serialization)
+        _refuse_unusable(output, dp_sgd, adversarial, self.torch_serialization)
         spends = (str(workdir / "ledger.jsonl"),) if dp_sgd else ()  # the ledger's mirror in MLflow (ADR 0008)
         if dp_sgd:
             refused = self.charge_ledger(context, workdir, data_digest, dp_sgd, name)
@@ -200,14 +200,15 @@ class ModelTrainingGateOperator(BaseGateOperator):
                 pip_requirements=self.pip_requirements or [f"scikit-learn=={libraries.get('scikit-learn', '')}"])
 
 
-def _refuse_unusable(output: Any, loop_options: Any, torch_serialization: str) -> None:
+def _refuse_unusable(output: Any, dp_sgd: Any, adversarial: Any, torch_serialization: str) -> None:
     """Refuse, before anything is trained or spent, an output the gate could not fit or export."""
-    from mlgate.core.fitting import TrainingSet
+    from mlgate.core.fitting import TrainingSet, preflight
     from mlgate.core.model_eval import is_torch_module
 
     if isinstance(output, TrainingSet):
+        preflight(output, dp_sgd, adversarial)
         return
-    if loop_options:
+    if dp_sgd or adversarial:
         raise GateInputError("dp_sgd and adversarial_training need the training callable to return a mlgate."
                              f"core.fitting.TrainingSet for the gate to fit; it returned {type(output).__name__}")
     if torch_serialization == "pt2" and is_torch_module(_model_and_metrics(output)[0]):

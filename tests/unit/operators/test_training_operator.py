@@ -94,7 +94,10 @@ def test_a_policy_requiring_dp_refuses_to_train_without_it(tmp_path, dp_sgd):
     ({"dp_sgd": {"target_epsilon": -1, "target_delta": 1e-5}}, "cnn_training", "option dp_sgd: target_epsilon"),
     ({"adversarial_training": {"eps": 0.1, "norm": 2}}, "cnn_training", "option adversarial_training: norm"),
     ({"dp_sgd": {"target_epsilon": 1, "target_delta": 1e-5}}, "fitted_logistic", "return a mlgate.core.fitting"),
-], ids=["negative-epsilon", "unknown-key", "self-fitted-model"])
+    ({"dp_sgd": {"target_epsilon": 1, "target_delta": 1e-5}}, "batchnorm_training", "cannot train .*BatchNorm"),
+    ({"dp_sgd": {"target_epsilon": 1, "target_delta": 1e-5, "secure_mode": True}}, "cnn_training",
+     "needs the torchcsprng package"),
+], ids=["negative-epsilon", "unknown-key", "self-fitted-model", "no-per-example-gradients", "no-secure-rng"])
 def test_unusable_options_are_config_errors_and_spend_nothing(tmp_path, options, callable_, message):
     run = digits_run(tmp_path)
     with pytest.raises(GateConfigViolation, match=message):
