@@ -8,6 +8,7 @@ the evidence is then the ε the model was trained under, not a claim (ADR 0010).
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlgate.core.errors import GateInputError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -100,11 +103,13 @@ def fit_torch(model: Any, x: Any, y: Any, *, epochs: int, batch_size: int, learn
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     generator = torch.Generator().manual_seed(seed)
     model.train()
-    for _ in range(epochs):
+    for epoch in range(epochs):
         for batch in torch.randperm(len(xt), generator=generator).split(batch_size):
             optimizer.zero_grad()
-            torch.nn.functional.cross_entropy(model(xt[batch]), yt[batch]).backward()
+            loss = torch.nn.functional.cross_entropy(model(xt[batch]), yt[batch])
+            loss.backward()
             optimizer.step()
+        log.info("training epoch %d/%d done, last batch loss %.4f", epoch + 1, epochs, loss.item())
     return model.eval()
 
 
@@ -127,11 +132,12 @@ def _dp_sgd(training: TrainingSet, options: DpSgdOptions, seed: int) -> Fitted:
         private = make_private(training.model, optimizer, loader, options.target_epsilon, options.target_delta,
                                training.epochs, options.max_grad_norm, options.secure_mode)
         private.model.train()
-        for _ in range(training.epochs):
+        for epoch in range(training.epochs):
             for batch, target in private.data_loader:
                 private.optimizer.zero_grad()
                 torch.nn.functional.cross_entropy(private.model(batch), target).backward()
                 private.optimizer.step()
+            log.info("DP-SGD epoch %d/%d done, ε spent so far %.4f", epoch + 1, training.epochs, private.epsilon())
     params = {"method": "dp_sgd", **options.model_dump(), "noise_multiplier": private.noise_multiplier,
               "accountant": "rdp"}
     return Fitted(private.model.to_standard_module().eval(), "pytorch", params,

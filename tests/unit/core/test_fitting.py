@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 
 import numpy as np
@@ -23,11 +24,13 @@ def images():
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_dp_sgd_spends_at_most_the_target_and_leaves_a_plain_module(images):
+def test_dp_sgd_spends_at_most_the_target_and_leaves_a_plain_module(images, caplog):
     x_train, x_test, y_train, y_test = images
     options = DpSgdOptions(target_epsilon=2.0, target_delta=1e-5, max_grad_norm=1.0)
-    fitted = fit(TrainingSet(DigitsCNN(), x_train, y_train, epochs=10, batch_size=128, learning_rate=1e-2), seed=0,
-                 dp_sgd=options)
+    with caplog.at_level(logging.INFO, logger="mlgate.core.fitting"):
+        fitted = fit(TrainingSet(DigitsCNN(), x_train, y_train, epochs=10, batch_size=128, learning_rate=1e-2),
+                     seed=0, dp_sgd=options)
+    assert len([m for m in caplog.messages if m.startswith("DP-SGD epoch ")]) == 10  # progress, epoch by epoch
     assert 0.5 < fitted.metrics["dp_epsilon"] <= 2.0 * 1.01
     assert fitted.params["method"] == "dp_sgd" and fitted.params["noise_multiplier"] > 0.3
     assert type(fitted.model) is DigitsCNN and not fitted.model.training
