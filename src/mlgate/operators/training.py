@@ -109,6 +109,10 @@ class ModelTrainingGateOperator(BaseGateOperator):
         name = self.model_name or self.policy.promotion.model_name
         dp_sgd = DpSgdOptions.parse("dp_sgd", self.dp_sgd)
         adversarial = AdversarialOptions.parse("adversarial_training", self.adversarial_training)
+        if self.torch_serialization not in ("pt2", "pickle"):
+            raise GateInputError(f"torch_serialization must be 'pt2' or 'pickle', got {self.torch_serialization!r}")
+        if dp_sgd:
+            self.policy.section("data.privacy")  # the budgets DP-SGD is charged to: a missing section fails here
         data_digest = verified_data_digest(context, self.data_gate_task_id, "train")
         train = resolve_callable(self.training_callable)
         code_dir = Path(self.code_path or Path(inspect.getsourcefile(train) or ".").parent)

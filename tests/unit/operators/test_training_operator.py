@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mlgate.core.integrity import build_manifest
 from mlgate.core.privacy_ledger import SqlLedger
@@ -97,7 +98,9 @@ def test_a_policy_requiring_dp_refuses_to_train_without_it(tmp_path, dp_sgd):
     ({"dp_sgd": {"target_epsilon": 1, "target_delta": 1e-5}}, "batchnorm_training", "cannot train .*BatchNorm"),
     ({"dp_sgd": {"target_epsilon": 1, "target_delta": 1e-5, "secure_mode": True}}, "cnn_training",
      "needs the torchcsprng package"),
-], ids=["negative-epsilon", "unknown-key", "self-fitted-model", "no-per-example-gradients", "no-secure-rng"])
+    ({"torch_serialization": "pt3"}, "cnn_training", "torch_serialization must be"),
+], ids=["negative-epsilon", "unknown-key", "self-fitted-model", "no-per-example-gradients", "no-secure-rng",
+        "unknown-format"])
 def test_unusable_options_are_config_errors_and_spend_nothing(tmp_path, options, callable_, message):
     run = digits_run(tmp_path)
     with pytest.raises(GateConfigViolation, match=message):
@@ -134,3 +137,13 @@ def test_one_policy_blocks_the_plain_cnn_and_passes_the_adversarially_trained_on
     assert {k: madry_params[f"training.{k}"] for k in ("method", "eps", "steps", "epochs")} == {
         "method": "madry_pgd", "eps": "0.1", "steps": "7", "epochs": "10"}
     assert sorted(v.tags["mlgate.training.method"] for v in versions(run)) == ["madry_pgd", "plain"]
+
+
+def test_dp_sgd_under_a_policy_without_budgets_is_a_config_error(tmp_path):
+    run = digits_run(tmp_path)
+    policy = yaml.safe_load(run["policy"].read_text())
+    del policy["gates"]["data.privacy"]
+    write_policy(run["policy"], policy)
+    with pytest.raises(GateConfigViolation, match=r"gates\.data\.privacy\.budgets"):
+        train(run, dp_sgd={"target_epsilon": 1.0, "target_delta": 1e-5})
+    assert versions(run) == []
