@@ -63,7 +63,7 @@ def test_a_server_stopped_mid_pipeline_never_promotes(use_server, tmp_path):
     assert alias_of(run) == upstream[("train_model", "model_version")]
 
 
-@pytest.mark.parametrize("attempt", range(3))
+@pytest.mark.parametrize("attempt", range(10))
 def test_parallel_gates_of_one_dag_run_share_one_experiment_and_one_run(use_server, attempt):
     """The scheduler runs a DAG run's gates in parallel: they race to create the experiment and the run
     (seen through the real scheduler: RESOURCE_ALREADY_EXISTS failed a gate)."""

@@ -10,6 +10,7 @@ import math
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ TAG_DATA_DIGEST = "mlgate.data_digest"
 TAG_MODEL_DIGEST = "mlgate.model_digest"
 TAG_CODE_DIGEST = "mlgate.code_digest"
 TAG_LIMIT = 4900  # MLflow caps tag values at 5000 characters
+RUN_SETTLE_S = 1.0  # how long after a keyed run starts its racing twins may still be committing (keyed_run)
 _METRIC_UNSAFE = re.compile(r"[^\w.\- ]")
 
 
@@ -85,7 +87,13 @@ def get_or_create_experiment(client: MlflowClient, name: str) -> str:
 
 def keyed_run(client: MlflowClient, experiment: str, tag: str, key: str, *, create: bool = True) -> str | None:
     """The one MLflow run of ``experiment`` tagged ``tag = key``; created on first use (``None`` when absent
-    and ``create`` is false). When two writers race to create it, both converge on the oldest run."""
+    and ``create`` is false).
+
+    Parallel gates of one DAG run race to create it, and MLflow has no compare-and-set: every writer that
+    found none creates one. All converge on the oldest (start time, then run id) of the runs that exist
+    ``RUN_SETTLE_S`` after the oldest one started: a writer that arrives earlier waits until then, so a
+    racing writer's run committed a moment later is not missed (its clock must be within that of ours).
+    """
     if not create:
         found = call(client, "reading the experiment", lambda: client.get_experiment_by_name(experiment))
         if found is None:
@@ -101,7 +109,13 @@ def keyed_run(client: MlflowClient, experiment: str, tag: str, key: str, *, crea
         call(client, f"creating the run tagged {tag}",
              lambda: client.create_run(experiment_id, tags={tag: key}, run_name=key.replace("/", "__")))
         runs = call(client, f"searching the run tagged {tag}", search)
-    return runs[0].info.run_id if runs else None
+    if not runs:
+        return None
+    settled_at = min(r.info.start_time for r in runs) / 1000 + RUN_SETTLE_S
+    if time.time() < settled_at:
+        time.sleep(settled_at - time.time())
+        runs = call(client, f"searching the run tagged {tag}", search)
+    return min(runs, key=lambda r: (r.info.start_time, r.info.run_id)).info.run_id
 
 
 def pipeline_run(client: MlflowClient, experiment: str, key: str) -> str:
