@@ -57,3 +57,12 @@ def signing_key() -> Path:
     path = demo_signing_key(_SCRATCH / "mlgate")
     os.environ[KEY_FILE_ENV] = str(path)
     return path
+
+
+@pytest.fixture(autouse=True)
+def no_run_settle(request, monkeypatch) -> None:
+    """Gates run in this process one after another, so nothing races them to create a DAG run's MLflow run:
+    skip ``keyed_run``'s settle wait (1 s per DAG run). Tests marked ``racing`` keep it; processes the tests
+    start (the scheduler, the CLI) always do."""
+    if request.node.get_closest_marker("racing") is None:
+        monkeypatch.setattr("mlgate.core.registry.RUN_SETTLE_S", 0.0)

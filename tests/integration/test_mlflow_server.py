@@ -63,14 +63,21 @@ def test_a_server_stopped_mid_pipeline_never_promotes(use_server, tmp_path):
     assert alias_of(run) == upstream[("train_model", "model_version")]
 
 
+@pytest.mark.racing
 @pytest.mark.parametrize("attempt", range(10))
-def test_parallel_gates_of_one_dag_run_share_one_experiment_and_one_run(use_server, attempt):
+def test_parallel_gates_of_one_dag_run_share_one_experiment_and_one_run(use_server, attempt, monkeypatch):
     """The scheduler runs a DAG run's gates in parallel: they race to create the experiment and the run
     (seen through the real scheduler: RESOURCE_ALREADY_EXISTS failed a gate)."""
     import threading
     import uuid
 
     import mlflow
+
+    # MLflow 3.17's server answers concurrent run searches with a sporadic 500 when its auth extra is not
+    # installed (each search re-imports mlflow.server.auth, which fails; a concurrent one sees it half
+    # imported). Clients retry a 500 by default; use_server turns retries off to fail fast on outages.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
 
     from mlgate.core.registry import pipeline_run
 
