@@ -15,3 +15,13 @@ def airflow_db(scratch):
 
     os.environ["AIRFLOW_CONN_TRIVY_DEFAULT"] = offline_trivy_connection(scratch)
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, timeout=300)
+
+
+@pytest.fixture(scope="session")
+def dag_bag(airflow_db, repo_root):
+    """The repository's DAG files, parsed once by Airflow; none may fail to import."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(repo_root / "dags"))
+    assert bag.import_errors == {}
+    return bag

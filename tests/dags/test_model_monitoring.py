@@ -15,7 +15,6 @@ from mlgate.core.registry import current_alias_version
 from mlgate.demo.dataset import write_loans
 from mlgate.hooks.mlflow import MlflowHook
 from mlgate.operators.incident import RETRAINING_REQUESTED
-from tests.conftest import ROOT
 from tests.helpers import default_policy, register_version, write_policy
 from tests.monitoring_data import write_dp_reference, write_inference_log
 
@@ -23,16 +22,7 @@ pytestmark = pytest.mark.dags
 
 
 @pytest.fixture(scope="module")
-def dags(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(ROOT / "dags"))
-    assert bag.import_errors == {}
-    return bag
-
-
-@pytest.fixture(scope="module")
-def promoted(dags, tmp_path_factory):
+def promoted(dag_bag, tmp_path_factory):
     """Versions 1, 2 and 3 of a model, each trained and promoted by the secure training pipeline."""
     root = tmp_path_factory.mktemp("monitoring-dag")
     data = write_loans(root / "loans.csv", rows=1500)
@@ -41,7 +31,7 @@ def promoted(dags, tmp_path_factory):
     conf = {"data_path": str(data), "manifest_path": str(build_manifest(data).save(root / "m.json")),
             "policy_path": str(write_policy(root / "policy.yaml", policy)), "profile_path": str(root / "dp.json")}
     for _ in range(3):
-        assert str(dags.get_dag("secure_training_pipeline").test(run_conf=conf).state) == "success"
+        assert str(dag_bag.get_dag("secure_training_pipeline").test(run_conf=conf).state) == "success"
     client = MlflowHook().get_conn()
     assert current_alias_version(client, name, "champion") == "3"
     assert set(load_reference(conf["profile_path"]).numeric) >= {"age", "annual_income", "credit_score"}
@@ -52,29 +42,29 @@ def promoted(dags, tmp_path_factory):
             "reference": str(write_dp_reference(root / "reference.json", rows=1500, seed=7))}
 
 
-def monitor(dags, promoted, drifted):
+def monitor(dag_bag, promoted, drifted):
     log = promoted["root"] / uuid.uuid4().hex / "inference.jsonl"
     write_inference_log(log, drifted=drifted)
-    run = dags.get_dag("model_monitoring").test(run_conf={
+    run = dag_bag.get_dag("model_monitoring").test(run_conf={
         "inference_log_path": str(log.parent), "reference_path": promoted["reference"],
         "policy_path": promoted["policy"]})
     return str(run.state), {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 
 
-def test_the_training_pipeline_is_scheduled_on_retraining_requests(dags):
-    assert dags.get_dag("secure_training_pipeline").timetable.asset_condition == RETRAINING_REQUESTED
+def test_the_training_pipeline_is_scheduled_on_retraining_requests(dag_bag):
+    assert dag_bag.get_dag("secure_training_pipeline").timetable.asset_condition == RETRAINING_REQUESTED
 
 
-def test_a_healthy_window_raises_no_alert(dags, promoted):
+def test_a_healthy_window_raises_no_alert(dag_bag, promoted):
     before = current_alias_version(promoted["client"], promoted["name"], "champion")
-    state, tasks = monitor(dags, promoted, drifted=False)
+    state, tasks = monitor(dag_bag, promoted, drifted=False)
     assert state == "success"
     assert tasks == {"monitor_drift": "success", "monitor_confidence": "success", "monitor_queries": "success",
                      "respond": "skipped", "monitoring_failed": "skipped"}
     assert current_alias_version(promoted["client"], promoted["name"], "champion") == before
 
 
-def test_drift_demotes_to_the_last_version_whose_evidence_passes(dags, promoted):
+def test_drift_demotes_to_the_last_version_whose_evidence_passes(dag_bag, promoted):
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session
 
@@ -84,7 +74,7 @@ def test_drift_demotes_to_the_last_version_whose_evidence_passes(dags, promoted)
     (stored / "model.skops").write_bytes(b"swapped after validation")
     client.set_registered_model_alias(name, "champion", "3")
 
-    state, tasks = monitor(dags, promoted, drifted=True)
+    state, tasks = monitor(dag_bag, promoted, drifted=True)
     assert state == "failed"
     assert (tasks["monitor_drift"], tasks["respond"], tasks["monitoring_failed"]) == ("failed", "success", "failed")
     assert current_alias_version(client, name, "champion") == "1"
@@ -104,7 +94,7 @@ def test_drift_demotes_to_the_last_version_whose_evidence_passes(dags, promoted)
             "gate": "incident.respond"} in events
 
 
-def test_a_reported_incident_without_a_good_version_removes_the_alias(dags, tmp_path):
+def test_a_reported_incident_without_a_good_version_removes_the_alias(dag_bag, tmp_path):
     data = default_policy()
     data["promotion"]["model_name"] = name = f"reported-{uuid.uuid4().hex[:8]}"
     data["promotion"]["required_gates"] = ["model.training"]
@@ -112,7 +102,7 @@ def test_a_reported_incident_without_a_good_version_removes_the_alias(dags, tmp_
     client = MlflowHook().get_conn()
     version = register_version(client, load_policy(policy), name)
     client.set_registered_model_alias(name, "champion", version)
-    run = dags.get_dag("incident_response").test(run_conf={
+    run = dag_bag.get_dag("incident_response").test(run_conf={
         "reason": "support tickets: approvals for obviously bad applications", "model_name": name,
         "policy_path": str(policy)})
     assert str(run.state) == "success"

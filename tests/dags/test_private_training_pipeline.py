@@ -24,12 +24,8 @@ SEEDS = itertools.count(701)
 
 
 @pytest.fixture(scope="module")
-def dag(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(ROOT / "dags"))
-    assert bag.import_errors == {}
-    return bag.get_dag("private_training_pipeline")
+def dag(dag_bag):
+    return dag_bag.get_dag("private_training_pipeline")
 
 
 @pytest.fixture

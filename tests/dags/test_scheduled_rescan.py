@@ -11,7 +11,6 @@ from mlgate.core.integrity import build_manifest
 from mlgate.core.registry import current_alias_version
 from mlgate.demo.dataset import write_loans
 from mlgate.hooks.mlflow import MlflowHook
-from tests.conftest import ROOT
 from tests.fixtures.oci_image import FIXED, VULNERABLE, write_docker_archive
 from tests.helpers import default_policy, write_policy
 
@@ -20,12 +19,8 @@ SEEDS = itertools.count(301)
 
 
 @pytest.fixture(scope="module")
-def dags(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(ROOT / "dags"))
-    assert bag.import_errors == {}
-    return bag.get_dag("secure_training_pipeline"), bag.get_dag("scheduled_rescan")
+def dags(dag_bag):
+    return dag_bag.get_dag("secure_training_pipeline"), dag_bag.get_dag("scheduled_rescan")
 
 
 @pytest.fixture(scope="module")

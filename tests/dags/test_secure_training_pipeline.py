@@ -15,7 +15,6 @@ from mlgate.core.registry import current_alias_version
 from mlgate.demo.dataset import write_loans
 from mlgate.demo.run import tamper
 from mlgate.hooks.mlflow import MlflowHook
-from tests.conftest import ROOT
 from tests.helpers import default_policy, write_policy
 
 pytestmark = pytest.mark.dags
@@ -23,12 +22,8 @@ SEEDS = itertools.count(101)
 
 
 @pytest.fixture(scope="module")
-def dag(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(ROOT / "dags"))
-    assert bag.import_errors == {}
-    return bag.get_dag("secure_training_pipeline")
+def dag(dag_bag):
+    return dag_bag.get_dag("secure_training_pipeline")
 
 
 @pytest.fixture
