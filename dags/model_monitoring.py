@@ -9,13 +9,13 @@ the DAG run, so an alert or a gate that could not decide is never a green run.
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 from airflow.sdk import DAG, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from mlgate.core.registry import mlgate_home
 from mlgate.operators import (
     IncidentRespondOperator,
     MonitorConfidenceGateOperator,
@@ -23,7 +23,7 @@ from mlgate.operators import (
     MonitorQueriesGateOperator,
 )
 
-HOME = Path(os.environ.get("MLGATE_HOME", ".mlgate")).absolute()
+HOME = mlgate_home()
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"
 window = {"inference_log_path": "{{ params.inference_log_path }}", "policy_path": "{{ params.policy_path }}"}
 

@@ -8,11 +8,11 @@ defaults point at the demo data under ``MLGATE_HOME``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from airflow.sdk import DAG, Param
 
+from mlgate.core.registry import mlgate_home
 from mlgate.operators import (
     DataIntegrityGateOperator,
     DataPiiGateOperator,
@@ -23,7 +23,7 @@ from mlgate.operators import (
     RegistryPromoteGateOperator,
 )
 
-HOME = Path(os.environ.get("MLGATE_HOME", ".mlgate")).absolute()
+HOME = mlgate_home()
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "private-training.yaml"
 gate_args = {"policy_path": "{{ params.policy_path }}"}
 data = "{{ params.data_path }}"

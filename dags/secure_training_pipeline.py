@@ -9,12 +9,12 @@ Besides manual runs, an incident response that demoted the model requests a run 
 
 from __future__ import annotations
 
-import os
 from importlib.util import find_spec
 from pathlib import Path
 
 from airflow.sdk import DAG, Param
 
+from mlgate.core.registry import mlgate_home
 from mlgate.operators import (
     CodeDependenciesGateOperator,
     CodeStaticGateOperator,
@@ -33,7 +33,7 @@ from mlgate.operators import (
 )
 from mlgate.operators.incident import RETRAINING_REQUESTED
 
-HOME = Path(os.environ.get("MLGATE_HOME", ".mlgate")).absolute()
+HOME = mlgate_home()
 ROOT = Path(__file__).resolve().parent.parent  # the checkout, or /opt/mlgate in the compose stack
 POLICY = ROOT / "policies" / "default.yaml"
 TRAINING_CODE = str(Path(find_spec("mlgate.demo").origin).parent)  # the code gates scan what training runs

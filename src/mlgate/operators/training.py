@@ -141,9 +141,10 @@ class ModelTrainingGateOperator(BaseGateOperator):
             if refused:
                 return replace(check_training(record, self.policy, started, refused), artifacts=spends)
         fitted = _fitted(output, seed, dp_sgd, adversarial)
+        how = {f"training.{k}": v for k, v in fitted.params.items()}
         with mlflow_errors("logging and registering the model", client.tracking_uri):
             with mlflow.start_run(run_id=run_id):
-                mlflow.log_params({f"training.{k}": v for k, v in fitted.params.items()})
+                mlflow.log_params(how)
                 mlflow.log_metrics(fitted.metrics)
                 info = self.log_model(fitted, name, libraries, output)
             version = str(info.registered_model_version)
@@ -157,8 +158,8 @@ class ModelTrainingGateOperator(BaseGateOperator):
                 client.set_model_version_tag(name, version, key, value)
         context["ti"].xcom_push(key="model_name", value=name)
         context["ti"].xcom_push(key="model_version", value=version)
-        record = replace(record, params={**record.params, **{f"training.{k}": v for k, v in fitted.params.items()}},
-                         model_uri=model_uri, model_digest=digest, metrics=fitted.metrics)
+        record = replace(record, params={**record.params, **how}, model_uri=model_uri, model_digest=digest,
+                         metrics=fitted.metrics)
         return replace(check_training(record, self.policy, started), artifacts=spends)
 
     def charge_ledger(self, context: Context, workdir: Path, data_digest: str, options: Any,
