@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 import model_corpus as corpus  # noqa: E402
 
-from mlgate.core.artifacts import scan_path  # noqa: E402
+from mlgate.gates.model.artifacts import scan_path  # noqa: E402
 
 _PICKLESCAN_TIMER = (
     "import sys, time\nfrom picklescan.scanner import scan_file_path\n"

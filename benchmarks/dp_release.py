@@ -21,8 +21,8 @@ import uuid
 import numpy as np
 import pandas as pd
 
-from mlgate.core.dp_release import CategoricalColumn, NumericColumn, Query, ReleaseSpec, plan_release, release
-from mlgate.core.privacy_ledger import Budget, SqlLedger
+from mlgate.gates.data.dp_release import CategoricalColumn, NumericColumn, Query, ReleaseSpec, plan_release, release
+from mlgate.gates.data.privacy_ledger import Budget, SqlLedger
 
 EDGES = tuple(float(e) for e in range(0, 100_001, 10_000))
 REGIONS = ("north", "south", "east", "west")

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import ks_2samp
 
-from mlgate.core.drift import DriftPolicy, adjust_pvalues, check_drift
+from mlgate.gates.monitor.drift import DriftPolicy, adjust_pvalues, check_drift
 
 COLUMNS, SHIFTED, SHIFT = 20, 5, 0.05
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from blake3 import blake3
 
-from mlgate.core.integrity import build_manifest
+from mlgate.gates.data.integrity import build_manifest
 
 
 def raw_sha256(files: list[Path]) -> None:

@@ -43,7 +43,7 @@ def robustness_rows(samples: int, repeats: int) -> list[tuple]:
     from sklearn.linear_model import LogisticRegression
     from tests.fixtures.models import digits
 
-    from mlgate.core.robustness import RobustnessPolicy, check_robustness
+    from mlgate.gates.model.robustness import RobustnessPolicy, check_robustness
 
     x_train, x_test, y_train, y_test = digits()
     model = LogisticRegression(max_iter=2000).fit(x_train, y_train)
@@ -70,7 +70,7 @@ def membership_rows(samples: int, repeats: int) -> list[tuple]:
     from sklearn.ensemble import RandomForestClassifier
     from tests.fixtures.models import digits
 
-    from mlgate.core.membership import MembershipPolicy, check_membership
+    from mlgate.gates.model.membership import MembershipPolicy, check_membership
 
     x_train, x_test, y_train, y_test = digits(test_size=0.5)
     model = RandomForestClassifier(n_estimators=100, random_state=0).fit(x_train, y_train)
@@ -95,7 +95,7 @@ def fairness_rows(samples: int, repeats: int) -> list[tuple]:
     from fairlearn.metrics import MetricFrame, count, false_positive_rate, selection_rate, true_positive_rate
     from sklearn.linear_model import LogisticRegression
 
-    from mlgate.core.fairness import FairnessPolicy, check_fairness
+    from mlgate.gates.model.fairness import FairnessPolicy, check_fairness
 
     rng = np.random.default_rng(0)
     n = samples * 20
@@ -123,7 +123,7 @@ def explainability_rows(samples: int, repeats: int) -> list[tuple]:
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.inspection import permutation_importance
 
-    from mlgate.core.explainability import ExplainabilityPolicy, check_explainability
+    from mlgate.gates.model.explainability import ExplainabilityPolicy, check_explainability
 
     x, y = load_breast_cancer(return_X_y=True)
     model = RandomForestClassifier(n_estimators=30, random_state=0).fit(x[:300], y[:300])
@@ -144,7 +144,7 @@ def poisoning_rows(repeats: int) -> list[tuple]:
     from art.estimators.classification import PyTorchClassifier
     from tests.fixtures.models import DigitsCNN, backdoored_digits, digits, train
 
-    from mlgate.core.poisoning import PoisoningPolicy, activations, check_poisoning, detect
+    from mlgate.gates.model.poisoning import PoisoningPolicy, activations, check_poisoning, detect
 
     x, y, poisoned = backdoored_digits()
     model = train(DigitsCNN(), x, y, seed=0)
@@ -216,7 +216,7 @@ def pgd_throughput(samples: int, device: str, batch_size: int, repeats: int, eps
     from art.attacks.evasion import ProjectedGradientDescentPyTorch
     from art.estimators.classification import PyTorchClassifier
 
-    from mlgate.core.torch_attacks import attack
+    from mlgate.gates.model.torch_attacks import attack
 
     x, y = learnable_images(samples)
     model = trained_cnn(*learnable_images(4096, seed=1), device, steps=300 if device == "cuda" else 40)
@@ -250,7 +250,7 @@ def gate_lines(samples: int, device: str, eps: float) -> list[str]:
     graph exported on the CPU, as MLflow's pt2 format loads it."""
     import copy
 
-    from mlgate.core.robustness import RobustnessPolicy, check_robustness
+    from mlgate.gates.model.robustness import RobustnessPolicy, check_robustness
 
     x, y = learnable_images(samples)
     model = trained_cnn(*learnable_images(4096, seed=1), device, steps=300 if device == "cuda" else 40)

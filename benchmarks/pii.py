@@ -51,7 +51,7 @@ def _group(text: str, size: int = 4) -> str:
 
 
 def jcb(rng: random.Random) -> str:
-    from mlgate.core.pii_detectors import luhn_ok
+    from mlgate.gates.data.pii_detectors import luhn_ok
 
     body = str(rng.randint(3528, 3589)) + _token(rng, string.digits, 11)
     return next(body + d for d in string.digits if luhn_ok(body + d))
@@ -90,7 +90,7 @@ def pii_value(kind: str, fake, us, rng: random.Random) -> str:
 
 
 def decoy_value(fake, rng: random.Random) -> str:
-    from mlgate.core.pii_detectors import luhn_ok
+    from mlgate.gates.data.pii_detectors import luhn_ok
 
     choice = rng.randrange(9)
     if choice == 0:
@@ -119,7 +119,7 @@ def corpus(cells: int, seed: int = 7) -> tuple[list[str], list[set[str]]]:
     """Free-text cells and, for each, the set of PII types it holds."""
     from faker import Faker
 
-    from mlgate.core.pii_detectors import PII_TYPES
+    from mlgate.gates.data.pii_detectors import PII_TYPES
 
     rng = random.Random(seed)
     Faker.seed(seed)
@@ -185,7 +185,7 @@ def run_presidio(python: str, cells: list[str]) -> dict | str:
 
 def run_mlgate(cells: list[str], workdir: Path) -> tuple[list[set[str]], float, int]:
     """mlgate's detections per cell, and seconds and bytes of an end-to-end ``check_pii`` on the file."""
-    from mlgate.core.pii import PiiPolicy, check_pii, read_table, scan, string_columns
+    from mlgate.gates.data.pii import PiiPolicy, check_pii, read_table, scan, string_columns
 
     path = workdir / "corpus.txt"
     path.write_text("\n".join(cells) + "\n", encoding="utf-8")

@@ -23,11 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.fixtur
 
 from benchmarks.trivy_gate import best_of  # noqa: E402
 
-from mlgate.core.bandit_scan import StaticPolicy, bandit_argv, check_static  # noqa: E402
-from mlgate.core.dependencies import check_dependencies  # noqa: E402
-from mlgate.core.deploy_config import COMPOSE_PASS, check_deploy_config  # noqa: E402
-from mlgate.core.trivy import TrivyConnection, TrivyPolicy, build_argv, find_trivy  # noqa: E402
 from mlgate.demo.trivy_db import write_trivy_db  # noqa: E402
+from mlgate.gates.code.bandit_scan import StaticPolicy, bandit_argv, check_static  # noqa: E402
+from mlgate.gates.code.dependencies import check_dependencies  # noqa: E402
+from mlgate.gates.code.trivy import TrivyConnection, TrivyPolicy, build_argv, find_trivy  # noqa: E402
+from mlgate.gates.deploy.deploy_config import COMPOSE_PASS, check_deploy_config  # noqa: E402
 
 INSECURE = "import subprocess\n\n\ndef run(cmd):\n    return subprocess.call(cmd, shell=True)\n"
 COMPOSE = "services:\n  model:\n    image: m:1\n    privileged: true\n"

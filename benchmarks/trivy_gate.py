@@ -13,8 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlgate.core.trivy import TrivyConnection, TrivyPolicy, build_argv, check_trivy, find_trivy
 from mlgate.demo.trivy_db import write_trivy_db
+from mlgate.gates.code.trivy import TrivyConnection, TrivyPolicy, build_argv, check_trivy, find_trivy
 
 
 def make_tree(root: Path, files: int) -> Path:

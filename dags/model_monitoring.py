@@ -15,13 +15,13 @@ from pathlib import Path
 from airflow.sdk import DAG, Param, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from mlgate.core.registry import mlgate_home
 from mlgate.operators import (
     IncidentRespondOperator,
     MonitorConfidenceGateOperator,
     MonitorDriftGateOperator,
     MonitorQueriesGateOperator,
 )
+from mlgate.trust.registry import mlgate_home
 
 HOME = mlgate_home()
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "default.yaml"

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from airflow.sdk import DAG, Param
 
-from mlgate.core.registry import mlgate_home
 from mlgate.operators import (
     DataIntegrityGateOperator,
     DataPiiGateOperator,
@@ -22,6 +21,7 @@ from mlgate.operators import (
     ModelTrainingGateOperator,
     RegistryPromoteGateOperator,
 )
+from mlgate.trust.registry import mlgate_home
 
 HOME = mlgate_home()
 POLICY = Path(__file__).resolve().parent.parent / "policies" / "private-training.yaml"

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from airflow.sdk import DAG, Param
 
-from mlgate.core.registry import mlgate_home
 from mlgate.operators import (
     CodeDependenciesGateOperator,
     CodeStaticGateOperator,
@@ -32,6 +31,7 @@ from mlgate.operators import (
     RegistryPromoteGateOperator,
 )
 from mlgate.operators.incident import RETRAINING_REQUESTED
+from mlgate.trust.registry import mlgate_home
 
 HOME = mlgate_home()
 ROOT = Path(__file__).resolve().parent.parent  # the checkout, or /opt/mlgate in the compose stack

@@ -15,8 +15,8 @@ from pathlib import Path
 from airflow.models.connection import Connection
 from airflow.utils.session import create_session
 
-from mlgate.core.integrity import build_manifest
-from mlgate.core.registry import mlgate_home
+from mlgate.gates.data.integrity import build_manifest
+from mlgate.trust.registry import mlgate_home
 from mlgate.demo.dataset import write_loans
 
 passwords = Path(os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])

@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import mlgate
-from mlgate.core.inference_log import InferenceLogger
+from mlgate.gates.monitor.inference_log import InferenceLogger
 
 MAX_BODY = 64 * 1024
 

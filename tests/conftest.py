@@ -49,8 +49,8 @@ def repo_root() -> Path:
 def signing_key() -> Path:
     """Promotion refuses without a signing key: the session signs with one generated under its MLGATE_HOME,
     as ``mlgate demo`` does (the environment carries it to ``dag.test()`` and CLI subprocesses)."""
-    from mlgate.core.keys import KEY_ENV, KEY_FILE_ENV, TRUSTED_ENV
     from mlgate.demo.run import demo_signing_key
+    from mlgate.trust.keys import KEY_ENV, KEY_FILE_ENV, TRUSTED_ENV
 
     for variable in (KEY_ENV, TRUSTED_ENV):
         os.environ.pop(variable, None)
@@ -65,4 +65,4 @@ def no_run_settle(request, monkeypatch) -> None:
     skip ``keyed_run``'s settle wait (1 s per DAG run). Tests marked ``racing`` keep it; processes the tests
     start (the scheduler, the CLI) always do."""
     if request.node.get_closest_marker("racing") is None:
-        monkeypatch.setattr("mlgate.core.registry.RUN_SETTLE_S", 0.0)
+        monkeypatch.setattr("mlgate.trust.registry.RUN_SETTLE_S", 0.0)

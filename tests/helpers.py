@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
-from mlgate.core.integrity import build_manifest
 from mlgate.demo.dataset import write_loans
+from mlgate.gates.data.integrity import build_manifest
 from mlgate.operators import (
     DataExpectationsGateOperator,
     DataIntegrityGateOperator,
@@ -64,8 +64,8 @@ def context(run, task_id, upstream=None):
 
 def pipeline_run_of(run):
     """The MLflow client and the run holding this DAG run's evidence."""
-    from mlgate.core.registry import PIPELINE_TAG
     from mlgate.hooks.mlflow import MlflowHook
+    from mlgate.trust.registry import PIPELINE_TAG
 
     client = MlflowHook().get_conn()
     experiment = client.get_experiment_by_name("mlgate")
@@ -107,8 +107,8 @@ def register_version(client, policy, name: str, *, passed: bool = True) -> str:
     leaves it (cheap: a one-file model); ``passed=False`` records a blocked result instead."""
     import tempfile
 
-    from mlgate.core.registry import get_or_create_experiment, log_result, model_digest
     from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
+    from mlgate.trust.registry import get_or_create_experiment, log_result, model_digest
 
     run_id = client.create_run(get_or_create_experiment(client, "mlgate-test-versions")).info.run_id
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,7 +6,7 @@ import math
 import threading
 from collections.abc import Callable
 
-from mlgate.core.privacy_ledger import Budget, BudgetExceededError, SqlLedger
+from mlgate.gates.data.privacy_ledger import Budget, BudgetExceededError, SqlLedger
 
 
 def race(open_ledger: Callable[[], SqlLedger], digest: str, spenders: int, ask: float,

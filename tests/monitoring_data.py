@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mlgate.core.dp_release import CategoricalColumn, NumericColumn, Query, ReleaseSpec, plan_release, release
-from mlgate.core.inference_log import InferenceLogger
 from mlgate.demo.dataset import FEATURES, generate_loans
+from mlgate.gates.data.dp_release import CategoricalColumn, NumericColumn, Query, ReleaseSpec, plan_release, release
+from mlgate.gates.monitor.inference_log import InferenceLogger
 
 _EDGES = {
     "age": (18, 25, 30, 35, 40, 45, 50, 55, 60, 65, 70, 75),

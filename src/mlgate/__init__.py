@@ -10,7 +10,7 @@ from typing import Any
 def load_model(model_uri: str, *, trusted_keys: Iterable[str | Path] | None = None, policy: Any = None) -> Any:
     """Load ``models:/name/version`` (or ``models:/name@alias``) as an MLflow pyfunc model, only if its signed
     attestation verifies for exactly the downloaded files; else raise ``UntrustedModelError``.
-    See :func:`mlgate.core.loading.load_verified_model`."""
-    from mlgate.core.loading import load_verified_model
+    See :func:`mlgate.trust.loading.load_verified_model`."""
+    from mlgate.trust.loading import load_verified_model
 
     return load_verified_model(model_uri, trusted_keys=trusted_keys, policy=policy)

@@ -25,7 +25,7 @@ from mlgate.core.summary import format_summary
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-    from mlgate.core.trivy import TrivyConnection
+    from mlgate.gates.code.trivy import TrivyConnection
 
 DEFAULT_POLICY = os.environ.get("MLGATE_POLICY", "policies/default.yaml")
 
@@ -54,7 +54,7 @@ def _run(args: argparse.Namespace, subject: Subject, check: Callable[[Policy], G
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
-    from mlgate.core.integrity import build_manifest
+    from mlgate.gates.data.integrity import build_manifest
 
     manifest = build_manifest(Path(args.path), args.algorithm, _progress)
     manifest.save(Path(args.out))
@@ -63,14 +63,14 @@ def cmd_pin(args: argparse.Namespace) -> int:
 
 
 def cmd_check_integrity(args: argparse.Namespace) -> int:
-    from mlgate.core.integrity import check_integrity
+    from mlgate.gates.data.integrity import check_integrity
 
     return _run(args, Subject("dataset", args.path, "unknown"),
                 lambda policy: check_integrity(Path(args.path), Path(args.manifest), policy, _progress))
 
 
 def cmd_check_expectations(args: argparse.Namespace) -> int:
-    from mlgate.core.expectations import check_expectations
+    from mlgate.gates.data.expectations import check_expectations
 
     report_dir = Path(args.report_dir) if args.report_dir else None
     suite = Path(args.suite) if args.suite else None
@@ -86,7 +86,7 @@ def _workdir(args: argparse.Namespace) -> Path:
 
 
 def cmd_check_pii(args: argparse.Namespace) -> int:
-    from mlgate.core.pii import check_pii
+    from mlgate.gates.data.pii import check_pii
 
     return _run(args, Subject("dataset", args.path, "unknown"), lambda policy: check_pii(
         Path(args.path), policy.section(args.gate), policy.digest, _workdir(args),
@@ -94,7 +94,7 @@ def cmd_check_pii(args: argparse.Namespace) -> int:
 
 
 def cmd_check_static(args: argparse.Namespace) -> int:
-    from mlgate.core.bandit_scan import check_static
+    from mlgate.gates.code.bandit_scan import check_static
 
     def check(policy: Policy) -> GateResult:
         result = check_static(args.path, policy.section(args.gate), policy.digest, _workdir(args))
@@ -113,7 +113,7 @@ def _copy_sarif(result: GateResult, destination: str | None) -> None:
 
 
 def _trivy_connection(args: argparse.Namespace) -> TrivyConnection:
-    from mlgate.core.trivy import TrivyConnection
+    from mlgate.gates.code.trivy import TrivyConnection
 
     return TrivyConnection(binary=args.trivy, cache_dir=Path(args.cache_dir) if args.cache_dir else None,
                            db_repository=args.db_repository, server=args.server,
@@ -121,7 +121,7 @@ def _trivy_connection(args: argparse.Namespace) -> TrivyConnection:
 
 
 def cmd_check_dependencies(args: argparse.Namespace) -> int:
-    from mlgate.core.dependencies import check_dependencies
+    from mlgate.gates.code.dependencies import check_dependencies
 
     return _run(args, Subject("code", args.path, "unknown"), lambda policy: check_dependencies(
         args.path, _trivy_connection(args), policy.section(args.gate), policy.exceptions, policy.digest,
@@ -129,7 +129,7 @@ def cmd_check_dependencies(args: argparse.Namespace) -> int:
 
 
 def cmd_check_container(args: argparse.Namespace) -> int:
-    from mlgate.core.trivy import check_trivy
+    from mlgate.gates.code.trivy import check_trivy
 
     return _run(args, Subject("image", args.image, "unknown"), lambda policy: check_trivy(
         "image", args.image, _trivy_connection(args), policy.section(args.gate), policy.digest,
@@ -137,7 +137,7 @@ def cmd_check_container(args: argparse.Namespace) -> int:
 
 
 def cmd_check_deploy_config(args: argparse.Namespace) -> int:
-    from mlgate.core.deploy_config import check_deploy_config
+    from mlgate.gates.deploy.deploy_config import check_deploy_config
 
     return _run(args, Subject("code", args.path, "unknown"), lambda policy: check_deploy_config(
         args.path, _trivy_connection(args), policy.section(args.gate), policy.digest,
@@ -145,7 +145,7 @@ def cmd_check_deploy_config(args: argparse.Namespace) -> int:
 
 
 def cmd_check_artifact(args: argparse.Namespace) -> int:
-    from mlgate.core.artifacts import check_artifact
+    from mlgate.gates.model.artifacts import check_artifact
 
     return _run(args, Subject("model", args.path, "unknown"), lambda policy: check_artifact(
         Path(args.path), policy.section(args.gate), policy.digest))
@@ -155,9 +155,9 @@ def cmd_check_model(args: argparse.Namespace) -> int:
     """A validation gate on a model dir or ``models:/`` URI, loaded only once ``model.artifact`` passed on it."""
     import tempfile
 
-    from mlgate.core.artifacts import check_artifact
-    from mlgate.core.model_validation import load_flavor, validate_model
-    from mlgate.operators.training import resolve_callable
+    from mlgate.core.callables import resolve_callable
+    from mlgate.gates.model.artifacts import check_artifact
+    from mlgate.gates.model.model_validation import load_flavor, validate_model
 
     def check(policy: Policy) -> GateResult:
         with tempfile.TemporaryDirectory() as tmp:
@@ -166,7 +166,7 @@ def cmd_check_model(args: argparse.Namespace) -> int:
             if not scan.passed:
                 raise GateInputError(f"refusing to load {args.model}: model.artifact {scan.status}: "
                                      + "; ".join(scan.top_failures(3)))
-            data = resolve_callable(args.data_callable)(data_path=args.data, seed=args.seed)
+            data = resolve_callable(args.data_callable, "--data-callable")(data_path=args.data, seed=args.seed)
             return validate_model(args.gate, load_flavor(local), data, policy, model_digest=scan.subject.digest,
                                   model_uri=args.model, out_dir=_workdir(args))
 
@@ -178,34 +178,34 @@ def _local_model(model: str, directory: Path) -> Path:
         return Path(model)
     import mlflow
 
-    from mlgate.core.registry import default_tracking_uri, download_model
+    from mlgate.trust.registry import default_tracking_uri, download_model
 
     return download_model(mlflow.MlflowClient(default_tracking_uri()), model, directory)
 
 
 def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
-    from mlgate.core.monitoring import parse_moment
+    from mlgate.gates.monitor.monitoring import parse_moment
 
     return (parse_moment(args.since, "--since") if args.since else None,
             parse_moment(args.until, "--until") if args.until else None)
 
 
 def cmd_check_drift(args: argparse.Namespace) -> int:
-    from mlgate.core.monitoring import check_drift_files
+    from mlgate.gates.monitor.monitoring import check_drift_files
 
     return _run(args, Subject("dataset", args.path, "unknown"),
                 lambda policy: check_drift_files(args.path, args.reference, policy, *_window(args)))
 
 
 def cmd_check_confidence(args: argparse.Namespace) -> int:
-    from mlgate.core.monitoring import check_confidence_files
+    from mlgate.gates.monitor.monitoring import check_confidence_files
 
     return _run(args, Subject("dataset", args.path, "unknown"),
                 lambda policy: check_confidence_files(args.path, policy, *_window(args)))
 
 
 def cmd_check_queries(args: argparse.Namespace) -> int:
-    from mlgate.core.monitoring import check_queries_files, load_baseline
+    from mlgate.gates.monitor.monitoring import check_queries_files, load_baseline
 
     return _run(args, Subject("dataset", args.path, "unknown"), lambda policy: check_queries_files(
         args.path, policy, *_window(args), baseline=load_baseline(args.baseline) if args.baseline else None))
@@ -214,8 +214,8 @@ def cmd_check_queries(args: argparse.Namespace) -> int:
 def cmd_incident(args: argparse.Namespace) -> int:
     import mlflow
 
-    from mlgate.core.incident import respond
-    from mlgate.core.registry import default_tracking_uri
+    from mlgate.gates.monitor.incident import respond
+    from mlgate.trust.registry import default_tracking_uri
 
     args.gate = "incident.respond"
     key = f"cli/{getpass.getuser()}/{datetime.now(UTC).isoformat(timespec='seconds')}"
@@ -228,17 +228,17 @@ def cmd_incident(args: argparse.Namespace) -> int:
 def _client() -> MlflowClient:
     import mlflow
 
-    from mlgate.core.registry import default_tracking_uri
+    from mlgate.trust.registry import default_tracking_uri
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr for the verdict
     return mlflow.MlflowClient(default_tracking_uri())
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
-    from mlgate.core.keys import keyring_from_env
-    from mlgate.core.promote import promote
-    from mlgate.core.registry import log_result
-    from mlgate.core.version_report import publish_scorecard
+    from mlgate.trust.keys import keyring_from_env
+    from mlgate.trust.promote import promote
+    from mlgate.trust.registry import log_result
+    from mlgate.trust.version_report import publish_scorecard
 
     def check(policy: Policy) -> GateResult:
         client = _client()
@@ -266,9 +266,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     import json
     from datetime import UTC, datetime
 
-    from mlgate.core.attestation import AttestationError
-    from mlgate.core.attestation_store import verify_version
-    from mlgate.core.keys import keyring_from_env
+    from mlgate.trust.attestation import AttestationError
+    from mlgate.trust.attestation_store import verify_version
+    from mlgate.trust.keys import keyring_from_env
 
     policy = load_policy(args.policy)
     trusted = keyring_from_env(args.public_key or ()).trusted_keys()
@@ -291,7 +291,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from mlgate.core.attestation import generate_key, signer_from_file
+    from mlgate.trust.attestation import generate_key, signer_from_file
 
     private, public = generate_key(args.path)
     print(f"private key {private} (mode 0600; keep it in a secrets backend)\npublic key  {public}\n"
@@ -302,7 +302,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 def cmd_audit(args: argparse.Namespace) -> int:
     import json
 
-    from mlgate.core.audit import format_table, read_decisions
+    from mlgate.trust.audit import format_table, read_decisions
 
     records = read_decisions(_client(), args.model)
     if args.json:
@@ -313,7 +313,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from mlgate.core.version_report import ARTIFACT, log_scorecard, version_scorecard
+    from mlgate.trust.version_report import ARTIFACT, log_scorecard, version_scorecard
 
     client = _client()
     html = version_scorecard(client, load_policy(args.policy), args.model, args.version,
@@ -328,7 +328,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_threat_model(args: argparse.Namespace) -> int:
-    from mlgate.core.version_report import THREAT_MODEL, policy_coverage
+    from mlgate.trust.version_report import THREAT_MODEL, policy_coverage
 
     policy = load_policy(args.policy)
     result = policy_coverage(policy, Path(args.threat_model) if args.threat_model else policy.resolve(THREAT_MODEL))

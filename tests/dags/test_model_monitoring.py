@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from mlgate.core.incident import TAG
-from mlgate.core.integrity import build_manifest
-from mlgate.core.monitoring import load_reference
 from mlgate.core.policy import load_policy
-from mlgate.core.registry import current_alias_version
 from mlgate.demo.dataset import write_loans
+from mlgate.gates.data.integrity import build_manifest
+from mlgate.gates.monitor.incident import TAG
+from mlgate.gates.monitor.monitoring import load_reference
 from mlgate.hooks.mlflow import MlflowHook
 from mlgate.operators.incident import RETRAINING_REQUESTED
+from mlgate.trust.registry import current_alias_version
 from tests.helpers import default_policy, register_version, write_policy
 from tests.monitoring_data import write_dp_reference, write_inference_log
 

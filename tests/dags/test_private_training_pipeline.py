@@ -9,12 +9,12 @@ import uuid
 import pytest
 import yaml
 
-from mlgate.core.integrity import build_manifest
-from mlgate.core.privacy_ledger import SqlLedger
-from mlgate.core.registry import current_alias_version
 from mlgate.demo.dataset import write_loans
+from mlgate.gates.data.integrity import build_manifest
+from mlgate.gates.data.privacy_ledger import SqlLedger
 from mlgate.hooks.mlflow import MlflowHook
 from mlgate.operators.privacy import default_ledger_url
+from mlgate.trust.registry import current_alias_version
 from tests.conftest import ROOT
 from tests.helpers import write_policy
 

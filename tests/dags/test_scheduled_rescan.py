@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
-from mlgate.core.integrity import build_manifest
-from mlgate.core.registry import current_alias_version
 from mlgate.demo.dataset import write_loans
+from mlgate.gates.data.integrity import build_manifest
 from mlgate.hooks.mlflow import MlflowHook
+from mlgate.trust.registry import current_alias_version
 from tests.fixtures.oci_image import FIXED, VULNERABLE, write_docker_archive
 from tests.helpers import default_policy, write_policy
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from mlgate.core.audit import read_decisions
-from mlgate.core.integrity import build_manifest
-from mlgate.core.registry import current_alias_version
 from mlgate.demo.dataset import write_loans
 from mlgate.demo.run import tamper
+from mlgate.gates.data.integrity import build_manifest
 from mlgate.hooks.mlflow import MlflowHook
+from mlgate.trust.audit import read_decisions
+from mlgate.trust.registry import current_alias_version
 from tests.helpers import default_policy, write_policy
 
 pytestmark = pytest.mark.dags

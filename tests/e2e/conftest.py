@@ -31,8 +31,8 @@ def e2e_mlflow(tmp_path_factory):
 @pytest.fixture(scope="session")
 def e2e_trivy(tmp_path_factory):
     """The stack's trivy server, over the offline DB of real advisories (no DB download here)."""
-    from mlgate.core.trivy import find_trivy
     from mlgate.demo.trivy_db import write_trivy_db
+    from mlgate.gates.code.trivy import find_trivy
 
     cache = write_trivy_db(tmp_path_factory.mktemp("e2e-trivy-db"))
     token = uuid.uuid4().hex

@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mlgate.core.integrity import build_manifest
-from mlgate.core.registry import PIPELINE_TAG
 from mlgate.demo.dataset import write_loans
 from mlgate.demo.run import tamper
+from mlgate.gates.data.integrity import build_manifest
+from mlgate.trust.registry import PIPELINE_TAG
 
 pytestmark = pytest.mark.e2e
 

@@ -43,7 +43,7 @@ def _monitoring_inputs(root, data):
 
     import pandas as pd
 
-    from mlgate.core.inference_log import InferenceLogger
+    from mlgate.gates.monitor.inference_log import InferenceLogger
 
     frame = pd.read_csv(data)[["age", "annual_income", "credit_score", "debt_to_income"]]
     frame.iloc[:600].to_csv(root / "reference.csv", index=False)

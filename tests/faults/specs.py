@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from mlgate.core import bandit_scan
-from mlgate.core.model_validation import ValidationData
+from mlgate.gates.code import bandit_scan
+from mlgate.gates.model.model_validation import ValidationData
 from mlgate.operators import (
     CodeDependenciesGateOperator,
     CodeStaticGateOperator,
@@ -176,8 +176,8 @@ def _point_bandit(monkeypatch: pytest.MonkeyPatch, program: Path) -> None:
     monkeypatch.setattr(bandit_scan, "bandit_argv", lambda path, policy: [str(program), *real(path, policy)[3:]])
 
 
-TRIVY = Program(_point_trivy, "mlgate.core.trivy.run_trivy")
-BANDIT = Program(_point_bandit, "mlgate.core.bandit_scan.run_tool")
+TRIVY = Program(_point_trivy, "mlgate.gates.code.trivy.run_trivy")
+BANDIT = Program(_point_bandit, "mlgate.gates.code.bandit_scan.run_tool")
 
 
 def _gx_result_without_results(*_call: Any) -> dict[str, Any]:
@@ -241,18 +241,18 @@ SPECS: dict[str, GateSpec] = {
     "data.integrity": GateSpec(
         lambda b, c: DataIntegrityGateOperator(data_path=str(b.run["data"]), manifest_path=str(b.run["manifest"]),
                                                **_args(c, "data_integrity")),
-        Library("_hashlib", "mlgate.core.integrity.digest_files")),
+        Library("_hashlib", "mlgate.gates.data.integrity.digest_files")),
     "data.expectations": GateSpec(
         lambda b, c: DataExpectationsGateOperator(data_path=str(b.run["data"]), **_args(c, "data_expectations")),
-        Library("great_expectations", "mlgate.core.expectations.validate", _gx_result_without_results)),
+        Library("great_expectations", "mlgate.gates.data.expectations.validate", _gx_result_without_results)),
     "data.pii": GateSpec(
         lambda b, c: DataPiiGateOperator(data_path=str(b.run["data"]), **_args(c, "data_pii")),
-        Library("pyarrow", "mlgate.core.pii.scan")),
+        Library("pyarrow", "mlgate.gates.data.pii.scan")),
     "data.privacy": GateSpec(
         lambda b, c: DataPrivacyGateOperator(data_path=str(b.run["data"]), profile_path=str(c.tmp / "profile.json"),
                                              ledger_url=f"sqlite:///{c.tmp / 'ledger.db'}",
                                              **_args(c, "data_privacy")),
-        Library("opendp", "mlgate.core.privacy.release"), upstream=_integrity),
+        Library("opendp", "mlgate.gates.data.privacy.release"), upstream=_integrity),
     "code.static": GateSpec(
         lambda b, c: CodeStaticGateOperator(source_path=str(TRAINING_CODE), **_args(c, "code_static")), BANDIT),
     "code.dependencies": GateSpec(
@@ -265,16 +265,16 @@ SPECS: dict[str, GateSpec] = {
         Library("mlflow", "mlflow.sklearn.log_model"), upstream=_integrity),
     "model.artifact": GateSpec(
         lambda b, c: ModelArtifactGateOperator(**_args(c, "model_artifact")),
-        Library("lz4", "mlgate.core.artifacts._run"), upstream=_trained),
+        Library("lz4", "mlgate.gates.model.artifacts._run"), upstream=_trained),
     "model.robustness": GateSpec(_validation(ModelRobustnessGateOperator, "model_robustness"),
-                                 Library("art", "mlgate.core.robustness.run_attack"), upstream=_trained),
+                                 Library("art", "mlgate.gates.model.robustness.run_attack"), upstream=_trained),
     "model.privacy": GateSpec(_validation(ModelPrivacyGateOperator, "model_privacy"),
-                              Library("art", "mlgate.core.membership._black_box"), upstream=_trained),
+                              Library("art", "mlgate.gates.model.membership._black_box"), upstream=_trained),
     "model.poisoning": GateSpec(
         lambda b, c: ModelPoisoningGateOperator(model_uri=b.torch_model_uri, data_callable=DIGITS_DATA,
                                                 data_path=str(b.root), artifact_task_id="torch_artifact",
                                                 **_args(c, "model_poisoning")),
-        Library("sklearn", "mlgate.core.poisoning.detect"), upstream=_torch),
+        Library("sklearn", "mlgate.gates.model.poisoning.detect"), upstream=_torch),
     "model.fairness": GateSpec(_validation(ModelFairnessGateOperator, "model_fairness"),
                                Library("fairlearn", "fairlearn.metrics.MetricFrame"), upstream=_trained),
     "model.explainability": GateSpec(_validation(ModelExplainabilityGateOperator, "model_explainability"),
@@ -300,11 +300,11 @@ SPECS.update({
     "monitor.drift": GateSpec(
         lambda b, c: MonitorDriftGateOperator(inference_log_path=str(b.inference_log), window_hours=48,
                                               reference_path=str(b.reference), **_args(c, "monitor_drift")),
-        Library("scipy", "mlgate.core.drift.check_drift")),
+        Library("scipy", "mlgate.gates.monitor.drift.check_drift")),
     "monitor.confidence": GateSpec(_monitor(MonitorConfidenceGateOperator, "monitor_confidence"),
-                                   Library("scipy", "mlgate.core.confidence.check_confidence")),
+                                   Library("scipy", "mlgate.gates.monitor.confidence.check_confidence")),
     "monitor.queries": GateSpec(_monitor(MonitorQueriesGateOperator, "monitor_queries"),
-                                Library("numpy", "mlgate.core.queries.check_queries")),
+                                Library("numpy", "mlgate.gates.monitor.queries.check_queries")),
     # MLflow is the tool: the registry calls of the response (it acts; it gates no promotion itself)
     "incident.respond": GateSpec(
         lambda b, c: IncidentRespondOperator(model_name=b.run["model"], reason="fault matrix",

@@ -20,13 +20,13 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 import mlgate.operators
 from mlgate.core.policy import KNOWN_GATES, parse_policy
-from mlgate.core.promotion import GATE as PROMOTE
-from mlgate.core.promotion import decide
-from mlgate.core.registry import current_alias_version, download_evidence, pipeline_run
 from mlgate.core.results import GateResult, Status, Subject, ToolInfo, utcnow
 from mlgate.exceptions import GateConfigViolation, GatePolicyViolation
 from mlgate.hooks.mlflow import MlflowHook
 from mlgate.operators import DataExpectationsGateOperator, RegistryPromoteGateOperator
+from mlgate.trust.promotion import GATE as PROMOTE
+from mlgate.trust.promotion import decide
+from mlgate.trust.registry import current_alias_version, download_evidence, pipeline_run
 from tests.faults.specs import BAD_KEY, CAUSES, FAULTS, PENDING, SPECS, TOOL_FAULTS, Cell, break_section, policy_section
 from tests.helpers import FakeTaskInstance, new_run, run_pipeline, write_policy
 

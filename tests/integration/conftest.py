@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mlgate.core.trivy import find_trivy
 from mlgate.demo.trivy_db import write_trivy_db
+from mlgate.gates.code.trivy import find_trivy
 from tests.fixtures.mlflow_server import MlflowServer
 from tests.fixtures.oci_image import FIXED, VULNERABLE
 from tests.fixtures.postgres import throwaway_database

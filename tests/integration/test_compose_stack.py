@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from mlgate.core.deploy_config import check_deploy_config
 from mlgate.core.results import Severity, Status
-from mlgate.core.trivy import TrivyConnection, TrivyPolicy
+from mlgate.gates.code.trivy import TrivyConnection, TrivyPolicy
+from mlgate.gates.deploy.deploy_config import check_deploy_config
 from tests.fixtures.airflow_stack import LOCAL_SETTINGS, compose_airflow_env, shared_settings
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,9 @@ import sys
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from mlgate.core.audit import read_decisions
-from mlgate.core.registry import current_alias_version
 from mlgate.hooks.mlflow import MlflowHook
+from mlgate.trust.audit import read_decisions
+from mlgate.trust.registry import current_alias_version
 from tests.helpers import context, new_run, promote_op, run_pipeline
 
 pytestmark = pytest.mark.integration
@@ -79,7 +79,7 @@ def test_parallel_gates_of_one_dag_run_share_one_experiment_and_one_run(use_serv
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
 
-    from mlgate.core.registry import pipeline_run
+    from mlgate.trust.registry import pipeline_run
 
     experiment, key = f"race-{uuid.uuid4().hex[:8]}", f"dag/{uuid.uuid4().hex}"
     barrier, runs, errors = threading.Barrier(8), [], []

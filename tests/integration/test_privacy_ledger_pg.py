@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlgate.core.privacy_ledger import Budget, BudgetExceededError, SqlLedger
+from mlgate.gates.data.privacy_ledger import Budget, BudgetExceededError, SqlLedger
 from tests.fixtures.postgres import throwaway_database
 from tests.ledger_race import assert_no_overspend
 

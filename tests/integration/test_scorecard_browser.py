@@ -36,7 +36,7 @@ def chromium(tmp_path: Path, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def page_file(tmp_path_factory) -> Path:
-    from mlgate.core.scorecard import render_scorecard
+    from mlgate.trust.scorecard import render_scorecard
 
     directory = tmp_path_factory.mktemp("browser")
     path = directory / "scorecard.html"
@@ -63,11 +63,11 @@ def robustness_of_the_classifier(run, upstream, workdir: Path):
     import pandas as pd
 
     from mlgate.core.policy import load_policy
-    from mlgate.core.registry import log_result
-    from mlgate.core.robustness import RobustnessPolicy, check_robustness
     from mlgate.demo.dataset import FEATURES, TARGET
     from mlgate.demo.train import train_loan_model
+    from mlgate.gates.model.robustness import RobustnessPolicy, check_robustness
     from mlgate.hooks.mlflow import MlflowHook
+    from mlgate.trust.registry import log_result
 
     client = MlflowHook().get_conn()
     version = client.get_model_version(run["model"], upstream[("train_model", "model_version")])

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlgate.core.bandit_scan import StaticPolicy, check_static
-from mlgate.core.dependencies import SBOM_NAME, check_dependencies
-from mlgate.core.deploy_config import check_deploy_config
 from mlgate.core.policy_exceptions import PolicyException
 from mlgate.core.results import Severity, Status
-from mlgate.core.trivy import TrivyConnection, TrivyPolicy
+from mlgate.gates.code.bandit_scan import StaticPolicy, check_static
+from mlgate.gates.code.dependencies import SBOM_NAME, check_dependencies
+from mlgate.gates.code.trivy import TrivyConnection, TrivyPolicy
+from mlgate.gates.deploy.deploy_config import check_deploy_config
 from tests.fixtures.oci_image import SITE_PACKAGES, VULNERABLE, layer_tar
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]

@@ -17,7 +17,7 @@ import pytest
 
 from mlgate.core.errors import ToolError
 from mlgate.core.results import Severity, Status
-from mlgate.core.trivy import (
+from mlgate.gates.code.trivy import (
     TrivyConnection,
     TrivyPolicy,
     build_argv,

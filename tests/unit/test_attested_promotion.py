@@ -16,17 +16,17 @@ import pytest
 
 import mlgate
 from mlgate.cli import main
-from mlgate.core.attestation import AttestationError
-from mlgate.core.attestation_store import ARTIFACT, verify_version
-from mlgate.core.audit import read_decisions
-from mlgate.core.keys import keyring_from_env
-from mlgate.core.loading import UntrustedModelError
 from mlgate.core.policy import load_policy
-from mlgate.core.promote import promote
-from mlgate.core.registry import current_alias_version
 from mlgate.core.results import Status
 from mlgate.demo.dataset import FEATURES
 from mlgate.hooks.mlflow import MlflowHook
+from mlgate.trust.attestation import AttestationError
+from mlgate.trust.attestation_store import ARTIFACT, verify_version
+from mlgate.trust.audit import read_decisions
+from mlgate.trust.keys import keyring_from_env
+from mlgate.trust.loading import UntrustedModelError
+from mlgate.trust.promote import promote
+from mlgate.trust.registry import current_alias_version
 from tests.conftest import ROOT
 from tests.helpers import new_run, run_pipeline
 
@@ -203,8 +203,8 @@ def test_report_writes_the_scorecard_and_logs_it(promoted, tmp_path, capsys):
 def test_threat_model_reports_coverage_and_fails_on_an_uncovered_category(tmp_path, threat, capsys):
     import yaml
 
-    from mlgate.core.threat_model import Stride
-    from mlgate.core.version_report import policy_coverage
+    from mlgate.trust.threat_model import Stride
+    from mlgate.trust.version_report import policy_coverage
 
     model = yaml.safe_load((ROOT / "policies" / "threat-model.yaml").read_text())
     if threat == "uncovered":
@@ -229,7 +229,7 @@ def test_the_example_server_answers_authenticated_requests_and_logs_them(promote
 
     import pandas as pd
 
-    from mlgate.core.inference_log import InferenceLogger
+    from mlgate.gates.monitor.inference_log import InferenceLogger
 
     spec = importlib.util.spec_from_file_location("serving", ROOT / "examples" / "serving.py")
     serving = importlib.util.module_from_spec(spec)

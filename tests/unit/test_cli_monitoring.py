@@ -14,7 +14,7 @@ import pytest
 
 from mlgate.cli import main
 from mlgate.core.policy import load_policy
-from mlgate.core.registry import current_alias_version, default_tracking_uri
+from mlgate.trust.registry import current_alias_version, default_tracking_uri
 from tests.helpers import default_policy, register_version, write_policy
 from tests.monitoring_data import write_dp_reference, write_extraction_queries, write_inference_log
 from tests.unit.test_cli import mlgate

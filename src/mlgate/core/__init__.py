@@ -1,5 +1,5 @@
-"""Pure-Python core of mlgate: results, policy, evidence and one module per gate family.
+"""The contracts every gate shares: results, policy (+ exceptions), errors, runner, evidence, digests.
 
-Nothing under ``mlgate.core`` imports Airflow (a test enforces it), so the same gates run from the
-``mlgate`` CLI in any CI system.
+``mlgate.core`` imports nothing of mlgate above it and never Airflow (an import-linter contract enforces it), so
+the same gates run from the ``mlgate`` CLI in any CI system.
 """

@@ -33,8 +33,8 @@ def train_loan_mlp(data_path: str, params: dict[str, Any], seed: int):
     import torch
     from sklearn.metrics import roc_auc_score
 
-    from mlgate.core.fitting import TrainingSet
-    from mlgate.core.model_eval import predict_proba
+    from mlgate.gates.model.fitting import TrainingSet
+    from mlgate.gates.model.model_eval import predict_proba
 
     x_train, x_test, y_train, y_test = _split(data_path, seed)
     torch.manual_seed(seed)
@@ -51,7 +51,7 @@ def train_loan_mlp(data_path: str, params: dict[str, Any], seed: int):
 
 
 def validation_data(data_path: str, seed: int):
-    from mlgate.core.model_validation import ValidationData
+    from mlgate.gates.model.model_validation import ValidationData
 
     x_train, x_test, y_train, y_test = _split(data_path, seed)
     return ValidationData(x_train, y_train, x_test, y_test, feature_names=list(NUMERIC))

@@ -17,20 +17,20 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlgate.core.attestation import KEY_ENV, generate_key
-from mlgate.core.audit import format_table, read_decisions
-from mlgate.core.integrity import build_manifest
-from mlgate.core.keys import KEY_FILE_ENV
 from mlgate.core.policy import load_policy
-from mlgate.core.registry import (
+from mlgate.demo.dataset import write_loans
+from mlgate.demo.trivy_db import write_trivy_db
+from mlgate.gates.data.integrity import build_manifest
+from mlgate.trust.attestation import KEY_ENV, generate_key
+from mlgate.trust.audit import format_table, read_decisions
+from mlgate.trust.keys import KEY_FILE_ENV
+from mlgate.trust.registry import (
     PIPELINE_TAG,
     current_alias_version,
     default_tracking_uri,
     download_evidence,
     mlgate_home,
 )
-from mlgate.demo.dataset import write_loans
-from mlgate.demo.trivy_db import write_trivy_db
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

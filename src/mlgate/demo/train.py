@@ -40,7 +40,7 @@ def validation_data(data_path: str, seed: int):
     import pandas as pd
     from sklearn.model_selection import train_test_split
 
-    from mlgate.core.model_validation import ValidationData
+    from mlgate.gates.model.model_validation import ValidationData
 
     frame = pd.read_csv(data_path).drop(columns=list(PII_COLUMNS))
     x_train, x_test, y_train, y_test = train_test_split(frame[list(FEATURES)], frame[TARGET], test_size=0.25,

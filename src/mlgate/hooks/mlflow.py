@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from mlgate.core.registry import default_tracking_uri
+from mlgate.trust.registry import default_tracking_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

@@ -5,7 +5,7 @@ from __future__ import annotations
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from mlgate.core.keys import KeyRing, keyring_from_env, pem_blocks, trusted_from_env
+from mlgate.trust.keys import KeyRing, keyring_from_env, pem_blocks, trusted_from_env
 
 
 class SigningKeyHook(BaseHook):

@@ -8,7 +8,7 @@ from pathlib import Path
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from mlgate.core.trivy import TrivyConnection, find_trivy, trivy_version
+from mlgate.gates.code.trivy import TrivyConnection, find_trivy, trivy_version
 
 
 class TrivyHook(BaseHook):

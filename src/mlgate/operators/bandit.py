@@ -25,6 +25,6 @@ class CodeStaticGateOperator(BaseGateOperator):
         return Subject("code", str(self.source_path), "unknown")
 
     def check(self, context: Context, workdir: Path) -> GateResult:
-        from mlgate.core.bandit_scan import check_static
+        from mlgate.gates.code.bandit_scan import check_static
 
         return check_static(self.source_path, self.policy.section(self.gate_id), self.policy.digest, workdir)

@@ -18,14 +18,14 @@ from airflow.sdk.exceptions import AirflowException
 
 from mlgate.core.errors import GateInputError, ToolError
 from mlgate.core.policy import Policy, load_policy
-from mlgate.core.provenance import Producer, ProvenanceEntry
-from mlgate.core.registry import log_result, pipeline_run, run_url
 from mlgate.core.results import GateResult, Status, Subject, error_result, utcnow
 from mlgate.core.runner import GateOutcome, run_gate
 from mlgate.core.summary import format_summary
 from mlgate.exceptions import GateConfigViolation, GatePolicyViolation
+from mlgate.gates.data.provenance import Producer, ProvenanceEntry
 from mlgate.hooks.mlflow import MlflowHook
 from mlgate.links import MlflowRunLink
+from mlgate.trust.registry import log_result, pipeline_run, run_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Context

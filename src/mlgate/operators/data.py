@@ -7,10 +7,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlgate.core.provenance import append_provenance
-from mlgate.core.registry import log_dataset_input
 from mlgate.core.results import GateResult, Subject
+from mlgate.gates.data.provenance import append_provenance
 from mlgate.operators.base import BaseGateOperator, provenance_entry
+from mlgate.trust.registry import log_dataset_input
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -35,7 +35,7 @@ class DataIntegrityGateOperator(BaseGateOperator):
         return Subject("dataset", str(self.data_path), "unknown")
 
     def check(self, context: Context, workdir: Path) -> GateResult:
-        from mlgate.core.integrity import check_integrity
+        from mlgate.gates.data.integrity import check_integrity
 
         def progress(done: int, total: int) -> None:
             if done == total or done % max(1, total // 10) == 0:
@@ -74,7 +74,7 @@ class DataExpectationsGateOperator(BaseGateOperator):
         return Subject("dataset", str(self.data_path), "unknown")
 
     def check(self, context: Context, workdir: Path) -> GateResult:
-        from mlgate.core.expectations import check_expectations
+        from mlgate.gates.data.expectations import check_expectations
 
         suite = Path(self.suite_path) if self.suite_path else None
         return check_expectations(Path(self.data_path), self.policy, suite, report_dir=workdir)
@@ -101,7 +101,7 @@ class DataPiiGateOperator(BaseGateOperator):
     def check(self, context: Context, workdir: Path) -> GateResult:
         import shutil
 
-        from mlgate.core.pii import check_pii
+        from mlgate.gates.data.pii import check_pii
 
         result = check_pii(Path(self.data_path), self.policy.section(self.gate_id), self.policy.digest, workdir,
                            self.policy.section("data.integrity").algorithm)

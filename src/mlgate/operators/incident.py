@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset, AssetAlias
 from airflow.sdk.exceptions import AirflowSkipException
 
-from mlgate.core.incident import GATE, MONITOR_GATES, alerts, respond
 from mlgate.core.results import GateResult, Status, Subject
 from mlgate.core.runner import GateOutcome
+from mlgate.gates.monitor.incident import GATE, MONITOR_GATES, alerts, respond
 from mlgate.operators.base import BaseGateOperator, pipeline_key
 
 if TYPE_CHECKING:

@@ -45,8 +45,8 @@ class ModelArtifactGateOperator(BaseGateOperator):
         return f"models:/{name}/{version}"
 
     def check(self, context: Context, workdir: Path) -> GateResult:
-        from mlgate.core.artifacts import check_artifact
-        from mlgate.core.registry import download_model
+        from mlgate.gates.model.artifacts import check_artifact
+        from mlgate.trust.registry import download_model
 
         local = download_model(self.mlflow_hook.get_conn(), self.resolve_model_uri(context), workdir)
         return check_artifact(local, self.policy.section(self.gate_id), self.policy.digest)

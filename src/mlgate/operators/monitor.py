@@ -39,7 +39,7 @@ class MonitorGateOperator(BaseGateOperator):
         return Subject("dataset", str(self.inference_log_path), "unknown")
 
     def window(self, context: Context) -> tuple[datetime, datetime]:
-        from mlgate.core.monitoring import window_bounds
+        from mlgate.gates.monitor.monitoring import window_bounds
 
         default_end = context.get("data_interval_end") or datetime.now(UTC)
         return window_bounds(self.window_start or None, self.window_end or None, default_end=default_end,
@@ -68,7 +68,7 @@ class MonitorDriftGateOperator(MonitorGateOperator):
         return Subject("dataset", str(self.current_path or self.inference_log_path), "unknown")
 
     def check(self, context: Context, workdir: Path) -> GateResult:
-        from mlgate.core.monitoring import check_drift_files
+        from mlgate.gates.monitor.monitoring import check_drift_files
 
         if bool(self.current_path) == bool(self.inference_log_path):
             raise GateInputError("monitor.drift: give exactly one of current_path and inference_log_path")
@@ -83,7 +83,7 @@ class MonitorConfidenceGateOperator(MonitorGateOperator):
     gate_id = "monitor.confidence"
 
     def check(self, context: Context, workdir: Path) -> GateResult:
-        from mlgate.core.monitoring import check_confidence_files
+        from mlgate.gates.monitor.monitoring import check_confidence_files
 
         return check_confidence_files(self.log_path(), self.policy, *self.window(context))
 
@@ -99,6 +99,6 @@ class MonitorQueriesGateOperator(MonitorGateOperator):
         self.baseline = baseline
 
     def check(self, context: Context, workdir: Path) -> GateResult:
-        from mlgate.core.monitoring import check_queries_files
+        from mlgate.gates.monitor.monitoring import check_queries_files
 
         return check_queries_files(self.log_path(), self.policy, *self.window(context), baseline=self.baseline)

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def default_ledger_url() -> str:
     """``MLGATE_PRIVACY_LEDGER`` (a SQLAlchemy URL; PostgreSQL in production), else SQLite under MLGATE_HOME."""
-    from mlgate.core.registry import mlgate_home
+    from mlgate.trust.registry import mlgate_home
 
     return os.environ.get("MLGATE_PRIVACY_LEDGER") or f"sqlite:///{mlgate_home() / 'privacy-ledger.db'}"
 
@@ -49,9 +49,9 @@ class DataPrivacyGateOperator(BaseGateOperator):
         return Subject("dataset", str(self.data_path), "unknown")
 
     def check(self, context: Context, workdir: Path) -> GateResult:
-        from mlgate.core.expectations import read_table
-        from mlgate.core.privacy import check_privacy
-        from mlgate.core.privacy_ledger import SqlLedger
+        from mlgate.gates.data.expectations import read_table
+        from mlgate.gates.data.privacy import check_privacy
+        from mlgate.gates.data.privacy_ledger import SqlLedger
 
         digest = verified_data_digest(context, self.data_gate_task_id, "release statistics")
         ledger = SqlLedger(self.ledger_url or default_ledger_url())

@@ -13,16 +13,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlgate.core.promotion import GATE
-from mlgate.core.registry import download_evidence, pipeline_run
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
 from mlgate.hooks.signing import SigningKeyHook
 from mlgate.operators.base import BaseGateOperator, pipeline_key, task_actor
+from mlgate.trust.promotion import GATE
+from mlgate.trust.registry import download_evidence, pipeline_run
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from mlgate.core.keys import KeyRing
+    from mlgate.trust.keys import KeyRing
 
 
 class RegistryPromoteGateOperator(BaseGateOperator):
@@ -57,13 +57,13 @@ class RegistryPromoteGateOperator(BaseGateOperator):
         actor = task_actor(context)
         if not version:
             return self.nothing_to_promote(client, context, name, actor)
-        from mlgate.core.promote import promote
+        from mlgate.trust.promote import promote
 
         return promote(client, self.policy, name, str(version), actor, self.signing_keys)
 
     def record_extra(self, client: Any, run_id: str, result: GateResult, context: Context) -> None:
         """The version's scorecard, after each decision; a report that cannot be built never changes one."""
-        from mlgate.core.version_report import publish_scorecard
+        from mlgate.trust.version_report import publish_scorecard
 
         name, _, version = result.subject.uri.removeprefix("models:/").rpartition("/")
         if not name:  # nothing was promoted: there is no version to report on
@@ -77,8 +77,8 @@ class RegistryPromoteGateOperator(BaseGateOperator):
     def nothing_to_promote(self, client: Any, context: Context, name: str, actor: str) -> GateResult:
         """No model version reached promotion: refuse, naming the gates of this run that did not pass, and
         audit the refusal (version ``-``)."""
-        from mlgate.core.audit import AuditRecord, append_decision
-        from mlgate.core.registry import current_alias_version
+        from mlgate.trust.audit import AuditRecord, append_decision
+        from mlgate.trust.registry import current_alias_version
 
         started = utcnow()
         evidence = download_evidence(client, pipeline_run(client, self.mlflow_experiment, pipeline_key(context)))

@@ -24,7 +24,7 @@ class ChampionIncidentMixin:
 
     def champion(self, client: Any) -> tuple[str, str]:
         from mlgate.core.errors import GateInputError
-        from mlgate.core.registry import current_alias_version
+        from mlgate.trust.registry import current_alias_version
 
         name, alias = self.policy.promotion.model_name, self.policy.promotion.alias
         version = current_alias_version(client, name, alias)
@@ -33,7 +33,7 @@ class ChampionIncidentMixin:
         return name, version
 
     def record_extra(self, client: Any, run_id: str, result: GateResult, context: Context) -> None:
-        from mlgate.core.registry import TAG_LIMIT, call
+        from mlgate.trust.registry import TAG_LIMIT, call
 
         if result.passed:
             return
@@ -56,8 +56,8 @@ class ChampionSbomRescanOperator(ChampionIncidentMixin, TrivyGateOperator):
                        "unknown")
 
     def check(self, context: Context, workdir: Path) -> GateResult:
-        from mlgate.core.registry import call
-        from mlgate.core.trivy import check_trivy
+        from mlgate.gates.code.trivy import check_trivy
+        from mlgate.trust.registry import call
 
         client = self.mlflow_hook.get_conn()
         name, version = self.champion(client)

@@ -7,7 +7,6 @@ when the policy demands DP-SGD the run does not use, or when DP-SGD would oversp
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
 import random
@@ -17,9 +16,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from mlgate.core.callables import resolve_callable
 from mlgate.core.digests import code_digest
 from mlgate.core.errors import GateInputError
-from mlgate.core.registry import (
+from mlgate.core.results import Finding, GateResult, Severity, Subject, utcnow
+from mlgate.gates.model.training import TrainingRecord, check_training, code_version, dp_requirement, library_versions
+from mlgate.operators.base import BaseGateOperator, pipeline_key, task_actor, verified_data_digest
+from mlgate.operators.privacy import default_ledger_url
+from mlgate.trust.registry import (
     TAG_CODE_DIGEST,
     TAG_DATA_DIGEST,
     TAG_MODEL_DIGEST,
@@ -27,24 +31,9 @@ from mlgate.core.registry import (
     model_digest,
     pipeline_run,
 )
-from mlgate.core.results import Finding, GateResult, Severity, Subject, utcnow
-from mlgate.core.training import TrainingRecord, check_training, code_version, dp_requirement, library_versions
-from mlgate.operators.base import BaseGateOperator, pipeline_key, task_actor, verified_data_digest
-from mlgate.operators.privacy import default_ledger_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-
-def resolve_callable(target: str | Callable[..., Any]) -> Callable[..., Any]:
-    """A callable, or ``"package.module:function"`` (keeps DAG files free of heavy imports)."""
-    if callable(target):
-        return target
-    module, _, name = str(target).partition(":")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise GateInputError(f"training_callable {target!r} cannot be imported: {exc}") from None
 
 
 def _model_and_metrics(output: Any) -> tuple[Any, dict[str, float]]:
@@ -58,7 +47,7 @@ class ModelTrainingGateOperator(BaseGateOperator):
     records what it produced as ``model_name`` (default: the policy's); pushes ``model_version`` to XCom.
 
     The callable returns a fitted scikit-learn model (or ``(model, metrics)``), or a
-    ``mlgate.core.fitting.TrainingSet`` that the gate fits itself, plainly or with the loop options:
+    ``mlgate.gates.model.fitting.TrainingSet`` that the gate fits itself, plainly or with the loop options:
 
     * ``dp_sgd={"target_epsilon": …, "target_delta": …, "max_grad_norm": …}``: Opacus DP-SGD (torch). The
       target (ε, δ) is charged to the training data's privacy ledger (the ``data.privacy`` budgets) before
@@ -103,7 +92,7 @@ class ModelTrainingGateOperator(BaseGateOperator):
         import mlflow
         import numpy as np
 
-        from mlgate.core.fitting import AdversarialOptions, DpSgdOptions
+        from mlgate.gates.model.fitting import AdversarialOptions, DpSgdOptions
 
         started = utcnow()
         name = self.model_name or self.policy.promotion.model_name
@@ -114,7 +103,7 @@ class ModelTrainingGateOperator(BaseGateOperator):
         if dp_sgd:
             self.policy.section("data.privacy")  # the budgets DP-SGD is charged to: a missing section fails here
         data_digest = verified_data_digest(context, self.data_gate_task_id, "train")
-        train = resolve_callable(self.training_callable)
+        train = resolve_callable(self.training_callable, "training_callable")
         code_dir = Path(self.code_path or Path(inspect.getsourcefile(train) or ".").parent)
         code, code_tree = code_version(code_dir), code_digest(code_dir)
         libraries = library_versions()
@@ -166,7 +155,7 @@ class ModelTrainingGateOperator(BaseGateOperator):
                       name: str) -> Finding | None:
         """Charge the target (ε, δ) to the training data's budget before training (a finding if it cannot)
         and write the data's spend history to ``ledger.jsonl``."""
-        from mlgate.core.privacy_ledger import BudgetExceededError, SqlLedger
+        from mlgate.gates.data.privacy_ledger import BudgetExceededError, SqlLedger
 
         budget = self.policy.section("data.privacy").budgets.for_dataset(data_digest)
         ledger = SqlLedger(self.ledger_url or default_ledger_url())
@@ -207,8 +196,8 @@ class ModelTrainingGateOperator(BaseGateOperator):
 
 def _refuse_unusable(output: Any, dp_sgd: Any, adversarial: Any, torch_serialization: str) -> None:
     """Refuse, before anything is trained or spent, an output the gate could not fit or export."""
-    from mlgate.core.fitting import TrainingSet, preflight
-    from mlgate.core.model_eval import is_torch_module
+    from mlgate.gates.model.fitting import TrainingSet, preflight
+    from mlgate.gates.model.model_eval import is_torch_module
 
     if isinstance(output, TrainingSet):
         preflight(output, dp_sgd, adversarial)
@@ -223,7 +212,7 @@ def _refuse_unusable(output: Any, dp_sgd: Any, adversarial: Any, torch_serializa
 
 def _fitted(output: Any, seed: int, dp_sgd: Any, adversarial: Any) -> Any:
     """The model to log: the callable's own fitted model, or the gate's fit of its ``TrainingSet``."""
-    from mlgate.core.fitting import Fitted, TrainingSet, fit, flavor_of
+    from mlgate.gates.model.fitting import Fitted, TrainingSet, fit, flavor_of
 
     if isinstance(output, TrainingSet):
         return fit(output, seed=seed, dp_sgd=dp_sgd, adversarial=adversarial)

@@ -45,7 +45,7 @@ class CodeDependenciesGateOperator(TrivyGateOperator):
         self.scan = scan
 
     def check(self, context: Context, workdir: Path) -> GateResult:
-        from mlgate.core.dependencies import check_dependencies
+        from mlgate.gates.code.dependencies import check_dependencies
 
         return check_dependencies(self.target, self.trivy_hook.get_conn(), self.policy.section(self.gate_id),
                                   self.policy.exceptions, self.policy.digest, workdir, command=self.scan)
@@ -58,7 +58,7 @@ class DeployContainerGateOperator(TrivyGateOperator):
     subject_kind = "image"
 
     def check(self, context: Context, workdir: Path) -> GateResult:
-        from mlgate.core.trivy import check_trivy
+        from mlgate.gates.code.trivy import check_trivy
 
         return check_trivy("image", self.target, self.trivy_hook.get_conn(), self.policy.section(self.gate_id),
                            self.policy.digest, exceptions=self.policy.exceptions)
@@ -82,7 +82,7 @@ class DeployConfigGateOperator(TrivyGateOperator):
     def check(self, context: Context, workdir: Path) -> GateResult:
         from dataclasses import replace
 
-        from mlgate.core.deploy_config import check_deploy_config
+        from mlgate.gates.deploy.deploy_config import check_deploy_config
 
         target = stage_files(self.files(), workdir / "config") if self.files() else self.target
         result = check_deploy_config(target, self.trivy_hook.get_conn(), self.policy.section(self.gate_id),

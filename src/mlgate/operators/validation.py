@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class ModelValidationGateOperator(ModelArtifactGateOperator):
-    """Base: ``data_callable(data_path=, seed=)`` returns ``mlgate.core.model_validation.ValidationData``."""
+    """Base: ``data_callable(data_path=, seed=)`` returns ``mlgate.gates.model.model_validation.ValidationData``."""
 
     template_fields: Sequence[str] = (*ModelArtifactGateOperator.template_fields, "data_path", "seed")
 
@@ -32,8 +32,8 @@ class ModelValidationGateOperator(ModelArtifactGateOperator):
     def scanned_model(self, context: Context, workdir: Path) -> tuple[Any, str, str]:
         """Download, re-digest and load the model, refusing unless ``model.artifact`` passed on this digest."""
         from mlgate.core.digests import tree_digest
-        from mlgate.core.model_validation import load_flavor
-        from mlgate.core.registry import download_model
+        from mlgate.gates.model.model_validation import load_flavor
+        from mlgate.trust.registry import download_model
 
         uri = self.resolve_model_uri(context)
         scanned = context["ti"].xcom_pull(task_ids=self.artifact_task_id, key="model.artifact") or {}
@@ -45,11 +45,11 @@ class ModelValidationGateOperator(ModelArtifactGateOperator):
         return load_flavor(local), uri, digest
 
     def check(self, context: Context, workdir: Path) -> GateResult:
-        from mlgate.core.model_validation import validate_model
-        from mlgate.operators.training import resolve_callable
+        from mlgate.core.callables import resolve_callable
+        from mlgate.gates.model.model_validation import validate_model
 
         model, uri, digest = self.scanned_model(context, workdir)
-        data = resolve_callable(self.data_callable)(data_path=self.data_path, seed=int(self.seed))
+        data = resolve_callable(self.data_callable, "data_callable")(data_path=self.data_path, seed=int(self.seed))
         return validate_model(self.gate_id, model, data, self.policy, model_digest=digest, model_uri=uri,
                               out_dir=workdir)
 

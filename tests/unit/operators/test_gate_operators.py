@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from mlgate.core.audit import read_decisions
-from mlgate.core.integrity import build_manifest
-from mlgate.core.registry import PIPELINE_TAG, current_alias_version
 from mlgate.exceptions import GateConfigViolation, GatePolicyViolation
+from mlgate.gates.data.integrity import build_manifest
 from mlgate.hooks.mlflow import MlflowHook
 from mlgate.links import MlflowRunLink
 from mlgate.operators import (
     DataExpectationsGateOperator,
 )
+from mlgate.trust.audit import read_decisions
+from mlgate.trust.registry import PIPELINE_TAG, current_alias_version
 from tests.helpers import (
     context,
     default_policy,

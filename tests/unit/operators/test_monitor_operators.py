@@ -12,7 +12,6 @@ from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from mlgate.core.policy import load_policy
-from mlgate.core.registry import current_alias_version
 from mlgate.exceptions import GatePolicyViolation
 from mlgate.hooks.mlflow import MlflowHook
 from mlgate.operators import (
@@ -22,6 +21,7 @@ from mlgate.operators import (
     MonitorQueriesGateOperator,
 )
 from mlgate.operators.incident import RETRAINING, RETRAINING_REQUESTED
+from mlgate.trust.registry import current_alias_version
 from tests.helpers import FakeTaskInstance, default_policy, register_version, write_policy
 from tests.monitoring_data import write_dp_reference, write_extraction_queries, write_inference_log
 from tests.unit.operators.test_gate_operators import pipeline_tags

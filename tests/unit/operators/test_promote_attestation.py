@@ -9,16 +9,16 @@ from datetime import UTC, datetime
 import pytest
 import yaml
 
-from mlgate.core.attestation import generate_key
-from mlgate.core.attestation_store import ARTIFACT, TAG_DIGEST, TAG_KEYID, verify_version
-from mlgate.core.audit import read_decisions
-from mlgate.core.keys import KEY_FILE_ENV, keyring_from_env
 from mlgate.core.policy import load_policy
-from mlgate.core.registry import current_alias_version
-from mlgate.core.version_report import ARTIFACT as SCORECARD
 from mlgate.exceptions import GateConfigViolation, GatePolicyViolation
 from mlgate.hooks.mlflow import MlflowHook
 from mlgate.operators import DataExpectationsGateOperator
+from mlgate.trust.attestation import generate_key
+from mlgate.trust.attestation_store import ARTIFACT, TAG_DIGEST, TAG_KEYID, verify_version
+from mlgate.trust.audit import read_decisions
+from mlgate.trust.keys import KEY_FILE_ENV, keyring_from_env
+from mlgate.trust.registry import current_alias_version
+from mlgate.trust.version_report import ARTIFACT as SCORECARD
 from tests.helpers import context, new_run, promote_op, run_pipeline
 
 pytestmark = pytest.mark.unit

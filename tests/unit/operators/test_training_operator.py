@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlgate.core.integrity import build_manifest
-from mlgate.core.privacy_ledger import SqlLedger
 from mlgate.exceptions import GateConfigViolation, GatePolicyViolation
+from mlgate.gates.data.integrity import build_manifest
+from mlgate.gates.data.privacy_ledger import SqlLedger
 from mlgate.hooks.mlflow import MlflowHook
 from mlgate.operators import ModelArtifactGateOperator, ModelTrainingGateOperator
 from mlgate.operators.validation import ModelRobustnessGateOperator
@@ -94,7 +94,7 @@ def test_a_policy_requiring_dp_refuses_to_train_without_it(tmp_path, dp_sgd):
 @pytest.mark.parametrize(("options", "callable_", "message"), [
     ({"dp_sgd": {"target_epsilon": -1, "target_delta": 1e-5}}, "cnn_training", "option dp_sgd: target_epsilon"),
     ({"adversarial_training": {"eps": 0.1, "norm": 2}}, "cnn_training", "option adversarial_training: norm"),
-    ({"dp_sgd": {"target_epsilon": 1, "target_delta": 1e-5}}, "fitted_logistic", "return a mlgate.core.fitting"),
+    ({"dp_sgd": {"target_epsilon": 1, "target_delta": 1e-5}}, "fitted_logistic", "return a mlgate.gates.model.fitting"),
     ({"dp_sgd": {"target_epsilon": 1, "target_delta": 1e-5}}, "batchnorm_training", "cannot train .*BatchNorm"),
     ({"dp_sgd": {"target_epsilon": 1, "target_delta": 1e-5, "secure_mode": True}}, "cnn_training",
      "needs the torchcsprng package"),

@@ -1,0 +1,1 @@
+"""Code development gates: code.static (bandit) and code.dependencies (trivy fs + SBOM)."""

@@ -1,0 +1,1 @@
+"""Data ingestion and preprocessing gates: data.integrity, data.pii, data.expectations, data.privacy."""

@@ -1,0 +1,160 @@
+"""``data.expectations``: validate CSV or Parquet data against a Great Expectations 1.x suite.
+
+GX's own result JSON is kept as evidence, minus the unexpected *values* it lists: those can be PII or
+secrets, and evidence never holds them (counts, percentages and row indexes stay).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlgate.core.digests import file_digest
+from mlgate.core.errors import GateInputError, ToolError
+from mlgate.core.policy import Policy
+from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
+from mlgate.gates.data.integrity import build_manifest
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+GATE = "data.expectations"
+_VALUE_KEYS = ("partial_unexpected_list", "partial_unexpected_counts", "unexpected_list",
+               "details", "observed_value")
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """CSV or Parquet, or a directory of them (concatenated in name order)."""
+    import pandas as pd
+
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    readers = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
+    unsupported = [f.name for f in files if f.suffix.lower() not in readers]
+    if not files or unsupported:
+        raise GateInputError(f"{path}: expected CSV or Parquet files, found {unsupported or 'none'}")
+    try:
+        frames = [readers[f.suffix.lower()](f) for f in files]
+    except Exception as exc:  # pandas raises many types for a malformed file
+        raise GateInputError(f"{path}: cannot read the data: {type(exc).__name__}: {exc}") from None
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def load_suite(path: Path) -> Any:
+    """The suite, refusing any expectation GX could not build: GX logs and *drops* those (fails open)."""
+    from great_expectations.core import ExpectationSuite
+
+    try:
+        data = json.loads(path.read_text())
+        suite = ExpectationSuite(**data)
+    except OSError as exc:
+        raise GateInputError(f"{path}: cannot read the expectation suite: {exc.strerror}") from None
+    except Exception as exc:
+        raise GateInputError(f"{path}: not a valid GX expectation suite: {type(exc).__name__}: {exc}") from None
+    declared = [e.get("type") for e in data.get("expectations", [])]
+    loaded = [e.expectation_type for e in suite.expectations]
+    if len(loaded) != len(declared):
+        dropped = sorted(set(declared) - set(loaded)) or declared
+        raise GateInputError(f"{path}: not a valid GX expectation suite: {len(declared) - len(loaded)} "
+                             f"expectation(s) could not be built ({dropped}); unknown type or invalid arguments")
+    return suite
+
+
+def redact(result_json: dict[str, Any]) -> dict[str, Any]:
+    """GX's validation result without any observed or unexpected values."""
+    clean = json.loads(json.dumps(result_json, default=str))
+    for item in clean.get("results", []):
+        for key in _VALUE_KEYS:
+            item.get("result", {}).pop(key, None)
+    clean.get("meta", {}).pop("batch_markers", None)
+    return clean
+
+
+def validate(frame: pd.DataFrame, suite: Any) -> dict[str, Any]:
+    """Run the suite on an ephemeral GX context; returns GX's result as JSON."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    asset = context.data_sources.add_pandas("mlgate").add_dataframe_asset("data")
+    batch = asset.add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": frame})
+    return batch.validate(suite, result_format="SUMMARY").to_json_dict()
+
+
+def check_shape(result_json: Any, expectations: int) -> None:
+    """GX's result must hold one result per expectation of the suite: a result without them would read
+    as "nothing failed" and pass data nothing was checked against (fail closed)."""
+    results = result_json.get("results") if isinstance(result_json, dict) else None
+    readable = isinstance(results, list) and all(
+        isinstance(item, dict) and isinstance(item.get("success"), bool) for item in results)
+    if not readable or len(results) != expectations:
+        raise ToolError(f"great_expectations returned malformed output: "
+                        f"{len(results) if readable else 'no readable'} expectation results for a suite of "
+                        f"{expectations}")
+
+
+def failed_expectations(result_json: dict[str, Any]) -> list[Finding]:
+    findings = []
+    for item in result_json.get("results", []):
+        if item.get("success"):
+            continue
+        config = item.get("expectation_config", {})
+        kwargs = {k: v for k, v in config.get("kwargs", {}).items() if k != "batch_id"}
+        column = kwargs.pop("column", "")
+        stats = item.get("result", {})
+        if item.get("exception_info", {}).get("raised_exception"):
+            detail = "raised an exception: " + str(item["exception_info"].get("exception_message"))[:200]
+        elif "unexpected_count" in stats:
+            detail = (f"{stats['unexpected_count']} of {stats.get('element_count', '?')} values unexpected "
+                      f"({stats.get('unexpected_percent', 0):.2f}%)")
+        else:
+            detail = "failed"
+        findings.append(Finding(id=f"{GATE}.{config.get('type', 'unknown')}", severity=Severity.HIGH,
+                                message=f"{detail}; {kwargs}" if kwargs else detail,
+                                location=f"column {column}" if column else ""))
+    return findings
+
+
+def check_expectations(data: Path, policy: Policy, suite_path: Path | None = None,
+                       report_dir: Path | None = None) -> GateResult:
+    """Validate ``data`` with the policy's suite (or ``suite_path``); writes GX's JSON to ``report_dir``."""
+    import great_expectations as gx
+
+    started, clock = utcnow(), time.perf_counter()
+    config = policy.expectations() if suite_path is None else None
+    suite_path = Path(suite_path) if suite_path else policy.resolve(config.suite)
+    max_failed = config.max_failed_expectations if config else 0
+    suite = load_suite(suite_path)
+    if not suite.expectations:
+        raise GateInputError(f"{suite_path}: the suite holds no expectations; an empty suite proves nothing")
+    data = Path(data)
+    data_version = build_manifest(data, policy.section("data.integrity").algorithm).digest
+    raw = validate(read_table(data), suite)
+    check_shape(raw, len(suite.expectations))
+    result_json = redact(raw)
+    findings = failed_expectations(result_json)
+    artifacts = ()
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        report = report_dir / "data.expectations.gx.json"
+        report.write_text(json.dumps(result_json, indent=2))
+        artifacts = (str(report),)
+    stats = result_json.get("statistics", {})
+    return GateResult(
+        gate=GATE,
+        status=Status.BLOCKED if len(findings) > max_failed else Status.PASSED,
+        subject=Subject("dataset", str(data), data_version),
+        policy_digest=policy.digest,
+        tool=ToolInfo("great_expectations", gx.__version__),
+        started_at=started,
+        finished_at=utcnow(),
+        metrics={"evaluated": stats.get("evaluated_expectations", 0), "failed": len(findings),
+                 "success_percent": stats.get("success_percent") or 0.0,
+                 "seconds": round(time.perf_counter() - clock, 3)},
+        thresholds={"max_failed_expectations": max_failed, "suite": suite.name,
+                    "suite_digest": file_digest(suite_path)},
+        findings=tuple(findings),
+        artifacts=artifacts,
+    )

@@ -1,0 +1,264 @@
+"""``data.pii``: find PII and secrets in tabular or text data, and block, mask or report them.
+
+Every column is scanned as whole Arrow arrays (see ``pii_detectors``); the policy says which columns
+may hold which types. Evidence names the type, column, row indexes and a salted hash prefix of an
+example — never the value: the salt is random per scan, so prefixes cannot be matched across scans
+or looked up in a table of known values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlgate.core.errors import GateInputError
+from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
+from mlgate.gates.data.integrity import build_manifest
+from mlgate.gates.data.pii_detectors import DETECTORS, PII_TYPES, Span, find_spans
+
+GATE = "data.pii"
+PiiType = Literal["email", "phone", "us_ssn", "credit_card", "iban", "ip_address", "secret"]
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl",
+           ".txt": "text", ".text": "text", ".log": "text"}
+# When spans of two types overlap, the more specific type keeps it (a phone-like run inside an IBAN).
+_PRECEDENCE = ("secret", "iban", "credit_card", "us_ssn", "email", "ip_address", "phone")
+_SEVERITY = {"secret": Severity.CRITICAL, "credit_card": Severity.HIGH, "us_ssn": Severity.HIGH,
+             "iban": Severity.HIGH, "email": Severity.MEDIUM, "phone": Severity.MEDIUM,
+             "ip_address": Severity.LOW}
+_EXAMPLES = 3
+
+Hits = dict[str, dict[str, dict[int, list[Span]]]]  # column -> type -> row -> spans
+
+
+class PiiPolicy(BaseModel):
+    """``allowed`` maps a column (``"*"``: every column) to the types it may hold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allowed: dict[str, tuple[PiiType, ...]] = Field(default_factory=dict)
+    action: Literal["block", "mask", "report"] = "block"
+    types: tuple[PiiType, ...] = Field(default=PII_TYPES, min_length=1)
+    hash_key_env: str = Field(default="MLGATE_PII_KEY", min_length=1)
+    mask_with: Literal["hmac", "redact"] = Field(
+        default="hmac", description="hmac: keyed tokens that keep joins possible; redact: the type's name")
+
+    def allows(self, column: str, pii_type: str) -> bool:
+        return pii_type in self.allowed.get(column, ()) or pii_type in self.allowed.get("*", ())
+
+
+def data_format(path: Path) -> str:
+    try:
+        return FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise GateInputError(f"{path}: unsupported file type {path.suffix!r}; "
+                             f"expected one of {sorted(FORMATS)}") from None
+
+
+def read_table(path: Path) -> pa.Table:
+    """The file as an Arrow table; CSV is read all-string so digits keep their leading zeros and spacing.
+
+    Reader errors are re-raised without their message: Arrow quotes the offending row, which may be PII.
+    """
+    import pyarrow.csv as pa_csv
+    import pyarrow.json as pa_json
+    import pyarrow.parquet as pq
+
+    fmt = data_format(path)
+    try:
+        if fmt == "csv":
+            with pa_csv.open_csv(path) as reader:
+                names = reader.schema.names
+            table = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string())))
+        elif fmt == "parquet":
+            table = pq.read_table(path)
+        elif fmt == "jsonl":
+            table = pa_json.read_json(path)
+        else:
+            lines = path.read_text(encoding="utf-8").removesuffix("\n").split("\n")
+            table = pa.table({"text": pa.array(lines, pa.large_string())})
+    except OSError as exc:
+        raise GateInputError(f"{path}: cannot read: {exc.strerror or type(exc).__name__}") from None
+    except (pa.ArrowException, UnicodeDecodeError, ValueError) as exc:
+        raise GateInputError(f"{path}: not valid {fmt} ({type(exc).__name__}; details withheld, "
+                             "they may quote the data)") from None
+    while any(pa.types.is_struct(field.type) for field in table.schema):
+        table = table.flatten()  # nested JSON objects become dotted columns: "address.street"
+    return table
+
+
+def string_columns(table: pa.Table) -> tuple[dict[str, pa.Array], list[str]]:
+    """Columns that can hold text, as string arrays, and the names of those that cannot (numbers, dates).
+
+    Integers are scanned too (a card or SSN stored as a number). Nested lists fail closed.
+    """
+    scanned, skipped = {}, []
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        kind = column.type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind) \
+                or pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            try:
+                scanned[name] = pc.cast(column.combine_chunks(), pa.large_string())
+            except pa.ArrowInvalid:
+                raise GateInputError(f"column {name!r} holds bytes that are not UTF-8 text") from None
+        elif pa.types.is_nested(kind):
+            raise GateInputError(f"column {name!r} has nested type {kind}, which the PII scan cannot read; "
+                                 "flatten it first")
+        else:
+            skipped.append(name)
+    return scanned, skipped
+
+
+def _drop_overlaps(by_type: dict[str, dict[int, list[Span]]]) -> None:
+    """In rows where several types matched, a span overlapping one of a more specific type is dropped."""
+    order = sorted(by_type, key=_PRECEDENCE.index)
+    for i, low in enumerate(order):
+        for high in order[:i]:
+            for row in by_type[low].keys() & by_type[high].keys():
+                taken = by_type[high][row]
+                kept = [s for s in by_type[low][row] if not any(s[0] < t[1] and t[0] < s[1] for t in taken)]
+                if kept:
+                    by_type[low][row] = kept
+                else:
+                    del by_type[low][row]
+
+
+def scan(columns: dict[str, pa.Array], types: tuple[str, ...]) -> Hits:
+    hits: Hits = {}
+    for name, values in columns.items():
+        by_type = {t: find_spans(values, DETECTORS[t], name) for t in types}
+        _drop_overlaps(by_type)
+        hits[name] = {t: rows for t, rows in by_type.items() if rows}
+    return hits
+
+
+def _salted_prefix(salt: bytes, value: str) -> str:
+    return hashlib.sha256(salt + value.encode()).hexdigest()[:8]
+
+
+def _findings(hits: Hits, columns: dict[str, pa.Array], config: PiiPolicy) -> Iterator[Finding]:
+    salt = secrets.token_bytes(16)
+    for name, by_type in hits.items():
+        for pii_type, rows in by_type.items():
+            examples = sorted(rows)[:_EXAMPLES]
+            values = columns[name].take(pa.array(examples)).to_pylist()
+            shown = ", ".join(f"{row} (#{_salted_prefix(salt, text[slice(*rows[row][0])])})"
+                              for row, text in zip(examples, values, strict=True))
+            allowed = config.allows(name, pii_type)
+            yield Finding(
+                id=f"{GATE}.{pii_type}",
+                severity=Severity.INFO if allowed else _SEVERITY[pii_type],
+                message=f"{len(rows)} cell(s) hold {pii_type}"
+                        + (" (allowed by policy)" if allowed else f", which column {name!r} may not hold")
+                        + f"; e.g. rows {shown}",
+                location=name,
+            )
+
+
+def _masker(config: PiiPolicy):
+    if config.mask_with == "redact":
+        return lambda pii_type, value: f"<{pii_type}>"
+    key = os.environ.get(config.hash_key_env, "").encode()
+    if not key:
+        raise GateInputError(f"mask_with 'hmac' needs a secret key in the environment variable "
+                             f"{config.hash_key_env}; set it, or choose mask_with 'redact'")
+    return lambda pii_type, value: (
+        f"<{pii_type}:{hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:16]}>")
+
+
+def mask_table(table: pa.Table, columns: dict[str, pa.Array], hits: Hits, config: PiiPolicy) -> pa.Table:
+    """``table`` with every span the policy does not allow replaced by a token (same value → same token)."""
+    token = _masker(config)
+    for name, by_type in hits.items():
+        edits: dict[int, list[tuple[Span, str]]] = {}
+        for pii_type, rows in by_type.items():
+            if not config.allows(name, pii_type):
+                for row, spans in rows.items():
+                    edits.setdefault(row, []).extend((span, pii_type) for span in spans)
+        if not edits:
+            continue
+        values = columns[name].to_pylist()
+        for row, spans in edits.items():
+            text = values[row]
+            for (start, end), pii_type in sorted(spans, reverse=True):
+                text = text[:start] + token(pii_type, text[start:end]) + text[end:]
+            values[row] = text
+        table = table.set_column(table.column_names.index(name), pa.field(name, pa.large_string()),
+                                 pa.array(values, pa.large_string()))
+    return table
+
+
+def write_table(table: pa.Table, path: Path, fmt: str) -> None:
+    import pyarrow.csv as pa_csv
+    import pyarrow.parquet as pq
+
+    if fmt == "csv":
+        pa_csv.write_csv(table, path)
+    elif fmt == "parquet":
+        pq.write_table(table, path)
+    elif fmt == "jsonl":
+        with path.open("w", encoding="utf-8") as handle:
+            for row in table.to_pylist():
+                handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    else:
+        path.write_text("\n".join(table.column("text").to_pylist()) + "\n", encoding="utf-8")
+
+
+def check_pii(path: Path, config: PiiPolicy, policy_digest: str, out_dir: Path | None = None,
+              algorithm: str = "sha256") -> GateResult:
+    """Scan ``path`` (CSV, Parquet, JSONL or plain text) and apply ``config.action`` to what it finds."""
+    started, clock = utcnow(), time.perf_counter()
+    path = Path(path)
+    if not path.is_file():
+        raise GateInputError(f"{path}: no such file to scan")
+    if config.action == "mask" and out_dir is None:
+        raise GateInputError("action 'mask' needs an output directory for the sanitized copy")
+    fmt = data_format(path)
+    table = read_table(path)
+    columns, skipped = string_columns(table)
+    hits = scan(columns, config.types)
+    findings = tuple(_findings(hits, columns, config))
+    violations = [f for f in findings if f.severity is not Severity.INFO]
+    metrics = {
+        "rows": table.num_rows, "bytes": path.stat().st_size,
+        "columns_scanned": list(columns), "columns_skipped": skipped,
+        "cells_by_type": {t: {name: len(by_type[t]) for name, by_type in hits.items() if t in by_type}
+                          for t in config.types},
+        "violations": len(violations),
+    }
+    artifacts: tuple[str, ...] = ()
+    if config.action == "mask":
+        out_dir.mkdir(parents=True, exist_ok=True)
+        masked = out_dir / f"{path.stem}.masked{path.suffix}"
+        write_table(mask_table(table, columns, hits, config), masked, fmt)
+        metrics["masked_digest"] = build_manifest(masked, algorithm).digest
+        artifacts = (str(masked),)
+    metrics["seconds"] = round(time.perf_counter() - clock, 4)
+    return GateResult(
+        gate=GATE,
+        status=Status.BLOCKED if violations and config.action == "block" else Status.PASSED,
+        subject=Subject("dataset", str(path), build_manifest(path, algorithm).digest),
+        policy_digest=policy_digest,
+        tool=ToolInfo("mlgate-pii", f"pyarrow {pa.__version__}"),
+        started_at=started,
+        finished_at=utcnow(),
+        metrics=metrics,
+        thresholds={"action": config.action, "types": list(config.types),
+                    "allowed": {column: list(types) for column, types in config.allowed.items()}},
+        findings=findings,
+        artifacts=artifacts,
+    )

@@ -1,0 +1,492 @@
+"""``model.artifact``: find unsafe serialization in model files before anything loads them.
+
+Every file is read as data only — pickles are walked opcode by opcode (``pickle_scan``), never
+unpickled, and no module they name is imported. A pickle may only import globals from an allowlist
+of what scikit-learn, numpy, scipy, joblib and torch state dicts need; anything else blocks, and the
+finding names the global, its opcode's byte offset and the file (and archive member) it sits in.
+Containers are opened the way their loaders open them: torch zip archives, torch.export ``.pt2``
+archives (raw tensor records skipped only where their payload config says torch reads them as
+numbers; every record it would unpickle is judged as a pickle), ``.npz``, skops, joblib files plain
+or compressed (zlib, gzip, bz2, lzma/xz, lz4, joblib's legacy ``ZF``). Formats that hold no code
+(safetensors, ONNX, ``.npy``, JSON/YAML/text metadata) are structure-checked. A file of unknown
+format, or one that cannot be parsed, blocks: the gate fails closed.
+"""
+
+from __future__ import annotations
+
+import bz2
+import contextlib
+import gzip
+import json
+import lzma
+import mmap
+import re
+import struct
+import tempfile
+import time
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from mlgate.core.digests import list_files, tree_digest
+from mlgate.core.errors import GateInputError
+from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
+from mlgate.gates.model import model_formats
+from mlgate.gates.model.pickle_scan import PickleScan, scan_pickles
+
+GATE = "model.artifact"
+TOOL = ToolInfo("mlgate.pickle_scan", "1")
+MAX_EXPANDED_BYTES = 64 * 1024**3  # a compressed or zipped member larger than this once expanded blocks
+MAX_NESTING = 4  # archives inside compressed files inside archives...
+
+# Exact globals a benign scikit-learn / numpy / scipy / joblib / torch state-dict pickle imports.
+SAFE_GLOBALS = frozenset({
+    "_codecs.encode", "copyreg._reconstructor",
+    "builtins.object", "builtins.set", "builtins.frozenset", "builtins.slice", "builtins.complex",
+    "builtins.bytearray", "builtins.bytes", "builtins.list", "builtins.dict", "builtins.tuple",
+    "builtins.int", "builtins.float", "builtins.bool", "builtins.str", "builtins.range",
+    "collections.OrderedDict", "collections.defaultdict", "collections.Counter", "collections.deque",
+    "datetime.datetime", "datetime.date", "datetime.time", "datetime.timedelta", "datetime.timezone",
+    *(f"numpy.{core}.multiarray.{name}" for core in ("core", "_core") for name in ("_reconstruct", "scalar")),
+    "numpy.core.numeric._frombuffer", "numpy._core.numeric._frombuffer",
+    "numpy.dtype", "numpy.ndarray", "numpy.ma.core._mareconstruct",
+    "numpy.random._pickle.__randomstate_ctor", "numpy.random._pickle.__bit_generator_ctor",
+    "numpy.random._pickle.__generator_ctor", "numpy.random.mtrand.RandomState",
+    *(f"numpy.random._{m}.{c}" for m, c in (("mt19937", "MT19937"), ("pcg64", "PCG64"),
+                                            ("philox", "Philox"), ("sfc64", "SFC64"))),
+    *(f"scipy.sparse._{fmt}.{fmt}_{kind}" for fmt in ("csr", "csc", "coo", "bsr", "dia", "dok", "lil")
+      for kind in ("matrix", "array")),
+    "joblib.numpy_pickle.NumpyArrayWrapper",
+    *(f"torch._utils._rebuild_{name}" for name in (
+        "tensor", "tensor_v2", "tensor_v3", "parameter", "parameter_with_state", "qtensor",
+        "sparse_tensor", "meta_tensor_no_storage", "nested_tensor", "device_tensor_from_numpy")),
+    "torch._tensor._rebuild_from_type_v2", "torch.nn.parameter.Parameter", "torch.Size", "torch.device",
+    "torch.serialization._get_layout", "torch.storage.UntypedStorage", "torch.storage.TypedStorage",
+    *(f"torch.{kind}Storage" for kind in (
+        "Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool",
+        "ComplexFloat", "ComplexDouble", "QUInt8", "QInt8", "QInt32", "QUInt4x2", "QUInt2x4")),
+    *(f"torch.{dtype}" for dtype in (
+        "float16", "float32", "float64", "bfloat16", "complex64", "complex128", "uint8", "int8",
+        "int16", "int32", "int64", "bool", "strided", "sparse_coo", "per_tensor_affine")),
+})
+
+# numpy scalar types a skops schema names as dtypes (TypeNode); constructing one runs no code.
+SKOPS_NUMPY_SCALARS = frozenset(f"numpy.{t}" for t in (
+    "bool", "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+    "float16", "float32", "float64", "longdouble", "complex64", "complex128", "str_", "bytes_", "object_"))
+
+# Module prefixes whose classes and functions are estimators' own: any plain name under them is safe.
+# ``sklearn.utils``, ``sklearn.datasets`` (file and network I/O), ``sklearn.externals`` and test
+# modules are deliberately absent.
+SAFE_MODULE_PREFIXES = tuple(f"sklearn.{sub}" for sub in (
+    "base", "calibration", "cluster", "compose", "covariance", "cross_decomposition", "decomposition",
+    "discriminant_analysis", "dummy", "ensemble", "feature_extraction", "feature_selection", "frozen",
+    "gaussian_process", "impute", "isotonic", "kernel_approximation", "kernel_ridge", "linear_model",
+    "manifold", "metrics", "mixture", "model_selection", "multiclass", "multioutput", "naive_bayes",
+    "neighbors", "neural_network", "pipeline", "preprocessing", "random_projection",
+    "semi_supervised", "svm", "tree", "_loss",
+))
+# Names that, re-exported by an allowed module, would hand a pickle a way to run code.
+_GADGET_NAMES = frozenset({
+    "eval", "exec", "compile", "getattr", "setattr", "delattr", "globals", "locals", "vars", "open",
+    "input", "breakpoint", "system", "popen", "Popen", "run", "call", "check_call", "check_output",
+    "spawn", "import_module", "attrgetter", "methodcaller", "itemgetter", "partial", "load", "loads",
+    "locate", "apply",
+})
+_TEST_MODULE_PARTS = frozenset({"tests", "test", "_testing", "testing", "conftest"})
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_GLOBAL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(\.\*)?$"
+
+_TEXT_KINDS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".txt": "text", ".md": "text"}
+_TEXT_NAMES = {"MLmodel": "yaml", "registered_model_meta": "yaml"}  # the latter: written by MLflow's download
+_PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".bin", ".ckpt", ".sav", ".dill"}
+# Short text records below a torch or pt2 archive's root, read by torch as text, never unpickled.
+_ARCHIVE_META = re.compile(r"(version|byteorder|archive_format|archive_version|\.format_version"
+                           r"|\.storage_alignment|\.data/version|\.data/serialization_id)")
+_TORCH_STORAGE = re.compile(r"data/\d+")
+_ZIP_ERRORS = (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, NotImplementedError)
+
+
+class ArtifactPolicy(BaseModel):
+    """``gates.model.artifact``: globals allowed beyond the built-in list (``module.name``/``module.*``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    extra_allowed_globals: tuple[str, ...] = Field(
+        default=(), description="e.g. 'mypkg.models.MyEstimator' or 'mypkg.models.*'")
+
+    @field_validator("extra_allowed_globals")
+    @classmethod
+    def _dotted(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [g for g in value if not re.fullmatch(_GLOBAL_PATTERN, g)]
+        if bad:
+            raise ValueError(f"expected 'module.name' or 'module.*', got {bad}")
+        return value
+
+
+@dataclass(frozen=True)
+class Allowlist:
+    exact: frozenset[str] = SAFE_GLOBALS
+    prefixes: tuple[str, ...] = SAFE_MODULE_PREFIXES
+
+    @classmethod
+    def with_extra(cls, extra: Iterable[str]) -> Allowlist:
+        extra = list(extra)
+        return cls(SAFE_GLOBALS | {g for g in extra if not g.endswith(".*")},
+                   SAFE_MODULE_PREFIXES + tuple(g[:-2] for g in extra if g.endswith(".*")))
+
+    def allows(self, module: str, name: str) -> bool:
+        if f"{module}.{name}" in self.exact:
+            return True
+        if not any(module == p or module.startswith(p + ".") for p in self.prefixes):
+            return False
+        # Under a prefix only a plain name (no attribute chain) that is no known gadget, in no test module.
+        return (_IDENTIFIER.fullmatch(name) is not None and name not in _GADGET_NAMES
+                and (not name.startswith("__") or name.startswith("__pyx_unpickle_"))
+                and not _TEST_MODULE_PARTS.intersection(module.split(".")))
+
+
+@dataclass
+class _Scan:
+    """Findings and counters of one ``scan_path`` run."""
+
+    allowlist: Allowlist
+    findings: list[Finding] = field(default_factory=list)
+    files: int = 0
+    bytes: int = 0
+    globals: int = 0
+
+    def add(self, kind: str, severity: Severity, message: str, location: str) -> None:
+        self.findings.append(Finding(f"{GATE}.{kind}", severity, message, location))
+
+    def judge_pickles(self, scan: PickleScan, where: str) -> None:
+        self.globals += len(scan.globals)
+        if not scan.pickles and not scan.problems:
+            self.add("malformed", Severity.HIGH, "empty: no pickle in the stream", where)
+        first: dict[str, tuple[int, str, int]] = {}
+        for ref in scan.globals:
+            if not self.allowlist.allows(ref.module, ref.name):
+                offset, opcode, count = first.get(ref.qualname, (ref.offset, ref.opcode, 0))
+                first[ref.qualname] = (offset, opcode, count + 1)
+        for qualname, (offset, opcode, count) in first.items():
+            times = f" ({count} times)" if count > 1 else ""
+            self.add("unsafe_global", Severity.CRITICAL,
+                     f"imports {qualname} ({opcode}){times}: not an allowed global", f"{where}@{offset}")
+        for problem in scan.problems:
+            kind = {"unresolved": "unresolved_global", "extension": "extension_global"}.get(
+                problem.kind, "malformed")
+            severity = Severity.HIGH if kind == "malformed" else Severity.CRITICAL
+            self.add(kind, severity, problem.message, f"{where}@{problem.offset}")
+
+
+@contextlib.contextmanager
+def _mapped(handle: IO[bytes]) -> Iterator[Any]:
+    """A read-only buffer over a real file (``b''`` when it is empty)."""
+    size = handle.seek(0, 2)
+    if size == 0:
+        yield b""
+        return
+    with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        yield buf
+
+
+@contextlib.contextmanager
+def _spooled(reader: IO[bytes]) -> Iterator[Any]:
+    """Copy a stream (a decompressor, a zip member) to a temporary file and map it."""
+    with tempfile.TemporaryFile() as spool:
+        copied = 0
+        while chunk := reader.read(1024 * 1024):
+            copied += len(chunk)
+            if copied > MAX_EXPANDED_BYTES:
+                raise ValueError(f"expands past {MAX_EXPANDED_BYTES} bytes")
+            spool.write(chunk)
+        spool.flush()
+        with _mapped(spool) as buf:
+            yield buf
+
+
+class _ZlibReader:
+    """A file-like reader of a raw zlib stream (joblib's ``zlib`` compression, which gzip cannot read)."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self._raw, self._inflate, self._done = raw, zlib.decompressobj(15), False
+
+    def read(self, size: int) -> bytes:
+        while not self._done:
+            chunk = self._raw.read(64 * 1024)  # small input chunks bound the expanded size per read
+            data = self._inflate.decompress(chunk) if chunk else self._inflate.flush()
+            self._done = not chunk or self._inflate.eof
+            if data:
+                return data
+        return b""
+
+
+def _lz4_reader(raw: IO[bytes]) -> IO[bytes]:
+    import lz4.frame
+
+    return lz4.frame.LZ4FrameFile(raw, "rb")
+
+
+def _zf_reader(raw: IO[bytes]) -> _ZlibReader:
+    """joblib < 0.10's ``ZF`` files: ``ZF``, the hex length padded to 19 bytes, maybe a space, zlib data."""
+    int(raw.read(2 + 19)[2:], 16)  # a ValueError here means it is no ZF header
+    if raw.read(1) != b" ":
+        raw.seek(-1, 1)
+    return _ZlibReader(raw)
+
+
+_CODECS: list[tuple[str, Callable[[bytes], bool], Callable[[IO[bytes]], Any]]] = [
+    ("gzip", lambda h: h.startswith(b"\x1f\x8b"), lambda raw: gzip.GzipFile(fileobj=raw)),
+    ("bz2", lambda h: h.startswith(b"BZh"), lambda raw: bz2.BZ2File(raw)),
+    ("xz", lambda h: h.startswith(b"\xfd7zXZ\x00"), lambda raw: lzma.LZMAFile(raw)),
+    ("lzma", lambda h: h.startswith(b"\x5d\x00\x00"), lambda raw: lzma.LZMAFile(raw)),
+    ("lz4", lambda h: h.startswith(b"\x04\x22\x4d\x18"), _lz4_reader),
+    ("zlib", lambda h: len(h) > 1 and h[0] == 0x78 and (h[0] * 256 + h[1]) % 31 == 0, _ZlibReader),
+    ("joblib-zf", lambda h: h.startswith(b"ZF") and h[2:4] == b"0x", _zf_reader),
+]
+
+
+def _scan_buffer(scan: _Scan, buf: Any, where: str, name: str, depth: int) -> None:
+    """Recognise one file's format from its bytes (and its name where no magic exists) and check it."""
+    head = bytes(buf[:8])
+    suffix = Path(name).suffix.lower()
+    if depth > MAX_NESTING:
+        scan.add("unknown_format", Severity.HIGH, "archives nested too deeply to scan", where)
+    elif suffix == ".safetensors":
+        _invalid_if(scan, model_formats.check_safetensors(buf), "safetensors", where)
+        _probe_as_pickle(scan, buf, where)
+    elif model_formats.looks_like_safetensors(buf) and model_formats.check_safetensors(buf) is None:
+        _probe_as_pickle(scan, buf, where)  # first: a header length can mimic a magic number below
+    elif head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        _scan_zip(scan, buf, where, depth)
+    elif codec := next((c for c in _CODECS if c[1](head)), None):
+        _scan_compressed(scan, buf, where, codec[0], codec[2])
+    elif head.startswith(model_formats.NPY_MAGIC):
+        _scan_npy(scan, buf, where)
+    elif (len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5) or suffix in _PICKLE_SUFFIXES:
+        scan.judge_pickles(scan_pickles(buf), where)
+    elif suffix == ".onnx":
+        _invalid_if(scan, model_formats.check_onnx(buf), "ONNX", where)
+        _probe_as_pickle(scan, buf, where)
+    elif kind := _TEXT_NAMES.get(Path(name).name) or _TEXT_KINDS.get(suffix):
+        _invalid_if(scan, model_formats.check_text(buf, kind), kind, where)
+        _probe_as_pickle(scan, buf, where)
+    else:
+        _scan_unknown(scan, buf, where)
+
+
+def _invalid_if(scan: _Scan, reason: str | None, kind: str, where: str) -> None:
+    if reason:
+        scan.add("invalid_format", Severity.HIGH, f"invalid {kind} file: {reason}", where)
+
+
+def _probe_as_pickle(scan: _Scan, buf: Any, where: str) -> None:
+    """A code-free file that is also a complete pickle (a polyglot; protocol 0 is plain text) is
+    judged as the pickle it also is."""
+    as_pickle = scan_pickles(buf)
+    if not as_pickle.problems and as_pickle.globals:
+        scan.judge_pickles(as_pickle, where)
+
+
+def _scan_unknown(scan: _Scan, buf: Any, where: str) -> None:
+    """No magic and no known name: only a complete pickle (protocol 0/1 has no header) passes."""
+    as_pickle = scan_pickles(buf)
+    if as_pickle.pickles and not any(p.offset == 0 for p in as_pickle.problems):
+        scan.judge_pickles(as_pickle, where)
+    else:
+        scan.add("unknown_format", Severity.HIGH, "not a recognised model format (pickle, zip, safetensors, "
+                 "ONNX, numpy, compressed joblib or text metadata)", where)
+
+
+def _scan_compressed(scan: _Scan, buf: Any, where: str, codec: str, opener: Callable) -> None:
+    """joblib's compressed files: the decompressed stream is a joblib pickle, arrays and all."""
+    inner = f"{where}::{codec}"
+    try:
+        with _spooled(opener(_BufferFile(buf))) as expanded:
+            scan.judge_pickles(scan_pickles(expanded), inner)
+    except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error, RuntimeError, ImportError) as exc:
+        scan.add("malformed", Severity.HIGH, f"cannot decompress as {codec}: {type(exc).__name__}: {exc}",
+                 inner)
+
+
+def _scan_zip(scan: _Scan, buf: Any, where: str, depth: int) -> None:
+    try:
+        archive = zipfile.ZipFile(_BufferFile(buf))
+        members = [m for m in archive.infolist() if not m.is_dir()]
+        pt2_roots = {m.filename[:-len("archive_format")] for m in members
+                     if re.fullmatch(r"[^/]+/archive_format", m.filename) and m.file_size == 3
+                     and archive.read(m) == b"pt2"}
+    except _ZIP_ERRORS as exc:
+        scan.add("malformed", Severity.HIGH, f"invalid zip archive: {exc}", where)
+        return
+    if any(m.filename == "schema.json" for m in members):
+        _judge_skops_schema(scan, archive, where)
+    torch_roots = {m.filename[:-len("data.pkl")] for m in members
+                   if re.fullmatch(r"[^/]+/data\.pkl", m.filename)}
+    raw_records = _pt2_raw_records(scan, archive, members, pt2_roots, where)
+    for member in members:
+        inner = f"{where}::{member.filename}"
+        if member.filename in raw_records or _below(torch_roots, member.filename, _TORCH_STORAGE):
+            continue  # raw tensor bytes, read by torch as numbers only
+        try:
+            if _below(torch_roots | pt2_roots, member.filename, _ARCHIVE_META):
+                if member.file_size > 65 or not model_formats.ARCHIVE_TEXT.fullmatch(archive.read(member)):
+                    scan.add("invalid_format", Severity.HIGH, "archive metadata is not short text", inner)
+                continue
+            with archive.open(member) as stream, _spooled(stream) as data:
+                _scan_buffer(scan, data, inner, member.filename, depth + 1)
+        except _ZIP_ERRORS as exc:
+            scan.add("malformed", Severity.HIGH, f"cannot read archive member: {type(exc).__name__}", inner)
+
+
+def _below(roots: set[str], name: str, pattern: re.Pattern[str]) -> bool:
+    """``name`` is an archive root followed by a path matching ``pattern``."""
+    return any(name.startswith(root) and pattern.fullmatch(name[len(root):]) for root in roots)
+
+
+def _pt2_raw_records(scan: _Scan, archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], pt2_roots: set[str],
+                     where: str) -> set[str]:
+    """The records pt2 payload configs declare raw tensor bytes and none declares pickled; an
+    unreadable config blocks (its records are then scanned, and block, as what they are)."""
+    raw: set[str] = set()
+    pickled: set[str] = set()
+    for member in members:
+        if not _below(pt2_roots, member.filename, model_formats.PT2_PAYLOAD_CONFIG):
+            continue
+        try:
+            declared_raw, declared_pickled = model_formats.pt2_payload_records(member.filename, archive.read(member))
+        except _ZIP_ERRORS as exc:
+            scan.add("malformed", Severity.HIGH, f"unreadable pt2 payload config: {type(exc).__name__}: {exc}",
+                     f"{where}::{member.filename}")
+            continue
+        raw |= declared_raw
+        pickled |= declared_pickled
+    return raw - pickled
+
+
+def _skops_types(node: Any) -> Iterator[tuple[str, str, str]]:
+    """Every ``(module, class, loader)`` a skops schema asks its loader to resolve."""
+    if isinstance(node, dict):
+        if isinstance(node.get("__module__"), str) and isinstance(node.get("__class__"), str):
+            yield node["__module__"], node["__class__"], str(node.get("__loader__", ""))
+        for value in node.values():
+            yield from _skops_types(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _skops_types(value)
+
+
+def _judge_skops_schema(scan: _Scan, archive: zipfile.ZipFile, where: str) -> None:
+    """A skops archive (MLflow 3's default for scikit-learn) names in ``schema.json`` every type and
+    function its loader will import and call: each must pass the same allowlist as a pickle global."""
+    inner = f"{where}::schema.json"
+    try:
+        schema = json.loads(archive.read("schema.json"))
+    except (ValueError, zipfile.BadZipFile, OSError) as exc:
+        scan.add("malformed", Severity.HIGH, f"unreadable skops schema: {type(exc).__name__}", inner)
+        return
+    refused: dict[str, str] = {}
+    for module, name, loader in _skops_types(schema):
+        scan.globals += 1
+        qualname = f"{module}.{name}"
+        if qualname not in SKOPS_NUMPY_SCALARS and not scan.allowlist.allows(module, name):
+            refused.setdefault(qualname, loader)
+    for qualname, loader in refused.items():
+        scan.add("unsafe_global", Severity.CRITICAL, f"skops {loader or 'node'} imports {qualname}: "
+                 "not an allowed global", inner)
+
+
+class _BufferFile:
+    """A seekable read-only file over an mmap, for ``zipfile`` (which wants a file object)."""
+
+    def __init__(self, buf: Any) -> None:
+        self._buf, self._pos = buf, 0
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._pos = (0, self._pos, len(self._buf))[whence] + offset
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        stop = len(self._buf) if size is None or size < 0 else self._pos + size
+        data = self._buf[self._pos:stop]
+        self._pos += len(data)
+        return data
+
+
+def _scan_npy(scan: _Scan, buf: Any, where: str) -> None:
+    """``.npy``: raw array bytes, unless the dtype holds objects — then a pickle follows the header."""
+    import numpy as np
+
+    try:
+        header, data_start = model_formats.npy_header(buf)
+        dtype = np.lib.format.descr_to_dtype(header["descr"])
+        count = 1
+        for n in header["shape"]:
+            count *= int(n)
+    except (ValueError, TypeError, SyntaxError, struct.error, IndexError) as exc:
+        scan.add("invalid_format", Severity.HIGH, f"invalid .npy header: {type(exc).__name__}", where)
+        return
+    if dtype.hasobject:
+        scan.judge_pickles(scan_pickles(buf, data_start), where)
+    elif len(buf) - data_start != count * dtype.itemsize:
+        scan.add("invalid_format", Severity.HIGH, "invalid .npy file: data size does not match its header",
+                 where)
+
+
+def _scan_file(scan: _Scan, path: Path, where: str) -> None:
+    scan.files += 1
+    with path.open("rb") as handle, _mapped(handle) as buf:
+        scan.bytes += len(buf)
+        _scan_buffer(scan, buf, where, path.name, depth=0)
+
+
+def _run(path: Path, allowlist: Allowlist) -> _Scan:
+    path = Path(path)
+    if not path.exists():
+        raise GateInputError(f"{path}: no such model file or directory")
+    try:
+        files = list_files(path)
+    except ValueError as exc:
+        raise GateInputError(str(exc)) from None
+    scan = _Scan(allowlist)
+    base = path.parent if path.is_file() else path
+    for file in files:
+        _scan_file(scan, file, file.relative_to(base).as_posix())
+    return scan
+
+
+def scan_path(path: Path, extra_allowed_globals: Iterable[str] = ()) -> list[Finding]:
+    """Findings for a model file or directory; an empty list means every file is safe to load."""
+    return _run(Path(path), Allowlist.with_extra(extra_allowed_globals)).findings
+
+
+def check_artifact(path: Path, config: ArtifactPolicy, policy_digest: str) -> GateResult:
+    """Scan every file under ``path`` statically; block on any unsafe global or unrecognised file."""
+    started, clock = utcnow(), time.perf_counter()
+    path = Path(path)
+    scan = _run(path, Allowlist.with_extra(config.extra_allowed_globals))
+    digest = tree_digest(path)
+    return GateResult(
+        gate=GATE,
+        status=Status.BLOCKED if scan.findings else Status.PASSED,
+        subject=Subject("model", str(path), digest),
+        policy_digest=policy_digest,
+        tool=TOOL,
+        started_at=started,
+        finished_at=utcnow(),
+        metrics={"files": scan.files, "bytes": scan.bytes, "globals": scan.globals,
+                 "seconds": round(time.perf_counter() - clock, 4)},
+        thresholds={"extra_allowed_globals": list(config.extra_allowed_globals)},
+        findings=tuple(scan.findings),
+    )

@@ -1,0 +1,1 @@
+"""Monitoring and response: monitor.drift, monitor.confidence, monitor.queries, incident.respond."""

@@ -1,0 +1,218 @@
+"""``incident.respond``: when monitoring alerts about the served model, stop serving it.
+
+The alias moves back to the newest earlier version whose evidence passes promotion's checks *now*
+(``promote.evaluate``: the same evidence, digests and policy), skipping versions an earlier incident
+demoted. When no such version exists the alias is removed: serving nothing is safer than serving a
+model known to misbehave or one whose evidence no longer holds (ADR 0007). The demoted version is
+tagged ``mlgate.incident``; the incident is an MLflow run in its own experiment holding the alerting
+GateResults, and the response's own result says whether retraining is due.
+
+An alert is a *blocked* monitoring result. An ``error`` result (a window too small to test, an
+unreadable log) says nothing about the model: it fails its own task, and demotes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlgate.core.errors import EvidenceError, GateInputError, ToolError
+from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
+from mlgate.trust.promote import evaluate
+from mlgate.trust.promotion import Decision
+from mlgate.trust.registry import (
+    TAG_LIMIT,
+    TAG_MODEL_DIGEST,
+    call,
+    current_alias_version,
+    log_result,
+    pipeline_run,
+)
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from mlgate.core.policy import Policy
+
+GATE = "incident.respond"
+TAG = "mlgate.incident"
+MONITOR_GATES = ("monitor.drift", "monitor.confidence", "monitor.queries")
+MonitorGate = Literal["monitor.drift", "monitor.confidence", "monitor.queries"]
+
+
+class IncidentPolicy(BaseModel):
+    """Policy section ``gates.incident.respond``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    demote_on: tuple[MonitorGate, ...] = Field(
+        default=("monitor.drift", "monitor.confidence"),
+        description="gates whose alert demotes the served version and requests retraining; alerts of the "
+                    "others (extraction-like clients target the API, not the model's quality) are recorded "
+                    "and notified only")
+    max_candidates: int = Field(default=5, ge=1, description="earlier versions evaluated, newest first")
+    max_evidence_age_hours: float | None = Field(
+        default=None, gt=0, description="how old a restored version's evidence may be (default: promotion's)")
+    experiment: str = Field(default="mlgate-incidents", min_length=1)
+
+
+def alerts(results: Iterable[GateResult]) -> tuple[GateResult, ...]:
+    """The blocked monitoring results."""
+    return tuple(r for r in results if r.gate in MONITOR_GATES and r.status is Status.BLOCKED)
+
+
+def incident_id(model: str, version: str, key: str) -> str:
+    """Stable for one responding run (a retried task records the same incident again, not a new one)."""
+    return "inc-" + hashlib.sha256(f"{model}/{version}/{key}".encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Restore:
+    """The version to serve instead (``None``: none passes), and why each skipped candidate was refused."""
+
+    version: str | None
+    refused: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def choose_restore(candidates: Sequence[str], verify: Callable[[str], Decision]) -> Restore:
+    """The first candidate (newest first) that ``verify`` allows; a candidate that cannot be verified
+    (evidence or model unreadable) is refused like one that fails."""
+    refused: dict[str, tuple[str, ...]] = {}
+    for version in candidates:
+        try:
+            decision = verify(version)
+        except (EvidenceError, ToolError) as exc:
+            refused[version] = (f"cannot be verified: {exc}",)
+            continue
+        if decision.allowed:
+            return Restore(version, refused)
+        refused[version] = decision.reasons
+    return Restore(None, refused)
+
+
+def restore_candidates(client: MlflowClient, name: str, below: str, limit: int) -> list[str]:
+    """Versions older than ``below`` that no incident demoted, newest first, at most ``limit``."""
+    escaped = name.replace("'", "\\'")
+    versions = call(client, f"listing the versions of {name}",
+                    lambda: client.search_model_versions(f"name = '{escaped}'"))
+    older = [v for v in versions if int(v.version) < int(below) and TAG not in (v.tags or {})]
+    return [str(v.version) for v in sorted(older, key=lambda v: -int(v.version))][:limit]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    demote: bool
+    served_before: str | None
+    served_after: str | None
+    restore: Restore
+
+
+def _demote(client: MlflowClient, policy: Policy, name: str, version: str, incident: str) -> _Outcome:
+    """Move the alias off ``version`` (if it serves it) to the last good version, or remove it."""
+    config: IncidentPolicy = policy.section(GATE)
+    alias = policy.promotion.alias
+    served = current_alias_version(client, name, alias)
+    if served != version:
+        return _Outcome(True, served, served, Restore(None))
+    restore = choose_restore(restore_candidates(client, name, version, config.max_candidates),
+                             lambda v: evaluate(client, policy, name, v, config.max_evidence_age_hours)[0])
+    if restore.version:
+        call(client, f"moving alias {alias}",
+             lambda: client.set_registered_model_alias(name, alias, restore.version))
+        call(client, "tagging the restored version",
+             lambda: client.set_model_version_tag(name, restore.version, f"{TAG}.restored_by", incident))
+    else:
+        call(client, f"removing alias {alias}", lambda: client.delete_registered_model_alias(name, alias))
+    return _Outcome(True, served, restore.version, restore)
+
+
+def _findings(raised: Sequence[GateResult], reason: str, outcome: _Outcome, alias: str,
+              version: str) -> list[Finding]:
+    findings = [Finding(f"{GATE}.alert", Severity.HIGH, f"{r.gate}: {line}")
+                for r in raised for line in r.top_failures(3) or [f"{r.status}, no findings recorded"]]
+    if reason:
+        findings.append(Finding(f"{GATE}.reported", Severity.HIGH, reason))
+    if not outcome.demote:
+        return findings
+    for candidate, reasons in outcome.restore.refused.items():
+        findings.append(Finding(f"{GATE}.not_restored", Severity.INFO, "; ".join(reasons)[:500],
+                                f"version {candidate}"))
+    if outcome.served_before != version:
+        findings.append(Finding(f"{GATE}.not_served", Severity.INFO,
+                                f"alias {alias} serves version {outcome.served_before}, not {version}: left as it is"))
+    elif outcome.served_after:
+        findings.append(Finding(f"{GATE}.restored", Severity.MEDIUM,
+                                f"alias {alias} moved from version {version} to {outcome.served_after}"))
+    else:
+        findings.append(Finding(f"{GATE}.no_good_version", Severity.CRITICAL,
+                                f"no earlier version passes promotion's checks: alias {alias} removed, nothing "
+                                "is served until a new version is promoted"))
+    return findings
+
+
+def respond(client: MlflowClient, policy: Policy, name: str, version: str | None, raised: Sequence[GateResult],
+            *, reason: str = "", key: str) -> GateResult:
+    """Respond to the alerts ``raised`` (or a reported ``reason``) about ``name``/``version``.
+
+    ``version`` defaults to the one the alias serves. ``key`` names the responding run (a DAG run, a CLI
+    call): it keys the incident's MLflow run. BLOCKED means nothing is served any more.
+    """
+    started = utcnow()
+    config: IncidentPolicy = policy.section(GATE)
+    alias = policy.promotion.alias
+    version = version or current_alias_version(client, name, alias)
+    if not version:
+        raise GateInputError(f"{name}@{alias} serves no version and none was named: nothing to respond to")
+    if not raised and not reason:
+        raise GateInputError("an incident needs an alert from a monitoring gate or a reported reason")
+    incident = incident_id(name, version, key)
+    model_version = call(client, f"reading model version {name}/{version}",
+                         lambda: client.get_model_version(name, version))
+    demote = bool(reason) or any(r.gate in config.demote_on for r in raised)
+    if demote:
+        outcome = _demote(client, policy, name, version, incident)
+    else:
+        served = current_alias_version(client, name, alias)
+        outcome = _Outcome(False, served, served, Restore(None))
+    findings = _findings(raised, reason, outcome, alias, version)
+    if demote:
+        tags = {TAG: incident, f"{TAG}.reasons": "\n".join(f.message for f in findings)[:TAG_LIMIT]}
+        for tag, value in tags.items():
+            call(client, "tagging the demoted version",
+                 lambda t=tag, v=value: client.set_model_version_tag(name, version, t, v))
+    result = GateResult(
+        gate=GATE,
+        status=Status.BLOCKED if demote and outcome.served_after is None else Status.PASSED,
+        subject=Subject("model", f"models:/{name}/{version}", model_version.tags.get(TAG_MODEL_DIGEST, "unknown")),
+        policy_digest=policy.digest,
+        tool=ToolInfo("mlgate", "incident"),
+        started_at=started,
+        finished_at=utcnow(),
+        metrics={"incident": incident, "alerts": len(raised), "alerting_gates": sorted({r.gate for r in raised}),
+                 "demoted": demote, "retrain": demote, "candidates_refused": len(outcome.restore.refused),
+                 "alias_before": outcome.served_before, "alias_after": outcome.served_after},
+        thresholds=config.model_dump(mode="json"),
+        findings=tuple(findings),
+    )
+    record_incident(client, config.experiment, key, name, version, result, raised)
+    return result
+
+
+def record_incident(client: MlflowClient, experiment: str, key: str, name: str, version: str, result: GateResult,
+                    raised: Sequence[GateResult]) -> str:
+    """The incident's MLflow run: the alerting results and the response as evidence, tags to search by."""
+    run_id = pipeline_run(client, experiment, key)
+    for item in (*raised, result):
+        log_result(client, run_id, item)
+    tags = {TAG: result.metrics["incident"], f"{TAG}.model": name, f"{TAG}.bad_version": version,
+            f"{TAG}.restored_version": result.metrics["alias_after"] or "", f"{TAG}.dag_run": key,
+            f"{TAG}.demoted": str(result.metrics["demoted"]).lower(),
+            f"{TAG}.reasons": "\n".join(f.message for f in result.findings)[:TAG_LIMIT]}
+    for tag, value in tags.items():
+        call(client, "tagging the incident run", lambda t=tag, v=value: client.set_tag(run_id, t, v))
+    call(client, "closing the incident run", lambda: client.set_terminated(run_id))
+    return run_id

@@ -1,0 +1,226 @@
+"""What the monitoring gates read, from files: windows of the inference log, tables, reference profiles.
+
+The CLI and the operators run ``monitor.drift``, ``monitor.confidence`` and ``monitor.queries`` through
+these functions, so both read the same inputs the same way. A window of the inference log is named by
+its path, its bounds and the digest of its rows.
+
+The drift reference is preferably the ``data.privacy`` gate's DP profile (``reference_from_release``):
+it lets monitoring compare with the training data without keeping a single training row.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlgate.core.errors import GateInputError
+from mlgate.core.results import GateResult, Subject
+from mlgate.gates.monitor.drift import OTHER, ReferenceProfile
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlgate.core.policy import Policy
+
+_LOG_SUFFIXES = (".jsonl",)
+
+
+def reference_from_release(data: dict[str, Any]) -> ReferenceProfile:
+    """The drift reference of a DP profile (``mlgate.gates.data.dp_release.DPProfile.to_dict()``).
+
+    Numeric columns: the release's cells are ``below``, the bins ``[edges[i], edges[i+1])`` and ``above``,
+    i.e. closed on the *left*, while a ``ReferenceProfile`` bin ``(cuts[i-1], cuts[i]]`` is closed on the
+    right. The cuts are therefore the edges moved down by one float (``nextafter``): ``x >= edge`` exactly
+    when ``x > nextafter(edge, -inf)``, so a window value lying on an edge (integer features with integer
+    edges) is counted in the same bin as the release counted it. Missing values are left out on both
+    sides. Categorical columns: the declared categories, and the release's ``other`` cell (undeclared or
+    missing values) as ``OTHER``, into which the window's undeclared categories are folded. A DP profile
+    holds no accuracy, so concept drift is not tested against it.
+
+    The counts are noisy, and the tests must not mistake the noise for drift (``_significant``,
+    ``_effective``; post-processing, free of privacy cost).
+    """
+    from mlgate.gates.data.dp_release import CategoricalProfile, DPProfile
+
+    profile = DPProfile.from_dict(data)
+    numeric: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    categorical: dict[str, dict[str, float]] = {}
+    for name, column in profile.columns.items():
+        noise = profile.queries.get(f"{name}.histogram", {})
+        floor, variance = _noise_level(noise)
+        if isinstance(column, CategoricalProfile):
+            declared = dict(zip(column.categories, map(float, column.counts), strict=True))
+            counts = {c: n for c, n in declared.items() if n >= floor}  # the others' rows count as OTHER
+            other = column.other + sum(n for c, n in declared.items() if c not in counts)
+            counts[OTHER] = float(other) if other >= floor else 0.0
+            values = _effective(np.asarray(list(counts.values())), variance)
+            categorical[name] = dict(zip(counts, values.tolist(), strict=True))
+        else:
+            cuts, counts = _significant(np.nextafter(np.asarray(column.edges, dtype=np.float64), -np.inf),
+                                        np.asarray([column.below, *column.counts, column.above], np.float64), floor)
+            numeric[name] = (cuts, _effective(counts, variance))
+    return ReferenceProfile.from_dict(ReferenceProfile(numeric, categorical).to_dict())
+
+
+def _noise_level(noise: dict[str, Any]) -> tuple[float, float]:
+    """The count below which a cell may be pure noise (one-sided level 0.001), and the noise's variance."""
+    scale = float(noise.get("scale", 0.0))
+    if noise.get("mechanism", "laplace") == "laplace":
+        return scale * float(np.log(500)), 2 * scale**2
+    return 3.09 * scale, scale**2
+
+
+def _significant(cuts: np.ndarray, counts: np.ndarray, floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Merge each cell that may hold nothing but noise into its larger neighbour (dropping the cut between).
+
+    Releases clamp negative noise to 0, so a truly empty cell holds a few phantom rows that no window
+    would match: left alone, they read as drift (PSI, JS). A merged cell's rows count in its neighbour.
+    """
+    cuts, counts = cuts.copy(), counts.copy()
+    while counts.size > 1 and (weak := np.flatnonzero(counts < floor)).size:
+        cell = int(weak[np.argmin(counts[weak])])
+        left = cell > 0 and (cell == counts.size - 1 or counts[cell - 1] >= counts[cell + 1])
+        into = cell - 1 if left else cell + 1
+        counts[into] += counts[cell]
+        counts = np.delete(counts, cell)
+        cuts = np.delete(cuts, cell - 1 if left else cell)
+    if counts.size < 2:
+        raise GateInputError("a DP profile column holds too little beyond its noise to test against; release "
+                             "it with more budget or coarser bins")
+    return cuts, counts
+
+
+def _effective(counts: np.ndarray, variance: float) -> np.ndarray:
+    """Counts scaled to the sample size whose sampling variance matches sampling plus noise variance,
+    ``n / (1 + k·var / n)`` over ``k`` cells, so KS and χ² treat the reference as the smaller sample it is."""
+    total = counts.sum()
+    if total <= 0:
+        raise GateInputError("a DP profile column holds nothing beyond its noise to test against")
+    return counts / (1 + counts.size * variance / total)
+
+
+def load_reference(path: str | Path) -> ReferenceProfile | pd.DataFrame:
+    """A DP profile JSON, a ``ReferenceProfile`` JSON, or a CSV/Parquet reference sample."""
+    from mlgate.gates.data.expectations import read_table
+
+    path = Path(path)
+    if path.suffix.lower() != ".json":
+        return read_table(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise GateInputError(f"{path}: cannot read the reference: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise GateInputError(f"{path}: the reference is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise GateInputError(f"{path}: expected a reference profile object, found {type(data).__name__}")
+    if "plan_digest" in data:
+        return reference_from_release(data)
+    if "numeric" in data or "categorical" in data:
+        return ReferenceProfile.from_dict(data)
+    raise GateInputError(f"{path}: neither a DP profile (data.privacy) nor a reference profile "
+                         "(keys 'numeric'/'categorical')")
+
+
+def _is_inference_log(path: Path) -> bool:
+    if path.is_dir():
+        return any(p.suffix in _LOG_SUFFIXES for p in path.iterdir())
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return "features" in pq.read_schema(path).names
+        except Exception as exc:  # pyarrow raises several types for a malformed file
+            raise GateInputError(f"{path}: cannot read the Parquet file: {exc}") from None
+    return path.suffix in _LOG_SUFFIXES
+
+
+def load_window(path: str | Path, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
+    """An inference-log window (``start <= timestamp < end``; unbounded where ``None``), or a CSV/Parquet
+    table holding the current data as it is."""
+    import pandas as pd
+
+    from mlgate.gates.data.expectations import read_table
+    from mlgate.gates.monitor.inference_log import read_window
+
+    path = Path(path)
+    if not path.exists():
+        raise GateInputError(f"{path}: no such file or directory")
+    if not _is_inference_log(path):
+        return read_table(path)
+    return read_window(path, start or pd.Timestamp.min.tz_localize(UTC), end or pd.Timestamp.max.tz_localize(UTC))
+
+
+def window_bounds(start: str | datetime | None, end: str | datetime | None, *, default_end: datetime,
+                  hours: float) -> tuple[datetime, datetime]:
+    """``[start, end)`` from given bounds (ISO-8601 with a time zone), else the ``hours`` ending at
+    ``default_end`` (a DAG run's ``data_interval_end``, or now)."""
+    end_at = parse_moment(end, "window_end") if end else default_end
+    start_at = parse_moment(start, "window_start") if start else end_at - timedelta(hours=hours)
+    if start_at >= end_at:
+        raise GateInputError(f"the window is empty: start {start_at.isoformat()} is not before end "
+                             f"{end_at.isoformat()}")
+    return start_at, end_at
+
+
+def parse_moment(value: str | datetime, name: str) -> datetime:
+    """An aware datetime in UTC; a bound without a time zone is refused rather than guessed."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise GateInputError(f"{name} {value!r} is not an ISO-8601 date and time") from None
+    if value.tzinfo is None:
+        raise GateInputError(f"{name} {value.isoformat()} has no time zone; give it in UTC")
+    return value.astimezone(UTC)
+
+
+def load_baseline(path: str | Path) -> dict[str, float]:
+    """Expected queries per client in a window: a JSON object of client id -> number."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GateInputError(f"{path}: cannot read the query baseline: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, int | float) and v >= 0 for v in data.values()):
+        raise GateInputError(f"{path}: the query baseline must map client ids to non-negative numbers")
+    return {str(k): float(v) for k, v in data.items()}
+
+
+def _subject(path: str | Path, start: datetime | None, end: datetime | None, window: pd.DataFrame) -> Subject:
+    from mlgate.gates.monitor.drift import window_digest
+
+    bounds = f"#{start.isoformat() if start else ''}..{end.isoformat() if end else ''}" if start or end else ""
+    return Subject("dataset", f"{path}{bounds}", window_digest(window))
+
+
+def check_drift_files(current: str | Path, reference: str | Path, policy: Policy,
+                      start: datetime | None = None, end: datetime | None = None) -> GateResult:
+    from mlgate.gates.monitor.drift import check_drift
+
+    window = load_window(current, start, end)
+    return check_drift(window, load_reference(reference), policy.section("monitor.drift"), policy.digest,
+                       _subject(current, start, end, window))
+
+
+def check_confidence_files(log: str | Path, policy: Policy, start: datetime | None = None,
+                           end: datetime | None = None) -> GateResult:
+    from mlgate.gates.monitor.confidence import check_confidence
+
+    window = load_window(log, start, end)
+    if "confidence" not in window.columns:
+        raise GateInputError(f"{log}: no confidence column")
+    return check_confidence(window["confidence"].to_numpy(dtype=np.float64), policy.section("monitor.confidence"),
+                            policy.digest, _subject(log, start, end, window))
+
+
+def check_queries_files(log: str | Path, policy: Policy, start: datetime | None = None,
+                        end: datetime | None = None, baseline: dict[str, float] | None = None) -> GateResult:
+    from mlgate.gates.monitor.queries import check_queries
+
+    window = load_window(log, start, end)
+    return check_queries(window, policy.section("monitor.queries"), policy.digest, baseline,
+                         _subject(log, start, end, window))

@@ -1,0 +1,165 @@
+"""``monitor.queries``: per-client query volume anomalies and extraction-like query patterns.
+
+Volume: a client's query count against the median across clients (robust z-score, scale
+``max(1.4826 * MAD, sqrt(median), 1)`` so a quiet, uniform population does not turn one extra query into
+an alarm), or against the client's own baseline count where one is given (Poisson z-score).
+
+Extraction: PRADA (Juuti et al., 2019). For each query of a client, the minimum L2 distance to that
+client's growing set of earlier queries; natural queries give a roughly normal set of distances, while
+synthetic queries built by small steps from a few seeds (Jacobian augmentation, line searches) give a
+skewed or spiky one. A client with at least ``prada_min_queries`` queries is flagged when the Shapiro–Wilk
+statistic W of its distance set is below ``prada_delta``. A constant distance set (W undefined) counts
+as W = 0. Distances use the numeric feature columns, whitened by the window's covariance.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlgate.core.errors import GateInputError
+from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
+from mlgate.gates.monitor.inference_log import RESERVED
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+GATE = "monitor.queries"
+
+
+class QueriesPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_volume_z: float = Field(default=3.5, gt=0)
+    prada_delta: float = Field(default=0.9, gt=0, lt=1)
+    prada_min_queries: int = Field(default=30, ge=3)
+    prada_max_queries: int = Field(default=2000, ge=3, description="the latest queries a client is tested on")
+    columns: tuple[str, ...] | None = None
+
+
+def prada_distances(x: np.ndarray) -> np.ndarray:
+    """PRADA's distance set: each query's minimum L2 distance to the client's growing set of queries.
+
+    A query joins the growing set only when its distance exceeds ``T = max(T, mean - std)`` of the
+    distances of the queries that joined before (Juuti et al., Algorithm 1, one set per client); this
+    keeps natural query streams close to normal where plain nearest-neighbour distances are skewed.
+    """
+    grown = np.empty_like(x)
+    grown[0], size = x[0], 1
+    joined: list[float] = []
+    threshold = 0.0
+    distances = np.empty(len(x) - 1)
+    for i in range(1, len(x)):
+        distance = float(np.sqrt(((grown[:size] - x[i]) ** 2).sum(axis=1).min()))
+        distances[i - 1] = distance
+        if distance > threshold:
+            grown[size], size = x[i], size + 1
+            joined.append(distance)
+            threshold = max(threshold, float(np.mean(joined) - np.std(joined)))
+    return distances
+
+
+def prada_statistic(x: np.ndarray) -> float:
+    """Shapiro–Wilk W of the client's PRADA distance set (0 for a constant set)."""
+    from scipy.stats import shapiro
+
+    distances = prada_distances(x)
+    if np.ptp(distances) <= 1e-12 * max(1.0, float(distances.max())):
+        return 0.0
+    return float(shapiro(distances).statistic)
+
+
+def volume_z(counts: pd.Series, baseline: Mapping[str, float] | None = None) -> pd.Series:
+    """Per-client z-score of query counts: Poisson vs the client's baseline, else robust vs all clients."""
+    median = float(counts.median())
+    scale = max(1.4826 * float((counts - median).abs().median()), float(np.sqrt(median)), 1.0)
+    z = (counts - median) / scale
+    for client, expected in (baseline or {}).items():
+        if client in counts.index:
+            z[client] = (counts[client] - expected) / max(np.sqrt(expected), 1.0)
+    return z
+
+
+def _features(window: pd.DataFrame, config: QueriesPolicy) -> np.ndarray:
+    import pandas as pd
+
+    columns = list(config.columns) if config.columns is not None else [
+        c for c in window.columns if c not in RESERVED and pd.api.types.is_numeric_dtype(window[c])
+        and not pd.api.types.is_bool_dtype(window[c])]
+    missing = [c for c in columns if c not in window.columns]
+    if missing or not columns:
+        raise GateInputError(f"query features: columns {missing or 'none'} not in the window; "
+                             "PRADA needs numeric feature columns")
+    try:
+        x = window[columns].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        raise GateInputError(f"query features {columns} must be numeric") from None
+    if not np.isfinite(x).all():
+        raise GateInputError("query features hold missing or infinite values")
+    return whiten(x)
+
+
+def whiten(x: np.ndarray) -> np.ndarray:
+    """Decorrelate and scale the features by the window's covariance (PCA whitening), so distances are
+    Mahalanobis distances: correlated features would otherwise squeeze natural queries onto few axes."""
+    centred = x - x.mean(axis=0)
+    variances, axes = np.linalg.eigh(np.atleast_2d(np.cov(centred, rowvar=False)))
+    keep = variances > 1e-9 * max(float(variances.max()), 1e-300)
+    return centred @ axes[:, keep] / np.sqrt(variances[keep])
+
+
+def check_queries(window: pd.DataFrame, config: QueriesPolicy, policy_digest: str,
+                  baseline: Mapping[str, float] | None = None, subject: Subject | None = None) -> GateResult:
+    """Flag clients with anomalous volume or extraction-like query sequences; BLOCKED when any is flagged.
+
+    ``window`` is an inference-log window (``read_window``): ``client_id``, optional ``timestamp`` (the
+    query order) and the feature columns. ``baseline`` maps client ids to their expected query count.
+    """
+    import scipy
+
+    from mlgate.gates.monitor.drift import window_digest
+
+    started, clock = utcnow(), time.perf_counter()
+    if "client_id" not in window.columns or window.empty:
+        raise GateInputError("the query window is empty or has no client_id column")
+    if window["client_id"].isna().any():
+        raise GateInputError("the query window holds queries without a client_id")
+    ordered = window.sort_values("timestamp", kind="stable") if "timestamp" in window.columns else window
+    x = _features(ordered, config)
+    clients = ordered["client_id"].astype(str).to_numpy()
+    counts = ordered["client_id"].astype(str).value_counts()
+    z = volume_z(counts, baseline)
+    flagged: dict[str, dict[str, Any]] = {}
+    findings = []
+    for client in sorted(z.index[z > config.max_volume_z]):
+        flagged[client] = {"queries": int(counts[client]), "volume_z": round(float(z[client]), 3)}
+        findings.append(Finding(f"{GATE}.volume", Severity.HIGH,
+                                f"{counts[client]} queries, robust z-score {z[client]:.2f} above "
+                                f"{config.max_volume_z}", f"client {client}"))
+    tested = 0
+    for client in sorted(counts.index[counts >= config.prada_min_queries]):
+        w = prada_statistic(x[clients == client][-config.prada_max_queries:])
+        tested += 1
+        if w < config.prada_delta:
+            flagged.setdefault(client, {"queries": int(counts[client])})["prada_w"] = round(w, 4)
+            findings.append(Finding(f"{GATE}.extraction", Severity.HIGH,
+                                    f"PRADA: Shapiro-Wilk W {w:.3f} of minimum query distances below "
+                                    f"{config.prada_delta}", f"client {client}"))
+    return GateResult(
+        gate=GATE,
+        status=Status.BLOCKED if findings else Status.PASSED,
+        subject=subject or Subject("dataset", "inference-window", window_digest(window)),
+        policy_digest=policy_digest,
+        tool=ToolInfo("mlgate.queries", f"scipy {scipy.__version__}"),
+        started_at=started,
+        finished_at=utcnow(),
+        metrics={"flagged_clients": sorted(flagged), "flagged": flagged, "clients": int(counts.size),
+                 "queries": len(window), "median_queries": float(counts.median()), "prada_tested": tested,
+                 "seconds": round(time.perf_counter() - clock, 4)},
+        thresholds={**config.model_dump(mode="json"), "baseline_clients": len(baseline or {})},
+        findings=tuple(findings),
+    )

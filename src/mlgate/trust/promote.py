@@ -1,0 +1,145 @@
+"""``registry.promote``: decide, attest, verify, record, and only then move the alias.
+
+1. ``decide`` over the evidence of the version's run and the digests seen now (a fresh download).
+2. If it allows: sign the in-toto attestation over every artifact file, every gate result and the
+   policy digest, store it on the version, and verify what was stored against another fresh download.
+   No signing key, an untrusted or invalid signature, a swapped file: refused.
+3. Append the decision to the model's audit trail (write-ahead: no alias move goes unrecorded), move
+   the alias if allowed, tag the version with the decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from mlgate.core.digests import json_digest
+from mlgate.core.errors import EvidenceError, GateInputError
+from mlgate.core.policy import Policy
+from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
+from mlgate.trust.attestation import AttestationError
+from mlgate.trust.attestation_store import attest_version, attested_results, verify_version
+from mlgate.trust.audit import AuditRecord, append_decision
+from mlgate.trust.keys import KeyRing
+from mlgate.trust.promotion import GATE, Decision, decide
+from mlgate.trust.registry import (
+    TAG_CODE_DIGEST,
+    TAG_DATA_DIGEST,
+    TAG_LIMIT,
+    call,
+    current_alias_version,
+    download_evidence,
+    model_file_digests,
+)
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+TAG_EVIDENCE = "mlgate.decision.evidence"
+
+
+def _attest_and_verify(client: MlflowClient, policy: Policy, name: str, version: str, run_id: str | None,
+                       digests: dict[str, str], evidence: dict[str, GateResult | EvidenceError], keys: KeyRing,
+                       now: datetime) -> tuple[str, str]:
+    """Sign and store the attestation, then verify the stored one; returns (envelope digest, key id)."""
+    if not run_id:
+        raise GateInputError(f"{name}/{version} has no run to hold its attestation")
+    signer = keys.signer()
+    trusted = keys.trusted_keys()
+    envelope = attest_version(client, name, version, run_id, digests, attested_results(evidence, policy.digest),
+                              policy.digest, signer, created_at=now.isoformat(timespec="seconds"))
+    return envelope, verify_version(client, policy, name, version, trusted, now).keyid
+
+
+def _decision_tags(record: AuditRecord) -> dict[str, str]:
+    return {
+        "mlgate.decision": record.decision,
+        "mlgate.decision.reasons": "\n".join(record.reasons)[:TAG_LIMIT] or "all required gates passed",
+        "mlgate.decision.by": record.by[:TAG_LIMIT],
+        "mlgate.decision.at": record.at,
+        "mlgate.decision.alias_before": record.alias_before,
+        "mlgate.decision.alias_after": record.alias_after,
+        TAG_EVIDENCE: record.envelope_digest,
+    }
+
+
+@dataclass(frozen=True)
+class Assessment:
+    decision: Decision
+    run_id: str | None
+    evidence: dict[str, GateResult | EvidenceError]
+    file_digests: dict[str, str]  # the model's files, as downloaded now
+
+
+def assess(client: MlflowClient, policy: Policy, name: str, version: str, now: datetime,
+           max_age_hours: float | None = None) -> Assessment:
+    """Would ``name``/``version`` pass promotion now? Moves nothing: promotion and incident response
+    (choosing a version to restore) both build on it."""
+    model_version = call(client, f"reading model version {name}/{version}",
+                         lambda: client.get_model_version(name, str(version)))
+    evidence = download_evidence(client, model_version.run_id) if model_version.run_id else {}
+    file_digests = model_file_digests(client, f"models:/{name}/{version}")
+    recorded = {"dataset": model_version.tags.get(TAG_DATA_DIGEST, ""),
+                "code": model_version.tags.get(TAG_CODE_DIGEST, "")}
+    decision = decide(policy, evidence, digests={"model": json_digest(file_digests), **recorded}, now=now,
+                      max_age_hours=max_age_hours)
+    return Assessment(decision, model_version.run_id, evidence, file_digests)
+
+
+def evaluate(client: MlflowClient, policy: Policy, name: str, version: str,
+             max_age_hours: float | None = None) -> tuple[Decision, str]:
+    """The decision promotion would take now, and the model digest it saw."""
+    found = assess(client, policy, name, version, datetime.now(UTC), max_age_hours)
+    return found.decision, json_digest(found.file_digests)
+
+
+def promote(client: MlflowClient, policy: Policy, name: str, version: str, actor: str, keys: KeyRing, *,
+            now: datetime | None = None) -> GateResult:
+    """Move the policy's alias to ``name``/``version`` only if the evidence holds and its attestation
+    verifies; every decision is appended to the audit trail. The caller logs the returned result."""
+    started = utcnow()
+    now = now or datetime.now(UTC)
+    alias, version = policy.promotion.alias, str(version)
+    found = assess(client, policy, name, version, now)
+    decision, digest = found.decision, json_digest(found.file_digests)
+    reasons, envelope, keyid = list(decision.reasons), "", ""
+    if not reasons:
+        try:
+            envelope, keyid = _attest_and_verify(client, policy, name, version, found.run_id, found.file_digests,
+                                                 found.evidence, keys, now)
+        except AttestationError as exc:
+            reasons += [f"attestation: {reason}" for reason in exc.reasons]
+        except GateInputError as exc:
+            reasons.append(f"attestation: {exc}")
+    before = current_alias_version(client, name, alias)
+    record = AuditRecord(at=utcnow(), model=name, version=version, decision="blocked" if reasons else "promoted",
+                         by=actor, alias=alias, alias_before=before or "",
+                         alias_after=(before or "") if reasons else version, reasons=tuple(reasons),
+                         envelope_digest=envelope, keyid=keyid, policy_digest=policy.digest)
+    append_decision(client, record)
+    if not reasons:
+        call(client, f"setting alias {alias}", lambda: client.set_registered_model_alias(name, alias, version))
+    for key, value in _decision_tags(record).items():
+        call(client, "tagging the decision", lambda k=key, v=value: client.set_model_version_tag(name, version, k, v))
+    return GateResult(
+        gate=GATE,
+        status=Status.BLOCKED if reasons else Status.PASSED,
+        subject=Subject("model", f"models:/{name}/{version}", digest),
+        policy_digest=policy.digest,
+        tool=ToolInfo("mlflow", _mlflow_version()),
+        started_at=started,
+        finished_at=utcnow(),
+        metrics={"required_gates": len(policy.promotion.required_gates), "reasons": len(reasons)},
+        thresholds={"required_gates": list(policy.promotion.required_gates), "alias": alias,
+                    "max_evidence_age_hours": policy.promotion.max_evidence_age_hours,
+                    "gates_seen": decision.gates, "alias_before": before, "alias_after": record.alias_after or None,
+                    "attestation": envelope or None, "keyid": keyid or None},
+        findings=tuple(Finding(f"{GATE}.refused", Severity.HIGH, reason) for reason in reasons),
+    )
+
+
+def _mlflow_version() -> str:
+    import mlflow
+
+    return mlflow.__version__

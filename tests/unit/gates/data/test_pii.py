@@ -1,0 +1,330 @@
+import json
+import random
+import string
+from pathlib import Path
+from typing import get_args
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from faker import Faker
+
+from mlgate.core.errors import GateInputError
+from mlgate.gates.data.integrity import build_manifest
+from mlgate.gates.data.pii import PiiPolicy, PiiType, check_pii, read_table, scan, string_columns
+from mlgate.gates.data.pii_detectors import PII_TYPES, luhn_ok, valid_iban, valid_ssn
+
+pytestmark = pytest.mark.unit
+
+DIGEST = "sha256:" + "0" * 64
+rng = random.Random(11)
+Faker.seed(11)
+FAKES = {loc: Faker(loc) for loc in ("en_US", "de_DE", "fr_FR", "en_GB")}
+US = FAKES["en_US"]
+
+CANARY_SSN = "219-09-9999"
+CANARY_CARD = "4539 1488 0343 6467"
+CANARY_AWS = "AKIAZ7QWERTYUIOP1234"
+
+
+def _token(size: int, alphabet: str = string.ascii_letters + string.digits) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(size))
+
+
+def _with_luhn(body: str) -> str:
+    return next(body + d for d in string.digits if luhn_ok(body + d))
+
+
+def _grouped(value: str, sep: str = " ") -> str:
+    return sep.join(value[i:i + 4] for i in range(0, len(value), 4))
+
+
+def _formatted_phone(locale: str) -> str:
+    """A Faker phone number, but not a bare 10-digit US one: that shape counts only in a phone column."""
+    while (number := FAKES[locale].phone_number()).isdigit() and not number.startswith("0"):
+        pass
+    return number
+
+
+def detect(text: str, column: str = "notes") -> set[str]:
+    return set(scan({column: pa.array([text], pa.large_string())}, PII_TYPES)[column])
+
+
+# ---- every type, generated with Faker in several locales, inside free text
+
+POSITIVES = [
+    ("email", lambda f: f.email()),
+    ("phone-en_US", lambda f: _formatted_phone("en_US")),
+    ("phone-de_DE", lambda f: _formatted_phone("de_DE")),
+    ("phone-fr_FR", lambda f: _formatted_phone("fr_FR")),
+    ("phone-en_GB", lambda f: _formatted_phone("en_GB")),
+    ("us_ssn", lambda f: US.ssn()),
+    ("credit_card-visa", lambda f: f.credit_card_number("visa16")),
+    ("credit_card-mastercard", lambda f: f.credit_card_number("mastercard")),
+    ("credit_card-mastercard2", lambda f: _with_luhn("2221" + _token(11, string.digits))),
+    ("credit_card-amex", lambda f: f.credit_card_number("amex")),
+    ("credit_card-discover", lambda f: f.credit_card_number("discover")),
+    ("credit_card-jcb", lambda f: _with_luhn("3530" + _token(11, string.digits))),
+    ("credit_card-diners", lambda f: f.credit_card_number("diners")),
+    ("credit_card-spaced", lambda f: _grouped(_with_luhn("4" + _token(14, string.digits)))),
+    ("credit_card-dashed", lambda f: _grouped(f.credit_card_number("mastercard"), "-")),
+    ("iban-de", lambda f: FAKES["de_DE"].iban()),
+    ("iban-fr-spaced", lambda f: _grouped(FAKES["fr_FR"].iban())),
+    ("iban-gb", lambda f: FAKES["en_GB"].iban()),
+    ("ip_address-v4", lambda f: f.ipv4()),
+    ("ip_address-v6", lambda f: f.ipv6()),
+    ("secret-aws", lambda f: "AKIA" + _token(16, string.ascii_uppercase + string.digits)),
+    ("secret-aws-session", lambda f: "ASIA" + _token(16, string.ascii_uppercase + string.digits)),
+    ("secret-github", lambda f: "ghp_" + _token(36)),
+    ("secret-github-pat", lambda f: "github_pat_" + _token(22) + "_" + _token(59)),
+    ("secret-slack", lambda f: "xoxb-" + _token(12, string.digits) + "-" + _token(24)),
+    ("secret-private-key", lambda f: "-----BEGIN OPENSSH PRIVATE KEY-----"),
+    ("secret-jwt", lambda f: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0." + _token(43)),
+    ("secret-keyed", lambda f: f"db_password={_token(20)}"),
+    ("secret-keyed-json", lambda f: f'"api_key": "{_token(32)}"'),
+]
+
+
+@pytest.mark.parametrize(("case", "make"), POSITIVES, ids=[c for c, _ in POSITIVES])
+@pytest.mark.parametrize("locale", list(FAKES))
+def test_finds_each_type_inside_free_text(case, make, locale):
+    fake = FAKES[locale]
+    for _ in range(5):
+        text = f"{fake.sentence()} ref {make(fake)}. {fake.sentence()}"
+        assert case.split("-")[0] in detect(text), case
+
+
+# ---- decoys: shapes that look like PII but are not
+
+def _luhn_failing() -> str:
+    number = "4" + _token(15, string.digits)
+    return number if not luhn_ok(number) else number[:-1] + str((int(number[-1]) + 1) % 10)
+
+
+DECOYS = [
+    ("16-digit-luhn-fails", _luhn_failing),
+    ("luhn-valid-no-issuer", lambda: _with_luhn("9" + _token(14, string.digits))),
+    ("ssn-area-000", lambda: f"000-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"),
+    ("ssn-area-666", lambda: f"666-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"),
+    ("ssn-area-9xx", lambda: f"{rng.randint(900, 999)}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"),
+    ("ssn-group-00", lambda: f"{rng.randint(1, 665):03d}-00-{rng.randint(1, 9999):04d}"),
+    ("ssn-serial-0000", lambda: f"{rng.randint(1, 665):03d}-{rng.randint(1, 99):02d}-0000"),
+    ("date-iso", lambda: US.date(pattern="%Y-%m-%d")),
+    ("date-eu", lambda: US.date(pattern="%d/%m/%Y")),
+    ("date-dotted", lambda: US.date(pattern="%d.%m.%Y")),
+    ("zip-us", lambda: US.zipcode()),
+    ("zip-de", lambda: FAKES["de_DE"].postcode()),
+    ("uuid", lambda: str(US.uuid4())),
+    ("sku", lambda: f"SKU-{rng.randint(10000, 99999)}-{_token(2, string.ascii_uppercase)}"),
+    ("amount", lambda: f"${rng.uniform(1, 99999):,.2f}"),
+    ("version", lambda: f"v{rng.randint(0, 9)}.{rng.randint(0, 30)}.{rng.randint(0, 99)}"),
+    ("iban-bad-checksum", lambda: "DE00" + FAKES["de_DE"].iban()[4:]),
+    ("ip-out-of-range", lambda: f"{rng.randint(256, 999)}.10.0.1"),
+    ("time", lambda: f"{rng.randint(10, 23)}:{rng.randint(10, 59)}:{rng.randint(10, 59)}"),
+    ("password-placeholder", lambda: "password=********"),
+    ("password-plain-word", lambda: "password: required"),
+    ("jwt-not-json", lambda: "eyJub3QganNvbg.eyJub3QganNvbg.sig"),
+]
+
+
+@pytest.mark.parametrize(("case", "make"), DECOYS, ids=[c for c, _ in DECOYS])
+def test_decoys_are_not_reported(case, make):
+    for _ in range(20):
+        value = make()
+        assert detect(f"{US.sentence()} id {value} {US.sentence()}") == set(), value
+
+
+@pytest.mark.parametrize(("ssn", "valid"), [
+    ("123-45-6789", True), ("000-12-3456", False), ("666-12-3456", False), ("900-12-3456", False),
+    ("899-12-3456", True), ("123-00-4567", False), ("123-45-0000", False), ("123 45 6789", True),
+], ids=lambda v: str(v))
+def test_ssn_ranges(ssn, valid):
+    assert valid_ssn(ssn) is valid
+
+
+@pytest.mark.parametrize(("iban", "valid"), [
+    ("GB82WEST12345698765432", True), ("GB82WEST1234569876543", False), ("GB83WEST12345698765432", False),
+    ("DE89370400440532013000", True), ("NO9386011117947", True), ("XX89370400440532013000", False),
+], ids=lambda v: str(v))
+def test_iban_length_and_mod97(iban, valid):
+    assert valid_iban(iban) is valid
+
+
+def test_column_name_admits_bare_values_but_never_decides_alone():
+    assert detect("219099999", column="ssn") == {"us_ssn"}
+    assert detect("219099999", column="order_id") == set()
+    assert detect("666099999", column="ssn") == set()  # the name alone does not make it an SSN
+    assert detect("5551234567", column="phone") == {"phone"}
+    assert detect("kJ8#mQ2!vX9@pL4$", column="api_token") == {"secret"}
+    assert detect("aaaaaaaaaaaaaaaaaaaa", column="api_token") == set()
+
+
+def test_policy_types_match_detectors():
+    assert get_args(PiiType) == PII_TYPES
+
+
+# ---- formats
+
+ROWS = [
+    {"id": "1", "email": "ana@example.org", "notes": f"call +49 (0) 9141 777631, ssn {CANARY_SSN}"},
+    {"id": "2", "email": "bo@example.com", "notes": f"card {CANARY_CARD} on 2023-04-05"},
+    {"id": "3", "email": "cy@example.net", "notes": f"key {CANARY_AWS} v1.2.3"},
+]
+
+
+def write(fmt: str, directory: Path, rows: list[dict] = ROWS) -> Path:
+    if fmt == "csv":
+        path = directory / "data.csv"
+        import pyarrow.csv as pa_csv
+
+        pa_csv.write_csv(pa.Table.from_pylist(rows), path)
+    elif fmt == "parquet":
+        path = directory / "data.parquet"
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    elif fmt == "jsonl":
+        path = directory / "data.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        path = directory / "data.txt"
+        path.write_text("".join(f"{r['email']} {r['notes']}\n" for r in rows))
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl", "text"])
+def test_each_format_blocks_what_policy_forbids(fmt, tmp_path):
+    path = write(fmt, tmp_path)
+    column = "text" if fmt == "text" else "notes"
+    allowed = {"text": ["email"]} if fmt == "text" else {"email": ["email"]}
+    result = check_pii(path, PiiPolicy(allowed=allowed), DIGEST)
+    assert result.status == "blocked"
+    assert result.subject.kind == "dataset" and result.subject.digest == build_manifest(path).digest
+    cells = result.metrics["cells_by_type"]
+    assert cells["us_ssn"] == {column: 1} and cells["credit_card"] == {column: 1}
+    assert cells["secret"] == {column: 1} and cells["phone"] == {column: 1}
+    assert cells["email"] == {("text" if fmt == "text" else "email"): 3}
+    blocked = {(f.id, f.location) for f in result.findings if f.severity != "info"}
+    assert ("data.pii.credit_card", column) in blocked and ("data.pii.email", column) not in blocked
+
+
+def test_everything_allowed_passes(tmp_path):
+    result = check_pii(write("csv", tmp_path), PiiPolicy(allowed={"*": list(PII_TYPES)}), DIGEST)
+    assert result.status == "passed" and result.metrics["violations"] == 0
+    assert all(f.severity == "info" for f in result.findings)
+
+
+def test_report_passes_with_findings(tmp_path):
+    result = check_pii(write("csv", tmp_path), PiiPolicy(action="report"), DIGEST)
+    assert result.status == "passed" and result.metrics["violations"] > 0
+    finding = next(f for f in result.findings if f.id == "data.pii.us_ssn")
+    assert "rows 0 (#" in finding.message and finding.location == "notes"
+
+
+def test_only_enabled_types_are_scanned(tmp_path):
+    result = check_pii(write("csv", tmp_path), PiiPolicy(types=["email"]), DIGEST)
+    assert set(result.metrics["cells_by_type"]) == {"email"} and result.status == "blocked"
+
+
+def test_integer_columns_are_scanned(tmp_path):
+    path = tmp_path / "cards.parquet"
+    pq.write_table(pa.table({"ssn": pa.array([219099999, 7], pa.int64()), "score": [0.5, 0.7]}), path)
+    result = check_pii(path, PiiPolicy(), DIGEST)
+    assert result.metrics["cells_by_type"]["us_ssn"] == {"ssn": 1}
+    assert result.metrics["columns_skipped"] == ["score"]
+
+
+def test_nested_json_objects_are_flattened(tmp_path):
+    path = tmp_path / "nested.jsonl"
+    path.write_text(json.dumps({"user": {"contact": "x@example.org"}}) + "\n")
+    result = check_pii(path, PiiPolicy(), DIGEST)
+    assert result.metrics["cells_by_type"]["email"] == {"user.contact": 1}
+
+
+@pytest.mark.parametrize(("name", "content", "error"), [
+    ("data.xlsx", b"x", "unsupported file type"),
+    ("data.jsonl", b'{"tags": ["a@b.org"]}\n', "nested type"),
+    ("data.parquet", b"not parquet", "not valid parquet"),
+    ("data.txt", b"\xff\xfe bad utf8", "not valid text"),
+], ids=["unknown-suffix", "json-list", "corrupt-parquet", "bad-utf8"])
+def test_bad_input_fails_closed(tmp_path, name, content, error):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(GateInputError, match=error):
+        check_pii(path, PiiPolicy(), DIGEST)
+
+
+def test_missing_file_fails_closed(tmp_path):
+    with pytest.raises(GateInputError, match="no such file"):
+        check_pii(tmp_path / "absent.csv", PiiPolicy(), DIGEST)
+
+
+# ---- mask mode
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl", "text"])
+def test_mask_writes_a_sanitized_copy_keeping_joins(fmt, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLGATE_PII_KEY", "k" * 32)
+    rows = [{"id": str(i), "email": e, "notes": f"contact {e} about {CANARY_CARD}"}
+            for i, e in enumerate(["a@x.org", "b@x.org", "a@x.org"])]
+    path = write(fmt, tmp_path, rows)
+    result = check_pii(path, PiiPolicy(action="mask"), DIGEST, out_dir=tmp_path / "out")
+    masked = Path(result.artifacts[0])
+    assert result.status == "passed" and result.metrics["masked_digest"] == build_manifest(masked).digest
+    column = "text" if fmt == "text" else "notes"
+    cells = string_columns(read_table(masked))[0][column].to_pylist()
+    assert cells[0] == cells[2] != cells[1]  # same input, same token: joins survive
+    assert all("<credit_card:" in c and "<email:" in c and "@x.org" not in c for c in cells)
+    assert check_pii(masked, PiiPolicy(), DIGEST).status == "passed"
+
+
+def test_mask_tokens_depend_on_the_key(tmp_path, monkeypatch):
+    path = write("csv", tmp_path)
+    tokens = []
+    for key in ("key-one", "key-two"):
+        monkeypatch.setenv("MLGATE_PII_KEY", key)
+        result = check_pii(path, PiiPolicy(action="mask"), DIGEST, out_dir=tmp_path / key)
+        tokens.append(Path(result.artifacts[0]).read_text())
+    assert tokens[0] != tokens[1]
+
+
+def test_mask_redact_needs_no_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLGATE_PII_KEY", raising=False)
+    policy = PiiPolicy(action="mask", mask_with="redact", allowed={"email": ["email"]})
+    result = check_pii(write("csv", tmp_path), policy, DIGEST, out_dir=tmp_path / "out")
+    text = Path(result.artifacts[0]).read_text()
+    assert "<us_ssn>" in text and "ana@example.org" in text
+
+
+def test_mask_without_key_or_out_dir_fails_closed(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLGATE_PII_KEY", raising=False)
+    with pytest.raises(GateInputError, match="MLGATE_PII_KEY"):
+        check_pii(write("csv", tmp_path), PiiPolicy(action="mask"), DIGEST, out_dir=tmp_path / "out")
+    with pytest.raises(GateInputError, match="output directory"):
+        check_pii(write("csv", tmp_path), PiiPolicy(action="mask"), DIGEST)
+
+
+# ---- the canary: known values never leave the scan
+
+CANARIES = (CANARY_SSN, CANARY_CARD, CANARY_CARD.replace(" ", ""), CANARY_AWS)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl", "text"])
+def test_canary_values_never_appear_in_results_or_masked_files(fmt, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLGATE_PII_KEY", "canary-key")
+    path = write(fmt, tmp_path)
+    outputs = [check_pii(path, PiiPolicy(action=action), DIGEST, out_dir=tmp_path / "out").to_json()
+               for action in ("block", "report", "mask")]
+    outputs.append((tmp_path / "out" / f"data.masked{path.suffix}").read_bytes().decode("utf-8", "replace"))
+    assert detect(" ".join(r["notes"] for r in ROWS)) >= {"us_ssn", "credit_card", "secret"}
+    for output in outputs:
+        assert not any(canary in output for canary in CANARIES)
+
+
+def test_canary_values_never_appear_in_exception_text(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLGATE_PII_KEY", raising=False)
+    broken = tmp_path / "broken.csv"
+    broken.write_text(f"a,b\n{CANARY_SSN},{CANARY_AWS},{CANARY_CARD}\n")  # a row with too many fields
+    errors = []
+    for path, policy in ((broken, PiiPolicy()), (write("csv", tmp_path), PiiPolicy(action="mask"))):
+        with pytest.raises(GateInputError) as caught:
+            check_pii(path, policy, DIGEST, out_dir=tmp_path / "out")
+        errors.append(f"{caught.value!r} {caught.getrepr()}")
+    assert not any(canary in error for error in errors for canary in CANARIES)

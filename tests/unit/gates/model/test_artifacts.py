@@ -1,0 +1,212 @@
+"""``model.artifact``: each malicious corpus file blocks, naming its global and offset; benign ones pass."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pickle
+import re
+import struct
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures"))
+import model_corpus as corpus  # noqa: E402
+
+from mlgate.core.digests import tree_digest  # noqa: E402
+from mlgate.core.errors import GateInputError  # noqa: E402
+from mlgate.core.results import Status  # noqa: E402
+from mlgate.gates.model.artifacts import Allowlist, ArtifactPolicy, check_artifact, scan_path  # noqa: E402
+
+pytestmark = pytest.mark.unit
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> dict[str, Path]:
+    cases = [c for c in corpus.CASES if not c.needs or HAS_TORCH]
+    return corpus.build_corpus(tmp_path_factory.mktemp("corpus"), cases)
+
+
+def _case_param(case: corpus.Case):
+    marks = [pytest.mark.skipif(not HAS_TORCH, reason="torch not installed")] if case.needs else []
+    return pytest.param(case, id=case.name, marks=marks)
+
+
+@pytest.mark.parametrize("case", [_case_param(c) for c in corpus.CASES if not c.malicious])
+def test_benign_files_pass(built, case):
+    assert scan_path(built[case.name]) == []
+
+
+@pytest.mark.parametrize("case", [_case_param(c) for c in corpus.CASES if c.malicious])
+def test_malicious_files_block_naming_global_and_offset(built, case):
+    findings = scan_path(built[case.name])
+    if "." in case.expect:  # a global: named in the message, located by file and opcode offset
+        hits = [f for f in findings if f.id == "model.artifact.unsafe_global" and case.expect in f.message]
+        assert hits, findings
+        assert re.fullmatch(rf"{re.escape(built[case.name].name)}(::\S+)?@\d+", hits[0].location)
+        assert str(hits[0].severity) == "critical"
+    else:
+        assert any(f.id == f"model.artifact.{case.expect}" for f in findings), findings
+
+
+def test_joblib_payload_offset_is_after_the_arrays(built):
+    [finding] = scan_path(built["joblib_after_arrays"])
+    assert int(finding.location.rsplit("@", 1)[1]) > 5000 * 8 + 300 * 4  # past both arrays' raw bytes
+
+
+def test_torch_finding_names_the_archive_member(built):
+    if not HAS_TORCH:
+        pytest.skip("torch not installed")
+    [finding] = scan_path(built["torch_zip_payload"])
+    assert "::torch_payload/data.pkl@" in finding.location
+
+
+def test_scanning_never_runs_the_payload(tmp_path):
+    marker = tmp_path / "pwned"
+    target = tmp_path / "payload.pkl"
+    target.write_bytes(pickle.dumps(corpus.Payload(os.mkdir, str(marker)), protocol=4))
+    assert [f.id for f in scan_path(target)] == ["model.artifact.unsafe_global"]
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(("name", "data", "kind"), [
+    ("stack_global_of_ints.pkl", b"\x80\x04K\x01K\x02\x93)R.", "unresolved_global"),
+    ("notes.txt", b"cos\nsystem\n(S'true'\ntR.", "unsafe_global"),
+    ("empty.pkl", b"", "malformed"),
+    ("trailing.pkl", pickle.dumps([1, 2], 4) + b"\x00junk", "malformed"),
+    ("model.onnx", b"\x08\x07\xff\xff" * 8, "invalid_format"),
+    ("conf.json", b"{not json", "invalid_format"),
+    ("w.safetensors", struct.pack("<Q", 60) + b'{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,99]}}    '
+     + bytes(16), "invalid_format"),
+    ("fake_wrapper.joblib",  # a NumpyArrayWrapper claiming more array bytes than the file holds
+     b"\x80\x04\x8c\x13joblib.numpy_pickle\x8c\x11NumpyArrayWrapper\x93)\x81}(\x8c\x05shape"
+     b"J\x00\x00\x00\x10\x85\x8c\x05dtype\x8c\x05numpy\x8c\x05dtype\x93\x8c\x02f8\x89\x88\x87Rub.",
+     "malformed"),
+], ids=["unresolved-stack-global", "protocol0-pickle-as-text", "empty", "trailing-garbage",
+        "garbage-named-onnx", "bad-json", "safetensors-bad-offsets", "joblib-wrapper-past-eof"])
+def test_crafted_streams_block(tmp_path, name, data, kind):
+    path = tmp_path / name
+    path.write_bytes(data)
+    assert any(f.id == f"model.artifact.{kind}" for f in scan_path(path)), scan_path(path)
+
+
+@pytest.mark.parametrize("name", ["w.safetensors", "weights.bin"])
+def test_safetensors_header_length_mimicking_zlib_magic_passes(tmp_path, name):
+    header = b'{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'.ljust(0x178)  # 78 01: zlib magic
+    path = tmp_path / name
+    path.write_bytes(struct.pack("<Q", len(header)) + header + bytes(8))
+    assert scan_path(path) == []
+
+
+def test_npy_object_array_payload_blocks(tmp_path):
+    path = tmp_path / "objects.npy"
+    np.save(path, np.array([corpus.PRINT, 1], dtype=object), allow_pickle=True)
+    assert any("builtins.print" in f.message for f in scan_path(path))
+    np.save(tmp_path / "plain.npy", np.arange(10.0))
+    assert scan_path(tmp_path / "plain.npy") == []
+
+
+def test_code_inside_a_zip_blocks(tmp_path):
+    path = tmp_path / "scripted.pt"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("m/data.pkl", pickle.dumps({"a": 1}, 2))
+        archive.writestr("m/data/0", bytes(16))
+        archive.writestr("m/code/__torch__.py", "def forward(self): ...\n")
+    assert [f.id for f in scan_path(path)] == ["model.artifact.unknown_format"]
+
+
+@pytest.mark.parametrize(("module", "name", "allowed"), [
+    ("sklearn.linear_model._logistic", "LogisticRegression", True),
+    ("sklearn.tree._tree", "Tree", True),
+    ("numpy._core.multiarray", "_reconstruct", True),
+    ("builtins", "set", True),
+    ("torch._utils", "_rebuild_tensor_v2", True),
+    ("builtins", "eval", False),
+    ("builtins", "exec", False),
+    ("builtins", "getattr", False),
+    ("builtins", "__import__", False),
+    ("sklearn.utils._testing", "assert_run_python_script_without_output", False),
+    ("sklearn.datasets", "fetch_openml", False),
+    ("sklearn.linear_model.tests.test_base", "helper", False),
+    ("sklearn.linear_model._logistic", "LogisticRegression.__init__.__globals__", False),
+    ("sklearn.pipeline", "attrgetter", False),
+    ("sklearn.pipeline", "__builtins__", False),
+], ids=lambda v: str(v))
+def test_allowlist_is_precise(module, name, allowed):
+    assert Allowlist().allows(module, name) is allowed
+
+
+def test_check_artifact_passes_an_mlflow_dir(built):
+    model_dir = built["mlflow_dir"]
+    result = check_artifact(model_dir, ArtifactPolicy(), "sha256:policy")
+    assert result.status is Status.PASSED, result.findings
+    assert (result.gate, result.subject.kind) == ("model.artifact", "model")
+    assert result.subject.digest == tree_digest(model_dir)
+    assert result.metrics["files"] == 6 and result.metrics["globals"] > 0
+    assert result.metrics["bytes"] == sum(p.stat().st_size for p in model_dir.iterdir())
+
+
+def test_check_artifact_blocks_and_extra_globals_allow(built):
+    path = built["reduce_p4"]
+    assert check_artifact(path, ArtifactPolicy(), "sha256:p").status is Status.BLOCKED
+    assert check_artifact(path, ArtifactPolicy(extra_allowed_globals=["posix.system"]), "sha256:p").passed
+    # a module wildcard still refuses known gadget names such as system/eval
+    assert not check_artifact(path, ArtifactPolicy(extra_allowed_globals=["posix.*"]), "sha256:p").passed
+    assert check_artifact(built["second_pickle"], ArtifactPolicy(extra_allowed_globals=["builtins.*"]),
+                          "sha256:p").passed
+
+
+def test_policy_rejects_malformed_global_names():
+    with pytest.raises(ValidationError):
+        ArtifactPolicy(extra_allowed_globals=["os system"])
+
+
+def test_missing_path_and_symlink_are_input_errors(tmp_path):
+    with pytest.raises(GateInputError):
+        scan_path(tmp_path / "absent")
+    (tmp_path / "link.pkl").symlink_to(tmp_path / "absent")
+    with pytest.raises(GateInputError):
+        check_artifact(tmp_path, ArtifactPolicy(), "sha256:p")
+
+
+def _skops_file(tmp_path, inject=None):
+    import json as _json
+    import zipfile as _zipfile
+
+    from sklearn.linear_model import LogisticRegression
+    from skops.io import dump
+
+    path = tmp_path / "model.skops"
+    dump(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), path)
+    if inject is not None:
+        with _zipfile.ZipFile(path) as archive:
+            members = {name: archive.read(name) for name in archive.namelist()}
+        schema = _json.loads(members["schema.json"])
+        schema["content"]["payload"] = inject
+        members["schema.json"] = _json.dumps(schema).encode()
+        with _zipfile.ZipFile(path, "w") as archive:
+            for name, data in members.items():
+                archive.writestr(name, data)
+    return path
+
+
+def test_a_skops_model_as_mlflow_3_writes_it_passes(tmp_path):
+    assert scan_path(_skops_file(tmp_path)) == []
+
+
+@pytest.mark.parametrize("node", [
+    {"__class__": "system", "__module__": "os", "__loader__": "FunctionNode", "content": "true"},
+    {"__class__": "Popen", "__module__": "subprocess", "__loader__": "ObjectNode", "content": {}},
+], ids=["function-node", "object-node"])
+def test_a_skops_schema_naming_an_unsafe_type_blocks(tmp_path, node):
+    findings = scan_path(_skops_file(tmp_path, inject=node))
+    assert [f.id for f in findings] == ["model.artifact.unsafe_global"]
+    assert f"{node['__module__']}.{node['__class__']}" in findings[0].message
+    assert findings[0].location.endswith("model.skops::schema.json")

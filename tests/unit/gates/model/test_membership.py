@@ -1,0 +1,72 @@
+"""``model.privacy``: ART's black-box membership inference and a loss-threshold attack on real models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+
+from mlgate.core.errors import GateInputError
+from mlgate.core.results import Status
+from mlgate.gates.model.membership import MembershipPolicy, attack_scores, check_membership
+from tests.fixtures.models import digits
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module")
+def halves():
+    """Digits split 50/50: few training records per class, so an unregularised forest memorises them."""
+    return digits(seed=0, test_size=0.5)
+
+
+@pytest.mark.parametrize(("model", "expected"), [
+    (RandomForestClassifier(n_estimators=100, random_state=0), Status.BLOCKED),
+    (RandomForestClassifier(n_estimators=100, min_samples_leaf=10, random_state=0), Status.PASSED),
+    (LogisticRegression(C=0.1, max_iter=2000), Status.PASSED),
+], ids=["overfit-forest-blocks", "min-leaf-forest-passes", "regularised-logistic-passes"])
+def test_membership_attacks(halves, model, expected):
+    x_train, x_test, y_train, y_test = halves
+    model.fit(x_train, y_train)
+    result = check_membership(model, x_train, y_train, x_test, y_test, MembershipPolicy(), "sha256:p",
+                              model_digest="sha256:m")
+    assert result.status is expected, result.metrics["attacks"]
+    assert set(result.metrics["attacks"]) == {"black_box", "loss_threshold"}
+    assert result.metrics["samples_per_side"] == min(len(x_train), len(x_test))
+    if expected is Status.BLOCKED:
+        assert {f.location for f in result.findings} == {"black_box", "loss_threshold"}
+        assert result.metrics["attacks"]["black_box"]["auc"] > 0.7
+
+
+def test_result_is_reproducible_for_a_seed(halves):
+    x_train, x_test, y_train, y_test = halves
+    model = RandomForestClassifier(n_estimators=30, random_state=0).fit(x_train, y_train)
+    runs = [check_membership(model, x_train, y_train, x_test, y_test, MembershipPolicy(samples=300), "p",
+                             model_digest="sha256:m").metrics for _ in range(2)]
+    assert runs[0]["attacks"] == runs[1]["attacks"]
+    assert runs[0]["member_digest"] == runs[1]["member_digest"]
+
+
+@pytest.mark.parametrize(("membership", "scores", "auc", "advantage"), [
+    ([1, 1, 0, 0], [0.9, 0.8, 0.2, 0.1], 1.0, 1.0),
+    ([1, 0, 1, 0], [0.5, 0.5, 0.5, 0.5], 0.5, 0.0),
+    ([1, 1, 0, 0], [0.1, 0.2, 0.8, 0.9], 0.0, 0.0),
+], ids=["perfect", "chance", "inverted"])
+def test_attack_scores(membership, scores, auc, advantage):
+    assert attack_scores(np.array(membership), np.array(scores)) == {"auc": auc, "advantage": advantage}
+
+
+def test_mismatched_input_fails_closed(halves):
+    x_train, x_test, y_train, y_test = halves
+    model = LogisticRegression(max_iter=500).fit(x_train, y_train)
+    with pytest.raises(GateInputError, match="equal length"):
+        check_membership(model, x_train, y_train[:-1], x_test, y_test, MembershipPolicy(), "p", model_digest="m")
+
+
+@pytest.mark.parametrize("data", [{"max_auc": 0.4}, {"attack_model": "nn"}, {"samples": 5}, {"extra": 1}],
+                         ids=["auc-below-chance", "slow-attack-model", "too-few-samples", "extra-key"])
+def test_policy_rejects_bad_sections(data):
+    with pytest.raises(ValidationError):
+        MembershipPolicy.model_validate(data)

@@ -1,0 +1,174 @@
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import false_discovery_control, ks_2samp
+
+from mlgate.core.errors import GateInputError
+from mlgate.core.results import Status
+from mlgate.gates.monitor.drift import (
+    DriftPolicy,
+    ReferenceProfile,
+    _ks_exact,
+    adjust_pvalues,
+    check_drift,
+    profile_from_sample,
+    wilson_upper,
+)
+
+pytestmark = pytest.mark.unit
+
+CATEGORIES = np.array(["red", "green", "blue", "black"])
+
+
+def frame(rng, n, shift=0.0, shifted=("x0", "x1"), cat_probs=(0.4, 0.3, 0.2, 0.1), columns=5):
+    data = {f"x{i}": rng.standard_normal(n) + (shift if f"x{i}" in shifted else 0.0) for i in range(columns)}
+    data["colour"] = rng.choice(CATEGORIES, size=n, p=cat_probs)
+    return pd.DataFrame(data)
+
+
+def as_reference(sample, kind):
+    return sample if kind == "sample" else ReferenceProfile.from_dict(
+        json.loads(json.dumps(profile_from_sample(sample, bins=100).to_dict())))
+
+
+@pytest.mark.parametrize(("n", "m", "make"), [
+    (1000, 800, lambda r, k: r.standard_normal(k)),
+    (5000, 4000, lambda r, k: r.integers(0, 5, k).astype(float)),
+    (300, 200, lambda r, k: r.lognormal(0, 2, k)),
+    (2000, 2000, lambda r, k: np.ones(k)),
+    (50_000, 60_000, lambda r, k: r.standard_t(2, k)),
+], ids=["normal", "integers-with-ties", "lognormal", "constant", "heavy-tailed"])
+@pytest.mark.parametrize("shift", [0.0, 0.1], ids=["same", "shifted"])
+def test_exact_ks_statistic_equals_scipy(n, m, make, shift):
+    rng = np.random.default_rng(7)
+    ref, cur = make(rng, n), make(rng, m) + shift
+    assert _ks_exact(ref, cur)[0] == pytest.approx(ks_2samp(ref, cur).statistic, abs=1e-12)
+
+
+@pytest.mark.parametrize("method", ["bonferroni", "holm", "bh"])
+def test_adjusted_pvalues(method):
+    p = np.array([0.01, 0.04, 0.03, 0.2, 0.005])
+    expected = {"bonferroni": np.minimum(p * 5, 1),
+                "holm": np.array([0.04, 0.09, 0.09, 0.2, 0.025]),
+                "bh": false_discovery_control(p)}[method]
+    np.testing.assert_allclose(adjust_pvalues(p, method), expected)
+
+
+@pytest.mark.parametrize("kind", ["sample", "profile"])
+def test_drift_found_only_in_shifted_columns(kind):
+    rng = np.random.default_rng(1)
+    reference = as_reference(frame(rng, 20_000), kind)
+    current = frame(rng, 5000, shift=0.3, cat_probs=(0.25, 0.25, 0.25, 0.25))
+    result = check_drift(current, reference, DriftPolicy(), "sha256:p")
+    assert result.status is Status.BLOCKED
+    assert result.metrics["drifted_columns"] == ["colour", "x0", "x1"]
+    assert {f.location for f in result.findings} == {"column colour", "column x0", "column x1"}
+    assert result.metrics["columns"]["x0"]["ks_method"] == ("exact" if kind == "sample" else "binned")
+    json.loads(result.to_json())
+
+
+@pytest.mark.parametrize("kind", ["sample", "profile"])
+def test_no_drift_passes(kind):
+    rng = np.random.default_rng(2)
+    result = check_drift(frame(rng, 3000), as_reference(frame(rng, 20_000), kind), DriftPolicy(), "sha256:p")
+    assert result.status is Status.PASSED and result.metrics["drifted_columns"] == []
+
+
+@pytest.mark.parametrize(("kind", "correction"), [
+    ("sample", "holm"), ("sample", "bh"), ("sample", "bonferroni"), ("profile", "holm"),
+], ids=["sample-holm", "sample-bh", "sample-bonferroni", "profile-holm"])
+def test_false_alarm_rate_over_many_windows_stays_within_alpha(kind, correction):
+    # Under no drift every corrected family alarms with probability <= alpha. The number of alarms in
+    # N windows is then at most Binomial(N, alpha): allow alpha + 3 standard errors of a proportion
+    # (0.05 + 0.046 for N = 200), which a correct gate exceeds with probability ~0.2%.
+    rng = np.random.default_rng(3)
+    windows, policy = 200, DriftPolicy(alpha=0.05, correction=correction)
+    reference = as_reference(frame(rng, 50_000), kind)
+    alarms = sum(check_drift(frame(rng, 1000), reference, policy, "sha256:p").status is Status.BLOCKED
+                 for _ in range(windows))
+    assert alarms / windows <= policy.alpha + 3 * math.sqrt(policy.alpha * (1 - policy.alpha) / windows)
+
+
+def test_small_shift_found_on_large_windows():
+    rng = np.random.default_rng(4)
+    reference, current = frame(rng, 200_000, columns=8), frame(rng, 200_000, shift=0.05, columns=8)
+    assert check_drift(current, reference, DriftPolicy(), "p").metrics["drifted_columns"] == ["x0", "x1"]
+
+
+@pytest.mark.parametrize(("accuracy", "status"), [(0.75, Status.BLOCKED), (0.89, Status.PASSED)],
+                         ids=["dropped", "steady"])
+@pytest.mark.parametrize("kind", ["sample", "profile"])
+def test_concept_drift(kind, accuracy, status):
+    rng = np.random.default_rng(5)
+
+    def labelled(n, acc):
+        data = frame(rng, n)
+        data["label"] = rng.integers(0, 2, n)
+        data["prediction"] = np.where(rng.random(n) < acc, data["label"], 1 - data["label"])
+        return data
+
+    reference = as_reference(labelled(20_000, 0.9), kind)
+    result = check_drift(labelled(2000, accuracy), reference, DriftPolicy(), "p")
+    assert result.status is status
+    assert result.metrics["concept"]["drifted"] is (status is Status.BLOCKED)
+    assert any(f.id == "monitor.drift.concept" for f in result.findings) is (status is Status.BLOCKED)
+
+
+def test_findings_never_hold_values():
+    rng = np.random.default_rng(6)
+    reference = pd.DataFrame({"token": rng.choice(["tok-a1", "tok-b2"], 2000)})
+    current = pd.DataFrame({"token": rng.choice(["tok-a1", "tok-zz-secret"], 2000)})
+    result = check_drift(current, reference, DriftPolicy(), "p")
+    assert result.status is Status.BLOCKED
+    text = " ".join(f.message + f.location for f in result.findings)
+    assert "tok-" not in text
+
+
+@pytest.mark.parametrize(("current_rows", "columns", "match"), [
+    (50, None, "fewer than min_rows"),
+    (500, ("x0", "nope"), "missing"),
+], ids=["too-few-rows", "unknown-column"])
+def test_bad_input_fails_closed(current_rows, columns, match):
+    rng = np.random.default_rng(8)
+    with pytest.raises(GateInputError, match=match):
+        check_drift(frame(rng, current_rows), frame(rng, 1000), DriftPolicy(columns=columns), "p")
+
+
+def test_non_numeric_current_for_numeric_reference_is_an_input_error():
+    rng = np.random.default_rng(9)
+    current = frame(rng, 500).assign(x0="text")
+    with pytest.raises(GateInputError, match="x0"):
+        check_drift(current, frame(rng, 500), DriftPolicy(), "p")
+
+
+@pytest.mark.parametrize("bad", [
+    {"numeric": {"x": {"cuts": [1.0, 0.0], "counts": [1, 1, 1]}}},
+    {"numeric": {"x": {"cuts": [0.0], "counts": [1]}}},
+    {"categorical": {"c": {"a": -1}}},
+    {"numeric": {"x": {"counts": [1]}}},
+], ids=["unsorted-cuts", "count-length", "negative-count", "no-cuts"])
+def test_invalid_profile_is_rejected(bad):
+    with pytest.raises(GateInputError):
+        ReferenceProfile.from_dict(bad)
+
+
+def test_wilson_upper_bound_covers_the_estimate():
+    assert 0.8 < wilson_upper(80, 100, 0.05) < 0.87
+    assert wilson_upper(100, 100, 0.05) == 1.0
+
+
+@pytest.mark.parametrize(("labels", "tested", "accuracy"), [
+    (2000, True, 1.0), (40, False, None), (0, False, None),
+], ids=["int-labels-float-predictions", "too-few-labels", "no-labels"])
+def test_concept_check_needs_enough_labels_and_compares_numbers_as_numbers(labels, tested, accuracy):
+    rng = np.random.default_rng(10)
+    current = frame(rng, 2000)
+    current["prediction"] = rng.integers(0, 2, 2000).astype(float)
+    current["label"] = np.where(np.arange(2000) < labels, current["prediction"].astype("Int64"), pd.NA)
+    reference = frame(rng, 5000).assign(prediction=1, label=1)
+    concept = check_drift(current, reference, DriftPolicy(), "p").metrics["concept"]
+    assert concept["tested"] is tested and concept["labelled"] == labels
+    assert concept.get("accuracy") == accuracy
