@@ -23,10 +23,11 @@ from mlgate.gates.code.bandit_scan import (
     safe_text,
     to_sarif,
 )
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit
 
-CAPTURED = Path(__file__).parents[2] / "fixtures" / "bandit" / "report.json"
+CAPTURED = ROOT / "tests" / "fixtures" / "bandit" / "report.json"
 ROOT = Path("/tmp/mlgate-bandit-fixture")  # where the captured report was made
 SECRET = "not-a-real-password-4242"  # the literal the captured code holds
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -20,10 +19,11 @@ from mlgate.gates.code.trivy import (
     redact_argv,
     scan_argv,
 )
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit
 
-CAPTURED = Path(__file__).parents[2] / "fixtures" / "trivy"
+CAPTURED = ROOT / "tests" / "fixtures" / "trivy"
 HIGH, LOW, CRITICAL = Severity.HIGH, Severity.LOW, Severity.CRITICAL
 
 

@@ -9,10 +9,11 @@ import pytest
 import yaml
 
 from mlgate.gates.deploy.deploy_config import COMPOSE_CHECKS, COMPOSE_PASS
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit
 
-DOCS = Path(__file__).parents[3] / "docs" / "checks.md"
+DOCS = ROOT / "docs" / "checks.md"
 CHECK_FILES = sorted(p for p in COMPOSE_CHECKS.glob("*.rego") if p.name != "lib.rego")
 
 

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-sys.path.insert(0, str(Path(__file__).parents[2] / "fixtures"))
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 import model_corpus as corpus  # noqa: E402
 
 from mlgate.core.digests import tree_digest  # noqa: E402
