@@ -203,8 +203,8 @@ def _refuse_unusable(output: Any, dp_sgd: Any, adversarial: Any, torch_serializa
         preflight(output, dp_sgd, adversarial)
         return
     if dp_sgd or adversarial:
-        raise GateInputError("dp_sgd and adversarial_training need the training callable to return a mlgate."
-                             f"core.fitting.TrainingSet for the gate to fit; it returned {type(output).__name__}")
+        raise GateInputError("dp_sgd and adversarial_training need the training callable to return a mlgate.gates."
+                             f"model.fitting.TrainingSet for the gate to fit; it returned {type(output).__name__}")
     if torch_serialization == "pt2" and is_torch_module(_model_and_metrics(output)[0]):
         raise GateInputError("a torch module is exported (pt2) at the input shape of a TrainingSet; return one, "
                              "or set torch_serialization='pickle'")
