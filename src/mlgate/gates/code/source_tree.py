@@ -2,9 +2,10 @@
 
 Real checkouts hold symlinks (KServe's, for one). Refusing them made the trivy gates crash on any such
 tree; following them blindly would let a link read, and bind the evidence to, files outside the tree.
-So a link is followed while its target stays inside the tree (the target's content is what a reader of
-the link gets), and a link that leaves the tree, dangles or loops is listed in ``escaping`` for the gate
-to report as a finding: never read, never a crash.
+So a link is followed while its target stays inside the tree: a linked file is listed with its target's
+content, a linked directory is not walked twice (its target is walked where it lies, which also ends
+loops). A link that leaves the tree or dangles is listed in ``escaping`` for the gate to report as a
+finding: never read, never a crash.
 """
 
 from __future__ import annotations
@@ -49,24 +50,13 @@ def walk_tree(target: Path, skip_dirs: frozenset[str] = CODE_NOISE_DIRS) -> Sour
         return SourceTree(root, {target.name: real})
     files: dict[str, Path] = {}
     escaping: list[str] = []
-    seen_dirs: set[Path] = set()
-    for dirpath, dirnames, filenames in os.walk(target, followlinks=True):
+    for dirpath, dirnames, filenames in os.walk(target):
         here = Path(dirpath)
-        real_dir = here.resolve()
-        if real_dir in seen_dirs:  # a link back up the tree: walked once already
-            dirnames[:] = []
-            continue
-        seen_dirs.add(real_dir)
-        kept = []
-        for name in sorted(dirnames):
+        for name in dirnames:  # os.walk does not descend into linked directories
             path = here / name
-            if name in skip_dirs:
-                continue
             if path.is_symlink() and not _inside(path.resolve(), root):
                 escaping.append(path.relative_to(target).as_posix())
-                continue
-            kept.append(name)
-        dirnames[:] = kept
+        dirnames[:] = sorted(d for d in dirnames if d not in skip_dirs)
         for name in sorted(filenames):
             path = here / name
             rel = path.relative_to(target).as_posix()

@@ -17,7 +17,7 @@ import yaml
 
 from mlgate.gates.deploy import compose_model, kubernetes
 
-DOCKERFILE = re.compile(r"(?i)^(dockerfile|containerfile)([._-].*)?$|.\.(dockerfile|containerfile)$")
+DOCKERFILE = re.compile(r"(?i)^(dockerfile|containerfile)([._-].*)?$|^.+\.(dockerfile|containerfile)$")
 YAML = re.compile(r"(?i)\.ya?ml$")
 # Committed environment files (``.env``, ``app.env``, ``.env.prod``); examples and templates are not.
 ENV_FILE = re.compile(r"(?i)^(\.env(\..+)?|.+\.env)$")
