@@ -306,7 +306,7 @@ def parse_about(text: str) -> tuple[str, datetime.datetime | None]:
         about = json.loads(text)
         version = about["Version"]
         db = about.get("VulnerabilityDB")
-        updated = datetime.datetime.fromisoformat(db["UpdatedAt"]) if db else None
+        updated = datetime.datetime.fromisoformat(db["UpdatedAt"]) if db is not None else None
         if not isinstance(version, str) or (updated is not None and updated.tzinfo is None):
             raise ValueError("Version is not text, or UpdatedAt has no time zone")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
