@@ -36,6 +36,7 @@ class ConfigFiles:
     helm: dict[str, Path] = field(default_factory=dict)
     terraform: dict[str, Path] = field(default_factory=dict)
     env: dict[str, Path] = field(default_factory=dict)
+    kustomize: dict[str, Path] = field(default_factory=dict)  # build instructions: no workload of their own
     other_yaml: dict[str, Path] = field(default_factory=dict)
     unparseable: dict[str, str] = field(default_factory=dict)
     maybe_compose: dict[str, Path] = field(default_factory=dict)  # has services:, not named compose
@@ -43,7 +44,8 @@ class ConfigFiles:
     def counts(self) -> dict[str, int]:
         return {"dockerfile": len(self.dockerfile), "compose": len(self.compose),
                 "kubernetes": len(self.kubernetes), "helm": len(self.helm), "terraform": len(self.terraform),
-                "env": len(self.env), "other_yaml": len(self.other_yaml), "unparseable": len(self.unparseable)}
+                "env": len(self.env), "kustomize": len(self.kustomize), "other_yaml": len(self.other_yaml),
+                "unparseable": len(self.unparseable)}
 
     def checked(self) -> int:
         """Deployment configuration files checked (env files and unrelated YAML are not)."""
@@ -98,6 +100,9 @@ def _classify_yaml(found: ConfigFiles, rel: str, real: Path, name: str) -> None:
             found.unparseable[rel] = "named like a compose file but is not one YAML mapping"
     elif len(documents) == 1 and compose_model.may_be_compose(name, documents[0]):
         found.maybe_compose[rel] = real
+    elif any(str(d.get("apiVersion", "")).startswith("kustomize.config.k8s.io/") for d in documents
+             if isinstance(d, dict)):
+        found.kustomize[rel] = real  # trivy does not read these, and they run nothing themselves
     elif any(kubernetes.is_kubernetes(d) for d in documents):
         found.kubernetes[rel] = [d for d in documents if kubernetes.is_kubernetes(d)]
     else:

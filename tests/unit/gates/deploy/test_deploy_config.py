@@ -46,6 +46,7 @@ def test_classify_sorts_files_by_kind_and_reports_broken_yaml(tmp_path):
         "k8s/pod.yaml": "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n---\napiVersion: v1\nkind: Service\n",
         "broken/compose.yaml": "services:\n  a:\n    image: x\n  b: [\n",
         "chart/Chart.yaml": "apiVersion: v2\nname: c\n", "chart/templates/d.yaml": "name: {{ .Values.x }}\n",
+        "k8s/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n",
         ".env": "A=1\n", ".env.example": "A=\n", ".github/workflows/ci.yml": "on: push\n", "README.md": "x",
     })
     files = classify(tree.files)
@@ -53,7 +54,7 @@ def test_classify_sorts_files_by_kind_and_reports_broken_yaml(tmp_path):
     assert sorted(files.compose) == ["docker-compose.yml"] and sorted(files.maybe_compose) == ["stack.yml"]
     assert list(files.kubernetes) == ["k8s/pod.yaml"] and len(files.kubernetes["k8s/pod.yaml"]) == 2
     assert sorted(files.helm) == ["chart/Chart.yaml", "chart/templates/d.yaml"]
-    assert list(files.env) == [".env"]
+    assert list(files.env) == [".env"] and list(files.kustomize) == ["k8s/kustomization.yaml"]
     assert sorted(files.other_yaml) == [".github/workflows/ci.yml", "azure.yaml"]
     assert list(files.unparseable) == ["broken/compose.yaml"]
     assert "YAML syntax error" in files.unparseable["broken/compose.yaml"]
