@@ -167,3 +167,31 @@ def test_literal_secrets_in_pod_env_but_not_references():
         ("MLG-K8S-001", Severity.CRITICAL, "container app of Pod p sets DATABASE_URL to a URL with a literal password"),
         ("MLG-K8S-001", Severity.CRITICAL, "container app of Pod p sets DB_PASSWORD to a literal value"),
     ]
+
+
+def test_committed_env_files_and_compose_env_files_are_checked_for_literal_secrets(tmp_path):
+    from mlgate.gates.deploy.deploy_config import own_findings
+
+    key = "AKIA" + "Q7Z2XK4M3B5N6V8C"
+    tree = write(tmp_path, {
+        "compose.yaml": """
+            services:
+              app:
+                image: x
+                user: "1000"
+                read_only: true
+                mem_limit: 1g
+                cpus: 1
+                env_file: [config/app.vars]
+            """,
+        "config/app.vars": f"FERNET_KEY=abc\nPASSWORD_FILE=/run/secrets/p\nDEBUG=1\nAWS={key}\n",
+        ".env": "DB_PASS=12345\nTOKEN=${FROM_HOST}\n",
+        ".env.example": "DB_PASS=changeme\n",
+    })
+    found = sorted((f.id, f.message, f.location) for f in own_findings(classify(tree.files), tree.files))
+    assert found == [
+        ("MLG-ENV-001", ".env sets DB_PASS to a literal value", ".env:1"),
+        ("MLG-ENV-001", "config/app.vars sets AWS to a value shaped like a secret", "config/app.vars:4"),
+        ("MLG-ENV-001", "config/app.vars sets FERNET_KEY to a literal value", "config/app.vars:1"),
+    ]
+    assert not any(key in message or "12345" in message for _, message, _ in found)
