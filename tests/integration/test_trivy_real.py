@@ -308,3 +308,4 @@ def test_a_clean_pinned_tree_on_a_fresh_db_passes_with_its_evidence(tmp_path, ca
     assert result.status is Status.PASSED, result.findings
     assert result.metrics["components"] == 1 and result.metrics["unpinned_requirements"] == 0
     assert 0 <= result.metrics["db_age_days"] < 1 and result.artifacts
+    assert result.metrics["db_bytes"] == (cache_dir / "db" / "trivy.db").stat().st_size

@@ -106,6 +106,12 @@ def components(scan: Scan) -> int:
                for result in report.get("Results") or [])
 
 
+def _db_bytes(connection: TrivyConnection) -> int | None:
+    """Size of the vulnerability DB file scanned against (a test or truncated DB is small), when known."""
+    db = Path(connection.cache_dir or "") / "db" / "trivy.db"
+    return db.stat().st_size if connection.cache_dir and db.is_file() else None
+
+
 def check_dependencies(path: str | Path, connection: TrivyConnection, config: TrivyPolicy,
                        exceptions: Sequence[PolicyException], policy_digest: str, out_dir: str | Path, *,
                        command: SourceKind = "fs", today: datetime.date | None = None) -> GateResult:
@@ -143,5 +149,6 @@ def check_dependencies(path: str | Path, connection: TrivyConnection, config: Tr
                           metrics={**metrics, "components": scanned, "unpinned_requirements": len(unpinned),
                                    "db_updated_at": scan.db_updated_at.isoformat() if scan.db_updated_at
                                    else ("server" if connection.server else None),
-                                   "db_age_days": round(age, 2) if age is not None else None})
+                                   "db_age_days": round(age, 2) if age is not None else None,
+                                   "db_bytes": _db_bytes(connection)})
     return replace(result, artifacts=(str(sbom),))
