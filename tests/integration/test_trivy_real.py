@@ -187,3 +187,125 @@ def test_a_broken_trivy_gives_an_error_result(tmp_path, sources, body, message):
     assert result.status is Status.ERROR and message in result.findings[0].message
     assert len(result.findings[0].message) < 2300  # stderr is capped, and its tail is what is kept
     assert result.to_dict()["status"] == "error" and json.loads(result.to_json())["tool"]["version"]
+
+
+# --- deploy.config and code.dependencies fail closed (issue 21) ---------------------------------------
+
+def _deploy(target, tmp_path, policy=None):
+    from mlgate.gates.deploy.deploy_config import check_deploy_config
+
+    return check_deploy_config(target, TrivyConnection(cache_dir=tmp_path / "c"), policy or TrivyPolicy(), "pd")
+
+
+def test_a_compose_file_with_a_yaml_syntax_error_blocks_never_passes(tmp_path):
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  app:\n    image: x\n    privileged: true\n    volumes: [/var/run/docker.sock:/d.sock\n")
+    result = _deploy(tmp_path, tmp_path)
+    assert result.status is Status.BLOCKED and result.metrics["files_unparseable"] == 1
+    assert [f.id for f in result.findings] == ["MLG-CONFIG-001"] and "line" in result.findings[0].message
+
+
+def test_an_empty_directory_or_no_configuration_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "README.md").write_text("# nothing to deploy\n")
+    (tmp_path / "docs" / "azure.yaml").write_text("name: x\nmetadata: {t: y}\nservices:\n  web: {project: .}\n")
+    for target in ("empty", "docs"):
+        result = _deploy(tmp_path / target, tmp_path)
+        assert result.status is Status.ERROR and "nothing was checked" in result.findings[0].message
+
+
+def test_one_trivy_pass_sees_dockerfile_kubernetes_kserve_and_compose_together(tmp_path, monkeypatch):
+    from mlgate.gates.code import trivy as trivy_module
+
+    calls = []
+    real = trivy_module.run_trivy
+    monkeypatch.setattr(trivy_module, "run_trivy",
+                        lambda argv, timeout_s: calls.append(argv[1]) or real(argv, timeout_s))
+    (tmp_path / "Dockerfile").write_text("FROM debian:12\nRUN apt-get update\nCMD a\nCMD b\n")
+    (tmp_path / "pod.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+                                       "  - {name: c, image: nginx, env: [{name: DB_PASSWORD, value: x}]}\n")
+    (tmp_path / "isvc.yaml").write_text("apiVersion: serving.kserve.io/v1beta1\nkind: InferenceService\n"
+                                        "metadata: {name: iris}\nspec:\n  predictor:\n    model:\n"
+                                        "      modelFormat: {name: sklearn}\n")
+    (tmp_path / "compose.yaml").write_text("services:\n  app:\n    image: x\n    cap_add: [SYS_ADMIN]\n")
+    hygiene = TrivyPolicy(severity_overrides={"DS-0016": Severity.LOW, "DS-0017": Severity.LOW})
+    result = _deploy(tmp_path, tmp_path, hygiene)
+    assert calls == ["config"]  # one trivy process, not one per check family
+    assert result.status is Status.BLOCKED
+    assert {k: result.metrics[f"files_{k}"] for k in ("dockerfile", "kubernetes", "compose")} == {
+        "dockerfile": 1, "kubernetes": 2, "compose": 1} and result.metrics["files_checked"] == 4
+    ids = {f.id for f in result.findings}
+    assert {"DS-0002", "KSV-0014", "MLG-K8S-001", "MLG-K8S-002", "MLG-COMPOSE-011"} <= ids
+    assert not {"DS-0016", "DS-0017"} & ids  # hygiene lowered by the policy, no exception per finding
+    ksv = next(f for f in result.findings if f.id == "KSV-0014")
+    assert "Container 'c' of Pod 'p'" in ksv.message  # the check's own message, not its generic title
+
+
+def test_the_repository_stack_passes_the_default_policy(tmp_path):
+    from mlgate.core.policy import load_policy
+    from tests.conftest import ROOT
+
+    for name in ("Dockerfile", "docker-compose.yml"):
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    result = _deploy(tmp_path, tmp_path, load_policy(ROOT / "policies" / "default.yaml").section("deploy.config"))
+    assert result.status is Status.PASSED, result.findings
+    assert result.metrics["files_checked"] == 2
+
+
+def test_symlinks_never_crash_and_a_leaving_one_blocks(tmp_path, cache_dir, sources):
+    from mlgate.gates.code.dependencies import check_dependencies
+
+    (tmp_path / "outside.txt").write_text("x\n")
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "requirements.txt").write_text((sources["fixed"] / "requirements.txt").read_text())
+    (tree / "Dockerfile").write_text("FROM debian:12\nUSER 1000\n")
+    (tree / "linked-requirements.txt").symlink_to(tree / "requirements.txt")
+    (tree / "escape").symlink_to(tmp_path / "outside.txt")
+    deps = check_dependencies(tree, TrivyConnection(cache_dir=cache_dir), TrivyPolicy(), [], "pd", tmp_path / "o")
+    config = _deploy(tree, tmp_path)
+    for result, gate in ((deps, "code.dependencies"), (config, "deploy.config")):
+        assert result.status is Status.BLOCKED and result.subject.digest.startswith("sha256:")
+        assert [(f.id, f.location) for f in result.findings if "symlink" in f.id] == [
+            (f"{gate}.symlink-outside-tree", "escape")]
+
+
+def test_unpinned_requirements_scan_zero_components_and_block(tmp_path, cache_dir):
+    from mlgate.gates.code.dependencies import check_dependencies
+
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "requirements.txt").write_text("requests\nnumpy>=1.0  # floor only\n-r other.txt\n")
+    result = check_dependencies(tmp_path / "src", TrivyConnection(cache_dir=cache_dir), TrivyPolicy(), [], "pd",
+                                tmp_path / "out")
+    assert result.status is Status.BLOCKED
+    assert (result.metrics["components"], result.metrics["unpinned_requirements"]) == (0, 2)
+    assert [(f.id, f.location) for f in result.findings] == [
+        ("code.dependencies.no-components", str(tmp_path / "src")),
+        ("code.dependencies.unpinned", "requirements.txt:1"), ("code.dependencies.unpinned", "requirements.txt:2")]
+
+
+def test_a_stale_vulnerability_db_blocks_a_clean_tree(tmp_path, sources):
+    from mlgate.demo.trivy_db import write_trivy_db
+    from mlgate.gates.code.dependencies import check_dependencies
+
+    cache = write_trivy_db(tmp_path / "cache")
+    meta = cache / "db" / "metadata.json"
+    data = json.loads(meta.read_text())
+    data["UpdatedAt"] = "2020-01-01T00:00:00Z"
+    meta.write_text(json.dumps(data))
+    stale = check_dependencies(sources["fixed"], TrivyConnection(cache_dir=cache), TrivyPolicy(), [], "pd",
+                               tmp_path / "out")
+    assert stale.status is Status.BLOCKED and [f.id for f in stale.findings] == ["code.dependencies.db-stale"]
+    assert stale.metrics["db_updated_at"].startswith("2020-01-01") and stale.metrics["db_age_days"] > 2000
+
+
+def test_a_clean_pinned_tree_on_a_fresh_db_passes_with_its_evidence(tmp_path, cache_dir, sources):
+    from mlgate.gates.code.dependencies import check_dependencies
+
+    result = check_dependencies(sources["fixed"], TrivyConnection(cache_dir=cache_dir), TrivyPolicy(), [], "pd",
+                                tmp_path / "out")
+    assert result.status is Status.PASSED, result.findings
+    assert result.metrics["components"] == 1 and result.metrics["unpinned_requirements"] == 0
+    assert 0 <= result.metrics["db_age_days"] < 1 and result.artifacts
+    assert result.metrics["db_bytes"] == (cache_dir / "db" / "trivy.db").stat().st_size

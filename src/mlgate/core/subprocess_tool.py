@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mlgate.core.errors import ToolError
@@ -17,12 +17,15 @@ from mlgate.core.errors import ToolError
 STDERR_TAIL = 2048
 
 
-def run_tool(argv: Sequence[str], timeout_s: float, *, name: str | None = None) -> str:
-    """Run ``argv`` and return its stdout; ``name`` (default: the program's file name) labels errors."""
+def run_tool(argv: Sequence[str], timeout_s: float, *, name: str | None = None,
+             env: Mapping[str, str] | None = None) -> str:
+    """Run ``argv`` and return its stdout; ``name`` (default: the program's file name) labels errors;
+    ``env``, when given, is the tool's whole environment (nothing inherited)."""
     label = name or Path(argv[0]).name
     try:
         proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True, text=True, errors="replace")
+                                start_new_session=True, text=True, errors="replace",
+                                env=dict(env) if env is not None else None)
     except OSError as exc:
         raise ToolError(f"cannot run {label} at {argv[0]}: {exc.strerror or exc}") from None
     try:

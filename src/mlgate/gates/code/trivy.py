@@ -8,20 +8,20 @@ pure function into findings, and the policy decides. Trivy's raw report is never
 from __future__ import annotations
 
 import datetime
+import fnmatch
 import functools
 import json
 import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlgate.core.digests import code_digest
 from mlgate.core.errors import GateInputError, ToolError
 from mlgate.core.policy_exceptions import PolicyException, expired_findings, split_exceptions
 from mlgate.core.results import (
@@ -35,6 +35,7 @@ from mlgate.core.results import (
     utcnow,
 )
 from mlgate.core.subprocess_tool import run_tool
+from mlgate.gates.code.source_tree import SourceTree, walk_tree
 
 Command = Literal["fs", "rootfs", "image", "config", "sbom"]
 Scanner = Literal["vuln", "secret", "misconfig", "license"]
@@ -67,6 +68,11 @@ class TrivyPolicy(BaseModel):
     unknown_severity_as: Severity = Field(
         default=Severity.HIGH, description="severity given to findings trivy rates UNKNOWN (fail closed)")
     ignore_ids: tuple[str, ...] = Field(default=(), description="finding ids excepted by the policy")
+    severity_overrides: dict[str, Severity] = Field(
+        default_factory=dict, description="finding id or glob (DS-0016, DS-00*) → the severity it counts as; "
+                                          "lowers hygiene checks without excepting each finding")
+    max_db_age_days: float = Field(
+        default=7, gt=0, description="a vulnerability DB built longer ago than this blocks (stale or test DB)")
     timeout_s: int = Field(default=600, gt=0)
 
 
@@ -195,6 +201,15 @@ def _severity(value: Any, unknown_as: Severity) -> Severity:
     return Severity(value.lower())
 
 
+def _misconfig_message(m: dict[str, Any]) -> str:
+    """The check's own message (it names the resource and setting), for trivy's embedded checks only: their
+    messages name keys, never values. A custom check's message may quote configuration: its title instead."""
+    message = m.get("Message")
+    if str(m.get("Namespace", "")).startswith("builtin.") and isinstance(message, str) and message:
+        return message[:300]
+    return m["Title"]
+
+
 def _result_findings(result: dict[str, Any], unknown_as: Severity) -> list[TrivyFinding]:
     target = result.get("Target", "")
     findings = []
@@ -209,12 +224,13 @@ def _result_findings(result: dict[str, Any], unknown_as: Severity) -> list[Trivy
             f"secret:{s['RuleID']}", _severity(s["Severity"], unknown_as), f"{s['Category']}: {s['Title']}",
             f"{target}:{s['StartLine']}", kind="secret"))
     for m in result.get("Misconfigurations") or []:
-        if m["Status"] == "FAIL":  # Title, not Message: a check's message may quote the configuration
+        if m["Status"] == "FAIL":
             cause = m.get("CauseMetadata") or {}
             line, resource = cause.get("StartLine"), cause.get("Resource")
             location = (f"{target}:{line}" if line else target) + (f" ({resource})" if resource else "")
             findings.append(TrivyFinding(
-                m["ID"], _severity(m["Severity"], unknown_as), m["Title"], location, kind="misconfiguration"))
+                m["ID"], _severity(m["Severity"], unknown_as), _misconfig_message(m), location,
+                kind="misconfiguration"))
     for lic in result.get("Licenses") or []:
         findings.append(TrivyFinding(
             f"license:{lic['Name']}", _severity(lic["Severity"], unknown_as),
@@ -243,10 +259,11 @@ def parse_report(json_text: str, unknown_as: Severity = Severity.HIGH) -> list[T
 
 def blocking(findings: Sequence[TrivyFinding], *, min_severity: Severity, fixable_only: bool,
              ignore_ids: Sequence[str] = ()) -> list[TrivyFinding]:
-    """The findings the policy does not let through."""
-    return [f for f in findings
-            if f.severity.rank >= min_severity.rank and f.id not in ignore_ids
-            and not (fixable_only and f.kind == "vulnerability" and not f.fixable)]
+    """The findings the policy does not let through; the gate's own (``kind="gate"``: a file not checked,
+    a stale DB) block at any severity unless excepted by id."""
+    return [f for f in findings if f.id not in ignore_ids and (
+        f.kind == "gate" or (f.severity.rank >= min_severity.rank
+                             and not (fixable_only and f.kind == "vulnerability" and not f.fixable)))]
 
 
 def decide(findings: Sequence[TrivyFinding], *, min_severity: Severity, fixable_only: bool,
@@ -272,14 +289,108 @@ def scan_argv(binary: Path | str, command: Command, target: str | Path, connecti
                       offline=connection.offline, timeout_s=config.timeout_s, **options)
 
 
-def _subject(command: Command, target: str | Path, report_text: str) -> Subject:
-    """What was scanned: a source tree by its content digest, an image by its config digest (image ID)."""
-    if command != "image":
-        try:
-            return Subject(SUBJECT_KINDS[command], str(target), code_digest(Path(target)))
-        except ValueError as exc:  # e.g. a symlink in the tree
-            raise GateInputError(f"{target}: cannot digest the scanned tree: {exc}") from None
-    metadata = json.loads(report_text).get("Metadata")
+@dataclass(frozen=True)
+class Scan:
+    """What the trivy runs of one gate produced: tool, findings, and what the gate needs beyond them."""
+
+    tool: ToolInfo
+    findings: tuple[TrivyFinding, ...]
+    reports: tuple[dict[str, Any], ...]
+    used_db: bool = False  # read the vulnerability DB locally: its build time below is known
+    db_updated_at: datetime.datetime | None = None
+
+
+def parse_about(text: str) -> tuple[str, datetime.datetime | None]:
+    """Version and DB build time from ``trivy version --format json`` (no ``VulnerabilityDB``: no DB)."""
+    try:
+        about = json.loads(text)
+        version = about["Version"]
+        db = about.get("VulnerabilityDB")
+        updated = datetime.datetime.fromisoformat(db["UpdatedAt"]) if db is not None else None
+        if not isinstance(version, str) or (updated is not None and updated.tzinfo is None):
+            raise ValueError("Version is not text, or UpdatedAt has no time zone")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ToolError(f"trivy printed malformed output for `trivy version`: {type(exc).__name__}: "
+                        f"{str(exc)[:200]}") from None
+    return version, updated
+
+
+def _report_version(report: dict[str, Any]) -> str:
+    trivy = report.get("Trivy")
+    version = trivy.get("Version") if isinstance(trivy, dict) else None
+    return version if isinstance(version, str) else "unknown"
+
+
+def override_severity(findings: Sequence[TrivyFinding], overrides: dict[str, Severity]) -> list[TrivyFinding]:
+    """Each finding at the severity the policy gives its id: an exact id first, else the first glob (sorted)."""
+    if not overrides:
+        return list(findings)
+    globs = sorted(key for key in overrides if any(ch in key for ch in "*?["))
+
+    def severity(finding: TrivyFinding) -> Severity:
+        if finding.id in overrides:
+            return overrides[finding.id]
+        return next((overrides[g] for g in globs if fnmatch.fnmatchcase(finding.id, g)), finding.severity)
+
+    return [replace(f, severity=severity(f)) for f in findings]
+
+
+def run_scan(command: Command, target: str | Path, connection: TrivyConnection, config: TrivyPolicy, *,
+             passes: Sequence[Sequence[str]] = ((),)) -> Scan:
+    """Run trivy once per entry of ``passes`` (extra flags) and pool the findings; raises ToolError.
+
+    Commands that read the vulnerability DB first ask ``trivy version`` for the DB's build time (and
+    trivy's version); ``config`` needs no DB and takes the version from its report: one process less.
+    """
+    binary = find_trivy(connection.binary)
+    # a server's DB is the server's: its age is not visible from here
+    local_db = not connection.server and (command == "sbom" or (command != "config" and "vuln" in config.scanners))
+    version, updated = None, None
+    if local_db:
+        cache = ["--cache-dir", str(connection.cache_dir)] if connection.cache_dir else []
+        version, updated = parse_about(run_trivy([str(binary), "version", "--format", "json", *cache],
+                                                 timeout_s=60))
+    elif command != "config":
+        version = trivy_version(binary)
+    texts = [run_trivy(scan_argv(binary, command, target, connection, config, extra=extra),
+                       timeout_s=config.timeout_s + 30) for extra in passes]
+    findings = [f for text in texts for f in parse_report(text, config.unknown_severity_as)]
+    reports = tuple(json.loads(text) for text in texts)
+    return Scan(ToolInfo("trivy", version or _report_version(reports[0])), tuple(findings), reports, local_db,
+                updated)
+
+
+def db_findings(gate: str, scan: Scan, config: TrivyPolicy, connection: TrivyConnection,
+                now: datetime.datetime | None = None) -> list[TrivyFinding]:
+    """A missing or stale vulnerability DB: a clean report from it proves nothing, so the gate blocks."""
+    if not scan.used_db:
+        return []
+    if scan.db_updated_at is None:
+        return [TrivyFinding(f"{gate}.db-missing", Severity.CRITICAL,
+                             "trivy reports no vulnerability DB: nothing was matched against advisories",
+                             str(connection.cache_dir or "trivy's default cache"), kind="gate")]
+    age = (now or datetime.datetime.now(datetime.UTC)) - scan.db_updated_at
+    if age > datetime.timedelta(days=config.max_db_age_days):
+        return [TrivyFinding(f"{gate}.db-stale", Severity.CRITICAL,
+                             f"the vulnerability DB was built {age.days} days ago; the policy allows "
+                             f"{config.max_db_age_days:g} (max_db_age_days)",
+                             str(connection.cache_dir or "trivy's default cache"), kind="gate")]
+    return []
+
+
+def scanned_tree(target: str | Path, gate: str) -> tuple[SourceTree, list[TrivyFinding]]:
+    """The tree a gate scans, and a finding for each symlink in it that leaves it (never followed)."""
+    if not Path(target).exists():
+        raise GateInputError(f"{target}: no such file or directory to scan")
+    tree = walk_tree(Path(target))
+    return tree, [TrivyFinding(f"{gate}.symlink-outside-tree", Severity.HIGH,
+                               "symlink leads outside the scanned tree (or nowhere): its target was not scanned",
+                               rel, kind="gate") for rel in tree.escaping]
+
+
+def image_subject(target: str | Path, report: dict[str, Any]) -> Subject:
+    """An image is named by its config digest (image ID), which trivy reports."""
+    metadata = report.get("Metadata")
     image_id = metadata.get("ImageID") if isinstance(metadata, dict) else None
     if not isinstance(image_id, str) or not image_id.startswith("sha256:"):
         raise ToolError("trivy printed malformed output: the image report has no Metadata.ImageID")
@@ -295,29 +406,17 @@ def _metrics(findings: Sequence[TrivyFinding]) -> dict[str, int]:
             "unfixed_vulnerabilities": sum(f.kind == "vulnerability" and not f.fixable for f in findings)}
 
 
-def check_trivy(command: Command, target: str | Path, connection: TrivyConnection, config: TrivyPolicy,
-                policy_digest: str, *, exceptions: Sequence[PolicyException] = (),
-                today: datetime.date | None = None, passes: Sequence[Sequence[str]] = ((),)) -> GateResult:
-    """Scan ``target`` with ``trivy <command>``; a tool failure is an ERROR result, never a pass.
+def trivy_result(gate: str, subject: Subject, tool: ToolInfo, findings: Sequence[TrivyFinding],
+                 config: TrivyPolicy, policy_digest: str, *, started: str, clock: float,
+                 exceptions: Sequence[PolicyException] = (), today: datetime.date | None = None,
+                 metrics: dict[str, Any] | None = None) -> GateResult:
+    """The decision over ``findings`` (the scan's and the gate's own), at the severities the policy's
+    ``severity_overrides`` give them, with the policy's exceptions.
 
-    Each entry of ``passes`` is one trivy run with those extra flags (``deploy.config`` runs mlgate's own
-    checks in a second pass); their findings are pooled. Active ``exceptions`` of this gate let their
-    finding ids through like ``ignore_ids``; expired ones no longer do, and are reported as findings.
+    Active ``exceptions`` of this gate let their finding ids through like ``ignore_ids``; expired ones
+    no longer do, and are reported as findings.
     """
-    gate, started, clock = GATES[command], utcnow(), time.perf_counter()
-    if command != "image" and not Path(target).exists():
-        raise GateInputError(f"{target}: no such file or directory to scan")
-    tool = ToolInfo("trivy", "unknown")
-    try:
-        binary = find_trivy(connection.binary)
-        tool = ToolInfo("trivy", trivy_version(binary))
-        reports = [run_trivy(scan_argv(binary, command, target, connection, config, extra=extra),
-                             timeout_s=config.timeout_s + 30) for extra in passes]
-        findings = [f for report in reports for f in parse_report(report, config.unknown_severity_as)]
-        subject = _subject(command, target, reports[0])
-    except ToolError as exc:
-        return error_result(gate, Subject(SUBJECT_KINDS[command], str(target), ""),
-                            policy_digest, tool, started, exc)
+    findings = override_severity(findings, config.severity_overrides)
     excepted, expired = split_exceptions(exceptions, gate, today)
     rules = {"min_severity": config.min_severity, "fixable_only": config.fixable_only,
              "ignore_ids": (*config.ignore_ids, *sorted(excepted))}
@@ -325,12 +424,37 @@ def check_trivy(command: Command, target: str | Path, connection: TrivyConnectio
     return GateResult(
         gate=gate, status=decide(findings, **rules),
         subject=subject, policy_digest=policy_digest, tool=tool, started_at=started, finished_at=utcnow(),
-        metrics={**_metrics(findings), "blocking": len(hits),
+        metrics={**_metrics(findings), **(metrics or {}), "blocking": len(hits),
                  "excepted": sum(f.id in excepted for f in findings), "expired_exceptions": len(expired),
                  "seconds": round(time.perf_counter() - clock, 3)},
         thresholds={"min_severity": str(config.min_severity), "fixable_only": config.fixable_only,
                     "scanners": list(config.scanners), "ignore_ids": list(config.ignore_ids),
-                    "exceptions": sorted(excepted)},
-        findings=(*(f.plain() for f in sorted(hits, key=lambda f: (-f.severity.rank, f.id))),
+                    "severity_overrides": {k: str(v) for k, v in sorted(config.severity_overrides.items())},
+                    "max_db_age_days": config.max_db_age_days, "exceptions": sorted(excepted)},
+        findings=(*(f.plain() for f in sorted(hits, key=lambda f: (-f.severity.rank, f.id, f.location))),
                   *expired_findings(expired, gate)),
     )
+
+
+def check_trivy(command: Command, target: str | Path, connection: TrivyConnection, config: TrivyPolicy,
+                policy_digest: str, *, exceptions: Sequence[PolicyException] = (),
+                today: datetime.date | None = None, extra: Sequence[str] = ()) -> GateResult:
+    """Scan ``target`` with ``trivy <command>``; a tool failure is an ERROR result, never a pass.
+
+    A tree (fs, rootfs, config, sbom) is walked first: symlinks leaving it are findings, and its digest
+    is the subject. Commands that use the vulnerability DB block when it is missing or stale.
+    """
+    gate, started, clock = GATES[command], utcnow(), time.perf_counter()
+    tool = ToolInfo("trivy", "unknown")
+    try:
+        tree, own = scanned_tree(target, gate) if command != "image" else (None, [])
+        scan = run_scan(command, target, connection, config, passes=(extra,))
+        tool = scan.tool
+        subject = (image_subject(target, scan.reports[0]) if tree is None
+                   else Subject(SUBJECT_KINDS[command], str(target), tree.digest()))
+    except ToolError as exc:
+        return error_result(gate, Subject(SUBJECT_KINDS[command], str(target), ""),
+                            policy_digest, tool, started, exc)
+    own += db_findings(gate, scan, config, connection)
+    return trivy_result(gate, subject, tool, [*scan.findings, *own], config, policy_digest, started=started,
+                        clock=clock, exceptions=exceptions, today=today)

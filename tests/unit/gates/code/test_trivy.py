@@ -219,3 +219,70 @@ def test_config_scans_run_locally_even_when_the_connection_names_a_server():
     assert not {"--server", "--token", "--db-repository"} & set(config_argv)
     assert {"--server", "--token", "--db-repository"} <= set(scan_argv("trivy", "fs", "/src", connection,
                                                                           TrivyPolicy()))
+
+
+# --- issue 21: severity overrides, the DB's age, requirements trivy cannot see -------------------------
+
+def _finding(finding_id: str, severity: Severity = HIGH, kind: str = "misconfiguration") -> TrivyFinding:
+    return TrivyFinding(finding_id, severity, "m", "Dockerfile", kind=kind)
+
+
+def test_severity_overrides_exact_id_before_glob():
+    findings = [_finding("DS-0016"), _finding("DS-0017"), _finding("KSV-0014")]
+    lowered = trivy.override_severity(findings, {"DS-0016": LOW, "DS-00*": Severity.MEDIUM})
+    assert [(f.id, f.severity) for f in lowered] == [("DS-0016", LOW), ("DS-0017", Severity.MEDIUM),
+                                                     ("KSV-0014", HIGH)]
+
+
+def test_gate_findings_block_at_any_severity_unless_excepted_by_id():
+    gate = _finding("code.dependencies.db-stale", LOW, kind="gate")
+    assert decide([gate], min_severity=CRITICAL, fixable_only=True) is Status.BLOCKED
+    assert decide([gate], min_severity=CRITICAL, fixable_only=True, ignore_ids=[gate.id]) is Status.PASSED
+
+
+@pytest.mark.parametrize(("text", "version", "has_db"), [
+    ('{"Version":"0.76.0","VulnerabilityDB":{"Version":2,"UpdatedAt":"2026-12-03T07:35:17Z"}}', "0.76.0", True),
+    ('{"Version":"0.76.0"}', "0.76.0", False),
+])
+def test_parse_about(text, version, has_db):
+    got_version, updated = trivy.parse_about(text)
+    assert got_version == version and (updated is not None) is has_db
+
+
+@pytest.mark.parametrize("text", ["panic", '{"Version": 1}', '{"Version":"x","VulnerabilityDB":{}}',
+                                  '{"Version":"x","VulnerabilityDB":{"UpdatedAt":"2026-01-01T00:00:00"}}'])
+def test_parse_about_refuses_malformed_output(text):
+    with pytest.raises(ToolError, match="malformed output"):
+        trivy.parse_about(text)
+
+
+@pytest.mark.parametrize(("age_days", "ids"), [(1, []), (8, ["code.dependencies.db-stale"])])
+def test_db_findings_by_age(age_days, ids):
+    import datetime
+
+    now = datetime.datetime(2026, 12, 3, tzinfo=datetime.UTC)
+    scan = trivy.Scan(trivy.ToolInfo("trivy", "0.76.0"), (), (), used_db=True,
+                      db_updated_at=now - datetime.timedelta(days=age_days))
+    found = trivy.db_findings("code.dependencies", scan, TrivyPolicy(max_db_age_days=7), TrivyConnection(), now)
+    assert [f.id for f in found] == ids and all(f.kind == "gate" for f in found)
+
+
+def test_no_db_at_all_is_a_finding_and_a_server_db_is_not_judged_here():
+    local = trivy.Scan(trivy.ToolInfo("trivy", "0.76.0"), (), (), used_db=True)
+    served = trivy.Scan(trivy.ToolInfo("trivy", "0.76.0"), (), (), used_db=False)
+    assert [f.id for f in trivy.db_findings("g", local, TrivyPolicy(), TrivyConnection())] == ["g.db-missing"]
+    assert trivy.db_findings("g", served, TrivyPolicy(), TrivyConnection(server="http://s")) == []
+
+
+def test_unpinned_requirements(tmp_path):
+    from mlgate.gates.code.dependencies import unpinned_requirements
+    from mlgate.gates.code.source_tree import walk_tree
+
+    (tmp_path / "requirements.txt").write_text(
+        "# c\nrequests==2.32.3\nnumpy>=1.26\nflask\npandas[performance]==2.2.3 ; python_version>'3.9'\n"
+        "-r base.txt\n--index-url https://x\ntorch @ https://download/torch.whl\nscipy==1.*\n")
+    (tmp_path / "notes.txt").write_text("flask\n")
+    found = unpinned_requirements(walk_tree(tmp_path))
+    assert [(f.location, f.message.split()[0]) for f in found] == [
+        ("requirements.txt:3", "numpy"), ("requirements.txt:4", "flask"), ("requirements.txt:8", "torch"),
+        ("requirements.txt:9", "scipy")]

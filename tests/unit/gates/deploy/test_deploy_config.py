@@ -1,48 +1,197 @@
-"""mlgate's compose checks: each Rego file is one documented check with trivy's METADATA annotations."""
+"""deploy.config's own parts: the check catalogue and its docs, file classification, symlinks, Kubernetes."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
+import textwrap
 
 import pytest
 import yaml
 
-from mlgate.gates.deploy.deploy_config import COMPOSE_CHECKS, COMPOSE_PASS
+from mlgate.core.results import Severity
+from mlgate.gates.code.source_tree import walk_tree
+from mlgate.gates.deploy.config_files import classify
+from mlgate.gates.deploy.kubernetes import containers, kubernetes_findings
+from mlgate.gates.deploy.rules import RULES
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit
 
 DOCS = ROOT / "docs" / "checks.md"
-CHECK_FILES = sorted(p for p in COMPOSE_CHECKS.glob("*.rego") if p.name != "lib.rego")
 
 
-def metadata(path: Path) -> dict:
-    """The ``# METADATA`` comment block above the package line, as YAML."""
-    lines = path.read_text().splitlines()
-    assert lines[0] == "# METADATA", f"{path.name} does not start with a METADATA block"
-    end = next(i for i, line in enumerate(lines) if not line.startswith("#"))
-    return yaml.safe_load("\n".join(line[2:] for line in lines[1:end]))
+@pytest.mark.parametrize("rule_id", sorted(RULES))
+def test_each_check_has_a_docs_row_with_its_severity(rule_id):
+    row = next((line for line in DOCS.read_text().splitlines() if line.startswith(f"| {rule_id} |")), None)
+    assert row is not None, f"docs/checks.md has no row for {rule_id}"
+    assert f"| {RULES[rule_id].severity.upper()} |" in row
 
 
-def test_there_are_ten_compose_checks_with_distinct_ids():
-    ids = [metadata(p)["custom"]["id"] for p in CHECK_FILES]
-    assert sorted(ids) == [f"MLG-COMPOSE-{n:03d}" for n in range(1, 11)]
+def test_compose_ids_are_contiguous():
+    compose = sorted(r for r in RULES if r.startswith("MLG-COMPOSE-"))
+    assert compose == [f"MLG-COMPOSE-{n:03d}" for n in range(1, len(compose) + 1)]
 
 
-@pytest.mark.parametrize("path", CHECK_FILES, ids=[p.stem for p in CHECK_FILES])
-def test_each_check_has_metadata_a_user_namespace_and_a_docs_row(path):
-    meta = metadata(path)
-    custom = meta["custom"]
-    assert meta["title"] and meta["description"] and custom["recommended_action"]
-    assert custom["severity"] in {"LOW", "MEDIUM", "HIGH", "CRITICAL"}
-    assert custom["input"]["selector"] == [{"type": "yaml"}]
-    assert re.search(rf"^package user\.compose\.{path.stem}$", path.read_text(), re.MULTILINE)
-    row = next(line for line in DOCS.read_text().splitlines() if line.startswith(f"| {custom['id']} |"))
-    assert f"| {custom['severity']} |" in row
+def write(root, files: dict[str, str]):
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(textwrap.dedent(text))
+    return walk_tree(root)
 
 
-def test_the_compose_pass_loads_the_shipped_checks_in_the_user_namespace():
-    assert COMPOSE_PASS[COMPOSE_PASS.index("--config-check") + 1] == str(COMPOSE_CHECKS)
-    assert COMPOSE_PASS[COMPOSE_PASS.index("--check-namespaces") + 1] == "user"
-    assert COMPOSE_PASS[COMPOSE_PASS.index("--misconfig-scanners") + 1] == "yaml"
+def test_classify_sorts_files_by_kind_and_reports_broken_yaml(tmp_path):
+    tree = write(tmp_path, {
+        "Dockerfile": "FROM x\n", "svc/api.Dockerfile": "FROM x\n", "Containerfile.dev": "FROM x\n",
+        "docker-compose.yml": "services:\n  a: {image: x}\n", "stack.yml": "services:\n  a: {image: x}\n",
+        "azure.yaml": "name: x\nmetadata: {template: y}\nservices:\n  web: {project: .}\n",
+        "k8s/pod.yaml": "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n---\napiVersion: v1\nkind: Service\n",
+        "broken/compose.yaml": "services:\n  a:\n    image: x\n  b: [\n",
+        "chart/Chart.yaml": "apiVersion: v2\nname: c\n", "chart/templates/d.yaml": "name: {{ .Values.x }}\n",
+        "k8s/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n",
+        ".env": "A=1\n", ".env.example": "A=\n", ".github/workflows/ci.yml": "on: push\n", "README.md": "x",
+    })
+    files = classify(tree.files)
+    assert sorted(files.dockerfile) == ["Containerfile.dev", "Dockerfile", "svc/api.Dockerfile"]
+    assert sorted(files.compose) == ["docker-compose.yml"] and sorted(files.maybe_compose) == ["stack.yml"]
+    assert list(files.kubernetes) == ["k8s/pod.yaml"] and len(files.kubernetes["k8s/pod.yaml"]) == 2
+    assert sorted(files.helm) == ["chart/Chart.yaml", "chart/templates/d.yaml"]
+    assert list(files.env) == [".env"] and list(files.kustomize) == ["k8s/kustomization.yaml"]
+    assert sorted(files.other_yaml) == [".github/workflows/ci.yml", "azure.yaml"]
+    assert list(files.unparseable) == ["broken/compose.yaml"]
+    assert "YAML syntax error" in files.unparseable["broken/compose.yaml"]
+
+
+def test_symlinks_inside_the_tree_are_followed_and_leaving_ones_reported(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.yaml").write_text("x: 1\n")
+    root = tmp_path / "repo"
+    write(root, {"real/compose.yaml": "services: {}\n"})
+    (root / "linked").symlink_to(root / "real")
+    (root / "alias.yaml").symlink_to(root / "real" / "compose.yaml")
+    (root / "escape.yaml").symlink_to(outside / "secret.yaml")
+    (root / "escape-dir").symlink_to(outside)
+    (root / "dangling.yaml").symlink_to(root / "nowhere.yaml")
+    (root / "real" / "loop").symlink_to(root)
+    tree = walk_tree(root)
+    assert set(tree.files) == {"real/compose.yaml", "alias.yaml"}  # linked/ is real/, walked once
+    assert {p.resolve() for p in tree.files.values()} == {(root / "real" / "compose.yaml").resolve()}
+    assert tree.escaping == ("dangling.yaml", "escape-dir", "escape.yaml")
+    assert tree.digest().startswith("sha256:")
+
+
+def test_a_tree_without_links_digests_like_code_digest(tmp_path):
+    from mlgate.core.digests import code_digest
+
+    write(tmp_path, {"a.py": "x = 1\n", "pkg/b.txt": "y", "pkg/__pycache__/b.cpython-311.pyc": "z"})
+    assert walk_tree(tmp_path).digest() == code_digest(tmp_path)
+
+
+KSERVE = """
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: iris
+  annotations: {serving.kserve.io/enable-auth: "true"}
+spec:
+  predictor:
+    model:
+      modelFormat: {name: sklearn}
+      storageUri: gs://bucket/model
+      env: [{name: AWS_SECRET_ACCESS_KEY, value: abc}]
+"""
+
+
+def doc(text: str) -> dict:
+    return yaml.safe_load(textwrap.dedent(text))
+
+
+def test_kserve_inference_service_containers_secrets_and_auth_annotation():
+    document = doc(KSERVE)
+    assert [c["modelFormat"]["name"] for c in containers(document)] == ["sklearn"]
+    found = {(f.id, f.message) for f in kubernetes_findings("isvc.yaml", document)}
+    assert found == {
+        ("MLG-K8S-001", "container ? of InferenceService iris sets AWS_SECRET_ACCESS_KEY to a literal value"),
+        ("MLG-K8S-003", "model server InferenceService iris declares no rate limit"),
+        ("MLG-K8S-004", "model server InferenceService iris declares no TLS"),
+    }  # authentication is KServe's own annotation
+
+
+def test_seldon_deployment_is_a_model_server_without_auth():
+    document = doc("""
+    apiVersion: machinelearning.seldon.io/v1
+    kind: SeldonDeployment
+    metadata: {name: s}
+    spec:
+      predictors:
+      - name: default
+        componentSpecs:
+        - spec:
+            containers:
+            - name: classifier
+              image: seldonio/sklearnserver
+              env: [{name: DB_PASSWORD, valueFrom: {secretKeyRef: {name: s, key: p}}}]
+    """)
+    assert {f.id for f in kubernetes_findings("s.yaml", document)} == {"MLG-K8S-002", "MLG-K8S-003", "MLG-K8S-004"}
+
+
+@pytest.mark.parametrize(("container", "serving"), [
+    ({"name": "c", "image": "pytorch/torchserve:0.12"}, True),
+    ({"name": "c", "image": "python:3.12", "command": ["mlflow", "models", "serve", "-m", "/m"]}, True),
+    ({"name": "c", "image": "python:3.12", "args": ["uvicorn", "app:api"]}, True),
+    ({"name": "c", "image": "nginx:1.27"}, False),
+])
+def test_a_deployment_is_a_model_server_by_what_it_runs(container, serving):
+    document = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+                "spec": {"template": {"spec": {"containers": [container]}}}}
+    found = {f.id for f in kubernetes_findings("d.yaml", document)}
+    assert (found == {"MLG-K8S-002", "MLG-K8S-003", "MLG-K8S-004"}) is serving and (found == set()) is not serving
+
+
+def test_literal_secrets_in_pod_env_but_not_references():
+    document = doc("""
+    apiVersion: v1
+    kind: Pod
+    metadata: {name: p}
+    spec:
+      containers:
+      - name: app
+        image: x
+        env:
+        - {name: DB_PASSWORD, value: hunter2}
+        - {name: API_TOKEN, value: $(TOKEN)}
+        - {name: DATABASE_URL, value: "postgres://u:pw@db/x"}
+        - {name: SECRET_KEY, valueFrom: {secretKeyRef: {name: s, key: k}}}
+    """)
+    found = [(f.id, f.severity, f.message) for f in kubernetes_findings("p.yaml", document)]
+    assert sorted(found) == [
+        ("MLG-K8S-001", Severity.CRITICAL, "container app of Pod p sets DATABASE_URL to a URL with a literal password"),
+        ("MLG-K8S-001", Severity.CRITICAL, "container app of Pod p sets DB_PASSWORD to a literal value"),
+    ]
+
+
+def test_committed_env_files_and_compose_env_files_are_checked_for_literal_secrets(tmp_path):
+    from mlgate.gates.deploy.deploy_config import own_findings
+
+    key = "AKIA" + "Q7Z2XK4M3B5N6V8C"
+    tree = write(tmp_path, {
+        "compose.yaml": """
+            services:
+              app:
+                image: x
+                user: "1000"
+                read_only: true
+                mem_limit: 1g
+                cpus: 1
+                env_file: [config/app.vars]
+            """,
+        "config/app.vars": f"FERNET_KEY=abc\nPASSWORD_FILE=/run/secrets/p\nDEBUG=1\nAWS={key}\n",
+        ".env": "DB_PASS=12345\nTOKEN=${FROM_HOST}\n",
+        ".env.example": "DB_PASS=changeme\n",
+    })
+    found = sorted((f.id, f.message, f.location) for f in own_findings(classify(tree.files), tree.files))
+    assert found == [
+        ("MLG-ENV-001", ".env sets DB_PASS to a literal value", ".env:1"),
+        ("MLG-ENV-001", "config/app.vars sets AWS to a value shaped like a secret", "config/app.vars:4"),
+        ("MLG-ENV-001", "config/app.vars sets FERNET_KEY to a literal value", "config/app.vars:1"),
+    ]
+    assert not any(key in message or "12345" in message for _, message, _ in found)

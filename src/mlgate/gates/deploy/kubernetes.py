@@ -1,0 +1,113 @@
+"""mlgate's Kubernetes checks (``MLG-K8S-*``): what trivy's ``KSV-*`` checks do not see.
+
+Trivy checks workload security contexts but not literal secrets in a container's ``env``, and it skips
+inference resources (KServe ``InferenceService``/``ServingRuntime``, Seldon ``SeldonDeployment``), which
+then passed with nothing checked. Here every workload's containers are found, inference resources
+included (their predictor containers, model specs and auth annotations), and a model server, known by
+its kind or by what it runs, must declare authentication, a rate limit and TLS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from mlgate.gates.code.trivy import TrivyFinding
+from mlgate.gates.deploy import literals, serving
+from mlgate.gates.deploy.rules import rule
+
+# Kinds whose pod template holds containers, and where.
+POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"), "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"), "ReplicaSet": ("spec", "template", "spec"),
+    "ReplicationController": ("spec", "template", "spec"), "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+KSERVE_COMPONENTS = ("predictor", "transformer", "explainer")
+
+
+def is_kubernetes(document: Any) -> bool:
+    return isinstance(document, dict) and isinstance(document.get("apiVersion"), str) and isinstance(
+        document.get("kind"), str)
+
+
+def _get(node: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def _pod_containers(spec: Any) -> list[dict[str, Any]]:
+    if not isinstance(spec, dict):
+        return []
+    return [c for key in ("initContainers", "containers", "ephemeralContainers")
+            for c in spec.get(key) or [] if isinstance(c, dict)]
+
+
+def containers(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The containers a resource runs: pod templates, KServe components (containers and model or
+    framework specs, which are container specs), Seldon predictors' component specs, ServingRuntimes."""
+    kind, spec = document.get("kind"), document.get("spec")
+    if kind in POD_SPEC_PATHS:
+        return _pod_containers(_get(document, POD_SPEC_PATHS[kind]))
+    if not isinstance(spec, dict):
+        return []
+    if kind == "InferenceService":
+        found = []
+        for component in (spec.get(name) for name in KSERVE_COMPONENTS):
+            if isinstance(component, dict):
+                found += _pod_containers(component)
+                found += [v for k, v in component.items()
+                          if isinstance(v, dict) and k not in ("containers", "initContainers", "logger", "batcher")]
+        return found
+    if kind in ("ServingRuntime", "ClusterServingRuntime"):
+        return _pod_containers(spec)
+    if kind == "SeldonDeployment":
+        return [c for predictor in spec.get("predictors") or [] if isinstance(predictor, dict)
+                for component in predictor.get("componentSpecs") or [] if isinstance(component, dict)
+                for c in _pod_containers(component.get("spec"))]
+    return []
+
+
+def _env_secrets(owner: str, container: Mapping[str, Any]) -> Iterator[str]:
+    name = container.get("name", "?")
+    env = [e for e in container.get("env") or [] if isinstance(e, dict) and "value" in e]
+    plain = []
+    for entry in env:
+        key, value = str(entry.get("name", "")), entry.get("value")
+        if literals.is_literal_secret(key, value):
+            yield f"container {name} of {owner} sets {key} to a literal value"
+        elif value is not None and literals.url_with_password(str(value)):
+            yield f"container {name} of {owner} sets {key} to a URL with a literal password"
+        elif value is not None:
+            plain.append((key, str(value)))
+    argv = [str(a) for a in [*(container.get("command") or []), *(container.get("args") or [])]]
+    for option in literals.command_secrets(argv):
+        yield f"container {name} of {owner} passes {option} a literal value on its command line"
+    texts = [value for _, value in plain] + [" ".join(argv)]
+    for (key, _), hit in zip([*plain, ("command", "")], literals.engine_hits(texts), strict=True):
+        if hit:
+            yield f"container {name} of {owner} {'sets ' + key + ' to' if key != 'command' else 'passes'} " \
+                  "a value shaped like a secret"
+
+
+def kubernetes_findings(location: str, document: Mapping[str, Any]) -> list[TrivyFinding]:
+    """The MLG-K8S checks over one Kubernetes document."""
+    kind = str(document.get("kind"))
+    metadata = document.get("metadata") if isinstance(document.get("metadata"), dict) else {}
+    owner = f"{kind} {metadata.get('name', '?')}"
+    where = f"{location} ({kind}/{metadata.get('name', '?')})"
+    runs = containers(document)
+    findings = [rule("MLG-K8S-001").finding(message, where) for c in runs for message in _env_secrets(owner, c)]
+    labels = {**(metadata.get("labels") or {}), **(metadata.get("annotations") or {})}
+    model_server = kind in serving.INFERENCE_KINDS or serving.labelled_serving(labels) or any(
+        serving.runs_model_server(c.get("image"), [*(c.get("command") or []), *(c.get("args") or [])])
+        for c in runs)
+    if model_server:
+        ids = {"auth": ("MLG-K8S-002", "authentication"), "rate-limit": ("MLG-K8S-003", "rate limit"),
+               "tls": ("MLG-K8S-004", "TLS")}
+        for missing in serving.missing_protection(labels):
+            rule_id, what = ids[missing]
+            findings.append(rule(rule_id).finding(f"model server {owner} declares no {what}", where))
+    return findings
