@@ -26,16 +26,17 @@ from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
 from mlgate.gates.data.integrity import build_manifest
 from mlgate.gates.data.pii_detectors import DETECTORS, PII_TYPES, Span, find_spans
+from mlgate.gates.data.validators import national_id_scheme
 
 GATE = "data.pii"
-PiiType = Literal["email", "phone", "us_ssn", "credit_card", "iban", "ip_address", "secret"]
+PiiType = Literal["email", "phone", "us_ssn", "credit_card", "iban", "ip_address", "national_id", "secret"]
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl",
            ".txt": "text", ".text": "text", ".log": "text"}
 # When spans of two types overlap, the more specific type keeps it (a phone-like run inside an IBAN).
-_PRECEDENCE = ("secret", "iban", "credit_card", "us_ssn", "email", "ip_address", "phone")
+_PRECEDENCE = ("secret", "iban", "credit_card", "us_ssn", "national_id", "email", "ip_address", "phone")
 _SEVERITY = {"secret": Severity.CRITICAL, "credit_card": Severity.HIGH, "us_ssn": Severity.HIGH,
-             "iban": Severity.HIGH, "email": Severity.MEDIUM, "phone": Severity.MEDIUM,
+             "iban": Severity.HIGH, "national_id": Severity.HIGH, "email": Severity.MEDIUM, "phone": Severity.MEDIUM,
              "ip_address": Severity.LOW}
 _EXAMPLES = 3
 
@@ -159,10 +160,14 @@ def _findings(hits: Hits, columns: dict[str, pa.Array], config: PiiPolicy) -> It
             shown = ", ".join(f"{row} (#{_salted_prefix(salt, text[slice(*rows[row][0])])})"
                               for row, text in zip(examples, values, strict=True))
             allowed = config.allows(name, pii_type)
+            schemes = ""
+            if pii_type == "national_id":  # which scheme, never which value
+                schemes = " (" + ", ".join(sorted({national_id_scheme(text[slice(*rows[row][0])].strip()) or "?"
+                                                   for row, text in zip(examples, values, strict=True)})) + ")"
             yield Finding(
                 id=f"{GATE}.{pii_type}",
                 severity=Severity.INFO if allowed else _SEVERITY[pii_type],
-                message=f"{len(rows)} cell(s) hold {pii_type}"
+                message=f"{len(rows)} cell(s) hold {pii_type}{schemes}"
                         + (" (allowed by policy)" if allowed else f", which column {name!r} may not hold")
                         + f"; e.g. rows {shown}",
                 location=name,
