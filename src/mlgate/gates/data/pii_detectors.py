@@ -90,6 +90,7 @@ class Pattern:
     bounded: bool = False
     boundary: Callable[[str, int, int], bool] = clear_of_neighbours
     finder: Callable[[str], list[Span]] | None = None
+    context: re.Pattern[str] | None = None  # when set, the cell must also hold one of these words
 
     def _accept(self, text: str, start: int, end: int) -> bool:
         if self.bounded and not self.boundary(text, start, end):
@@ -97,6 +98,8 @@ class Pattern:
         return self.validate is None or self.validate(text[start:end])
 
     def spans(self, text: str) -> Iterator[Span]:
+        if self.context is not None and not self.context.search(text):
+            return
         if self.finder is not None:
             yield from self.finder(text)
             return
@@ -105,8 +108,8 @@ class Pattern:
             start, end = match.span(group)
             if self._accept(text, start, end):
                 yield start, end
-            elif group == 0:
-                yield from self._shorter(text, start, end)
+            elif group == 0 and self.bounded:  # unbounded regexes check their edges with lookarounds,
+                yield from self._shorter(text, start, end)  # which a cut-short endpos would fool
 
     def _shorter(self, text: str, start: int, end: int) -> Iterator[Span]:
         for cut in range(end - 1, start, -1):
@@ -132,8 +135,9 @@ class Detector:
 
 
 def _p(prefilter: str, regex: str, validate: Callable[[str], bool] | None = None, bounded: bool = False,
-       flags: int = 0, boundary: Callable[[str, int, int], bool] = clear_of_neighbours) -> Pattern:
-    return Pattern(prefilter, re.compile(regex, re.ASCII | flags), validate, bounded, boundary)
+       flags: int = 0, boundary: Callable[[str, int, int], bool] = clear_of_neighbours,
+       context: re.Pattern[str] | None = None) -> Pattern:
+    return Pattern(prefilter, re.compile(regex, re.ASCII | flags), validate, bounded, boundary, context=context)
 
 
 _EXT = r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?"
@@ -191,6 +195,11 @@ def _scheme(*schemes: str) -> Callable[[str], bool]:
 _ID_COLUMNS = re.compile(r"(?i)national|\bnin|nino|tax.?id|personal.?(?:id|code|number)|id.?(?:number|no|card)"
                          r"|passport|cpf|pesel|bsn|nhs|aadhaar|\bnir\b|insee|steuer|fiscal|\bdni|\bnie\b"
                          r"|hetu|\bcpr\b|personnummer|citizen|identity|\bssn|social.?sec")
+# Words that name a national identifier in free text: they admit bare digit runs (a PESEL, an NHS number)
+# that would be any number's look-alike without them; the value must still pass its scheme's check.
+_ID_CONTEXT = re.compile(r"(?i)pesel|personnummer|\bpnr\b|aadhaa?r|\bnhs\b|hetu|henkilötunnus|\bnif\b|\bnie\b"
+                         r"|\bdni\b|\bbsn\b|burgerservice|\bnir\b|insee|\bcpf\b|national (?:id|insurance)"
+                         r"|(?:personal )?identity (?:code|number)|\bid (?:code|number|no)\b|social security")
 _NATIONAL_BARE = _p(r"^\s*[0-9A-Za-z][0-9A-Za-z ./+-]{7,22}\s*$", r"^\s*[0-9A-Za-z][0-9A-Za-z ./+-]{7,22}\s*$",
                     lambda v: national_id_scheme(v.strip()) is not None)
 
@@ -209,7 +218,7 @@ def _detectors() -> dict[str, Detector]:
                r"|\b0\d(?:[ .]\d\d){3}|\b0[1-9]\d{8}",
                _PHONE_NATIONAL, valid_phone, bounded=True, boundary=phone_bounded),
             # without a trunk prefix or country code: the number must be valid (an assigned range)
-            _p(r"\b\d{3}[ -]\d{3}[ -]\d{2}[ -]\d{2}\b", r"\b\d{3}([ -])\d{3}\1\d{2}\1\d{2}\b", valid_bare_phone,
+            _p(r"\b\d{3}[ .-]\d{3}[ .-]\d{2}[ .-]\d{2}\b", r"\b\d{3}([ .-])\d{3}\1\d{2}\1\d{2}\b", valid_bare_phone,
                bounded=True, boundary=phone_bounded),
             _p(r"\b\d{1,3}-\d{3}-\d{3}-\d{4}\b", r"\b\d{1,3}-\d{3}-\d{3}-\d{4}\b", valid_international_phone,
                bounded=True, boundary=phone_bounded),
@@ -231,37 +240,39 @@ def _detectors() -> dict[str, Detector]:
         "iban": Detector("iban", (
             _p(r"\b[A-Z]{2}\d{2}[ -]?[A-Z0-9]{4}",
                r"\b[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?:([ -])[A-Z0-9]{4})(?:\1[A-Z0-9]{4}){1,6}(?:\1[A-Z0-9]{1,3})?)\b",
-               valid_iban),
+               valid_iban, bounded=True),
         )),
         "ip_address": Detector("ip_address", (
             _p(r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d", r"\b(?:\d{1,3}\.){3}\d{1,3}\b", valid_ipv4, bounded=True),
             _p(r":[0-9A-Fa-f]{0,4}:",
-               r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:]|\.\d)",
+               r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:=]|\.\d)",
                valid_ipv6),
         )),
         "national_id": Detector("national_id", (
-            _p(r"\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", r"\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b",
-               _scheme("gb.nino")),
+            _p(r"(?i)\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", r"\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b",
+               _scheme("gb.nino"), flags=re.I),
             _p(r"\b[A-Z]{5}\d{4}[A-Z]\b", r"\b[A-Z]{5}\d{4}[A-Z]\b", _scheme("in.pan")),
             _p(r"\b\d{3}\.\d{3}\.\d{3}-\d{2}\b|\b\d{2}\.\d{3}\.\d{3}/\d{4}-\d{2}\b",
                r"\b(?:\d{3}\.\d{3}\.\d{3}-\d{2}|\d{2}\.\d{3}\.\d{3}/\d{4}-\d{2})\b", _scheme("br.cpf", "br.cnpj"),
                bounded=True),
             _p(r"\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b", r"\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b",
                _scheme("it.codicefiscale")),
-            _p(r"\b\d{8}-?[A-Z]\b|\b[XYZ]-?\d{7}-?[A-Z]\b", r"\b(?:\d{8}-?[A-Z]|[XYZ]-?\d{7}-?[A-Z])\b",
-               _scheme("es.dni", "es.nie"), bounded=True),
+            _p(r"(?i)\b\d{8}-?[A-Z]\b|\b[XYZ]-?\d{7}-?[A-Z]\b", r"\b(?:\d{8}-?[A-Z]|[XYZ]-?\d{7}-?[A-Z])\b",
+               _scheme("es.dni", "es.nie"), bounded=True, flags=re.I),
             _p(r"\b\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]\b", r"\b\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]\b", _scheme("fi.hetu"),
                bounded=True),
             _p(r"\b(?:\d{2})?\d{6}[-+]\d{4}\b", r"\b(?:\d{2})?\d{6}[-+]\d{4}\b", _scheme("se.personnummer", "dk.cpr"),
                bounded=True),
             _p(r"\b[2-9]\d{3} \d{4} \d{4}\b", r"\b[2-9]\d{3} \d{4} \d{4}\b", _scheme("in.aadhaar"), bounded=True,
                boundary=not_in_iban),
+            _p(r"\d{3}[ -]?\d{3}[ -]?\d{3}", r"\b(?:\d[ :-]?){8,11}\d\b",
+               lambda v: national_id_scheme(v) is not None, bounded=True, context=_ID_CONTEXT),
         ), column_hint=_ID_COLUMNS, hinted=(_NATIONAL_BARE,)),
         "secret": Detector("secret", (
             Pattern(_token_prefilter(), None, finder=token_spans),
             _p(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY", r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----"
                                                     r"(?:[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----)?"),
-            _p(r"eyJ[A-Za-z0-9_-]+\.eyJ", r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*",
+            _p(r"eyJ[A-Za-z0-9_-]+\.eyJ", r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}(?:\.[A-Za-z0-9_-]*)?",
                valid_jwt),
             Pattern(secrets.ASSIGNMENT_PREFILTER, None, finder=secrets.credential_spans),
         ), column_hint=re.compile(r"(?i)" + secrets.CREDENTIAL_NAMES), hinted=(

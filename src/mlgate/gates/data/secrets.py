@@ -33,7 +33,7 @@ EXTRA_RULES = (
     r"sk-(?:proj-|ant-api\d\d-)?[A-Za-z0-9_-]{32,}",        # OpenAI / Anthropic style keys
     r"(?:sk|rk)_(?:live|test)_[0-9a-zA-Z]{24,}",
     r"hf_[A-Za-z0-9]{34,}",
-    r"xox[abposre]-[0-9A-Za-z-]{10,}",                      # Slack tokens in mixed case (upstream: lower)
+    r"xox[abposr]-\d{8,}-[0-9A-Za-z-]{10,}",                # Slack tokens in mixed case (upstream: lower)
     r"dop_v1_[a-f0-9]{64}",
     r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}",
 )
@@ -58,9 +58,12 @@ def token_rules() -> tuple[str, ...]:
 # ---- placeholders
 
 _PLACEHOLDER_WORDS = re.compile(
-    r"(?i)example|sample|dummy|placeholder|changeme|change_me|your[_-]?(?:api|secret|token|key|pass)|"
-    r"redacted|xxxx|\*{3}|\.{3}|<[^>]*>|\$\{|\{\{|%\(|\$\(|^\$[A-Za-z_]|process\.env|os\.environ|getenv|"
-    r"secrets\.|vault:|^null$|^none$|^true$|^false$|^undefined$|^password$|^secret$|^token$|^string$")
+    r"(?i)example|sample|dummy|placeholder|changeme|change_me|fake|insert|_here\b|your[_-]?(?:api|secret|token"
+    r"|key|pass)|redacted|xxxx|\*{3}|\.{3}|process\.env|os\.environ|getenv|vault:"
+    r"|^(?:null|none|true|false|undefined|password|secret|token|string)$"
+    # the whole value is a template or reference: ${VAR}, {{ var }}, <value>, %(name)s, $(cmd), $VAR
+    r"|^(?:\$\{[^}]*\}|\{\{.*\}\}|<[^>]*>|%\([^)]*\)s?|\$\([^)]*\)|\$[A-Za-z_]\w*)$")
+_UUID = re.compile(r"(?i)^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def is_placeholder(value: str) -> bool:
@@ -106,7 +109,7 @@ CREDENTIAL_NAMES = (r"(?:pass(?:word|wd|phrase)?|pwd|secret(?:[_-]?key)?|token|(
                     r"|auth)")
 _NAME = r"[A-Za-z0-9_.$@-]*?" + CREDENTIAL_NAMES + r"(?![A-Za-z0-9])"
 # Assignment operators of common languages and formats; YAML/JSON/INI/.env/shell export use ``:``/``=``.
-_OPERATOR = r"(?P<op>::=|:=|\?=|\.=|\+=|=>|->|<-|==|=|:|[ \t]+)"
+_OPERATOR = r"(?P<op>::=|:=|\?=|\.=|\+=|=>|->|<-|===|!==|!=|==|=|:|[ \t]+)"
 # name [quote] [spaces] op [spaces] value; spaces never include a line end, so an empty value stays empty.
 ASSIGNMENT = re.compile(
     r"(?i)" + _NAME + r"[\"'\]]?[ \t]*" + _OPERATOR + r"[ \t]*(?:[@&]?\(?[ \t]*)?"
@@ -116,17 +119,20 @@ ASSIGNMENT = re.compile(
 XML_ELEMENT = re.compile(r"(?i)<(?P<tag>" + _NAME + r")(?:\s[^>]*)?>(?P<xml>[^<\r\n]{4,200})</(?P=tag)>")
 CALL = re.compile(r"(?i)(?:set|with|use)?" + CREDENTIAL_NAMES
                   + r"\w{0,12}\([ \t]*[\"'](?P<call>[^\"'\r\n]{4,200})[\"']")
+# A comparison written value-first: if ("value" == password)
+REVERSED = re.compile(r"(?i)[\"'](?P<rv>[^\"'\r\n]{4,200})[\"'][ \t]*(?:===|!==|==|!=)[ \t]*" + _NAME)
 ASSIGNMENT_PREFILTER = r"(?i:" + CREDENTIAL_NAMES + r")"
 
-_CODE_REFERENCE = re.compile(r"^(?:[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)+|[A-Za-z_]\w*\(.*|[a-z]+(?:_[a-z]+)*|"
+_CODE_REFERENCE = re.compile(r"^(?:[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)+|[A-Za-z_]\w*\(.*|[a-z]+(?:[_-][a-z]+)*|"
                              r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)$")
 
 
 def credential_value(value: str, quoted: bool) -> bool:
-    """A value worth calling a password: not a placeholder; quoted values may be words with spaces, bare
+    """A value worth calling a password: not a placeholder, not a UUID (an identifier, as detect-secrets'
+    ``is_potential_uuid`` filter also holds); quoted values may be words with spaces, bare
     ones must not read as code (``config.db_password``, ``getpass()``, ``required``, ``DB_PASSWORD``)."""
     value = value.strip()
-    if len(value) < (6 if quoted else 8) or is_placeholder(value):
+    if len(value) < (6 if quoted else 8) or is_placeholder(value) or _UUID.match(value):
         return False
     if quoted:
         return " " in value or shannon_entropy(value) >= 2.5
@@ -145,7 +151,7 @@ def credential_spans(text: str) -> list[tuple[int, int]]:
             continue  # "pass community." is prose; only a quoted value may follow a name and a space
         if credential_value(match.group(group), quoted=group != "bare"):
             spans.append(match.span(group))
-    for regex, group in ((XML_ELEMENT, "xml"), (CALL, "call")):
+    for regex, group in ((XML_ELEMENT, "xml"), (CALL, "call"), (REVERSED, "rv")):
         for match in regex.finditer(text):
             if credential_value(match.group(group), quoted=True):
                 spans.append(match.span(group))
