@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -90,7 +89,6 @@ class Pattern:
     bounded: bool = False
     boundary: Callable[[str, int, int], bool] = clear_of_neighbours
     finder: Callable[[str], list[Span]] | None = None
-    context: re.Pattern[str] | None = None  # when set, the cell must also hold one of these words
 
     def _accept(self, text: str, start: int, end: int) -> bool:
         if self.bounded and not self.boundary(text, start, end):
@@ -98,8 +96,6 @@ class Pattern:
         return self.validate is None or self.validate(text[start:end])
 
     def spans(self, text: str) -> Iterator[Span]:
-        if self.context is not None and not self.context.search(text):
-            return
         if self.finder is not None:
             yield from self.finder(text)
             return
@@ -127,6 +123,9 @@ class Detector:
     patterns: tuple[Pattern, ...]
     column_hint: re.Pattern[str] | None = None  # column names that admit ``hinted`` shapes
     hinted: tuple[Pattern, ...] = ()
+    # One Arrow pass with the union of every prefilter first; off where the union is too big for RE2's DFA
+    # (the secret rules), which then runs slower than one pass per pattern.
+    union_prefilter: bool = True
 
     def patterns_for(self, column: str) -> tuple[Pattern, ...]:
         if self.column_hint is not None and self.column_hint.search(column):
@@ -135,9 +134,8 @@ class Detector:
 
 
 def _p(prefilter: str, regex: str, validate: Callable[[str], bool] | None = None, bounded: bool = False,
-       flags: int = 0, boundary: Callable[[str, int, int], bool] = clear_of_neighbours,
-       context: re.Pattern[str] | None = None) -> Pattern:
-    return Pattern(prefilter, re.compile(regex, re.ASCII | flags), validate, bounded, boundary, context=context)
+       flags: int = 0, boundary: Callable[[str, int, int], bool] = clear_of_neighbours) -> Pattern:
+    return Pattern(prefilter, re.compile(regex, re.ASCII | flags), validate, bounded, boundary)
 
 
 _EXT = r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?"
@@ -162,30 +160,36 @@ def _word_bounded(text: str, start: int, end: int) -> bool:
     return not (end < len(text) and value[-1:].isalnum() and (text[end].isalnum() or text[end] == "_"))
 
 
-@lru_cache(maxsize=1)
-def _token_regexes() -> tuple[re.Pattern[str], ...]:
-    return tuple(re.compile(rule) for rule in secrets.token_rules())
+def _token_finder(rules: tuple[str, ...]) -> Callable[[str], list[Span]]:
+    """Spans of provider tokens matching ``rules``, trimmed of the rule's delimiters (``=``, quotes)."""
+    regexes = tuple(re.compile(rule) for rule in rules)
 
-
-def token_spans(text: str) -> list[Span]:
-    """Provider tokens (detect-secrets' rules and a few more), trimmed of the rule's delimiters."""
-    spans = []
-    for regex in _token_regexes():
-        for match in regex.finditer(text):
-            start, end = match.span()
-            while start < end and text[start] in " \t=:\"'/":
-                start += 1
-            while end > start and text[end - 1] in " \t\"'\r\n":
-                end -= 1
-            if end - start >= 8 and _word_bounded(text, start, end) and valid_token(text[start:end]):
-                spans.append((start, end))
+    def spans(text: str) -> list[Span]:
+        found = []
+        for regex in regexes:
+            for match in regex.finditer(text):
+                start, end = match.span()
+                while start < end and text[start] in " \t=:\"'/":
+                    start += 1
+                while end > start and text[end - 1] in " \t\"'\r\n":
+                    end -= 1
+                if end - start >= 8 and _word_bounded(text, start, end) and valid_token(text[start:end]):
+                    found.append((start, end))
+        return found
     return spans
 
 
-def _token_prefilter() -> str:
-    """The RE2 union of every token rule; RE2 caps counted repeats at 1000, so larger bounds are cut."""
-    rules = (re.sub(r"\{(\d+),(\d{4,})\}", r"{\1,}", rule) for rule in secrets.token_rules())
-    return "|".join(f"(?:{rule})" for rule in rules)
+_LARGE_REPEAT = re.compile(r"\{(\d+),(\d{4,})\}")
+_RULES_PER_PASS = 12  # RE2 slows down sharply on one union of every rule; a dozen per Arrow pass is faster
+
+
+def _token_patterns() -> tuple[Pattern, ...]:
+    """detect-secrets' token rules (and ours) in groups: one Arrow pass per group, then Python on the
+    cells that group kept. RE2 caps counted repeats at 1000, so larger bounds are opened in the prefilter."""
+    rules = secrets.token_rules()
+    groups = [rules[i:i + _RULES_PER_PASS] for i in range(0, len(rules), _RULES_PER_PASS)]
+    return tuple(Pattern("|".join("(?:" + _LARGE_REPEAT.sub(r"{\1,}", rule) + ")" for rule in group),
+                         None, finder=_token_finder(group)) for group in groups)
 
 
 def _scheme(*schemes: str) -> Callable[[str], bool]:
@@ -265,11 +269,12 @@ def _detectors() -> dict[str, Detector]:
                bounded=True),
             _p(r"\b[2-9]\d{3} \d{4} \d{4}\b", r"\b[2-9]\d{3} \d{4} \d{4}\b", _scheme("in.aadhaar"), bounded=True,
                boundary=not_in_iban),
-            _p(r"\d{3}[ -]?\d{3}[ -]?\d{3}", r"\b(?:\d[ :-]?){8,11}\d\b",
-               lambda v: national_id_scheme(v) is not None, bounded=True, context=_ID_CONTEXT),
+            # the prefilter is the context words (rarer than digit runs); the value's shape is checked in Python
+            _p(_ID_CONTEXT.pattern, r"\b(?:\d[ :-]?){8,11}\d\b", lambda v: national_id_scheme(v) is not None,
+               bounded=True),
         ), column_hint=_ID_COLUMNS, hinted=(_NATIONAL_BARE,)),
         "secret": Detector("secret", (
-            Pattern(_token_prefilter(), None, finder=token_spans),
+            *_token_patterns(),
             _p(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY", r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----"
                                                     r"(?:[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----)?"),
             _p(r"eyJ[A-Za-z0-9_-]+\.eyJ", r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}(?:\.[A-Za-z0-9_-]*)?",
@@ -277,7 +282,7 @@ def _detectors() -> dict[str, Detector]:
             Pattern(secrets.ASSIGNMENT_PREFILTER, None, finder=secrets.credential_spans),
         ), column_hint=re.compile(r"(?i)" + secrets.CREDENTIAL_NAMES), hinted=(
             _p(r"^\S{16,}$", r"^\S{16,}$", high_entropy),
-        )),
+        ), union_prefilter=False),
     }
 
 
@@ -296,14 +301,17 @@ def find_spans(values: pa.Array, detector: Detector, column: str) -> dict[int, l
     prefilter then runs on that (usually small) subset only.
     """
     patterns = detector.patterns_for(column)
-    rows = _candidates(values, "|".join(f"(?:{p.prefilter})" for p in patterns))
     found: dict[int, list[Span]] = {}
-    if not len(rows):
-        return found
-    subset = values.take(rows)
+    if detector.union_prefilter:
+        rows = _candidates(values, "|".join(f"(?:{p.prefilter})" for p in patterns))
+        if not len(rows):
+            return found
+        subset = values.take(rows)
+    else:
+        rows, subset = pa.array(range(len(values)), pa.int64()), values
     for pattern in patterns:
         pattern_rows, texts = rows, subset
-        if len(patterns) > 1:
+        if len(patterns) > 1 or not detector.union_prefilter:
             picked = _candidates(subset, pattern.prefilter)
             pattern_rows, texts = rows.take(picked), subset.take(picked)
         for row, text in zip(pattern_rows.to_pylist(), texts.to_pylist(), strict=True):

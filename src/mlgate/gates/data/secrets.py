@@ -107,7 +107,9 @@ def valid_token(text: str) -> bool:
 CREDENTIAL_NAMES = (r"(?:pass(?:word|wd|phrase)?|pwd|secret(?:[_-]?key)?|token|(?:api|access|private|auth"
                     r"|client|signing|encryption|master)[_-]?(?:key|secret|token)|apikey|credentials?|creds?"
                     r"|auth)")
-_NAME = r"[A-Za-z0-9_.$@-]*?" + CREDENTIAL_NAMES + r"(?![A-Za-z0-9])"
+# The match starts at the keyword (a prefix such as ``db_`` changes nothing and a lazy prefix class would
+# make Python try every position); a suffix may follow after a separator (password_super_secure).
+_NAME = CREDENTIAL_NAMES + r"(?:[_.-][A-Za-z0-9]+)*(?![A-Za-z0-9])"
 # Assignment operators of common languages and formats; YAML/JSON/INI/.env/shell export use ``:``/``=``.
 _OPERATOR = r"(?P<op>::=|:=|\?=|\.=|\+=|=>|->|<-|===|!==|!=|==|=|:|[ \t]+)"
 # name [quote] [spaces] op [spaces] value; spaces never include a line end, so an empty value stays empty.

@@ -115,7 +115,7 @@ def _digits(text: str) -> str:
 
 
 @lru_cache(maxsize=65536)
-def phone_region(text: str, strict: bool = False) -> str | None:
+def phone_region(text: str, strict: bool = False) -> str | None:  # noqa: C901
     """The region whose plan ``text`` fits: ``+``/``00`` numbers by their country code, others by the
     first of ``NATIONAL_REGIONS`` that takes them. ``strict``: a valid number (assigned range), not just a
     possible one (right length) — for bare digit runs, which are too often something else."""
