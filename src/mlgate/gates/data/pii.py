@@ -29,15 +29,18 @@ from mlgate.gates.data.pii_detectors import DETECTORS, PII_TYPES, Span, find_spa
 from mlgate.gates.data.validators import national_id_scheme
 
 GATE = "data.pii"
-PiiType = Literal["email", "phone", "us_ssn", "credit_card", "iban", "ip_address", "national_id", "secret"]
+PiiType = Literal["email", "phone", "us_ssn", "credit_card", "iban", "ip_address", "national_id", "person_name",
+                  "postal_address", "date_of_birth", "secret"]
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl",
            ".txt": "text", ".text": "text", ".log": "text"}
 # When spans of two types overlap, the more specific type keeps it (a phone-like run inside an IBAN).
-_PRECEDENCE = ("secret", "iban", "credit_card", "us_ssn", "national_id", "email", "ip_address", "phone")
+_PRECEDENCE = ("secret", "iban", "credit_card", "us_ssn", "national_id", "email", "ip_address", "phone",
+               "date_of_birth", "postal_address", "person_name")
 _SEVERITY = {"secret": Severity.CRITICAL, "credit_card": Severity.HIGH, "us_ssn": Severity.HIGH,
              "iban": Severity.HIGH, "national_id": Severity.HIGH, "email": Severity.MEDIUM, "phone": Severity.MEDIUM,
-             "ip_address": Severity.LOW}
+             "ip_address": Severity.LOW, "person_name": Severity.MEDIUM, "postal_address": Severity.MEDIUM,
+             "date_of_birth": Severity.HIGH}
 _EXAMPLES = 3
 
 Hits = dict[str, dict[str, dict[int, list[Span]]]]  # column -> type -> row -> spans

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlgate.gates.data import secrets
+from mlgate.gates.data import entities, secrets
 from mlgate.gates.data.secrets import high_entropy, valid_jwt, valid_token
 from mlgate.gates.data.validators import (
     card_issuer,
@@ -273,6 +273,20 @@ def _detectors() -> dict[str, Detector]:
             _p(_ID_CONTEXT.pattern, r"\b(?:\d[ :-]?){8,11}\d\b", lambda v: national_id_scheme(v) is not None,
                bounded=True),
         ), column_hint=_ID_COLUMNS, hinted=(_NATIONAL_BARE,)),
+        # No free-text shape without a named-entity model: a column named for names, whose cells read as one.
+        "person_name": Detector("person_name", (), column_hint=entities.NAME_COLUMNS, hinted=(
+            Pattern(r"^\s*[^\d@/:]+$", re.compile(entities.NAME_VALUE)),
+        )),
+        "postal_address": Detector("postal_address", (
+            Pattern(entities.STREET_PREFILTER, entities.STREET),
+        ), column_hint=entities.ADDRESS_COLUMNS, hinted=(
+            Pattern(r"\d", re.compile(r"^.*(?:" + entities.ADDRESS_VALUE + r").*$", re.S)),
+        )),
+        "date_of_birth": Detector("date_of_birth", (
+            Pattern(entities.DOB_CONTEXT, entities.DOB_IN_TEXT, entities.valid_birth_date),
+        ), column_hint=entities.DOB_COLUMNS, hinted=(
+            _p(r"^\s*\d|^\s*[A-Za-z]{3}", entities.DATE_VALUE, entities.valid_birth_date),
+        )),
         "secret": Detector("secret", (
             *_token_patterns(),
             _p(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY", r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----"

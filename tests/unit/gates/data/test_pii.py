@@ -436,3 +436,65 @@ def test_bare_national_ids_count_in_a_column_named_for_them(column, make):
     value = make()
     assert spans_of(value, column=column) == {"national_id": [value]}
     assert "national_id" not in spans_of(value, column="order_id")
+
+
+# ---- names, addresses, dates of birth: column header plus cell evidence; addresses and DOBs in free text
+
+def _one_line_address(locale: str) -> str:
+    while "PSC" in (address := FAKES[locale].address()) or "FPO" in address or "APO" in address:
+        pass  # US military mail has no street
+    return address.replace("\n", ", ")
+
+
+@pytest.mark.parametrize("locale", list(FAKES))
+def test_columns_named_for_names_addresses_and_birth_dates(locale):
+    fake = FAKES[locale]
+    table = {"full_name": [fake.name() for _ in range(20)],
+             "home_address": [_one_line_address(locale) for _ in range(20)],
+             "dob": [fake.date_of_birth().isoformat() for _ in range(20)],
+             "email_address": [fake.email() for _ in range(20)],
+             "product_name": [f"{fake.word()} {rng.randint(2, 99)}" for _ in range(20)],
+             "created": [fake.date_this_decade().isoformat() for _ in range(20)]}
+    hits = scan({k: pa.array(v, pa.large_string()) for k, v in table.items()}, PII_TYPES)
+    assert len(hits["full_name"]["person_name"]) == 20
+    assert len(hits["home_address"]["postal_address"]) == 20
+    assert len(hits["dob"]["date_of_birth"]) == 20
+    assert set(hits["email_address"]) == {"email"}
+    assert "person_name" not in hits["product_name"] and hits["created"] == {}
+
+
+@pytest.mark.parametrize("locale", ["en_US", "de_DE", "en_GB"])
+def test_addresses_and_birth_dates_in_free_text(locale):
+    fake = FAKES[locale]
+    address = _one_line_address(locale)
+    assert "postal_address" in detect(f"{fake.sentence()} ship to {address}. {fake.sentence()}"), address
+    born = fake.date_of_birth().strftime(rng.choice(["%d/%m/%Y", "%Y-%m-%d", "%d.%m.%Y"]))
+    assert spans_of(f"{fake.sentence()} Born on {born}.")["date_of_birth"] == [born]
+    assert "date_of_birth" not in detect(f"{fake.sentence()} shipped on {born}.")
+
+
+def test_birth_dates_must_lie_in_a_lifetime():
+    assert spans_of("dob 1850-01-01", column="dob") == {}
+    assert spans_of("2999-01-01", column="dob") == {}
+    assert spans_of("31/02/1990", column="dob") == {}
+
+
+CANARY_NAME, CANARY_STREET, CANARY_DOB, CANARY_ID = "Zebulon Quaxworth", "4417 Quaxworth Lane", "1961-07-13", \
+    "RSSMRA85T10A562S"
+
+
+@pytest.mark.parametrize("action", ["block", "report", "mask"])
+def test_canary_values_of_new_types_never_leave_the_scan(action, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("MLGATE_PII_KEY", "canary-key")
+    path = tmp_path / "people.csv"
+    path.write_text(f"customer_name,address,date_of_birth,notes\n{CANARY_NAME},\"{CANARY_STREET}, Springfield, "
+                    f"IL 62704\",{CANARY_DOB},codice fiscale {CANARY_ID} born on {CANARY_DOB}\n")
+    with caplog.at_level("DEBUG"):
+        result = check_pii(path, PiiPolicy(action=action), DIGEST, out_dir=tmp_path / "out")
+    found = result.metrics["cells_by_type"]
+    assert found["person_name"] and found["postal_address"] and found["date_of_birth"] and found["national_id"]
+    outputs = [result.to_json(), caplog.text]
+    if action == "mask":
+        outputs.append(Path(result.artifacts[0]).read_text())
+    for output in outputs:
+        assert not any(canary in output for canary in (CANARY_NAME, CANARY_STREET, CANARY_DOB, CANARY_ID))
