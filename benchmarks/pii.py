@@ -248,6 +248,7 @@ def main(argv: list[str] | None = None) -> None:
         presidio_worker(*args.presidio_worker, spacy_model=args.spacy_model)
         return
     peer_suites(args)
+    entity_scores(300 if args.quick else 1000, args.reference_python)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     cells = args.cells or (5_000 if args.quick else 100_000)
     presidio_cells = min(cells, args.presidio_cells or (300 if args.quick else 10_000))
@@ -282,6 +283,70 @@ def main(argv: list[str] | None = None) -> None:
     print(f"presidio: {ref_mbps:8.4f} MB/s  (AnalyzerEngine {reference['version']}, no_op NLP, "
           f"{ref_bytes / 1e6:.3f} MB in {reference['seconds']:.1f} s)")
     print(f"ratio:    {mlgate_mbps / ref_mbps:8.0f}x")
+
+
+# ---------------------------------------------------------------- names, addresses, dates of birth
+
+ENTITY_TYPES = ("person_name", "postal_address", "date_of_birth")
+
+
+def entity_table(rows: int, seed: int = 13) -> tuple[dict[str, list[str]], dict[str, list[set[str]]]]:
+    """A customer table in four locales: what a training set holds. Columns named as people name them
+    (and decoys: product names, order dates, a free-text note that mentions a birth date or an address
+    half of the time); labels per cell."""
+    from faker import Faker
+
+    rng = random.Random(seed)
+    Faker.seed(seed)
+    fakes = [Faker(locale) for locale in LOCALES]
+    columns: dict[str, list[str]] = {c: [] for c in ("customer_name", "street_address", "birth_date",
+                                                     "product_name", "order_date", "note")}
+    labels: dict[str, list[set[str]]] = {c: [] for c in columns}
+    for _ in range(rows):
+        fake = rng.choice(fakes)
+        born = fake.date_of_birth(minimum_age=18, maximum_age=90)
+        address = fake.address().replace("\n", ", ")
+        cells = {"customer_name": (fake.name(), {"person_name"}),
+                 "street_address": (address, {"postal_address"}),
+                 "birth_date": (born.strftime(rng.choice(["%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y"])), {"date_of_birth"}),
+                 "product_name": (f"{fake.word().title()} {fake.word()} {rng.randint(2, 99)}", set()),
+                 "order_date": (fake.date_this_decade().isoformat(), set())}
+        choice = rng.randrange(3)
+        if choice == 0:
+            cells["note"] = (f"{fake.sentence()} Born on {born.strftime('%d/%m/%Y')}.", {"date_of_birth"})
+        elif choice == 1:
+            cells["note"] = (f"{fake.sentence()} Ship to {address}.", {"postal_address"})
+        else:
+            cells["note"] = (f"{fake.sentence()} Ordered on {fake.date_this_decade().isoformat()}.", set())
+        for column, (value, kinds) in cells.items():
+            columns[column].append(value)
+            labels[column].append(kinds)
+    return columns, labels
+
+
+def entity_scores(rows: int, reference_python: str) -> None:
+    import pyarrow as pa
+
+    from mlgate.gates.data.pii import scan
+
+    columns, labels = entity_table(rows)
+    hits = scan({c: pa.array(v, pa.large_string()) for c, v in columns.items()}, ENTITY_TYPES)
+    found = {c: [{t for t, r in hits[c].items() if i in r} for i in range(rows)] for c in columns}
+    cells = [v for c in columns for v in columns[c]]
+    reference = run_presidio(reference_python, {"all": cells})
+    flat_labels = [lab for c in columns for lab in labels[c]]
+    mine = [f for c in columns for f in found[c]]
+    print(f"\nnames, addresses, dates of birth: a {rows}-row customer table, {len(columns)} columns, "
+          f"locales {', '.join(LOCALES)}; Presidio per cell (PERSON, LOCATION, DATE_TIME)"
+          + ("" if isinstance(reference, dict) else f"; Presidio skipped: {reference}"))
+    print(f"{'type':<15} {'mlgate P':>9} {'R':>6} {'F1':>6}   {'presidio P':>10} {'R':>6} {'F1':>6}")
+    for pii_type in ENTITY_TYPES:
+        p, r, f = scores(flat_labels, mine, pii_type)
+        row = f"{pii_type:<15} {p:>9.3f} {r:>6.3f} {f:>6.3f}"
+        if isinstance(reference, dict):
+            tp, tr, tf = scores(flat_labels, [set(x) for x in reference["found"]], pii_type)
+            row += f"   {tp:>10.3f} {tr:>6.3f} {tf:>6.3f}"
+        print(row)
 
 
 # ---------------------------------------------------------------- peers' own test cases

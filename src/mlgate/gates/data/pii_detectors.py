@@ -290,7 +290,8 @@ def _detectors() -> dict[str, Detector]:
         "secret": Detector("secret", (
             *_token_patterns(),
             _p(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY", r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----"
-                                                    r"(?:[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----)?"),
+                                                    r"(?:[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----)?",
+               secrets.valid_private_key),
             _p(r"eyJ[A-Za-z0-9_-]+\.eyJ", r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}(?:\.[A-Za-z0-9_-]*)?",
                valid_jwt),
             Pattern(secrets.ASSIGNMENT_PREFILTER, None, finder=secrets.credential_spans),

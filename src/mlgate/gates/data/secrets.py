@@ -29,8 +29,6 @@ TOKEN_PLUGINS = ("AWSKeyDetector", "ArtifactoryDetector", "AzureStorageKeyDetect
 # A few widespread formats detect-secrets has no plugin for.
 EXTRA_RULES = (
     r"github_pat_[A-Za-z0-9_]{22,255}",
-    r"AIza[0-9A-Za-z_-]{35}",                               # Google API key
-    r"sk-(?:proj-|ant-api\d\d-)?[A-Za-z0-9_-]{32,}",        # OpenAI / Anthropic style keys
     r"(?:sk|rk)_(?:live|test)_[0-9a-zA-Z]{24,}",
     r"hf_[A-Za-z0-9]{34,}",
     r"xox[abposr]-\d{8,}-[0-9A-Za-z-]{10,}",                # Slack tokens in mixed case (upstream: lower)
@@ -98,7 +96,17 @@ def valid_jwt(text: str) -> bool:
 
 
 def valid_token(text: str) -> bool:
-    return not is_placeholder(text)
+    """Not a placeholder, and a digit somewhere: random tokens have them, identifiers that happen to share
+    a prefix (``hf_requiredCharacteristicTypes``) do not."""
+    return not is_placeholder(text) and any(ch.isdigit() for ch in text)
+
+
+def valid_private_key(text: str) -> bool:
+    """A key header alone (a truncated paste) counts; a full block must hold key material, not ``anything``."""
+    if "-----END" not in text:
+        return True
+    body = text.split("-----", 2)[2].rsplit("-----END", 1)[0]
+    return len(re.sub(r"[^A-Za-z0-9+/=]", "", body)) >= 40
 
 
 # ---- credential assignments
@@ -109,7 +117,12 @@ CREDENTIAL_NAMES = (r"(?:pass(?:word|wd|phrase)?|pwd|secret(?:[_-]?key)?|token|(
                     r"|auth)")
 # The match starts at the keyword (a prefix such as ``db_`` changes nothing and a lazy prefix class would
 # make Python try every position); a suffix may follow after a separator (password_super_secure).
-_NAME = CREDENTIAL_NAMES + r"(?:[_.-][A-Za-z0-9]+)*(?![A-Za-z0-9])"
+_NAME = CREDENTIAL_NAMES + r"(?P<suffix>(?:[_.-][A-Za-z0-9]+)*)(?![A-Za-z0-9])"
+# Names that hold something about a credential, not the credential: CREDENTIALS_ID, secret_name, token_url;
+# and credentials meant to be public or short-lived (publicToken, csrf-token).
+_NOT_A_VALUE = re.compile(r"(?i)[_.-](?:id|ids|name|url|uri|path|file|type|dir|length|size|count|version|header"
+                          r"|field|prefix|format|policy|endpoint|host|user(?:name)?|label|hint|expir\w*|ttl)$")
+_PUBLIC = re.compile(r"(?i)(?:public|publishable|csrf|xsrf)[_.-]?$")
 # Assignment operators of common languages and formats; YAML/JSON/INI/.env/shell export use ``:``/``=``.
 _OPERATOR = r"(?P<op>::=|:=|\?=|\.=|\+=|=>|->|<-|===|!==|!=|==|=|:|[ \t]+)"
 # name [quote] [spaces] op [spaces] value; spaces never include a line end, so an empty value stays empty.
@@ -144,10 +157,21 @@ def credential_value(value: str, quoted: bool) -> bool:
     return classes >= 2 and shannon_entropy(value) >= 3.0
 
 
+def _names_a_credential(text: str, start: int, suffix: str) -> bool:
+    """The keyword at ``start`` begins a word or a camelCase part (not jsonwebtoken), no suffix says it is
+    metadata, and no prefix says it is public."""
+    before = text[start - 1:start]
+    if before.islower() and text[start].islower():
+        return False
+    return not _NOT_A_VALUE.search(suffix) and not _PUBLIC.search(text[max(0, start - 12):start])
+
+
 def credential_spans(text: str) -> list[tuple[int, int]]:
     """Spans of credential values assigned to a credential-like name, in any of the common syntaxes."""
     spans = []
     for match in ASSIGNMENT.finditer(text):
+        if not _names_a_credential(text, match.start(), match.group("suffix")):
+            continue
         group = next(g for g in ("dq", "sq", "bq", "bare") if match.group(g) is not None)
         if group == "bare" and not match.group("op").strip():
             continue  # "pass community." is prose; only a quoted value may follow a name and a space
