@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
 from mlgate.gates.data.integrity import build_manifest
-from mlgate.gates.data.pii_detectors import DETECTORS, PII_TYPES, Span, find_spans
+from mlgate.gates.data.pii_detectors import PII_TYPES, Span, detectors, find_spans
 from mlgate.gates.data.validators import national_id_scheme
 
 GATE = "data.pii"
@@ -144,7 +144,7 @@ def _drop_overlaps(by_type: dict[str, dict[int, list[Span]]]) -> None:
 def scan(columns: dict[str, pa.Array], types: tuple[str, ...]) -> Hits:
     hits: Hits = {}
     for name, values in columns.items():
-        by_type = {t: find_spans(values, DETECTORS[t], name) for t in types}
+        by_type = {t: find_spans(values, detectors()[t], name) for t in types}
         _drop_overlaps(by_type)
         hits[name] = {t: rows for t, rows in by_type.items() if rows}
     return hits

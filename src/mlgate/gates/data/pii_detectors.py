@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,7 +36,7 @@ from mlgate.gates.data.validators import (
 )
 from mlgate.gates.data.validators import valid_iban as valid_iban
 
-__all__ = ["DETECTORS", "PII_TYPES", "Detector", "Pattern", "Span", "card_issuer", "find_spans",
+__all__ = ["PII_TYPES", "Detector", "Pattern", "Span", "card_issuer", "detectors", "find_spans",
            "high_entropy", "luhn_ok", "valid_iban", "valid_ssn"]
 
 Span = tuple[int, int]
@@ -301,8 +302,24 @@ def _detectors() -> dict[str, Detector]:
     }
 
 
-DETECTORS: dict[str, Detector] = _detectors()
-PII_TYPES = tuple(DETECTORS)
+PII_TYPES = ("email", "phone", "us_ssn", "credit_card", "iban", "ip_address", "national_id", "person_name",
+             "postal_address", "date_of_birth", "secret")
+
+
+@cache
+def detectors() -> dict[str, Detector]:
+    """Built on first use: detect-secrets' rules cost a second to import, which a policy check or the CLI's
+    --help should not pay."""
+    built = _detectors()
+    if tuple(built) != PII_TYPES:
+        raise RuntimeError(f"detector types {tuple(built)} differ from PII_TYPES {PII_TYPES}")
+    return built
+
+
+def __getattr__(name: str):
+    if name == "DETECTORS":  # the module attribute callers used before detectors() existed
+        return detectors()
+    raise AttributeError(name)
 
 
 def _candidates(values: pa.Array, prefilter: str) -> pa.Array:
