@@ -240,7 +240,7 @@ def _detectors() -> dict[str, Detector]:
             _p(r"\b[1-8]\d{3}(?:[ -]?\d){9,15}\b",
                r"\b(?:\d{4}[ -]\d{4}(?:[ -]\d{4}){1,2}[ -]\d{1,4}"   # 4-4-4-4, 4-4-4-1, 4-4-4-4-3
                r"|\d{4}[ -]\d{6}[ -]\d{4,5}"                         # Amex 4-6-5, Diners 4-6-4
-               r"|\d{13,19})\b", valid_card, bounded=True),
+               r"|\d{13,19})\b", valid_card, bounded=True, boundary=not_in_iban),
         )),
         "iban": Detector("iban", (
             _p(r"\b[A-Z]{2}\d{2}[ -]?[A-Z0-9]{4}",
