@@ -321,13 +321,15 @@ def test_canary_values_never_appear_in_results_or_masked_files(fmt, tmp_path, mo
 def test_canary_values_never_appear_in_exception_text(tmp_path, monkeypatch):
     monkeypatch.delenv("MLGATE_PII_KEY", raising=False)
     broken = tmp_path / "broken.csv"
-    broken.write_text(f"a,b\n{CANARY_SSN},{CANARY_AWS},{CANARY_CARD}\n")  # a row with too many fields
+    broken.write_text(f"a,b\n{CANARY_SSN},{CANARY_AWS},{CANARY_CARD},{CANARY_NAME},{CANARY_STREET},{CANARY_DOB},"
+                      f"{CANARY_ID}\n")  # a row with too many fields
     errors = []
     for path, policy in ((broken, PiiPolicy()), (write("csv", tmp_path), PiiPolicy(action="mask"))):
         with pytest.raises(GateInputError) as caught:
             check_pii(path, policy, DIGEST, out_dir=tmp_path / "out")
         errors.append(f"{caught.value!r} {caught.getrepr()}")
-    assert not any(canary in error for error in errors for canary in CANARIES)
+    canaries = CANARIES + (CANARY_NAME, CANARY_STREET, CANARY_DOB, CANARY_ID)
+    assert not any(canary in error for error in errors for canary in canaries)
 
 
 # ---- validators on real-world shapes (issue 16)
