@@ -22,6 +22,7 @@ import base64
 import json
 import os
 import random
+import re
 import string
 import subprocess
 import tempfile
@@ -32,6 +33,13 @@ LOCALES = ("en_US", "de_DE", "fr_FR", "en_GB")
 COMPARED = ("email", "phone", "us_ssn", "credit_card", "iban", "ip_address")
 PRESIDIO_ENTITIES = {"EMAIL_ADDRESS": "email", "PHONE_NUMBER": "phone", "US_SSN": "us_ssn",
                      "CREDIT_CARD": "credit_card", "IBAN_CODE": "iban", "IP_ADDRESS": "ip_address"}
+# Every Presidio entity that maps to an mlgate type, for the peer test cases (Presidio runs all its
+# recognizers there); the throughput run keeps the six above, as before.
+PRESIDIO_ALL = {**PRESIDIO_ENTITIES, "UK_NINO": "national_id", "UK_NHS": "national_id", "IN_PAN": "national_id",
+                "IN_AADHAAR": "national_id", "ES_NIF": "national_id", "ES_NIE": "national_id",
+                "IT_FISCAL_CODE": "national_id", "FI_PERSONAL_IDENTITY_CODE": "national_id",
+                "PL_PESEL": "national_id", "SE_PERSONNUMMER": "national_id", "PERSON": "person_name",
+                "LOCATION": "postal_address", "DATE_TIME": "date_of_birth"}
 # Faker's jcb16 prefix "35" strays outside JCB's real 3528-3589 range, so JCB numbers are built here.
 CARD_TYPES = ("visa16", "visa13", "visa19", "mastercard", "amex", "discover", "diners", "jcb")
 
@@ -119,8 +127,6 @@ def corpus(cells: int, seed: int = 7) -> tuple[list[str], list[set[str]]]:
     """Free-text cells and, for each, the set of PII types it holds."""
     from faker import Faker
 
-    from mlgate.gates.data.pii_detectors import PII_TYPES
-
     rng = random.Random(seed)
     Faker.seed(seed)
     fakes = [Faker(locale) for locale in LOCALES]
@@ -131,7 +137,7 @@ def corpus(cells: int, seed: int = 7) -> tuple[list[str], list[set[str]]]:
         parts, kinds = [fake.sentence(nb_words=rng.randint(4, 12))], set()
         for _ in range(rng.choice((0, 1, 1, 2, 2, 3))):
             if rng.random() < 0.6:
-                kind = rng.choice(PII_TYPES)
+                kind = rng.choice(COMPARED + ("secret",))
                 parts.append(f"{rng.choice(('see', 'ref', 'value', 'contact', 'note:'))} "
                              f"{pii_value(kind, fake, us, rng)}")
                 kinds.add(kind)
@@ -145,8 +151,11 @@ def corpus(cells: int, seed: int = 7) -> tuple[list[str], list[set[str]]]:
 
 # ---------------------------------------------------------------- tools
 
-def presidio_worker(cells_path: str, out_path: str) -> None:
-    """Runs in the reference venv: analyse every cell, write detected types per cell and the time taken."""
+def presidio_worker(cells_path: str, out_path: str, spacy_model: str | None = None) -> None:
+    """Runs in the reference venv: analyse every cell, write detected types per cell and the time taken.
+
+    ``cells`` is a list (the throughput corpus: six entities) or {"all": [...]}: every recognizer Presidio
+    loads for English, mapped through ``PRESIDIO_ALL``."""
     os.environ["TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS"] = ""  # offline: use tldextract's bundled snapshot
     import warnings
 
@@ -154,14 +163,19 @@ def presidio_worker(cells_path: str, out_path: str) -> None:
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
     warnings.filterwarnings("ignore")
+    engine_name = "spacy" if spacy_model else "no_op"
     nlp = NlpEngineProvider(nlp_configuration={
-        "nlp_engine_name": "no_op", "models": [{"lang_code": "en", "model_name": "no_op"}]}).create_engine()
+        "nlp_engine_name": engine_name,
+        "models": [{"lang_code": "en", "model_name": spacy_model or "no_op"}]}).create_engine()
     engine = AnalyzerEngine(nlp_engine=nlp, supported_languages=["en"])
     cells = json.loads(Path(cells_path).read_text())
-    engine.analyze(cells[0], language="en", entities=list(PRESIDIO_ENTITIES))  # warm up
+    mapping, entities = PRESIDIO_ENTITIES, list(PRESIDIO_ENTITIES)
+    if isinstance(cells, dict):
+        cells, mapping, entities = cells["all"], PRESIDIO_ALL, None
+    engine.analyze(cells[0], language="en", entities=entities)  # warm up
     clock = time.perf_counter()
-    found = [sorted({PRESIDIO_ENTITIES[r.entity_type]
-                     for r in engine.analyze(text, language="en", entities=list(PRESIDIO_ENTITIES))})
+    found = [sorted({mapping[r.entity_type] for r in engine.analyze(text, language="en", entities=entities)
+                     if r.entity_type in mapping})
              for text in cells]
     seconds = time.perf_counter() - clock
     from importlib.metadata import version
@@ -169,14 +183,15 @@ def presidio_worker(cells_path: str, out_path: str) -> None:
                                           "version": version("presidio-analyzer")}))
 
 
-def run_presidio(python: str, cells: list[str]) -> dict | str:
+def run_presidio(python: str, cells: list[str] | dict, spacy_model: str | None = None) -> dict | str:
     """Presidio's detections, or the reason it was skipped."""
     if not Path(python).exists():
         return f"no reference python at {python} (set MLGATE_BENCH_PYTHON or --reference-python)"
     with tempfile.TemporaryDirectory() as tmp:
         cells_path, out_path = Path(tmp, "cells.json"), Path(tmp, "found.json")
         cells_path.write_text(json.dumps(cells))
-        proc = subprocess.run([python, __file__, "--presidio-worker", str(cells_path), str(out_path)],
+        argv = [python, __file__, "--presidio-worker", str(cells_path), str(out_path)]
+        proc = subprocess.run(argv + (["--spacy-model", spacy_model] if spacy_model else []),
                               capture_output=True, text=True, timeout=1800)
         if proc.returncode:
             return f"presidio worker failed: {proc.stderr.strip().splitlines()[-1:]}"
@@ -224,10 +239,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reference-python", default=os.environ.get("MLGATE_BENCH_PYTHON",
                                                                       ".venv-bench/bin/python"))
     parser.add_argument("--presidio-worker", nargs=2, metavar=("CELLS", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--spacy-model", default=None, help="Presidio's NLP engine: this spaCy model (else no_op)")
+    parser.add_argument("--presidio-repo", type=Path, help="snapshot of microsoft/presidio (its tests are read)")
+    parser.add_argument("--gitleaks-repo", type=Path, help="snapshot of gitleaks/gitleaks")
+    parser.add_argument("--detect-secrets-repo", type=Path, help="snapshot of Yelp/detect-secrets")
     args = parser.parse_args(argv)
     if args.presidio_worker:
-        presidio_worker(*args.presidio_worker)
+        presidio_worker(*args.presidio_worker, spacy_model=args.spacy_model)
         return
+    peer_suites(args)
+    entity_scores(300 if args.quick else 1000, args.reference_python)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     cells = args.cells or (5_000 if args.quick else 100_000)
     presidio_cells = min(cells, args.presidio_cells or (300 if args.quick else 10_000))
@@ -262,6 +283,153 @@ def main(argv: list[str] | None = None) -> None:
     print(f"presidio: {ref_mbps:8.4f} MB/s  (AnalyzerEngine {reference['version']}, no_op NLP, "
           f"{ref_bytes / 1e6:.3f} MB in {reference['seconds']:.1f} s)")
     print(f"ratio:    {mlgate_mbps / ref_mbps:8.0f}x")
+
+
+# ---------------------------------------------------------------- names, addresses, dates of birth
+
+ENTITY_TYPES = ("person_name", "postal_address", "date_of_birth")
+
+
+def entity_table(rows: int, seed: int = 13) -> tuple[dict[str, list[str]], dict[str, list[set[str]]]]:
+    """A customer table in four locales: what a training set holds. Columns named as people name them
+    (and decoys: product names, order dates, a free-text note that mentions a birth date or an address
+    half of the time); labels per cell."""
+    from faker import Faker
+
+    rng = random.Random(seed)
+    Faker.seed(seed)
+    fakes = [Faker(locale) for locale in LOCALES]
+    columns: dict[str, list[str]] = {c: [] for c in ("customer_name", "street_address", "birth_date",
+                                                     "product_name", "order_date", "note")}
+    labels: dict[str, list[set[str]]] = {c: [] for c in columns}
+    for _ in range(rows):
+        fake = rng.choice(fakes)
+        born = fake.date_of_birth(minimum_age=18, maximum_age=90)
+        address = fake.address().replace("\n", ", ")
+        cells = {"customer_name": (fake.name(), {"person_name"}),
+                 "street_address": (address, {"postal_address"}),
+                 "birth_date": (born.strftime(rng.choice(["%Y-%m-%d", "%d/%m/%Y", "%d.%m.%Y"])), {"date_of_birth"}),
+                 "product_name": (f"{fake.word().title()} {fake.word()} {rng.randint(2, 99)}", set()),
+                 "order_date": (fake.date_this_decade().isoformat(), set())}
+        choice = rng.randrange(3)
+        if choice == 0:
+            cells["note"] = (f"{fake.sentence()} Born on {born.strftime('%d/%m/%Y')}.", {"date_of_birth"})
+        elif choice == 1:
+            cells["note"] = (f"{fake.sentence()} Ship to {address}.", {"postal_address"})
+        else:
+            cells["note"] = (f"{fake.sentence()} Ordered on {fake.date_this_decade().isoformat()}.", set())
+        for column, (value, kinds) in cells.items():
+            columns[column].append(value)
+            labels[column].append(kinds)
+    return columns, labels
+
+
+def entity_scores(rows: int, reference_python: str) -> None:
+    import pyarrow as pa
+
+    from mlgate.gates.data.pii import scan
+
+    columns, labels = entity_table(rows)
+    hits = scan({c: pa.array(v, pa.large_string()) for c, v in columns.items()}, ENTITY_TYPES)
+    found = {c: [{t for t, r in hits[c].items() if i in r} for i in range(rows)] for c in columns}
+    cells = [v for c in columns for v in columns[c]]
+    reference = run_presidio(reference_python, {"all": cells})
+    flat_labels = [lab for c in columns for lab in labels[c]]
+    mine = [f for c in columns for f in found[c]]
+    print(f"\nnames, addresses, dates of birth: a {rows}-row customer table, {len(columns)} columns, "
+          f"locales {', '.join(LOCALES)}; Presidio per cell (PERSON, LOCATION, DATE_TIME)"
+          + ("" if isinstance(reference, dict) else f"; Presidio skipped: {reference}"))
+    print(f"{'type':<15} {'mlgate P':>9} {'R':>6} {'F1':>6}   {'presidio P':>10} {'R':>6} {'F1':>6}")
+    for pii_type in ENTITY_TYPES:
+        p, r, f = scores(flat_labels, mine, pii_type)
+        row = f"{pii_type:<15} {p:>9.3f} {r:>6.3f} {f:>6.3f}"
+        if isinstance(reference, dict):
+            tp, tr, tf = scores(flat_labels, [set(x) for x in reference["found"]], pii_type)
+            row += f"   {tp:>10.3f} {tr:>6.3f} {tf:>6.3f}"
+        print(row)
+
+
+# ---------------------------------------------------------------- peers' own test cases
+
+def mlgate_types(texts: list[str]) -> list[set[str]]:
+    """Types mlgate finds in each text, each scanned as one row of free text."""
+    import pyarrow as pa
+
+    from mlgate.gates.data.pii import scan
+    from mlgate.gates.data.pii_detectors import PII_TYPES
+
+    hits = scan({"text": pa.array(texts, pa.large_string())}, PII_TYPES)["text"]
+    found = [set() for _ in texts]
+    for pii_type, rows in hits.items():
+        for row in rows:
+            found[row].add(pii_type)
+    return found
+
+
+# A positive fixture whose secret is a run of one character or says EXAMPLE: the issue counts these as
+# placeholders that must not be flagged, so they are scored apart from the other positives.
+_FIXTURE_PLACEHOLDER = re.compile(r"(.)\1{5,}|EXAMPLE|example")
+
+
+def _suite_table(title: str, cases, found: list[set[str]], reference: list[set[str]] | None,
+                 group) -> None:
+    positives_anywhere = {c.text for c in cases if c.positive}
+    rows: dict[str, list[int]] = {}  # key -> [pos, found, neg, false alarms, ref found, ref false alarms]
+    for i, case in enumerate(cases):
+        if not case.positive and case.text in positives_anywhere:
+            continue  # a negative for one plugin that another test of the same suite calls a positive
+        key = group(case)
+        row = rows.setdefault(key, [0, 0, 0, 0, 0, 0])
+        hit = case.type in found[i]
+        ref = reference is not None and case.type in reference[i]
+        if case.positive:
+            row[0] += 1
+            row[1] += hit
+            row[4] += ref
+        else:
+            row[2] += 1
+            row[3] += hit
+            row[5] += ref
+    print(f"\n{title}")
+    print(f"{'':<34} {'positives':>9} {'mlgate found':>14} {'negatives':>9} {'false alarms':>13}"
+          + (f" {'presidio found':>15} {'false alarms':>13}" if reference is not None else ""))
+    for key, (pos, hit, neg, fa, rhit, rfa) in sorted(rows.items()):
+        line = (f"{key:<34} {pos:>9} {hit:>6} ({hit / pos if pos else 1:>5.1%}) {neg:>9} "
+                f"{fa:>5} ({fa / neg if neg else 0:>5.1%})")
+        if reference is not None:
+            line += f" {rhit:>7} ({rhit / pos if pos else 1:>5.1%}) {rfa:>5} ({rfa / neg if neg else 0:>5.1%})"
+        print(line)
+
+
+def peer_suites(args: argparse.Namespace) -> bool:
+    """Score mlgate (and Presidio where it has the type) on each peer suite given; False if none was."""
+    import pii_peers
+
+    ran = False
+    if args.presidio_repo:
+        cases, skipped = pii_peers.presidio_cases(args.presidio_repo)
+        reference = run_presidio(args.reference_python, {"all": [c.text for c in cases]})
+        theirs = [set(f) for f in reference["found"]] if isinstance(reference, dict) else None
+        _suite_table(f"Presidio's recognizer test cases ({len(cases)} rebuilt, {skipped} not rebuildable)"
+                     + ("" if theirs else f"; Presidio skipped: {reference}"),
+                     cases, mlgate_types([c.text for c in cases]), theirs, lambda c: c.type)
+        ran = True
+    for repo, loader, name in ((args.detect_secrets_repo, "detect_secrets_cases", "detect-secrets plugin tests"),
+                               (args.gitleaks_repo, "gitleaks_cases", "gitleaks rule tests (tps/fps)")):
+        if not repo:
+            continue
+        cases, skipped = getattr(pii_peers, loader)(repo)
+
+        def group(case) -> str:
+            scope = "out of scope" if case.source.endswith("out-of-scope") else "in scope"
+            placeholder = case.positive and _FIXTURE_PLACEHOLDER.search(case.text)
+            return f"{scope}{', placeholder fixture' if placeholder else ''}"
+
+        _suite_table(f"{name} ({len(cases)} rebuilt, {skipped} built by their code: not rebuilt); "
+                     "Presidio has no secret recognizers", cases, mlgate_types([c.text for c in cases]), None,
+                     group)
+        ran = True
+    return ran
 
 
 if __name__ == "__main__":

@@ -25,18 +25,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
 from mlgate.gates.data.integrity import build_manifest
-from mlgate.gates.data.pii_detectors import DETECTORS, PII_TYPES, Span, find_spans
+from mlgate.gates.data.pii_detectors import PII_TYPES, Span, detectors, find_spans
+from mlgate.gates.data.validators import national_id_scheme
 
 GATE = "data.pii"
-PiiType = Literal["email", "phone", "us_ssn", "credit_card", "iban", "ip_address", "secret"]
+PiiType = Literal["email", "phone", "us_ssn", "credit_card", "iban", "ip_address", "national_id", "person_name",
+                  "postal_address", "date_of_birth", "secret"]
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl",
            ".txt": "text", ".text": "text", ".log": "text"}
 # When spans of two types overlap, the more specific type keeps it (a phone-like run inside an IBAN).
-_PRECEDENCE = ("secret", "iban", "credit_card", "us_ssn", "email", "ip_address", "phone")
+_PRECEDENCE = ("secret", "iban", "credit_card", "us_ssn", "national_id", "email", "ip_address", "phone",
+               "date_of_birth", "postal_address", "person_name")
 _SEVERITY = {"secret": Severity.CRITICAL, "credit_card": Severity.HIGH, "us_ssn": Severity.HIGH,
-             "iban": Severity.HIGH, "email": Severity.MEDIUM, "phone": Severity.MEDIUM,
-             "ip_address": Severity.LOW}
+             "iban": Severity.HIGH, "national_id": Severity.HIGH, "email": Severity.MEDIUM, "phone": Severity.MEDIUM,
+             "ip_address": Severity.LOW, "person_name": Severity.MEDIUM, "postal_address": Severity.MEDIUM,
+             "date_of_birth": Severity.HIGH}
 _EXAMPLES = 3
 
 Hits = dict[str, dict[str, dict[int, list[Span]]]]  # column -> type -> row -> spans
@@ -140,7 +144,7 @@ def _drop_overlaps(by_type: dict[str, dict[int, list[Span]]]) -> None:
 def scan(columns: dict[str, pa.Array], types: tuple[str, ...]) -> Hits:
     hits: Hits = {}
     for name, values in columns.items():
-        by_type = {t: find_spans(values, DETECTORS[t], name) for t in types}
+        by_type = {t: find_spans(values, detectors()[t], name) for t in types}
         _drop_overlaps(by_type)
         hits[name] = {t: rows for t, rows in by_type.items() if rows}
     return hits
@@ -159,10 +163,14 @@ def _findings(hits: Hits, columns: dict[str, pa.Array], config: PiiPolicy) -> It
             shown = ", ".join(f"{row} (#{_salted_prefix(salt, text[slice(*rows[row][0])])})"
                               for row, text in zip(examples, values, strict=True))
             allowed = config.allows(name, pii_type)
+            schemes = ""
+            if pii_type == "national_id":  # which scheme, never which value
+                schemes = " (" + ", ".join(sorted({national_id_scheme(text[slice(*rows[row][0])].strip()) or "?"
+                                                   for row, text in zip(examples, values, strict=True)})) + ")"
             yield Finding(
                 id=f"{GATE}.{pii_type}",
                 severity=Severity.INFO if allowed else _SEVERITY[pii_type],
-                message=f"{len(rows)} cell(s) hold {pii_type}"
+                message=f"{len(rows)} cell(s) hold {pii_type}{schemes}"
                         + (" (allowed by policy)" if allowed else f", which column {name!r} may not hold")
                         + f"; e.g. rows {shown}",
                 location=name,

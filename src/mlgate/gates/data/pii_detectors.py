@@ -12,18 +12,32 @@ must still pass the validator.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import ipaddress
-import json
-import math
 import re
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cache
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from mlgate.gates.data import entities, secrets
+from mlgate.gates.data.secrets import high_entropy, valid_jwt, valid_token
+from mlgate.gates.data.validators import (
+    card_issuer,
+    luhn_ok,
+    national_id_scheme,
+    valid_bare_phone,
+    valid_card,
+    valid_international_phone,
+    valid_ipv4,
+    valid_ipv6,
+    valid_phone,
+    valid_ssn,
+)
+from mlgate.gates.data.validators import valid_iban as valid_iban
+
+__all__ = ["PII_TYPES", "Detector", "Pattern", "Span", "card_issuer", "detectors", "find_spans",
+           "high_entropy", "luhn_ok", "valid_iban", "valid_ssn"]
 
 Span = tuple[int, int]
 
@@ -43,147 +57,65 @@ def clear_of_neighbours(text: str, start: int, end: int) -> bool:
     return True
 
 
-_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+_IBAN_HEAD = re.compile(r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4})*[ -]$")
 
 
-def luhn_ok(digits: str) -> bool:
-    values = [ord(ch) - 48 for ch in reversed(digits)]
-    return (sum(values[0::2]) + sum(_DOUBLED[v] for v in values[1::2])) % 10 == 0
+def not_in_iban(text: str, start: int, end: int) -> bool:
+    """A digit run right after an IBAN's country and check digits (``DE89 3704 …``) is that IBAN's body,
+    valid or not, never a phone number."""
+    return clear_of_neighbours(text, start, end) and not _IBAN_HEAD.search(text, max(0, start - 40), start)
 
 
-def _in_ranges(digits: str, ranges: tuple[tuple[int, int, int], ...]) -> bool:
-    """``ranges`` holds (prefix length, low, high) issuer prefixes."""
-    return any(low <= int(digits[:size]) <= high for size, low, high in ranges)
+_SSN_SHAPE = re.compile(r"\d{3}[ .-]\d{2}[ .-]\d{4}")
 
 
-# issuer: (card lengths, prefix ranges as (prefix length, low, high))
-_ISSUERS: dict[str, tuple[frozenset[int], tuple[tuple[int, int, int], ...]]] = {
-    "visa": (frozenset({13, 16, 19}), ((1, 4, 4),)),
-    "mastercard": (frozenset({16}), ((2, 51, 55), (4, 2221, 2720))),
-    "amex": (frozenset({15}), ((2, 34, 34), (2, 37, 37))),
-    "discover": (frozenset(range(16, 20)), ((4, 6011, 6011), (3, 644, 649), (2, 65, 65),
-                                            (6, 622126, 622925))),
-    "jcb": (frozenset(range(15, 20)), ((4, 3528, 3589), (4, 2131, 2131), (4, 1800, 1800))),
-    "diners": (frozenset(range(14, 20)), ((3, 300, 305), (2, 36, 36), (2, 38, 39))),
-}
-
-
-def card_issuer(digits: str) -> str | None:
-    for issuer, (lengths, ranges) in _ISSUERS.items():
-        if len(digits) in lengths and _in_ranges(digits, ranges):
-            return issuer
-    return None
-
-
-def valid_card(text: str) -> bool:
-    if " " in text and "-" in text:  # one separator throughout
-        return False
-    digits = text.replace(" ", "").replace("-", "")
-    return card_issuer(digits) is not None and luhn_ok(digits)
-
-
-def valid_ssn(text: str) -> bool:
-    if len(text) == 11 and text[3] != text[6]:  # one separator throughout
-        return False
-    digits = re.sub(r"[ -]", "", text)
-    area, group, serial = int(digits[:3]), int(digits[3:5]), int(digits[5:])
-    return area not in (0, 666) and area < 900 and group != 0 and serial != 0
-
-
-IBAN_LENGTHS = {
-    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BI": 27,
-    "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27, "DK": 18, "DO": 28,
-    "EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
-    "GL": 18, "GR": 27, "GT": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27,
-    "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "LY": 25,
-    "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18,
-    "NO": 15, "OM": 23, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33,
-    "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
-    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
-}
-
-
-_IBAN_DIGITS = {ord(ch): str(ord(ch) - 55) for ch in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
-
-
-def valid_iban(text: str) -> bool:
-    iban = text.replace(" ", "").upper()
-    if IBAN_LENGTHS.get(iban[:2]) != len(iban) or not 2 <= int(iban[2:4]) <= 98:
-        return False
-    return int((iban[4:] + iban[:4]).translate(_IBAN_DIGITS)) % 97 == 1
-
-
-def _parses_as(address_type: type) -> Callable[[str], bool]:
-    def valid(text: str) -> bool:
-        try:
-            address_type(text)
-        except ValueError:
-            return False
-        return True
-    return valid
-
-
-valid_ipv4 = _parses_as(ipaddress.IPv4Address)
-valid_ipv6 = _parses_as(ipaddress.IPv6Address)
-
-
-def valid_phone(text: str) -> bool:
-    digits = sum(ch.isdigit() for ch in re.split(r"[xe]", text)[0])
-    return 7 <= digits <= 15
-
-
-def valid_international_phone(text: str) -> bool:
-    """After ``+`` or ``00``: a country code and subscriber number, 8 to 15 digits in all."""
-    digits = sum(ch.isdigit() for ch in re.split(r"[xe]", text)[0]) - (2 if text.startswith("00") else 0)
-    return 8 <= digits <= 15
-
-
-def shannon_entropy(text: str) -> float:
-    counts = Counter(text)
-    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
-
-
-def high_entropy(token: str) -> bool:
-    """A credential-like token: long enough, several character classes, not repetitive, no placeholder."""
-    if token.startswith(("<", "${", "{{", "%(")):
-        return False
-    classes = sum(bool(re.search(p, token)) for p in (r"[a-z]", r"[A-Z]", r"\d", r"[^A-Za-z0-9]"))
-    return len(token) >= 8 and classes >= 2 and shannon_entropy(token) >= 3.0
-
-
-def _jwt_part_is_json(part: str) -> bool:
-    try:
-        return isinstance(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))), dict)
-    except (binascii.Error, ValueError):
-        return False
-
-
-def _valid_jwt(text: str) -> bool:
-    header, payload, _ = text.split(".", 2)
-    return _jwt_part_is_json(header) and _jwt_part_is_json(payload)
+def phone_bounded(text: str, start: int, end: int) -> bool:
+    """``not_in_iban``, and the US SSN's 3-2-4 grouping is never read as a phone number."""
+    return not_in_iban(text, start, end) and not _SSN_SHAPE.fullmatch(text, start, end)
 
 
 @dataclass(frozen=True)
 class Pattern:
     """One shape of a type: RE2 ``prefilter`` for Arrow, exact Python ``regex``, and its ``validate``.
 
-    When ``regex`` has a group named ``v``, only that group is the value (``password=<v>``).
-    ``bounded``: the value must be clear of neighbouring word characters (``clear_of_neighbours``).
+    When ``regex`` has a group named ``v``, only that group is the value. ``bounded``: the value must
+    pass ``boundary`` (by default: clear of neighbouring word characters). When validation fails, the
+    match is cut back at each separator inside it and the shorter candidates are tried (a card number
+    followed by `` 123``). ``finder`` replaces regex + validate for rules that are more than one regex.
     """
 
     prefilter: str
-    regex: re.Pattern[str]
+    regex: re.Pattern[str] | None
     validate: Callable[[str], bool] | None = None
     bounded: bool = False
+    boundary: Callable[[str, int, int], bool] = clear_of_neighbours
+    finder: Callable[[str], list[Span]] | None = None
+
+    def _accept(self, text: str, start: int, end: int) -> bool:
+        if self.bounded and not self.boundary(text, start, end):
+            return False
+        return self.validate is None or self.validate(text[start:end])
 
     def spans(self, text: str) -> Iterator[Span]:
+        if self.finder is not None:
+            yield from self.finder(text)
+            return
         group = "v" if "v" in self.regex.groupindex else 0
         for match in self.regex.finditer(text):
             start, end = match.span(group)
-            if self.bounded and not clear_of_neighbours(text, start, end):
-                continue
-            if self.validate is None or self.validate(text[start:end]):
+            if self._accept(text, start, end):
                 yield start, end
+            elif group == 0 and self.bounded:  # unbounded regexes check their edges with lookarounds,
+                yield from self._shorter(text, start, end)  # which a cut-short endpos would fool
+
+    def _shorter(self, text: str, start: int, end: int) -> Iterator[Span]:
+        for cut in range(end - 1, start, -1):
+            if text[cut] not in " -.":
+                continue
+            match = self.regex.match(text, start, cut)
+            if match and match.end() == cut and self._accept(text, start, cut):
+                yield start, cut
+                return
 
 
 @dataclass(frozen=True)
@@ -192,6 +124,9 @@ class Detector:
     patterns: tuple[Pattern, ...]
     column_hint: re.Pattern[str] | None = None  # column names that admit ``hinted`` shapes
     hinted: tuple[Pattern, ...] = ()
+    # One Arrow pass with the union of every prefilter first; off where the union is too big for RE2's DFA
+    # (the secret rules), which then runs slower than one pass per pattern.
+    union_prefilter: bool = True
 
     def patterns_for(self, column: str) -> tuple[Pattern, ...]:
         if self.column_hint is not None and self.column_hint.search(column):
@@ -200,73 +135,191 @@ class Detector:
 
 
 def _p(prefilter: str, regex: str, validate: Callable[[str], bool] | None = None, bounded: bool = False,
-       flags: int = 0) -> Pattern:
-    return Pattern(prefilter, re.compile(regex, re.ASCII | flags), validate, bounded)
+       flags: int = 0, boundary: Callable[[str, int, int], bool] = clear_of_neighbours) -> Pattern:
+    return Pattern(prefilter, re.compile(regex, re.ASCII | flags), validate, bounded, boundary)
 
 
 _EXT = r"(?:\s?(?:x|ext\.?)\s?\d{1,6})?"
 # Python regexes start with ``\b`` or a literal where they can: Python's engine then skips ahead fast.
 _PHONE_INTL = r"(?:\+|\b00)[1-9]\d{0,2}(?:[ .-]?\(0\)|[ .-]?\(\d{1,4}\))?(?:[ .-]?\d{1,5}){2,6}" + _EXT
 _PHONE_NANP = r"(?:\(\d{3}\)[ .-]?\d{3}[ .-]|\b\d{3}([ .-])\d{3}\1)\d{4}" + _EXT
-_PHONE_NATIONAL = (r"(?:\(0\d{2,5}\)[ /-]?\d{3,8}"     # (05678) 123456
-                   r"|\b0\d{2,5}[ /-]\d{5,8}"         # 01234 567890
-                   r"|\b0\d{2,4} \d{3,4} \d{3,4}"     # 0113 496 0123
-                   r"|\b0\d(?:[ .]\d\d){4}"           # 01 23 45 67 89
-                   r"|\b0[1-9]\d{8,9})") + _EXT       # 0123456789 (trunk prefix, national significant number)
-# A key name ending in one of these words, then ``=`` or ``:`` (``db_password=``, ``"api_key":``).
-_CREDENTIAL_NAMES = (r"(?:password|passwd|pwd|secret|token|(?:api|access|secret|private|auth)[_-]?key"
-                     r"|credentials?|auth)")
+_PHONE_NATIONAL = (r"(?:\(0\d{2,5}\)[ /-]?\d{3,8}"          # (05678) 123456
+                   r"|\b0[ -]?\(\d{3}\)[ -]?\d{3}[ -]?\d{2}[ -]?\d{2}"  # 0 (532) 123 45 67
+                   r"|\b0[ -]\d{3}[ -]\d{3}[ -]\d{2}[ -]\d{2}"  # 0 532 123 45 67
+                   r"|\b0\d{1,4}-\d{1,4}-\d{4}"             # 090-1234-5678
+                   r"|\b0\d{1,5}[ /-]\d{5,8}"               # 01234 567890, 09-7625400
+                   r"|\b0\d{2,4} \d{3,4} \d{2,4}(?: \d\d)?"  # 0113 496 0123, 0216 123 45 67
+                   r"|\b0\d(?:[ .]\d\d){4}"                 # 01 23 45 67 89
+                   r"|\b0[1-9]\d{8,10})") + _EXT            # 0123456789 (trunk prefix, national number)
 
-DETECTORS: dict[str, Detector] = {
-    "email": Detector("email", (
-        _p(r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+\.[A-Za-z]",
-           r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b"),
-    )),
-    "phone": Detector("phone", (
-        _p(r"(?:^|[^\w.+-])(?:\+|00)[1-9]", _PHONE_INTL, valid_international_phone, bounded=True),
-        _p(r"\d{3}[). -] ?\d{3}[ .-]\d{4}", _PHONE_NANP, bounded=True),
-        _p(r"\(0\d{2,5}\)|\b0\d{2,5}[ /-]\d{5}|\b0\d{2,4} \d{3,4} \d{3}|\b0\d(?:[ .]\d\d){3}|\b0[1-9]\d{8}",
-           _PHONE_NATIONAL, valid_phone, bounded=True),
-    ), column_hint=re.compile(r"(?i)phone|mobile|\btel|fax|cell"), hinted=(
-        _p(r"^\+?\d{10,15}$", r"^\+?\d{10,15}$"),
-    )),
-    "us_ssn": Detector("us_ssn", (
-        _p(r"\b\d{3}[ -]\d{2}[ -]\d{4}\b", r"\b\d{3}[ -]\d{2}[ -]\d{4}\b", valid_ssn, bounded=True),
-    ), column_hint=re.compile(r"(?i)ssn|social.?sec"), hinted=(
-        _p(r"^\d{9}$", r"^\d{9}$", valid_ssn),
-    )),
-    "credit_card": Detector("credit_card", (
-        _p(r"\b[1-6]\d{3}(?:[ -]?\d){9,15}\b",
-           r"\b(?:\d{4}[ -]\d{4}(?:[ -]\d{4}){1,2}[ -]\d{1,4}"   # 4-4-4-4, 4-4-4-1, 4-4-4-4-3
-           r"|\d{4}[ -]\d{6}[ -]\d{4,5}"                         # Amex 4-6-5, Diners 4-6-4
-           r"|\d{13,19})\b", valid_card, bounded=True),
-    )),
-    "iban": Detector("iban", (
-        _p(r"\b[A-Z]{2}\d{2} ?[A-Z0-9]{4}",
-           r"\b[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?)\b", valid_iban),
-    )),
-    "ip_address": Detector("ip_address", (
-        _p(r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d", r"\b(?:\d{1,3}\.){3}\d{1,3}\b", valid_ipv4, bounded=True),
-        _p(r":[0-9A-Fa-f]{0,4}:",
-           r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:]|\.\d)",
-           valid_ipv6),
-    )),
-    "secret": Detector("secret", (
-        _p(r"(?:AKIA|ASIA)[A-Z0-9]{16}", r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
-        _p(r"gh[pousr]_[A-Za-z0-9]{36}|github_pat_",
-           r"\b(?:gh[pousr]_[A-Za-z0-9]{36}|github_pat_\w{22,255})\b"),
-        _p(r"xox[baprs]-", r"\bxox[baprs]-[A-Za-z0-9-]{10,}"),
-        _p(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----", r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"
-                                                     r"(?:[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----)?"),
-        _p(r"eyJ[A-Za-z0-9_-]+\.eyJ", r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*",
-           _valid_jwt),
-        _p(r"(?i:" + _CREDENTIAL_NAMES + r"[\"']?\s*[:=])",
-           _CREDENTIAL_NAMES + r"[\"']?\s*[:=]\s*[\"']?(?P<v>[^\s\"',;]{8,})", high_entropy, flags=re.I),
-    ), column_hint=re.compile(r"(?i)" + _CREDENTIAL_NAMES), hinted=(
-        _p(r"^\S{16,}$", r"^\S{16,}$", high_entropy),
-    )),
-}
-PII_TYPES = tuple(DETECTORS)
+
+def _word_bounded(text: str, start: int, end: int) -> bool:
+    """A token rule's match must not sit inside a longer word (where its first or last char is one)."""
+    value = text[start:end]
+    if start and value[:1].isalnum() and (text[start - 1].isalnum() or text[start - 1] == "_"):
+        return False
+    return not (end < len(text) and value[-1:].isalnum() and (text[end].isalnum() or text[end] == "_"))
+
+
+def _token_finder(rules: tuple[str, ...]) -> Callable[[str], list[Span]]:
+    """Spans of provider tokens matching ``rules``, trimmed of the rule's delimiters (``=``, quotes)."""
+    regexes = tuple(re.compile(rule) for rule in rules)
+
+    def spans(text: str) -> list[Span]:
+        found = []
+        for regex in regexes:
+            for match in regex.finditer(text):
+                start, end = match.span()
+                while start < end and text[start] in " \t=:\"'/":
+                    start += 1
+                while end > start and text[end - 1] in " \t\"'\r\n":
+                    end -= 1
+                if end - start >= 8 and _word_bounded(text, start, end) and valid_token(text[start:end]):
+                    found.append((start, end))
+        return found
+    return spans
+
+
+_LARGE_REPEAT = re.compile(r"\{(\d+),(\d{4,})\}")
+_RULES_PER_PASS = 12  # RE2 slows down sharply on one union of every rule; a dozen per Arrow pass is faster
+
+
+def _token_patterns() -> tuple[Pattern, ...]:
+    """detect-secrets' token rules (and ours) in groups: one Arrow pass per group, then Python on the
+    cells that group kept. RE2 caps counted repeats at 1000, so larger bounds are opened in the prefilter."""
+    rules = secrets.token_rules()
+    groups = [rules[i:i + _RULES_PER_PASS] for i in range(0, len(rules), _RULES_PER_PASS)]
+    return tuple(Pattern("|".join("(?:" + _LARGE_REPEAT.sub(r"{\1,}", rule) + ")" for rule in group),
+                         None, finder=_token_finder(group)) for group in groups)
+
+
+def _scheme(*schemes: str) -> Callable[[str], bool]:
+    return lambda value: national_id_scheme(value, schemes) is not None
+
+
+_ID_COLUMNS = re.compile(r"(?i)national|\bnin|nino|tax.?id|personal.?(?:id|code|number)|id.?(?:number|no|card)"
+                         r"|passport|cpf|pesel|bsn|nhs|aadhaar|\bnir\b|insee|steuer|fiscal|\bdni|\bnie\b"
+                         r"|hetu|\bcpr\b|personnummer|citizen|identity|\bssn|social.?sec")
+# Words that name a national identifier in free text: they admit bare digit runs (a PESEL, an NHS number)
+# that would be any number's look-alike without them; the value must still pass its scheme's check.
+_ID_CONTEXT = re.compile(r"(?i)pesel|personnummer|\bpnr\b|aadhaa?r|\bnhs\b|hetu|henkilötunnus|\bnif\b|\bnie\b"
+                         r"|\bdni\b|\bbsn\b|burgerservice|\bnir\b|insee|\bcpf\b|national (?:id|insurance)"
+                         r"|(?:personal )?identity (?:code|number)|\bid (?:code|number|no)\b|social security")
+_NATIONAL_BARE = _p(r"^\s*[0-9A-Za-z][0-9A-Za-z ./+-]{7,22}\s*$", r"^\s*[0-9A-Za-z][0-9A-Za-z ./+-]{7,22}\s*$",
+                    lambda v: national_id_scheme(v.strip()) is not None)
+
+
+def _detectors() -> dict[str, Detector]:
+    return {
+        "email": Detector("email", (
+            _p(r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+\.[A-Za-z]",
+               r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b"),
+        )),
+        "phone": Detector("phone", (
+            _p(r"(?:^|[^\w.+-])(?:\+|00)[1-9]", _PHONE_INTL, valid_phone, bounded=True, boundary=phone_bounded),
+            _p(r"\d{3}(?:\)[ .-]?|[ .-])\d{3}[ .-]\d{4}", _PHONE_NANP, valid_phone, bounded=True,
+               boundary=phone_bounded),
+            _p(r"\(0\d{2,5}\)|\b0[ -]?\(\d{3}\)|\b0[ -]\d{3}[ -]\d{3}|\b0\d{1,5}[ /-]\d{4}|\b0\d{2,4} \d{3,4} \d\d"
+               r"|\b0\d(?:[ .]\d\d){3}|\b0[1-9]\d{8}",
+               _PHONE_NATIONAL, valid_phone, bounded=True, boundary=phone_bounded),
+            # without a trunk prefix or country code: the number must be valid (an assigned range)
+            _p(r"\b\d{3}[ .-]\d{3}[ .-]\d{2}[ .-]\d{2}\b", r"\b\d{3}([ .-])\d{3}\1\d{2}\1\d{2}\b", valid_bare_phone,
+               bounded=True, boundary=phone_bounded),
+            _p(r"\b\d{1,3}-\d{3}-\d{3}-\d{4}\b", r"\b\d{1,3}-\d{3}-\d{3}-\d{4}\b", valid_international_phone,
+               bounded=True, boundary=phone_bounded),
+            _p(r"\b1[3-9]\d{9}\b", r"\b1[3-9]\d{9}\b", valid_bare_phone, bounded=True),
+        ), column_hint=re.compile(r"(?i)phone|mobile|\btel|fax|cell"), hinted=(
+            _p(r"^\+?\d{10,15}$", r"^\+?\d{10,15}$", valid_phone),
+        )),
+        "us_ssn": Detector("us_ssn", (
+            _p(r"\d{3}[ .-]\d{2}[ .-]\d{4}", r"\b\d{3}([ .-])\d{2}\1\d{4}\b", valid_ssn, bounded=True),
+        ), column_hint=re.compile(r"(?i)ssn|social.?sec"), hinted=(
+            _p(r"^\d{9}$", r"^\d{9}$", valid_ssn),
+        )),
+        "credit_card": Detector("credit_card", (
+            _p(r"\b[1-8]\d{3}(?:[ -]?\d){9,15}\b",
+               r"\b(?:\d{4}[ -]\d{4}(?:[ -]\d{4}){1,2}[ -]\d{1,4}"   # 4-4-4-4, 4-4-4-1, 4-4-4-4-3
+               r"|\d{4}[ -]\d{6}[ -]\d{4,5}"                         # Amex 4-6-5, Diners 4-6-4
+               r"|\d{13,19})\b", valid_card, bounded=True, boundary=not_in_iban),
+        )),
+        "iban": Detector("iban", (
+            _p(r"\b[A-Z]{2}\d{2}[ -]?[A-Z0-9]{4}",
+               r"\b[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?:([ -])[A-Z0-9]{4})(?:\1[A-Z0-9]{4}){1,6}(?:\1[A-Z0-9]{1,3})?)\b",
+               valid_iban, bounded=True),
+        )),
+        "ip_address": Detector("ip_address", (
+            _p(r"\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d", r"\b(?:\d{1,3}\.){3}\d{1,3}\b", valid_ipv4, bounded=True),
+            _p(r":[0-9A-Fa-f]{0,4}:",
+               r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:=]|\.\d)",
+               valid_ipv6),
+        )),
+        "national_id": Detector("national_id", (
+            _p(r"(?i)\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", r"\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b",
+               _scheme("gb.nino"), flags=re.I),
+            _p(r"\b[A-Z]{5}\d{4}[A-Z]\b", r"\b[A-Z]{5}\d{4}[A-Z]\b", _scheme("in.pan")),
+            _p(r"\b\d{3}\.\d{3}\.\d{3}-\d{2}\b|\b\d{2}\.\d{3}\.\d{3}/\d{4}-\d{2}\b",
+               r"\b(?:\d{3}\.\d{3}\.\d{3}-\d{2}|\d{2}\.\d{3}\.\d{3}/\d{4}-\d{2})\b", _scheme("br.cpf", "br.cnpj"),
+               bounded=True),
+            _p(r"\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b", r"\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b",
+               _scheme("it.codicefiscale")),
+            _p(r"(?i)\b\d{8}-?[A-Z]\b|\b[XYZ]-?\d{7}-?[A-Z]\b", r"\b(?:\d{8}-?[A-Z]|[XYZ]-?\d{7}-?[A-Z])\b",
+               _scheme("es.dni", "es.nie"), bounded=True, flags=re.I),
+            _p(r"\b\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]\b", r"\b\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]\b", _scheme("fi.hetu"),
+               bounded=True),
+            _p(r"\b(?:\d{2})?\d{6}[-+]\d{4}\b", r"\b(?:\d{2})?\d{6}[-+]\d{4}\b", _scheme("se.personnummer", "dk.cpr"),
+               bounded=True),
+            _p(r"\b[2-9]\d{3} \d{4} \d{4}\b", r"\b[2-9]\d{3} \d{4} \d{4}\b", _scheme("in.aadhaar"), bounded=True,
+               boundary=not_in_iban),
+            # the prefilter is the context words (rarer than digit runs); the value's shape is checked in Python
+            _p(_ID_CONTEXT.pattern, r"\b(?:\d[ :-]?){8,11}\d\b", lambda v: national_id_scheme(v) is not None,
+               bounded=True),
+        ), column_hint=_ID_COLUMNS, hinted=(_NATIONAL_BARE,)),
+        # No free-text shape without a named-entity model: a column named for names, whose cells read as one.
+        "person_name": Detector("person_name", (), column_hint=entities.NAME_COLUMNS, hinted=(
+            Pattern(r"^\s*[^\d@/:]+$", re.compile(entities.NAME_VALUE)),
+        )),
+        "postal_address": Detector("postal_address", (
+            Pattern(entities.STREET_PREFILTER, entities.STREET),
+        ), column_hint=entities.ADDRESS_COLUMNS, hinted=(
+            Pattern(r"\d", re.compile(r"^.*(?:" + entities.ADDRESS_VALUE + r").*$", re.S)),
+        )),
+        "date_of_birth": Detector("date_of_birth", (
+            Pattern(entities.DOB_CONTEXT, entities.DOB_IN_TEXT, entities.valid_birth_date),
+        ), column_hint=entities.DOB_COLUMNS, hinted=(
+            _p(r"^\s*\d|^\s*[A-Za-z]{3}", entities.DATE_VALUE, entities.valid_birth_date),
+        )),
+        "secret": Detector("secret", (
+            *_token_patterns(),
+            _p(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY", r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----"
+                                                    r"(?:[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY( BLOCK)?-----)?",
+               secrets.valid_private_key),
+            _p(r"eyJ[A-Za-z0-9_-]+\.eyJ", r"\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}(?:\.[A-Za-z0-9_-]*)?",
+               valid_jwt),
+            Pattern(secrets.ASSIGNMENT_PREFILTER, None, finder=secrets.credential_spans),
+        ), column_hint=re.compile(r"(?i)" + secrets.CREDENTIAL_NAMES), hinted=(
+            _p(r"^\S{16,}$", r"^\S{16,}$", high_entropy),
+        ), union_prefilter=False),
+    }
+
+
+PII_TYPES = ("email", "phone", "us_ssn", "credit_card", "iban", "ip_address", "national_id", "person_name",
+             "postal_address", "date_of_birth", "secret")
+
+
+@cache
+def detectors() -> dict[str, Detector]:
+    """Built on first use: detect-secrets' rules cost a second to import, which a policy check or the CLI's
+    --help should not pay."""
+    built = _detectors()
+    if tuple(built) != PII_TYPES:
+        raise RuntimeError(f"detector types {tuple(built)} differ from PII_TYPES {PII_TYPES}")
+    return built
+
+
+def __getattr__(name: str):
+    if name == "DETECTORS":  # the module attribute callers used before detectors() existed
+        return detectors()
+    raise AttributeError(name)
 
 
 def _candidates(values: pa.Array, prefilter: str) -> pa.Array:
@@ -280,18 +333,32 @@ def find_spans(values: pa.Array, detector: Detector, column: str) -> dict[int, l
     prefilter then runs on that (usually small) subset only.
     """
     patterns = detector.patterns_for(column)
-    rows = _candidates(values, "|".join(f"(?:{p.prefilter})" for p in patterns))
     found: dict[int, list[Span]] = {}
-    if not len(rows):
-        return found
-    subset = values.take(rows)
+    if detector.union_prefilter:
+        rows = _candidates(values, "|".join(f"(?:{p.prefilter})" for p in patterns))
+        if not len(rows):
+            return found
+        subset = values.take(rows)
+    else:
+        rows, subset = pa.array(range(len(values)), pa.int64()), values
     for pattern in patterns:
         pattern_rows, texts = rows, subset
-        if len(patterns) > 1:
+        if len(patterns) > 1 or not detector.union_prefilter:
             picked = _candidates(subset, pattern.prefilter)
             pattern_rows, texts = rows.take(picked), subset.take(picked)
         for row, text in zip(pattern_rows.to_pylist(), texts.to_pylist(), strict=True):
             spans = list(pattern.spans(text))
             if spans:
                 found.setdefault(row, []).extend(spans)
-    return found
+    return {row: _outermost(spans) for row, spans in found.items()}
+
+
+def _outermost(spans: list[Span]) -> list[Span]:
+    """Spans in order, overlapping ones merged (two shapes of one type matching one value)."""
+    merged: list[Span] = []
+    for start, end in sorted(spans):
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged

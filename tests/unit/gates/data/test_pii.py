@@ -22,7 +22,7 @@ Faker.seed(11)
 FAKES = {loc: Faker(loc) for loc in ("en_US", "de_DE", "fr_FR", "en_GB")}
 US = FAKES["en_US"]
 
-CANARY_SSN = "219-09-9999"
+CANARY_SSN = "536-22-8726"
 CANARY_CARD = "4539 1488 0343 6467"
 CANARY_AWS = "AKIAZ7QWERTYUIOP1234"
 
@@ -151,8 +151,8 @@ def test_iban_length_and_mod97(iban, valid):
 
 
 def test_column_name_admits_bare_values_but_never_decides_alone():
-    assert detect("219099999", column="ssn") == {"us_ssn"}
-    assert detect("219099999", column="order_id") == set()
+    assert detect("536228726", column="ssn") == {"us_ssn"}
+    assert detect("536228726", column="order_id") == set()
     assert detect("666099999", column="ssn") == set()  # the name alone does not make it an SSN
     assert detect("5551234567", column="phone") == {"phone"}
     assert detect("kJ8#mQ2!vX9@pL4$", column="api_token") == {"secret"}
@@ -226,7 +226,7 @@ def test_only_enabled_types_are_scanned(tmp_path):
 
 def test_integer_columns_are_scanned(tmp_path):
     path = tmp_path / "cards.parquet"
-    pq.write_table(pa.table({"ssn": pa.array([219099999, 7], pa.int64()), "score": [0.5, 0.7]}), path)
+    pq.write_table(pa.table({"ssn": pa.array([536228726, 7], pa.int64()), "score": [0.5, 0.7]}), path)
     result = check_pii(path, PiiPolicy(), DIGEST)
     assert result.metrics["cells_by_type"]["us_ssn"] == {"ssn": 1}
     assert result.metrics["columns_skipped"] == ["score"]
@@ -321,10 +321,182 @@ def test_canary_values_never_appear_in_results_or_masked_files(fmt, tmp_path, mo
 def test_canary_values_never_appear_in_exception_text(tmp_path, monkeypatch):
     monkeypatch.delenv("MLGATE_PII_KEY", raising=False)
     broken = tmp_path / "broken.csv"
-    broken.write_text(f"a,b\n{CANARY_SSN},{CANARY_AWS},{CANARY_CARD}\n")  # a row with too many fields
+    broken.write_text(f"a,b\n{CANARY_SSN},{CANARY_AWS},{CANARY_CARD},{CANARY_NAME},{CANARY_STREET},{CANARY_DOB},"
+                      f"{CANARY_ID}\n")  # a row with too many fields
     errors = []
     for path, policy in ((broken, PiiPolicy()), (write("csv", tmp_path), PiiPolicy(action="mask"))):
         with pytest.raises(GateInputError) as caught:
             check_pii(path, policy, DIGEST, out_dir=tmp_path / "out")
         errors.append(f"{caught.value!r} {caught.getrepr()}")
-    assert not any(canary in error for error in errors for canary in CANARIES)
+    canaries = CANARIES + (CANARY_NAME, CANARY_STREET, CANARY_DOB, CANARY_ID)
+    assert not any(canary in error for error in errors for canary in canaries)
+
+
+# ---- validators on real-world shapes (issue 16)
+
+def spans_of(text: str, column: str = "notes") -> dict[str, list[str]]:
+    hits = scan({column: pa.array([text], pa.large_string())}, PII_TYPES)[column]
+    return {t: [text[s:e] for s, e in rows[0]] for t, rows in hits.items()}
+
+
+@pytest.mark.parametrize("tail", [" 123", " 2027", " 7", " 42"])
+def test_card_followed_by_short_number_is_still_a_card(tail):
+    number = _grouped(US.credit_card_number("visa16"), rng.choice([" ", ""]))
+    assert spans_of(f"card {number}{tail} thanks")["credit_card"] == [number]
+
+
+def test_empty_credential_never_takes_the_next_line(tmp_path, monkeypatch):
+    value = _token(20)
+    assert spans_of(f"password=\nnext={value}") == {}
+    path = tmp_path / "conf.txt"
+    path.write_text(f"password=\nuser_note {value}\n")
+    monkeypatch.setenv("MLGATE_PII_KEY", "k")
+    result = check_pii(path, PiiPolicy(action="mask"), DIGEST, out_dir=tmp_path / "out")
+    assert Path(result.artifacts[0]).read_text() == path.read_text()
+
+
+@pytest.mark.parametrize("sep", ["-", ".", " "])
+def test_ssn_separators_and_published_examples(sep):
+    ssn = US.ssn().replace("-", sep)
+    assert spans_of(f"ssn {ssn}") == {"us_ssn": [ssn]}
+    for example in ("078-05-1120", "219-09-9999"):  # advertised numbers are not anyone's SSN
+        assert "us_ssn" not in spans_of(f"ssn {example}") and "phone" not in spans_of(f"ssn {example}")
+
+
+@pytest.mark.parametrize("locale", ["de_DE", "fr_FR", "en_GB", "nl_NL"])
+def test_iban_with_dashes_and_a_trailing_letter(locale):
+    iban = Faker(locale).iban()
+    dashed = _grouped(iban, "-")
+    assert spans_of(f"pay to {dashed} now")["iban"] == [dashed]
+    assert spans_of(f"pay to {_grouped(iban)} A")["iban"] == [_grouped(iban)]
+
+
+@pytest.mark.parametrize("locale", ["de_DE", "fr_FR", "en_GB", "es_ES", "it_IT"])
+def test_invalid_iban_is_nothing_at_all(locale):
+    iban = Faker(locale).iban()
+    broken = iban[:4] + iban[4:-1] + str((int(iban[-1]) + 1) % 10) if iban[-1].isdigit() else iban[:-1] + "0"
+    for text in (broken, _grouped(broken)):
+        assert spans_of(f"account {text}") == {}, text
+
+
+PLACEHOLDERS = ["AKIAIOSFODNN7EXAMPLE", "ghp_" + "x" * 36, "xoxb-xxxxxxxxxxxx-xxxxxxxxxxxx", "password=********",
+                "password=${DB_PASSWORD}", "api_key: <your-api-key>", 'token = "changeme"', "secret={{ vault.secret }}",
+                "password = os.environ['DB_PASSWORD']", "sk_live_" + "0" * 24, "password: required"]
+
+
+@pytest.mark.parametrize("text", PLACEHOLDERS)
+def test_placeholders_and_references_are_not_secrets(text):
+    assert "secret" not in spans_of(f"{text}\n")
+
+
+ASSIGNMENTS = ['db_pass := "{v}"', "creds => '{v}'", "PASSWORD ::= {v}", "DB_PASSWORD ?= {v}", "$password .= '{v}';",
+               "<password>{v}</password>", 'connect(host, password="{v}")', 'setPassword("{v}")',
+               "password: {v}", '{{"api_key": "{v}"}}', "export API_TOKEN={v}", "SECRET_KEY = {v}",
+               "client_secret={v}", "auth_token -> {v}"]
+
+
+@pytest.mark.parametrize("template", ASSIGNMENTS)
+def test_credential_assignments_in_every_common_syntax(template):
+    value = _token(8) + "#" + _token(8)
+    assert spans_of(template.format(v=value)) == {"secret": [value]}
+
+
+def test_credential_values_may_hold_spaces():
+    value = " ".join(Faker().words(4)) + " " + _token(4)
+    assert spans_of(f'password = "{value}"') == {"secret": [value]}
+
+
+NATIONAL_IDS = [("it.codicefiscale", lambda: Faker("it_IT").ssn()), ("br.cpf", lambda: Faker("pt_BR").cpf()),
+                ("es.nie", lambda: Faker("es_ES").nie()), ("fi.hetu", lambda: Faker("fi_FI").ssn()),
+                ("se.personnummer", lambda: Faker("sv_SE").ssn(long=True, dash=True)),
+                ("in.aadhaar", lambda: _aadhaar())]
+
+
+def _aadhaar() -> str:
+    from stdnum import verhoeff
+
+    body = str(rng.randint(2, 9)) + _token(10, string.digits)
+    return _grouped(body + verhoeff.calc_check_digit(body))
+
+
+@pytest.mark.parametrize(("scheme", "make"), NATIONAL_IDS, ids=[s for s, _ in NATIONAL_IDS])
+def test_national_ids_in_free_text_name_their_scheme(scheme, make, tmp_path):
+    from mlgate.gates.data.validators import national_id_scheme
+
+    value = make()
+    assert spans_of(f"id number {value} on file")["national_id"] == [value]
+    assert national_id_scheme(value) == scheme
+    path = tmp_path / "ids.csv"
+    path.write_text(f"notes\nholder {value} ok\n")
+    finding = next(f for f in check_pii(path, PiiPolicy(), DIGEST).findings if f.id == "data.pii.national_id")
+    assert f"({scheme})" in finding.message and value not in finding.message
+
+
+@pytest.mark.parametrize(("column", "make"), [("pesel", lambda: Faker("pl_PL").pesel()),
+                                              ("bsn", lambda: Faker("nl_NL").ssn())])
+def test_bare_national_ids_count_in_a_column_named_for_them(column, make):
+    value = make()
+    assert spans_of(value, column=column) == {"national_id": [value]}
+    assert "national_id" not in spans_of(value, column="order_id")
+
+
+# ---- names, addresses, dates of birth: column header plus cell evidence; addresses and DOBs in free text
+
+def _one_line_address(locale: str) -> str:
+    while "PSC" in (address := FAKES[locale].address()) or "FPO" in address or "APO" in address:
+        pass  # US military mail has no street
+    return address.replace("\n", ", ")
+
+
+@pytest.mark.parametrize("locale", list(FAKES))
+def test_columns_named_for_names_addresses_and_birth_dates(locale):
+    fake = FAKES[locale]
+    table = {"full_name": [fake.name() for _ in range(20)],
+             "home_address": [_one_line_address(locale) for _ in range(20)],
+             "dob": [fake.date_of_birth().isoformat() for _ in range(20)],
+             "email_address": [fake.email() for _ in range(20)],
+             "product_name": [f"{fake.word()} {rng.randint(2, 99)}" for _ in range(20)],
+             "created": [fake.date_this_decade().isoformat() for _ in range(20)]}
+    hits = scan({k: pa.array(v, pa.large_string()) for k, v in table.items()}, PII_TYPES)
+    assert len(hits["full_name"]["person_name"]) == 20
+    assert len(hits["home_address"]["postal_address"]) == 20
+    assert len(hits["dob"]["date_of_birth"]) == 20
+    assert set(hits["email_address"]) == {"email"}
+    assert "person_name" not in hits["product_name"] and hits["created"] == {}
+
+
+@pytest.mark.parametrize("locale", ["en_US", "de_DE", "en_GB"])
+def test_addresses_and_birth_dates_in_free_text(locale):
+    fake = FAKES[locale]
+    address = _one_line_address(locale)
+    assert "postal_address" in detect(f"{fake.sentence()} ship to {address}. {fake.sentence()}"), address
+    born = fake.date_of_birth().strftime(rng.choice(["%d/%m/%Y", "%Y-%m-%d", "%d.%m.%Y"]))
+    assert spans_of(f"{fake.sentence()} Born on {born}.")["date_of_birth"] == [born]
+    assert "date_of_birth" not in detect(f"{fake.sentence()} shipped on {born}.")
+
+
+def test_birth_dates_must_lie_in_a_lifetime():
+    assert spans_of("dob 1850-01-01", column="dob") == {}
+    assert spans_of("2999-01-01", column="dob") == {}
+    assert spans_of("31/02/1990", column="dob") == {}
+
+
+CANARY_NAME, CANARY_STREET, CANARY_DOB, CANARY_ID = "Zebulon Quaxworth", "4417 Quaxworth Lane", "1961-07-13", \
+    "RSSMRA85T10A562S"
+
+
+@pytest.mark.parametrize("action", ["block", "report", "mask"])
+def test_canary_values_of_new_types_never_leave_the_scan(action, tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("MLGATE_PII_KEY", "canary-key")
+    path = tmp_path / "people.csv"
+    path.write_text(f"customer_name,address,date_of_birth,notes\n{CANARY_NAME},\"{CANARY_STREET}, Springfield, "
+                    f"IL 62704\",{CANARY_DOB},codice fiscale {CANARY_ID} born on {CANARY_DOB}\n")
+    with caplog.at_level("DEBUG"):
+        result = check_pii(path, PiiPolicy(action=action), DIGEST, out_dir=tmp_path / "out")
+    found = result.metrics["cells_by_type"]
+    assert found["person_name"] and found["postal_address"] and found["date_of_birth"] and found["national_id"]
+    outputs = [result.to_json(), caplog.text]
+    if action == "mask":
+        outputs.append(Path(result.artifacts[0]).read_text())
+    for output in outputs:
+        assert not any(canary in output for canary in (CANARY_NAME, CANARY_STREET, CANARY_DOB, CANARY_ID))

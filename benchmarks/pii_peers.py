@@ -1,0 +1,270 @@
+"""Rebuild peers' published test cases for ``data.pii`` from their repository snapshots, read as data.
+
+Nothing of theirs is copied or imported: their test files are parsed (Python with ``ast``, Go string
+literals by hand) and only literal cases — or cases built from literals with ``.format``, ``+``, ``%``,
+f-strings, ``textwrap.dedent`` — are kept. A case whose text needs their code to build is counted as
+skipped, never guessed.
+
+- Presidio: ``presidio-analyzer/tests/test_*_recognizer.py`` parametrized ``text``/``iban`` and
+  ``expected_len``: a positive when ``expected_len > 0``.
+- detect-secrets: ``tests/plugins/*_test.py`` parametrized lines with a ``should_flag``-like bool or an
+  expected secret (``None``: negative), and keyword_test's ``*_TEST_CASES`` tables.
+- gitleaks: ``cmd/generate/config/rules/*.go`` ``tps`` (positives) and ``fps`` (negatives) built from
+  string literals only (most tps are generated from the rule's regex at test time: skipped).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Case:
+    source: str     # file (and rule) it came from
+    type: str       # mlgate type it tests
+    text: str
+    positive: bool
+
+
+class Unevaluable(Exception):
+    pass
+
+
+_CALLS = {"dedent": textwrap.dedent, "str": str}
+
+
+def evaluate(node: ast.AST, env: dict):  # noqa: C901 - one branch per node kind, kept flat
+    """Literal value of ``node``, allowing names bound in ``env`` and string building; else Unevaluable."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return [evaluate(e, env) for e in node.elts]
+    if isinstance(node, ast.Name):
+        if node.id in env:
+            return env[node.id]
+        raise Unevaluable(node.id)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult, ast.Mod)):
+        left, right = evaluate(node.left, env), evaluate(node.right, env)
+        if isinstance(node.op, ast.Add):
+            return left + right
+        if isinstance(node.op, ast.Mult):
+            return left * right
+        return left % (tuple(right) if isinstance(right, list) else right)
+    if isinstance(node, ast.JoinedStr):
+        return "".join(str(evaluate(v.value, env)) if isinstance(v, ast.FormattedValue) else v.value
+                       for v in node.values)
+    if isinstance(node, ast.Subscript):
+        return evaluate(node.value, env)[evaluate(node.slice, env)]
+    if isinstance(node, ast.Slice):
+        return slice(*(evaluate(p, env) if p is not None else None for p in (node.lower, node.upper, node.step)))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -evaluate(node.operand, env)
+    if isinstance(node, ast.Call):
+        args = [evaluate(a, env) for a in node.args]
+        func = node.func
+        if isinstance(func, ast.Attribute) and func.attr in ("format", "join", "strip", "lower", "upper",
+                                                              "replace"):
+            return getattr(evaluate(func.value, env), func.attr)(*args)
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        if name in _CALLS:
+            return _CALLS[name](*args)
+    raise Unevaluable(type(node).__name__)
+
+
+def _bindings(body: list[ast.stmt], env: dict) -> dict:
+    for stmt in body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            try:
+                env[stmt.targets[0].id] = evaluate(stmt.value, env)
+            except (Unevaluable, TypeError, KeyError, IndexError, ValueError):
+                pass
+    return env
+
+
+def parametrized(path: Path) -> Iterator[tuple[str, dict | None]]:
+    """(test name, case as {argname: value}) for every parametrize case; None for a case not rebuilt."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    env = _bindings(tree.body, {})
+    scopes = [(tree.body, env)] + [(c.body, _bindings(c.body, dict(env))) for c in tree.body
+                                   if isinstance(c, ast.ClassDef)]
+    for body, scope in scopes:
+        for func in body:
+            if not isinstance(func, ast.FunctionDef):
+                continue
+            for deco in func.decorator_list:
+                if not (isinstance(deco, ast.Call) and getattr(deco.func, "attr", "") == "parametrize"):
+                    continue
+                try:
+                    names = [n.strip() for n in evaluate(deco.args[0], scope).split(",")] \
+                        if isinstance(evaluate(deco.args[0], scope), str) else evaluate(deco.args[0], scope)
+                except Unevaluable:
+                    continue
+                values = deco.args[1]
+                items = values.elts if isinstance(values, (ast.List, ast.Tuple)) else []
+                for item in items:
+                    if isinstance(item, ast.Call) and getattr(item.func, "attr", "") == "param":
+                        item = ast.Tuple(elts=item.args)
+                    try:
+                        value = evaluate(item, scope)
+                    except (Unevaluable, TypeError, KeyError, IndexError, ValueError, AttributeError):
+                        yield func.name, None
+                        continue
+                    value = value if len(names) > 1 else [value]
+                    yield func.name, dict(zip(names, value, strict=False))
+
+
+# ---- Presidio
+
+PRESIDIO_FILES = {"credit_card": "credit_card", "phone": "phone", "tr_phone_number": "phone",
+                  "us_ssn": "us_ssn", "iban": "iban", "ip": "ip_address", "email": "email",
+                  "uk_nino": "national_id", "uk_nhs": "national_id", "in_pan": "national_id",
+                  "in_aadhaar": "national_id", "es_nif": "national_id", "es_nie": "national_id",
+                  "it_fiscal_code": "national_id", "fi_personal_identity_code": "national_id",
+                  "pl_pesel": "national_id", "se_personnummer": "national_id"}
+
+
+def presidio_cases(repo: Path) -> tuple[list[Case], int]:
+    cases, skipped = [], 0
+    for stem, pii_type in PRESIDIO_FILES.items():
+        path = repo / "presidio-analyzer" / "tests" / f"test_{stem}_recognizer.py"
+        if not path.exists():
+            continue
+        for _test, case in parametrized(path):
+            if case is None:
+                skipped += 1
+                continue
+            text = case.get("text", case.get("iban"))
+            if not isinstance(text, str) or not isinstance(case.get("expected_len"), int):
+                continue
+            cases.append(Case(f"presidio:{stem}", pii_type, text, case["expected_len"] > 0))
+    return cases, skipped
+
+
+# ---- detect-secrets
+
+def detect_secrets_cases(repo: Path) -> tuple[list[Case], int]:
+    cases, skipped = [], 0
+    for path in sorted((repo / "tests" / "plugins").glob("*_test.py")):
+        plugin = path.stem.removesuffix("_test")
+        if plugin in ("base", "ip_public"):
+            continue
+        for _test, case in parametrized(path):
+            if case is None:
+                skipped += 1
+                continue
+            text = next((v for k, v in case.items() if k in ("line", "payload", "token", "content", "text",
+                                                               "secret", "string")
+                         and isinstance(v, str)), None)
+            flag = next((v for k, v in case.items() if isinstance(v, bool)), None)
+            if flag is None and "expected_secret" in case:
+                flag = case["expected_secret"] is not None
+            if text is None or flag is None:
+                continue
+            cases.append(Case(f"detect-secrets:{plugin}", "secret", text, flag))
+        if plugin == "keyword":
+            env = _bindings(ast.parse(path.read_text(encoding="utf-8")).body, {})
+            for name, table in env.items():
+                if name.endswith("_TEST_CASES") and isinstance(table, list):
+                    cases += [Case(f"detect-secrets:keyword:{name}", "secret", line, expected is not None)
+                              for line, expected in table if isinstance(line, str)]
+    return cases, skipped
+
+
+# ---- gitleaks
+
+# Rule files whose secrets are in mlgate's scope: generic credential assignments, private keys, JWTs and
+# the providers detect-secrets has plugins for. Everything else is reported separately as out of scope.
+GITLEAKS_IN_SCOPE = ("generic", "privatekey", "private_key", "jwt", "aws", "github", "gitlab", "slack",
+                     "stripe", "sendgrid", "twilio", "npm", "pypi", "openai", "discord", "telegram",
+                     "mailchimp", "square", "artifactory", "azure", "gcp", "huggingface", "digitalocean",
+                     "shopify", "anthropic", "curl", "hashicorp", "password")
+
+_GO_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`')
+
+
+def _go_elements(block: str) -> Iterator[str]:
+    """Top-level comma-separated elements of a Go composite literal body (strings and comments aware)."""
+    depth, start, i = 0, 0, 0
+    while i < len(block):
+        ch = block[i]
+        if ch in "\"`":
+            match = _GO_STRING.match(block, i)
+            i = match.end() if match else i + 1
+            continue
+        if block.startswith("//", i):
+            i = block.find("\n", i) if "\n" in block[i:] else len(block)
+            continue
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            yield block[start:i]
+            start = i + 1
+        i += 1
+    yield block[start:]
+
+
+def _go_literal(element: str) -> str | None:
+    """The string an element spells when it is only literals joined by ``+``; None otherwise."""
+    element = re.sub(r"//[^\n]*", "", element).strip()
+    if not element:
+        return None
+    parts, pos = [], 0
+    while pos < len(element):
+        match = _GO_STRING.match(element, pos)
+        if not match:
+            return None
+        token = match.group()
+        parts.append(token[1:-1] if token[0] == "`" else
+                     token[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape"))
+        pos = match.end()
+        rest = element[pos:].lstrip()
+        if not rest:
+            break
+        if not rest.startswith("+"):
+            return None
+        pos = len(element) - len(rest) + 1
+        while pos < len(element) and element[pos].isspace():
+            pos += 1
+    return "".join(parts)
+
+
+def _go_blocks(source: str, name: str) -> Iterator[str]:
+    for match in re.finditer(name + r"\s*:?=\s*(?:\[\]string\{|append\(" + name + r",)", source):
+        depth, i = 1, match.end()
+        while i < len(source) and depth:
+            if source[i] in "\"`":
+                string = _GO_STRING.match(source, i)
+                i = string.end() if string else i + 1
+                continue
+            depth += source[i] in "({"
+            depth -= source[i] in ")}"
+            i += 1
+        yield source[match.end():i - 1]
+
+
+def gitleaks_cases(repo: Path) -> tuple[list[Case], int]:
+    cases, skipped = [], 0
+    for path in sorted((repo / "cmd" / "generate" / "config" / "rules").glob("*.go")):
+        if path.stem.endswith("_test"):
+            continue
+        source = path.read_text(encoding="utf-8")
+        in_scope = any(path.stem.startswith(prefix) for prefix in GITLEAKS_IN_SCOPE)
+        for name, positive in (("tps", True), ("fps", False)):
+            for block in _go_blocks(source, name):
+                for element in _go_elements(block):
+                    if not element.strip() or element.strip().startswith("//") and "\n" not in element.strip():
+                        continue
+                    text = _go_literal(element)
+                    if text is None:
+                        skipped += 1
+                        continue
+                    label = f"gitleaks:{path.stem}" + ("" if in_scope else ":out-of-scope")
+                    cases.append(Case(label, "secret", text, positive))
+    return cases, skipped

@@ -1,0 +1,192 @@
+"""Secret rules for ``data.pii``: detect-secrets' token plugins, credential assignments, placeholders.
+
+The provider token rules are detect-secrets' own (its plugins are a library; their ``denylist`` regexes
+are maintained upstream), so a new token format arrives with an upgrade, not a hand edit. Each rule
+runs twice: as RE2 inside Arrow's vectorised prefilter and as Python ``re`` on the cells it keeps.
+
+Credential assignments (``db_pass := "..."``) are ours: detect-secrets' keyword plugin is line-based and
+slow, and misses several syntaxes. A value never crosses a line end, and a placeholder
+(``AKIAIOSFODNN7EXAMPLE``, ``ghp_xxxx…``, ``${DB_PASSWORD}``, ``changeme``) is never a secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from functools import cache
+
+from mlgate.gates.data.validators import shannon_entropy
+
+# detect-secrets plugins whose rules are provider token formats. Left out: the entropy plugins (every
+# hash and UUID), keyword plugins (the assignment rule below covers them), IPPublicDetector (ip_address).
+TOKEN_PLUGINS = ("AWSKeyDetector", "ArtifactoryDetector", "AzureStorageKeyDetector", "BasicAuthDetector",
+                 "DiscordBotTokenDetector", "GitHubTokenDetector", "GitLabTokenDetector", "MailchimpDetector",
+                 "NpmDetector", "OpenAIDetector", "PrivateKeyDetector", "PypiTokenDetector",
+                 "SendGridDetector", "SlackDetector", "SquareOAuthDetector", "StripeDetector",
+                 "TelegramBotTokenDetector", "TwilioKeyDetector")
+# A few widespread formats detect-secrets has no plugin for.
+EXTRA_RULES = (
+    r"github_pat_[A-Za-z0-9_]{22,255}",
+    r"(?:sk|rk)_(?:live|test)_[0-9a-zA-Z]{24,}",
+    r"hf_[A-Za-z0-9]{34,}",
+    r"xox[abposr]-\d{8,}-[0-9A-Za-z-]{10,}",                # Slack tokens in mixed case (upstream: lower)
+    r"dop_v1_[a-f0-9]{64}",
+    r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}",
+)
+_TRAILING_LOOKAHEAD = re.compile(r"\(\?!\\w\)$")
+
+
+@cache
+def token_rules() -> tuple[str, ...]:
+    """Regex sources of every token rule, RE2-compatible (a trailing ``(?!\\w)`` is dropped: the
+    Python side checks word boundaries itself)."""
+    from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+
+    plugins = {cls.__name__: cls for cls in get_mapping_from_secret_type_to_class().values()}
+    missing = [name for name in TOKEN_PLUGINS if name not in plugins]
+    if missing:
+        raise RuntimeError(f"detect-secrets has no plugin(s) {missing}; pin a version that does")
+    rules = [_TRAILING_LOOKAHEAD.sub("", rx.pattern) for name in TOKEN_PLUGINS
+             for rx in plugins[name]().denylist]
+    return tuple(dict.fromkeys(rules + list(EXTRA_RULES)))
+
+
+# ---- placeholders
+
+_PLACEHOLDER_WORDS = re.compile(
+    r"(?i)example|sample|dummy|placeholder|changeme|change_me|fake|insert|_here\b|your[_-]?(?:api|secret|token"
+    r"|key|pass)|redacted|xxxx|\*{3}|\.{3}|process\.env|os\.environ|getenv|vault:"
+    r"|^(?:null|none|true|false|undefined|password|secret|token|string)$"
+    # the whole value is a template or reference: ${VAR}, {{ var }}, <value>, %(name)s, $(cmd), $VAR
+    r"|^(?:\$\{[^}]*\}|\{\{.*\}\}|<[^>]*>|%\([^)]*\)s?|\$\([^)]*\)|\$[A-Za-z_]\w*)$")
+_UUID = re.compile(r"(?i)^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def is_placeholder(value: str) -> bool:
+    """An example, template or masked value: a marker word, a ``${VAR}``-style reference, a run of one
+    character (``xxxx``, ``0000``) taking most of it, or a sequence (``abcdef``, ``123456``)."""
+    if _PLACEHOLDER_WORDS.search(value):
+        return True
+    body = re.sub(r"^[A-Za-z]{2,5}[_-]", "", value)  # a token's prefix (ghp_, xoxb-) does not count
+    if not body:
+        return True
+    top = max((m.group() for m in re.finditer(r"(.)\1*", body)), key=len, default="")
+    if len(top) >= 4 and len(top) * 2 >= len(body):
+        return True
+    if len(set(body.lower())) <= 3 and len(body) >= 6:
+        return True
+    alnum = re.sub(r"[^a-z0-9]", "", body.lower())
+    return len(alnum) >= 6 and (alnum in "abcdefghijklmnopqrstuvwxyz" or alnum in "0123456789012345678")
+
+
+# ---- JWT
+
+def _jwt_part_is_json(part: str) -> bool:
+    try:
+        return isinstance(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))), dict)
+    except (binascii.Error, ValueError):
+        return False
+
+
+def valid_jwt(text: str) -> bool:
+    header, payload, _ = (text.split(".", 2) + ["", ""])[:3]
+    return _jwt_part_is_json(header) and _jwt_part_is_json(payload) and not is_placeholder(text)
+
+
+def valid_token(text: str) -> bool:
+    """Not a placeholder, and a digit somewhere: random tokens have them, identifiers that happen to share
+    a prefix (``hf_requiredCharacteristicTypes``) do not."""
+    return not is_placeholder(text) and any(ch.isdigit() for ch in text)
+
+
+def valid_private_key(text: str) -> bool:
+    """A key header alone (a truncated paste) counts; a full block must hold key material, not ``anything``."""
+    if "-----END" not in text:
+        return True
+    body = text.split("-----", 2)[2].rsplit("-----END", 1)[0]
+    return len(re.sub(r"[^A-Za-z0-9+/=]", "", body)) >= 40
+
+
+# ---- credential assignments
+
+# A key name whose last word is one of these: db_pass, DB_PASSWORD, creds, api-key, "secretKey".
+CREDENTIAL_NAMES = (r"(?:pass(?:word|wd|phrase)?|pwd|secret(?:[_-]?key)?|token|(?:api|access|private|auth"
+                    r"|client|signing|encryption|master)[_-]?(?:key|secret|token)|apikey|credentials?|creds?"
+                    r"|auth)")
+# The match starts at the keyword (a prefix such as ``db_`` changes nothing and a lazy prefix class would
+# make Python try every position); a suffix may follow after a separator (password_super_secure).
+_NAME = CREDENTIAL_NAMES + r"(?P<suffix>(?:[_.-][A-Za-z0-9]+)*)(?![A-Za-z0-9])"
+# Names that hold something about a credential, not the credential: CREDENTIALS_ID, secret_name, token_url;
+# and credentials meant to be public or short-lived (publicToken, csrf-token).
+_NOT_A_VALUE = re.compile(r"(?i)[_.-](?:id|ids|name|url|uri|path|file|type|dir|length|size|count|version|header"
+                          r"|field|prefix|format|policy|endpoint|host|user(?:name)?|label|hint|expir\w*|ttl)$")
+_PUBLIC = re.compile(r"(?i)(?:public|publishable|csrf|xsrf)[_.-]?$")
+# Assignment operators of common languages and formats; YAML/JSON/INI/.env/shell export use ``:``/``=``.
+_OPERATOR = r"(?P<op>::=|:=|\?=|\.=|\+=|=>|->|<-|===|!==|!=|==|=|:|[ \t]+)"
+# name [quote] [spaces] op [spaces] value; spaces never include a line end, so an empty value stays empty.
+ASSIGNMENT = re.compile(
+    r"(?i)" + _NAME + r"[\"'\]]?[ \t]*" + _OPERATOR + r"[ \t]*(?:[@&]?\(?[ \t]*)?"
+    r"(?:\"(?P<dq>[^\"\r\n]{4,200})\"|'(?P<sq>[^'\r\n]{4,200})'|`(?P<bq>[^`\r\n]{4,200})`"
+    r"|(?P<bare>[^\s\"'`,;<>(){}\[\]]{6,200}))")
+# XML element and function-call forms: <password>v</password>, setPassword("v"), password("v").
+XML_ELEMENT = re.compile(r"(?i)<(?P<tag>" + _NAME + r")(?:\s[^>]*)?>(?P<xml>[^<\r\n]{4,200})</(?P=tag)>")
+CALL = re.compile(r"(?i)(?:set|with|use)?" + CREDENTIAL_NAMES
+                  + r"\w{0,12}\([ \t]*[\"'](?P<call>[^\"'\r\n]{4,200})[\"']")
+# A comparison written value-first: if ("value" == password)
+REVERSED = re.compile(r"(?i)[\"'](?P<rv>[^\"'\r\n]{4,200})[\"'][ \t]*(?:===|!==|==|!=)[ \t]*" + _NAME)
+ASSIGNMENT_PREFILTER = r"(?i:" + CREDENTIAL_NAMES + r")"
+
+_CODE_REFERENCE = re.compile(r"^(?:[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)+|[A-Za-z_]\w*\(.*|[a-z]+(?:[_-][a-z]+)*|"
+                             r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)$")
+
+
+def credential_value(value: str, quoted: bool) -> bool:
+    """A value worth calling a password: not a placeholder, not a UUID (an identifier, as detect-secrets'
+    ``is_potential_uuid`` filter also holds); quoted values may be words with spaces, bare
+    ones must not read as code (``config.db_password``, ``getpass()``, ``required``, ``DB_PASSWORD``)."""
+    value = value.strip()
+    if len(value) < (6 if quoted else 8) or is_placeholder(value) or _UUID.match(value):
+        return False
+    if quoted:
+        return " " in value or shannon_entropy(value) >= 2.5
+    if _CODE_REFERENCE.match(value):
+        return False
+    classes = sum(bool(re.search(p, value)) for p in (r"[a-z]", r"[A-Z]", r"\d", r"[^A-Za-z0-9]"))
+    return classes >= 2 and shannon_entropy(value) >= 3.0
+
+
+def _names_a_credential(text: str, start: int, suffix: str) -> bool:
+    """The keyword at ``start`` begins a word or a camelCase part (not jsonwebtoken), no suffix says it is
+    metadata, and no prefix says it is public."""
+    before = text[start - 1:start]
+    if before.islower() and text[start].islower():
+        return False
+    return not _NOT_A_VALUE.search(suffix) and not _PUBLIC.search(text[max(0, start - 12):start])
+
+
+def credential_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of credential values assigned to a credential-like name, in any of the common syntaxes."""
+    spans = []
+    for match in ASSIGNMENT.finditer(text):
+        if not _names_a_credential(text, match.start(), match.group("suffix")):
+            continue
+        group = next(g for g in ("dq", "sq", "bq", "bare") if match.group(g) is not None)
+        if group == "bare" and not match.group("op").strip():
+            continue  # "pass community." is prose; only a quoted value may follow a name and a space
+        if credential_value(match.group(group), quoted=group != "bare"):
+            spans.append(match.span(group))
+    for regex, group in ((XML_ELEMENT, "xml"), (CALL, "call"), (REVERSED, "rv")):
+        for match in regex.finditer(text):
+            if credential_value(match.group(group), quoted=True):
+                spans.append(match.span(group))
+    return spans
+
+
+def high_entropy(token: str) -> bool:
+    """A credential-like token: long enough, several character classes, not repetitive, no placeholder."""
+    if is_placeholder(token):
+        return False
+    classes = sum(bool(re.search(p, token)) for p in (r"[a-z]", r"[A-Z]", r"\d", r"[^A-Za-z0-9]"))
+    return len(token) >= 8 and classes >= 2 and shannon_entropy(token) >= 3.0

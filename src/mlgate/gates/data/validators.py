@@ -1,0 +1,179 @@
+"""Validators for ``data.pii`` candidates, built on maintained libraries where one exists.
+
+``python-stdnum`` holds the check-digit and range rules (Luhn, IBAN mod-97 and country lengths, US SSN
+ranges and its published example numbers, national identifiers); ``phonenumbers`` holds every region's
+numbering plan. These run only on the few cells the Arrow prefilter keeps, so their cost is not the
+scan's cost.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections import Counter
+from collections.abc import Callable
+from functools import lru_cache
+
+import phonenumbers
+from stdnum import iban as _iban
+from stdnum import luhn as _luhn
+from stdnum.br import cnpj, cpf
+from stdnum.dk import cpr
+from stdnum.es import dni, nie
+from stdnum.fi import hetu
+from stdnum.fr import nir
+from stdnum.gb import nhs
+from stdnum.in_ import aadhaar, pan
+from stdnum.it import codicefiscale
+from stdnum.nl import bsn
+from stdnum.pl import pesel
+from stdnum.se import personnummer
+from stdnum.us import ssn as _ssn
+
+
+def luhn_ok(digits: str) -> bool:
+    return _luhn.is_valid(digits)
+
+
+def _in_ranges(digits: str, ranges: tuple[tuple[int, int, int], ...]) -> bool:
+    """``ranges`` holds (prefix length, low, high) issuer prefixes."""
+    return any(low <= int(digits[:size]) <= high for size, low, high in ranges)
+
+
+# issuer: (card lengths, prefix ranges as (prefix length, low, high)). Luhn is not the issuer's rule
+# (stdnum has no issuer table), so the IIN ranges stay here.
+_ISSUERS: dict[str, tuple[frozenset[int], tuple[tuple[int, int, int], ...]]] = {
+    "visa": (frozenset({13, 16, 19}), ((1, 4, 4),)),
+    "mastercard": (frozenset({16}), ((2, 51, 55), (4, 2221, 2720))),
+    "amex": (frozenset({15}), ((2, 34, 34), (2, 37, 37))),
+    "discover": (frozenset(range(16, 20)), ((4, 6011, 6011), (3, 644, 649), (2, 65, 65),
+                                            (6, 622126, 622925))),
+    "jcb": (frozenset(range(15, 20)), ((4, 3528, 3589), (4, 2131, 2131), (4, 1800, 1800))),
+    "diners": (frozenset(range(14, 20)), ((3, 300, 305), (2, 36, 36), (2, 38, 39))),
+    "maestro": (frozenset(range(12, 20)), ((2, 50, 50), (2, 56, 69))),
+    "dankort": (frozenset({16}), ((4, 5019, 5019),)),
+    "uatp": (frozenset({15}), ((1, 1, 1),)),
+    "unionpay": (frozenset(range(16, 20)), ((2, 62, 62), (2, 81, 81))),
+    "mir": (frozenset(range(16, 20)), ((4, 2200, 2204),)),
+    "rupay": (frozenset({16}), ((2, 60, 60), (3, 508, 508), (3, 652, 653), (2, 82, 82))),
+}
+
+
+def card_issuer(digits: str) -> str | None:
+    for issuer, (lengths, ranges) in _ISSUERS.items():
+        if len(digits) in lengths and _in_ranges(digits, ranges):
+            return issuer
+    return None
+
+
+def valid_card(text: str) -> bool:
+    if " " in text and "-" in text:  # one separator throughout
+        return False
+    digits = text.replace(" ", "").replace("-", "")
+    return card_issuer(digits) is not None and luhn_ok(digits)
+
+
+def valid_ssn(text: str) -> bool:
+    """One separator throughout (``-``, ``.`` or space, or none); stdnum's ranges and its list of
+    published example numbers (078-05-1120, 219-09-9999, ...)."""
+    separators = set(re.sub(r"\d", "", text))
+    if len(separators) > 1 or (separators and len(text) != 11):
+        return False
+    return _ssn.is_valid(re.sub(r"\D", "", text))
+
+
+def valid_iban(text: str) -> bool:
+    """stdnum's country lengths and formats and mod-97 (not the national account checks, which many real
+    IBANs' test fixtures fail); check digits 00, 01 and 99 are never issued (00 ≡ 97)."""
+    compact = text.replace("-", "").replace(" ", "")
+    return compact[2:4] not in ("00", "01", "99") and _iban.is_valid(compact, check_country=False)
+
+
+def _parses_as(address_type: type) -> Callable[[str], bool]:
+    def valid(text: str) -> bool:
+        try:
+            address_type(text)
+        except ValueError:
+            return False
+        return True
+    return valid
+
+
+valid_ipv4 = _parses_as(ipaddress.IPv4Address)
+valid_ipv6 = _parses_as(ipaddress.IPv6Address)
+
+
+# Regions tried for a number written without its country code, most populous and most common first.
+# phonenumbers knows every region; a national number is ambiguous without one, so the list is bounded.
+NATIONAL_REGIONS = ("US", "GB", "DE", "FR", "IN", "CN", "JP", "BR", "TR", "IL", "IT", "ES", "NL", "CA",
+                    "AU", "MX", "RU", "KR", "PL", "SE", "CH", "AT", "BE", "IE", "PT", "ZA", "NG", "PH")
+
+
+def _digits(text: str) -> str:
+    return re.sub(r"\D", "", re.split(r"(?i)\s*(?:x|ext\.?)\s*\d", text)[0])
+
+
+@lru_cache(maxsize=65536)
+def phone_region(text: str, strict: bool = False) -> str | None:  # noqa: C901
+    """The region whose plan ``text`` fits: ``+``/``00`` numbers by their country code, others by the
+    first of ``NATIONAL_REGIONS`` that takes them. ``strict``: a valid number (assigned range), not just a
+    possible one (right length) — for bare digit runs, which are too often something else."""
+    number = text.strip()
+    if number.startswith("00"):
+        number = "+" + number[2:]
+    regions = (None,) if number.startswith("+") else NATIONAL_REGIONS
+    check = phonenumbers.is_valid_number if strict else phonenumbers.is_possible_number
+    for region in regions:
+        try:
+            parsed = phonenumbers.parse(number, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if check(parsed):
+            return phonenumbers.region_code_for_number(parsed) or region or "001"
+    return None
+
+
+def valid_phone(text: str) -> bool:
+    return 7 <= len(_digits(text)) <= 15 and phone_region(text) is not None
+
+
+def valid_bare_phone(text: str) -> bool:
+    return phone_region(text, strict=True) is not None
+
+
+def valid_international_phone(text: str) -> bool:
+    """A country code written without ``+`` (``91-415-555-0132``) must make a valid number."""
+    return phone_region("+" + _digits(text), strict=True) is not None
+
+
+# ---- national identifiers: scheme -> stdnum validator. A scheme's candidates come from pii_detectors.
+NATIONAL_IDS: dict[str, Callable[[str], bool]] = {
+    "gb.nino": lambda v: bool(re.fullmatch(r"(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
+                                           r"\d{6}[A-D]", re.sub(r"\s", "", v.upper()))),
+    "in.pan": pan.is_valid,
+    "br.cpf": cpf.is_valid,
+    "br.cnpj": cnpj.is_valid,
+    "it.codicefiscale": codicefiscale.is_valid,
+    "es.dni": dni.is_valid,
+    "es.nie": nie.is_valid,
+    "fi.hetu": hetu.is_valid,
+    "se.personnummer": personnummer.is_valid,
+    "dk.cpr": cpr.is_valid,
+    "pl.pesel": pesel.is_valid,
+    # bare digit runs last: a shaped value (130552-308T) must not be taken for a mod-11 number
+    "in.aadhaar": aadhaar.is_valid,
+    "fr.nir": nir.is_valid,
+    "gb.nhs": nhs.is_valid,
+    "nl.bsn": bsn.is_valid,
+}
+
+
+def national_id_scheme(text: str, schemes: tuple[str, ...] = tuple(NATIONAL_IDS)) -> str | None:
+    """The first scheme whose format and check digits ``text`` passes (stdnum's ``is_valid`` never raises)."""
+    return next((scheme for scheme in schemes if NATIONAL_IDS[scheme](text)), None)
+
+
+def shannon_entropy(text: str) -> float:
+    counts = Counter(text)
+    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
