@@ -18,6 +18,7 @@ the OS sandbox (fail closed when it is missing).
 from __future__ import annotations
 
 import functools
+import glob
 import json
 import os
 import re
@@ -48,7 +49,7 @@ SECRET_NAME = re.compile(r"(^(MLGATE|AIRFLOW|AWS|AZURE|GOOGLE|GCP|MLFLOW|DATABRI
                          r"(KEY|TOKEN|SECRET|PASSW|CREDENTIAL|CONN|AUTH|COOKIE|JWT|PRIVATE)", re.IGNORECASE)
 ERRORS: dict[str, type[MlgateError]] = {cls.__name__: cls for cls in
                                         (PolicyError, GateInputError, ToolError, EvidenceError)}
-SYSTEM_READ = ("/usr", "/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf",
+SYSTEM_READ = ("/usr", "/sys", "/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf",
                "/etc/ssl/certs", "/etc/alternatives")
 MERGED_USR = ("/bin", "/sbin", "/lib", "/lib32", "/lib64")
 
@@ -133,6 +134,8 @@ def bwrap_argv(scratch: Path, readable: Sequence[str], writable: Sequence[str], 
     """bubblewrap's arguments: all namespaces unshared, read-only binds of only what the child needs."""
     argv = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
             "--cap-drop", "ALL", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]  # noqa: S108 - a fresh tmpfs inside the sandbox
+    for device in sorted(glob.glob("/dev/nvidia*")):  # a GPU gate keeps its GPU (untested here: no GPU)
+        argv += ["--dev-bind", device, device]
     for path in MERGED_USR:
         if os.path.islink(path):
             argv += ["--symlink", os.readlink(path), path]
@@ -196,7 +199,7 @@ def run_isolated(target: str, kwargs: Mapping[str, Any], limits: SandboxPolicy, 
     """
     label = label or f"isolated {target}"
     request = json.dumps({"target": target, "kwargs": dict(kwargs), "memory_bytes": limits.memory_mb << 20,
-                          "cpu_s": int(limits.timeout_s) + 1})
+                          "cpu_s": int(limits.timeout_s * (os.cpu_count() or 1)) + 1})  # threads add up
     use_bwrap, why_not = bwrap_status() if limits.os_sandbox != "off" else (False, "the policy turns it off")
     if limits.os_sandbox == "required" and not use_bwrap:
         raise ToolError(f"{label}: the policy requires the OS sandbox, and {why_not}")
