@@ -2,10 +2,10 @@
 
 ``run_isolated`` runs a callable named by import path in a *spawned* interpreter, never a fork of the
 caller: the child starts from a scrubbed environment (an allowlist; nothing that names a key, token,
-password, connection or mlgate/Airflow/cloud setting), inherits no descriptor but its three pipes, works
+password, connection or mlgate/Airflow/cloud setting), inherits no descriptor but its standard three, works
 in a scratch directory that is its HOME and TMPDIR, and runs under an address-space limit, a CPU limit and
 a wall-clock timeout that kills its whole process group. Arguments go in and the answer comes back as
-JSON over pipes; nothing from the child is ever unpickled here (ADR 0015).
+JSON (stdin in, stdout to a size-checked file out); nothing from the child is ever unpickled here (ADR 0015).
 
 Where bubblewrap works (user namespaces), the child also runs in an OS sandbox: no network, its own PID
 and IPC namespaces, a read-only view of only the interpreter, the import path and the inputs, writable
@@ -212,25 +212,27 @@ def run_isolated(target: str, kwargs: Mapping[str, Any], limits: SandboxPolicy, 
         if use_bwrap:
             argv = bwrap_argv(scratch, [*path, *map(str, readable)], [str(p) for p in writable],
                               secret_files(os.environ)) + argv
-        log = scratch / "stderr.log"  # a file, not a pipe: a chatty child cannot fill this process's memory
-        with log.open("wb") as err:
+        # files, not pipes: a chatty child cannot fill this process's memory; the answer is sized before it is read
+        log, answer = scratch / "stderr.log", scratch / "answer.json"
+        with log.open("wb") as err, answer.open("wb") as out:
             try:
-                proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=out, stderr=err,
                                         cwd=scratch, env=scrubbed_env(os.environ, scratch, path, limits.pass_env),
                                         close_fds=True, start_new_session=True)
             except OSError as exc:
                 raise ToolError(f"{label}: cannot start the child: {exc.strerror or exc}") from None
             try:
-                stdout, _ = proc.communicate(request.encode(), timeout=limits.timeout_s)
+                proc.communicate(request.encode(), timeout=limits.timeout_s)
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
                 proc.communicate()
                 raise ToolError(f"{label} timed out after {limits.timeout_s:g}s (killed)") from None
             finally:
                 _kill_group(proc)  # whatever the child left running in its session dies with it
-        stderr = _tail(log)
-    if len(stdout) > MAX_ANSWER_BYTES:
-        raise ToolError(f"{label} answered {len(stdout)} bytes, over the {MAX_ANSWER_BYTES} limit")
+        stderr, size = _tail(log), answer.stat().st_size
+        if size > MAX_ANSWER_BYTES:
+            raise ToolError(f"{label} answered {size} bytes, over the {MAX_ANSWER_BYTES} limit")
+        stdout = answer.read_bytes()
     value = _answer(proc, stdout, stderr, label, limits)
     if use_bwrap:
         return Isolated(value, "bwrap")
