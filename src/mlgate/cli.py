@@ -152,12 +152,12 @@ def cmd_check_artifact(args: argparse.Namespace) -> int:
 
 
 def cmd_check_model(args: argparse.Namespace) -> int:
-    """A validation gate on a model dir or ``models:/`` URI, loaded only once ``model.artifact`` passed on it."""
+    """A validation gate on a model dir or ``models:/`` URI, loaded only once ``model.artifact`` passed on it,
+    and only in an isolated child (ADR 0015)."""
     import tempfile
 
-    from mlgate.core.callables import resolve_callable
     from mlgate.gates.model.artifacts import check_artifact
-    from mlgate.gates.model.model_validation import load_flavor, validate_model
+    from mlgate.gates.model.isolated import validate_isolated
 
     def check(policy: Policy) -> GateResult:
         with tempfile.TemporaryDirectory() as tmp:
@@ -166,9 +166,9 @@ def cmd_check_model(args: argparse.Namespace) -> int:
             if not scan.passed:
                 raise GateInputError(f"refusing to load {args.model}: model.artifact {scan.status}: "
                                      + "; ".join(scan.top_failures(3)))
-            data = resolve_callable(args.data_callable, "--data-callable")(data_path=args.data, seed=args.seed)
-            return validate_model(args.gate, load_flavor(local), data, policy, model_digest=scan.subject.digest,
-                                  model_uri=args.model, out_dir=_workdir(args))
+            return validate_isolated(args.gate, local, policy, data_callable=args.data_callable, data_path=args.data,
+                                     seed=args.seed, model_digest=scan.subject.digest, model_uri=args.model,
+                                     out_dir=_workdir(args))
 
     return _run(args, Subject("model", args.model, "unknown"), check)
 

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from mlgate.core.errors import PolicyError
+from mlgate.core.isolation import SandboxPolicy
 from mlgate.core.policy_exceptions import PolicyException
 
 # gate id -> "module:Model" validating its section of ``gates``
@@ -97,6 +98,8 @@ class Policy(_Strict):
     promotion: PromotionPolicy
     gates: dict[str, dict[str, Any]] = Field(default_factory=dict)
     exceptions: tuple[PolicyException, ...] = ()
+    sandbox: SandboxPolicy = Field(default_factory=SandboxPolicy,
+                                   description="where the model validation gates run model code (ADR 0015)")
     source: str = Field(default="", exclude=True, description="the file it was loaded from")
     _sections: dict[str, BaseModel] = PrivateAttr(default_factory=dict)
 
@@ -118,7 +121,8 @@ class Policy(_Strict):
     def digest(self) -> str:
         canonical = {"version": self.version, "promotion": self.promotion.model_dump(mode="json"),
                      "gates": {g: self.section(g).model_dump(mode="json") for g in sorted(self.gates)},
-                     "exceptions": [e.model_dump(mode="json") for e in self.exceptions]}
+                     "exceptions": [e.model_dump(mode="json") for e in self.exceptions],
+                     "sandbox": self.sandbox.model_dump(mode="json")}
         text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 

@@ -1,6 +1,6 @@
 """Operators for the model validation gates: robustness, membership inference, fairness, explainability
 and poisoning. Each loads the model only after ``model.artifact`` passed for exactly its files in this
-run, and loads it from the very bytes it re-digested."""
+run, from the very bytes it re-digested, and only in an isolated child process (ADR 0015)."""
 
 from __future__ import annotations
 
@@ -29,10 +29,9 @@ class ModelValidationGateOperator(ModelArtifactGateOperator):
         self.seed = seed
         self.artifact_task_id = artifact_task_id
 
-    def scanned_model(self, context: Context, workdir: Path) -> tuple[Any, str, str]:
-        """Download, re-digest and load the model, refusing unless ``model.artifact`` passed on this digest."""
+    def scanned_model(self, context: Context, workdir: Path) -> tuple[Path, str, str]:
+        """Download and re-digest the model, refusing unless ``model.artifact`` passed on this digest."""
         from mlgate.core.digests import tree_digest
-        from mlgate.gates.model.model_validation import load_flavor
         from mlgate.trust.registry import download_model
 
         uri = self.resolve_model_uri(context)
@@ -42,16 +41,16 @@ class ModelValidationGateOperator(ModelArtifactGateOperator):
         if scanned.get("status") != Status.PASSED or scanned.get("subject", {}).get("digest") != digest:
             raise GateInputError(f"refusing to load {uri}: model.artifact has not passed for these files in this "
                                  f"run (task {self.artifact_task_id!r}: {scanned.get('status', 'no result')})")
-        return load_flavor(local), uri, digest
+        return local, uri, digest
 
     def check(self, context: Context, workdir: Path) -> GateResult:
-        from mlgate.core.callables import resolve_callable
-        from mlgate.gates.model.model_validation import validate_model
+        """The gate runs in an isolated child (ADR 0015): this worker holds the signing connection."""
+        from mlgate.gates.model.isolated import validate_isolated
 
-        model, uri, digest = self.scanned_model(context, workdir)
-        data = resolve_callable(self.data_callable, "data_callable")(data_path=self.data_path, seed=int(self.seed))
-        return validate_model(self.gate_id, model, data, self.policy, model_digest=digest, model_uri=uri,
-                              out_dir=workdir)
+        local, uri, digest = self.scanned_model(context, workdir)
+        return validate_isolated(self.gate_id, local, self.policy, data_callable=self.data_callable,
+                                 data_path=self.data_path, seed=int(self.seed), model_digest=digest, model_uri=uri,
+                                 out_dir=workdir)
 
 
 class ModelRobustnessGateOperator(ModelValidationGateOperator):

@@ -129,3 +129,5 @@ def test_validation_loads_a_model_only_after_its_files_passed_the_artifact_scan(
     ctx = context(run, "model_fairness", {**upstream, ("model_artifact", "model.artifact"): scanned})
     fairness_op(run).execute(ctx)
     assert ctx["ti"].pushed["model.fairness"]["subject"]["digest"] == scanned["subject"]["digest"]
+    # the model was loaded and evaluated only in an isolated child (ADR 0015), and the evidence says which
+    assert ctx["ti"].pushed["model.fairness"]["metrics"]["sandbox"] in {"bwrap", "process"}
