@@ -21,7 +21,7 @@ from mlgate.trust.audit_chain import record_hash, seal
 from mlgate.trust.keys import keyring_from_env
 from mlgate.trust.loading import UntrustedModelError, load_verified_model
 from mlgate.trust.promote import promote
-from mlgate.trust.registry import current_alias_version, keyed_run
+from mlgate.trust.registry import keyed_run
 from tests.helpers import default_policy, register_version
 
 ALIAS = "champion"

@@ -24,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlgate.core.errors import EvidenceError, GateInputError
+from mlgate.core.errors import EvidenceError, GateInputError, ToolError
 from mlgate.trust.alias_state import (
     AliasState,
     AliasStateError,
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from mlflow import MlflowClient
+    from mlflow.entities.model_registry import RegisteredModel
 
     from mlgate.trust.keys import KeyRing
 
@@ -123,11 +124,24 @@ def save_seen(tracking_uri: str, model: str, seen: Mapping[str, Seen]) -> None:
 
 # --- reading ------------------------------------------------------------------------------------
 
+def registered_model(client: MlflowClient, model: str) -> RegisteredModel | None:
+    """The registered model, or ``None`` when there is none by that name."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(model)
+    except MlflowException as exc:
+        if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code):
+            return None
+        raise ToolError(f"MLflow at {client.tracking_uri} failed reading registered model {model}: "
+                        f"{str(exc)[:300]}") from exc
+
+
 def stored_states(client: MlflowClient, model: str) -> dict[str, str]:
     """alias -> stored envelope text, for every alias with a signed state."""
-    registered = call(client, f"reading registered model {model}", lambda: client.get_registered_model(model))
-    return {key[len(TAG_STATE):]: value for key, value in (registered.tags or {}).items()
-            if key.startswith(TAG_STATE)}
+    registered = call(client, f"reading registered model {model}", lambda: registered_model(client, model))
+    tags = registered.tags if registered is not None else {}
+    return {key[len(TAG_STATE):]: value for key, value in (tags or {}).items() if key.startswith(TAG_STATE)}
 
 
 def trusted_view(client: MlflowClient, model: str, trusted: Iterable[str], now: datetime, *,

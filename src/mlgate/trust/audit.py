@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlgate.trust.alias_store import registered_model
 from mlgate.trust.audit_chain import heads, seal, unexplained_aliases, unseal, verify_chain
-from mlgate.trust.registry import call, keyed_run, mlflow_errors
+from mlgate.trust.registry import keyed_run, mlflow_errors
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -100,8 +101,8 @@ def verify_decisions(client: MlflowClient, model: str, trusted: Iterable[str],
     alias no record explains, a signed alias state (``alias -> origin sequence``) no record explains."""
     files = _record_files(client, keyed_run(client, EXPERIMENT, MODEL_TAG, model, create=False))
     entries, problems = verify_chain(files, trusted)
-    registered = call(client, f"reading registered model {model}", lambda: client.get_registered_model(model))
-    aliases = {alias: str(version) for alias, version in (registered.aliases or {}).items()}
+    registered = registered_model(client, model)
+    aliases = {alias: str(version) for alias, version in ((registered and registered.aliases) or {}).items()}
     problems += unexplained_aliases([e.record for e in entries], aliases, signed_origins)
     return [AuditRecord.from_dict(e.record) for e in entries], problems
 
