@@ -203,3 +203,13 @@ def audit_tampering_is_detected(client, policy: Policy, capsys, how: str) -> Non
     code, err = audit_verify(capsys, name)
     assert code == 1, err
     assert "NOT VERIFIED" in err
+
+
+def never_signed_is_never_restored(client, policy: Policy) -> None:
+    name = policy.promotion.model_name
+    register_version(client, policy, name, pyfunc=True)  # its evidence passes; nobody promoted (signed) it
+    (second,) = promoted(client, policy, 1)
+    result = incident(client, policy, second, "test/unsigned")
+    assert result.metrics["alias_after"] is None
+    assert client.get_registered_model(name).aliases == {}
+    refused(client, policy, f"models:/{name}/{second}", "revoked")
