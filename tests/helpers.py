@@ -102,9 +102,10 @@ def promote_op(run):
 
 
 
-def register_version(client, policy, name: str, *, passed: bool = True) -> str:
+def register_version(client, policy, name: str, *, passed: bool = True, pyfunc: bool = False) -> str:
     """A model version with a ``model.training`` result bound to its artifact digest, as the pipeline
-    leaves it (cheap: a one-file model); ``passed=False`` records a blocked result instead."""
+    leaves it (cheap: a one-file model, or with ``pyfunc`` a loadable pyfunc model that answers its run id);
+    ``passed=False`` records a blocked result instead."""
     import tempfile
 
     from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
@@ -112,8 +113,16 @@ def register_version(client, policy, name: str, *, passed: bool = True) -> str:
 
     run_id = client.create_run(get_or_create_experiment(client, "mlgate-test-versions")).info.run_id
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "weights.txt").write_text(f"weights of run {run_id}")
-        client.log_artifacts(run_id, tmp, artifact_path="model")
+        if pyfunc:
+            import mlflow.pyfunc
+
+            from tests.pyfunc_models import Echo
+
+            mlflow.pyfunc.save_model(f"{tmp}/m", python_model=Echo(run_id), pip_requirements=[])
+            client.log_artifacts(run_id, f"{tmp}/m", artifact_path="model")
+        else:
+            (Path(tmp) / "weights.txt").write_text(f"weights of run {run_id}")
+            client.log_artifacts(run_id, tmp, artifact_path="model")
     if not client.search_registered_models(f"name = '{name}'"):
         client.create_registered_model(name)
     version = str(client.create_model_version(name, f"{client.get_run(run_id).info.artifact_uri}/model",

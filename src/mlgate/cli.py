@@ -215,6 +215,7 @@ def cmd_incident(args: argparse.Namespace) -> int:
     import mlflow
 
     from mlgate.gates.monitor.incident import respond
+    from mlgate.trust.keys import keyring_from_env
     from mlgate.trust.registry import default_tracking_uri
 
     args.gate = "incident.respond"
@@ -222,7 +223,7 @@ def cmd_incident(args: argparse.Namespace) -> int:
     uri = default_tracking_uri()  # the registry too: MLflow's process-wide registry URI may point elsewhere
     return _run(args, Subject("model", f"models:/{args.model}/{args.version or 'served'}", "unknown"),
                 lambda policy: respond(mlflow.MlflowClient(uri, uri), policy, args.model, args.version, (),
-                                       reason=args.reason, key=key))
+                                       reason=args.reason, key=key, keys=keyring_from_env()))
 
 
 def _client() -> MlflowClient:
@@ -303,12 +304,31 @@ def cmd_audit(args: argparse.Namespace) -> int:
     import json
 
     from mlgate.trust.audit import format_table, read_decisions
+    from mlgate.trust.audit_verify import verify_audit
 
-    records = read_decisions(_client(), args.model)
+    client = _client()
+    if args.verify:
+        records, problems = verify_audit(client, args.model, args.public_key or ())
+    else:
+        records, problems = read_decisions(client, args.model), []
     if args.json:
         print(json.dumps([r.to_dict() for r in records], indent=2))
     else:
         print(format_table(records) if records else f"no decisions recorded for {args.model}")
+    if args.verify:
+        print(f"NOT VERIFIED: {args.model}\n  " + "\n  ".join(problems) if problems else
+              f"VERIFIED: the audit trail of {args.model} ({len(records)} records) is intact and explains "
+              "every alias", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def cmd_alias_resign(args: argparse.Namespace) -> int:
+    from mlgate.trust.audit_verify import resign_alias
+    from mlgate.trust.keys import keyring_from_env
+
+    state = resign_alias(_client(), keyring_from_env(), args.model, args.alias)
+    print(f"re-signed {args.model}@{args.alias}: version {state.version or '-'}, sequence {state.sequence}, "
+          f"expires {state.expires.isoformat()}")
     return 0
 
 
@@ -475,7 +495,18 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="print a registered model's promotion decisions")
     audit.add_argument("model")
     audit.add_argument("--json", action="store_true", help="print the records as JSON")
+    audit.add_argument("--verify", action="store_true",
+                       help="check signatures and the hash chain, and that every alias is explained; exit 1 if not")
+    audit.add_argument("--public-key", action="append", metavar="PEM",
+                       help="a trusted public key file (repeatable; default $MLGATE_TRUSTED_KEYS)")
     audit.set_defaults(func=cmd_audit)
+
+    alias = commands.add_parser("alias", help="signed alias state")
+    alias_commands = alias.add_subparsers(dest="alias_command", required=True)
+    resign = alias_commands.add_parser("resign", help="re-sign a model alias's unexpired signed state (schedule it)")
+    resign.add_argument("model")
+    resign.add_argument("alias", nargs="?", default="champion")
+    resign.set_defaults(func=cmd_alias_resign)
 
     report = commands.add_parser("report", help="render a model version's scorecard and log it to MLflow")
     report.add_argument("model")

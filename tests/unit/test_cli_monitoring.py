@@ -14,6 +14,8 @@ import pytest
 
 from mlgate.cli import main
 from mlgate.core.policy import load_policy
+from mlgate.trust.keys import keyring_from_env
+from mlgate.trust.promote import promote
 from mlgate.trust.registry import current_alias_version, default_tracking_uri
 from tests.helpers import default_policy, register_version, write_policy
 from tests.monitoring_data import write_dp_reference, write_extraction_queries, write_inference_log
@@ -82,9 +84,10 @@ def test_incident_restores_the_previous_version(files, capsys):
     path = write_policy(files["root"] / f"{name}.yaml", policy)
     uri = default_tracking_uri()
     client = mlflow.MlflowClient(uri, uri)
-    for _ in range(2):
+    for _ in range(2):  # promoted: incident response restores only a version whose attestation verifies
         version = register_version(client, load_policy(path), name)
-    client.set_registered_model_alias(name, "champion", version)
+        promote(client, load_policy(path), name, version, "test:promoter", keyring_from_env())
+    assert current_alias_version(client, name, "champion") == "2"
     code, err = run(capsys, "incident", name, "--reason", "customers report wrong answers", "--policy", path,
                     "--json", files["root"] / "incident.json")
     assert code == 0, err

@@ -25,6 +25,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from mlgate.core.results import GateResult, Status, Subject
 from mlgate.core.runner import GateOutcome
 from mlgate.gates.monitor.incident import GATE, MONITOR_GATES, alerts, respond
+from mlgate.hooks.signing import SigningKeyHook
 from mlgate.operators.base import BaseGateOperator, pipeline_key
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class IncidentRespondOperator(BaseGateOperator):
     def check(self, context: Context, workdir: Path) -> GateResult:
         name = self.model_name or self.policy.promotion.model_name
         return respond(self.mlflow_hook.get_conn(), self.policy, name, self.version or None, self.alerts(context),
-                       reason=self.reason or "", key=pipeline_key(context))
+                       reason=self.reason or "", key=pipeline_key(context), keys=SigningKeyHook().get_conn())
 
     def record(self, result: GateResult, context: Context) -> None:
         try:

@@ -92,7 +92,8 @@ class RegistryPromoteGateOperator(BaseGateOperator):
         current = current_alias_version(client, name, alias) or ""
         append_decision(client, AuditRecord(at=utcnow(), model=name, version="-", decision="blocked", by=actor,
                                             alias=alias, alias_before=current, alias_after=current,
-                                            reasons=tuple(reasons), policy_digest=self.policy.digest))
+                                            reasons=tuple(reasons), policy_digest=self.policy.digest),
+                        self.signing_keys)
         return GateResult(
             gate=GATE, status=Status.BLOCKED, subject=Subject("model", f"models:/{name}", "none"),
             policy_digest=self.policy.digest, tool=ToolInfo("mlgate", "n/a"), started_at=started,

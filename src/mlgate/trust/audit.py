@@ -4,23 +4,28 @@ Storage: one MLflow run per registered model in experiment ``mlgate-audit`` (tag
 and one small JSON artifact per decision under ``decisions/``, named by its UTC time (microseconds) and
 a random suffix. Appending is creating a new file, so concurrent writers never overwrite each other
 (a JSON-lines file or an index tag would be read-modify-write); reading lists the directory in name
-order, which is time order.
+order, which is time order. Each record is signed and chained to the ones before it (``audit_chain``,
+ADR 0014); ``verify_decisions`` checks the chain and that every current alias is explained.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlgate.trust.alias_store import registered_model
+from mlgate.trust.audit_chain import heads, seal, unexplained_aliases, unseal, verify_chain
 from mlgate.trust.registry import keyed_run, mlflow_errors
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+
+    from mlgate.trust.keys import KeyRing
 
 EXPERIMENT = "mlgate-audit"
 MODEL_TAG = "mlgate.audit.model"
@@ -41,6 +46,7 @@ class AuditRecord:
     envelope_digest: str = ""  # sha256 of the attestation the decision rests on ("" when none was signed)
     keyid: str = ""
     policy_digest: str = ""
+    state_sequence: int = 0  # the signed alias state this decision wrote (0: none)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "reasons": list(self.reasons)}
@@ -51,35 +57,54 @@ class AuditRecord:
         return cls(**{**known, "reasons": tuple(known.get("reasons", ()))})
 
 
-def append_decision(client: MlflowClient, record: AuditRecord) -> str:
-    """Append ``record`` to its model's audit trail; returns the artifact path."""
+def append_decision(client: MlflowClient, record: AuditRecord, keys: KeyRing | None) -> str:
+    """Append ``record`` to its model's audit trail, signed with ``keys`` and chained to the current heads
+    (unsigned without a key: ``verify_decisions`` then flags it); returns the artifact path."""
     run_id = keyed_run(client, EXPERIMENT, MODEL_TAG, record.model)
+    prev = heads(_record_files(client, run_id))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     name = f"{stamp}-v{record.version}-{uuid.uuid4().hex[:8]}.json"
     with mlflow_errors("appending to the audit trail", client.tracking_uri), tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name
-        path.write_text(json.dumps(record.to_dict(), sort_keys=True) + "\n")
+        path.write_bytes(seal(record.to_dict(), name, prev, keys))
         client.log_artifact(run_id, str(path), artifact_path=FOLDER)
     return f"{FOLDER}/{name}"
 
 
-def read_decisions(client: MlflowClient, model: str) -> list[AuditRecord]:
-    """The model's decisions, oldest first; a record that cannot be read is kept as ``unreadable``."""
-    run_id = keyed_run(client, EXPERIMENT, MODEL_TAG, model, create=False)
+def _record_files(client: MlflowClient, run_id: str | None) -> list[tuple[str, bytes]]:
+    """(file name, content) of every record, in name order."""
     if run_id is None:
         return []
-    records = []
     with mlflow_errors("reading the audit trail", client.tracking_uri), tempfile.TemporaryDirectory() as tmp:
         if not client.list_artifacts(run_id, FOLDER):
             return []
         folder = Path(client.download_artifacts(run_id, FOLDER, tmp))
-        for path in sorted(folder.glob("*.json")):
-            try:
-                records.append(AuditRecord.from_dict(json.loads(path.read_text())))
-            except (ValueError, TypeError) as exc:
-                records.append(AuditRecord(at="", model=model, version="?", decision="unreadable", by="",
-                                           reasons=(f"{path.name}: {type(exc).__name__}",)))
+        return [(path.name, path.read_bytes()) for path in sorted(folder.glob("*.json"))]
+
+
+def read_decisions(client: MlflowClient, model: str) -> list[AuditRecord]:
+    """The model's decisions, oldest first, as stored (unverified: see ``verify_decisions``); a record that
+    cannot be read is kept as ``unreadable``."""
+    records = []
+    for name, data in _record_files(client, keyed_run(client, EXPERIMENT, MODEL_TAG, model, create=False)):
+        try:
+            records.append(AuditRecord.from_dict(unseal(data)["record"]))
+        except (ValueError, TypeError) as exc:
+            records.append(AuditRecord(at="", model=model, version="?", decision="unreadable", by="",
+                                       reasons=(f"{name}: {type(exc).__name__}",)))
     return records
+
+
+def verify_decisions(client: MlflowClient, model: str, trusted: Iterable[str],
+                     signed_origins: Mapping[str, int]) -> tuple[list[AuditRecord], list[str]]:
+    """The verified records and every problem: a record edited, deleted, inserted or reordered, a current
+    alias no record explains, a signed alias state (``alias -> origin sequence``) no record explains."""
+    files = _record_files(client, keyed_run(client, EXPERIMENT, MODEL_TAG, model, create=False))
+    entries, problems = verify_chain(files, trusted)
+    registered = registered_model(client, model)
+    aliases = {alias: str(version) for alias, version in ((registered and registered.aliases) or {}).items()}
+    problems += unexplained_aliases([e.record for e in entries], aliases, signed_origins)
+    return [AuditRecord.from_dict(e.record) for e in entries], problems
 
 
 def format_table(records: list[AuditRecord]) -> str:

@@ -4,8 +4,9 @@
 2. If it allows: sign the in-toto attestation over every artifact file, every gate result and the
    policy digest, store it on the version, and verify what was stored against another fresh download.
    No signing key, an untrusted or invalid signature, a swapped file: refused.
-3. Append the decision to the model's audit trail (write-ahead: no alias move goes unrecorded), move
-   the alias if allowed, tag the version with the decision.
+3. Plan the next signed alias state (a revoked version is refused), append the decision to the model's
+   signed audit trail (write-ahead: no alias move goes unrecorded), store the signed alias state, move
+   the alias if allowed, tag the version with the decision (ADR 0014).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from mlgate.core.digests import json_digest
 from mlgate.core.errors import EvidenceError, GateInputError
 from mlgate.core.policy import Policy
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
+from mlgate.trust.alias_state import AliasState
+from mlgate.trust.alias_store import plan_state, write_state
 from mlgate.trust.attestation import AttestationError
 from mlgate.trust.attestation_store import attest_version, attested_results, verify_version
 from mlgate.trust.audit import AuditRecord, append_decision
@@ -50,6 +53,20 @@ def _attest_and_verify(client: MlflowClient, policy: Policy, name: str, version:
     envelope = attest_version(client, name, version, run_id, digests, attested_results(evidence, policy.digest),
                               policy.digest, signer, created_at=now.isoformat(timespec="seconds"))
     return envelope, verify_version(client, policy, name, version, trusted, now).keyid
+
+
+def _plan(client: MlflowClient, keys: KeyRing, name: str, alias: str, version: str, digest: str, now: datetime,
+          reasons: list[str]) -> AliasState | None:
+    """The signed alias state promotion will write, or ``None`` with the reason appended."""
+    try:
+        state = plan_state(client, keys, name, alias, "promotion", now, version=version, model_digest=digest)
+    except (EvidenceError, GateInputError) as exc:
+        reasons.append(f"alias state: {exc}")
+        return None
+    if version in state.revoked:
+        reasons.append(f"{name}/{version} was revoked by incident response ({state.revoked[version]})")
+        return None
+    return state
 
 
 def _decision_tags(record: AuditRecord) -> dict[str, str]:
@@ -112,13 +129,16 @@ def promote(client: MlflowClient, policy: Policy, name: str, version: str, actor
             reasons += [f"attestation: {reason}" for reason in exc.reasons]
         except GateInputError as exc:
             reasons.append(f"attestation: {exc}")
+    state = None if reasons else _plan(client, keys, name, alias, version, digest, now, reasons)
     before = current_alias_version(client, name, alias)
     record = AuditRecord(at=utcnow(), model=name, version=version, decision="blocked" if reasons else "promoted",
                          by=actor, alias=alias, alias_before=before or "",
                          alias_after=(before or "") if reasons else version, reasons=tuple(reasons),
-                         envelope_digest=envelope, keyid=keyid, policy_digest=policy.digest)
-    append_decision(client, record)
-    if not reasons:
+                         envelope_digest=envelope, keyid=keyid, policy_digest=policy.digest,
+                         state_sequence=state.sequence if state else 0)
+    append_decision(client, record, keys)
+    if state is not None:
+        write_state(client, keys, name, alias, "promotion", now, planned=state)
         call(client, f"setting alias {alias}", lambda: client.set_registered_model_alias(name, alias, version))
     for key, value in _decision_tags(record).items():
         call(client, "tagging the decision", lambda k=key, v=value: client.set_model_version_tag(name, version, k, v))

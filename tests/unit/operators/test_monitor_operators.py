@@ -21,6 +21,8 @@ from mlgate.operators import (
     MonitorQueriesGateOperator,
 )
 from mlgate.operators.incident import RETRAINING, RETRAINING_REQUESTED
+from mlgate.trust.keys import keyring_from_env
+from mlgate.trust.promote import promote
 from mlgate.trust.registry import current_alias_version
 from tests.helpers import FakeTaskInstance, default_policy, register_version, write_policy
 from tests.monitoring_data import write_dp_reference, write_extraction_queries, write_inference_log
@@ -108,15 +110,16 @@ class RecordingNotifier(BaseNotifier):
 
 @pytest.fixture
 def served(files, tmp_path):
-    """Versions 1 and 2 of a fresh model, both with passing evidence, version 2 served."""
+    """Versions 1 and 2 of a fresh model, both with passing evidence and promoted (signed), version 2 served."""
     data = default_policy()
     data["promotion"]["model_name"] = name = f"served-{uuid.uuid4().hex[:8]}"
     data["promotion"]["required_gates"] = ["model.training"]
     path = write_policy(tmp_path / "policy.yaml", data)
     client = MlflowHook().get_conn()
     for _ in range(2):
-        register_version(client, load_policy(path), name)
-    client.set_registered_model_alias(name, "champion", "2")
+        version = register_version(client, load_policy(path), name)
+        promote(client, load_policy(path), name, version, "test:promoter", keyring_from_env())
+    assert current_alias_version(client, name, "champion") == "2"
     return {"name": name, "policy": str(path), "client": client}
 
 

@@ -1,4 +1,5 @@
-"""The audit trail on a real embedded MLflow store: append-only, ordered, safe for concurrent writers."""
+"""The audit trail on a real embedded MLflow store: append-only, ordered, signed and chained, safe for concurrent
+writers (tampering: test_alias_attacks)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from mlgate.hooks.mlflow import MlflowHook
-from mlgate.trust.audit import AuditRecord, append_decision, format_table, read_decisions
+from mlgate.trust.audit import AuditRecord, append_decision, format_table, read_decisions, verify_decisions
+from mlgate.trust.keys import keyring_from_env
 
 pytestmark = pytest.mark.unit
 
@@ -19,15 +21,28 @@ def record(model: str, version: int, decision: str = "blocked") -> AuditRecord:
                        alias_after="1", reasons=(f"reason {version}",))
 
 
-def test_concurrent_appends_all_survive_in_order():
-    client, model = MlflowHook().get_conn(), f"audit-{uuid.uuid4().hex[:8]}"
+def test_concurrent_appends_all_survive_in_order_and_the_chain_holds():
+    client, model, keys = MlflowHook().get_conn(), f"audit-{uuid.uuid4().hex[:8]}", keyring_from_env()
     assert read_decisions(client, model) == []
-    append_decision(client, record(model, 0))
+    append_decision(client, record(model, 0), keys)
     with ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(lambda v: append_decision(client, record(model, v)), range(1, 9)))
+        list(pool.map(lambda v: append_decision(client, record(model, v), keys), range(1, 9)))
+    append_decision(client, record(model, 9), keys)  # joins whatever fork the racing writers left
     records = read_decisions(client, model)
-    assert sorted(r.version for r in records) == [str(v) for v in range(9)]
+    assert sorted(r.version for r in records) == [str(v) for v in range(10)]
     assert records[0].version == "0" and records[0].reasons == ("reason 0",)
+    verified, problems = verify_decisions(client, model, keys.trusted_keys(), {})
+    assert problems == [] and len(verified) == 10
+
+
+def test_a_record_written_without_a_key_is_flagged():
+    client, model, keys = MlflowHook().get_conn(), f"audit-{uuid.uuid4().hex[:8]}", keyring_from_env()
+    append_decision(client, record(model, 1), keys)
+    append_decision(client, record(model, 2), None)
+    assert [r.version for r in read_decisions(client, model)] == ["1", "2"]
+    verified, problems = verify_decisions(client, model, keys.trusted_keys(), {})
+    assert [r.version for r in verified] == ["1"]
+    assert len(problems) == 1 and "not signed by a trusted key" in problems[0]
 
 
 def test_the_table_lists_each_decision_with_its_reasons():

@@ -1,10 +1,12 @@
 """``incident.respond``: when monitoring alerts about the served model, stop serving it.
 
 The alias moves back to the newest earlier version whose evidence passes promotion's checks *now*
-(``promote.evaluate``: the same evidence, digests and policy), skipping versions an earlier incident
-demoted. When no such version exists the alias is removed: serving nothing is safer than serving a
+(``promote.evaluate``: the same evidence, digests and policy) *and* whose signed attestation verifies,
+skipping versions an earlier incident revoked (the signed alias state's list, not only the tag anyone
+can remove). When no such version exists the alias is removed: serving nothing is safer than serving a
 model known to misbehave or one whose evidence no longer holds (ADR 0007). The demoted version is
-tagged ``mlgate.incident``; the incident is an MLflow run in its own experiment holding the alerting
+revoked in a newly signed alias state and tagged ``mlgate.incident``; the decision is appended to the
+signed audit trail (ADR 0014); the incident is an MLflow run in its own experiment holding the alerting
 GateResults, and the response's own result says whether retraining is due.
 
 An alert is a *blocked* monitoring result. An ``error`` result (a window too small to test, an
@@ -16,12 +18,19 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mlgate.core.digests import json_digest
 from mlgate.core.errors import EvidenceError, GateInputError, ToolError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
+from mlgate.trust.alias_state import AliasState, AliasStateError
+from mlgate.trust.alias_store import load_seen, plan_state, trusted_view, write_state
+from mlgate.trust.attestation_store import verify_version
+from mlgate.trust.audit import AuditRecord, append_decision
+from mlgate.trust.keys import KeyRing, keyring_from_env
 from mlgate.trust.promote import evaluate
 from mlgate.trust.promotion import Decision
 from mlgate.trust.registry import (
@@ -85,7 +94,7 @@ def choose_restore(candidates: Sequence[str], verify: Callable[[str], Decision])
     for version in candidates:
         try:
             decision = verify(version)
-        except (EvidenceError, ToolError) as exc:
+        except (EvidenceError, ToolError, GateInputError) as exc:
             refused[version] = (f"cannot be verified: {exc}",)
             continue
         if decision.allowed:
@@ -94,12 +103,16 @@ def choose_restore(candidates: Sequence[str], verify: Callable[[str], Decision])
     return Restore(None, refused)
 
 
-def restore_candidates(client: MlflowClient, name: str, below: str, limit: int) -> list[str]:
-    """Versions older than ``below`` that no incident demoted, newest first, at most ``limit``."""
+def restore_candidates(client: MlflowClient, name: str, below: str, limit: int,
+                       revoked: Iterable[str] = ()) -> list[str]:
+    """Versions older than ``below`` that no incident demoted (tagged or ``revoked``), newest first, at most
+    ``limit``."""
+    revoked = set(revoked)
     escaped = name.replace("'", "\\'")
     versions = call(client, f"listing the versions of {name}",
                     lambda: client.search_model_versions(f"name = '{escaped}'"))
-    older = [v for v in versions if int(v.version) < int(below) and TAG not in (v.tags or {})]
+    older = [v for v in versions
+             if int(v.version) < int(below) and TAG not in (v.tags or {}) and str(v.version) not in revoked]
     return [str(v.version) for v in sorted(older, key=lambda v: -int(v.version))][:limit]
 
 
@@ -109,17 +122,77 @@ class _Outcome:
     served_before: str | None
     served_after: str | None
     restore: Restore
+    unsigned: str = ""  # why the signed alias state could not be written ("" when it was)
 
 
-def _demote(client: MlflowClient, policy: Policy, name: str, version: str, incident: str) -> _Outcome:
-    """Move the alias off ``version`` (if it serves it) to the last good version, or remove it."""
+@dataclass(frozen=True)
+class _Signed:
+    """What the model's signed alias state says now (empty when it is missing or does not verify)."""
+
+    state: AliasState | None
+    revoked: frozenset[str]
+
+
+def _signed(client: MlflowClient, name: str, alias: str, trusted: tuple[str, ...], now: datetime) -> _Signed:
+    try:
+        view = trusted_view(client, name, trusted, now, aliases=[alias])
+    except AliasStateError:  # remembered revocations still hold
+        seen = load_seen(client.tracking_uri, name).get(alias)
+        return _Signed(None, frozenset(seen.revoked if seen else ()))
+    return _Signed(view.states[alias], frozenset(view.revoked))
+
+
+def _verifier(client: MlflowClient, policy: Policy, name: str, trusted: tuple[str, ...], now: datetime,
+              digests: dict[str, str]) -> Callable[[str], Decision]:
+    """A candidate is restorable when its evidence passes now and its signed attestation verifies."""
     config: IncidentPolicy = policy.section(GATE)
-    alias = policy.promotion.alias
+
+    def verify(version: str) -> Decision:
+        decision = evaluate(client, policy, name, version, config.max_evidence_age_hours)[0]
+        if decision.allowed:
+            verified = verify_version(client, policy, name, version, trusted, now, expires=False)
+            digests[version] = json_digest(verified.artifact_digests)
+        return decision
+
+    return verify
+
+
+def _demote(client: MlflowClient, policy: Policy, name: str, version: str, incident: str, keys: KeyRing,
+            actor: str) -> _Outcome:
+    """Revoke ``version``; if the alias serves it, move the alias to the last good version, or remove it."""
+    config: IncidentPolicy = policy.section(GATE)
+    alias, now = policy.promotion.alias, datetime.now(UTC)
+    try:
+        trusted = keys.trusted_keys()
+    except GateInputError:  # no key at all: nothing verifies, so nothing is restored
+        trusted = ()
     served = current_alias_version(client, name, alias)
+    signed = _signed(client, name, alias, trusted, now)
+    if served == version:
+        digests: dict[str, str] = {}
+        restore = choose_restore(
+            restore_candidates(client, name, version, config.max_candidates, signed.revoked | {version}),
+            _verifier(client, policy, name, trusted, now, digests))
+        after, digest = restore.version, digests.get(restore.version or "", "")
+    else:  # keep what the signed state serves, never bless a direct move
+        restore = Restore(None)
+        keep = signed.state and signed.state.version not in (None, version)
+        after, digest = (signed.state.version, signed.state.model_digest) if keep else (None, "")
+    state, unsigned = None, ""
+    try:
+        state = plan_state(client, keys, name, alias, "incident", now, version=after, model_digest=digest,
+                           revoke={version: incident})
+    except (EvidenceError, GateInputError) as exc:
+        unsigned = str(exc)
+    append_decision(client, AuditRecord(
+        at=utcnow(), model=name, version=version, decision="demoted", by=actor, alias=alias,
+        alias_before=served or "", alias_after=(restore.version or "") if served == version else (served or ""),
+        reasons=(f"incident {incident}",), policy_digest=policy.digest,
+        state_sequence=state.sequence if state else 0), keys)
+    if state is not None:
+        write_state(client, keys, name, alias, "incident", now, planned=state)
     if served != version:
-        return _Outcome(True, served, served, Restore(None))
-    restore = choose_restore(restore_candidates(client, name, version, config.max_candidates),
-                             lambda v: evaluate(client, policy, name, v, config.max_evidence_age_hours)[0])
+        return _Outcome(True, served, served, restore, unsigned)
     if restore.version:
         call(client, f"moving alias {alias}",
              lambda: client.set_registered_model_alias(name, alias, restore.version))
@@ -127,7 +200,7 @@ def _demote(client: MlflowClient, policy: Policy, name: str, version: str, incid
              lambda: client.set_model_version_tag(name, restore.version, f"{TAG}.restored_by", incident))
     else:
         call(client, f"removing alias {alias}", lambda: client.delete_registered_model_alias(name, alias))
-    return _Outcome(True, served, restore.version, restore)
+    return _Outcome(True, served, restore.version, restore, unsigned)
 
 
 def _findings(raised: Sequence[GateResult], reason: str, outcome: _Outcome, alias: str,
@@ -138,6 +211,10 @@ def _findings(raised: Sequence[GateResult], reason: str, outcome: _Outcome, alia
         findings.append(Finding(f"{GATE}.reported", Severity.HIGH, reason))
     if not outcome.demote:
         return findings
+    if outcome.unsigned:
+        findings.append(Finding(f"{GATE}.unsigned", Severity.HIGH,
+                                f"the revocation could not be signed ({outcome.unsigned[:300]}): loaders refuse "
+                                f"{alias} until a signed promotion"))
     for candidate, reasons in outcome.restore.refused.items():
         findings.append(Finding(f"{GATE}.not_restored", Severity.INFO, "; ".join(reasons)[:500],
                                 f"version {candidate}"))
@@ -155,11 +232,12 @@ def _findings(raised: Sequence[GateResult], reason: str, outcome: _Outcome, alia
 
 
 def respond(client: MlflowClient, policy: Policy, name: str, version: str | None, raised: Sequence[GateResult],
-            *, reason: str = "", key: str) -> GateResult:
+            *, reason: str = "", key: str, keys: KeyRing | None = None) -> GateResult:
     """Respond to the alerts ``raised`` (or a reported ``reason``) about ``name``/``version``.
 
     ``version`` defaults to the one the alias serves. ``key`` names the responding run (a DAG run, a CLI
-    call): it keys the incident's MLflow run. BLOCKED means nothing is served any more.
+    call): it keys the incident's MLflow run. ``keys`` sign the revocation and the audit record (default:
+    the environment's). BLOCKED means nothing is served any more.
     """
     started = utcnow()
     config: IncidentPolicy = policy.section(GATE)
@@ -174,7 +252,7 @@ def respond(client: MlflowClient, policy: Policy, name: str, version: str | None
                          lambda: client.get_model_version(name, version))
     demote = bool(reason) or any(r.gate in config.demote_on for r in raised)
     if demote:
-        outcome = _demote(client, policy, name, version, incident)
+        outcome = _demote(client, policy, name, version, incident, keys or keyring_from_env(), f"incident:{key}")
     else:
         served = current_alias_version(client, name, alias)
         outcome = _Outcome(False, served, served, Restore(None))

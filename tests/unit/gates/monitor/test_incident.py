@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import mlflow
@@ -12,6 +13,9 @@ from mlgate.core.errors import GateInputError, ToolError
 from mlgate.core.policy import parse_policy
 from mlgate.core.results import GateResult, Status, Subject, ToolInfo
 from mlgate.gates.monitor.incident import TAG, alerts, choose_restore, respond
+from mlgate.trust.alias_store import TAG_REVOCATION, trusted_view
+from mlgate.trust.keys import keyring_from_env
+from mlgate.trust.promote import promote
 from mlgate.trust.promotion import Decision
 from mlgate.trust.registry import current_alias_version, default_tracking_uri
 from tests.helpers import default_policy, register_version
@@ -39,11 +43,14 @@ def monitor_result(gate: str, status: Status = Status.BLOCKED) -> GateResult:
                       "2026-01-01T00:00:00+00:00", "2026-01-01T00:00:01+00:00")
 
 
-def versions(client, policy, passes: list[bool]) -> str:
-    """Registers one version per entry and points the alias at the last; returns the model name."""
+def versions(client, policy, passes: list[bool], *, signed: bool = True) -> str:
+    """Registers one version per entry, promoting (signing) each that passes unless ``signed`` is false,
+    and points the alias at the last; returns the model name."""
     name = policy.promotion.model_name
     for passed in passes:
         version = register_version(client, policy, name, passed=passed)
+        if passed and signed:
+            assert promote(client, policy, name, version, "test:promoter", keyring_from_env()).status is Status.PASSED
     client.set_registered_model_alias(name, policy.promotion.alias, version)
     return name
 
@@ -113,10 +120,26 @@ def test_a_version_an_earlier_incident_demoted_is_never_restored(client, policy)
     client.set_registered_model_alias(name, "champion", "1")
     first = respond(client, policy, name, None, [], reason="bad answers reported", key="test/first")
     assert first.status is Status.BLOCKED  # nothing older than version 1
+    client.delete_model_version_tag(name, "1", TAG)  # the attacker hides the demotion: the signed state keeps it
+    client.delete_model_version_tag(name, "1", TAG_REVOCATION)
     client.set_registered_model_alias(name, "champion", "2")
     second = respond(client, policy, name, None, [monitor_result("monitor.drift")], key="test/second")
     assert current_alias_version(client, name, "champion") is None  # version 1 passes, but was demoted
     assert second.metrics["candidates_refused"] == 0
+    assert set(trusted_view(client, name, keyring_from_env().trusted_keys(), datetime.now(UTC)).revoked) == {"1", "2"}
+
+
+def test_a_version_that_was_never_signed_is_never_restored(client, policy):
+    name = versions(client, policy, [True], signed=False)  # its evidence passes; nobody promoted it
+    register_version(client, policy, name)
+    assert promote(client, policy, name, "2", "test:promoter", keyring_from_env()).status is Status.PASSED
+    result = respond(client, policy, name, "2", [monitor_result("monitor.drift")], key="test/unsigned")
+    assert result.status is Status.BLOCKED
+    assert current_alias_version(client, name, "champion") is None
+    (refusal,) = [f.message for f in result.findings if f.id == "incident.respond.not_restored"]
+    assert "has no attestation" in refusal
+    state = trusted_view(client, name, keyring_from_env().trusted_keys(), datetime.now(UTC)).states["champion"]
+    assert (state.version, state.kind, set(state.revoked)) == (None, "incident", {"2"})
 
 
 def test_an_alert_that_does_not_demote_is_recorded_and_moves_nothing(client, policy):
