@@ -1,8 +1,8 @@
 """``model.artifact``: find unsafe serialization in model files before anything loads them.
 
 Every file is read as data only — pickles are walked opcode by opcode (``pickle_scan``), never
-unpickled, and no module they name is imported. A pickle may only import globals from an allowlist
-of what scikit-learn, numpy, scipy, joblib and torch state dicts need; anything else blocks, and the
+unpickled, and no module they name is imported. A pickle may only import globals from an exact allowlist
+(``safe_globals``: the classes real estimators need and a few reviewed reconstructors); anything else blocks, and the
 finding names the global, its opcode's byte offset and the file (and archive member) it sits in.
 Containers are opened the way their loaders open them: torch zip archives, torch.export ``.pt2``
 archives (raw tensor records skipped only where their payload config says torch reads them as
@@ -38,69 +38,19 @@ from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
 from mlgate.gates.model import model_formats
 from mlgate.gates.model.pickle_scan import PickleScan, scan_pickles
+from mlgate.gates.model.safe_globals import builtin_allowlist
 
 GATE = "model.artifact"
 TOOL = ToolInfo("mlgate.pickle_scan", "1")
 MAX_EXPANDED_BYTES = 64 * 1024**3  # a compressed or zipped member larger than this once expanded blocks
 MAX_NESTING = 4  # archives inside compressed files inside archives...
 
-# Exact globals a benign scikit-learn / numpy / scipy / joblib / torch state-dict pickle imports.
-SAFE_GLOBALS = frozenset({
-    "_codecs.encode", "copyreg._reconstructor",
-    "builtins.object", "builtins.set", "builtins.frozenset", "builtins.slice", "builtins.complex",
-    "builtins.bytearray", "builtins.bytes", "builtins.list", "builtins.dict", "builtins.tuple",
-    "builtins.int", "builtins.float", "builtins.bool", "builtins.str", "builtins.range",
-    "collections.OrderedDict", "collections.defaultdict", "collections.Counter", "collections.deque",
-    "datetime.datetime", "datetime.date", "datetime.time", "datetime.timedelta", "datetime.timezone",
-    *(f"numpy.{core}.multiarray.{name}" for core in ("core", "_core") for name in ("_reconstruct", "scalar")),
-    "numpy.core.numeric._frombuffer", "numpy._core.numeric._frombuffer",
-    "numpy.dtype", "numpy.ndarray", "numpy.ma.core._mareconstruct",
-    "numpy.random._pickle.__randomstate_ctor", "numpy.random._pickle.__bit_generator_ctor",
-    "numpy.random._pickle.__generator_ctor", "numpy.random.mtrand.RandomState",
-    *(f"numpy.random._{m}.{c}" for m, c in (("mt19937", "MT19937"), ("pcg64", "PCG64"),
-                                            ("philox", "Philox"), ("sfc64", "SFC64"))),
-    *(f"scipy.sparse._{fmt}.{fmt}_{kind}" for fmt in ("csr", "csc", "coo", "bsr", "dia", "dok", "lil")
-      for kind in ("matrix", "array")),
-    "joblib.numpy_pickle.NumpyArrayWrapper",
-    *(f"torch._utils._rebuild_{name}" for name in (
-        "tensor", "tensor_v2", "tensor_v3", "parameter", "parameter_with_state", "qtensor",
-        "sparse_tensor", "meta_tensor_no_storage", "nested_tensor", "device_tensor_from_numpy")),
-    "torch._tensor._rebuild_from_type_v2", "torch.nn.parameter.Parameter", "torch.Size", "torch.device",
-    "torch.serialization._get_layout", "torch.storage.UntypedStorage", "torch.storage.TypedStorage",
-    *(f"torch.{kind}Storage" for kind in (
-        "Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool",
-        "ComplexFloat", "ComplexDouble", "QUInt8", "QInt8", "QInt32", "QUInt4x2", "QUInt2x4")),
-    *(f"torch.{dtype}" for dtype in (
-        "float16", "float32", "float64", "bfloat16", "complex64", "complex128", "uint8", "int8",
-        "int16", "int32", "int64", "bool", "strided", "sparse_coo", "per_tensor_affine")),
-})
-
 # numpy scalar types a skops schema names as dtypes (TypeNode); constructing one runs no code.
 SKOPS_NUMPY_SCALARS = frozenset(f"numpy.{t}" for t in (
     "bool", "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
     "float16", "float32", "float64", "longdouble", "complex64", "complex128", "str_", "bytes_", "object_"))
 
-# Module prefixes whose classes and functions are estimators' own: any plain name under them is safe.
-# ``sklearn.utils``, ``sklearn.datasets`` (file and network I/O), ``sklearn.externals`` and test
-# modules are deliberately absent.
-SAFE_MODULE_PREFIXES = tuple(f"sklearn.{sub}" for sub in (
-    "base", "calibration", "cluster", "compose", "covariance", "cross_decomposition", "decomposition",
-    "discriminant_analysis", "dummy", "ensemble", "feature_extraction", "feature_selection", "frozen",
-    "gaussian_process", "impute", "isotonic", "kernel_approximation", "kernel_ridge", "linear_model",
-    "manifold", "metrics", "mixture", "model_selection", "multiclass", "multioutput", "naive_bayes",
-    "neighbors", "neural_network", "pipeline", "preprocessing", "random_projection",
-    "semi_supervised", "svm", "tree", "_loss",
-))
-# Names that, re-exported by an allowed module, would hand a pickle a way to run code.
-_GADGET_NAMES = frozenset({
-    "eval", "exec", "compile", "getattr", "setattr", "delattr", "globals", "locals", "vars", "open",
-    "input", "breakpoint", "system", "popen", "Popen", "run", "call", "check_call", "check_output",
-    "spawn", "import_module", "attrgetter", "methodcaller", "itemgetter", "partial", "load", "loads",
-    "locate", "apply",
-})
-_TEST_MODULE_PARTS = frozenset({"tests", "test", "_testing", "testing", "conftest"})
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_GLOBAL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(\.\*)?$"
+_GLOBAL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
 
 _TEXT_KINDS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".txt": "text", ".md": "text"}
 _TEXT_NAMES = {"MLmodel": "yaml", "registered_model_meta": "yaml"}  # the latter: written by MLflow's download
@@ -113,42 +63,34 @@ _ZIP_ERRORS = (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, No
 
 
 class ArtifactPolicy(BaseModel):
-    """``gates.model.artifact``: globals allowed beyond the built-in list (``module.name``/``module.*``)."""
+    """``gates.model.artifact``: exact globals allowed beyond the built-in list (never a module prefix)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     extra_allowed_globals: tuple[str, ...] = Field(
-        default=(), description="e.g. 'mypkg.models.MyEstimator' or 'mypkg.models.*'")
+        default=(), description="exact 'module.QualifiedName' pairs, e.g. 'mypkg.models.MyEstimator'")
 
     @field_validator("extra_allowed_globals")
     @classmethod
     def _dotted(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         bad = [g for g in value if not re.fullmatch(_GLOBAL_PATTERN, g)]
         if bad:
-            raise ValueError(f"expected 'module.name' or 'module.*', got {bad}")
+            raise ValueError(f"expected exact 'module.name' globals (no wildcards), got {bad}")
         return value
 
 
 @dataclass(frozen=True)
 class Allowlist:
-    exact: frozenset[str] = SAFE_GLOBALS
-    prefixes: tuple[str, ...] = SAFE_MODULE_PREFIXES
+    """Exact ``module.qualname`` globals (``safe_globals``, ADR 0016): a name is allowed or it is not."""
+
+    exact: frozenset[str] = field(default_factory=builtin_allowlist)
 
     @classmethod
     def with_extra(cls, extra: Iterable[str]) -> Allowlist:
-        extra = list(extra)
-        return cls(SAFE_GLOBALS | {g for g in extra if not g.endswith(".*")},
-                   SAFE_MODULE_PREFIXES + tuple(g[:-2] for g in extra if g.endswith(".*")))
+        return cls(builtin_allowlist() | set(extra))
 
     def allows(self, module: str, name: str) -> bool:
-        if f"{module}.{name}" in self.exact:
-            return True
-        if not any(module == p or module.startswith(p + ".") for p in self.prefixes):
-            return False
-        # Under a prefix only a plain name (no attribute chain) that is no known gadget, in no test module.
-        return (_IDENTIFIER.fullmatch(name) is not None and name not in _GADGET_NAMES
-                and (not name.startswith("__") or name.startswith("__pyx_unpickle_"))
-                and not _TEST_MODULE_PARTS.intersection(module.split(".")))
+        return f"{module}.{name}" in self.exact
 
 
 @dataclass
