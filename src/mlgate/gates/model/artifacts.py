@@ -120,9 +120,9 @@ class _Scan:
             self.add("unsafe_global", Severity.CRITICAL,
                      f"imports {qualname} ({opcode}){times}: not an allowed global", f"{where}@{offset}")
         for problem in scan.problems:
-            kind = {"unresolved": "unresolved_global", "extension": "extension_global"}.get(
-                problem.kind, "malformed")
-            severity = Severity.HIGH if kind == "malformed" else Severity.CRITICAL
+            kind = {"unresolved": "unresolved_global", "extension": "extension_global",
+                    "resource": "resource"}.get(problem.kind, "malformed")
+            severity = Severity.HIGH if kind in ("malformed", "resource") else Severity.CRITICAL
             self.add(kind, severity, problem.message, f"{where}@{problem.offset}")
 
 

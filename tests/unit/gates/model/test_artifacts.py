@@ -91,12 +91,35 @@ def test_scanning_never_runs_the_payload(tmp_path):
      b"\x80\x04\x8c\x13joblib.numpy_pickle\x8c\x11NumpyArrayWrapper\x93)\x81}(\x8c\x05shape"
      b"J\x00\x00\x00\x10\x85\x8c\x05dtype\x8c\x05numpy\x8c\x05dtype\x93\x8c\x02f8\x89\x88\x87Rub.",
      "malformed"),
+    ("frame_cross.pkl", b"\x80\x04\x95" + struct.pack("<Q", 3) + b"\x8c\x02os\x8c\x06system\x93)R.", "malformed"),
+    ("frame_in_frame.pkl", b"\x80\x04\x95" + struct.pack("<Q", 20) + b"\x95" + struct.pack("<Q", 1) + b"N"
+     + b"N" * 10 + b".", "malformed"),
+    ("second_proto.pkl", b"\x80\x04N0\x80\x02N.", "malformed"),
+    ("left_on_stack.pkl", b"\x80\x04NN.", "malformed"),
+    ("self_list.pkl", b"\x80\x04]\x94h\x00a.", "resource"),
+    ("self_dict.pkl", b"\x80\x04}\x94K\x01h\x00s.", "resource"),
+    ("self_set.pkl", b"\x80\x04\x8f\x94(h\x00\x90.", "resource"),
+    ("dup_bomb.pkl", b"\x80\x04(]" + b"2" * 150 + b"l.", "resource"),
+    ("memo_bomb.pkl", b"\x80\x04]\x94(" + b"h\x00" * 70 + b"l0.", "resource"),
+    ("huge_memo.pkl", b"\x80\x04Nr\xff\xff\xff\x7f.", "resource"),
+    ("huge_bytes.pkl", b"\x80\x04\x8e" + struct.pack("<Q", 2**60) + b".", "resource"),
 ], ids=["unresolved-stack-global", "protocol0-pickle-as-text", "empty", "trailing-garbage",
-        "garbage-named-onnx", "bad-json", "safetensors-bad-offsets", "joblib-wrapper-past-eof"])
+        "garbage-named-onnx", "bad-json", "safetensors-bad-offsets", "joblib-wrapper-past-eof", "frame-crossing",
+        "frame-inside-frame", "second-proto", "values-left-at-stop", "list-holds-itself", "dict-holds-itself",
+        "set-holds-itself", "dup-expansion", "memo-expansion", "memo-index-huge", "declared-size-huge"])
 def test_crafted_streams_block(tmp_path, name, data, kind):
     path = tmp_path / name
     path.write_bytes(data)
     assert any(f.id == f"model.artifact.{kind}" for f in scan_path(path)), scan_path(path)
+
+
+def test_opcode_table_is_cpythons():
+    import pickletools
+
+    from mlgate.gates.model import pickle_scan
+
+    known = {i for i in range(256) if pickle_scan._KIND[i] != pickle_scan._BAD}
+    assert known == {ord(op.code) for op in pickletools.opcodes}
 
 
 @pytest.mark.parametrize("name", ["w.safetensors", "weights.bin"])
