@@ -20,6 +20,7 @@ import gzip
 import json
 import lzma
 import mmap
+import pickle
 import re
 import struct
 import tempfile
@@ -33,11 +34,11 @@ from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mlgate.core.digests import list_files, tree_digest
+from mlgate.core.digests import file_digest, list_files, tree_digest
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
-from mlgate.gates.model import model_formats
-from mlgate.gates.model.pickle_scan import PickleScan, scan_pickles
+from mlgate.gates.model import keras_format, mlmodel, model_formats
+from mlgate.gates.model.pickle_scan import Malformed, PickleScan, Problem, scan_pickles, walk_pickle
 from mlgate.gates.model.safe_globals import builtin_allowlist
 
 GATE = "model.artifact"
@@ -69,6 +70,17 @@ class ArtifactPolicy(BaseModel):
 
     extra_allowed_globals: tuple[str, ...] = Field(
         default=(), description="exact 'module.QualifiedName' pairs, e.g. 'mypkg.models.MyEstimator'")
+    allowed_code_digests: tuple[str, ...] = Field(
+        default=(), description="'sha256:<hex>' of code files a model may run at load (a pyfunc python_model, "
+                                "a code/ directory's files, a .py/.so file)")
+
+    @field_validator("allowed_code_digests")
+    @classmethod
+    def _sha256(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [d for d in value if not re.fullmatch(r"sha256:[0-9a-f]{64}", d)]
+        if bad:
+            raise ValueError(f"expected 'sha256:<64 hex digits>', got {bad}")
+        return value
 
     @field_validator("extra_allowed_globals")
     @classmethod
@@ -98,6 +110,7 @@ class _Scan:
     """Findings and counters of one ``scan_path`` run."""
 
     allowlist: Allowlist
+    code_digests: frozenset[str] = frozenset()
     findings: list[Finding] = field(default_factory=list)
     files: int = 0
     bytes: int = 0
@@ -210,6 +223,10 @@ def _scan_buffer(scan: _Scan, buf: Any, where: str, name: str, depth: int) -> No
         _scan_compressed(scan, buf, where, codec[0], codec[2])
     elif head.startswith(model_formats.NPY_MAGIC):
         _scan_npy(scan, buf, where)
+    elif bytes(buf[:_LEGACY_TORCH_HEAD]) in _LEGACY_TORCH:
+        _scan_legacy_torch(scan, buf, where)
+    elif head == keras_format.HDF5_MAGIC:
+        _judge_keras(scan, buf, where)
     elif (len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5) or suffix in _PICKLE_SUFFIXES:
         scan.judge_pickles(scan_pickles(buf), where)
     elif suffix == ".onnx":
@@ -222,17 +239,60 @@ def _scan_buffer(scan: _Scan, buf: Any, where: str, name: str, depth: int) -> No
         _scan_unknown(scan, buf, where)
 
 
+# torch.save's legacy (non-zip) format opens with its magic number pickled (protocol 2 by default).
+_LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_TORCH = frozenset(pickle.dumps(_LEGACY_TORCH_MAGIC, protocol=p) for p in (2, 3))
+_LEGACY_TORCH_HEAD = len(next(iter(_LEGACY_TORCH)))
+_LEGACY_PICKLES = 5  # magic, protocol version, sys info, the object, the storage keys; raw storages follow
+
+
+def _scan_legacy_torch(scan: _Scan, buf: Any, where: str) -> None:
+    """Legacy ``torch.save``: five pickles back to back, then raw storage bytes torch reads as numbers."""
+    result = PickleScan()
+    pos = 0
+    try:
+        for _ in range(_LEGACY_PICKLES):
+            pos = walk_pickle(buf, pos, len(buf), result, joblib=False)
+    except Malformed as exc:
+        result.problems.append(Problem(exc.kind, str(exc), exc.offset))
+    scan.judge_pickles(result, where)
+
+
+def _judge_keras(scan: _Scan, buf: Any, where: str, archive: zipfile.ZipFile | None = None) -> None:
+    """A Keras model's layer config (``.keras`` zip or HDF5): Lambda layers and custom objects block."""
+    try:
+        config = json.loads(archive.read("config.json")) if archive else keras_format.h5_config(buf)
+    except ImportError:
+        scan.add("cannot_inspect", Severity.HIGH, "an HDF5 file, and h5py is not installed to read it", where)
+        return
+    except Exception as exc:  # noqa: BLE001 - h5py and json raise many types for malformed input
+        scan.add("invalid_format", Severity.HIGH, f"unreadable Keras model: {type(exc).__name__}", where)
+        return
+    for problem in keras_format.config_problems(config):
+        scan.add("code_at_load", Severity.CRITICAL, problem, where)
+
+
 def _invalid_if(scan: _Scan, reason: str | None, kind: str, where: str) -> None:
     if reason:
         scan.add("invalid_format", Severity.HIGH, f"invalid {kind} file: {reason}", where)
 
 
+_IMPORTABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
 def _probe_as_pickle(scan: _Scan, buf: Any, where: str) -> None:
-    """A code-free file that is also a complete pickle (a polyglot; protocol 0 is plain text) is
-    judged as the pickle it also is."""
-    as_pickle = scan_pickles(buf)
-    if not as_pickle.problems and as_pickle.globals:
-        scan.judge_pickles(as_pickle, where)
+    """A code-free file may also be a pickle (a polyglot; protocol 0 is plain text) that a loader told
+    to unpickle it would run up to where it fails. Every global the first pickle imports before any
+    anomaly is judged, whatever comes after; names that cannot be imported (ordinary text) are not."""
+    as_pickle = PickleScan()
+    try:
+        walk_pickle(buf, 0, len(buf), as_pickle, joblib=False)
+    except Malformed:
+        pass  # the globals read before the anomaly are still judged
+    refs = [g for g in as_pickle.globals if _IMPORTABLE.fullmatch(g.module) and _IMPORTABLE.fullmatch(g.name)]
+    refused = [g for g in refs if not scan.allowlist.allows(g.module, g.name)]
+    if refused or as_pickle.problems:
+        scan.judge_pickles(PickleScan(globals=refused, problems=as_pickle.problems, pickles=1), where)
 
 
 def _scan_unknown(scan: _Scan, buf: Any, where: str) -> None:
@@ -241,8 +301,9 @@ def _scan_unknown(scan: _Scan, buf: Any, where: str) -> None:
     if as_pickle.pickles and not any(p.offset == 0 for p in as_pickle.problems):
         scan.judge_pickles(as_pickle, where)
     else:
-        scan.add("unknown_format", Severity.HIGH, "not a recognised model format (pickle, zip, safetensors, "
-                 "ONNX, numpy, compressed joblib or text metadata)", where)
+        _probe_as_pickle(scan, buf, where)
+        scan.add("unknown_format", Severity.HIGH, "not a model file: no recognised model format (pickle, zip, "
+                 "safetensors, ONNX, numpy, Keras, compressed joblib or text metadata)", where)
 
 
 def _scan_compressed(scan: _Scan, buf: Any, where: str, codec: str, opener: Callable) -> None:
@@ -256,7 +317,7 @@ def _scan_compressed(scan: _Scan, buf: Any, where: str, codec: str, opener: Call
                  inner)
 
 
-def _scan_zip(scan: _Scan, buf: Any, where: str, depth: int) -> None:
+def _scan_zip(scan: _Scan, buf: Any, where: str, depth: int, keras: bool = False) -> None:
     try:
         archive = zipfile.ZipFile(_BufferFile(buf))
         members = [m for m in archive.infolist() if not m.is_dir()]
@@ -268,11 +329,16 @@ def _scan_zip(scan: _Scan, buf: Any, where: str, depth: int) -> None:
         return
     if any(m.filename == "schema.json" for m in members):
         _judge_skops_schema(scan, archive, where)
+    if keras or keras_format.is_keras_archive([m.filename for m in members]):
+        _judge_keras(scan, buf, f"{where}::config.json", archive)
     torch_roots = {m.filename[:-len("data.pkl")] for m in members
                    if re.fullmatch(r"[^/]+/data\.pkl", m.filename)}
     raw_records = _pt2_raw_records(scan, archive, members, pt2_roots, where)
     for member in members:
         inner = f"{where}::{member.filename}"
+        if member.flag_bits & 0x1:
+            scan.add("cannot_inspect", Severity.HIGH, "cannot inspect: an encrypted archive member", inner)
+            continue
         if member.filename in raw_records or _below(torch_roots, member.filename, _TORCH_STORAGE):
             continue  # raw tensor bytes, read by torch as numbers only
         try:
@@ -386,38 +452,116 @@ def _scan_npy(scan: _Scan, buf: Any, where: str) -> None:
                  where)
 
 
-def _scan_file(scan: _Scan, path: Path, where: str) -> None:
+def _scan_as(scan: _Scan, buf: Any, where: str, name: str, kind: str) -> None:
+    """A file MLmodel names, judged as what its flavor's loader does with it, whatever its name."""
+    if kind == "pickle":
+        scan.judge_pickles(scan_pickles(buf), where)
+    elif kind in ("skops", "pt2", "torch", "keras") and bytes(buf[:4]) == b"PK\x03\x04":
+        _scan_zip(scan, buf, where, depth=0, keras=kind == "keras")
+    elif kind == "torch":
+        _scan_legacy_torch(scan, buf, where)
+    elif kind == "keras" and bytes(buf[:8]) == b"\x89HDF\r\n\x1a\n":
+        _judge_keras(scan, buf, where)
+    elif kind.startswith("module:"):
+        allowed = mlmodel.MODULE_FILES[kind[len("module:"):]]
+        if bytes(buf).strip().decode("utf-8", "replace") not in allowed:
+            scan.add("code_at_load", Severity.CRITICAL, f"names a module the loader imports that is not one of "
+                     f"{sorted(allowed)}", where)
+    elif kind == "data":
+        if Path(name).suffix.lower() == ".onnx":
+            _invalid_if(scan, model_formats.check_onnx(buf), "ONNX", where)
+    else:
+        scan.add("invalid_format", Severity.HIGH, f"MLmodel names it as {kind}, which it is not", where)
+
+
+_CODE_SUFFIXES = {".py", ".pyc", ".pyo", ".pyd", ".pyx", ".so", ".dylib", ".dll"}
+
+
+def _scan_file(scan: _Scan, path: Path, where: str, kind: str | None) -> None:
     scan.files += 1
-    with path.open("rb") as handle, _mapped(handle) as buf:
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise GateInputError(f"{path}: cannot read ({exc.strerror})") from None
+    with handle, _mapped(handle) as buf:
         scan.bytes += len(buf)
-        _scan_buffer(scan, buf, where, path.name, depth=0)
+        if kind is not None:
+            _scan_as(scan, buf, where, path.name, kind)
+        else:
+            _scan_buffer(scan, buf, where, path.name, depth=0)
 
 
-def _run(path: Path, allowlist: Allowlist) -> _Scan:
+def _judge_code(scan: _Scan, path: Path, where: str, why: str) -> None:
+    """Code that runs at load passes only when the policy allows that exact file by digest."""
+    if file_digest(path) not in scan.code_digests:
+        scan.add("code_at_load", Severity.CRITICAL, f"{why}; not allowed by digest "
+                 "(gates.model.artifact.allowed_code_digests)", where)
+
+
+def _plan_models(scan: _Scan, files: list[Path], base: Path) -> tuple[dict[Path, str], dict[Path, str]]:
+    """Read every ``MLmodel``: how each named file is loaded, and which files are code run at load."""
+    kinds: dict[Path, str] = {}
+    code: dict[Path, str] = {}
+    for mlmodel_file in (f for f in files if f.name == "MLmodel"):
+        where = mlmodel_file.relative_to(base).as_posix()
+        try:
+            import yaml
+
+            plan = mlmodel.plan_mlmodel(yaml.safe_load(mlmodel_file.read_bytes()))
+        except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
+            scan.add("mlmodel", Severity.HIGH, f"unreadable MLmodel: {type(exc).__name__}", where)
+            continue
+        for problem in plan.problems:
+            scan.add("mlmodel", Severity.CRITICAL, problem, where)
+        model_dir = mlmodel_file.parent
+        kinds.update(mlmodel.file_kinds(model_dir, plan, files))
+        for relative, why in plan.code:
+            target = model_dir / relative
+            for file in files:
+                if file == target or target in file.parents:
+                    code[file] = why
+    return kinds, code
+
+
+def _run(path: Path, allowlist: Allowlist, code_digests: frozenset[str] = frozenset()) -> _Scan:
+    """Scan every file; a file that cannot be judged is a finding, and the scan goes on to the next."""
     path = Path(path)
     if not path.exists():
         raise GateInputError(f"{path}: no such model file or directory")
     try:
         files = list_files(path)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         raise GateInputError(str(exc)) from None
-    scan = _Scan(allowlist)
+    scan = _Scan(allowlist, code_digests)
     base = path.parent if path.is_file() else path
+    kinds, code = _plan_models(scan, files, base)
     for file in files:
-        _scan_file(scan, file, file.relative_to(base).as_posix())
+        where = file.relative_to(base).as_posix()
+        try:
+            if file in code or (file.suffix.lower() in _CODE_SUFFIXES and file not in kinds):
+                scan.files += 1  # code is judged by its digest alone: the policy allows it or it blocks
+                _judge_code(scan, file, where, code.get(file) or f"a {file.suffix} file: Python code or a "
+                                                                 "native library")
+            else:
+                _scan_file(scan, file, where, kinds.get(file))
+        except GateInputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one file's failure must not hide the others
+            scan.add("malformed", Severity.HIGH, f"cannot scan: {type(exc).__name__}", where)
     return scan
 
 
-def scan_path(path: Path, extra_allowed_globals: Iterable[str] = ()) -> list[Finding]:
+def scan_path(path: Path, extra_allowed_globals: Iterable[str] = (),
+              allowed_code_digests: Iterable[str] = ()) -> list[Finding]:
     """Findings for a model file or directory; an empty list means every file is safe to load."""
-    return _run(Path(path), Allowlist.with_extra(extra_allowed_globals)).findings
+    return _run(Path(path), Allowlist.with_extra(extra_allowed_globals), frozenset(allowed_code_digests)).findings
 
 
 def check_artifact(path: Path, config: ArtifactPolicy, policy_digest: str) -> GateResult:
     """Scan every file under ``path`` statically; block on any unsafe global or unrecognised file."""
     started, clock = utcnow(), time.perf_counter()
     path = Path(path)
-    scan = _run(path, Allowlist.with_extra(config.extra_allowed_globals))
+    scan = _run(path, Allowlist.with_extra(config.extra_allowed_globals), frozenset(config.allowed_code_digests))
     digest = tree_digest(path)
     return GateResult(
         gate=GATE,
@@ -429,6 +573,7 @@ def check_artifact(path: Path, config: ArtifactPolicy, policy_digest: str) -> Ga
         finished_at=utcnow(),
         metrics={"files": scan.files, "bytes": scan.bytes, "globals": scan.globals,
                  "seconds": round(time.perf_counter() - clock, 4)},
-        thresholds={"extra_allowed_globals": list(config.extra_allowed_globals)},
+        thresholds={"extra_allowed_globals": list(config.extra_allowed_globals),
+                    "allowed_code_digests": list(config.allowed_code_digests)},
         findings=tuple(scan.findings),
     )

@@ -247,3 +247,93 @@ def test_a_skops_schema_naming_an_unsafe_type_blocks(tmp_path, node):
     assert [f.id for f in findings] == ["model.artifact.unsafe_global"]
     assert f"{node['__module__']}.{node['__class__']}" in findings[0].message
     assert findings[0].location.endswith("model.skops::schema.json")
+
+
+def _mlmodel_dir(tmp_path, flavors: str, files: dict[str, bytes]) -> Path:
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / "MLmodel").write_text(f"flavors:\n{flavors}")
+    for name, data in files.items():
+        (model_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (model_dir / name).write_bytes(data)
+    return model_dir
+
+
+_PROTO0_PAYLOAD = b"cos\nsystem\n(S'true'\ntR."
+
+
+@pytest.mark.parametrize(("flavors", "files", "kind"), [
+    ("  sklearn:\n    pickled_model: notes.txt\n    serialization_format: cloudpickle\n",
+     {"notes.txt": _PROTO0_PAYLOAD + b"\nsome trailing text that is not a pickle"}, "unsafe_global"),
+    ("  python_function:\n    loader_module: evil_loader\n", {}, "mlmodel"),
+    ("  python_function:\n    loader_module: mlflow.sklearn\n    code: code\n",
+     {"code/helper.txt": b"harmless looking"}, "code_at_load"),
+    ("  python_function:\n    loader_module: mlflow.pyfunc.model\n    python_model: python_model.pkl\n",
+     {"python_model.pkl": pickle.dumps({"a": 1}, 4)}, "code_at_load"),
+    ("  sklearn:\n    pickled_model: ../outside.pkl\n", {}, "mlmodel"),
+    ("  pytorch:\n    model_data: data\n", {"data/pickle_module_info.txt": b"evil_pickle_module\n"}, "code_at_load"),
+    ("  keras:\n    data: data\n", {"data/keras_module.txt": b"evil\n"}, "code_at_load"),
+    ("  sklearn:\n    pickled_model: model.pkl\n", {"model.pkl": pickle.dumps({"a": 1}, 4),
+                                                       "loader.py": b"print('hi')\n"}, "code_at_load"),
+], ids=["protocol0-pickle-named-as-text", "loader-module", "code-dir", "python-model", "path-traversal",
+        "torch-pickle-module", "keras-module", "py-file"])
+def test_mlmodel_decides_how_files_are_judged(tmp_path, flavors, files, kind):
+    findings = scan_path(_mlmodel_dir(tmp_path, flavors, files))
+    assert any(f.id == f"model.artifact.{kind}" for f in findings), findings
+
+
+def test_code_allowed_by_digest_passes(tmp_path):
+    from mlgate.core.digests import file_digest
+
+    model_dir = _mlmodel_dir(tmp_path, "  python_function:\n    loader_module: mlflow.sklearn\n    code: code\n",
+                             {"code/helper.py": b"X = 1\n"})
+    assert scan_path(model_dir)
+    assert scan_path(model_dir, allowed_code_digests=[file_digest(model_dir / "code" / "helper.py")]) == []
+
+
+def test_text_probe_judges_a_pickle_before_its_anomaly(tmp_path):
+    path = tmp_path / "README.md"
+    path.write_bytes(_PROTO0_PAYLOAD[:-1] + b"\x00\xff not a pickle any more")
+    assert any("os.system" in f.message for f in scan_path(path))
+    (tmp_path / "conda.yaml").write_text("channels:\n- conda-forge\ndependencies:\n- python=3.11\n")
+    assert scan_path(tmp_path / "conda.yaml") == []
+
+
+def test_legacy_torch_and_whole_module_save(tmp_path):
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Sequential(torch.nn.Linear(4, 2))
+    torch.save(model.state_dict(), tmp_path / "pytorch_model.bin", _use_new_zipfile_serialization=False)
+    torch.save(model, tmp_path / "module.pt")
+    assert scan_path(tmp_path) == []
+    torch.save({"w": model.state_dict(), "x": corpus.PRINT}, tmp_path / "bad.bin", _use_new_zipfile_serialization=False)
+    assert [f.location.split("@")[0] for f in scan_path(tmp_path)] == ["bad.bin"]
+
+
+def test_keras_lambda_blocks_and_plain_keras_passes(tmp_path):
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    plain.save(tmp_path / "ok.keras")
+    assert scan_path(tmp_path / "ok.keras") == []
+    lam = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda x: x * 2)])
+    lam.save(tmp_path / "lam.keras")
+    findings = scan_path(tmp_path / "lam.keras")
+    assert any(f.id == "model.artifact.code_at_load" and "Lambda" in f.message for f in findings)
+
+
+def test_folder_scan_reports_every_file_and_encrypted_members_block(tmp_path):
+    (tmp_path / "a.pkl").write_bytes(pickle.dumps(corpus.PRINT, 4))
+    (tmp_path / "junk.dat").write_bytes(b"\x00\x01junk" * 10)
+    with zipfile.ZipFile(tmp_path / "locked.zip", "w") as archive:
+        archive.writestr("m.pkl", b"x")
+    raw = bytearray((tmp_path / "locked.zip").read_bytes())
+    raw[6] |= 1  # local header: encrypted
+    cd = raw.rfind(b"PK\x01\x02")
+    raw[cd + 8] |= 1  # central directory: encrypted
+    (tmp_path / "locked.zip").write_bytes(bytes(raw))
+    (tmp_path / "z.pkl").write_bytes(pickle.dumps(corpus.SYSTEM, 4))
+    findings = scan_path(tmp_path)
+    by_file = {f.location.split("@")[0].split("::")[0]: f for f in findings}
+    assert set(by_file) == {"a.pkl", "junk.dat", "locked.zip", "z.pkl"}
+    assert "not a model file" in by_file["junk.dat"].message
+    assert by_file["locked.zip"].id == "model.artifact.cannot_inspect"
