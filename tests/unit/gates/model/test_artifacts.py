@@ -337,3 +337,49 @@ def test_folder_scan_reports_every_file_and_encrypted_members_block(tmp_path):
     assert set(by_file) == {"a.pkl", "junk.dat", "locked.zip", "z.pkl"}
     assert "not a model file" in by_file["junk.dat"].message
     assert by_file["locked.zip"].id == "model.artifact.cannot_inspect"
+
+
+def _save_mlflow_model(flavor: str, path: Path) -> None:
+    """``mlflow.<flavor>.save_model`` with MLflow 3.17's default format (what log_model writes under the run)."""
+    x = np.random.default_rng(0).normal(size=(40, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype(int)
+    reqs = {"pip_requirements": ["mlflow"]}
+    if flavor == "sklearn":
+        import mlflow.sklearn
+        from sklearn.linear_model import LogisticRegression
+
+        mlflow.sklearn.save_model(LogisticRegression().fit(x, y), path, **reqs)
+    elif flavor == "xgboost":
+        import mlflow.xgboost
+        import xgboost
+
+        mlflow.xgboost.save_model(xgboost.XGBClassifier(n_estimators=2).fit(x, y), path, **reqs)
+    elif flavor == "lightgbm":
+        import lightgbm
+        import mlflow.lightgbm
+
+        mlflow.lightgbm.save_model(lightgbm.LGBMClassifier(n_estimators=2, verbose=-1).fit(x, y), path, **reqs)
+    elif flavor == "pytorch-pickle":
+        import mlflow.pytorch
+        import torch
+
+        mlflow.pytorch.save_model(torch.nn.Sequential(torch.nn.Linear(4, 2)), path, serialization_format="pickle",
+                                  **reqs)
+    elif flavor == "keras":
+        os.environ.setdefault("KERAS_BACKEND", "torch")
+        import keras
+        import mlflow.keras
+
+        mlflow.keras.save_model(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]), str(path), **reqs)
+
+
+@pytest.mark.parametrize(("flavor", "library"), [
+    ("sklearn", "sklearn"), ("xgboost", "xgboost"), ("lightgbm", "lightgbm"), ("pytorch-pickle", "torch"),
+    ("keras", "keras"),
+])
+def test_mlflow_default_formats_scan_clean(tmp_path, flavor, library):
+    """pt2 (MLflow's default for PyTorch) is the corpus case ``mlflow_pt2``."""
+    if importlib.util.find_spec(library) is None:
+        pytest.skip(f"{library} is not installed")
+    _save_mlflow_model(flavor, tmp_path / "model")
+    assert scan_path(tmp_path / "model") == []
