@@ -227,8 +227,10 @@ def _scan_buffer(scan: _Scan, buf: Any, where: str, name: str, depth: int) -> No
         _scan_legacy_torch(scan, buf, where)
     elif head == keras_format.HDF5_MAGIC:
         _judge_keras(scan, buf, where)
-    elif (len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5) or suffix in _PICKLE_SUFFIXES:
+    elif len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5:
         scan.judge_pickles(scan_pickles(buf), where)
+    elif suffix in _PICKLE_SUFFIXES:
+        _scan_unknown(scan, buf, where)  # a pickle by name: judged as one, or not a model file at all
     elif suffix == ".onnx":
         _invalid_if(scan, model_formats.check_onnx(buf), "ONNX", where)
         _probe_as_pickle(scan, buf, where)

@@ -38,6 +38,7 @@ REVIEWED_CALLABLES: dict[str, str] = {
     "copyreg.__newobj__": "cls.__new__(cls, *args) of a judged class",
     "_codecs.encode": "str -> bytes (protocol 2 bytes); codec names resolve only in the stdlib encodings package",
     "builtins.len": "len() of an already-built object",
+    "collections.abc.Iterable": "an abstract base class: calling it raises, nothing runs",
     "__future__.annotations": "a constant (a _Feature instance), nothing to call",
     "torch._utils._rebuild_tensor": "tensor view of an allowlisted storage",
     "torch._utils._rebuild_tensor_v2": "tensor view of an allowlisted storage (torch.save's tensor path)",

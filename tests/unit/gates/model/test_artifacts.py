@@ -81,7 +81,7 @@ def test_scanning_never_runs_the_payload(tmp_path):
 @pytest.mark.parametrize(("name", "data", "kind"), [
     ("stack_global_of_ints.pkl", b"\x80\x04K\x01K\x02\x93)R.", "unresolved_global"),
     ("notes.txt", b"cos\nsystem\n(S'true'\ntR.", "unsafe_global"),
-    ("empty.pkl", b"", "malformed"),
+    ("empty.pkl", b"", "unknown_format"),
     ("trailing.pkl", pickle.dumps([1, 2], 4) + b"\x00junk", "malformed"),
     ("model.onnx", b"\x08\x07\xff\xff" * 8, "invalid_format"),
     ("conf.json", b"{not json", "invalid_format"),
