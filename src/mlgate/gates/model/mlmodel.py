@@ -71,6 +71,9 @@ def _name(plan: MLmodelPlan, conf: dict, key: str, kind: str) -> None:
         plan.kinds[path] = kind
 
 
+_PYFUNC_PATHS = {"mlflow.sklearn": (("model_path", "pickle"),), "mlflow.pytorch": (("data", "torch-dir"),)}
+
+
 def _pyfunc(conf: dict, plan: MLmodelPlan) -> None:
     loader = conf.get("loader_module")
     if "python_model" in conf:
@@ -80,6 +83,10 @@ def _pyfunc(conf: dict, plan: MLmodelPlan) -> None:
     elif loader not in ALLOWED_LOADER_MODULES:
         plan.problems.append(f"loader_module {loader!r} is not one of MLflow's own flavors: it is imported "
                              "and run at load")
+    # The loader reads these even where its own flavor section is missing; a flavor section refines them.
+    for key, kind in _PYFUNC_PATHS.get(loader, ()):
+        if key in conf and (path := _relative(conf[key], plan, key)):
+            plan.kinds.setdefault(path, kind)
     module = conf.get("pickle_module_name")
     if module is not None and module not in MODULE_FILES["pickle_module_info.txt"]:
         plan.problems.append(f"pickle_module_name {module!r} is imported and used to load the model")

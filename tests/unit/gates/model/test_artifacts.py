@@ -275,8 +275,10 @@ _PROTO0_PAYLOAD = b"cos\nsystem\n(S'true'\ntR."
     ("  keras:\n    data: data\n", {"data/keras_module.txt": b"evil\n"}, "code_at_load"),
     ("  sklearn:\n    pickled_model: model.pkl\n", {"model.pkl": pickle.dumps({"a": 1}, 4),
                                                        "loader.py": b"print('hi')\n"}, "code_at_load"),
+    ("  python_function:\n    loader_module: mlflow.sklearn\n    model_path: weights.safetensors\n",
+     {"weights.safetensors": pickle.dumps(corpus.PRINT, 0)}, "unsafe_global"),
 ], ids=["protocol0-pickle-named-as-text", "loader-module", "code-dir", "python-model", "path-traversal",
-        "torch-pickle-module", "keras-module", "py-file"])
+        "torch-pickle-module", "keras-module", "py-file", "pyfunc-model-path-without-flavor"])
 def test_mlmodel_decides_how_files_are_judged(tmp_path, flavors, files, kind):
     findings = scan_path(_mlmodel_dir(tmp_path, flavors, files))
     assert any(f.id == f"model.artifact.{kind}" for f in findings), findings
