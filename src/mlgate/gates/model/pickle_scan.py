@@ -28,6 +28,7 @@ _WRAPPER_INIT_DEFAULTS = {"allow_mmap": False, "numpy_array_alignment_bytes": 16
 _MAX_STR = 4096  # longer strings are kept opaque: no module or name is that long
 _TYPESTR = re.compile(r"[a-zA-Z]\d{0,6}")
 _MEMO_SLACK = 1024  # a memo index this far past the entries stored makes CPython allocate a huge memo table
+_CONTAINERS = frozenset({dict, tuple})  # and _Seq, added below its definition
 _MAX_REFS = 64  # container GET/DUP references beyond this, and above 1 in 8 opcodes, are an expansion bomb
 
 
@@ -91,6 +92,9 @@ class _Seq:
     """A list or set the stream builds: identity only, to catch a container that holds itself."""
 
     __slots__ = ()
+
+
+_CONTAINERS = _CONTAINERS | {_Seq}
 
 
 class Malformed(Exception):
@@ -350,7 +354,7 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                 if key not in memo:
                     raise Malformed(start, f"memo key {key} was never stored")
                 value = memo[key]
-                if type(value) in (_Seq, dict, tuple):
+                if type(value) is not str and type(value) in _CONTAINERS:  # str first: the common, cheap case
                     refs += 1
                     fetched.add(id(value))
                 stack.append(value)
