@@ -39,7 +39,7 @@ from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
 from mlgate.gates.model import keras_format, mlmodel, model_formats
 from mlgate.gates.model.pickle_scan import Malformed, PickleScan, Problem, scan_pickles, walk_pickle
-from mlgate.gates.model.safe_globals import builtin_allowlist
+from mlgate.gates.model.safe_globals import NEW_ONLY_CLASSES, builtin_allowlist
 
 GATE = "model.artifact"
 TOOL = ToolInfo("mlgate.pickle_scan", "1")
@@ -128,6 +128,9 @@ class _Scan:
             if not self.allowlist.allows(ref.module, ref.name):
                 offset, opcode, count = first.get(ref.qualname, (ref.offset, ref.opcode, 0))
                 first[ref.qualname] = (offset, opcode, count + 1)
+        for ref in scan.calls:
+            if ref.qualname in NEW_ONLY_CLASSES and ref.qualname not in first:
+                first[ref.qualname] = (ref.offset, f"{ref.opcode}, then called: its constructor reads files", 1)
         for qualname, (offset, opcode, count) in first.items():
             times = f" ({count} times)" if count > 1 else ""
             self.add("unsafe_global", Severity.CRITICAL,
@@ -293,8 +296,9 @@ def _probe_as_pickle(scan: _Scan, buf: Any, where: str) -> None:
         pass  # the globals read before the anomaly are still judged
     refs = [g for g in as_pickle.globals if _IMPORTABLE.fullmatch(g.module) and _IMPORTABLE.fullmatch(g.name)]
     refused = [g for g in refs if not scan.allowlist.allows(g.module, g.name)]
-    if refused or as_pickle.problems:
-        scan.judge_pickles(PickleScan(globals=refused, problems=as_pickle.problems, pickles=1), where)
+    if refused or as_pickle.problems or as_pickle.calls:
+        scan.judge_pickles(PickleScan(globals=refused, calls=as_pickle.calls, problems=as_pickle.problems,
+                                      pickles=1), where)
 
 
 def _scan_unknown(scan: _Scan, buf: Any, where: str) -> None:

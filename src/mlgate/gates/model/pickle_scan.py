@@ -67,6 +67,7 @@ class Problem:
 @dataclass
 class PickleScan:
     globals: list[GlobalRef] = field(default_factory=list)
+    calls: list[GlobalRef] = field(default_factory=list)  # globals called with arguments (REDUCE, INST, OBJ)
     problems: list[Problem] = field(default_factory=list)
     pickles: int = 0
     opcodes: int = 0
@@ -443,6 +444,8 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                     continue  # the array bytes are read from the file, outside any frame
             elif kind == _REDUCE:
                 fargs = stack.pop()
+                if type(stack[-1]) is _Global:
+                    scan.calls.append(stack[-1].ref)
                 stack[-1] = _call(stack[-1], fargs, init=True)
             elif kind == _NEWOBJ:
                 fargs = stack.pop()
@@ -470,11 +473,14 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                     stack.append(ref)
                 else:
                     fargs = tuple(pop_mark(start))
+                    scan.calls.append(ref.ref)
                     stack.append(_call(ref, fargs, init=bool(fargs)))
             elif kind == _OBJ:
                 items = pop_mark(start)
                 if not items:
                     raise Malformed(start, "OBJ without a class")
+                if type(items[0]) is _Global:
+                    scan.calls.append(items[0].ref)
                 stack.append(_call(items[0], tuple(items[1:]), init=len(items) > 1))
             elif kind == _FRAME:
                 if start < frame_end:

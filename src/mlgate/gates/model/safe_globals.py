@@ -76,6 +76,11 @@ REVIEWED_CALLABLES: dict[str, str] = {
 }
 
 
+# Admitted classes whose constructor reads files (``model_file=``): real pickles create them with
+# ``cls.__new__`` (NEWOBJ, copyreg) and ``__setstate__``; a pickle that calls them with arguments blocks.
+NEW_ONLY_CLASSES = frozenset({"xgboost.core.Booster", "lightgbm.basic.Booster"})
+
+
 @functools.cache
 def derived_classes() -> frozenset[str]:
     """Every class recorded in ``safe_globals.json``, over all recorded library releases."""

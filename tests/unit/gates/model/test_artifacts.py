@@ -103,10 +103,13 @@ def test_scanning_never_runs_the_payload(tmp_path):
     ("memo_bomb.pkl", b"\x80\x04]\x94(" + b"h\x00" * 70 + b"l0.", "resource"),
     ("huge_memo.pkl", b"\x80\x04Nr\xff\xff\xff\x7f.", "resource"),
     ("huge_bytes.pkl", b"\x80\x04\x8e" + struct.pack("<Q", 2**60) + b".", "resource"),
+    ("booster_call.pkl", b"\x80\x04\x8c\x0cxgboost.core\x8c\x07Booster\x93NN\x8c\x0a/etc/hosts\x87R.",
+     "unsafe_global"),
 ], ids=["unresolved-stack-global", "protocol0-pickle-as-text", "empty", "trailing-garbage",
         "garbage-named-onnx", "bad-json", "safetensors-bad-offsets", "joblib-wrapper-past-eof", "frame-crossing",
         "frame-inside-frame", "second-proto", "values-left-at-stop", "list-holds-itself", "dict-holds-itself",
-        "set-holds-itself", "dup-expansion", "memo-expansion", "memo-index-huge", "declared-size-huge"])
+        "set-holds-itself", "dup-expansion", "memo-expansion", "memo-index-huge", "declared-size-huge",
+        "file-reading-class-called"])
 def test_crafted_streams_block(tmp_path, name, data, kind):
     path = tmp_path / name
     path.write_bytes(data)
