@@ -7,6 +7,12 @@ with ``--quick``) and on an opcode-heavy pickle. The reference tools live in the
 (``--bench-venv`` or ``MLGATE_BENCH_VENV``, default ``.venv-bench``): their CLIs are run as subprocesses.
 
     .venv/bin/python benchmarks/artifacts.py [--quick] [--bench-venv .venv-bench]
+
+With ``--peer NAME=SNAPSHOT`` (``picklescan``, ``modelscan``, ``fickling``; a git directory as the ``fetch``
+tool leaves it) it rebuilds that project's published test samples in a scratch folder instead and prints
+caught / false alarms on them: picklescan's and modelscan's ``tests/data`` files (labelled by their names),
+fickling's fixtures and every pickle its tests hand to ``check_safety`` (captured by running its test suite
+in the bench venv; a test named for benign, safe or legitimate input is benign). Nothing of theirs is kept.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import argparse
 import importlib.util
 import os
 import pickle
+import re
 import subprocess
 import sys
 import tempfile
@@ -134,16 +141,135 @@ def throughput(work: Path, venv: Path | None, megabytes: int) -> None:
         path.unlink()
 
 
+_BENIGN_NAME = re.compile(r"benign|(?<!un)safe|legit|clean|not_flagged|false_positive|allowed|pytorch_model\.bin$",
+                          re.IGNORECASE)
+_MALICIOUS_NAME = re.compile(r"malicious|bad|sploit|bypass|unsafe|evil|payload|inject", re.IGNORECASE)
+_FICKLING_CAPTURE = """
+import sys, unittest, pathlib, itertools
+import fickling.analysis as analysis
+out, counter, current = pathlib.Path(sys.argv[2]), itertools.count(), ["?"]
+original = analysis.check_safety
+def capture(pickled, *args, **kwargs):
+    try:
+        (out / f"{current[0]}_{next(counter)}.pkl").write_bytes(pickled.dumps())
+    except Exception:
+        pass
+    return original(pickled, *args, **kwargs)
+analysis.check_safety = capture
+import fickling, fickling.fickle
+fickling.check_safety = capture
+sys.path.insert(0, sys.argv[1])
+suite = unittest.defaultTestLoader.discover(sys.argv[1] + "/test", top_level_dir=sys.argv[1])
+def walk(s):
+    for t in s:
+        yield from (walk(t) if isinstance(t, unittest.TestSuite) else [t])
+for test in walk(suite):
+    current[0] = test.id().rsplit(".", 1)[-1]
+    test.run(unittest.TestResult())
+"""
+
+
+def _git_files(snapshot: Path, prefix: str) -> list[str]:
+    out = subprocess.run(["git", "--git-dir", str(snapshot), "ls-tree", "-r", "--name-only", "HEAD", prefix],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    return [line for line in out.splitlines() if line]
+
+
+def _git_write(snapshot: Path, name: str, target: Path) -> bool:
+    """Write one file of the snapshot; False where the snapshot lists it without its content (large files)."""
+    proc = subprocess.run(["git", "--git-dir", str(snapshot), "show", f"HEAD:{name}"], capture_output=True,
+                          timeout=60)
+    if proc.returncode != 0:
+        print(f"  {name}: not in the snapshot, skipped")
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(proc.stdout)
+    return True
+
+
+def _label(name: str) -> bool | None:
+    """True malicious, False benign, None neither (junk such as not_a_pickle.bin: not a model file)."""
+    if _BENIGN_NAME.search(name):
+        return False
+    return True if _MALICIOUS_NAME.search(name) else None
+
+
+def rebuild_peer(peer: str, snapshot: Path, scratch: Path, venv: Path | None) -> dict[Path, bool | None]:
+    """The peer's test samples written under ``scratch``, each with its label."""
+    cases: dict[Path, bool | None] = {}
+    data_dir = {"picklescan": "tests/data", "modelscan": "tests/data", "fickling": "test/fixtures"}[peer]
+    for name in _git_files(snapshot, data_dir):
+        if not name.endswith(".py") and _git_write(snapshot, name, scratch / Path(name).name):
+            cases[scratch / Path(name).name] = _label(name) if peer != "fickling" else False
+    if peer == "fickling" and venv is not None:
+        source = scratch.parent / "fickling-src"
+        for name in _git_files(snapshot, "test"):
+            _git_write(snapshot, name, source / name)
+        captured = scratch / "captured"
+        captured.mkdir()
+        subprocess.run([str(venv / "bin" / "python"), "-c", _FICKLING_CAPTURE, str(source), str(captured)],
+                       capture_output=True, timeout=900, cwd=scratch.parent)
+        for path in sorted(captured.iterdir()):
+            cases[path] = not _BENIGN_NAME.search(path.name)
+    return cases
+
+
+def peer_detection(peers: list[str], venv: Path | None, work: Path) -> None:
+    tools = ["picklescan", "modelscan", "fickling"] if venv else []
+    print(f"{'corpus':12} {'tool':11} {'malicious blocked/passed/error':>31} {'benign passed/blocked/error':>28} "
+          f"{'junk: says not a model file / other'}")
+    for spec in peers:
+        peer, _, snapshot = spec.partition("=")
+        scratch = work / peer / "samples"
+        scratch.mkdir(parents=True)
+        cases = rebuild_peer(peer, Path(snapshot), scratch, venv)
+        missed: list[str] = []
+        for tool in ["mlgate", *tools]:
+            tally = {True: [0, 0, 0], False: [0, 0, 0]}
+            junk = [0, 0]
+            for path, malicious in cases.items():
+                if tool == "mlgate":
+                    try:
+                        findings = scan_path(path)
+                        verdict = "block" if findings else "pass"
+                    except Exception:  # noqa: BLE001 - exit 2 in the CLI: counted as an error
+                        findings, verdict = [], "error"
+                else:
+                    verdict = _run_tool(tool, venv, path, work)
+                if malicious is None:
+                    if tool == "mlgate":
+                        junk[0 if verdict == "pass" or all("not a model file" in f.message for f in findings)
+                             else 1] += 1
+                    continue
+                tally[malicious][{"block": 0, "pass": 1, "error": 2}[verdict]] += 1
+                if tool == "mlgate" and (verdict == "block") != malicious:
+                    if not malicious and all(f.id.endswith("cannot_inspect") for f in findings):
+                        missed.append(f"benign but cannot be inspected (encrypted): {path.name}")
+                        continue
+                    missed.append(f"{'MISSED' if malicious else 'FALSE-BLOCK'} {path.name}")
+            benign = tally[False]
+            print(f"{peer:12} {tool:11} {'/'.join(map(str, tally[True])):>31} "
+                  f"{'/'.join(map(str, (benign[1], benign[0], benign[2]))):>28} "
+                  f"{'/'.join(map(str, junk)) if tool == 'mlgate' else ''}")
+        for line in missed:
+            print(f"    mlgate {line}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a 20 MB pickle instead of 200 MB")
     parser.add_argument("--bench-venv", type=Path,
                         default=Path(os.environ.get("MLGATE_BENCH_VENV", ROOT / ".venv-bench")))
+    parser.add_argument("--peer", action="append", default=[], metavar="NAME=SNAPSHOT",
+                        help="picklescan|modelscan|fickling=<git dir of a snapshot>: score its test samples")
     args = parser.parse_args()
     venv = args.bench_venv if (args.bench_venv / "bin" / "picklescan").exists() else None
     if venv is None:
         print(f"reference skipped: no modelscan/picklescan/fickling venv at {args.bench_venv}")
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(prefix="artifact-bench-") as tmp:
+        if args.peer:
+            peer_detection(args.peer, venv, Path(tmp))
+            return
         detection(Path(tmp) / "corpus", venv)
         throughput(Path(tmp), venv, 20 if args.quick else 200)
 

@@ -13,16 +13,19 @@ so two concurrent spenders cannot both take the last of a budget.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlgate.core.errors import GateInputError, MlgateError, ToolError
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 # Relative slack on the budget comparison, so that a budget split into float shares (0.1 + 0.2 vs 0.3)
 # can still be spent in full. It is many orders of magnitude below any meaningful ε or δ.
@@ -92,27 +95,34 @@ class Ledger(Protocol):
         """The dataset's spends, oldest first."""
 
 
-_metadata = sa.MetaData()
-_budget_rows = sa.Table(
-    "mlgate_privacy_budget", _metadata,
-    sa.Column("dataset_digest", sa.String(200), primary_key=True),
-    sa.Column("epsilon_spent", sa.Double, nullable=False),
-    sa.Column("delta_spent", sa.Double, nullable=False),
-    sa.Column("updated_at", sa.String(40), nullable=False),
-)
-_spends = sa.Table(
-    "mlgate_privacy_spend", _metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("dataset_digest", sa.String(200), nullable=False, index=True),
-    sa.Column("epsilon", sa.Double, nullable=False),
-    sa.Column("delta", sa.Double, nullable=False),
-    sa.Column("purpose", sa.String(500), nullable=False),
-    sa.Column("actor", sa.String(200), nullable=False),
-    sa.Column("timestamp", sa.String(40), nullable=False),
-    sa.Column("release_digest", sa.String(200), nullable=False),
-    sa.Column("epsilon_total", sa.Double, nullable=False),
-    sa.Column("delta_total", sa.Double, nullable=False),
-)
+@functools.cache
+def _tables() -> tuple[Any, Any, Any]:
+    """The ledger's metadata and tables, built on first use: loading a policy imports this module, and
+    SQLAlchemy (about a second) only the ledger itself needs."""
+    import sqlalchemy as sa
+
+    metadata = sa.MetaData()
+    budget_rows = sa.Table(
+        "mlgate_privacy_budget", metadata,
+        sa.Column("dataset_digest", sa.String(200), primary_key=True),
+        sa.Column("epsilon_spent", sa.Double, nullable=False),
+        sa.Column("delta_spent", sa.Double, nullable=False),
+        sa.Column("updated_at", sa.String(40), nullable=False),
+    )
+    spends = sa.Table(
+        "mlgate_privacy_spend", metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("dataset_digest", sa.String(200), nullable=False, index=True),
+        sa.Column("epsilon", sa.Double, nullable=False),
+        sa.Column("delta", sa.Double, nullable=False),
+        sa.Column("purpose", sa.String(500), nullable=False),
+        sa.Column("actor", sa.String(200), nullable=False),
+        sa.Column("timestamp", sa.String(40), nullable=False),
+        sa.Column("release_digest", sa.String(200), nullable=False),
+        sa.Column("epsilon_total", sa.Double, nullable=False),
+        sa.Column("delta_total", sa.Double, nullable=False),
+    )
+    return metadata, budget_rows, spends
 
 
 def _insert_if_absent(dialect: str):
@@ -122,11 +132,13 @@ def _insert_if_absent(dialect: str):
         from sqlalchemy.dialects.sqlite import insert
     else:
         raise GateInputError(f"privacy ledger: unsupported database {dialect!r} (use PostgreSQL or SQLite)")
-    return insert(_budget_rows).on_conflict_do_nothing(index_elements=["dataset_digest"])
+    return insert(_tables()[1]).on_conflict_do_nothing(index_elements=["dataset_digest"])
 
 
 def _sqlite_immediate_transactions(engine: sa.Engine) -> None:
     """pysqlite defers BEGIN until the first write; take the write lock when the transaction starts instead."""
+    import sqlalchemy as sa
+
     @sa.event.listens_for(engine, "connect")
     def _autocommit_driver(dbapi_connection, _record) -> None:
         dbapi_connection.isolation_level = None
@@ -147,6 +159,8 @@ class SqlLedger:
     """The ledger on SQLAlchemy: ``postgresql+psycopg://…`` or ``sqlite:///…``. Creates its tables if absent."""
 
     def __init__(self, url: str, lock_timeout_s: float = 30.0) -> None:
+        import sqlalchemy as sa
+
         url_obj = sa.make_url(url)
         self._insert_if_absent = _insert_if_absent(url_obj.get_backend_name())
         if url_obj.get_backend_name() == "sqlite":
@@ -155,11 +169,13 @@ class SqlLedger:
         else:
             self.engine = sa.create_engine(url_obj, pool_pre_ping=True,
                                            connect_args={"options": f"-c lock_timeout={int(lock_timeout_s * 1000)}"})
-        _metadata.create_all(self.engine)
+        _tables()[0].create_all(self.engine)
 
     def spend(self, dataset_digest: str, epsilon: float, delta: float, purpose: str, actor: str, *,
               budget: Budget, release_digest: str = "") -> Spend:
         _check_amounts(dataset_digest, epsilon, delta)
+        import sqlalchemy as sa
+
         now = datetime.now(UTC).isoformat()
         try:
             return self._spend(dataset_digest, epsilon, delta, purpose, actor, budget, release_digest, now)
@@ -168,6 +184,9 @@ class SqlLedger:
 
     def _spend(self, dataset_digest: str, epsilon: float, delta: float, purpose: str, actor: str, budget: Budget,
                release_digest: str, now: str) -> Spend:
+        import sqlalchemy as sa
+
+        _, _budget_rows, _spends = _tables()
         with self.engine.begin() as conn:
             conn.execute(self._insert_if_absent.values(dataset_digest=dataset_digest, epsilon_spent=0.0,
                                                        delta_spent=0.0, updated_at=now))
@@ -185,12 +204,18 @@ class SqlLedger:
         return record
 
     def spent(self, dataset_digest: str) -> tuple[float, float]:
+        import sqlalchemy as sa
+
+        _budget_rows = _tables()[1]
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(_budget_rows.c.epsilon_spent, _budget_rows.c.delta_spent)
                                .where(_budget_rows.c.dataset_digest == dataset_digest)).one_or_none()
         return (row.epsilon_spent, row.delta_spent) if row else (0.0, 0.0)
 
     def history(self, dataset_digest: str) -> list[Spend]:
+        import sqlalchemy as sa
+
+        _spends = _tables()[2]
         columns = [c for c in _spends.c if c.name != "id"]
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(*columns).where(_spends.c.dataset_digest == dataset_digest)

@@ -1,8 +1,8 @@
 """``model.artifact``: find unsafe serialization in model files before anything loads them.
 
 Every file is read as data only — pickles are walked opcode by opcode (``pickle_scan``), never
-unpickled, and no module they name is imported. A pickle may only import globals from an allowlist
-of what scikit-learn, numpy, scipy, joblib and torch state dicts need; anything else blocks, and the
+unpickled, and no module they name is imported. A pickle may only import globals from an exact allowlist
+(``safe_globals``: the classes real estimators need and a few reviewed reconstructors); anything else blocks, and the
 finding names the global, its opcode's byte offset and the file (and archive member) it sits in.
 Containers are opened the way their loaders open them: torch zip archives, torch.export ``.pt2``
 archives (raw tensor records skipped only where their payload config says torch reads them as
@@ -20,6 +20,7 @@ import gzip
 import json
 import lzma
 import mmap
+import pickle
 import re
 import struct
 import tempfile
@@ -33,74 +34,24 @@ from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mlgate.core.digests import list_files, tree_digest
+from mlgate.core.digests import file_digest, list_files, tree_digest
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
-from mlgate.gates.model import model_formats
-from mlgate.gates.model.pickle_scan import PickleScan, scan_pickles
+from mlgate.gates.model import keras_format, mlmodel, model_formats
+from mlgate.gates.model.pickle_scan import Malformed, PickleScan, Problem, scan_pickles, walk_pickle
+from mlgate.gates.model.safe_globals import NEW_ONLY_CLASSES, builtin_allowlist
 
 GATE = "model.artifact"
 TOOL = ToolInfo("mlgate.pickle_scan", "1")
 MAX_EXPANDED_BYTES = 64 * 1024**3  # a compressed or zipped member larger than this once expanded blocks
 MAX_NESTING = 4  # archives inside compressed files inside archives...
 
-# Exact globals a benign scikit-learn / numpy / scipy / joblib / torch state-dict pickle imports.
-SAFE_GLOBALS = frozenset({
-    "_codecs.encode", "copyreg._reconstructor",
-    "builtins.object", "builtins.set", "builtins.frozenset", "builtins.slice", "builtins.complex",
-    "builtins.bytearray", "builtins.bytes", "builtins.list", "builtins.dict", "builtins.tuple",
-    "builtins.int", "builtins.float", "builtins.bool", "builtins.str", "builtins.range",
-    "collections.OrderedDict", "collections.defaultdict", "collections.Counter", "collections.deque",
-    "datetime.datetime", "datetime.date", "datetime.time", "datetime.timedelta", "datetime.timezone",
-    *(f"numpy.{core}.multiarray.{name}" for core in ("core", "_core") for name in ("_reconstruct", "scalar")),
-    "numpy.core.numeric._frombuffer", "numpy._core.numeric._frombuffer",
-    "numpy.dtype", "numpy.ndarray", "numpy.ma.core._mareconstruct",
-    "numpy.random._pickle.__randomstate_ctor", "numpy.random._pickle.__bit_generator_ctor",
-    "numpy.random._pickle.__generator_ctor", "numpy.random.mtrand.RandomState",
-    *(f"numpy.random._{m}.{c}" for m, c in (("mt19937", "MT19937"), ("pcg64", "PCG64"),
-                                            ("philox", "Philox"), ("sfc64", "SFC64"))),
-    *(f"scipy.sparse._{fmt}.{fmt}_{kind}" for fmt in ("csr", "csc", "coo", "bsr", "dia", "dok", "lil")
-      for kind in ("matrix", "array")),
-    "joblib.numpy_pickle.NumpyArrayWrapper",
-    *(f"torch._utils._rebuild_{name}" for name in (
-        "tensor", "tensor_v2", "tensor_v3", "parameter", "parameter_with_state", "qtensor",
-        "sparse_tensor", "meta_tensor_no_storage", "nested_tensor", "device_tensor_from_numpy")),
-    "torch._tensor._rebuild_from_type_v2", "torch.nn.parameter.Parameter", "torch.Size", "torch.device",
-    "torch.serialization._get_layout", "torch.storage.UntypedStorage", "torch.storage.TypedStorage",
-    *(f"torch.{kind}Storage" for kind in (
-        "Float", "Double", "Half", "BFloat16", "Long", "Int", "Short", "Char", "Byte", "Bool",
-        "ComplexFloat", "ComplexDouble", "QUInt8", "QInt8", "QInt32", "QUInt4x2", "QUInt2x4")),
-    *(f"torch.{dtype}" for dtype in (
-        "float16", "float32", "float64", "bfloat16", "complex64", "complex128", "uint8", "int8",
-        "int16", "int32", "int64", "bool", "strided", "sparse_coo", "per_tensor_affine")),
-})
-
 # numpy scalar types a skops schema names as dtypes (TypeNode); constructing one runs no code.
 SKOPS_NUMPY_SCALARS = frozenset(f"numpy.{t}" for t in (
     "bool", "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
     "float16", "float32", "float64", "longdouble", "complex64", "complex128", "str_", "bytes_", "object_"))
 
-# Module prefixes whose classes and functions are estimators' own: any plain name under them is safe.
-# ``sklearn.utils``, ``sklearn.datasets`` (file and network I/O), ``sklearn.externals`` and test
-# modules are deliberately absent.
-SAFE_MODULE_PREFIXES = tuple(f"sklearn.{sub}" for sub in (
-    "base", "calibration", "cluster", "compose", "covariance", "cross_decomposition", "decomposition",
-    "discriminant_analysis", "dummy", "ensemble", "feature_extraction", "feature_selection", "frozen",
-    "gaussian_process", "impute", "isotonic", "kernel_approximation", "kernel_ridge", "linear_model",
-    "manifold", "metrics", "mixture", "model_selection", "multiclass", "multioutput", "naive_bayes",
-    "neighbors", "neural_network", "pipeline", "preprocessing", "random_projection",
-    "semi_supervised", "svm", "tree", "_loss",
-))
-# Names that, re-exported by an allowed module, would hand a pickle a way to run code.
-_GADGET_NAMES = frozenset({
-    "eval", "exec", "compile", "getattr", "setattr", "delattr", "globals", "locals", "vars", "open",
-    "input", "breakpoint", "system", "popen", "Popen", "run", "call", "check_call", "check_output",
-    "spawn", "import_module", "attrgetter", "methodcaller", "itemgetter", "partial", "load", "loads",
-    "locate", "apply",
-})
-_TEST_MODULE_PARTS = frozenset({"tests", "test", "_testing", "testing", "conftest"})
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_GLOBAL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*(\.\*)?$"
+_GLOBAL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
 
 _TEXT_KINDS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".txt": "text", ".md": "text"}
 _TEXT_NAMES = {"MLmodel": "yaml", "registered_model_meta": "yaml"}  # the latter: written by MLflow's download
@@ -113,42 +64,45 @@ _ZIP_ERRORS = (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, No
 
 
 class ArtifactPolicy(BaseModel):
-    """``gates.model.artifact``: globals allowed beyond the built-in list (``module.name``/``module.*``)."""
+    """``gates.model.artifact``: exact globals allowed beyond the built-in list (never a module prefix)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     extra_allowed_globals: tuple[str, ...] = Field(
-        default=(), description="e.g. 'mypkg.models.MyEstimator' or 'mypkg.models.*'")
+        default=(), description="exact 'module.QualifiedName' pairs, e.g. 'mypkg.models.MyEstimator'")
+    allowed_code_digests: tuple[str, ...] = Field(
+        default=(), description="'sha256:<hex>' of code files a model may run at load (a pyfunc python_model, "
+                                "a code/ directory's files, a .py/.so file)")
+
+    @field_validator("allowed_code_digests")
+    @classmethod
+    def _sha256(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [d for d in value if not re.fullmatch(r"sha256:[0-9a-f]{64}", d)]
+        if bad:
+            raise ValueError(f"expected 'sha256:<64 hex digits>', got {bad}")
+        return value
 
     @field_validator("extra_allowed_globals")
     @classmethod
     def _dotted(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         bad = [g for g in value if not re.fullmatch(_GLOBAL_PATTERN, g)]
         if bad:
-            raise ValueError(f"expected 'module.name' or 'module.*', got {bad}")
+            raise ValueError(f"expected exact 'module.name' globals (no wildcards), got {bad}")
         return value
 
 
 @dataclass(frozen=True)
 class Allowlist:
-    exact: frozenset[str] = SAFE_GLOBALS
-    prefixes: tuple[str, ...] = SAFE_MODULE_PREFIXES
+    """Exact ``module.qualname`` globals (``safe_globals``, ADR 0016): a name is allowed or it is not."""
+
+    exact: frozenset[str] = field(default_factory=builtin_allowlist)
 
     @classmethod
     def with_extra(cls, extra: Iterable[str]) -> Allowlist:
-        extra = list(extra)
-        return cls(SAFE_GLOBALS | {g for g in extra if not g.endswith(".*")},
-                   SAFE_MODULE_PREFIXES + tuple(g[:-2] for g in extra if g.endswith(".*")))
+        return cls(builtin_allowlist() | set(extra))
 
     def allows(self, module: str, name: str) -> bool:
-        if f"{module}.{name}" in self.exact:
-            return True
-        if not any(module == p or module.startswith(p + ".") for p in self.prefixes):
-            return False
-        # Under a prefix only a plain name (no attribute chain) that is no known gadget, in no test module.
-        return (_IDENTIFIER.fullmatch(name) is not None and name not in _GADGET_NAMES
-                and (not name.startswith("__") or name.startswith("__pyx_unpickle_"))
-                and not _TEST_MODULE_PARTS.intersection(module.split(".")))
+        return f"{module}.{name}" in self.exact
 
 
 @dataclass
@@ -156,6 +110,7 @@ class _Scan:
     """Findings and counters of one ``scan_path`` run."""
 
     allowlist: Allowlist
+    code_digests: frozenset[str] = frozenset()
     findings: list[Finding] = field(default_factory=list)
     files: int = 0
     bytes: int = 0
@@ -173,14 +128,17 @@ class _Scan:
             if not self.allowlist.allows(ref.module, ref.name):
                 offset, opcode, count = first.get(ref.qualname, (ref.offset, ref.opcode, 0))
                 first[ref.qualname] = (offset, opcode, count + 1)
+        for ref in scan.calls:
+            if ref.qualname in NEW_ONLY_CLASSES and ref.qualname not in first:
+                first[ref.qualname] = (ref.offset, f"{ref.opcode}, then called: its constructor reads files", 1)
         for qualname, (offset, opcode, count) in first.items():
             times = f" ({count} times)" if count > 1 else ""
             self.add("unsafe_global", Severity.CRITICAL,
                      f"imports {qualname} ({opcode}){times}: not an allowed global", f"{where}@{offset}")
         for problem in scan.problems:
-            kind = {"unresolved": "unresolved_global", "extension": "extension_global"}.get(
-                problem.kind, "malformed")
-            severity = Severity.HIGH if kind == "malformed" else Severity.CRITICAL
+            kind = {"unresolved": "unresolved_global", "extension": "extension_global",
+                    "resource": "resource"}.get(problem.kind, "malformed")
+            severity = Severity.HIGH if kind in ("malformed", "resource") else Severity.CRITICAL
             self.add(kind, severity, problem.message, f"{where}@{problem.offset}")
 
 
@@ -268,8 +226,14 @@ def _scan_buffer(scan: _Scan, buf: Any, where: str, name: str, depth: int) -> No
         _scan_compressed(scan, buf, where, codec[0], codec[2])
     elif head.startswith(model_formats.NPY_MAGIC):
         _scan_npy(scan, buf, where)
-    elif (len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5) or suffix in _PICKLE_SUFFIXES:
+    elif bytes(buf[:_LEGACY_TORCH_HEAD]) in _LEGACY_TORCH:
+        _scan_legacy_torch(scan, buf, where)
+    elif head == keras_format.HDF5_MAGIC:
+        _judge_keras(scan, buf, where)
+    elif len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5:
         scan.judge_pickles(scan_pickles(buf), where)
+    elif suffix in _PICKLE_SUFFIXES:
+        _scan_unknown(scan, buf, where)  # a pickle by name: judged as one, or not a model file at all
     elif suffix == ".onnx":
         _invalid_if(scan, model_formats.check_onnx(buf), "ONNX", where)
         _probe_as_pickle(scan, buf, where)
@@ -280,17 +244,61 @@ def _scan_buffer(scan: _Scan, buf: Any, where: str, name: str, depth: int) -> No
         _scan_unknown(scan, buf, where)
 
 
+# torch.save's legacy (non-zip) format opens with its magic number pickled (protocol 2 by default).
+_LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+_LEGACY_TORCH = frozenset(pickle.dumps(_LEGACY_TORCH_MAGIC, protocol=p) for p in (2, 3))
+_LEGACY_TORCH_HEAD = len(next(iter(_LEGACY_TORCH)))
+_LEGACY_PICKLES = 5  # magic, protocol version, sys info, the object, the storage keys; raw storages follow
+
+
+def _scan_legacy_torch(scan: _Scan, buf: Any, where: str) -> None:
+    """Legacy ``torch.save``: five pickles back to back, then raw storage bytes torch reads as numbers."""
+    result = PickleScan()
+    pos = 0
+    try:
+        for _ in range(_LEGACY_PICKLES):
+            pos = walk_pickle(buf, pos, len(buf), result, joblib=False)
+    except Malformed as exc:
+        result.problems.append(Problem(exc.kind, str(exc), exc.offset))
+    scan.judge_pickles(result, where)
+
+
+def _judge_keras(scan: _Scan, buf: Any, where: str, archive: zipfile.ZipFile | None = None) -> None:
+    """A Keras model's layer config (``.keras`` zip or HDF5): Lambda layers and custom objects block."""
+    try:
+        config = json.loads(archive.read("config.json")) if archive else keras_format.h5_config(buf)
+    except ImportError:
+        scan.add("cannot_inspect", Severity.HIGH, "an HDF5 file, and h5py is not installed to read it", where)
+        return
+    except Exception as exc:  # noqa: BLE001 - h5py and json raise many types for malformed input
+        scan.add("invalid_format", Severity.HIGH, f"unreadable Keras model: {type(exc).__name__}", where)
+        return
+    for problem in keras_format.config_problems(config):
+        scan.add("code_at_load", Severity.CRITICAL, problem, where)
+
+
 def _invalid_if(scan: _Scan, reason: str | None, kind: str, where: str) -> None:
     if reason:
         scan.add("invalid_format", Severity.HIGH, f"invalid {kind} file: {reason}", where)
 
 
+_IMPORTABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
 def _probe_as_pickle(scan: _Scan, buf: Any, where: str) -> None:
-    """A code-free file that is also a complete pickle (a polyglot; protocol 0 is plain text) is
-    judged as the pickle it also is."""
-    as_pickle = scan_pickles(buf)
-    if not as_pickle.problems and as_pickle.globals:
-        scan.judge_pickles(as_pickle, where)
+    """A code-free file may also be a pickle (a polyglot; protocol 0 is plain text) that a loader told
+    to unpickle it would run up to where it fails. Every global the first pickle imports before any
+    anomaly is judged, whatever comes after; names that cannot be imported (ordinary text) are not."""
+    as_pickle = PickleScan()
+    try:
+        walk_pickle(buf, 0, len(buf), as_pickle, joblib=False)
+    except Malformed:
+        pass  # the globals read before the anomaly are still judged
+    refs = [g for g in as_pickle.globals if _IMPORTABLE.fullmatch(g.module) and _IMPORTABLE.fullmatch(g.name)]
+    refused = [g for g in refs if not scan.allowlist.allows(g.module, g.name)]
+    if refused or as_pickle.problems or as_pickle.calls:
+        scan.judge_pickles(PickleScan(globals=refused, calls=as_pickle.calls, problems=as_pickle.problems,
+                                      pickles=1), where)
 
 
 def _scan_unknown(scan: _Scan, buf: Any, where: str) -> None:
@@ -299,8 +307,9 @@ def _scan_unknown(scan: _Scan, buf: Any, where: str) -> None:
     if as_pickle.pickles and not any(p.offset == 0 for p in as_pickle.problems):
         scan.judge_pickles(as_pickle, where)
     else:
-        scan.add("unknown_format", Severity.HIGH, "not a recognised model format (pickle, zip, safetensors, "
-                 "ONNX, numpy, compressed joblib or text metadata)", where)
+        _probe_as_pickle(scan, buf, where)
+        scan.add("unknown_format", Severity.HIGH, "not a model file: no recognised model format (pickle, zip, "
+                 "safetensors, ONNX, numpy, Keras, compressed joblib or text metadata)", where)
 
 
 def _scan_compressed(scan: _Scan, buf: Any, where: str, codec: str, opener: Callable) -> None:
@@ -314,7 +323,7 @@ def _scan_compressed(scan: _Scan, buf: Any, where: str, codec: str, opener: Call
                  inner)
 
 
-def _scan_zip(scan: _Scan, buf: Any, where: str, depth: int) -> None:
+def _scan_zip(scan: _Scan, buf: Any, where: str, depth: int, keras: bool = False) -> None:
     try:
         archive = zipfile.ZipFile(_BufferFile(buf))
         members = [m for m in archive.infolist() if not m.is_dir()]
@@ -326,11 +335,16 @@ def _scan_zip(scan: _Scan, buf: Any, where: str, depth: int) -> None:
         return
     if any(m.filename == "schema.json" for m in members):
         _judge_skops_schema(scan, archive, where)
+    if keras or keras_format.is_keras_archive([m.filename for m in members]):
+        _judge_keras(scan, buf, f"{where}::config.json", archive)
     torch_roots = {m.filename[:-len("data.pkl")] for m in members
                    if re.fullmatch(r"[^/]+/data\.pkl", m.filename)}
     raw_records = _pt2_raw_records(scan, archive, members, pt2_roots, where)
     for member in members:
         inner = f"{where}::{member.filename}"
+        if member.flag_bits & 0x1:
+            scan.add("cannot_inspect", Severity.HIGH, "cannot inspect: an encrypted archive member", inner)
+            continue
         if member.filename in raw_records or _below(torch_roots, member.filename, _TORCH_STORAGE):
             continue  # raw tensor bytes, read by torch as numbers only
         try:
@@ -444,38 +458,116 @@ def _scan_npy(scan: _Scan, buf: Any, where: str) -> None:
                  where)
 
 
-def _scan_file(scan: _Scan, path: Path, where: str) -> None:
+def _scan_as(scan: _Scan, buf: Any, where: str, name: str, kind: str) -> None:
+    """A file MLmodel names, judged as what its flavor's loader does with it, whatever its name."""
+    if kind == "pickle":
+        scan.judge_pickles(scan_pickles(buf), where)
+    elif kind in ("skops", "pt2", "torch", "keras") and bytes(buf[:4]) == b"PK\x03\x04":
+        _scan_zip(scan, buf, where, depth=0, keras=kind == "keras")
+    elif kind == "torch":
+        _scan_legacy_torch(scan, buf, where)
+    elif kind == "keras" and bytes(buf[:8]) == b"\x89HDF\r\n\x1a\n":
+        _judge_keras(scan, buf, where)
+    elif kind.startswith("module:"):
+        allowed = mlmodel.MODULE_FILES[kind[len("module:"):]]
+        if bytes(buf).strip().decode("utf-8", "replace") not in allowed:
+            scan.add("code_at_load", Severity.CRITICAL, f"names a module the loader imports that is not one of "
+                     f"{sorted(allowed)}", where)
+    elif kind == "data":
+        if Path(name).suffix.lower() == ".onnx":
+            _invalid_if(scan, model_formats.check_onnx(buf), "ONNX", where)
+    else:
+        scan.add("invalid_format", Severity.HIGH, f"MLmodel names it as {kind}, which it is not", where)
+
+
+_CODE_SUFFIXES = {".py", ".pyc", ".pyo", ".pyd", ".pyx", ".so", ".dylib", ".dll"}
+
+
+def _scan_file(scan: _Scan, path: Path, where: str, kind: str | None) -> None:
     scan.files += 1
-    with path.open("rb") as handle, _mapped(handle) as buf:
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise GateInputError(f"{path}: cannot read ({exc.strerror})") from None
+    with handle, _mapped(handle) as buf:
         scan.bytes += len(buf)
-        _scan_buffer(scan, buf, where, path.name, depth=0)
+        if kind is not None:
+            _scan_as(scan, buf, where, path.name, kind)
+        else:
+            _scan_buffer(scan, buf, where, path.name, depth=0)
 
 
-def _run(path: Path, allowlist: Allowlist) -> _Scan:
+def _judge_code(scan: _Scan, path: Path, where: str, why: str) -> None:
+    """Code that runs at load passes only when the policy allows that exact file by digest."""
+    if file_digest(path) not in scan.code_digests:
+        scan.add("code_at_load", Severity.CRITICAL, f"{why}; not allowed by digest "
+                 "(gates.model.artifact.allowed_code_digests)", where)
+
+
+def _plan_models(scan: _Scan, files: list[Path], base: Path) -> tuple[dict[Path, str], dict[Path, str]]:
+    """Read every ``MLmodel``: how each named file is loaded, and which files are code run at load."""
+    kinds: dict[Path, str] = {}
+    code: dict[Path, str] = {}
+    for mlmodel_file in (f for f in files if f.name == "MLmodel"):
+        where = mlmodel_file.relative_to(base).as_posix()
+        try:
+            import yaml
+
+            plan = mlmodel.plan_mlmodel(yaml.safe_load(mlmodel_file.read_bytes()))
+        except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
+            scan.add("mlmodel", Severity.HIGH, f"unreadable MLmodel: {type(exc).__name__}", where)
+            continue
+        for problem in plan.problems:
+            scan.add("mlmodel", Severity.CRITICAL, problem, where)
+        model_dir = mlmodel_file.parent
+        kinds.update(mlmodel.file_kinds(model_dir, plan, files))
+        for relative, why in plan.code:
+            target = model_dir / relative
+            for file in files:
+                if file == target or target in file.parents:
+                    code[file] = why
+    return kinds, code
+
+
+def _run(path: Path, allowlist: Allowlist, code_digests: frozenset[str] = frozenset()) -> _Scan:
+    """Scan every file; a file that cannot be judged is a finding, and the scan goes on to the next."""
     path = Path(path)
     if not path.exists():
         raise GateInputError(f"{path}: no such model file or directory")
     try:
         files = list_files(path)
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         raise GateInputError(str(exc)) from None
-    scan = _Scan(allowlist)
+    scan = _Scan(allowlist, code_digests)
     base = path.parent if path.is_file() else path
+    kinds, code = _plan_models(scan, files, base)
     for file in files:
-        _scan_file(scan, file, file.relative_to(base).as_posix())
+        where = file.relative_to(base).as_posix()
+        try:
+            if file in code or (file.suffix.lower() in _CODE_SUFFIXES and file not in kinds):
+                scan.files += 1  # code is judged by its digest alone: the policy allows it or it blocks
+                _judge_code(scan, file, where, code.get(file) or f"a {file.suffix} file: Python code or a "
+                                                                 "native library")
+            else:
+                _scan_file(scan, file, where, kinds.get(file))
+        except GateInputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one file's failure must not hide the others
+            scan.add("malformed", Severity.HIGH, f"cannot scan: {type(exc).__name__}", where)
     return scan
 
 
-def scan_path(path: Path, extra_allowed_globals: Iterable[str] = ()) -> list[Finding]:
+def scan_path(path: Path, extra_allowed_globals: Iterable[str] = (),
+              allowed_code_digests: Iterable[str] = ()) -> list[Finding]:
     """Findings for a model file or directory; an empty list means every file is safe to load."""
-    return _run(Path(path), Allowlist.with_extra(extra_allowed_globals)).findings
+    return _run(Path(path), Allowlist.with_extra(extra_allowed_globals), frozenset(allowed_code_digests)).findings
 
 
 def check_artifact(path: Path, config: ArtifactPolicy, policy_digest: str) -> GateResult:
     """Scan every file under ``path`` statically; block on any unsafe global or unrecognised file."""
     started, clock = utcnow(), time.perf_counter()
     path = Path(path)
-    scan = _run(path, Allowlist.with_extra(config.extra_allowed_globals))
+    scan = _run(path, Allowlist.with_extra(config.extra_allowed_globals), frozenset(config.allowed_code_digests))
     digest = tree_digest(path)
     return GateResult(
         gate=GATE,
@@ -487,6 +579,7 @@ def check_artifact(path: Path, config: ArtifactPolicy, policy_digest: str) -> Ga
         finished_at=utcnow(),
         metrics={"files": scan.files, "bytes": scan.bytes, "globals": scan.globals,
                  "seconds": round(time.perf_counter() - clock, 4)},
-        thresholds={"extra_allowed_globals": list(config.extra_allowed_globals)},
+        thresholds={"extra_allowed_globals": list(config.extra_allowed_globals),
+                    "allowed_code_digests": list(config.allowed_code_digests)},
         findings=tuple(scan.findings),
     )

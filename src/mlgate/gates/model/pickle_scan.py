@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import _compat_pickle
 import codecs
+import pickletools
 import re
 import struct
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ _WRAPPER_INIT_ARGS = ("subclass", "shape", "order", "dtype", "allow_mmap", "nump
 _WRAPPER_INIT_DEFAULTS = {"allow_mmap": False, "numpy_array_alignment_bytes": 16}
 _MAX_STR = 4096  # longer strings are kept opaque: no module or name is that long
 _TYPESTR = re.compile(r"[a-zA-Z]\d{0,6}")
+_MEMO_SLACK = 1024  # a memo index this far past the entries stored makes CPython allocate a huge memo table
+_CONTAINERS = frozenset({dict, tuple})  # and _Seq, added below its definition
+_MAX_REFS = 64  # container GET/DUP references beyond this, and above 1 in 8 opcodes, are an expansion bomb
 
 
 class _Opaque:
@@ -63,6 +67,7 @@ class Problem:
 @dataclass
 class PickleScan:
     globals: list[GlobalRef] = field(default_factory=list)
+    calls: list[GlobalRef] = field(default_factory=list)  # globals called with arguments (REDUCE, INST, OBJ)
     problems: list[Problem] = field(default_factory=list)
     pickles: int = 0
     opcodes: int = 0
@@ -84,10 +89,22 @@ class _Obj:
         self.cls, self.args, self.attrs, self.state = cls, args, attrs, None
 
 
+class _Seq:
+    """A list or set the stream builds: identity only, to catch a container that holds itself."""
+
+    __slots__ = ()
+
+
+_CONTAINERS = _CONTAINERS | {_Seq}
+
+
 class Malformed(Exception):
-    def __init__(self, offset: int, message: str) -> None:
+    """The stream cannot be judged: ``malformed`` (CPython would fail, or could read it differently from
+    this walker) or ``resource`` (a memo, reference or size anomaly that exhausts the loading process)."""
+
+    def __init__(self, offset: int, message: str, kind: str = "malformed") -> None:
         super().__init__(message)
-        self.offset = offset
+        self.offset, self.kind = offset, kind
 
 
 # Opcode kinds, dispatched in the walker's loop (grouped by what they do to the stack).
@@ -95,7 +112,7 @@ class Malformed(Exception):
  _STR_LINE, _MARK, _POP, _POP_MARK, _DUP, _APPEND, _APPENDS, _LIST, _EMPTY_TUPLE, _TUPLE, _TUPLE_N,
  _EMPTY_DICT, _DICT, _SETITEM, _SETITEMS, _ADDITEMS, _FROZENSET, _GET, _PUT, _MEMOIZE, _EXT, _GLOBAL,
  _STACK_GLOBAL, _INST, _OBJ, _REDUCE, _BUILD, _NEWOBJ, _NEWOBJ_EX, _PROTO, _STOP, _FRAME, _BINPERSID,
- _BOOL, _LONG_N, _STRING_LINE) = range(45)
+ _BOOL, _LONG_N, _STRING_LINE, _NEW_SEQ) = range(46)
 
 _KIND = [_BAD] * 256
 _ARG: list[Any] = [None] * 256  # struct format, length width, or the like, per opcode
@@ -115,11 +132,11 @@ for _code, _kind, _arg in [
     ("I", _INT_LINE, None), ("L", _INT_LINE, None), ("V", _STR_LINE, None), ("S", _STRING_LINE, None),
     ("\x97", _PUSH_OPAQUE, None), ("\x98", _BINPERSID, None), ("Q", _BINPERSID, None),
     ("(", _MARK, None), ("0", _POP, None), ("1", _POP_MARK, None), ("2", _DUP, None),
-    ("]", _PUSH_OPAQUE, None), ("a", _APPEND, None), ("e", _APPENDS, None), ("l", _LIST, None),
+    ("]", _NEW_SEQ, None), ("a", _APPEND, None), ("e", _APPENDS, None), ("l", _LIST, None),
     (")", _EMPTY_TUPLE, None), ("t", _TUPLE, None),
     ("\x85", _TUPLE_N, 1), ("\x86", _TUPLE_N, 2), ("\x87", _TUPLE_N, 3),
     ("}", _EMPTY_DICT, None), ("d", _DICT, None), ("s", _SETITEM, None), ("u", _SETITEMS, None),
-    ("\x8f", _PUSH_OPAQUE, None), ("\x90", _ADDITEMS, None), ("\x91", _FROZENSET, None),
+    ("\x8f", _NEW_SEQ, None), ("\x90", _ADDITEMS, None), ("\x91", _FROZENSET, None),
     ("g", _GET, None), ("h", _GET, struct.Struct("<B")), ("j", _GET, struct.Struct("<I")),
     ("p", _PUT, None), ("q", _PUT, struct.Struct("<B")), ("r", _PUT, struct.Struct("<I")),
     ("\x94", _MEMOIZE, None),
@@ -130,6 +147,10 @@ for _code, _kind, _arg in [
     ("\x80", _PROTO, None), (".", _STOP, None), ("\x95", _FRAME, struct.Struct("<Q")),
 ]:
     _KIND[ord(_code)], _ARG[ord(_code)] = _kind, _arg
+
+# The table must cover exactly the opcodes CPython's pickle knows: a new opcode fails the import (closed).
+if {i for i in range(256) if _KIND[i] != _BAD} != {ord(op.code) for op in pickletools.opcodes}:
+    raise ImportError("pickle_scan's opcode table differs from this Python's pickletools.opcodes")
 
 
 def scan_pickles(buf: Any, start: int = 0, end: int | None = None) -> PickleScan:
@@ -145,7 +166,7 @@ def scan_pickles(buf: Any, start: int = 0, end: int | None = None) -> PickleScan
         while pos < end:
             pos = walk_pickle(buf, pos, end, scan, joblib=True)
     except Malformed as exc:
-        scan.problems.append(Problem("malformed", str(exc), exc.offset))
+        scan.problems.append(Problem(exc.kind, str(exc), exc.offset))
     return scan
 
 
@@ -257,8 +278,15 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
     metastack: list[list[Any]] = []
     memo: dict[int, Any] = {}
     proto = 0
+    first = pos
     frame_end = pos
     opcodes = 0
+    refs = 0  # GETs of containers and DUPs: how far the stream multiplies what it built
+    fetched: set[int] = set()  # ids of containers pushed again by GET or DUP: only these can hold themselves
+
+    def holds_itself(items: list[Any]) -> bool:
+        target = stack[-1]
+        return id(target) in fetched and any(item is target for item in items)
     globals_, problems = scan.globals, scan.problems
 
     def line(start: int) -> int:
@@ -271,8 +299,18 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
         """The memo index of a PUT/GET (text for protocol 0, binary after), and where the next opcode is."""
         if arg is None:
             nl = line(at)
-            return int(buf[at:nl]), nl + 1
+            key = int(buf[at:nl])
+            if key < 0:
+                raise Malformed(at, "negative memo index")
+            return key, nl + 1
         return arg.unpack_from(buf, at)[0], at + arg.size
+
+    def past_end(at: int, what: str, n: int) -> Malformed:
+        """A declared length past the end: a truncated stream, or (longer than the whole stream) a
+        size meant to make the loader allocate."""
+        if n > 4 * (end - first) + (1 << 20):
+            return Malformed(at, f"{what} declares {n} bytes, far more than the whole stream", "resource")
+        return Malformed(at, f"{what} runs past the end of the stream (truncated)")
 
     def pop_mark(at: int) -> list[Any]:
         nonlocal stack
@@ -299,6 +337,8 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
             opcodes += 1
             if kind == _PUT:
                 key, pos = memo_key(arg, pos)
+                if key > len(memo) + _MEMO_SLACK:
+                    raise Malformed(start, f"memo index {key} far past the {len(memo)} entries stored", "resource")
                 memo[key] = stack[-1]
             elif kind == _MEMOIZE:
                 memo[len(memo)] = stack[-1]
@@ -306,7 +346,7 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                 n = arg.unpack_from(buf, pos)[0]
                 pos += arg.size
                 if n < 0 or pos + n > end:
-                    raise Malformed(start, "string length runs past the end of the stream")
+                    raise past_end(start, "string", n)
                 stack.append(str(buf[pos:pos + n], "utf-8" if code in (0x8C, 0x58, 0x8D) else "latin-1")
                              if n <= _MAX_STR else OPAQUE)
                 pos += n
@@ -314,7 +354,11 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                 key, pos = memo_key(arg, pos)
                 if key not in memo:
                     raise Malformed(start, f"memo key {key} was never stored")
-                stack.append(memo[key])
+                value = memo[key]
+                if type(value) is not str and type(value) in _CONTAINERS:  # str first: the common, cheap case
+                    refs += 1
+                    fetched.add(id(value))
+                stack.append(value)
             elif kind == _INT_FIXED:
                 stack.append(arg.unpack_from(buf, pos)[0])
                 pos += arg.size
@@ -323,6 +367,8 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                 stack = []
             elif kind == _SETITEMS:
                 items = pop_mark(start)
+                if fetched and holds_itself(items):
+                    raise Malformed(start, "a dict that contains itself", "resource")
                 target = stack[-1]
                 if isinstance(target, dict):
                     for i in range(0, len(items) - 1, 2):
@@ -352,22 +398,25 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                 n = arg.unpack_from(buf, pos)[0]
                 pos += arg.size + n
                 if pos > end:
-                    raise Malformed(start, "bytes length runs past the end of the stream")
+                    raise past_end(start, "bytes", n)
                 stack.append(OPAQUE)
             elif kind == _SKIP:
                 pos += arg
                 stack.append(OPAQUE)
             elif kind == _APPEND:
-                stack.pop()
-                if not stack:
-                    raise Malformed(start, "stack underflow")
+                if stack.pop() is stack[-1]:
+                    raise Malformed(start, "a list that contains itself", "resource")
             elif kind == _APPENDS or kind == _ADDITEMS:
-                pop_mark(start)
+                items = pop_mark(start)
                 if not stack:
                     raise Malformed(start, "stack underflow")
+                if fetched and holds_itself(items):
+                    raise Malformed(start, "a list or set that contains itself", "resource")
             elif kind == _LIST or kind == _FROZENSET:
                 pop_mark(start)
-                stack.append(OPAQUE)
+                stack.append(_Seq())
+            elif kind == _NEW_SEQ:
+                stack.append(_Seq())
             elif kind == _DICT:
                 items = pop_mark(start)
                 value = {}
@@ -379,6 +428,8 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                 value = stack.pop()
                 key = stack.pop()
                 target = stack[-1]
+                if (value is target or key is target) and id(target) in fetched:
+                    raise Malformed(start, "a dict that contains itself", "resource")
                 if isinstance(target, dict) and isinstance(key, (str, int, bool, type(None))):
                     target[key] = value
             elif kind == _BUILD:
@@ -390,8 +441,11 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                         raise Malformed(start, "joblib array read inside an unfinished pickle frame")
                     pos = _array_extent(buf, pos, end, inst, scan)
                     stack[-1] = OPAQUE
+                    continue  # the array bytes are read from the file, outside any frame
             elif kind == _REDUCE:
                 fargs = stack.pop()
+                if type(stack[-1]) is _Global:
+                    scan.calls.append(stack[-1].ref)
                 stack[-1] = _call(stack[-1], fargs, init=True)
             elif kind == _NEWOBJ:
                 fargs = stack.pop()
@@ -419,19 +473,26 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                     stack.append(ref)
                 else:
                     fargs = tuple(pop_mark(start))
+                    scan.calls.append(ref.ref)
                     stack.append(_call(ref, fargs, init=bool(fargs)))
             elif kind == _OBJ:
                 items = pop_mark(start)
                 if not items:
                     raise Malformed(start, "OBJ without a class")
+                if type(items[0]) is _Global:
+                    scan.calls.append(items[0].ref)
                 stack.append(_call(items[0], tuple(items[1:]), init=len(items) > 1))
             elif kind == _FRAME:
+                if start < frame_end:
+                    raise Malformed(start, "a FRAME begins before the current frame ends")
                 n = arg.unpack_from(buf, pos)[0]
                 pos += 8
                 frame_end = pos + n
                 if frame_end > end:
-                    raise Malformed(start, "frame runs past the end of the stream")
+                    raise past_end(start, "frame", n)
             elif kind == _PROTO:
+                if start != first:
+                    raise Malformed(start, "PROTO after the first opcode (a second PROTO)")
                 proto = buf[pos]
                 pos += 1
                 if proto > 5:
@@ -440,14 +501,17 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                 n = arg.unpack_from(buf, pos)[0]
                 pos += arg.size
                 if n < 0 or pos + n > end:
-                    raise Malformed(start, "long length runs past the end of the stream")
+                    raise past_end(start, "long", n)
                 stack.append(int.from_bytes(buf[pos:pos + n], "little", signed=True) if n <= 64 else OPAQUE)
                 pos += n
             elif kind == _INT_LINE:
                 nl = line(pos)
-                text = bytes(buf[pos:nl]).rstrip(b"L")
+                text = bytes(buf[pos:nl])
                 pos = nl + 1
-                stack.append(True if text == b"01" else False if text == b"00" else int(text, 0))
+                if code == 0x4C:  # LONG: decimal with an optional L, as PyLong_FromString(base 10) reads it
+                    stack.append(int(text[:-1] if text.endswith(b"L") else text, 10))
+                else:  # INT: strtol(base 0), with the protocol-0 booleans
+                    stack.append(True if text == b"01" else False if text == b"00" else int(text, 0))
             elif kind == _STR_LINE or kind == _STRING_LINE:
                 nl = line(pos)
                 raw = bytes(buf[pos:nl])
@@ -471,6 +535,8 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
             elif kind == _POP_MARK:
                 pop_mark(start)
             elif kind == _DUP:
+                refs += 1
+                fetched.add(id(stack[-1]))
                 stack.append(stack[-1])
             elif kind == _EXT:
                 code_ = arg.unpack_from(buf, pos)[0]
@@ -480,12 +546,22 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                 stack.append(OPAQUE)
             elif kind == _STOP:
                 stack.pop()
+                if stack or metastack:
+                    raise Malformed(start, "STOP leaves values or marks on the stack")
+                if pos < frame_end:
+                    raise Malformed(start, "STOP inside a frame that goes on")
+                if refs > _MAX_REFS and refs * 8 > opcodes:
+                    raise Malformed(start, f"{refs} DUP/GET references to containers in {opcodes} opcodes: "
+                                    "a memo/DUP expansion bomb", "resource")
                 scan.pickles += 1
                 return pos
             else:
                 raise Malformed(start, f"invalid opcode 0x{code:02x}")
-            if pos > end:
-                raise Malformed(start, "argument runs past the end of the stream")
+            if pos > frame_end:
+                if start < frame_end:
+                    raise Malformed(start, "an opcode's argument crosses the end of its frame")
+                if pos > end:
+                    raise Malformed(start, "argument runs past the end of the stream")
     except IndexError:
         raise Malformed(start, "stack underflow") from None
     except (struct.error, ValueError, TypeError, OverflowError) as exc:
