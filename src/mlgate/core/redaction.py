@@ -22,11 +22,12 @@ _LOCK = threading.Lock()
 
 
 def register_secret(value: str | bytes | None) -> None:
-    """Redact ``value`` (and each of its lines of 16+ characters) from all later text."""
+    """Redact ``value`` (and each of its whitespace-separated parts of 16+ characters: a PEM's body lines,
+    also when pasted on one line) from all later text."""
     if not value:
         return
     text = value.decode(errors="replace") if isinstance(value, bytes) else value
-    parts = {text.strip(), *(line.strip() for line in text.splitlines())}
+    parts = {text.strip(), *text.split()}
     with _LOCK:
         _SECRETS.update(p for p in parts if len(p) >= 16 and "-----" not in p)
 
