@@ -18,7 +18,7 @@ from mlgate.core.results import GateResult
 from mlgate.gates.code.trivy import TrivyConnection, TrivyPolicy, check_trivy
 
 GATE = "deploy.config"
-COMPOSE_CHECKS = Path(__file__).resolve().parents[1] / "checks" / "compose"
+COMPOSE_CHECKS = Path(__file__).resolve().parents[2] / "checks" / "compose"
 COMPOSE_PASS = ("--config-check", str(COMPOSE_CHECKS), "--check-namespaces", "user",
                 "--misconfig-scanners", "yaml")
 
