@@ -34,7 +34,7 @@ from mlgate.core.subprocess_tool import run_tool
 GATE = "code.static"
 LEVELS = ("low", "medium", "high")
 Level = Literal["low", "medium", "high"]
-BANDIT_INI = Path(__file__).resolve().parents[1] / "checks" / "bandit.ini"
+BANDIT_INI = Path(__file__).resolve().parents[2] / "checks" / "bandit.ini"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_LEVEL = {"low": "note", "medium": "warning", "high": "error"}
 DEFAULT_EXCLUDE = ("*/.git/*", "*/.venv/*", "*/venv/*", "*/node_modules/*", "*/__pycache__/*", "*/.tox/*",
