@@ -41,9 +41,34 @@ def default_policy() -> dict[str, Any]:
     return data
 
 
+def session_signer():
+    """The test session's signing key (``tests/conftest.py``): it signs gate results and owns test policies."""
+    from mlgate.trust.keys import keyring_from_env
+
+    return keyring_from_env().signer()
+
+
 def write_policy(path: Path, data: dict[str, Any] | None = None) -> Path:
+    """Write a policy, signed by the session key as its owner (the signer trusts only such policies);
+    a policy that does not validate is written unsigned."""
+    from mlgate.core.errors import PolicyError
+    from mlgate.core.policy import load_policy
+    from mlgate.trust.trusted_policy import sign_policy
+
     path.write_text(yaml.safe_dump(data or default_policy()))
+    try:
+        sign_policy(load_policy(path), session_signer())
+    except PolicyError:
+        pass
     return path
+
+
+def log_signed(client, run_id: str, result, signer=None) -> None:
+    """Log a result as a gate task does: with its envelope, signed by ``signer`` (default the session key)."""
+    from mlgate.trust.gate_evidence import sign_result
+    from mlgate.trust.registry import log_result
+
+    log_result(client, run_id, result, sign_result(result, signer or session_signer()))
 
 
 def new_run(tmp_path: Path) -> dict[str, Any]:
@@ -109,7 +134,7 @@ def register_version(client, policy, name: str, *, passed: bool = True, pyfunc: 
     import tempfile
 
     from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
-    from mlgate.trust.registry import get_or_create_experiment, log_result, model_digest
+    from mlgate.trust.registry import get_or_create_experiment, model_digest
 
     run_id = client.create_run(get_or_create_experiment(client, "mlgate-test-versions")).info.run_id
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,7 +155,7 @@ def register_version(client, policy, name: str, *, passed: bool = True, pyfunc: 
     digest = model_digest(client, f"models:/{name}/{version}")
     status, findings = (Status.PASSED, ()) if passed else (
         Status.BLOCKED, (Finding("model.training.missing", Severity.HIGH, "seed not recorded"),))
-    log_result(client, run_id, GateResult(
+    log_signed(client, run_id, GateResult(
         "model.training", status, Subject("model", f"models:/{name}/{version}", digest),
         policy.digest, ToolInfo("test", "1"), utcnow(), utcnow(), findings=findings))
     return version

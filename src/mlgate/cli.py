@@ -35,10 +35,30 @@ def _progress(done: int, total: int) -> None:
         print(f"\rhashed {done}/{total} files", end="\n" if done == total else "", file=sys.stderr, flush=True)
 
 
+def signed_path(json_out: str) -> Path:
+    """Where ``check --json FILE`` writes the result's signed envelope: ``FILE`` with ``.dsse.json``."""
+    path = Path(json_out)
+    return path.with_name(path.name.removesuffix(".json") + ".dsse.json")
+
+
+def _sign(result: GateResult, json_out: str) -> str:
+    """Sign the result where it is produced when a key is configured (ADR 0013); returns what was done."""
+    from mlgate.trust.gate_evidence import sign_result
+    from mlgate.trust.keys import keyring_from_env
+
+    keys = keyring_from_env()
+    if not keys.has_signing_key:
+        return "unsigned (no signing key configured): promotion counts it as missing"
+    path = signed_path(json_out)
+    path.write_text(sign_result(result, keys.signer()) + "\n")
+    return f"signed: {path}"
+
+
 def _finish(outcome: GateOutcome, json_out: str | None) -> int:
+    print(format_summary(outcome.result), file=sys.stderr)
     if json_out:
         Path(json_out).write_text(outcome.result.to_json() + "\n")
-    print(format_summary(outcome.result), file=sys.stderr)
+        print(_sign(outcome.result, json_out), file=sys.stderr)  # a key that cannot sign: exit 2 (main)
     return outcome.exit_code
 
 
@@ -528,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except MlgateError as exc:
+    except MlgateError as exc:  # its message is already redacted (MlgateError)
         print(f"mlgate: error: {exc}", file=sys.stderr)
         return 2
 

@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mlgate.demo.dataset import write_loans
 from mlgate.demo.run import tamper
@@ -64,6 +65,21 @@ def test_clean_data_is_trained_validated_and_promoted(dag, conf):
     assert client.get_model_version(conf["model"], "1").tags["mlgate.attestation.digest"].startswith("sha256:")
     (audited,) = read_decisions(client, conf["model"])
     assert audited.decision == "promoted" and audited.by.startswith("airflow:secure_training_pipeline/")
+
+
+def test_a_run_triggered_with_a_permissive_policy_of_its_own_is_never_promoted(dag, conf, tmp_path):
+    """Issue 13, attack 9: the triggerer's conf names a policy that requires only one gate, neither pinned nor
+    signed by a policy owner. Every gate passes under it and signs its result; the signer still refuses."""
+    policy = default_policy()
+    policy["promotion"].update(model_name=conf["model"], required_gates=["model.training"])
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(yaml.safe_dump(policy))  # unsigned: write_policy would sign it as the owner
+    state, tasks, alias = run(dag, {**conf, "policy_path": str(mine)})
+    assert tasks["train_model"] == "success" and tasks["promote_model"] == "failed" and state == "failed"
+    assert alias is None
+    (audited,) = read_decisions(MlflowHook().get_conn(), conf["model"])
+    assert audited.decision == "blocked"
+    assert audited.reasons[0].startswith(f"policy: the signer does not trust policy {mine}")
 
 
 def test_data_changed_after_pinning_is_never_promoted(dag, conf):

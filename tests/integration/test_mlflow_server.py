@@ -99,3 +99,37 @@ def test_parallel_gates_of_one_dag_run_share_one_experiment_and_one_run(use_serv
         thread.join()
     assert errors == []
     assert len(runs) == 8 and len(set(runs)) == 1
+
+
+def test_an_attacker_with_a_client_and_no_key_cannot_get_a_version_promoted(use_server, tmp_path):
+    """Issue 13, attack 1 through the server: the attacker registers a model of their own, copies the good
+    version's data and code tags and its whole signed ``gates/`` folder, and adds a ``passed``
+    ``model.training`` result recomputed for their model. Data gates verify (same data); the model-bound
+    one is unsigned or about the good model: missing, so promotion refuses."""
+    from mlgate.core.results import GateResult, Status, Subject, ToolInfo, utcnow
+    from mlgate.trust.registry import get_or_create_experiment, log_result, model_digest
+
+    run = new_run(tmp_path)
+    upstream = run_pipeline(run)
+    client = MlflowHook().get_conn()
+    good = client.get_model_version(run["model"], upstream[("train_model", "model_version")])
+    attacker_run = client.create_run(get_or_create_experiment(client, "attacker")).info.run_id
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "weights.txt").write_text("backdoor")
+    client.log_artifacts(attacker_run, str(tmp_path / "model"), artifact_path="model")
+    forged = str(client.create_model_version(run["model"], f"{client.get_run(attacker_run).info.artifact_uri}/model",
+                                             attacker_run).version)
+    for key in ("mlgate.data_digest", "mlgate.code_digest"):
+        client.set_model_version_tag(run["model"], forged, key, good.tags.get(key, ""))
+    copied = client.download_artifacts(good.run_id, "gates", str(tmp_path / "copied"))
+    client.log_artifacts(attacker_run, copied, artifact_path="gates")
+    policy_digest = GateResult.from_dict(upstream[("train_model", "model.training")]).policy_digest
+    recomputed = model_digest(client, f"models:/{run['model']}/{forged}")
+    log_result(client, attacker_run, GateResult("model.training", Status.PASSED, Subject("model", "x", recomputed),
+                                                policy_digest, ToolInfo("forged", "1"), utcnow(), utcnow()))
+
+    ops = promote_op(run)
+    ops.version = forged
+    with pytest.raises(AirflowFailException, match="model.training: signed evidence counts as missing"):
+        ops.execute(context(run, "promote_model", upstream))
+    assert alias_of(run) is None

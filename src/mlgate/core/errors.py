@@ -9,14 +9,20 @@ decision downstream (ADR 0001, 0002):
   Retrying may help.
 * ``EvidenceError`` — evidence is missing, unreadable or does not match what is being promoted.
 
-None of them may carry a secret or PII value in its message.
+None of them may carry a secret or PII value in its message: the base class redacts anything that looks
+like key material from its arguments when it is raised (ADR 0013).
 """
 
 from __future__ import annotations
 
+from mlgate.core.redaction import redact
+
 
 class MlgateError(Exception):
     """Base of every error raised by mlgate's core."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class PolicyError(MlgateError):
@@ -33,3 +39,8 @@ class ToolError(MlgateError):
 
 class EvidenceError(MlgateError):
     """Evidence is missing, unreadable, or bound to something other than what is checked."""
+
+
+class UnverifiedEvidenceError(EvidenceError):
+    """Evidence that is unsigned, signed by a key not trusted for its gate, or about another subject: it
+    counts as missing (ADR 0013)."""

@@ -12,15 +12,16 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import reprlib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from mlgate.core.errors import PolicyError
 from mlgate.core.isolation import SandboxPolicy
 from mlgate.core.policy_exceptions import PolicyException
+from mlgate.core.safe_yaml import load_yaml
 
 # gate id -> "module:Model" validating its section of ``gates``
 SECTIONS: dict[str, str] = {
@@ -74,11 +75,24 @@ class PromotionPolicy(_Strict):
     alias: str = Field(default="champion", pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$")
     required_gates: tuple[str, ...] = Field(min_length=1)
     max_evidence_age_hours: float = Field(default=24.0, gt=0)
+    functionaries: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="gate id (or '*') -> key ids of trusted keys or paths of PEM public keys allowed to sign "
+                    "that gate's results (in-toto layout semantics); empty: the trusted keys sign every gate")
 
     @field_validator("required_gates")
     @classmethod
     def _known(cls, gates: tuple[str, ...]) -> tuple[str, ...]:
         return _known_gates(gates)
+
+    @field_validator("functionaries")
+    @classmethod
+    def _functionaries(cls, steps: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        _known_gates([g for g in steps if g != "*"])
+        empty = sorted(g for g, keys in steps.items() if not keys)
+        if empty:
+            raise ValueError(f"functionaries of {empty} name no key; a step nobody may sign never passes")
+        return steps
 
 
 def _known_gates(gates: Any) -> Any:
@@ -138,10 +152,15 @@ class Policy(_Strict):
         return self.section("data.expectations")
 
 
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxstring = 2, 4, 4, 4, 100
+
+
 def describe_error(error: Any, prefix: tuple[str, ...] = ()) -> str:
-    """One pydantic error as ``key.path: expectation; found value``."""
+    """One pydantic error as ``key.path: expectation; found value``; the value's repr is bounded while it
+    is built (never expand a shared, deeply nested input only to truncate it)."""
     path = ".".join(str(part) for part in (*prefix, *error["loc"])) or "(top level)"
-    found = "nothing" if error["type"] == "missing" else f"{error.get('input')!r}"[:120]
+    found = "nothing" if error["type"] == "missing" else _SHORT.repr(error.get("input"))[:120]
     return f"{path}: {error['msg'].rstrip('.')}; found {found}"
 
 
@@ -170,13 +189,5 @@ def parse_policy(data: Any, source: str = "<policy>") -> Policy:
 
 
 def load_policy(path: str | Path) -> Policy:
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise PolicyError(f"{path}: cannot read the policy file: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{path}: not valid YAML: {exc}") from None
-    return parse_policy(data, source=str(path))
+    """The policy file at ``path``: size-capped and alias-free YAML (``safe_yaml``), then validated."""
+    return parse_policy(load_yaml(path, "policy file"), source=str(path))

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from mlgate.core.redaction import redact
+
 
 class Status(StrEnum):
     PASSED = "passed"
@@ -124,5 +126,5 @@ def error_result(gate: str, subject: Subject, policy_digest: str, tool: ToolInfo
         gate=gate, status=Status.ERROR, subject=subject, policy_digest=policy_digest, tool=tool,
         started_at=started_at, finished_at=utcnow(),
         findings=(Finding(id=f"{gate}.error", severity=Severity.CRITICAL,
-                          message=f"{type(exc).__name__}: {exc}"),),
+                          message=redact(f"{type(exc).__name__}: {exc}")),),
     )

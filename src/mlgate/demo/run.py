@@ -23,7 +23,7 @@ from mlgate.demo.trivy_db import write_trivy_db
 from mlgate.gates.data.integrity import build_manifest
 from mlgate.trust.attestation import KEY_ENV, generate_key
 from mlgate.trust.audit import format_table, read_decisions
-from mlgate.trust.keys import KEY_FILE_ENV
+from mlgate.trust.keys import KEY_FILE_ENV, POLICY_DIGESTS_ENV
 from mlgate.trust.registry import (
     PIPELINE_TAG,
     current_alias_version,
@@ -64,10 +64,13 @@ def demo_signing_key(home: Path) -> Path:
 
 
 def airflow_env(home: Path, root: Path) -> dict[str, str]:
+    """The environment of the demo's Airflow: its one generated key signs every gate and the promotion,
+    and the signer trusts exactly the shipped default policy, pinned by digest (ADR 0013)."""
     env = dict(os.environ)
     env.setdefault("AIRFLOW_CONN_TRIVY_DEFAULT", offline_trivy_connection(home))
     if not (env.get(KEY_ENV) or env.get(KEY_FILE_ENV)):
         env[KEY_FILE_ENV] = str(demo_signing_key(home))
+    env.setdefault(POLICY_DIGESTS_ENV, load_policy(root / "policies" / "default.yaml").digest)
     env.update({
         "MLGATE_HOME": str(home),
         "AIRFLOW_HOME": str(home / "airflow"),

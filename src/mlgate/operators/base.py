@@ -24,11 +24,15 @@ from mlgate.core.summary import format_summary
 from mlgate.exceptions import GateConfigViolation, GatePolicyViolation
 from mlgate.gates.data.provenance import Producer, ProvenanceEntry
 from mlgate.hooks.mlflow import MlflowHook
+from mlgate.hooks.signing import SigningKeyHook
 from mlgate.links import MlflowRunLink
 from mlgate.trust.registry import log_result, pipeline_run, run_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from securesystemslib.signer import CryptoSigner
+
+    from mlgate.trust.keys import KeyRing
 
 
 def pipeline_key(context: Context) -> str:
@@ -72,16 +76,40 @@ class BaseGateOperator(BaseOperator):
     ui_color = "#e8f1e4"
 
     def __init__(self, *, policy_path: str, mlflow_conn_id: str = MlflowHook.default_conn_name,
-                 mlflow_experiment: str = "mlgate", **kwargs: Any) -> None:
+                 mlflow_experiment: str = "mlgate", signing_conn_id: str = SigningKeyHook.default_conn_name,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.policy_path = policy_path
         self.mlflow_conn_id = mlflow_conn_id
         self.mlflow_experiment = mlflow_experiment
+        self.signing_conn_id = signing_conn_id
 
     @cached_property
     def mlflow_hook(self) -> MlflowHook:
         """The one accessor tests override."""
         return MlflowHook(self.mlflow_conn_id)
+
+    @cached_property
+    def signing_keys(self) -> KeyRing:
+        """The keys of connection ``signing_conn_id`` (else the environment), read lazily."""
+        return SigningKeyHook(self.signing_conn_id).get_conn()
+
+    @cached_property
+    def signer(self) -> CryptoSigner | None:
+        """The key this task signs its results with; ``None`` when none is configured."""
+        keys = self.signing_keys
+        return keys.signer() if keys.has_signing_key else None
+
+    def sign(self, result: GateResult) -> str | None:
+        """The result's DSSE envelope, signed where it is produced (ADR 0013); without a key it is recorded
+        unsigned, and promotion counts it as missing."""
+        from mlgate.trust.gate_evidence import sign_result
+
+        if self.signer is None:
+            self.log.warning("%s: no signing key configured; the result is recorded unsigned and promotion "
+                             "will count it as missing", self.gate_id)
+            return None
+        return sign_result(result, self.signer)
 
     @cached_property
     def policy(self) -> Policy:
@@ -105,12 +133,13 @@ class BaseGateOperator(BaseOperator):
         ti = context["ti"]
         ti.xcom_push(key=self.gate_id, value=result.to_dict())
         try:
+            envelope = self.sign(result)
             client = self.mlflow_hook.get_conn()
             run_id = pipeline_run(client, self.mlflow_experiment, pipeline_key(context))
-            log_result(client, run_id, result)
+            log_result(client, run_id, result, envelope)
             self.record_extra(client, run_id, result, context)
             ti.xcom_push(key=MlflowRunLink().xcom_key, value=run_url(client, run_id))
-        except ToolError as exc:
+        except (ToolError, GateInputError) as exc:  # MLflow failed, or the configured key is unusable
             # the XCom must not say ``passed`` for a gate that counts as failed: a task downstream that
             # runs anyway (trigger rule ``all_done``) would trust it
             ti.xcom_push(key=self.gate_id, value=error_result(self.gate_id, result.subject, result.policy_digest,

@@ -9,20 +9,16 @@ environment), appends every decision to the model's audit trail, and logs the ve
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
-from mlgate.hooks.signing import SigningKeyHook
 from mlgate.operators.base import BaseGateOperator, pipeline_key, task_actor
 from mlgate.trust.promotion import GATE
 from mlgate.trust.registry import download_evidence, pipeline_run
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-    from mlgate.trust.keys import KeyRing
 
 
 class RegistryPromoteGateOperator(BaseGateOperator):
@@ -32,19 +28,12 @@ class RegistryPromoteGateOperator(BaseGateOperator):
     template_fields: Sequence[str] = (*BaseGateOperator.template_fields, "model_name", "version")
 
     def __init__(self, *, model_name: str | None = None, version: str | None = None,
-                 training_task_id: str = "train_model",
-                 signing_conn_id: str = SigningKeyHook.default_conn_name, **kwargs: Any) -> None:
+                 training_task_id: str = "train_model", **kwargs: Any) -> None:
         kwargs.setdefault("trigger_rule", "all_done")
         super().__init__(**kwargs)
         self.model_name = model_name
         self.version = version
         self.training_task_id = training_task_id
-        self.signing_conn_id = signing_conn_id
-
-    @cached_property
-    def signing_keys(self) -> KeyRing:
-        """The keys promotion signs and verifies with (read lazily: a missing key is a refusal)."""
-        return SigningKeyHook(self.signing_conn_id).get_conn()
 
     def subject(self) -> Subject:
         return Subject("model", f"models:/{self.model_name or '?'}/{self.version or '?'}", "unknown")

@@ -7,7 +7,9 @@ prove that *these* files passed *these* gates under *this* policy, and refuse an
 
 Statement: ``_type`` https://in-toto.io/Statement/v1; one ``subject`` per model artifact file
 (``{name: <relative path>, digest: {sha256: <hex>}}``); ``predicateType`` :data:`PREDICATE_TYPE`,
-whose ``predicate`` is ``{model: {name, version}, policyDigest, createdAt, toolVersions, gates: [GateResult]}``.
+whose ``predicate`` is ``{model: {name, version}, policyDigest, createdAt, toolVersions, gates: [GateResult],
+gateEnvelopes: {gate id: DSSE envelope}}``: each gate result together with the envelope its producing task
+signed, so a verifier re-checks who vouched for each gate (``trust.gate_evidence``, ADR 0013).
 
 securesystemslib is imported inside functions: it costs ~0.2 s and DAG files import the operators.
 """
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlgate.core.errors import EvidenceError, GateInputError
+from mlgate.core.redaction import redact
 from mlgate.core.results import GateResult, Status, utcnow
 
 if TYPE_CHECKING:
@@ -43,7 +46,7 @@ class AttestationError(EvidenceError):
     """The attestation is unsigned, untrusted, malformed, or does not vouch for what is being checked."""
 
     def __init__(self, reasons: str | Iterable[str]) -> None:
-        self.reasons = (reasons,) if isinstance(reasons, str) else tuple(reasons)
+        self.reasons = tuple(redact(r) for r in ((reasons,) if isinstance(reasons, str) else reasons))
         super().__init__("; ".join(self.reasons))
 
 
@@ -69,6 +72,7 @@ class _Predicate(_Strict):
     createdAt: datetime
     toolVersions: dict[str, str]
     gates: list[dict[str, Any]]
+    gateEnvelopes: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class _Statement(_Strict):
@@ -87,8 +91,10 @@ def _hex(digest: str, what: str) -> str:
 
 def build_statement(model_name: str, version: str, artifact_digests: Mapping[str, str],
                     results: Iterable[GateResult], policy_digest: str, tool_versions: Mapping[str, str],
-                    *, created_at: str | None = None) -> dict[str, Any]:
-    """The in-toto Statement for one model version; ``artifact_digests`` maps file path → ``sha256:<hex>``."""
+                    *, created_at: str | None = None, gate_envelopes: Mapping[str, str] | None = None,
+                    ) -> dict[str, Any]:
+    """The in-toto Statement for one model version; ``artifact_digests`` maps file path → ``sha256:<hex>``,
+    ``gate_envelopes`` gate id → the JSON of the envelope its result was signed in."""
     results = list(results)
     if not artifact_digests:
         raise GateInputError("an attestation needs at least one model artifact file as its subject")
@@ -109,6 +115,7 @@ def build_statement(model_name: str, version: str, artifact_digests: Mapping[str
             "createdAt": created_at or utcnow(),
             "toolVersions": dict(tool_versions),
             "gates": [r.to_dict() for r in results],
+            "gateEnvelopes": {gate: json.loads(envelope) for gate, envelope in sorted((gate_envelopes or {}).items())},
         },
     }
 
@@ -154,7 +161,7 @@ def public_key_pem(signer: CryptoSigner) -> str:
     return signer.public_key.keyval["public"]
 
 
-def _trusted_key(pem: str | bytes) -> SSlibKey:
+def trusted_key(pem: str | bytes) -> SSlibKey:
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
     from securesystemslib.signer import SSlibKey
 
@@ -202,14 +209,15 @@ class VerifiedAttestation:
     policy_digest: str
     artifact_digests: dict[str, str]  # file path -> sha256:<hex>
     results: tuple[GateResult, ...]
+    gate_envelopes: dict[str, str]  # gate id -> the embedded envelope (JSON text) its result was signed in
 
 
-def _open_envelope(envelope_json: str | bytes, trusted_public_keys: Iterable[str | bytes]) -> tuple[bytes, str]:
+def open_envelope(envelope_json: str | bytes, trusted_public_keys: Iterable[str | bytes]) -> tuple[bytes, str]:
     """The signed payload and the keyid that verified it; raises unless a trusted key signed it."""
     from securesystemslib.dsse import Envelope
     from securesystemslib.exceptions import FormatError, VerificationError
 
-    keys = [_trusted_key(pem) for pem in trusted_public_keys]
+    keys = [trusted_key(pem) for pem in trusted_public_keys]
     if not keys:
         raise GateInputError("no trusted public keys configured; cannot verify any attestation")
     try:
@@ -306,7 +314,7 @@ def verify_envelope(envelope_json: str | bytes, trusted_public_keys: Iterable[st
         raise GateInputError("verify_envelope: 'now' must be timezone-aware")
     for name, digest in expected_artifact_digests.items():
         _hex(digest, name)
-    payload, keyid = _open_envelope(envelope_json, trusted_public_keys)
+    payload, keyid = open_envelope(envelope_json, trusted_public_keys)
     statement, results = _parse_statement(payload)
     predicate = statement.predicate
     attested = {s.name: f"sha256:{s.digest['sha256']}" for s in statement.subject}
@@ -333,4 +341,5 @@ def verify_envelope(envelope_json: str | bytes, trusted_public_keys: Iterable[st
         model_name=predicate.model.name, version=predicate.model.version, keyid=keyid,
         created_at=predicate.createdAt.astimezone(UTC), policy_digest=predicate.policyDigest,
         artifact_digests=attested, results=results,
+        gate_envelopes={gate: json.dumps(envelope) for gate, envelope in predicate.gateEnvelopes.items()},
     )

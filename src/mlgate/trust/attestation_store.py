@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import platform
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlgate.core.digests import json_digest
+from mlgate.core.errors import UnverifiedEvidenceError
 from mlgate.core.policy import Policy
 from mlgate.core.results import GateResult
 from mlgate.trust.attestation import (
@@ -25,6 +27,7 @@ from mlgate.trust.attestation import (
     sign_statement,
     verify_envelope,
 )
+from mlgate.trust.gate_evidence import functionaries, verify_gate_result
 from mlgate.trust.promotion import GATE as PROMOTE_GATE
 from mlgate.trust.registry import call, mlflow_errors, model_file_digests
 
@@ -59,10 +62,11 @@ def attested_results(evidence: Mapping[str, object], policy_digest: str) -> list
 
 def attest_version(client: MlflowClient, name: str, version: str, run_id: str, artifact_digests: Mapping[str, str],
                    results: Iterable[GateResult], policy_digest: str, signer: CryptoSigner, *,
-                   created_at: str | None = None) -> str:
-    """Build, sign and store the attestation of ``name``/``version``; returns the envelope file's digest."""
+                   created_at: str | None = None, gate_envelopes: Mapping[str, str] | None = None) -> str:
+    """Build, sign and store the attestation of ``name``/``version`` (embedding each result's signed
+    envelope); returns the envelope file's digest."""
     statement = build_statement(name, version, artifact_digests, results, policy_digest, tool_versions(),
-                                created_at=created_at)
+                                created_at=created_at, gate_envelopes=gate_envelopes)
     line = (sign_statement(statement, signer) + "\n").encode()
     digest = "sha256:" + hashlib.sha256(line).hexdigest()
     with mlflow_errors("storing the attestation", client.tracking_uri), tempfile.TemporaryDirectory() as tmp:
@@ -116,6 +120,26 @@ def verify_version(client: MlflowClient, policy: Policy, name: str, version: str
                                    expected_model=(name, str(version)), expires=expires)
     except AttestationError as exc:
         raise AttestationError([mismatch, *exc.reasons] if mismatch else exc.reasons) from None
-    if mismatch:
-        raise AttestationError(mismatch)
+    problems = [mismatch] if mismatch else []
+    problems += embedded_evidence_problems(verified, functionaries(policy, tuple(trusted_keys)))
+    if problems:
+        raise AttestationError(problems)
     return verified
+
+
+def embedded_evidence_problems(verified: VerifiedAttestation, keys_for: Callable[[str], tuple[str, ...]],
+                               ) -> list[str]:
+    """Each attested gate result must come with the envelope its producing task signed, by a key the
+    policy trusts for that gate, about these very model files, saying exactly what the attestation says."""
+    expected = {"model": json_digest(verified.artifact_digests)}
+    problems = []
+    for result in verified.results:
+        try:
+            signed = verify_gate_result(result.gate, verified.gate_envelopes.get(result.gate),
+                                        keys_for(result.gate), expected)
+        except UnverifiedEvidenceError as exc:
+            problems.append(f"{result.gate}: {exc}")
+            continue
+        if signed.result != result:
+            problems.append(f"{result.gate}: the attested result differs from the one its gate signed")
+    return problems

@@ -5,6 +5,12 @@ which builds a :class:`KeyRing` from it), else the environment: ``MLGATE_SIGNING
 a secrets backend injects it) or ``MLGATE_SIGNING_KEY_FILE`` (a path), and ``MLGATE_TRUSTED_KEYS``
 (comma-separated paths of PEM public keys). Without trusted keys, the signing key's own public key is
 trusted (the promoting worker checks what it signed); a loader without either refuses to verify.
+The policies the signer accepts (ADR 0013): digests pinned in ``MLGATE_TRUSTED_POLICY_DIGESTS``
+(comma-separated ``sha256:<hex>``), or policies signed by a policy owner's key (``MLGATE_POLICY_OWNER_KEYS``,
+comma-separated PEM paths; default: the trusted keys).
+
+A key ring never prints its private key: ``repr`` names only what is configured, and the configured key
+is registered for redaction (``mlgate.core.redaction``) as soon as the ring exists.
 
 Keys are read lazily, so a missing or unreadable key becomes a refusal with a reason, not a crash.
 """
@@ -20,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlgate.core.errors import GateInputError
+from mlgate.core.redaction import register_secret
 from mlgate.trust.attestation import KEY_ENV, load_signer, public_key_pem
 
 if TYPE_CHECKING:
@@ -27,6 +34,8 @@ if TYPE_CHECKING:
 
 KEY_FILE_ENV = "MLGATE_SIGNING_KEY_FILE"
 TRUSTED_ENV = "MLGATE_TRUSTED_KEYS"
+POLICY_DIGESTS_ENV = "MLGATE_TRUSTED_POLICY_DIGESTS"
+POLICY_OWNERS_ENV = "MLGATE_POLICY_OWNER_KEYS"
 NO_SIGNING_KEY = "no signing key configured"
 _PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
 
@@ -62,12 +71,28 @@ def public_keys(items: Iterable[str | Path]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class KeyRing:
-    """The configured signing key (PEM text or a file) and trusted public keys (PEM texts or files)."""
+    """The configured signing key (PEM text or a file), trusted public keys (PEM texts or files), and the
+    policies the signer trusts: pinned digests, and policy owners' public keys (PEM texts or files)."""
 
     signing_pem: str | None = None
     signing_file: str | None = None
     trusted: tuple[str, ...] = ()
     source: str = "the environment"
+    trusted_policy_digests: tuple[str, ...] = ()
+    policy_owners: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        register_secret(self.signing_pem)
+        if self.signing_file and "-----" in self.signing_file:  # a path setting that holds the key itself
+            register_secret(self.signing_file)
+
+    def __repr__(self) -> str:
+        key = "PEM text" if self.signing_pem else "a file" if self.signing_file else "none"
+        return (f"KeyRing(signing key: {key}, {len(self.trusted)} trusted key(s), "
+                f"{len(self.trusted_policy_digests)} pinned policy digest(s), {len(self.policy_owners)} policy "
+                f"owner key(s), from {self.source})")
+
+    __str__ = __repr__
 
     def signer(self) -> CryptoSigner:
         if self.signing_pem:
@@ -91,13 +116,23 @@ class KeyRing:
         raise GateInputError(f"no trusted public keys configured: pass them, or set {TRUSTED_ENV} "
                              "(comma-separated paths of PEM public keys)")
 
+    def policy_owner_keys(self) -> tuple[str, ...]:
+        """The keys whose signature makes a policy trusted: the configured owners, else the trusted keys."""
+        return public_keys(self.policy_owners) if self.policy_owners else self.trusted_keys()
+
+
+def env_list(variable: str) -> tuple[str, ...]:
+    """A comma-separated setting as a tuple of its non-empty items."""
+    return tuple(p.strip() for p in os.environ.get(variable, "").split(",") if p.strip())
+
 
 def trusted_from_env() -> tuple[str, ...]:
-    return tuple(p.strip() for p in os.environ.get(TRUSTED_ENV, "").split(",") if p.strip())
+    return env_list(TRUSTED_ENV)
 
 
 def keyring_from_env(trusted: Iterable[str | Path] = ()) -> KeyRing:
     """The keys the environment configures; explicit ``trusted`` keys replace ``MLGATE_TRUSTED_KEYS``."""
     explicit = tuple(str(t) for t in trusted)
     return KeyRing(signing_pem=os.environ.get(KEY_ENV) or None, signing_file=os.environ.get(KEY_FILE_ENV) or None,
-                   trusted=explicit or trusted_from_env())
+                   trusted=explicit or trusted_from_env(), trusted_policy_digests=env_list(POLICY_DIGESTS_ENV),
+                   policy_owners=env_list(POLICY_OWNERS_ENV))

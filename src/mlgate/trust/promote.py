@@ -1,9 +1,11 @@
 """``registry.promote``: decide, attest, verify, record, and only then move the alias.
 
-1. ``decide`` over the evidence of the version's run and the digests seen now (a fresh download).
-2. If it allows: sign the in-toto attestation over every artifact file, every gate result and the
-   policy digest, store it on the version, and verify what was stored against another fresh download.
-   No signing key, an untrusted or invalid signature, a swapped file: refused.
+0. The signer accepts only a policy it trusts (pinned digest or a policy owner's signature, ADR 0013).
+1. ``decide`` over the *signed* evidence of the version's run (each result's envelope verified against
+   the keys the policy trusts for its gate; anything else counts as missing) and the digests seen now.
+2. If it allows: sign the in-toto attestation over every artifact file, every gate result (with its
+   envelope embedded) and the policy digest, store it on the version, and verify what was stored against
+   another fresh download. No signing key, an untrusted or invalid signature, a swapped file: refused.
 3. Plan the next signed alias state (a revoked version is refused), append the decision to the model's
    signed audit trail (write-ahead: no alias move goes unrecorded), store the signed alias state, move
    the alias if allowed, tag the version with the decision (ADR 0014).
@@ -24,7 +26,8 @@ from mlgate.trust.alias_store import plan_state, write_state
 from mlgate.trust.attestation import AttestationError
 from mlgate.trust.attestation_store import attest_version, attested_results, verify_version
 from mlgate.trust.audit import AuditRecord, append_decision
-from mlgate.trust.keys import KeyRing
+from mlgate.trust.gate_evidence import functionaries, verify_gate_evidence
+from mlgate.trust.keys import KeyRing, keyring_from_env
 from mlgate.trust.promotion import GATE, Decision, decide
 from mlgate.trust.registry import (
     TAG_CODE_DIGEST,
@@ -32,9 +35,11 @@ from mlgate.trust.registry import (
     TAG_LIMIT,
     call,
     current_alias_version,
+    download_envelopes,
     download_evidence,
     model_file_digests,
 )
+from mlgate.trust.trusted_policy import UntrustedPolicyError, trust_policy
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -42,16 +47,17 @@ if TYPE_CHECKING:
 TAG_EVIDENCE = "mlgate.decision.evidence"
 
 
-def _attest_and_verify(client: MlflowClient, policy: Policy, name: str, version: str, run_id: str | None,
-                       digests: dict[str, str], evidence: dict[str, GateResult | EvidenceError], keys: KeyRing,
-                       now: datetime) -> tuple[str, str]:
+def _attest_and_verify(client: MlflowClient, policy: Policy, name: str, version: str, found: Assessment,
+                       keys: KeyRing, now: datetime) -> tuple[str, str]:
     """Sign and store the attestation, then verify the stored one; returns (envelope digest, key id)."""
-    if not run_id:
+    if not found.run_id:
         raise GateInputError(f"{name}/{version} has no run to hold its attestation")
     signer = keys.signer()
     trusted = keys.trusted_keys()
-    envelope = attest_version(client, name, version, run_id, digests, attested_results(evidence, policy.digest),
-                              policy.digest, signer, created_at=now.isoformat(timespec="seconds"))
+    results = attested_results(found.evidence, policy.digest)
+    envelope = attest_version(client, name, version, found.run_id, found.file_digests, results, policy.digest,
+                              signer, created_at=now.isoformat(timespec="seconds"),
+                              gate_envelopes={r.gate: found.envelopes[r.gate] for r in results})
     return envelope, verify_version(client, policy, name, version, trusted, now).keyid
 
 
@@ -85,29 +91,43 @@ def _decision_tags(record: AuditRecord) -> dict[str, str]:
 class Assessment:
     decision: Decision
     run_id: str | None
-    evidence: dict[str, GateResult | EvidenceError]
+    evidence: dict[str, GateResult | EvidenceError]  # verified results, or why each counts as missing
     file_digests: dict[str, str]  # the model's files, as downloaded now
+    envelopes: dict[str, str]  # gate -> the signed envelope each verified result came from
+
+
+def _signed_evidence(client: MlflowClient, policy: Policy, run_id: str | None, keys: KeyRing,
+                     digests: dict[str, str]) -> tuple[dict[str, GateResult | EvidenceError], dict[str, str]]:
+    """The run's gate results that verify against the keys the policy trusts for each gate (ADR 0013)."""
+    if not run_id:
+        return {}, {}
+    loose = download_evidence(client, run_id)
+    try:
+        keys_for = functionaries(policy, keys.trusted_keys())
+    except GateInputError as exc:
+        return {gate: EvidenceError(f"signed evidence cannot be verified: {exc}") for gate in loose}, {}
+    return verify_gate_evidence(download_envelopes(client, run_id), loose, keys_for, digests)
 
 
 def assess(client: MlflowClient, policy: Policy, name: str, version: str, now: datetime,
-           max_age_hours: float | None = None) -> Assessment:
+           max_age_hours: float | None = None, keys: KeyRing | None = None) -> Assessment:
     """Would ``name``/``version`` pass promotion now? Moves nothing: promotion and incident response
-    (choosing a version to restore) both build on it."""
+    (choosing a version to restore) both build on it. ``keys``: whose signatures count (default: the
+    environment's)."""
     model_version = call(client, f"reading model version {name}/{version}",
                          lambda: client.get_model_version(name, str(version)))
-    evidence = download_evidence(client, model_version.run_id) if model_version.run_id else {}
     file_digests = model_file_digests(client, f"models:/{name}/{version}")
-    recorded = {"dataset": model_version.tags.get(TAG_DATA_DIGEST, ""),
-                "code": model_version.tags.get(TAG_CODE_DIGEST, "")}
-    decision = decide(policy, evidence, digests={"model": json_digest(file_digests), **recorded}, now=now,
-                      max_age_hours=max_age_hours)
-    return Assessment(decision, model_version.run_id, evidence, file_digests)
+    digests = {"model": json_digest(file_digests), "dataset": model_version.tags.get(TAG_DATA_DIGEST, ""),
+               "code": model_version.tags.get(TAG_CODE_DIGEST, "")}
+    evidence, envelopes = _signed_evidence(client, policy, model_version.run_id, keys or keyring_from_env(), digests)
+    decision = decide(policy, evidence, digests=digests, now=now, max_age_hours=max_age_hours)
+    return Assessment(decision, model_version.run_id, evidence, file_digests, envelopes)
 
 
 def evaluate(client: MlflowClient, policy: Policy, name: str, version: str,
-             max_age_hours: float | None = None) -> tuple[Decision, str]:
+             max_age_hours: float | None = None, keys: KeyRing | None = None) -> tuple[Decision, str]:
     """The decision promotion would take now, and the model digest it saw."""
-    found = assess(client, policy, name, version, datetime.now(UTC), max_age_hours)
+    found = assess(client, policy, name, version, datetime.now(UTC), max_age_hours, keys)
     return found.decision, json_digest(found.file_digests)
 
 
@@ -118,13 +138,17 @@ def promote(client: MlflowClient, policy: Policy, name: str, version: str, actor
     started = utcnow()
     now = now or datetime.now(UTC)
     alias, version = policy.promotion.alias, str(version)
-    found = assess(client, policy, name, version, now)
+    reasons, envelope, keyid = [], "", ""
+    try:
+        trust_policy(policy, keys)
+    except (UntrustedPolicyError, GateInputError) as exc:
+        reasons.append(f"policy: {exc}")
+    found = assess(client, policy, name, version, now, keys=keys)
     decision, digest = found.decision, json_digest(found.file_digests)
-    reasons, envelope, keyid = list(decision.reasons), "", ""
+    reasons += decision.reasons
     if not reasons:
         try:
-            envelope, keyid = _attest_and_verify(client, policy, name, version, found.run_id, found.file_digests,
-                                                 found.evidence, keys, now)
+            envelope, keyid = _attest_and_verify(client, policy, name, version, found, keys, now)
         except AttestationError as exc:
             reasons += [f"attestation: {reason}" for reason in exc.reasons]
         except GateInputError as exc:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from mlgate.core.errors import EvidenceError
+from mlgate.core.errors import EvidenceError, UnverifiedEvidenceError
 from mlgate.core.policy import Policy
 from mlgate.core.results import GateResult, Status
 
@@ -66,8 +66,8 @@ def decide(policy: Policy, evidence: dict[str, GateResult | EvidenceError], *, d
         if item is None:
             seen[gate] = "missing"
             reasons.append(f"{gate}: required gate has no evidence for this model version")
-        elif isinstance(item, EvidenceError):
-            seen[gate] = "unreadable"
+        elif isinstance(item, EvidenceError):  # unsigned, untrusted or other-subject evidence counts as missing
+            seen[gate] = "missing" if isinstance(item, UnverifiedEvidenceError) else "unreadable"
             reasons.append(f"{gate}: {item}")
         else:
             seen[gate] = str(item.status)

@@ -30,6 +30,7 @@ PIPELINE_TAG = "mlgate.pipeline"
 TAG_DATA_DIGEST = "mlgate.data_digest"
 TAG_MODEL_DIGEST = "mlgate.model_digest"
 TAG_CODE_DIGEST = "mlgate.code_digest"
+SIGNED_SUFFIX = ".dsse.json"  # gates/<gate>.dsse.json: the result's signed envelope (trust.gate_evidence)
 TAG_LIMIT = 4900  # MLflow caps tag values at 5000 characters
 RUN_SETTLE_S = 1.0  # how long after a keyed run starts its racing twins may still be committing (keyed_run)
 _METRIC_UNSAFE = re.compile(r"[^\w.\- ]")
@@ -147,15 +148,19 @@ def flat_metrics(prefix: str, metrics: Mapping[str, Any]) -> list[tuple[str, flo
     return flat
 
 
-def log_result(client: MlflowClient, run_id: str, result: GateResult) -> None:
-    """Artifact ``gates/<gate>.json`` (+ its reports), metrics ``mlgate.<gate>.<m>``, tag ``mlgate.gate.<gate>``."""
+def log_result(client: MlflowClient, run_id: str, result: GateResult, envelope: str | None = None) -> None:
+    """Artifact ``gates/<gate>.json`` (+ its reports, + ``gates/<gate>.dsse.json``, its signed envelope, when
+    given), metrics ``mlgate.<gate>.<m>``, tag ``mlgate.gate.<gate>``."""
     from mlflow.entities import Metric, RunTag
 
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
     metrics = [Metric(name, value, now_ms, 0) for name, value in flat_metrics(f"mlgate.{result.gate}", result.metrics)]
     with mlflow_errors(f"logging evidence of {result.gate}", client.tracking_uri):
         with tempfile.TemporaryDirectory() as tmp:
-            client.log_artifact(run_id, str(write_evidence(result, Path(tmp))), artifact_path="gates")
+            write_evidence(result, Path(tmp))
+            if envelope is not None:
+                (Path(tmp) / f"{result.gate}{SIGNED_SUFFIX}").write_text(envelope + "\n")
+            client.log_artifacts(run_id, tmp, artifact_path="gates")
         for artifact in result.artifacts:
             client.log_artifact(run_id, artifact, artifact_path=f"gates/{result.gate}")
         client.log_batch(run_id, metrics=metrics, tags=[RunTag(f"mlgate.gate.{result.gate}", str(result.status))])
@@ -178,7 +183,8 @@ def download_evidence(client: MlflowClient, run_id: str) -> dict[str, GateResult
     """Every ``gates/*.json`` of a run; a file that cannot be read is kept as its EvidenceError."""
     evidence: dict[str, GateResult | EvidenceError] = {}
     with mlflow_errors("downloading evidence", client.tracking_uri), tempfile.TemporaryDirectory() as tmp:
-        files = [f for f in client.list_artifacts(run_id, "gates") if not f.is_dir and f.path.endswith(".json")]
+        files = [f for f in client.list_artifacts(run_id, "gates") if not f.is_dir and f.path.endswith(".json")
+                 and not f.path.endswith(SIGNED_SUFFIX)]
         for item in files:
             gate = Path(item.path).stem
             try:
@@ -189,6 +195,19 @@ def download_evidence(client: MlflowClient, run_id: str) -> dict[str, GateResult
         if isinstance(item, GateResult) and item.gate != gate:
             evidence[gate] = EvidenceError(f"gates/{gate}.json holds the result of {item.gate}")
     return evidence
+
+
+def download_envelopes(client: MlflowClient, run_id: str, limit: int = 1_000_000) -> dict[str, str]:
+    """Every ``gates/<gate>.dsse.json`` of a run (gate id -> envelope text); one over ``limit`` bytes is
+    left out (it then counts as unsigned)."""
+    envelopes: dict[str, str] = {}
+    with mlflow_errors("downloading signed evidence", client.tracking_uri), tempfile.TemporaryDirectory() as tmp:
+        for item in client.list_artifacts(run_id, "gates"):
+            if item.is_dir or not item.path.endswith(SIGNED_SUFFIX) or (item.file_size or 0) > limit:
+                continue
+            raw = Path(client.download_artifacts(run_id, item.path, tmp)).read_bytes()[:limit]
+            envelopes[Path(item.path).name.removesuffix(SIGNED_SUFFIX)] = raw.decode(errors="replace")
+    return envelopes
 
 
 def download_model(client: MlflowClient, model_uri: str, directory: Path) -> Path:

@@ -107,14 +107,18 @@ def _decision_rows(decisions: Iterable[Mapping[str, Any]]) -> list[dict[str, Any
 def render_scorecard(model_name: str, version: str, results: Iterable[GateResult],
                      decisions: Iterable[Mapping[str, Any]], coverage: Coverage,
                      compliance: Mapping[str, GateCompliance], images: Mapping[str, Path] | None = None, *,
-                     required_gates: Iterable[str] | None = None, generated_at: str | None = None) -> str:
-    """The scorecard HTML. PROMOTABLE only when every result passed and every required gate has evidence."""
+                     required_gates: Iterable[str] | None = None, generated_at: str | None = None,
+                     attestation_problems: Iterable[str] = ("the attestation was not verified",)) -> str:
+    """The scorecard HTML. PROMOTABLE only when the version's signed attestation verified
+    (``attestation_problems`` empty: the caller verified it), every result passed and every required gate
+    has evidence; results read from the store alone never make a version PROMOTABLE (ADR 0013)."""
     from jinja2 import Environment, StrictUndefined
 
     results = sorted(results, key=lambda r: (r.status is Status.PASSED, r.gate))  # failures first
     missing = [g for g in (required_gates or ()) if g not in {r.gate for r in results}]
     reasons = [f"{r.gate} is {r.status}" for r in results if r.status is not Status.PASSED]
     reasons += [f"{gate} has no evidence" for gate in missing] + ([] if results else ["no gate evidence at all"])
+    reasons += [f"attestation: {problem}" for problem in attestation_problems]
     template = (files("mlgate") / "templates" / "scorecard.html.j2").read_text()
     environment = Environment(autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     return environment.from_string(template).render(

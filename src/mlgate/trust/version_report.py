@@ -13,10 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlgate.core.errors import GateInputError
 from mlgate.core.policy import KNOWN_GATES, Policy
 from mlgate.core.results import GateResult
+from mlgate.trust.attestation import AttestationError
+from mlgate.trust.attestation_store import verify_version
 from mlgate.trust.audit import read_decisions
 from mlgate.trust.compliance import load_compliance
+from mlgate.trust.keys import keyring_from_env
 from mlgate.trust.promotion import GATE as PROMOTE_GATE
 from mlgate.trust.registry import call, download_evidence, mlflow_errors
 from mlgate.trust.scorecard import IMAGE_TYPES, render_scorecard
@@ -52,13 +56,26 @@ def _images(client: MlflowClient, run_id: str, directory: Path) -> dict[str, Pat
     return dict(sorted(images.items()))
 
 
+def attestation_problems(client: MlflowClient, policy: Policy, name: str, version: str) -> tuple[str, ...]:
+    """Why the version's attestation does not verify now against the environment's trusted keys (none when
+    it does): the scorecard's verdict comes from this, never from the store's loose evidence."""
+    try:
+        verify_version(client, policy, name, version, keyring_from_env().trusted_keys(), datetime.now(UTC))
+    except AttestationError as exc:
+        return exc.reasons
+    except GateInputError as exc:
+        return (str(exc),)
+    return ()
+
+
 def version_scorecard(client: MlflowClient, policy: Policy, name: str, version: str, *,
                       threat_model: Path | None = None, compliance: Path | None = None) -> str:
-    """The scorecard HTML of ``name``/``version``."""
+    """The scorecard HTML of ``name``/``version``; PROMOTABLE only when its attestation verifies."""
     model_version = call(client, f"reading model version {name}/{version}",
                          lambda: client.get_model_version(name, str(version)))
     run_id = model_version.run_id
     evidence = download_evidence(client, run_id) if run_id else {}
+    problems = attestation_problems(client, policy, name, version)
     decisions = [r.to_dict() for r in reversed(read_decisions(client, name))]
     threat_model = threat_model or policy.resolve(THREAT_MODEL)
     compliance = compliance or policy.resolve(COMPLIANCE)
@@ -68,7 +85,7 @@ def version_scorecard(client: MlflowClient, policy: Policy, name: str, version: 
             policy_coverage(policy, threat_model) if threat_model.exists() else Coverage(()),
             load_compliance(compliance).gates if compliance.exists() else {},
             _images(client, run_id, Path(tmp)) if run_id else {},
-            required_gates=policy.promotion.required_gates,
+            required_gates=policy.promotion.required_gates, attestation_problems=problems,
         )
 
 

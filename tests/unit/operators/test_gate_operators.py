@@ -54,8 +54,8 @@ def test_a_passing_gate_pushes_its_result_logs_evidence_and_a_link(run):
     assert mlflow_run.data.tags["mlgate.gate.data.integrity"] == "passed"
     assert mlflow_run.data.metrics["mlgate.data.integrity.files"] == 1
     run_id = mlflow_run.info.run_id
-    assert [a.path for a in client.list_artifacts(run_id, "gates")] == ["gates/data.integrity",
-                                                                       "gates/data.integrity.json"]
+    assert [a.path for a in client.list_artifacts(run_id, "gates")] == [
+        "gates/data.integrity", "gates/data.integrity.dsse.json", "gates/data.integrity.json"]  # signed where run
     assert run_id in pushed[MlflowRunLink().xcom_key]
 
 
@@ -150,14 +150,15 @@ def test_an_artifact_swapped_after_validation_is_not_promoted(run):
     stored = Path(client.get_logged_model(source.split("/")[-1]).artifact_location.removeprefix("file://"))
     (stored / "model.skops").write_bytes(b"swapped after validation")
 
-    with pytest.raises(GatePolicyViolation, match="model.training: model artifact changed since validation"):
+    swapped = "model.training: signed evidence counts as missing: model artifact changed since validation"
+    with pytest.raises(GatePolicyViolation, match=swapped):
         promote_op(run).execute(context(run, "promote_model", upstream))
     assert current_alias_version(client, run["model"], "champion") is None
     decision = client.get_model_version(run["model"], version).tags
     assert decision["mlgate.decision"] == "blocked"
     assert "model artifact changed" in decision["mlgate.decision.reasons"]
     (audited,) = read_decisions(client, run["model"])
-    assert any("model.training: model artifact changed since validation" in r for r in audited.reasons)
+    assert any(swapped in r for r in audited.reasons)
 
 
 def test_promotion_without_a_model_version_refuses_and_names_the_failed_gates(run):

@@ -16,7 +16,7 @@ from mlgate.operators import DataExpectationsGateOperator
 from mlgate.trust.attestation import generate_key
 from mlgate.trust.attestation_store import ARTIFACT, TAG_DIGEST, TAG_KEYID, verify_version
 from mlgate.trust.audit import read_decisions
-from mlgate.trust.keys import KEY_FILE_ENV, keyring_from_env
+from mlgate.trust.keys import KEY_FILE_ENV, TRUSTED_ENV, keyring_from_env
 from mlgate.trust.registry import current_alias_version
 from mlgate.trust.version_report import ARTIFACT as SCORECARD
 from tests.helpers import context, new_run, promote_op, run_pipeline
@@ -86,9 +86,11 @@ def test_a_gate_that_errored_after_training_is_refused(run, tmp_path):
     refused(run, upstream, r"data.expectations: status error \(\[critical\] data.expectations.error")
 
 
-def test_without_a_signing_key_promotion_refuses(run, monkeypatch):
+def test_without_a_signing_key_promotion_refuses(run, monkeypatch, signing_key):
+    """The promoting worker holds no private key, only the public key that verifies the gates' signatures."""
     upstream = run_pipeline(run)
     monkeypatch.delenv(KEY_FILE_ENV)
+    monkeypatch.setenv(TRUSTED_ENV, f"{signing_key}.pub")
     record = refused(run, upstream, "attestation: no signing key configured")
     assert record.envelope_digest == ""
     version = upstream[("train_model", "model_version")]
@@ -99,14 +101,15 @@ def test_without_a_signing_key_promotion_refuses(run, monkeypatch):
 
 def test_a_key_promotion_does_not_trust_is_refused(run, tmp_path, monkeypatch):
     """The key comes from the mlgate_signing connection (pasted on one line, as a password field keeps it);
-    its trusted keys name another key."""
+    its trusted keys name another key: neither the gates' signatures nor the policy owner's are trusted."""
     upstream = run_pipeline(run)
     rogue, _ = generate_key(tmp_path / "rogue.pem")
     _, trusted = generate_key(tmp_path / "trusted.pem")
     monkeypatch.setenv("AIRFLOW_CONN_MLGATE_SIGNING_DEFAULT", json.dumps({
         "conn_type": "mlgate_signing", "password": rogue.read_text().replace("\n", " "),
         "extra": {"trusted_public_keys": trusted.read_text()}}))
-    refused(run, upstream, "attestation: signed only by untrusted key")
+    record = refused(run, upstream, "data.integrity: signed evidence counts as missing: signed only by untrusted key")
+    assert any(r.startswith("policy: the signer does not trust policy") for r in record.reasons)
 
 
 def test_a_policy_changed_since_validation_is_refused(run):
