@@ -194,7 +194,8 @@ def cmd_check_drift(args: argparse.Namespace) -> int:
     from mlgate.gates.monitor.monitoring import check_drift_files
 
     return _run(args, Subject("dataset", args.path, "unknown"),
-                lambda policy: check_drift_files(args.path, args.reference, policy, *_window(args)))
+                lambda policy: check_drift_files(args.path, args.reference, policy, *_window(args),
+                                                 history=args.history))
 
 
 def cmd_check_confidence(args: argparse.Namespace) -> int:
@@ -430,6 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("path", help=f"{log_help}, or a CSV/Parquet table")
     drift.add_argument("--reference", required=True,
                        help="DP profile (data.privacy) or reference profile JSON, or a CSV/Parquet sample")
+    drift.add_argument("--history", help="JSON-lines file of earlier windows' outcomes (appended to): drift "
+                       "blocks once it persists; without it, a window blocks alone only on severe drift")
     drift.set_defaults(func=cmd_check_drift)
 
     confidence = gates.add_parser("monitor.confidence", parents=[common, window],
