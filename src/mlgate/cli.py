@@ -202,7 +202,8 @@ def cmd_check_confidence(args: argparse.Namespace) -> int:
     from mlgate.gates.monitor.monitoring import check_confidence_files
 
     return _run(args, Subject("dataset", args.path, "unknown"),
-                lambda policy: check_confidence_files(args.path, policy, *_window(args)))
+                lambda policy: check_confidence_files(args.path, policy, *_window(args),
+                                                      baseline=args.baseline))
 
 
 def cmd_check_queries(args: argparse.Namespace) -> int:
@@ -438,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     confidence = gates.add_parser("monitor.confidence", parents=[common, window],
                                   help="a spike of low-confidence predictions")
     confidence.add_argument("path", help=log_help)
+    confidence.add_argument("--baseline", help="JSON confidence baseline measured on the model's validation "
+                            "predictions (default: the policy's baseline_share)")
     confidence.set_defaults(func=cmd_check_confidence)
 
     queries = gates.add_parser("monitor.queries", parents=[common, window],

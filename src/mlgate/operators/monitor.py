@@ -87,14 +87,22 @@ class MonitorDriftGateOperator(MonitorGateOperator):
 
 
 class MonitorConfidenceGateOperator(MonitorGateOperator):
-    """A spike in the share of low-confidence predictions in the window (one-sided binomial test)."""
+    """A spike in the share of low-confidence predictions in the window (one-sided binomial test) against
+    ``baseline_path``: the baseline measured on the served model's validation predictions
+    (``mlgate.gates.monitor.confidence.measure_baseline``), else the policy's fallback share."""
 
     gate_id = "monitor.confidence"
+    template_fields: Sequence[str] = (*MonitorGateOperator.template_fields, "baseline_path")
+
+    def __init__(self, *, baseline_path: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.baseline_path = baseline_path
 
     def check(self, context: Context, workdir: Path) -> GateResult:
         from mlgate.gates.monitor.monitoring import check_confidence_files
 
-        return check_confidence_files(self.log_path(), self.policy, *self.window(context))
+        return check_confidence_files(self.log_path(), self.policy, *self.window(context),
+                                      baseline=self.baseline_path or None)
 
 
 class MonitorQueriesGateOperator(MonitorGateOperator):

@@ -253,14 +253,22 @@ def _read_history(handle: IO[str], path: Path, key: str) -> list[dict[str, Any]]
 
 
 def check_confidence_files(log: str | Path, policy: Policy, start: datetime | None = None,
-                           end: datetime | None = None) -> GateResult:
-    from mlgate.gates.monitor.confidence import check_confidence
+                           end: datetime | None = None, baseline: str | Path | None = None) -> GateResult:
+    """``monitor.confidence`` of a window against the baseline measured at promotion (a JSON file of
+    ``ConfidenceBaseline.to_dict()``), or the policy's fallback share when none is given."""
+    from mlgate.gates.monitor.confidence import ConfidenceBaseline, check_confidence
 
+    measured = None
+    if baseline is not None:
+        try:
+            measured = ConfidenceBaseline.from_dict(json.loads(Path(baseline).read_text()))
+        except (OSError, json.JSONDecodeError, AttributeError) as exc:
+            raise GateInputError(f"{baseline}: cannot read the confidence baseline: {exc}") from None
     window = load_window(log, start, end)
     if "confidence" not in window.columns:
         raise GateInputError(f"{log}: no confidence column")
     return check_confidence(window["confidence"].to_numpy(dtype=np.float64), policy.section("monitor.confidence"),
-                            policy.digest, _subject(log, start, end, window))
+                            policy.digest, _subject(log, start, end, window), measured)
 
 
 def check_queries_files(log: str | Path, policy: Policy, start: datetime | None = None,
