@@ -210,7 +210,8 @@ def cmd_check_queries(args: argparse.Namespace) -> int:
     from mlgate.gates.monitor.monitoring import check_queries_files, load_baseline
 
     return _run(args, Subject("dataset", args.path, "unknown"), lambda policy: check_queries_files(
-        args.path, policy, *_window(args), baseline=load_baseline(args.baseline) if args.baseline else None))
+        args.path, policy, *_window(args), baseline=load_baseline(args.baseline) if args.baseline else None,
+        reference=args.reference, state=args.state))
 
 
 def cmd_incident(args: argparse.Namespace) -> int:
@@ -447,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
                                help="per-client query volume and extraction-like query patterns")
     queries.add_argument("path", help=log_help)
     queries.add_argument("--baseline", help="JSON object: client id -> expected queries in the window")
+    queries.add_argument("--reference", help="the training reference (as for monitor.drift): enables "
+                         "out-of-distribution evidence per client")
+    queries.add_argument("--state", help="JSON file of the clients' evidence over earlier windows (updated)")
     queries.set_defaults(func=cmd_check_queries)
 
     promote = commands.add_parser("promote", parents=[common], help="move the policy's alias if every gate holds")

@@ -106,16 +106,26 @@ class MonitorConfidenceGateOperator(MonitorGateOperator):
 
 
 class MonitorQueriesGateOperator(MonitorGateOperator):
-    """Clients with anomalous query volume (``baseline``: client id -> expected queries per window) or
-    extraction-like query sequences (PRADA) in the window."""
+    """Clients with anomalous query volume (``baseline``: client id -> expected queries per window),
+    extraction-like query sequences (PRADA), and, given the training ``reference_path``, out-of-distribution
+    queries counted per client across windows in ``state_path`` (default
+    ``$MLGATE_HOME/monitor/extraction_state.json``) and pooled across keys."""
 
     gate_id = "monitor.queries"
+    template_fields: Sequence[str] = (*MonitorGateOperator.template_fields, "reference_path", "state_path")
 
-    def __init__(self, *, baseline: dict[str, float] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, baseline: dict[str, float] | None = None, reference_path: str | None = None,
+                 state_path: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.baseline = baseline
+        self.reference_path = reference_path
+        self.state_path = state_path
 
     def check(self, context: Context, workdir: Path) -> GateResult:
         from mlgate.gates.monitor.monitoring import check_queries_files
+        from mlgate.trust.registry import mlgate_home
 
-        return check_queries_files(self.log_path(), self.policy, *self.window(context), baseline=self.baseline)
+        state = (self.state_path or mlgate_home() / "monitor" / "extraction_state.json") \
+            if self.reference_path else None
+        return check_queries_files(self.log_path(), self.policy, *self.window(context), baseline=self.baseline,
+                                   reference=self.reference_path or None, state=state)

@@ -224,14 +224,14 @@ def check_drift_files(current: str | Path, reference: str | Path, policy: Policy
 
 @contextmanager
 def _locked(path: Path) -> Iterator[IO[str]]:
-    """The history file, opened for appending under an exclusive lock: concurrent windows take turns."""
+    """A state file, opened for appending under an exclusive lock: concurrent windows take turns."""
     import fcntl
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         handle = path.open("a+", encoding="utf-8")
     except OSError as exc:
-        raise GateInputError(f"{path}: cannot open the drift history: {exc.strerror}") from None
+        raise GateInputError(f"{path}: cannot open the monitoring state: {exc.strerror}") from None
     with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield handle
@@ -272,9 +272,33 @@ def check_confidence_files(log: str | Path, policy: Policy, start: datetime | No
 
 
 def check_queries_files(log: str | Path, policy: Policy, start: datetime | None = None,
-                        end: datetime | None = None, baseline: dict[str, float] | None = None) -> GateResult:
-    from mlgate.gates.monitor.queries import check_queries
+                        end: datetime | None = None, baseline: dict[str, float] | None = None,
+                        reference: str | Path | None = None, state: str | Path | None = None) -> GateResult:
+    """``monitor.queries`` of a window; with the training ``reference`` (as for ``monitor.drift``), OOD
+    evidence per client, accumulated in the JSON ``state`` file across windows when one is given."""
+    from mlgate.gates.monitor.extraction import ExtractionState, space_from_profile, space_from_sample
+    from mlgate.gates.monitor.queries import check_queries, feature_columns
 
+    config = policy.section("monitor.queries")
     window = load_window(log, start, end)
-    return check_queries(window, policy.section("monitor.queries"), policy.digest, baseline,
-                         _subject(log, start, end, window))
+    subject = _subject(log, start, end, window)
+    if reference is None:
+        return check_queries(window, config, policy.digest, baseline, subject)
+    ref = load_reference(reference)
+    columns = feature_columns(window, config)
+    space = space_from_profile(ref, columns, config.ood_quantile) if isinstance(ref, ReferenceProfile) \
+        else space_from_sample(ref, columns, config.ood_quantile)
+    if state is None:
+        return check_queries(window, config, policy.digest, baseline, subject, space)
+    with _locked(Path(state)) as handle:
+        handle.seek(0)
+        text = handle.read()
+        try:
+            known = ExtractionState.from_dict(json.loads(text)) if text.strip() else ExtractionState()
+        except json.JSONDecodeError as exc:
+            raise GateInputError(f"{state}: the extraction state is not valid JSON: {exc}") from None
+        result = check_queries(window, config, policy.digest, baseline, subject, space, known)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(known.to_dict(), sort_keys=True))
+    return result
