@@ -218,7 +218,7 @@ def check_drift_files(current: str | Path, reference: str | Path, policy: Policy
         handle.write(json.dumps({"reference": key, "window": subject.uri, "digest": subject.digest,
                                  "drifted": result.metrics["drifted"], "severe": result.metrics["severe"],
                                  "columns": result.metrics["drifted_columns"],
-                                 "at": result.finished_at.isoformat()}, sort_keys=True) + "\n")
+                                 "at": result.finished_at}, sort_keys=True) + "\n")
     return result
 
 
