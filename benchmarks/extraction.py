@@ -3,9 +3,10 @@
 Two victims (scikit-learn, bundled data): breast cancer (30 features, logistic regression) and digits
 (64 features, an MLP). Each attack's queries go through ``InferenceLogger`` as five keys taking turns,
 ``--per-key`` queries per key per hour (natural clients send a median of 100), beside 24 natural clients
-querying the held-out split at lognormal volumes. The attacker's pool is uniform noise over the feature
-ranges (Knockoff- and Copycat-style: not the victim's data). Every hour the gate runs with the default
-policy, the training split as reference, and the extraction state carried over. Reported per attack: the
+querying the held-out split at lognormal volumes. The attacker's pool is independent Gaussian noise at
+twice each feature's spread, clipped to its range (Knockoff- and Copycat-style: not the victim's data).
+Every hour the gate runs with the default policy, the training split as reference, and the extraction
+state carried over. Reported per attack: the
 hour and the attack-query count at which the first key is flagged, the agreement with the victim of a
 surrogate trained on exactly those queries, the final surrogate's agreement, natural clients flagged.
 
@@ -72,7 +73,9 @@ def run(name, model, x_train, x_test, attack_name, args, rng) -> dict:
     n_classes, n_features = len(model.classes_), x_train.shape[1]
     columns = [f"f{i:02d}" for i in range(n_features)]
     low, high = x_train.min(axis=0), x_train.max(axis=0)
-    pool = rng.uniform(low, high, (args.stolen * 2, n_features)).astype(np.float32)
+    # the attacker knows each feature's mean and spread, not the data: independent noise at twice the spread
+    pool = np.clip(rng.normal(x_train.mean(axis=0), 2 * x_train.std(axis=0), (args.stolen * 2, n_features)),
+                   low, high).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "log.jsonl"
         logger = InferenceLogger(log)
