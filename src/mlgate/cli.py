@@ -214,21 +214,24 @@ def cmd_check_drift(args: argparse.Namespace) -> int:
     from mlgate.gates.monitor.monitoring import check_drift_files
 
     return _run(args, Subject("dataset", args.path, "unknown"),
-                lambda policy: check_drift_files(args.path, args.reference, policy, *_window(args)))
+                lambda policy: check_drift_files(args.path, args.reference, policy, *_window(args),
+                                                 history=args.history))
 
 
 def cmd_check_confidence(args: argparse.Namespace) -> int:
     from mlgate.gates.monitor.monitoring import check_confidence_files
 
     return _run(args, Subject("dataset", args.path, "unknown"),
-                lambda policy: check_confidence_files(args.path, policy, *_window(args)))
+                lambda policy: check_confidence_files(args.path, policy, *_window(args),
+                                                      baseline=args.baseline))
 
 
 def cmd_check_queries(args: argparse.Namespace) -> int:
     from mlgate.gates.monitor.monitoring import check_queries_files, load_baseline
 
     return _run(args, Subject("dataset", args.path, "unknown"), lambda policy: check_queries_files(
-        args.path, policy, *_window(args), baseline=load_baseline(args.baseline) if args.baseline else None))
+        args.path, policy, *_window(args), baseline=load_baseline(args.baseline) if args.baseline else None,
+        reference=args.reference, state=args.state))
 
 
 def cmd_incident(args: argparse.Namespace) -> int:
@@ -470,17 +473,24 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("path", help=f"{log_help}, or a CSV/Parquet table")
     drift.add_argument("--reference", required=True,
                        help="DP profile (data.privacy) or reference profile JSON, or a CSV/Parquet sample")
+    drift.add_argument("--history", help="JSON-lines file of earlier windows' outcomes (appended to): drift "
+                       "blocks once it persists; without it, a window blocks alone only on severe drift")
     drift.set_defaults(func=cmd_check_drift)
 
     confidence = gates.add_parser("monitor.confidence", parents=[common, window],
                                   help="a spike of low-confidence predictions")
     confidence.add_argument("path", help=log_help)
+    confidence.add_argument("--baseline", help="JSON confidence baseline measured on the model's validation "
+                            "predictions (default: the policy's baseline_share)")
     confidence.set_defaults(func=cmd_check_confidence)
 
     queries = gates.add_parser("monitor.queries", parents=[common, window],
                                help="per-client query volume and extraction-like query patterns")
     queries.add_argument("path", help=log_help)
     queries.add_argument("--baseline", help="JSON object: client id -> expected queries in the window")
+    queries.add_argument("--reference", help="the training reference (as for monitor.drift): enables "
+                         "out-of-distribution evidence per client")
+    queries.add_argument("--state", help="JSON file of the clients' evidence over earlier windows (updated)")
     queries.set_defaults(func=cmd_check_queries)
 
     promote = commands.add_parser("promote", parents=[common], help="move the policy's alias if every gate holds")

@@ -54,15 +54,20 @@ class MonitorGateOperator(BaseGateOperator):
 class MonitorDriftGateOperator(MonitorGateOperator):
     """Data and concept drift of the window against ``reference_path``: the ``data.privacy`` gate's DP
     profile, a reference profile JSON, or a CSV/Parquet sample. ``current_path`` (a CSV/Parquet table
-    taken whole) replaces the inference-log window when given."""
+    taken whole) replaces the inference-log window when given. Each window's outcome is appended to
+    ``history_path`` (default ``$MLGATE_HOME/monitor/drift_history.jsonl``): drift blocks, and so demotes,
+    only once it persists over windows or is severe (policy ``demote_after`` of ``of_last``)."""
 
     gate_id = "monitor.drift"
-    template_fields: Sequence[str] = (*MonitorGateOperator.template_fields, "current_path", "reference_path")
+    template_fields: Sequence[str] = (*MonitorGateOperator.template_fields, "current_path", "reference_path",
+                                      "history_path")
 
-    def __init__(self, *, reference_path: str, current_path: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, reference_path: str, current_path: str | None = None, history_path: str | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.reference_path = reference_path
         self.current_path = current_path
+        self.history_path = history_path
 
     def subject(self) -> Subject:
         return Subject("dataset", str(self.current_path or self.inference_log_path), "unknown")
@@ -72,33 +77,55 @@ class MonitorDriftGateOperator(MonitorGateOperator):
 
         if bool(self.current_path) == bool(self.inference_log_path):
             raise GateInputError("monitor.drift: give exactly one of current_path and inference_log_path")
+        from mlgate.trust.registry import mlgate_home
+
+        history = self.history_path or mlgate_home() / "monitor" / "drift_history.jsonl"
         if self.current_path:
-            return check_drift_files(self.current_path, self.reference_path, self.policy)
-        return check_drift_files(self.log_path(), self.reference_path, self.policy, *self.window(context))
+            return check_drift_files(self.current_path, self.reference_path, self.policy, history=history)
+        return check_drift_files(self.log_path(), self.reference_path, self.policy, *self.window(context),
+                                 history=history)
 
 
 class MonitorConfidenceGateOperator(MonitorGateOperator):
-    """A spike in the share of low-confidence predictions in the window (one-sided binomial test)."""
+    """A spike in the share of low-confidence predictions in the window (one-sided binomial test) against
+    ``baseline_path``: the baseline measured on the served model's validation predictions
+    (``mlgate.gates.monitor.confidence.measure_baseline``), else the policy's fallback share."""
 
     gate_id = "monitor.confidence"
+    template_fields: Sequence[str] = (*MonitorGateOperator.template_fields, "baseline_path")
+
+    def __init__(self, *, baseline_path: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.baseline_path = baseline_path
 
     def check(self, context: Context, workdir: Path) -> GateResult:
         from mlgate.gates.monitor.monitoring import check_confidence_files
 
-        return check_confidence_files(self.log_path(), self.policy, *self.window(context))
+        return check_confidence_files(self.log_path(), self.policy, *self.window(context),
+                                      baseline=self.baseline_path or None)
 
 
 class MonitorQueriesGateOperator(MonitorGateOperator):
-    """Clients with anomalous query volume (``baseline``: client id -> expected queries per window) or
-    extraction-like query sequences (PRADA) in the window."""
+    """Clients with anomalous query volume (``baseline``: client id -> expected queries per window),
+    extraction-like query sequences (PRADA), and, given the training ``reference_path``, out-of-distribution
+    queries counted per client across windows in ``state_path`` (default
+    ``$MLGATE_HOME/monitor/extraction_state.json``) and pooled across keys."""
 
     gate_id = "monitor.queries"
+    template_fields: Sequence[str] = (*MonitorGateOperator.template_fields, "reference_path", "state_path")
 
-    def __init__(self, *, baseline: dict[str, float] | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, baseline: dict[str, float] | None = None, reference_path: str | None = None,
+                 state_path: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.baseline = baseline
+        self.reference_path = reference_path
+        self.state_path = state_path
 
     def check(self, context: Context, workdir: Path) -> GateResult:
         from mlgate.gates.monitor.monitoring import check_queries_files
+        from mlgate.trust.registry import mlgate_home
 
-        return check_queries_files(self.log_path(), self.policy, *self.window(context), baseline=self.baseline)
+        state = (self.state_path or mlgate_home() / "monitor" / "extraction_state.json") \
+            if self.reference_path else None
+        return check_queries_files(self.log_path(), self.policy, *self.window(context), baseline=self.baseline,
+                                   reference=self.reference_path or None, state=state)

@@ -4,13 +4,21 @@ A model meeting inputs it was not trained for (drift, probing, evasion attempts)
 confidence. The share of predictions below ``low_confidence`` in a window is compared with the baseline
 share by a one-sided exact binomial test, so the false-alarm rate on a healthy window is ``alpha``
 whatever the window size.
+
+The baseline is a property of the model, measured on its validation predictions when it is promoted
+(``measure_baseline``; kept as evidence beside the version, ``ConfidenceBaseline.to_dict``). A measured
+share is itself an estimate: the test's null share is its upper Wilson bound at level ``alpha``, so a
+small validation set makes the gate less sensitive rather than noisier. The policy's ``baseline_share``
+is only a fallback for models promoted before baselines were measured.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,18 +33,40 @@ class ConfidencePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     low_confidence: float = Field(default=0.6, gt=0, le=1, description="a prediction below this is 'low'")
-    baseline_share: float = Field(gt=0, lt=1, description="expected share of low-confidence predictions")
+    baseline_share: float | None = Field(default=None, gt=0, lt=1, description="fallback when no measured "
+                                         "baseline is given: expected share of low-confidence predictions")
     alpha: float = Field(default=0.01, gt=0, lt=1)
     min_predictions: int = Field(default=50, ge=1)
 
 
-def check_confidence(confidences: Iterable[float], config: ConfidencePolicy, policy_digest: str,
-                     subject: Subject | None = None) -> GateResult:
-    """BLOCKED when the window's low-confidence share is significantly above ``baseline_share``."""
-    import scipy
-    from scipy.stats import binomtest
+@dataclass(frozen=True)
+class ConfidenceBaseline:
+    """How many of a model's validation predictions fell below ``low_confidence``."""
 
-    started, clock = utcnow(), time.perf_counter()
+    low_confidence: float
+    low: int
+    predictions: int
+
+    @property
+    def share(self) -> float:
+        return self.low / self.predictions
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"low_confidence": self.low_confidence, "low": self.low, "predictions": self.predictions}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ConfidenceBaseline:
+        try:
+            baseline = cls(float(data["low_confidence"]), int(data["low"]), int(data["predictions"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GateInputError(f"not a confidence baseline: {exc!r}") from None
+        if not (0 < baseline.low_confidence <= 1 and 0 <= baseline.low <= baseline.predictions > 0):
+            raise GateInputError("a confidence baseline needs 0 < low_confidence <= 1 and "
+                                 "0 <= low <= predictions, predictions > 0")
+        return baseline
+
+
+def _confidences(confidences: Iterable[float]) -> np.ndarray:
     try:
         values = np.asarray(list(confidences) if not isinstance(confidences, np.ndarray) else confidences,
                             dtype=np.float64)
@@ -44,15 +74,49 @@ def check_confidence(confidences: Iterable[float], config: ConfidencePolicy, pol
         raise GateInputError("confidences must be numbers in [0, 1]") from None
     if values.ndim != 1 or not np.all((values >= 0) & (values <= 1)):  # NaN fails this too
         raise GateInputError("confidences must be a flat sequence of numbers in [0, 1]")
+    return values
+
+
+def measure_baseline(confidences: Iterable[float], low_confidence: float) -> ConfidenceBaseline:
+    """The baseline of a model from its validation predictions' confidences (max class probability)."""
+    values = _confidences(confidences)
+    if values.size == 0:
+        raise GateInputError("no validation predictions to measure the confidence baseline on")
+    return ConfidenceBaseline(low_confidence, int(np.count_nonzero(values < low_confidence)), int(values.size))
+
+
+def _null_share(config: ConfidencePolicy, baseline: ConfidenceBaseline | None) -> tuple[float, str]:
+    from mlgate.gates.monitor.drift import wilson_upper
+
+    if baseline is None:
+        if config.baseline_share is None:
+            raise GateInputError("no confidence baseline: measure one on the model's validation predictions "
+                                 "(measure_baseline) or set monitor.confidence.baseline_share")
+        return config.baseline_share, "policy"
+    if baseline.low_confidence != config.low_confidence:
+        raise GateInputError(f"the baseline counts predictions below {baseline.low_confidence}, the policy's "
+                             f"low_confidence is {config.low_confidence}")
+    return wilson_upper(baseline.low, baseline.predictions, config.alpha), "measured"
+
+
+def check_confidence(confidences: Iterable[float], config: ConfidencePolicy, policy_digest: str,
+                     subject: Subject | None = None, baseline: ConfidenceBaseline | None = None) -> GateResult:
+    """BLOCKED when the window's low-confidence share is significantly above the baseline's."""
+    import scipy
+    from scipy.stats import binomtest
+
+    started, clock = utcnow(), time.perf_counter()
+    values = _confidences(confidences)
     if values.size < config.min_predictions:
         raise GateInputError(f"{values.size} predictions in the window, fewer than "
                              f"min_predictions={config.min_predictions}")
+    null, source = _null_share(config, baseline)
     low = int(np.count_nonzero(values < config.low_confidence))
-    p_value = float(binomtest(low, values.size, config.baseline_share, alternative="greater").pvalue)
+    p_value = float(binomtest(low, values.size, min(null, 1.0), alternative="greater").pvalue)
     spike = p_value < config.alpha
     findings = (Finding(f"{GATE}.spike", Severity.HIGH,
                         f"{low} of {values.size} predictions below confidence {config.low_confidence} "
-                        f"(share {low / values.size:.3f} vs baseline {config.baseline_share}, "
+                        f"(share {low / values.size:.3f} vs {source} baseline {null:.4f}, "
                         f"binomial p-value {p_value:.3g})", "confidence"),) if spike else ()
     return GateResult(
         gate=GATE,
@@ -64,7 +128,9 @@ def check_confidence(confidences: Iterable[float], config: ConfidencePolicy, pol
         started_at=started,
         finished_at=utcnow(),
         metrics={"predictions": int(values.size), "low_confidence": low, "share": round(low / values.size, 6),
-                 "p_value": p_value, "seconds": round(time.perf_counter() - clock, 4)},
+                 "p_value": p_value, "baseline": source, "baseline_share": round(null, 6),
+                 "baseline_evidence": baseline.to_dict() if baseline else None,
+                 "seconds": round(time.perf_counter() - clock, 4)},
         thresholds=config.model_dump(mode="json"),
         findings=findings,
     )

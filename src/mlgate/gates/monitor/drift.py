@@ -1,8 +1,24 @@
-"""``monitor.drift``: data drift per feature (KS, χ², PSI, Jensen–Shannon) and concept drift (accuracy).
+"""``monitor.drift``: data drift per feature and concept drift (accuracy), decided by *significant and large*.
 
 The reference is either a raw sample (a DataFrame) or a ``ReferenceProfile``: quantile cut points and bin
 counts per numeric column, category counts per categorical column. A profile is what a differentially
 private release provides, so the monitoring store never needs to hold raw training rows.
+
+A column drifts only when both hold (ADR 0019):
+
+- **significant**: its two-sample test (KS for numbers, χ² for categories) has a corrected p-value below
+  ``alpha``. Alone, a test alarms on large windows for shifts nobody cares about (KS adjusted p 0.02 with
+  PSI 0.0009 at 50,000 rows).
+- **large**: its effect size reaches ``max(min_effect, null quantile)``. The effect is the Wasserstein
+  distance in reference standard deviations (numbers) or the total variation distance (categories). The
+  null quantile is the ``1 - alpha`` quantile of the effect between two samples of the reference's and the
+  window's sizes drawn from the reference itself (a multinomial bootstrap of the reference's binned
+  distribution, at the window's size): alone, a fixed effect threshold alarms on small windows, where the
+  effect's noise is larger than the threshold (JS ≥ 0.1 in 80 % of healthy 500-row windows).
+
+A drifted column whose effect reaches ``severe_wasserstein`` / ``severe_total_variation`` is *severe*. The
+gate's verdict (``persistence``) blocks at once on a severe column, and otherwise only when at least
+``demote_after`` of the last ``of_last`` windows drifted, so one unlucky window does not demote the model.
 
 Numeric columns are counted into fine bins in one O(n) pass per sample. Against a sample, the
 Kolmogorov–Smirnov statistic is then *exact*: the binned CDFs give a lower bound and, per bin, an upper
@@ -10,23 +26,21 @@ bound, and only the few bins whose upper bound beats the lower bound are sorted 
 (``ks_method="exact"``). Against a profile, only the binned CDFs exist, so KS is evaluated at the
 profile's cut points: a lower bound of the true statistic, hence a conservative test
 (``ks_method="binned"``). p-values are Smirnov's asymptotic ones on the effective sample size, as
-``scipy.stats.ks_2samp(mode="asymp")`` computes them. PSI and JS come from the same counts, grouped
-into ``bins`` reference-quantile groups.
-
-A column drifts when its corrected p-value is below ``alpha`` *or* its PSI or JS distance reaches the
-threshold. PSI and JS are effect sizes: their noise falls with the window size (PSI's null mean is about
-``(bins - 1) * (1/n + 1/m)``), so windows much smaller than ~1,000 rows make them alarm by chance.
+``scipy.stats.ks_2samp(mode="asymp")`` computes them. Effects and PSI (reported, not decisive) come from
+the same counts, grouped into ``bins`` reference-quantile groups; the Wasserstein distance is integrated
+between the groups' inner edges (the open-ended outer groups have no width).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlgate.core.digests import json_digest
 from mlgate.core.errors import GateInputError
@@ -46,14 +60,27 @@ OTHER = "__other__"  # a profile's cell for every category it does not list (a D
 class DriftPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    psi_threshold: float = Field(default=0.2, gt=0)
-    js_threshold: float = Field(default=0.1, gt=0, le=1)
-    alpha: float = Field(default=0.05, gt=0, lt=1)
+    alpha: float = Field(default=0.01, gt=0, lt=1, description="family-wise level of the tests and of the "
+                         "effects' null quantiles")
     correction: Literal["bonferroni", "holm", "bh"] = "holm"
+    min_wasserstein: float = Field(default=0.05, ge=0, description="smallest numeric effect that counts, in "
+                                   "reference standard deviations")
+    min_total_variation: float = Field(default=0.02, ge=0, le=1, description="smallest categorical effect")
+    severe_wasserstein: float = Field(default=0.5, gt=0, description="a numeric effect that blocks at once")
+    severe_total_variation: float = Field(default=0.2, gt=0, le=1)
+    demote_after: int = Field(default=2, ge=1, description="drifted windows among the last of_last that block")
+    of_last: int = Field(default=3, ge=1)
     min_rows: int = Field(default=100, ge=2)
     max_accuracy_drop: float = Field(default=0.05, ge=0, le=1)
-    bins: int = Field(default=10, ge=2, le=100, description="reference-quantile groups for PSI and JS")
+    bins: int = Field(default=50, ge=2, le=200, description="reference-quantile groups for the effects and PSI")
+    bootstrap: int = Field(default=1000, ge=100, le=100_000, description="draws of each effect's null")
     columns: tuple[str, ...] | None = None
+
+    @model_validator(mode="after")
+    def _persistence(self) -> DriftPolicy:
+        if self.demote_after > self.of_last:
+            raise ValueError(f"demote_after={self.demote_after} exceeds of_last={self.of_last}")
+        return self
 
 
 @dataclass(frozen=True)
@@ -173,24 +200,78 @@ def profile_from_sample(frame: pd.DataFrame, bins: int = 100, columns: list[str]
 # --- statistics -------------------------------------------------------------------------------------
 
 
-def _grouped(ref_counts: np.ndarray, cur_counts: np.ndarray, groups: int) -> tuple[np.ndarray, np.ndarray]:
-    """Merge adjacent bins into about ``groups`` groups of equal reference mass."""
+def _group_starts(ref_counts: np.ndarray, groups: int) -> np.ndarray:
+    """First bin of each of about ``groups`` runs of adjacent bins of equal reference mass."""
     cum = np.cumsum(ref_counts) / ref_counts.sum()
     ends = np.unique(np.searchsorted(cum, np.arange(1, groups) / groups, side="left")) + 1
-    starts = np.concatenate([[0], ends[ends < ref_counts.size]])
-    return np.add.reduceat(ref_counts, starts), np.add.reduceat(cur_counts, starts)
+    return np.concatenate([[0], ends[ends < ref_counts.size]])
 
 
-def psi_js(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float]:
-    """Population stability index and Jensen–Shannon distance (base 2, in [0, 1]) of two count vectors."""
-    from scipy.spatial.distance import jensenshannon
-
+def psi(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
+    """Population stability index of two count vectors (reported for people used to it; not decisive)."""
     p = np.maximum(ref_counts / ref_counts.sum(), _PSI_FLOOR)
     q = np.maximum(cur_counts / cur_counts.sum(), _PSI_FLOOR)
-    psi = float(np.sum((q - p) * np.log(q / p)))
-    with np.errstate(invalid="ignore"):  # equal distributions can round to a divergence of -1e-17: sqrt is NaN
-        js = float(jensenshannon(ref_counts, cur_counts, base=2))
-    return psi, 0.0 if np.isnan(js) else js
+    return float(np.sum((q - p) * np.log(q / p)))
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What a column's effect is measured on: the reference's grouped counts, the values of the groups'
+    inner edges, and the reference standard deviation (the Wasserstein unit)."""
+
+    counts: np.ndarray
+    edges: np.ndarray
+    std: float
+
+    def wasserstein(self, ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
+        """Wasserstein-1 distance in reference standard deviations between grouped count rows.
+
+        The CDFs are step functions between the inner edges (exact for discrete values, a Riemann sum
+        otherwise). With a single inner edge (two values) it is ``|ΔF| / sqrt(F(1 - F))``, exact for a
+        two-point distribution whatever the gap between its values.
+        """
+        ref_cdf = np.cumsum(ref, axis=-1)[..., :-1] / ref.sum(axis=-1, keepdims=True)
+        cur_cdf = np.cumsum(cur, axis=-1)[..., :-1] / cur.sum(axis=-1, keepdims=True)
+        gap = np.abs(ref_cdf - cur_cdf)
+        if self.edges.size < 2 or self.std <= 0:
+            f = float(self.counts[0] / self.counts.sum())
+            return gap[..., 0] / np.sqrt(max(f * (1 - f), 1e-12))
+        return gap[..., :-1] @ np.diff(self.edges) / self.std
+
+
+def total_variation(ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    """Total variation distance between count rows: the share of mass that moved, in [0, 1]."""
+    return 0.5 * np.abs(ref / ref.sum(axis=-1, keepdims=True) - cur / cur.sum(axis=-1, keepdims=True)).sum(axis=-1)
+
+
+def null_quantile(effect: _Shape | None, ref_counts: np.ndarray, ref_rows: float, rows: int, alpha: float,
+                  draws: int) -> float:
+    """The ``1 - alpha`` quantile of the effect (Wasserstein on ``effect``'s groups, else total variation)
+    between two independent samples of ``ref_rows`` and ``rows`` rows drawn from the reference's own grouped
+    distribution: what the effect reaches by chance alone at the window's size. A parametric bootstrap,
+    seeded so that a result can be reproduced, and cached: successive windows of one size share it."""
+    shape = (effect.edges.tobytes(), effect.std) if effect is not None else None
+    return _null_quantile(np.asarray(ref_counts, np.float64).tobytes(), shape, round(ref_rows), rows, alpha, draws)
+
+
+@lru_cache(maxsize=1024)
+def _null_quantile(counts: bytes, shape: tuple[bytes, float] | None, ref_rows: int, rows: int, alpha: float,
+                   draws: int) -> float:
+    ref_counts = np.frombuffer(counts)
+    rng = np.random.default_rng(0)
+    p = ref_counts / ref_counts.sum()
+    ref, cur = (_resample(rng, p, max(1, n), draws) for n in (ref_rows, rows))
+    effect = total_variation if shape is None else _Shape(ref_counts, np.frombuffer(shape[0]), shape[1]).wasserstein
+    return float(np.quantile(effect(ref, cur), 1 - alpha))
+
+
+def _resample(rng: np.random.Generator, p: np.ndarray, n: int, draws: int) -> np.ndarray:
+    """``draws`` count vectors of ``n`` rows from ``p``: multinomial while some cell expects few rows, else
+    its Gaussian limit (same mean and covariance ``n (diag p - p pᵀ)``, a hundred times cheaper)."""
+    if n * p[p > 0].min() < 30:
+        return rng.multinomial(n, p, size=draws).astype(np.float64)
+    g = rng.standard_normal((draws, p.size)) * np.sqrt(p)
+    return n * p + np.sqrt(n) * (g - np.outer(g.sum(axis=1), p))
 
 
 def ks_pvalue(statistic: float, n: float, m: float) -> float:
@@ -223,8 +304,8 @@ def _unselected_before(counts: np.ndarray, selected: np.ndarray) -> np.ndarray:
     return np.cumsum(unselected) - unselected
 
 
-def _ks_exact(ref: np.ndarray, cur: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Exact two-sample KS statistic, and the fine-bin counts of both samples (for PSI and JS).
+def _ks_exact(ref: np.ndarray, cur: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """Exact two-sample KS statistic, the fine-bin counts of both samples and the fine bins' upper edges.
 
     Between bins the CDFs are known from the cumulative counts; inside a bin holding values of both
     samples, ``|F_ref - F_cur|`` is bounded by the CDFs at its edges. Only bins whose bound exceeds the
@@ -253,7 +334,8 @@ def _ks_exact(ref: np.ndarray, cur: np.ndarray) -> tuple[float, np.ndarray, np.n
         f_ref = (np.searchsorted(ref_sel, points, side="right") + ref_offset[point_bin]) / n
         f_cur = (np.searchsorted(cur_sel, points, side="right") + cur_offset[point_bin]) / m
         statistic = max(statistic, float(np.abs(f_ref - f_cur).max()))
-    return statistic, ref_counts, cur_counts
+    upper = lo + np.arange(1, _FINE_BINS) / scale if scale > 0 else np.full(_FINE_BINS - 1, lo)
+    return statistic, ref_counts, cur_counts, upper
 
 
 def _ks_binned(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
@@ -261,22 +343,36 @@ def _ks_binned(ref_counts: np.ndarray, cur_counts: np.ndarray) -> float:
                         - np.cumsum(cur_counts) / cur_counts.sum()).max())
 
 
-def _numeric_stats(column: str, cur: np.ndarray, reference: np.ndarray | tuple[np.ndarray, np.ndarray],
-                   groups: int) -> dict[str, Any]:
+def _binned_std(cuts: np.ndarray, counts: np.ndarray) -> float:
+    """A profile's standard deviation: interior bins at their midpoints, the open outer bins at their cut."""
+    values = np.concatenate([[cuts[0]], (cuts[:-1] + cuts[1:]) / 2, [cuts[-1]]])
+    mean = float(np.average(values, weights=counts))
+    return float(np.sqrt(np.average((values - mean) ** 2, weights=counts)))
+
+
+def _numeric_stats(cur: np.ndarray, reference: np.ndarray | tuple[np.ndarray, np.ndarray],
+                   config: DriftPolicy) -> dict[str, Any]:
     if isinstance(reference, tuple):
         cuts, ref_counts = reference
         cur_counts = np.bincount(np.searchsorted(cuts, cur, side="left"), minlength=cuts.size + 1)
-        statistic, method, n = _ks_binned(ref_counts, cur_counts), "binned", float(ref_counts.sum())
+        statistic, method = _ks_binned(ref_counts, cur_counts), "binned"
+        n, upper, std = float(ref_counts.sum()), cuts, _binned_std(cuts, ref_counts)
     else:
-        statistic, ref_counts, cur_counts = _ks_exact(reference, cur)
-        method, n = "exact", float(reference.size)
-    psi, js = psi_js(*_grouped(ref_counts, cur_counts, groups))
+        statistic, ref_counts, cur_counts, upper = _ks_exact(reference, cur)
+        method, n, std = "exact", float(reference.size), float(np.std(reference))
+    starts = _group_starts(ref_counts, config.bins)
+    ref_g, cur_g = np.add.reduceat(ref_counts, starts), np.add.reduceat(cur_counts, starts)
+    shape = _Shape(ref_g.astype(np.float64), upper[starts[1:] - 1], std)
+    effect = float(shape.wasserstein(ref_g, cur_g.astype(np.float64)))
+    null = null_quantile(shape, ref_g, n, cur.size, config.alpha, config.bootstrap)
     return {"kind": "numeric", "test": "ks", "ks_method": method, "statistic": round(statistic, 6),
-            "p_value": ks_pvalue(statistic, n, cur.size), "psi": round(psi, 6), "js": round(js, 6),
+            "p_value": ks_pvalue(statistic, n, cur.size), "effect": "wasserstein", "effect_size": effect,
+            "null_quantile": null, "effect_threshold": max(config.min_wasserstein, null),
+            "severe_threshold": config.severe_wasserstein, "psi": round(psi(ref_g, cur_g), 6),
             "rows": int(cur.size), "reference_rows": n}
 
 
-def _categorical_stats(cur: dict[str, float], ref: dict[str, float], groups: int) -> dict[str, Any]:
+def _categorical_stats(cur: dict[str, float], ref: dict[str, float], config: DriftPolicy) -> dict[str, Any]:
     from scipy.stats import chi2_contingency
 
     # a category empty on both sides (a DP count clamped to zero, an empty OTHER cell) carries no information
@@ -286,10 +382,13 @@ def _categorical_stats(cur: dict[str, float], ref: dict[str, float], groups: int
         statistic, p_value = 0.0, 1.0
     else:
         statistic, p_value = (float(x) for x in chi2_contingency(table, correction=False)[:2])
-    psi, js = psi_js(table[0], table[1])
+    rows = int(table[1].sum())
+    null = null_quantile(None, table[0], float(table[0].sum()), rows, config.alpha, config.bootstrap)
     return {"kind": "categorical", "test": "chi2", "statistic": round(statistic, 6), "p_value": p_value,
-            "psi": round(psi, 6), "js": round(js, 6), "categories": len(categories),
-            "rows": int(table[1].sum()), "reference_rows": float(table[0].sum())}
+            "effect": "total_variation", "effect_size": float(total_variation(table[0], table[1])),
+            "null_quantile": null, "effect_threshold": max(config.min_total_variation, null),
+            "severe_threshold": config.severe_total_variation, "psi": round(psi(table[0], table[1]), 6),
+            "categories": len(categories), "rows": rows, "reference_rows": float(table[0].sum())}
 
 
 def adjust_pvalues(p_values: np.ndarray, method: str) -> np.ndarray:
@@ -373,7 +472,7 @@ def _column_stats(current: pd.DataFrame, reference: pd.DataFrame | ReferenceProf
         if min(cur.size, ref_rows) < config.min_rows:
             raise GateInputError(f"column {column}: {cur.size} current and {ref_rows:.0f} reference values, "
                                  f"fewer than min_rows={config.min_rows}")
-        return _numeric_stats(column, cur, ref, config.bins)
+        return _numeric_stats(cur, ref, config)
 
     def categorical_column(column: str) -> dict[str, Any]:
         cur = _category_counts(current[column])
@@ -382,7 +481,7 @@ def _column_stats(current: pd.DataFrame, reference: pd.DataFrame | ReferenceProf
             cur = _fold_unlisted(cur, ref)
         if min(sum(cur.values()), sum(ref.values())) < config.min_rows:
             raise GateInputError(f"column {column}: fewer than min_rows={config.min_rows} values")
-        return _categorical_stats(cur, ref, config.bins)
+        return _categorical_stats(cur, ref, config)
 
     # one thread: the work is memory-bound, and a thread pool measured slower on this 2-core machine
     return {**{c: numeric_column(c) for c in numeric}, **{c: categorical_column(c) for c in categorical}}
@@ -409,11 +508,48 @@ def _concept_drift(current: pd.DataFrame, reference: pd.DataFrame | ReferencePro
             "drifted": bool(upper < ref[0] - config.max_accuracy_drop)}
 
 
-def check_drift(current: pd.DataFrame, reference: pd.DataFrame | ReferenceProfile, config: DriftPolicy,
-                policy_digest: str, subject: Subject | None = None) -> GateResult:
-    """Test each feature of ``current`` against ``reference``; BLOCKED when a column or the accuracy drifts.
+def _judge(column: str, s: dict[str, Any], p_adjusted: float, config: DriftPolicy) -> Finding | None:
+    """Mark a column's statistics significant / large / drifted / severe; its finding when it drifted."""
+    if not (np.isfinite(p_adjusted) and np.isfinite(s["effect_size"]) and np.isfinite(s["effect_threshold"])):
+        raise GateInputError(f"column {column}: drift statistics are not finite (p-value {p_adjusted}, "
+                             f"{s['effect']} {s['effect_size']}); refusing to judge the window")
+    for key in ("effect_size", "null_quantile", "effect_threshold"):
+        s[key] = round(float(s[key]), 6)
+    s["p_value_adjusted"] = float(p_adjusted)
+    s["significant"] = bool(p_adjusted < config.alpha)
+    s["large"] = bool(s["effect_size"] >= s["effect_threshold"])
+    s["drifted"] = s["significant"] and s["large"]
+    s["severe"] = s["drifted"] and bool(s["effect_size"] >= s["severe_threshold"])
+    if not s["drifted"]:
+        return None
+    return Finding(f"{GATE}.data", Severity.CRITICAL if s["severe"] else Severity.HIGH,
+                   f"{s['effect']} {s['effect_size']:.4g} >= {s['effect_threshold']:.4g} (null quantile "
+                   f"{s['null_quantile']:.3g}), {s['test']} adjusted p-value {p_adjusted:.3g} < {config.alpha}"
+                   f"{', severe' if s['severe'] else ''}", f"column {column}")
 
-    ``subject`` defaults to the current window, named by its digest.
+
+def persistence(history: Sequence[Mapping[str, Any]], window: str, drifted: bool, severe: bool,
+                config: DriftPolicy) -> dict[str, Any]:
+    """Whether this window's drift blocks: at once when severe, else when at least ``demote_after`` of the
+    last ``of_last`` windows (this one included) drifted. ``history`` holds the earlier windows' outcomes
+    (``{"window": name, "drifted": bool}``, oldest first); a rerun of this window replaces its entry."""
+    earlier = [h for h in history if h.get("window") != window][-(config.of_last - 1):] if config.of_last > 1 else []
+    considered = [*(str(h["window"]) for h in earlier), window]
+    flags = [*(bool(h.get("drifted")) for h in earlier), drifted]
+    windows = [w for w, hit in zip(considered, flags, strict=True) if hit]
+    return {"windows": considered, "drifted_windows": windows, "severe": severe,
+            "blocks": severe or (drifted and len(windows) >= config.demote_after),
+            "demote_after": config.demote_after, "of_last": config.of_last}
+
+
+def check_drift(current: pd.DataFrame, reference: pd.DataFrame | ReferenceProfile, config: DriftPolicy,
+                policy_digest: str, subject: Subject | None = None,
+                history: Sequence[Mapping[str, Any]] = ()) -> GateResult:
+    """Test each feature of ``current`` against ``reference``; BLOCKED when drift persists or is severe.
+
+    ``subject`` defaults to the current window, named by its digest. ``history``: the earlier windows'
+    outcomes (``persistence``); without it, a window blocks alone only when ``demote_after`` is 1 or its
+    drift is severe. A drifted window that does not block yet passes with its findings at medium severity.
     """
     started, clock = utcnow(), time.perf_counter()
     if len(current) < config.min_rows:
@@ -423,35 +559,36 @@ def check_drift(current: pd.DataFrame, reference: pd.DataFrame | ReferenceProfil
     stats = _column_stats(current, reference, numeric, categorical, config)
     columns = list(stats)
     adjusted = adjust_pvalues(np.array([stats[c]["p_value"] for c in columns]), config.correction)
-    findings = []
-    for column, p_adj in zip(columns, adjusted, strict=True):
-        s = stats[column]
-        s["p_value_adjusted"] = float(p_adj)
-        reasons = [r for r, hit in (("test", p_adj < config.alpha), ("psi", s["psi"] >= config.psi_threshold),
-                                    ("js", s["js"] >= config.js_threshold)) if hit]
-        s["drifted"] = bool(reasons)
-        if reasons:
-            findings.append(Finding(
-                f"{GATE}.data", Severity.HIGH,
-                f"{s['test']} statistic {s['statistic']:.4g}, adjusted p-value {p_adj:.3g}, "
-                f"PSI {s['psi']:.3g}, JS {s['js']:.3g} (drift by {', '.join(reasons)})", f"column {column}"))
+    findings = [f for c, p in zip(columns, adjusted, strict=True) if (f := _judge(c, stats[c], p, config))]
     concept = _concept_drift(current, reference, config)
     if concept["drifted"]:
         findings.append(Finding(
-            f"{GATE}.concept", Severity.HIGH,
+            f"{GATE}.concept", Severity.CRITICAL,
             f"accuracy {concept['accuracy']:.4f} (upper bound {concept['accuracy_upper_bound']:.4f}) vs "
             f"reference {concept['reference_accuracy']:.4f}: drop beyond {config.max_accuracy_drop}",
             "label"))
+    subject = subject or Subject("dataset", "inference-window", window_digest(current))
+    severe = concept["drifted"] or any(stats[c]["severe"] for c in columns)
+    verdict = persistence(history, subject.uri, bool(findings), severe, config)
+    if findings and verdict["blocks"]:
+        reason = "severe drift" if severe else \
+            f"{len(verdict['drifted_windows'])} of the last {len(verdict['windows'])} windows drifted"
+        findings.append(Finding(f"{GATE}.persistent", Severity.HIGH,
+                                f"{reason}: {', '.join(verdict['drifted_windows'])}", "window"))
+    elif findings:  # drifted, but not (yet) persistently: recorded for the next window, demotes nothing
+        findings = [Finding(f.id, Severity.MEDIUM, f.message + " (not persistent yet)", f.location)
+                    for f in findings]
     profile = isinstance(reference, ReferenceProfile)
     return GateResult(
         gate=GATE,
-        status=Status.BLOCKED if findings else Status.PASSED,
-        subject=subject or Subject("dataset", "inference-window", window_digest(current)),
+        status=Status.BLOCKED if verdict["blocks"] else Status.PASSED,
+        subject=subject,
         policy_digest=policy_digest,
         tool=ToolInfo("mlgate.drift", f"numpy {np.__version__}"),
         started_at=started,
         finished_at=utcnow(),
         metrics={"drifted_columns": sorted(c for c in columns if stats[c]["drifted"]),
+                 "drifted": bool(findings), "severe": severe, "persistence": verdict,
                  "columns": stats, "concept": concept, "rows": len(current),
                  "reference": "profile" if profile else "sample",
                  "seconds": round(time.perf_counter() - clock, 4)},

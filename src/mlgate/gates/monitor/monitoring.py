@@ -11,9 +11,11 @@ it lets monitoring compare with the training data without keeping a single train
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -198,29 +200,105 @@ def _subject(path: str | Path, start: datetime | None, end: datetime | None, win
 
 
 def check_drift_files(current: str | Path, reference: str | Path, policy: Policy,
-                      start: datetime | None = None, end: datetime | None = None) -> GateResult:
+                      start: datetime | None = None, end: datetime | None = None,
+                      history: str | Path | None = None) -> GateResult:
+    """``monitor.drift`` of a window; with ``history`` (a JSON-lines file), the window's outcome joins
+    the earlier ones against the same reference, and drift blocks once it persists (``persistence``)."""
     from mlgate.gates.monitor.drift import check_drift
 
     window = load_window(current, start, end)
-    return check_drift(window, load_reference(reference), policy.section("monitor.drift"), policy.digest,
-                       _subject(current, start, end, window))
+    ref = load_reference(reference)
+    subject = _subject(current, start, end, window)
+    if history is None:
+        return check_drift(window, ref, policy.section("monitor.drift"), policy.digest, subject)
+    key = ref.digest if isinstance(ref, ReferenceProfile) else f"{Path(reference).resolve()}"
+    with _locked(Path(history)) as handle:
+        earlier = _read_history(handle, Path(history), key)
+        result = check_drift(window, ref, policy.section("monitor.drift"), policy.digest, subject, earlier)
+        handle.write(json.dumps({"reference": key, "window": subject.uri, "digest": subject.digest,
+                                 "drifted": result.metrics["drifted"], "severe": result.metrics["severe"],
+                                 "columns": result.metrics["drifted_columns"],
+                                 "at": result.finished_at}, sort_keys=True) + "\n")
+    return result
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[IO[str]]:
+    """A state file, opened for appending under an exclusive lock: concurrent windows take turns."""
+    import fcntl
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a+", encoding="utf-8")
+    except OSError as exc:
+        raise GateInputError(f"{path}: cannot open the monitoring state: {exc.strerror}") from None
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield handle
+
+
+def _read_history(handle: IO[str], path: Path, key: str) -> list[dict[str, Any]]:
+    """The earlier windows' outcomes against reference ``key``, oldest first; a damaged file is an error
+    (fail closed: an unreadable history must not read as 'no drift before')."""
+    handle.seek(0)
+    entries = []
+    for number, line in enumerate(handle, 1):
+        try:
+            entry = json.loads(line)
+            if entry["reference"] == key:
+                entries.append({"window": str(entry["window"]), "drifted": bool(entry["drifted"])})
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise GateInputError(f"{path}:{number}: not a drift history entry: {exc!r}") from None
+    return entries
 
 
 def check_confidence_files(log: str | Path, policy: Policy, start: datetime | None = None,
-                           end: datetime | None = None) -> GateResult:
-    from mlgate.gates.monitor.confidence import check_confidence
+                           end: datetime | None = None, baseline: str | Path | None = None) -> GateResult:
+    """``monitor.confidence`` of a window against the baseline measured at promotion (a JSON file of
+    ``ConfidenceBaseline.to_dict()``), or the policy's fallback share when none is given."""
+    from mlgate.gates.monitor.confidence import ConfidenceBaseline, check_confidence
 
+    measured = None
+    if baseline is not None:
+        try:
+            measured = ConfidenceBaseline.from_dict(json.loads(Path(baseline).read_text()))
+        except (OSError, json.JSONDecodeError, AttributeError) as exc:
+            raise GateInputError(f"{baseline}: cannot read the confidence baseline: {exc}") from None
     window = load_window(log, start, end)
     if "confidence" not in window.columns:
         raise GateInputError(f"{log}: no confidence column")
     return check_confidence(window["confidence"].to_numpy(dtype=np.float64), policy.section("monitor.confidence"),
-                            policy.digest, _subject(log, start, end, window))
+                            policy.digest, _subject(log, start, end, window), measured)
 
 
 def check_queries_files(log: str | Path, policy: Policy, start: datetime | None = None,
-                        end: datetime | None = None, baseline: dict[str, float] | None = None) -> GateResult:
-    from mlgate.gates.monitor.queries import check_queries
+                        end: datetime | None = None, baseline: dict[str, float] | None = None,
+                        reference: str | Path | None = None, state: str | Path | None = None) -> GateResult:
+    """``monitor.queries`` of a window; with the training ``reference`` (as for ``monitor.drift``), OOD
+    evidence per client, accumulated in the JSON ``state`` file across windows when one is given."""
+    from mlgate.gates.monitor.extraction import ExtractionState, space_from_profile, space_from_sample
+    from mlgate.gates.monitor.queries import check_queries, feature_columns
 
+    config = policy.section("monitor.queries")
     window = load_window(log, start, end)
-    return check_queries(window, policy.section("monitor.queries"), policy.digest, baseline,
-                         _subject(log, start, end, window))
+    subject = _subject(log, start, end, window)
+    if reference is None:
+        return check_queries(window, config, policy.digest, baseline, subject)
+    ref = load_reference(reference)
+    columns = feature_columns(window, config)
+    space = space_from_profile(ref, columns, config.ood_quantile) if isinstance(ref, ReferenceProfile) \
+        else space_from_sample(ref, columns, config.ood_quantile)
+    if state is None:
+        return check_queries(window, config, policy.digest, baseline, subject, space)
+    with _locked(Path(state)) as handle:
+        handle.seek(0)
+        text = handle.read()
+        try:
+            known = ExtractionState.from_dict(json.loads(text)) if text.strip() else ExtractionState()
+        except json.JSONDecodeError as exc:
+            raise GateInputError(f"{state}: the extraction state is not valid JSON: {exc}") from None
+        result = check_queries(window, config, policy.digest, baseline, subject, space, known)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps(known.to_dict(), sort_keys=True))
+    return result

@@ -9,7 +9,14 @@ client's growing set of earlier queries; natural queries give a roughly normal s
 synthetic queries built by small steps from a few seeds (Jacobian augmentation, line searches) give a
 skewed or spiky one. A client with at least ``prada_min_queries`` queries is flagged when the Shapiro–Wilk
 statistic W of its distance set is below ``prada_delta``. A constant distance set (W undefined) counts
-as W = 0. Distances use the numeric feature columns, whitened by the window's covariance.
+as W = 0. Distances use the numeric feature columns as normal scores against the training reference when
+one is given (``extraction.QuerySpace``: independent of the other clients in the window), else whitened by
+the window's covariance with a variance floor, so a near-constant feature cannot dominate.
+
+Out-of-distribution evidence (``extraction``), given a training reference: per client, cumulative over
+windows and pooled across keys; this is what catches paced and split attackers, who stay under any volume
+or per-window threshold. Volume alone flags only far outliers (``max_volume_z``): natural traffic is
+heavy-tailed, and a paced attacker is not an outlier.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
+from mlgate.gates.monitor.extraction import ExtractionState, QuerySpace, extraction_evidence
 from mlgate.gates.monitor.inference_log import RESERVED
 
 if TYPE_CHECKING:
@@ -34,10 +42,14 @@ GATE = "monitor.queries"
 class QueriesPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_volume_z: float = Field(default=3.5, gt=0)
+    max_volume_z: float = Field(default=10.0, gt=0)
     prada_delta: float = Field(default=0.9, gt=0, lt=1)
     prada_min_queries: int = Field(default=30, ge=3)
     prada_max_queries: int = Field(default=2000, ge=3, description="the latest queries a client is tested on")
+    ood_quantile: float = Field(default=0.99, gt=0.5, lt=1, description="reference quantile of Σz² beyond "
+                                "which a query is out of distribution (natural share 1 - ood_quantile)")
+    ood_alpha: float = Field(default=0.001, gt=0, lt=1, description="family-wise level over the clients seen")
+    sybil_min_ood: int = Field(default=3, ge=1, description="OOD queries a key needs to join the pooled group")
     columns: tuple[str, ...] | None = None
 
 
@@ -84,12 +96,15 @@ def volume_z(counts: pd.Series, baseline: Mapping[str, float] | None = None) -> 
     return z
 
 
-def _features(window: pd.DataFrame, config: QueriesPolicy) -> np.ndarray:
+def feature_columns(window: pd.DataFrame, config: QueriesPolicy) -> list[str]:
     import pandas as pd
 
-    columns = list(config.columns) if config.columns is not None else [
+    return list(config.columns) if config.columns is not None else [
         c for c in window.columns if c not in RESERVED and pd.api.types.is_numeric_dtype(window[c])
         and not pd.api.types.is_bool_dtype(window[c])]
+
+
+def _features(window: pd.DataFrame, columns: list[str]) -> np.ndarray:
     missing = [c for c in columns if c not in window.columns]
     if missing or not columns:
         raise GateInputError(f"query features: columns {missing or 'none'} not in the window; "
@@ -100,24 +115,30 @@ def _features(window: pd.DataFrame, config: QueriesPolicy) -> np.ndarray:
         raise GateInputError(f"query features {columns} must be numeric") from None
     if not np.isfinite(x).all():
         raise GateInputError("query features hold missing or infinite values")
-    return whiten(x)
+    return x
 
 
 def whiten(x: np.ndarray) -> np.ndarray:
     """Decorrelate and scale the features by the window's covariance (PCA whitening), so distances are
-    Mahalanobis distances: correlated features would otherwise squeeze natural queries onto few axes."""
+    Mahalanobis distances: correlated features would otherwise squeeze natural queries onto few axes.
+    Directions with under 1e-6 of the largest variance (a constant feature with rounding jitter) are scaled
+    as if they had that much rather than blown up; a training reference (``extraction.QuerySpace``) avoids
+    depending on the window at all."""
     centred = x - x.mean(axis=0)
     variances, axes = np.linalg.eigh(np.atleast_2d(np.cov(centred, rowvar=False)))
-    keep = variances > 1e-9 * max(float(variances.max()), 1e-300)
-    return centred @ axes[:, keep] / np.sqrt(variances[keep])
+    floor = 1e-6 * max(float(variances.max()), 1e-300)
+    return centred @ axes / np.sqrt(np.maximum(variances, floor))
 
 
 def check_queries(window: pd.DataFrame, config: QueriesPolicy, policy_digest: str,
-                  baseline: Mapping[str, float] | None = None, subject: Subject | None = None) -> GateResult:
+                  baseline: Mapping[str, float] | None = None, subject: Subject | None = None,
+                  space: QuerySpace | None = None, state: ExtractionState | None = None) -> GateResult:
     """Flag clients with anomalous volume or extraction-like query sequences; BLOCKED when any is flagged.
 
     ``window`` is an inference-log window (``read_window``): ``client_id``, optional ``timestamp`` (the
     query order) and the feature columns. ``baseline`` maps client ids to their expected query count.
+    ``space``: the training reference's query space, which enables OOD evidence; ``state``: the evidence
+    of earlier windows, updated in place with this one (without it, the window is judged alone).
     """
     import scipy
 
@@ -129,7 +150,9 @@ def check_queries(window: pd.DataFrame, config: QueriesPolicy, policy_digest: st
     if window["client_id"].isna().any():
         raise GateInputError("the query window holds queries without a client_id")
     ordered = window.sort_values("timestamp", kind="stable") if "timestamp" in window.columns else window
-    x = _features(ordered, config)
+    columns = list(space.columns) if space is not None else feature_columns(ordered, config)
+    raw = _features(ordered, columns)
+    x = space.scores(raw) if space is not None else whiten(raw)
     clients = ordered["client_id"].astype(str).to_numpy()
     counts = ordered["client_id"].astype(str).value_counts()
     z = volume_z(counts, baseline)
@@ -149,6 +172,21 @@ def check_queries(window: pd.DataFrame, config: QueriesPolicy, policy_digest: st
             findings.append(Finding(f"{GATE}.extraction", Severity.HIGH,
                                     f"PRADA: Shapiro-Wilk W {w:.3f} of minimum query distances below "
                                     f"{config.prada_delta}", f"client {client}"))
+    evidence: dict[str, dict[str, Any]] = {}
+    if space is not None:
+        state = state if state is not None else ExtractionState()
+        state.add(subject.uri if subject else window_digest(window), clients, space.ood(raw))
+        evidence = extraction_evidence(state, 1 - config.ood_quantile, config.ood_alpha, config.sybil_min_ood)
+        for client, e in sorted(evidence.items()):
+            if not (e["flagged_alone"] or e.get("flagged_in_group")):
+                continue
+            flagged.setdefault(client, {"queries": int(counts.get(client, 0))})["ood"] = e
+            how = f"with {len(e['group'])} keys pooled (p {e['group_p_value']:.3g})" \
+                if not e["flagged_alone"] else f"(p {e['p_value']:.3g})"
+            findings.append(Finding(f"{GATE}.ood", Severity.HIGH,
+                                    f"{e['ood']} of {e['queries']} queries since window {e['first']} out of the "
+                                    f"training distribution, natural share {1 - config.ood_quantile:.3g} {how}",
+                                    f"client {client}"))
     return GateResult(
         gate=GATE,
         status=Status.BLOCKED if findings else Status.PASSED,
@@ -159,6 +197,7 @@ def check_queries(window: pd.DataFrame, config: QueriesPolicy, policy_digest: st
         finished_at=utcnow(),
         metrics={"flagged_clients": sorted(flagged), "flagged": flagged, "clients": int(counts.size),
                  "queries": len(window), "median_queries": float(counts.median()), "prada_tested": tested,
+                 "extraction": evidence,
                  "seconds": round(time.perf_counter() - clock, 4)},
         thresholds={**config.model_dump(mode="json"), "baseline_clients": len(baseline or {})},
         findings=tuple(findings),

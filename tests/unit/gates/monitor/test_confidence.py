@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -5,7 +6,7 @@ import pytest
 
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Status
-from mlgate.gates.monitor.confidence import ConfidencePolicy, check_confidence
+from mlgate.gates.monitor.confidence import ConfidenceBaseline, ConfidencePolicy, check_confidence, measure_baseline
 
 pytestmark = pytest.mark.unit
 
@@ -50,3 +51,25 @@ def test_subject_digest_names_the_window():
     values = window(np.random.default_rng(3), 100, 0.1)
     first, second = check_confidence(values, POLICY, "p"), check_confidence(values[::-1], POLICY, "p")
     assert first.subject.digest.startswith("sha256:") and first.subject.digest != second.subject.digest
+
+
+def test_a_measured_baseline_replaces_the_policy_share():
+    rng = np.random.default_rng(4)
+    baseline = measure_baseline(window(rng, 5000, 0.3), 0.6)  # this model is unsure 30 % of the time
+    assert 0.27 < baseline.share < 0.33
+    assert ConfidenceBaseline.from_dict(json.loads(json.dumps(baseline.to_dict()))) == baseline
+    current = window(rng, 1000, 0.3)
+    policy = ConfidencePolicy(low_confidence=0.6, alpha=0.01)  # no fallback share
+    assert check_confidence(current, POLICY, "p").status is Status.BLOCKED  # vs the placeholder 0.1
+    result = check_confidence(current, policy, "p", baseline=baseline)
+    assert result.status is Status.PASSED and result.metrics["baseline"] == "measured"
+    assert check_confidence(window(rng, 1000, 0.45), policy, "p", baseline=baseline).status is Status.BLOCKED
+
+
+@pytest.mark.parametrize(("baseline", "match"), [
+    (None, "no confidence baseline"),
+    (ConfidenceBaseline(0.5, 10, 100), "low_confidence"),
+], ids=["none", "other-threshold"])
+def test_a_missing_or_mismatched_baseline_fails_closed(baseline, match):
+    with pytest.raises(GateInputError, match=match):
+        check_confidence([0.9] * 100, ConfidencePolicy(low_confidence=0.6), "p", baseline=baseline)

@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import false_discovery_control, ks_2samp
 
 from mlgate.core.errors import GateInputError
-from mlgate.core.results import Status
+from mlgate.core.results import Severity, Status, Subject
 from mlgate.gates.monitor.drift import (
     DriftPolicy,
     ReferenceProfile,
@@ -21,6 +21,7 @@ from mlgate.gates.monitor.drift import (
 pytestmark = pytest.mark.unit
 
 CATEGORIES = np.array(["red", "green", "blue", "black"])
+ALONE = DriftPolicy(demote_after=1, of_last=1)  # each window judged alone: the per-window decision
 
 
 def frame(rng, n, shift=0.0, shifted=("x0", "x1"), cat_probs=(0.4, 0.3, 0.2, 0.1), columns=5):
@@ -62,10 +63,11 @@ def test_drift_found_only_in_shifted_columns(kind):
     rng = np.random.default_rng(1)
     reference = as_reference(frame(rng, 20_000), kind)
     current = frame(rng, 5000, shift=0.3, cat_probs=(0.25, 0.25, 0.25, 0.25))
-    result = check_drift(current, reference, DriftPolicy(), "sha256:p")
+    result = check_drift(current, reference, ALONE, "sha256:p")
     assert result.status is Status.BLOCKED
     assert result.metrics["drifted_columns"] == ["colour", "x0", "x1"]
-    assert {f.location for f in result.findings} == {"column colour", "column x0", "column x1"}
+    assert {f.location for f in result.findings if f.id == "monitor.drift.data"} == {
+        "column colour", "column x0", "column x1"}
     assert result.metrics["columns"]["x0"]["ks_method"] == ("exact" if kind == "sample" else "binned")
     json.loads(result.to_json())
 
@@ -85,17 +87,59 @@ def test_false_alarm_rate_over_many_windows_stays_within_alpha(kind, correction)
     # N windows is then at most Binomial(N, alpha): allow alpha + 3 standard errors of a proportion
     # (0.05 + 0.046 for N = 200), which a correct gate exceeds with probability ~0.2%.
     rng = np.random.default_rng(3)
-    windows, policy = 200, DriftPolicy(alpha=0.05, correction=correction)
+    windows, policy = 200, DriftPolicy(alpha=0.05, correction=correction, demote_after=1, of_last=1)
     reference = as_reference(frame(rng, 50_000), kind)
     alarms = sum(check_drift(frame(rng, 1000), reference, policy, "sha256:p").status is Status.BLOCKED
                  for _ in range(windows))
     assert alarms / windows <= policy.alpha + 3 * math.sqrt(policy.alpha * (1 - policy.alpha) / windows)
 
 
-def test_small_shift_found_on_large_windows():
+def test_a_significant_but_negligible_shift_is_not_drift():
+    """0.03σ on 200,000 rows: KS is significant, the effect is below min_wasserstein (0.05σ)."""
     rng = np.random.default_rng(4)
-    reference, current = frame(rng, 200_000, columns=8), frame(rng, 200_000, shift=0.05, columns=8)
-    assert check_drift(current, reference, DriftPolicy(), "p").metrics["drifted_columns"] == ["x0", "x1"]
+    reference, current = frame(rng, 200_000, columns=8), frame(rng, 200_000, shift=0.03, columns=8)
+    columns = check_drift(current, reference, ALONE, "p").metrics["columns"]
+    assert columns["x0"]["significant"] and not columns["x0"]["large"] and not columns["x0"]["drifted"]
+    shifted = check_drift(frame(rng, 200_000, shift=0.1, columns=8), reference, ALONE, "p")
+    assert shifted.metrics["drifted_columns"] == ["x0", "x1"]
+
+
+@pytest.mark.parametrize("kind", ["sample", "profile"])
+def test_the_effect_threshold_follows_the_window_size(kind):
+    """On a small window the effect's noise exceeds the policy minimum; the null quantile takes over."""
+    rng = np.random.default_rng(8)
+    reference = as_reference(frame(rng, 50_000), kind)
+    small, large = (check_drift(frame(rng, m), reference, ALONE, "p").metrics["columns"]["x2"] for m in (500, 50_000))
+    assert small["null_quantile"] > DriftPolicy().min_wasserstein > large["null_quantile"]
+    assert small["effect_threshold"] == small["null_quantile"]
+    assert large["effect_threshold"] == DriftPolicy().min_wasserstein
+
+
+@pytest.mark.parametrize(("earlier", "shift", "blocks", "drifted_windows"), [
+    ([], 0.3, False, ["w3"]),
+    ([("w1", False), ("w2", True)], 0.3, True, ["w2", "w3"]),
+    ([("w0", True), ("w1", False), ("w2", False)], 0.3, False, ["w3"]),  # w0 is older than the last 3
+    ([("w3", True)], 0.3, False, ["w3"]),  # a rerun of w3 replaces its entry rather than counting twice
+    ([], 1.0, True, ["w3"]),  # severe: blocks at once
+    ([("w1", True), ("w2", True)], 0.0, False, ["w1", "w2"]),  # this window is healthy: nothing to block on
+], ids=["first", "two-of-three", "outside", "rerun", "severe", "healthy-now"])
+def test_drift_blocks_when_it_persists_or_is_severe(earlier, shift, blocks, drifted_windows):
+    rng = np.random.default_rng(9)
+    reference = frame(rng, 20_000)
+    history = [{"window": w, "drifted": d} for w, d in earlier]
+    result = check_drift(frame(rng, 5000, shift=shift), reference, DriftPolicy(), "p",
+                         Subject("dataset", "w3", "sha256:w"), history)
+    assert (result.status is Status.BLOCKED) is blocks
+    assert result.metrics["persistence"]["drifted_windows"] == drifted_windows
+    persistent = [f for f in result.findings if f.id == "monitor.drift.persistent"]
+    assert [f.message.split(": ")[-1] for f in persistent] == ([", ".join(drifted_windows)] if blocks else [])
+    if result.metrics["drifted"] and not blocks:
+        assert {f.severity for f in result.findings} == {Severity.MEDIUM}
+
+
+def test_persistence_must_fit_its_window():
+    with pytest.raises(ValueError, match="demote_after"):
+        DriftPolicy(demote_after=4, of_last=3)
 
 
 @pytest.mark.parametrize(("accuracy", "status"), [(0.75, Status.BLOCKED), (0.89, Status.PASSED)],

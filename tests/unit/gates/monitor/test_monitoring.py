@@ -10,11 +10,19 @@ import pandas as pd
 import pytest
 
 from mlgate.core.errors import GateInputError
+from mlgate.core.policy import parse_policy
 from mlgate.core.results import Status
 from mlgate.gates.data.dp_release import CategoricalColumn, NumericColumn, Query, ReleaseSpec, plan_release, release
 from mlgate.gates.monitor.drift import OTHER, DriftPolicy, ReferenceProfile, check_drift, profile_from_sample
-from mlgate.gates.monitor.monitoring import load_reference, load_window, reference_from_release, window_bounds
+from mlgate.gates.monitor.monitoring import (
+    check_drift_files,
+    load_reference,
+    load_window,
+    reference_from_release,
+    window_bounds,
+)
 from mlgate.trust.registry import flat_metrics
+from tests.helpers import default_policy
 from tests.monitoring_data import write_inference_log
 
 pytestmark = pytest.mark.unit
@@ -155,3 +163,30 @@ def test_noise_only_cells_are_merged_and_counts_shrink_to_their_effective_size()
     assert counts.tolist() == pytest.approx([400 * shrink, 328 * shrink])
     shrink = 1 / (1 + 2 * 2 * 10.0**2 / 740)
     assert profile.categorical["c"] == pytest.approx({"a": 400 * shrink, OTHER: 340 * shrink})  # "b" may be noise
+
+
+def test_the_drift_history_makes_drift_block_once_it_persists(tmp_path):
+    rng = np.random.default_rng(21)
+    reference, history = tmp_path / "reference.csv", tmp_path / "history.jsonl"
+    pd.DataFrame({"x": rng.standard_normal(5000)}).to_csv(reference, index=False)
+    policy = parse_policy(default_policy())
+    statuses = []
+    for hour, shift in enumerate((0.0, 0.4, 0.0, 0.4)):
+        window = tmp_path / f"window-{hour}.csv"
+        pd.DataFrame({"x": rng.standard_normal(2000) + shift}).to_csv(window, index=False)
+        statuses.append(check_drift_files(window, reference, policy, history=history))
+    assert [r.status for r in statuses] == [Status.PASSED, Status.PASSED, Status.PASSED, Status.BLOCKED]
+    persistent = [f for f in statuses[-1].findings if f.id == "monitor.drift.persistent"]
+    assert persistent and "window-1.csv" in persistent[0].message and "window-3.csv" in persistent[0].message
+    assert len(history.read_text().splitlines()) == 4
+
+
+def test_a_damaged_drift_history_is_an_error_not_a_clean_slate(tmp_path):
+    rng = np.random.default_rng(22)
+    reference, history, window = tmp_path / "reference.csv", tmp_path / "history.jsonl", tmp_path / "w.csv"
+    pd.DataFrame({"x": rng.standard_normal(1000)}).to_csv(reference, index=False)
+    pd.DataFrame({"x": rng.standard_normal(1000)}).to_csv(window, index=False)
+    history.write_text("{not json\n")
+    policy = parse_policy(default_policy())
+    with pytest.raises(GateInputError, match="history.jsonl:1"):
+        check_drift_files(window, reference, policy, history=history)

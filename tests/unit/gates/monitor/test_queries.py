@@ -1,9 +1,12 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from mlgate.core.errors import GateInputError
-from mlgate.core.results import Status
+from mlgate.core.results import Status, Subject
+from mlgate.gates.monitor.extraction import ExtractionState, space_from_sample
 from mlgate.gates.monitor.queries import QueriesPolicy, check_queries, prada_statistic, volume_z
 
 pytestmark = pytest.mark.unit
@@ -108,3 +111,49 @@ def test_bad_input_fails_closed(mutate, match):
     base = window({"a": natural(np.random.default_rng(15), 40)})
     with pytest.raises(GateInputError, match=match):
         check_queries(mutate(base), QueriesPolicy(), "p")
+
+
+def reference_space(rng):
+    return space_from_sample(pd.DataFrame(natural(rng, 20_000), columns=[f"f{i}" for i in range(DIM)]),
+                             [f"f{i}" for i in range(DIM)], QueriesPolicy().ood_quantile)
+
+
+def test_a_paced_attacker_split_over_five_keys_is_flagged_across_windows():
+    """Knockoff-style random queries, 4 per key per window (natural clients send ~100), over 5 keys."""
+    rng = np.random.default_rng(16)
+    space, state, policy = reference_space(rng), ExtractionState(), QueriesPolicy(prada_delta=0.75)
+    low, high = natural(rng, 5000).min(axis=0), natural(rng, 5000).max(axis=0)
+    flagged_at = {}
+    for hour in range(6):
+        clients = {f"user-{i}": natural(rng, int(rng.integers(60, 140))) for i in range(24)}
+        clients |= {f"key-{k}": rng.uniform(low, high, (4, DIM)) for k in range(5)}
+        result = check_queries(window(clients), policy, "p", subject=Subject("dataset", f"w{hour}", "sha256:w"),
+                               space=space, state=state)
+        for client in result.metrics["flagged_clients"]:
+            flagged_at.setdefault(client, hour)
+    assert set(flagged_at) == {f"key-{k}" for k in range(5)}  # no natural client, every key
+    assert max(flagged_at.values()) <= 2
+    assert state.clients["key-0"]["queries"] == 24 and len(state.windows) == 6
+
+
+def test_ood_scores_ignore_near_constant_features_and_other_clients():
+    rng = np.random.default_rng(17)
+    reference = pd.DataFrame(natural(rng, 5000), columns=[f"f{i}" for i in range(DIM)]).assign(flag=1.0)
+    columns = [*(f"f{i}" for i in range(DIM)), "flag"]
+    space = space_from_sample(reference, columns, 0.99)
+    queries = np.column_stack([natural(rng, 200), np.ones(200)])
+    assert np.all(space.scores(queries)[:, -1] == 0)  # a constant feature scores 0, not infinity
+    assert 0.0 <= space.ood(queries).mean() <= 0.05
+    alone = space.scores(queries[:50])
+    assert np.array_equal(alone, space.scores(queries)[:50])  # a query's score does not depend on the others
+
+
+def test_the_extraction_state_counts_a_window_once_and_round_trips(tmp_path):
+    state = ExtractionState()
+    clients, ood = np.array(["a", "a", "b"]), np.array([True, False, False])
+    state.add("w1", clients, ood)
+    state.add("w1", clients, ood)
+    assert state.clients["a"] == {"queries": 2, "ood": 1, "first": "w1"}
+    assert ExtractionState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+    with pytest.raises(GateInputError, match="more OOD"):
+        ExtractionState.from_dict({"clients": {"a": {"queries": 1, "ood": 2, "first": "w1"}}})

@@ -1,0 +1,146 @@
+"""Extraction evidence that survives pacing and many keys: out-of-distribution queries, counted per client
+across windows and pooled across clients.
+
+Knockoff- and Copycat-style attackers query from a pool they own (random inputs, another data set), far
+from the training distribution; natural clients query from it. Each query's features are mapped to normal
+scores against the *training* reference (``z = Φ⁻¹(F_ref(x))``, mid-ranks for ties): a near-constant
+feature maps to 0 instead of blowing up, and a client's scores never depend on who else is in the window.
+A query is out of distribution (OOD) when ``Σ z²`` exceeds the ``ood_quantile`` of the reference's own
+scores, so a natural client's OOD share is ``1 - ood_quantile`` (1 %).
+
+Per client, OOD and total queries accumulate over windows (``ExtractionState``): a client is flagged when a
+one-sided binomial test of its cumulative OOD count against the natural share has a p-value below
+``ood_alpha`` divided by the number of clients seen, so pacing only delays evidence, it never resets it.
+Keys that each hold a little evidence (at least ``sybil_min_ood`` OOD queries and ten times the natural
+share) are pooled and tested together: an attack split over keys is flagged as one group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlgate.core.errors import GateInputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlgate.gates.monitor.drift import ReferenceProfile
+
+_U_CLIP = 1e-6
+
+
+@dataclass(frozen=True)
+class QuerySpace:
+    """Each numeric feature's reference CDF, as (points, cumulative share) to interpolate, and the OOD
+    threshold on ``Σ z²``."""
+
+    columns: tuple[str, ...]
+    cdfs: tuple[tuple[np.ndarray, np.ndarray], ...]
+    threshold: float
+
+    def scores(self, x: np.ndarray) -> np.ndarray:
+        """Normal scores against the reference, one column per feature."""
+        from scipy.special import ndtri
+
+        u = np.column_stack([np.interp(x[:, j], points, shares) for j, (points, shares) in enumerate(self.cdfs)])
+        return ndtri(np.clip(u, _U_CLIP, 1 - _U_CLIP))
+
+    def ood(self, x: np.ndarray) -> np.ndarray:
+        return (self.scores(x) ** 2).sum(axis=1) > self.threshold
+
+
+def _sample_cdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values and their mid-rank CDF ``(F(x-) + F(x)) / 2``: a constant feature sits at 0.5."""
+    points, counts = np.unique(values, return_counts=True)
+    cum = np.cumsum(counts) / values.size
+    return points, cum - counts / (2 * values.size)
+
+
+def space_from_sample(reference: pd.DataFrame, columns: list[str], quantile: float) -> QuerySpace:
+    try:
+        x = reference[columns].to_numpy(dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        raise GateInputError(f"the query reference lacks numeric columns {columns}") from None
+    x = x[np.isfinite(x).all(axis=1)]
+    if len(x) < 100:
+        raise GateInputError(f"the query reference holds {len(x)} complete rows; at least 100 are needed")
+    space = QuerySpace(tuple(columns), tuple(_sample_cdf(x[:, j]) for j in range(x.shape[1])), np.inf)
+    threshold = float(np.quantile((space.scores(x) ** 2).sum(axis=1), quantile))
+    return QuerySpace(space.columns, space.cdfs, threshold)
+
+
+def space_from_profile(profile: ReferenceProfile, columns: list[str], quantile: float) -> QuerySpace:
+    """A profile's CDF is known at its cuts (linear between); the threshold is the χ² quantile, which assumes
+    independent features (a profile holds no correlations)."""
+    from scipy.stats import chi2
+
+    missing = [c for c in columns if c not in profile.numeric]
+    if missing:
+        raise GateInputError(f"the reference profile lacks numeric columns {missing}")
+    cdfs = []
+    for column in columns:
+        cuts, counts = profile.numeric[column]
+        cdfs.append((cuts, np.cumsum(counts)[:-1] / counts.sum()))
+    return QuerySpace(tuple(columns), tuple(cdfs), float(chi2.ppf(quantile, len(columns))))
+
+
+@dataclass
+class ExtractionState:
+    """What monitoring remembers between windows: the windows counted, and per client its cumulative
+    queries, OOD queries and the first window it was seen in."""
+
+    windows: list[str] = field(default_factory=list)
+    clients: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"windows": self.windows, "clients": self.clients}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExtractionState:
+        try:
+            clients = {str(c): {"queries": int(v["queries"]), "ood": int(v["ood"]), "first": str(v["first"])}
+                       for c, v in data.get("clients", {}).items()}
+            state = cls([str(w) for w in data.get("windows", [])], clients)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise GateInputError(f"not an extraction state: {exc!r}") from None
+        if any(v["ood"] > v["queries"] or v["ood"] < 0 for v in clients.values()):
+            raise GateInputError("extraction state: a client has more OOD queries than queries")
+        return state
+
+    def add(self, window: str, clients: np.ndarray, ood: np.ndarray) -> None:
+        """Count a window once: a rerun of a window already counted adds nothing."""
+        if window in self.windows:
+            return
+        self.windows.append(window)
+        for client in np.unique(clients):
+            mine = clients == client
+            entry = self.clients.setdefault(str(client), {"queries": 0, "ood": 0, "first": window})
+            entry["queries"] += int(mine.sum())
+            entry["ood"] += int(ood[mine].sum())
+
+
+def extraction_evidence(state: ExtractionState, natural_share: float, alpha: float, sybil_min_ood: int
+                        ) -> dict[str, dict[str, Any]]:
+    """Per client: cumulative counts, the binomial p-value of its OOD count, and whether it is flagged
+    alone (``p < alpha / clients``) or as a member of the pooled group of keys with some evidence each."""
+    from scipy.stats import binomtest
+
+    level = alpha / max(1, len(state.clients))
+    evidence = {}
+    for client, entry in state.clients.items():
+        p = float(binomtest(entry["ood"], entry["queries"], natural_share, alternative="greater").pvalue) \
+            if entry["queries"] else 1.0
+        evidence[client] = {**entry, "ood_share": round(entry["ood"] / max(1, entry["queries"]), 4),
+                            "p_value": p, "flagged_alone": p < level}
+    pool = sorted(c for c, e in evidence.items() if not e["flagged_alone"] and e["ood"] >= sybil_min_ood
+                  and e["ood_share"] >= 10 * natural_share)
+    if len(pool) >= 2:
+        ood, queries = (sum(evidence[c][k] for c in pool) for k in ("ood", "queries"))
+        p = float(binomtest(ood, queries, natural_share, alternative="greater").pvalue)
+        for client in pool:
+            evidence[client].update(group=pool, group_p_value=p, flagged_in_group=p < level)
+    return evidence
