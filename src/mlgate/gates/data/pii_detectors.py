@@ -197,9 +197,11 @@ def _scheme(*schemes: str) -> Callable[[str], bool]:
     return lambda value: national_id_scheme(value, schemes) is not None
 
 
+# US SSN columns are not in the list: us_ssn has its own detector, and a value that fails the SSN rules would
+# otherwise be judged against every other scheme (a 9-digit run is often a valid Dutch BSN).
 _ID_COLUMNS = re.compile(r"(?i)national|\bnin|nino|tax.?id|personal.?(?:id|code|number)|id.?(?:number|no|card)"
                          r"|passport|cpf|pesel|bsn|nhs|aadhaar|\bnir\b|insee|steuer|fiscal|\bdni|\bnie\b"
-                         r"|hetu|\bcpr\b|personnummer|citizen|identity|\bssn|social.?sec")
+                         r"|hetu|\bcpr\b|personnummer|citizen|identity")
 # Words that name a national identifier in free text: they admit bare digit runs (a PESEL, an NHS number)
 # that would be any number's look-alike without them; the value must still pass its scheme's check.
 _ID_CONTEXT = re.compile(r"(?i)pesel|personnummer|\bpnr\b|aadhaa?r|\bnhs\b|hetu|henkilötunnus|\bnif\b|\bnie\b"

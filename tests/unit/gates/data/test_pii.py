@@ -440,6 +440,17 @@ def test_bare_national_ids_count_in_a_column_named_for_them(column, make):
     assert "national_id" not in spans_of(value, column="order_id")
 
 
+def test_an_ssn_column_is_judged_by_the_ssn_rules_alone():
+    """A 9-digit run that fails the SSN rules is often a valid Dutch BSN: the header names the US scheme, so
+    the value is not re-judged against every other country's (the demo's `ssn` column did exactly that)."""
+    from mlgate.gates.data.validators import national_id_scheme
+
+    bsn = next(v for v in (Faker("nl_NL").ssn() for _ in range(200)) if v.startswith("9"))  # area 9xx: no SSN
+    assert national_id_scheme(bsn) == "nl.bsn"
+    assert spans_of(bsn, column="ssn") == {}
+    assert spans_of(bsn, column="bsn") == {"national_id": [bsn]}
+
+
 # ---- names, addresses, dates of birth: column header plus cell evidence; addresses and DOBs in free text
 
 def _one_line_address(locale: str) -> str:
