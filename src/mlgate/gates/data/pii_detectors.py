@@ -13,6 +13,7 @@ must still pass the validator.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -153,12 +154,20 @@ _PHONE_NATIONAL = (r"(?:\(0\d{2,5}\)[ /-]?\d{3,8}"          # (05678) 123456
                    r"|\b0[1-9]\d{8,10})") + _EXT            # 0123456789 (trunk prefix, national number)
 
 
+_TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "_~.-")
+
+
 def _word_bounded(text: str, start: int, end: int) -> bool:
-    """A token rule's match must not sit inside a longer word (where its first or last char is one)."""
+    """A token rule's match must not sit inside a longer word: no word character right before or after
+    it where its own first or last character is a token character (a rule whose tail may end in ``~``
+    or ``-`` otherwise takes a cut-off piece of a longer run)."""
     value = text[start:end]
-    if start and value[:1].isalnum() and (text[start - 1].isalnum() or text[start - 1] == "_"):
+    if start and value[:1] in _TOKEN_CHARS and (text[start - 1].isalnum() or text[start - 1] == "_"):
         return False
-    return not (end < len(text) and value[-1:].isalnum() and (text[end].isalnum() or text[end] == "_"))
+    return not (end < len(text) and value[-1:] in _TOKEN_CHARS and (text[end].isalnum() or text[end] == "_"))
+
+
+_TOKEN_TAIL = re.compile(r"[\w#*.~-]*")
 
 
 def _token_finder(rules: tuple[str, ...]) -> Callable[[str], list[Span]]:
@@ -174,7 +183,9 @@ def _token_finder(rules: tuple[str, ...]) -> Callable[[str], list[Span]]:
                     start += 1
                 while end > start and text[end - 1] in " \t\"'\r\n":
                     end -= 1
-                if end - start >= 8 and _word_bounded(text, start, end) and valid_token(text[start:end]):
+                tail = _TOKEN_TAIL.match(text, end).end()  # masked rest (xoxp-1-2-3-####) makes a placeholder
+                if (end - start >= 8 and _word_bounded(text, start, end) and valid_token(text[start:end])
+                        and not secrets.is_placeholder(text[start:tail])):
                     found.append((start, end))
         return found
     return spans
