@@ -156,10 +156,11 @@ ASSIGNMENT = re.compile(
     r"(?:(?:Basic|Bearer|Token|Digest)[ \t]+)?"
     r"(?:\"(?P<dq>[^\"\r\n]{4,200})\"|'(?P<sq>[^'\r\n]{4,200})'|`(?P<bq>[^`\r\n]{4,200})`"
     r"|(?P<bare>[^\s\"'`,;<>(){}\[\]]{6,200}))")
-# XML element and function-call forms: <password>v</password>, setPassword("v"), password("v").
+# XML element and function-call forms: <password>v</password>, setPassword("v"), password("v"),
+# secret.assign("v") (a setter called on a credential object).
 XML_ELEMENT = re.compile(r"(?i)<(?P<tag>" + _NAME + r")(?:\s[^>]*)?>(?P<xml>[^<\r\n]{4,200})</(?P=tag)>")
 CALL = re.compile(r"(?i)(?:set|with|use)?" + CREDENTIAL_NAMES
-                  + r"\w{0,12}\([ \t]*[\"'](?P<call>[^\"'\r\n]{4,200})[\"']")
+                  + r"\w{0,12}(?:\.(?:assign|set|put|store|update))?\([ \t]*[\"'](?P<call>[^\"'\r\n]{4,200})[\"']")
 # A comparison written value-first: if ("value" == password)
 REVERSED = re.compile(r"(?i)[\"'](?P<rv>[^\"'\r\n]{4,200})[\"'][ \t]*(?:===|!==|==|!=)[ \t]*" + _NAME)
 # user:password given to a command line (curl -u, --user; also wget/httpie's --user); with no password,

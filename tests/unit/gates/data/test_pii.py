@@ -447,7 +447,7 @@ def test_token_fixtures_fillers_and_identifiers_are_not_secrets(text):
 CLI_AND_HEADERS = ["curl -u {user}:{v} https://{host}", "curl --user '{user}:{v}' -X POST",
                    'curl -H "Authorization: Bearer {v}" https://{host}', "Authorization: Basic {v}",
                    'getenv("db_password", "{v}")', 'curl -u "{v}:" https://{host}',
-                   'curl --user "{{{user}}}":"{{{v}}}" https://{host}']
+                   'curl --user "{{{user}}}":"{{{v}}}" https://{host}', 'secret.assign("{v}", 17);']
 
 
 @pytest.mark.parametrize("template", CLI_AND_HEADERS)
