@@ -83,6 +83,8 @@ class Pattern:
     pass ``boundary`` (by default: clear of neighbouring word characters). When validation fails, the
     match is cut back at each separator inside it and the shorter candidates are tried (a card number
     followed by `` 123``). ``finder`` replaces regex + validate for rules that are more than one regex.
+    ``parts``: finer patterns, each with its own prefilter, run on the cells this one's prefilter kept
+    (one Arrow pass per group of rules over the column, one per rule over the group's few cells).
     """
 
     prefilter: str
@@ -91,6 +93,7 @@ class Pattern:
     bounded: bool = False
     boundary: Callable[[str, int, int], bool] = clear_of_neighbours
     finder: Callable[[str], list[Span]] | None = None
+    parts: tuple[Pattern, ...] = ()
 
     def _accept(self, text: str, start: int, end: int) -> bool:
         if self.bounded and not self.boundary(text, start, end):
@@ -200,8 +203,13 @@ def _token_patterns() -> tuple[Pattern, ...]:
     cells that group kept. RE2 caps counted repeats at 1000, so larger bounds are opened in the prefilter."""
     rules = secrets.token_rules()
     groups = [rules[i:i + _RULES_PER_PASS] for i in range(0, len(rules), _RULES_PER_PASS)]
-    return tuple(Pattern("|".join("(?:" + _LARGE_REPEAT.sub(r"{\1,}", rule) + ")" for rule in group),
-                         None, finder=_token_finder(group)) for group in groups)
+    def rule_prefilter(rule: str) -> str:
+        return "(?:" + _LARGE_REPEAT.sub(r"{\1,}", rule) + ")"
+
+    return tuple(Pattern("|".join(rule_prefilter(rule) for rule in group), None, finder=_token_finder(group),
+                         parts=tuple(Pattern(rule_prefilter(rule), None, finder=_token_finder((rule,)))
+                                     for rule in group))
+                 for group in groups)
 
 
 def _scheme(*schemes: str) -> Callable[[str], bool]:
@@ -357,15 +365,22 @@ def find_spans(values: pa.Array, detector: Detector, column: str) -> dict[int, l
         if len(patterns) > 1 or not detector.union_prefilter:
             picked = _candidates(subset, pattern.prefilter)
             pattern_rows, texts = rows.take(picked), subset.take(picked)
-        for row, text in zip(pattern_rows.to_pylist(), texts.to_pylist(), strict=True):
-            spans = list(pattern.spans(text))
-            if spans:
-                found.setdefault(row, []).extend(spans)
+        for part in pattern.parts or (pattern,):
+            part_rows, part_texts = pattern_rows, texts
+            if pattern.parts:
+                picked = _candidates(texts, part.prefilter)
+                part_rows, part_texts = pattern_rows.take(picked), texts.take(picked)
+            for row, text in zip(part_rows.to_pylist(), part_texts.to_pylist(), strict=True):
+                spans = list(part.spans(text))
+                if spans:
+                    found.setdefault(row, []).extend(spans)
     return {row: _outermost(spans) for row, spans in found.items()}
 
 
 def _outermost(spans: list[Span]) -> list[Span]:
     """Spans in order, overlapping ones merged (two shapes of one type matching one value)."""
+    if len(spans) == 1:
+        return spans
     merged: list[Span] = []
     for start, end in sorted(spans):
         if merged and start < merged[-1][1]:

@@ -74,20 +74,25 @@ _PLACEHOLDER_WORDS = re.compile(
 _UUID = re.compile(r"(?i)^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
+_TOKEN_PREFIX = re.compile(r"^[A-Za-z]{2,5}[_-]")
+_RUN_OF_FOUR = re.compile(r"(.)\1{3,}")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+
+
 def is_placeholder(value: str) -> bool:
     """An example, template or masked value: a marker word, a ``${VAR}``-style reference, a run of one
     character (``xxxx``, ``0000``) taking most of it, or a sequence (``abcdef``, ``123456``)."""
     if _PLACEHOLDER_WORDS.search(value):
         return True
-    body = re.sub(r"^[A-Za-z]{2,5}[_-]", "", value)  # a token's prefix (ghp_, xoxb-) does not count
+    body = _TOKEN_PREFIX.sub("", value)  # a token's prefix (ghp_, xoxb-) does not count
     if not body:
         return True
-    top = max((m.group() for m in re.finditer(r"(.)\1*", body)), key=len, default="")
-    if len(top) >= 4 and len(top) * 2 >= len(body):
+    top = max((len(m.group()) for m in _RUN_OF_FOUR.finditer(body)), default=0)
+    if top and top * 2 >= len(body):
         return True
     if len(set(body.lower())) <= 3 and len(body) >= 6:
         return True
-    alnum = re.sub(r"[^a-z0-9]", "", body.lower())
+    alnum = _NOT_ALNUM.sub("", body.lower())
     return len(alnum) >= 6 and (alnum in "abcdefghijklmnopqrstuvwxyz" or alnum in "0123456789012345678")
 
 
@@ -151,15 +156,18 @@ _PUBLIC = re.compile(r"(?i)(?:public|publishable|csrf|xsrf)[_.-]?$")
 _OPERATOR = r"(?P<op>::=|:=|\?=|\.=|\+=|=>|->|<-|===|!==|!=|==|=|:|,|[ \t]+)"
 # name [quote] [spaces] op [spaces] [HTTP auth scheme] value; spaces never include a line end, so an
 # empty value stays empty.
+# The first letters CREDENTIAL_NAMES (and CALL's set/with/use) can start with: as a lookahead, Python's
+# engine then skips every other position without trying each alternative (twice as fast a scan).
+_FIRST_LETTER = r"(?=[acempst])"
 ASSIGNMENT = re.compile(
-    r"(?i)" + _NAME + r"[\"'\]]?[ \t]*" + _OPERATOR + r"[ \t]*(?:[@&]?\(?[ \t]*)?"
+    r"(?i)" + _FIRST_LETTER + _NAME + r"[\"'\]]?[ \t]*" + _OPERATOR + r"[ \t]*(?:[@&]?\(?[ \t]*)?"
     r"(?:(?:Basic|Bearer|Token|Digest)[ \t]+)?"
     r"(?:\"(?P<dq>[^\"\r\n]{4,200})\"|'(?P<sq>[^'\r\n]{4,200})'|`(?P<bq>[^`\r\n]{4,200})`"
     r"|(?P<bare>[^\s\"'`,;<>(){}\[\]]{6,200}))")
 # XML element and function-call forms: <password>v</password>, setPassword("v"), password("v"),
 # secret.assign("v") (a setter called on a credential object).
 XML_ELEMENT = re.compile(r"(?i)<(?P<tag>" + _NAME + r")(?:\s[^>]*)?>(?P<xml>[^<\r\n]{4,200})</(?P=tag)>")
-CALL = re.compile(r"(?i)(?:set|with|use)?" + CREDENTIAL_NAMES
+CALL = re.compile(r"(?i)(?=[acempstuw])(?:set|with|use)?" + CREDENTIAL_NAMES
                   + r"\w{0,12}(?:\.(?:assign|set|put|store|update))?\([ \t]*[\"'](?P<call>[^\"'\r\n]{4,200})[\"']")
 # A comparison written value-first: if ("value" == password)
 REVERSED = re.compile(r"(?i)[\"'](?P<rv>[^\"'\r\n]{4,200})[\"'][ \t]*(?:===|!==|==|!=)[ \t]*" + _NAME)
@@ -216,10 +224,9 @@ def credential_spans(text: str) -> list[tuple[int, int]]:
         if credential_value(match.group(group), quoted=group != "bare",
                             uuid_ok=bool(_API_KEY_NAME.match(text, match.start()))):
             spans.append(match.span(group))
-    for regex, group in ((XML_ELEMENT, "xml"), (CALL, "call"), (REVERSED, "rv"), (CLI_USER, "cli")):
+    for regex, name in ((XML_ELEMENT, "xml"), (CALL, "call"), (REVERSED, "rv"), (CLI_USER, "cli")):
         for match in regex.finditer(text):
-            if group == "cli" and not match.group("cli"):
-                group = "cliuser"
+            group = "cliuser" if name == "cli" and not match.group("cli") else name
             if credential_value(match.group(group), quoted=True):
                 spans.append(match.span(group))
     return spans
