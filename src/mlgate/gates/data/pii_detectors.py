@@ -228,6 +228,11 @@ _NATIONAL_BARE = _p(r"^\s*[0-9A-Za-z][0-9A-Za-z ./+-]{7,22}\s*$", r"^\s*[0-9A-Za
                     lambda v: national_id_scheme(v.strip()) is not None)
 
 
+# Words that name the number next to them: a bare digit run after one may be that type.
+_PHONE_CONTEXT = r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|gsm|telefon|téléphone|portable|handy|whatsapp)\b"
+_SSN_CONTEXT = r"(?i)\b(?:ssn|social security(?: number| no\.?)?)\b"
+
+
 def _detectors() -> dict[str, Detector]:
     return {
         "email": Detector("email", (
@@ -247,11 +252,16 @@ def _detectors() -> dict[str, Detector]:
             _p(r"\b\d{1,3}-\d{3}-\d{3}-\d{4}\b", r"\b\d{1,3}-\d{3}-\d{3}-\d{4}\b", valid_international_phone,
                bounded=True, boundary=phone_bounded),
             _p(r"\b1[3-9]\d{9}\b", r"\b1[3-9]\d{9}\b", valid_bare_phone, bounded=True),
+            # a bare digit run right after a word that names a phone (as Presidio's context words raise
+            # a weak match); it must still be a valid number of one of the regions tried
+            _p(_PHONE_CONTEXT, _PHONE_CONTEXT + r"[^\d\n]{0,15}?(?P<v>\d{9,12})\b", valid_bare_phone, bounded=True,
+               flags=re.I),
         ), column_hint=re.compile(r"(?i)phone|mobile|\btel|fax|cell"), hinted=(
             _p(r"^\+?\d{10,15}$", r"^\+?\d{10,15}$", valid_phone),
         )),
         "us_ssn": Detector("us_ssn", (
             _p(r"\d{3}[ .-]\d{2}[ .-]\d{4}", r"\b\d{3}([ .-])\d{2}\1\d{4}\b", valid_ssn, bounded=True),
+            _p(_SSN_CONTEXT, _SSN_CONTEXT + r"[^\d\n]{0,15}?(?P<v>\d{9})\b", valid_ssn, bounded=True, flags=re.I),
         ), column_hint=re.compile(r"(?i)ssn|social.?sec"), hinted=(
             _p(r"^\d{9}$", r"^\d{9}$", valid_ssn),
         )),
@@ -287,8 +297,8 @@ def _detectors() -> dict[str, Detector]:
                bounded=True),
             _p(r"\b(?:\d{2})?\d{6}[-+]\d{4}\b", r"\b(?:\d{2})?\d{6}[-+]\d{4}\b", _scheme("se.personnummer", "dk.cpr"),
                bounded=True),
-            _p(r"\b[2-9]\d{3} \d{4} \d{4}\b", r"\b[2-9]\d{3} \d{4} \d{4}\b", _scheme("in.aadhaar"), bounded=True,
-               boundary=not_in_iban),
+            _p(r"\b[2-9]\d{3}[ :-]\d{4}[ :-]\d{4}\b", r"\b[2-9]\d{3}([ :-])\d{4}\1\d{4}\b", _scheme("in.aadhaar"),
+               bounded=True, boundary=not_in_iban),
             # the prefilter is the context words (rarer than digit runs); the value's shape is checked in Python
             _p(_ID_CONTEXT.pattern, r"\b(?:\d[ :-]?){8,11}\d\b", lambda v: national_id_scheme(v) is not None,
                bounded=True),

@@ -474,6 +474,37 @@ def test_a_uuid_is_an_api_key_only_under_an_api_key_name():
     assert "secret" not in spans_of(f"session_token={value}")
 
 
+@pytest.mark.parametrize(("old", "new"), [("-", "YXWVU"), ("A", "BCDEF")])
+def test_finnish_ids_with_the_2023_century_signs_and_temporary_serials(old, new):
+    hetu = Faker("fi_FI").ssn()
+    while hetu[6] != old:
+        hetu = Faker("fi_FI").ssn()
+    for sign in new:
+        value = hetu[:6] + sign + hetu[7:]
+        assert spans_of(f"henkilötunnus {value}.")["national_id"] == [value]
+
+
+def test_aadhaar_grouped_with_dashes():
+    value = _aadhaar().replace(" ", "-")
+    assert spans_of(f"id {value} ok")["national_id"] == [value]
+
+
+@pytest.mark.parametrize("region", ["GB", "IT", "TR", "FR"])
+def test_bare_phone_number_after_a_phone_word(region):
+    import phonenumbers
+
+    number = str(phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE).national_number)
+    assert spans_of(f"Mobile: {number}")["phone"] == [number]
+    assert "phone" not in spans_of(f"order {number} shipped")
+
+
+def test_bare_ssn_after_an_ssn_word():
+    value = US.ssn().replace("-", "")
+    assert spans_of(f"SSN: {value}")["us_ssn"] == [value]
+    assert spans_of(f"social security number {value}")["us_ssn"] == [value]
+    assert "us_ssn" not in spans_of(f"invoice {value}") and "us_ssn" not in spans_of("SSN: 666123456")
+
+
 NATIONAL_IDS = [("it.codicefiscale", lambda: Faker("it_IT").ssn()), ("br.cpf", lambda: Faker("pt_BR").cpf()),
                 ("es.nie", lambda: Faker("es_ES").nie()), ("fi.hetu", lambda: Faker("fi_FI").ssn()),
                 ("se.personnummer", lambda: Faker("sv_SE").ssn(long=True, dash=True)),
