@@ -211,28 +211,25 @@ def _go_elements(block: str) -> Iterator[str]:
 
 
 def _go_literal(element: str) -> str | None:
-    """The string an element spells when it is only literals joined by ``+``; None otherwise."""
-    element = re.sub(r"//[^\n]*", "", element).strip()
-    if not element:
-        return None
-    parts, pos = [], 0
+    """The string an element spells when it is only literals joined by ``+`` (comments between them
+    allowed; ``//`` inside a string is text, not a comment); None otherwise."""
+    parts, pos, want_string = [], 0, True
     while pos < len(element):
-        match = _GO_STRING.match(element, pos)
-        if not match:
-            return None
-        token = match.group()
-        parts.append(token[1:-1] if token[0] == "`" else
-                     token[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape"))
-        pos = match.end()
-        rest = element[pos:].lstrip()
-        if not rest:
-            break
-        if not rest.startswith("+"):
-            return None
-        pos = len(element) - len(rest) + 1
-        while pos < len(element) and element[pos].isspace():
+        if element[pos].isspace():
             pos += 1
-    return "".join(parts)
+        elif element.startswith("//", pos):
+            newline = element.find("\n", pos)
+            pos = len(element) if newline < 0 else newline
+        elif want_string and (match := _GO_STRING.match(element, pos)):
+            token = match.group()
+            parts.append(token[1:-1] if token[0] == "`" else
+                         token[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape"))
+            pos, want_string = match.end(), False
+        elif not want_string and element[pos] == "+":
+            pos, want_string = pos + 1, True
+        else:
+            return None
+    return "".join(parts) if parts and not want_string else None
 
 
 def _go_blocks(source: str, name: str) -> Iterator[str]:

@@ -13,6 +13,7 @@ must still pass the validator.
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -82,6 +83,8 @@ class Pattern:
     pass ``boundary`` (by default: clear of neighbouring word characters). When validation fails, the
     match is cut back at each separator inside it and the shorter candidates are tried (a card number
     followed by `` 123``). ``finder`` replaces regex + validate for rules that are more than one regex.
+    ``parts``: finer patterns, each with its own prefilter, run on the cells this one's prefilter kept
+    (one Arrow pass per group of rules over the column, one per rule over the group's few cells).
     """
 
     prefilter: str
@@ -90,6 +93,7 @@ class Pattern:
     bounded: bool = False
     boundary: Callable[[str, int, int], bool] = clear_of_neighbours
     finder: Callable[[str], list[Span]] | None = None
+    parts: tuple[Pattern, ...] = ()
 
     def _accept(self, text: str, start: int, end: int) -> bool:
         if self.bounded and not self.boundary(text, start, end):
@@ -153,12 +157,20 @@ _PHONE_NATIONAL = (r"(?:\(0\d{2,5}\)[ /-]?\d{3,8}"          # (05678) 123456
                    r"|\b0[1-9]\d{8,10})") + _EXT            # 0123456789 (trunk prefix, national number)
 
 
+_TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "_~.-")
+
+
 def _word_bounded(text: str, start: int, end: int) -> bool:
-    """A token rule's match must not sit inside a longer word (where its first or last char is one)."""
+    """A token rule's match must not sit inside a longer word: no word character right before or after
+    it where its own first or last character is a token character (a rule whose tail may end in ``~``
+    or ``-`` otherwise takes a cut-off piece of a longer run)."""
     value = text[start:end]
-    if start and value[:1].isalnum() and (text[start - 1].isalnum() or text[start - 1] == "_"):
+    if start and value[:1] in _TOKEN_CHARS and (text[start - 1].isalnum() or text[start - 1] == "_"):
         return False
-    return not (end < len(text) and value[-1:].isalnum() and (text[end].isalnum() or text[end] == "_"))
+    return not (end < len(text) and value[-1:] in _TOKEN_CHARS and (text[end].isalnum() or text[end] == "_"))
+
+
+_TOKEN_TAIL = re.compile(r"[\w#*.~-]*")
 
 
 def _token_finder(rules: tuple[str, ...]) -> Callable[[str], list[Span]]:
@@ -174,7 +186,9 @@ def _token_finder(rules: tuple[str, ...]) -> Callable[[str], list[Span]]:
                     start += 1
                 while end > start and text[end - 1] in " \t\"'\r\n":
                     end -= 1
-                if end - start >= 8 and _word_bounded(text, start, end) and valid_token(text[start:end]):
+                tail = _TOKEN_TAIL.match(text, end).end()  # masked rest (xoxp-1-2-3-####) makes a placeholder
+                if (end - start >= 8 and _word_bounded(text, start, end) and valid_token(text[start:end])
+                        and not secrets.is_placeholder(text[start:tail])):
                     found.append((start, end))
         return found
     return spans
@@ -189,8 +203,13 @@ def _token_patterns() -> tuple[Pattern, ...]:
     cells that group kept. RE2 caps counted repeats at 1000, so larger bounds are opened in the prefilter."""
     rules = secrets.token_rules()
     groups = [rules[i:i + _RULES_PER_PASS] for i in range(0, len(rules), _RULES_PER_PASS)]
-    return tuple(Pattern("|".join("(?:" + _LARGE_REPEAT.sub(r"{\1,}", rule) + ")" for rule in group),
-                         None, finder=_token_finder(group)) for group in groups)
+    def rule_prefilter(rule: str) -> str:
+        return "(?:" + _LARGE_REPEAT.sub(r"{\1,}", rule) + ")"
+
+    return tuple(Pattern("|".join(rule_prefilter(rule) for rule in group), None, finder=_token_finder(group),
+                         parts=tuple(Pattern(rule_prefilter(rule), None, finder=_token_finder((rule,)))
+                                     for rule in group))
+                 for group in groups)
 
 
 def _scheme(*schemes: str) -> Callable[[str], bool]:
@@ -209,6 +228,11 @@ _ID_CONTEXT = re.compile(r"(?i)pesel|personnummer|\bpnr\b|aadhaa?r|\bnhs\b|hetu|
                          r"|(?:personal )?identity (?:code|number)|\bid (?:code|number|no)\b|social security")
 _NATIONAL_BARE = _p(r"^\s*[0-9A-Za-z][0-9A-Za-z ./+-]{7,22}\s*$", r"^\s*[0-9A-Za-z][0-9A-Za-z ./+-]{7,22}\s*$",
                     lambda v: national_id_scheme(v.strip()) is not None)
+
+
+# Words that name the number next to them: a bare digit run after one may be that type.
+_PHONE_CONTEXT = r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|gsm|telefon|téléphone|portable|handy|whatsapp)\b"
+_SSN_CONTEXT = r"(?i)\b(?:ssn|social security(?: number| no\.?)?)\b"
 
 
 def _detectors() -> dict[str, Detector]:
@@ -230,11 +254,16 @@ def _detectors() -> dict[str, Detector]:
             _p(r"\b\d{1,3}-\d{3}-\d{3}-\d{4}\b", r"\b\d{1,3}-\d{3}-\d{3}-\d{4}\b", valid_international_phone,
                bounded=True, boundary=phone_bounded),
             _p(r"\b1[3-9]\d{9}\b", r"\b1[3-9]\d{9}\b", valid_bare_phone, bounded=True),
+            # a bare digit run right after a word that names a phone (as Presidio's context words raise
+            # a weak match); it must still be a valid number of one of the regions tried
+            _p(_PHONE_CONTEXT, _PHONE_CONTEXT + r"[^\d\n]{0,15}?(?P<v>\d{9,12})\b", valid_bare_phone, bounded=True,
+               flags=re.I),
         ), column_hint=re.compile(r"(?i)phone|mobile|\btel|fax|cell"), hinted=(
             _p(r"^\+?\d{10,15}$", r"^\+?\d{10,15}$", valid_phone),
         )),
         "us_ssn": Detector("us_ssn", (
             _p(r"\d{3}[ .-]\d{2}[ .-]\d{4}", r"\b\d{3}([ .-])\d{2}\1\d{4}\b", valid_ssn, bounded=True),
+            _p(_SSN_CONTEXT, _SSN_CONTEXT + r"[^\d\n]{0,15}?(?P<v>\d{9})\b", valid_ssn, bounded=True, flags=re.I),
         ), column_hint=re.compile(r"(?i)ssn|social.?sec"), hinted=(
             _p(r"^\d{9}$", r"^\d{9}$", valid_ssn),
         )),
@@ -270,8 +299,8 @@ def _detectors() -> dict[str, Detector]:
                bounded=True),
             _p(r"\b(?:\d{2})?\d{6}[-+]\d{4}\b", r"\b(?:\d{2})?\d{6}[-+]\d{4}\b", _scheme("se.personnummer", "dk.cpr"),
                bounded=True),
-            _p(r"\b[2-9]\d{3} \d{4} \d{4}\b", r"\b[2-9]\d{3} \d{4} \d{4}\b", _scheme("in.aadhaar"), bounded=True,
-               boundary=not_in_iban),
+            _p(r"\b[2-9]\d{3}[ :-]\d{4}[ :-]\d{4}\b", r"\b[2-9]\d{3}([ :-])\d{4}\1\d{4}\b", _scheme("in.aadhaar"),
+               bounded=True, boundary=not_in_iban),
             # the prefilter is the context words (rarer than digit runs); the value's shape is checked in Python
             _p(_ID_CONTEXT.pattern, r"\b(?:\d[ :-]?){8,11}\d\b", lambda v: national_id_scheme(v) is not None,
                bounded=True),
@@ -348,15 +377,22 @@ def find_spans(values: pa.Array, detector: Detector, column: str) -> dict[int, l
         if len(patterns) > 1 or not detector.union_prefilter:
             picked = _candidates(subset, pattern.prefilter)
             pattern_rows, texts = rows.take(picked), subset.take(picked)
-        for row, text in zip(pattern_rows.to_pylist(), texts.to_pylist(), strict=True):
-            spans = list(pattern.spans(text))
-            if spans:
-                found.setdefault(row, []).extend(spans)
+        for part in pattern.parts or (pattern,):
+            part_rows, part_texts = pattern_rows, texts
+            if pattern.parts:
+                picked = _candidates(texts, part.prefilter)
+                part_rows, part_texts = pattern_rows.take(picked), texts.take(picked)
+            for row, text in zip(part_rows.to_pylist(), part_texts.to_pylist(), strict=True):
+                spans = list(part.spans(text))
+                if spans:
+                    found.setdefault(row, []).extend(spans)
     return {row: _outermost(spans) for row, spans in found.items()}
 
 
 def _outermost(spans: list[Span]) -> list[Span]:
     """Spans in order, overlapping ones merged (two shapes of one type matching one value)."""
+    if len(spans) == 1:
+        return spans
     merged: list[Span] = []
     for start, end in sorted(spans):
         if merged and start < merged[-1][1]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from functools import cache
 
@@ -29,11 +30,20 @@ TOKEN_PLUGINS = ("AWSKeyDetector", "ArtifactoryDetector", "AzureStorageKeyDetect
 # A few widespread formats detect-secrets has no plugin for.
 EXTRA_RULES = (
     r"github_pat_[A-Za-z0-9_]{22,255}",
-    r"(?:sk|rk)_(?:live|test)_[0-9a-zA-Z]{24,}",
-    r"hf_[A-Za-z0-9]{34,}",
+    r"(?:sk|rk)_(?:live|test|prod)_[0-9a-zA-Z]{24,}",
+    r"(?:hf_|api_org_)[A-Za-z0-9]{34,}",                    # Hugging Face user and organisation tokens
     r"xox[abposr]-\d{8,}-[0-9A-Za-z-]{10,}",                # Slack tokens in mixed case (upstream: lower)
+    r"xapp-\d-[A-Z0-9]{9,}-\d{9,}-[a-f0-9]{32,}",             # Slack app-level tokens
+    r"xoxe(?:\.xox[bp])?-\d-[A-Za-z0-9]{100,}",              # Slack rotating (refresh/config) tokens
+    r"xoxe-\d{10,}-\d{10,}-\d{10,}-[a-f0-9]{32,}",
+    r"[MNO][A-Za-z\d_-]{23,25}\.[A-Za-z\d_-]{6}\.[A-Za-z\d_-]{27,}",  # Discord bot tokens, newer longer form
+    r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/+-]{20,}",  # Slack webhook URLs
     r"dop_v1_[a-f0-9]{64}",
     r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}",
+    r"sk-ant-(?:api|admin)\d\d-[A-Za-z0-9_-]{93}AA",         # Anthropic API and admin keys
+    r"[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}",          # Azure AD client secrets
+    r"hv[sb]\.[A-Za-z0-9_-]{90,}",                           # HashiCorp Vault service and batch tokens
+    r"\bs\.[A-Za-z0-9]{24}\b",                               # HashiCorp Vault legacy service tokens
 )
 _TRAILING_LOOKAHEAD = re.compile(r"\(\?!\\w\)$")
 
@@ -57,11 +67,16 @@ def token_rules() -> tuple[str, ...]:
 
 _PLACEHOLDER_WORDS = re.compile(
     r"(?i)example|sample|dummy|placeholder|changeme|change_me|fake|insert|_here\b|your[_-]?(?:api|secret|token"
-    r"|key|pass)|redacted|xxxx|\*{3}|\.{3}|process\.env|os\.environ|getenv|vault:"
+    r"|key|pass)|redacted|xxxx|#{4}|\*{3}|\.{3}|process\.env|os\.environ|getenv|vault:"
     r"|^(?:null|none|true|false|undefined|password|secret|token|string)$"
     # the whole value is a template or reference: ${VAR}, {{ var }}, <value>, %(name)s, $(cmd), $VAR
-    r"|^(?:\$\{[^}]*\}|\{\{.*\}\}|<[^>]*>|%\([^)]*\)s?|\$\([^)]*\)|\$[A-Za-z_]\w*)$")
+    r"|^(?:\$\{[^}]*\}|\$?\{\{.*\}\}|<[^>]*>|%\([^)]*\)s?|\$\([^)]*\)|\$[A-Za-z_]\w*)$")
 _UUID = re.compile(r"(?i)^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+_TOKEN_PREFIX = re.compile(r"^[A-Za-z]{2,5}[_-]")
+_RUN_OF_FOUR = re.compile(r"(.)\1{3,}")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
 
 def is_placeholder(value: str) -> bool:
@@ -69,15 +84,15 @@ def is_placeholder(value: str) -> bool:
     character (``xxxx``, ``0000``) taking most of it, or a sequence (``abcdef``, ``123456``)."""
     if _PLACEHOLDER_WORDS.search(value):
         return True
-    body = re.sub(r"^[A-Za-z]{2,5}[_-]", "", value)  # a token's prefix (ghp_, xoxb-) does not count
+    body = _TOKEN_PREFIX.sub("", value)  # a token's prefix (ghp_, xoxb-) does not count
     if not body:
         return True
-    top = max((m.group() for m in re.finditer(r"(.)\1*", body)), key=len, default="")
-    if len(top) >= 4 and len(top) * 2 >= len(body):
+    top = max((len(m.group()) for m in _RUN_OF_FOUR.finditer(body)), default=0)
+    if top and top * 2 >= len(body):
         return True
     if len(set(body.lower())) <= 3 and len(body) >= 6:
         return True
-    alnum = re.sub(r"[^a-z0-9]", "", body.lower())
+    alnum = _NOT_ALNUM.sub("", body.lower())
     return len(alnum) >= 6 and (alnum in "abcdefghijklmnopqrstuvwxyz" or alnum in "0123456789012345678")
 
 
@@ -95,10 +110,23 @@ def valid_jwt(text: str) -> bool:
     return _jwt_part_is_json(header) and _jwt_part_is_json(payload) and not is_placeholder(text)
 
 
+# The same chunk three times (1234-1234-1234, 123123123) or an ascending run of five (12345, abcde): a
+# fixture's filler, never a random token's body.
+_FILLER = re.compile(r"(.{3,}?)(?:[-_.]?\1){2,}|(.)\2{5}|01234|12345|23456|34567|45678|56789|abcde|bcdef", re.I)
+
+
 def valid_token(text: str) -> bool:
-    """Not a placeholder, and a digit somewhere: random tokens have them, identifiers that happen to share
-    a prefix (``hf_requiredCharacteristicTypes``) do not."""
-    return not is_placeholder(text) and any(ch.isdigit() for ch in text)
+    """A random token's body: not a placeholder or a fixture's filler, 12+ characters after the prefix,
+    and random-looking: a digit somewhere, or upper and lower case mixed about evenly (letter-only
+    tokens exist: ``hf_jCBaQng…``). Identifiers that share a prefix (``hf_requiredCharacteristicTypes``,
+    ``xoxp-1-initial``) are neither."""
+    body = re.sub(r"^[A-Za-z]{2,5}[_-](?:\d[_-])?", "", text)
+    if is_placeholder(text) or len(body) < 12 or _FILLER.search(body):
+        return False
+    if any(ch.isdigit() for ch in body):
+        return True
+    upper, lower = sum(ch.isupper() for ch in body), sum(ch.islower() for ch in body)
+    return min(upper, lower) * 4 >= upper + lower
 
 
 def valid_private_key(text: str) -> bool:
@@ -114,7 +142,7 @@ def valid_private_key(text: str) -> bool:
 # A key name whose last word is one of these: db_pass, DB_PASSWORD, creds, api-key, "secretKey".
 CREDENTIAL_NAMES = (r"(?:pass(?:word|wd|phrase)?|pwd|secret(?:[_-]?key)?|token|(?:api|access|private|auth"
                     r"|client|signing|encryption|master)[_-]?(?:key|secret|token)|apikey|credentials?|creds?"
-                    r"|auth)")
+                    r"|authori[sz]ation|auth)")
 # The match starts at the keyword (a prefix such as ``db_`` changes nothing and a lazy prefix class would
 # make Python try every position); a suffix may follow after a separator (password_super_secure).
 _NAME = CREDENTIAL_NAMES + r"(?P<suffix>(?:[_.-][A-Za-z0-9]+)*)(?![A-Za-z0-9])"
@@ -124,37 +152,55 @@ _NOT_A_VALUE = re.compile(r"(?i)[_.-](?:id|ids|name|url|uri|path|file|type|dir|l
                           r"|field|prefix|format|policy|endpoint|host|user(?:name)?|label|hint|expir\w*|ttl)$")
 _PUBLIC = re.compile(r"(?i)(?:public|publishable|csrf|xsrf)[_.-]?$")
 # Assignment operators of common languages and formats; YAML/JSON/INI/.env/shell export use ``:``/``=``.
-_OPERATOR = r"(?P<op>::=|:=|\?=|\.=|\+=|=>|->|<-|===|!==|!=|==|=|:|[ \t]+)"
-# name [quote] [spaces] op [spaces] value; spaces never include a line end, so an empty value stays empty.
+# A comma (``getenv("api_token", "v")``) and bare spaces only count before a quoted value.
+_OPERATOR = r"(?P<op>::=|:=|\?=|\.=|\+=|=>|->|<-|===|!==|!=|==|=|:|,|[ \t]+)"
+# name [quote] [spaces] op [spaces] [HTTP auth scheme] value; spaces never include a line end, so an
+# empty value stays empty.
+# The first letters CREDENTIAL_NAMES (and CALL's set/with/use) can start with: as a lookahead, Python's
+# engine then skips every other position without trying each alternative (twice as fast a scan).
+_FIRST_LETTER = r"(?=[acempst])"
 ASSIGNMENT = re.compile(
-    r"(?i)" + _NAME + r"[\"'\]]?[ \t]*" + _OPERATOR + r"[ \t]*(?:[@&]?\(?[ \t]*)?"
+    r"(?i)" + _FIRST_LETTER + _NAME + r"[\"'\]]?[ \t]*" + _OPERATOR + r"[ \t]*(?:[@&]?\(?[ \t]*)?"
+    r"(?:(?:Basic|Bearer|Token|Digest)[ \t]+)?"
     r"(?:\"(?P<dq>[^\"\r\n]{4,200})\"|'(?P<sq>[^'\r\n]{4,200})'|`(?P<bq>[^`\r\n]{4,200})`"
     r"|(?P<bare>[^\s\"'`,;<>(){}\[\]]{6,200}))")
-# XML element and function-call forms: <password>v</password>, setPassword("v"), password("v").
+# XML element and function-call forms: <password>v</password>, setPassword("v"), password("v"),
+# secret.assign("v") (a setter called on a credential object).
 XML_ELEMENT = re.compile(r"(?i)<(?P<tag>" + _NAME + r")(?:\s[^>]*)?>(?P<xml>[^<\r\n]{4,200})</(?P=tag)>")
-CALL = re.compile(r"(?i)(?:set|with|use)?" + CREDENTIAL_NAMES
-                  + r"\w{0,12}\([ \t]*[\"'](?P<call>[^\"'\r\n]{4,200})[\"']")
+CALL = re.compile(r"(?i)(?=[acempstuw])(?:set|with|use)?" + CREDENTIAL_NAMES
+                  + r"\w{0,12}(?:\.(?:assign|set|put|store|update))?\([ \t]*[\"'](?P<call>[^\"'\r\n]{4,200})[\"']")
 # A comparison written value-first: if ("value" == password)
 REVERSED = re.compile(r"(?i)[\"'](?P<rv>[^\"'\r\n]{4,200})[\"'][ \t]*(?:===|!==|==|!=)[ \t]*" + _NAME)
-ASSIGNMENT_PREFILTER = r"(?i:" + CREDENTIAL_NAMES + r")"
+# user:password given to a command line (curl -u, --user; also wget/httpie's --user); with no password,
+# the user part is the key (curl -u sk_live_…:). Braces around a part are the writer's, ``<x>``/``[x]`` a
+# placeholder.
+CLI_USER = re.compile(r"(?:^|[ \t])(?:-u|--user|--http-user)[ \t=]+['\"]?\{?(?P<cliuser>[^\s:'\"<>\[\]{}]*)\}?['\"]?:"
+                      r"['\"]?\{?(?P<cli>[^\s'\"<>\[\]{}]*)")
+ASSIGNMENT_PREFILTER = r"(?i:" + CREDENTIAL_NAMES + r")|-u[ \t]|--user|--http-user"
 
 _CODE_REFERENCE = re.compile(r"^(?:[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)+|[A-Za-z_]\w*\(.*|[a-z]+(?:[_-][a-z]+)*|"
                              r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)$")
 
 
-def credential_value(value: str, quoted: bool) -> bool:
-    """A value worth calling a password: not a placeholder, not a UUID (an identifier, as detect-secrets'
-    ``is_potential_uuid`` filter also holds); quoted values may be words with spaces, bare
-    ones must not read as code (``config.db_password``, ``getpass()``, ``required``, ``DB_PASSWORD``)."""
+# API keys are often UUIDs (Heroku, Octopus Deploy); under any other credential name a UUID is an
+# identifier (a request or session id), as detect-secrets' ``is_potential_uuid`` filter holds.
+_API_KEY_NAME = re.compile(r"(?i)api[_-]?(?:key|token)|authori[sz]ation")
+
+
+def credential_value(value: str, quoted: bool, uuid_ok: bool = False) -> bool:
+    """A value worth calling a password: not a placeholder, not a UUID unless ``uuid_ok``; quoted values
+    may be words with spaces, bare ones must not read as code (``config.db_password``, ``getpass()``,
+    ``required``, ``DB_PASSWORD``)."""
     value = value.strip()
-    if len(value) < (6 if quoted else 8) or is_placeholder(value) or _UUID.match(value):
+    if len(value) < (6 if quoted else 8) or is_placeholder(value) or (_UUID.match(value) and not uuid_ok):
         return False
     if quoted:
         return " " in value or shannon_entropy(value) >= 2.5
     if _CODE_REFERENCE.match(value):
         return False
     classes = sum(bool(re.search(p, value)) for p in (r"[a-z]", r"[A-Z]", r"\d", r"[^A-Za-z0-9]"))
-    return classes >= 2 and shannon_entropy(value) >= 3.0
+    # 3 bits per character, or 70% of what a string this short can reach (a 16-digit hex key: 2.8)
+    return classes >= 2 and shannon_entropy(value) >= min(3.0, 0.7 * math.log2(len(value)))
 
 
 def _names_a_credential(text: str, start: int, suffix: str) -> bool:
@@ -173,12 +219,14 @@ def credential_spans(text: str) -> list[tuple[int, int]]:
         if not _names_a_credential(text, match.start(), match.group("suffix")):
             continue
         group = next(g for g in ("dq", "sq", "bq", "bare") if match.group(g) is not None)
-        if group == "bare" and not match.group("op").strip():
+        if group == "bare" and match.group("op").strip() in ("", ","):
             continue  # "pass community." is prose; only a quoted value may follow a name and a space
-        if credential_value(match.group(group), quoted=group != "bare"):
+        if credential_value(match.group(group), quoted=group != "bare",
+                            uuid_ok=bool(_API_KEY_NAME.match(text, match.start()))):
             spans.append(match.span(group))
-    for regex, group in ((XML_ELEMENT, "xml"), (CALL, "call"), (REVERSED, "rv")):
+    for regex, name in ((XML_ELEMENT, "xml"), (CALL, "call"), (REVERSED, "rv"), (CLI_USER, "cli")):
         for match in regex.finditer(text):
+            group = "cliuser" if name == "cli" and not match.group("cli") else name
             if credential_value(match.group(group), quoted=True):
                 spans.append(match.span(group))
     return spans

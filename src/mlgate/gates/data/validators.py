@@ -147,6 +147,17 @@ def valid_international_phone(text: str) -> bool:
     return phone_region("+" + _digits(text), strict=True) is not None
 
 
+# Finland's century signs added in 2023 (Y X W V U for the 1900s, B C D E F for the 2000s) stand for
+# ``-`` and ``A`` in the check (the check character covers date and serial only); stdnum 2.x knows the old
+# signs only. Temporary numbers (serial 900-999) identify a person as well.
+_HETU_SIGNS = str.maketrans("YXWVUBCDEF", "-----AAAAA")
+
+
+def _valid_hetu(text: str) -> bool:
+    text = text.strip().upper()
+    return len(text) == 11 and hetu.is_valid(text[:6] + text[6].translate(_HETU_SIGNS) + text[7:], allow_temporary=True)
+
+
 # ---- national identifiers: scheme -> stdnum validator. A scheme's candidates come from pii_detectors.
 NATIONAL_IDS: dict[str, Callable[[str], bool]] = {
     "gb.nino": lambda v: bool(re.fullmatch(r"(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
@@ -157,7 +168,7 @@ NATIONAL_IDS: dict[str, Callable[[str], bool]] = {
     "it.codicefiscale": codicefiscale.is_valid,
     "es.dni": dni.is_valid,
     "es.nie": nie.is_valid,
-    "fi.hetu": hetu.is_valid,
+    "fi.hetu": _valid_hetu,
     "se.personnummer": personnummer.is_valid,
     "dk.cpr": cpr.is_valid,
     "pl.pesel": pesel.is_valid,

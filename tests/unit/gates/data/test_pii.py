@@ -406,6 +406,105 @@ def test_credential_values_may_hold_spaces():
     assert spans_of(f'password = "{value}"') == {"secret": [value]}
 
 
+_LOWER_UPPER = string.ascii_letters
+TOKEN_FAMILIES = [
+    ("hugging-face-letters-only", lambda: "hf_" + _token(34, _LOWER_UPPER)),
+    ("hugging-face-org", lambda: "api_org_" + _token(34, _LOWER_UPPER)),
+    ("slack-app", lambda: f"xapp-1-A{_token(10, string.ascii_uppercase + string.digits)}-{_token(13, string.digits)}-"
+                          + _token(64, "0123456789abcdef")),
+    ("slack-rotating", lambda: "xoxe.xoxp-1-" + _token(140)),
+    ("stripe-restricted-prod", lambda: "rk_prod_" + _token(99)),
+    ("anthropic", lambda: "sk-ant-api03-" + _token(93, string.ascii_letters + string.digits + "_-") + "AA"),
+    ("azure-client-secret", lambda: _token(3) + "8Q~" + _token(32, string.ascii_letters + string.digits + "_~.-")
+     .rstrip("~.-") + _token(1)),
+    ("vault-service", lambda: "hvs." + _token(95)),
+    ("vault-legacy", lambda: "s." + _token(22) + "7" + _token(1, string.ascii_uppercase)),
+    ("discord-long", lambda: "M" + _token(25) + "." + _token(6) + "." + _token(38)),
+    ("slack-webhook", lambda: f"hooks.slack.com/workflows/T{_token(10, string.ascii_uppercase + string.digits)}/"
+                              f"A{_token(10, string.ascii_uppercase + string.digits)}/{_token(18, string.digits)}/"
+                              + _token(24)),
+]
+
+
+@pytest.mark.parametrize(("family", "make"), TOKEN_FAMILIES, ids=[f for f, _ in TOKEN_FAMILIES])
+@pytest.mark.parametrize("template", ["{v}", 'token="{v}"', "--token {v} --verbose", "`{v}`"])
+def test_provider_token_families(family, make, template):
+    value = make()
+    assert spans_of(template.format(v=value))["secret"] == [value]
+
+
+TOKEN_FILLERS = ["xoxb-12345-abcd" + _token(3, string.digits), "xoxp-1234-1234-1234-" + _token(32, "0123456789abcdef"),
+                 "xoxp-" + _token(12, string.digits) + "-" + _token(12, string.digits) + "-####################",
+                 "xoxe.xoxp-1-initial", "hf_requiredCharacteristicTypesAndValues", "GR1348941" + "123" * 7,
+                 'curl -u "${{ secrets.user }}:${{ secrets.pass }}" https://h']
+
+
+@pytest.mark.parametrize("text", TOKEN_FILLERS)
+def test_token_fixtures_fillers_and_identifiers_are_not_secrets(text):
+    assert "secret" not in spans_of(text)
+
+
+CLI_AND_HEADERS = ["curl -u {user}:{v} https://{host}", "curl --user '{user}:{v}' -X POST",
+                   'curl -H "Authorization: Bearer {v}" https://{host}', "Authorization: Basic {v}",
+                   'getenv("db_password", "{v}")', 'curl -u "{v}:" https://{host}',
+                   'curl --user "{{{user}}}":"{{{v}}}" https://{host}', 'secret.assign("{v}", 17);']
+
+
+@pytest.mark.parametrize("template", CLI_AND_HEADERS)
+def test_credentials_on_command_lines_and_in_headers(template):
+    value = _token(10) + "~" + _token(10)
+    text = template.format(user=US.user_name(), host=US.domain_name(), v=value)
+    assert spans_of(text)["secret"] == [value]
+
+
+@pytest.mark.parametrize("text", ["curl -u <user:password> https://h", "curl --user neo4j:[PASSWORD] http://h"])
+def test_command_line_placeholders_are_not_secrets(text):
+    assert "secret" not in spans_of(text)
+
+
+def test_short_hex_key_under_a_credential_name():
+    value = "".join(rng.sample("0123456789abcdef", 16))  # every hex digit once: 4 bits each
+    assert spans_of(f'-H "Token: {value}" -d x')["secret"] == [value]
+
+
+def test_a_uuid_is_an_api_key_only_under_an_api_key_name():
+    value = str(US.uuid4())
+    assert spans_of(f'-H "X-Api-Key: {value}"')["secret"] == [value]
+    assert spans_of(f"Authorization: {value}")["secret"] == [value]
+    assert "secret" not in spans_of(f"session_token={value}")
+
+
+@pytest.mark.parametrize(("old", "new"), [("-", "YXWVU"), ("A", "BCDEF")])
+def test_finnish_ids_with_the_2023_century_signs_and_temporary_serials(old, new):
+    hetu = Faker("fi_FI").ssn()
+    while hetu[6] != old:
+        hetu = Faker("fi_FI").ssn()
+    for sign in new:
+        value = hetu[:6] + sign + hetu[7:]
+        assert spans_of(f"henkilötunnus {value}.")["national_id"] == [value]
+
+
+def test_aadhaar_grouped_with_dashes():
+    value = _aadhaar().replace(" ", "-")
+    assert spans_of(f"id {value} ok")["national_id"] == [value]
+
+
+@pytest.mark.parametrize("region", ["GB", "IT", "TR", "FR"])
+def test_bare_phone_number_after_a_phone_word(region):
+    import phonenumbers
+
+    number = str(phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE).national_number)
+    assert spans_of(f"Mobile: {number}")["phone"] == [number]
+    assert "phone" not in spans_of(f"order {number} shipped")
+
+
+def test_bare_ssn_after_an_ssn_word():
+    value = US.ssn().replace("-", "")
+    assert spans_of(f"SSN: {value}")["us_ssn"] == [value]
+    assert spans_of(f"social security number {value}")["us_ssn"] == [value]
+    assert "us_ssn" not in spans_of(f"invoice {value}") and "us_ssn" not in spans_of("SSN: 666123456")
+
+
 NATIONAL_IDS = [("it.codicefiscale", lambda: Faker("it_IT").ssn()), ("br.cpf", lambda: Faker("pt_BR").cpf()),
                 ("es.nie", lambda: Faker("es_ES").nie()), ("fi.hetu", lambda: Faker("fi_FI").ssn()),
                 ("se.personnummer", lambda: Faker("sv_SE").ssn(long=True, dash=True)),
