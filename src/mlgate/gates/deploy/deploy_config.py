@@ -111,7 +111,8 @@ def own_findings(files: ConfigFiles, tree_files: dict[str, Path]) -> list[TrivyF
     """mlgate's checks over the files it reads itself."""
     models, findings = load_compose(files), []
     for rel, model in models.items():
-        findings += compose_findings(rel, model.get("services") or {}, _dotenv_beside(files.compose[rel]))
+        findings += compose_findings(rel, model.get("services") or {}, _dotenv_beside(files.compose[rel]),
+                                     model.get("volumes") or {})
     for rel, documents in files.kubernetes.items():
         findings += [f for document in documents for f in kubernetes_findings(rel, document)]
     for rel, real in sorted({**files.env, **_referenced_env_files(models, tree_files)}.items()):

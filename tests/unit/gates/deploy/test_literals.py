@@ -55,6 +55,8 @@ def test_engine_hits_find_secret_shapes_through_the_data_pii_engine():
 @pytest.mark.parametrize(("value", "env", "expected"), [
     ("${PUID:-0}", {}, "0"), ("${PUID:-0}", {"PUID": "1000"}, "1000"), ("${PUID-0}", {"PUID": ""}, ""),
     ("${A:-${B:-x}}", {}, "x"), ("${A:+on}", {"A": "1"}, "on"), ("${A:?err}", {}, ""), ("plain", {}, "plain"),
+    ("${A:-${B:-${C:-0}}}", {}, "0"), ("${A:-${B:-${C:-${D:-0}}}}", {"C": "7"}, "7"), ("$$HOME", {}, "$HOME"),
+    ("$U", {"U": "0"}, "0"), ("a${A:-{x}}b", {}, "a{x}b"),
 ])
 def test_interpolate(value, env, expected):
     assert literals.interpolate(value, env) == expected
