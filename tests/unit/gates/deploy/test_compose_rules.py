@@ -80,6 +80,8 @@ def test_a_hardened_service_has_no_finding(tmp_path):
 @pytest.mark.parametrize(("user", "env", "root"), [
     ('"${PUID:-0}"', {}, True), ('"${PUID:-0}"', {"PUID": "1000"}, False), ("root", {}, True),
     ('"0:0"', {}, True), ('"1000"', {}, False),
+    ('"00"', {}, True), ('"000:1000"', {}, True), ('"${U}"', {"U": "0000"}, True), ('"10"', {}, False),
+    ('"+0"', {}, True),
 ])
 def test_user_is_judged_on_its_interpolated_value(tmp_path, user, env, root):
     body = f"services:\n  app:\n    image: x\n    user: {user}\n    read_only: true\n    mem_limit: 1g\n    cpus: 1\n"
