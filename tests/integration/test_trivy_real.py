@@ -242,6 +242,18 @@ def test_one_trivy_pass_sees_dockerfile_kubernetes_kserve_and_compose_together(t
     assert "Container 'c' of Pod 'p'" in ksv.message  # the check's own message, not its generic title
 
 
+@pytest.mark.parametrize("dockerfile", [
+    "FROM python:3.12-slim AS build\nUSER 1000\nFROM python:3.12-slim\nHEALTHCHECK CMD true\nCMD [\"python\"]\n",
+    "FROM python:3.12-slim\nUSER 00\nHEALTHCHECK CMD true\nCMD [\"python\"]\n",
+    "FROM python:3.12-slim\nARG U=0\nUSER ${U}\nHEALTHCHECK CMD true\nCMD [\"python\"]\n",
+], ids=["build-stage-user", "zero-padded", "arg-default"])
+def test_a_root_final_stage_trivy_misses_blocks(tmp_path, dockerfile):
+    """Red team: each passed trivy's DS-0002 (it reads the file's last USER, compared with root/0)."""
+    (tmp_path / "Dockerfile").write_text(dockerfile)
+    result = _deploy(tmp_path, tmp_path)
+    assert result.status is Status.BLOCKED and "MLG-DOCKER-001" in {f.id for f in result.findings}
+
+
 def test_the_repository_stack_passes_the_default_policy(tmp_path):
     from mlgate.core.policy import load_policy
     from tests.conftest import ROOT

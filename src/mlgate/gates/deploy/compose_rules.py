@@ -26,8 +26,6 @@ RUNTIME_SOCKET = re.compile(r"(docker|podman|containerd|crio|cri-dockerd)\.sock$
                             r"^/(var/)?run/(docker|podman|containerd|crio)/?$")
 SYSTEM_DIR = re.compile(r"^/(etc|proc|sys|boot|root|dev|lib/modules|var/lib/docker|var/lib/containerd)?/?$")
 RAW_DEVICE = re.compile(r"^/dev/(mem|kmem|port|sd[a-z]|nvme\d|hd[a-z]|xvd[a-z]|vd[a-z]|disk/|mapper/|loop)")
-# The runtime parses a numeric user with Go's strconv.Atoi: "00", "+0" and "-0" are uid 0 too.
-ROOT_USER = re.compile(r"^(root|[+-]?0+)?$")
 NAMESPACES = ("network_mode", "pid", "ipc", "uts", "userns_mode", "cgroup")
 
 
@@ -57,7 +55,7 @@ def resolved(value: Any, env: Mapping[str, str]) -> Any:
 
 def privilege(name: str, svc: Mapping[str, Any]) -> Iterator[Hit]:
     user = str(svc.get("user", "")).strip()
-    if ROOT_USER.match(user.split(":")[0]):
+    if literals.is_root_user(user):
         yield "MLG-COMPOSE-001", f"service {name} runs as root" + ("" if user else " (no user set)")
     if str(svc.get("privileged", "")).lower() == "true":
         yield "MLG-COMPOSE-002", f"service {name} sets privileged: true"

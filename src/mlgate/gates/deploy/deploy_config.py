@@ -29,7 +29,7 @@ from mlgate.gates.code.trivy import (
     scanned_tree,
     trivy_result,
 )
-from mlgate.gates.deploy import compose_model, literals
+from mlgate.gates.deploy import compose_model, dockerfile, literals
 from mlgate.gates.deploy.compose_rules import compose_findings
 from mlgate.gates.deploy.config_files import ConfigFiles, classify
 from mlgate.gates.deploy.kubernetes import kubernetes_findings
@@ -113,6 +113,12 @@ def own_findings(files: ConfigFiles, tree_files: dict[str, Path]) -> list[TrivyF
     for rel, model in models.items():
         findings += compose_findings(rel, model.get("services") or {}, _dotenv_beside(files.compose[rel]),
                                      model.get("volumes") or {})
+    for rel, real in files.dockerfile.items():
+        root, line = dockerfile.runs_as_root(real.read_text(errors="replace"))
+        if root:
+            findings.append(rule("MLG-DOCKER-001").finding(
+                "the final stage runs as root" + (" (its USER is uid 0)" if line else " (no USER in it or its bases)"),
+                f"{rel}:{line}" if line else rel))
     for rel, documents in files.kubernetes.items():
         findings += [f for document in documents for f in kubernetes_findings(rel, document)]
     for rel, real in sorted({**files.env, **_referenced_env_files(models, tree_files)}.items()):

@@ -24,6 +24,8 @@ SECRET_FILE = re.compile(r"^(/run/secrets/|/var/run/secrets/|/etc/secrets/)")
 # scheme://user:password@host — the password part, possibly made of ${...} references.
 URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:(?P<password>[^\s/@]+)@")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# The runtime parses a numeric user with Go's strconv.Atoi: "00", "+0" and "-0" are uid 0 too.
+_ROOT_USER = re.compile(r"^(root|[+-]?0+)?$")
 
 
 def _literal(text: str, start: int, stop: str = "", env: Mapping[str, str] | None = None) -> tuple[str, int]:
@@ -92,6 +94,11 @@ def is_literal_secret(name: str, value: object) -> bool:
         return False
     literal = literal_text(value).strip()
     return bool(literal) and not SECRET_FILE.match(literal) and literal.lower() not in ("true", "false")
+
+
+def is_root_user(user: str) -> bool:
+    """A container user (``uid[:gid]``, already interpolated) that is root, or none at all."""
+    return bool(_ROOT_USER.match(user.split(":")[0].strip()))
 
 
 def url_with_password(text: str) -> bool:
