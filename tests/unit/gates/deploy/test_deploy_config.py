@@ -113,7 +113,9 @@ def test_kserve_inference_service_containers_secrets_and_auth_annotation():
         ("MLG-K8S-001", "container ? of InferenceService iris sets AWS_SECRET_ACCESS_KEY to a literal value"),
         ("MLG-K8S-003", "model server InferenceService iris declares no rate limit"),
         ("MLG-K8S-004", "model server InferenceService iris declares no TLS"),
-    }  # authentication is KServe's own annotation
+        ("MLG-K8S-006", "container ? of InferenceService iris may run as root (runAsUser 0, or no runAsNonRoot)"),
+        ("MLG-K8S-007", "container ? of InferenceService iris sets no memory and no cpu limit"),
+    }  # authentication is KServe's own annotation; trivy does not read the kind, so mlgate checks privilege
 
 
 def test_seldon_deployment_is_a_model_server_without_auth():
@@ -131,7 +133,8 @@ def test_seldon_deployment_is_a_model_server_without_auth():
               image: seldonio/sklearnserver
               env: [{name: DB_PASSWORD, valueFrom: {secretKeyRef: {name: s, key: p}}}]
     """)
-    assert {f.id for f in kubernetes_findings("s.yaml", document)} == {"MLG-K8S-002", "MLG-K8S-003", "MLG-K8S-004"}
+    assert {f.id for f in kubernetes_findings("s.yaml", document)} == {
+        "MLG-K8S-002", "MLG-K8S-003", "MLG-K8S-004", "MLG-K8S-006", "MLG-K8S-007"}
 
 
 @pytest.mark.parametrize(("container", "serving"), [
@@ -195,3 +198,81 @@ def test_committed_env_files_and_compose_env_files_are_checked_for_literal_secre
         ("MLG-ENV-001", "config/app.vars sets FERNET_KEY to a literal value", "config/app.vars:1"),
     ]
     assert not any(key in message or "12345" in message for _, message, _ in found)
+
+
+KNATIVE = """
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: evil}
+spec:
+  template:
+    spec:
+      containers:
+      - name: c
+        image: nginx
+        securityContext: {privileged: true}
+        env: [{name: DB_PASSWORD, value: hunter2hunter2}]
+"""
+ISVC = """
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: evil
+  annotations: {mlgate.auth: token, mlgate.rate-limit: 10/s, mlgate.tls: "true"}
+spec:
+  predictor:
+    hostNetwork: true
+    securityContext: {runAsUser: 0}
+    containers:
+    - name: kserve-container
+      image: kserve/sklearnserver
+      securityContext: {capabilities: {add: [SYS_ADMIN]}, allowPrivilegeEscalation: true}
+    volumes: [{name: h, hostPath: {path: /var/run/docker.sock}}]
+"""
+ROLLOUT = """
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: evil}
+spec:
+  template:
+    spec:
+      hostPID: true
+      containers: [{name: c, image: nginx}]
+"""
+HARDENED_ISVC = """
+apiVersion: serving.kserve.io/v1beta1
+kind: InferenceService
+metadata:
+  name: iris
+  annotations: {mlgate.auth: token, mlgate.rate-limit: 10/s, mlgate.tls: "true"}
+spec:
+  predictor:
+    securityContext: {runAsNonRoot: true, runAsUser: 1000}
+    model:
+      modelFormat: {name: sklearn}
+      securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+      resources: {limits: {cpu: "1", memory: 1Gi}}
+"""
+
+
+@pytest.mark.parametrize(("manifest", "expected"), [
+    (KNATIVE, {"MLG-K8S-001", "MLG-K8S-005", "MLG-K8S-006", "MLG-K8S-007"}),
+    (ISVC, {"MLG-K8S-005", "MLG-K8S-006", "MLG-K8S-007"}),
+    (ROLLOUT, {"MLG-K8S-005", "MLG-K8S-006", "MLG-K8S-007"}),
+    (HARDENED_ISVC, set()),
+], ids=["knative", "kserve", "argo-rollout", "hardened-kserve"])
+def test_workloads_trivy_does_not_check_get_mlgate_s_privilege_checks(manifest, expected):
+    """Red team: a privileged Knative Service, a KServe predictor on the host network with the docker
+    socket and SYS_ADMIN, an Argo Rollout sharing the host PID namespace all passed (trivy's KSV checks
+    know only the built-in workload kinds)."""
+    found = kubernetes_findings("x.yaml", yaml.safe_load(manifest))
+    assert {f.id for f in found} == expected
+    messages = " ".join(f.message for f in found)
+    assert "hunter2" not in messages
+
+
+def test_the_privilege_messages_name_each_setting():
+    found = {f.message for f in kubernetes_findings("x.yaml", yaml.safe_load(ISVC))}
+    for setting in ("hostNetwork", "hostPath /var/run/docker.sock", "capability SYS_ADMIN",
+                    "allowPrivilegeEscalation"):
+        assert any(setting in message for message in found), (setting, found)
