@@ -11,6 +11,7 @@ from trivy's report, a symlink leaving the tree block; a tree with no configurat
 from __future__ import annotations
 
 import datetime
+import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,10 +46,16 @@ def _dotenv_beside(path: Path) -> dict[str, str]:
     return {name: value for _, name, value in literals.dotenv(env_path.read_text(errors="replace"))}
 
 
-def _compose_error(message: str) -> str:
-    """compose's complaint, last line, without the absolute path of the checked file."""
+# What compose quotes in a refusal: the offending value or key ('x', "x", `x`, [x]), and the file's path.
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`|\[[^\]]*\]")
+
+
+def _compose_error(message: str, path: Path) -> str:
+    """compose's complaint, last line, with every quoted value or key and the checked file's path cut out:
+    compose quotes the offending value (a token pasted into ``pull_policy`` or as a key)."""
     lines = [line for line in message.splitlines() if "level=warning" not in line and line.strip()]
-    return (lines[-1] if lines else message)[-300:]
+    last = (lines[-1] if lines else message).replace(f"validating {path}: ", "").replace(str(path.parent), ".")
+    return _QUOTED.sub("<value>", last)[-300:]
 
 
 def load_compose(files: ConfigFiles) -> dict[str, dict[str, Any]]:
@@ -77,7 +84,7 @@ def load_compose(files: ConfigFiles) -> dict[str, dict[str, Any]]:
             files.compose.setdefault(rel, files.maybe_compose.pop(rel, candidates[rel]))
         elif rel in files.compose:
             del files.compose[rel]
-            files.unparseable[rel] = f"not a valid compose file: {_compose_error(str(model))}"
+            files.unparseable[rel] = f"not a valid compose file: {_compose_error(str(model), candidates[rel])}"
         else:
             files.other_yaml[rel] = files.maybe_compose.pop(rel)
     return models

@@ -276,3 +276,20 @@ def test_the_privilege_messages_name_each_setting():
     for setting in ("hostNetwork", "hostPath /var/run/docker.sock", "capability SYS_ADMIN",
                     "allowPrivilegeEscalation"):
         assert any(setting in message for message in found), (setting, found)
+
+
+@pytest.mark.parametrize("setting", [
+    "pull_policy: {secret}", "{secret}: 1", "cpus: [{secret}]",
+], ids=["quoted-value", "quoted-key", "yaml-type-error"])
+def test_compose_s_refusal_never_quotes_a_value_into_the_finding(tmp_path, setting):
+    """Red team: compose quotes the offending value or key ('... does not match pattern'), and the
+    finding carried compose's message verbatim, a pasted token included."""
+    from mlgate.gates.deploy.deploy_config import load_compose
+
+    secret = "ghp_" + "A1b2C3d4" * 4 + "Zz11"
+    files = classify(write(tmp_path, {"compose.yaml": f"services:\n  app:\n    image: x\n    "
+                                                      f"{setting.format(secret=secret)}\n"}).files)
+    load_compose(files)
+    assert list(files.unparseable) == ["compose.yaml"]
+    why = files.unparseable["compose.yaml"]
+    assert secret not in why and "services.app" in why and str(tmp_path) not in why
