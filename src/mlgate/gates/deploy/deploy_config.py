@@ -33,6 +33,7 @@ from mlgate.gates.code.trivy import (
 from mlgate.gates.deploy import compose_model, dockerfile, literals
 from mlgate.gates.deploy.compose_rules import compose_findings
 from mlgate.gates.deploy.config_files import ConfigFiles, classify
+from mlgate.gates.deploy.helm import helm_findings
 from mlgate.gates.deploy.kubernetes import kubernetes_findings
 from mlgate.gates.deploy.rules import rule
 
@@ -126,6 +127,7 @@ def own_findings(files: ConfigFiles, tree_files: dict[str, Path]) -> list[TrivyF
             findings.append(rule("MLG-DOCKER-001").finding(
                 "the final stage runs as root" + (" (its USER is uid 0)" if line else " (no USER in it or its bases)"),
                 f"{rel}:{line}" if line else rel))
+    findings += helm_findings(files.helm)
     for rel, documents in files.kubernetes.items():
         findings += [f for document in documents for f in kubernetes_findings(rel, document)]
     for rel, real in sorted({**files.env, **_referenced_env_files(models, tree_files)}.items()):

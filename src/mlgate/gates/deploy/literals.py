@@ -24,6 +24,7 @@ SECRET_FILE = re.compile(r"^(/run/secrets/|/var/run/secrets/|/etc/secrets/)")
 # scheme://user:password@host — the password part, possibly made of ${...} references.
 URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:(?P<password>[^\s/@]+)@")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 # The runtime parses a numeric user with Go's strconv.Atoi: "00", "+0" and "-0" are uid 0 too.
 _ROOT_USER = re.compile(r"^(root|[+-]?0+)?$")
 
@@ -90,7 +91,8 @@ def literal_text(value: object) -> str:
 
 def is_literal_secret(name: str, value: object) -> bool:
     """A secret-named variable whose value is (or embeds) literal text that is not a secret-file path."""
-    if not SECRET_NAME.search(name) or name.upper().endswith("_FILE"):
+    words = _CAMEL.sub("_", name)  # dbPassword, accessToken: the case of Helm values and app settings
+    if not SECRET_NAME.search(words) or words.upper().endswith("_FILE") or words.lower().startswith("existing_"):
         return False
     literal = literal_text(value).strip()
     return bool(literal) and not SECRET_FILE.match(literal) and literal.lower() not in ("true", "false")

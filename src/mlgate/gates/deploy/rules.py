@@ -46,6 +46,7 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("MLG-COMPOSE-016", C, "Compose service passes a literal secret on its command line"),
     Rule("MLG-DOCKER-001", H, "Dockerfile's final stage runs as root"),
     Rule("MLG-ENV-001", C, "Environment file holds a literal secret"),
+    Rule("MLG-HELM-001", C, "Helm chart value holds a literal secret"),
     Rule("MLG-K8S-001", C, "Kubernetes container holds a literal secret in its environment"),
     Rule("MLG-K8S-002", H, "Kubernetes model server requires no authentication"),
     Rule("MLG-K8S-003", H, "Kubernetes model server has no rate limit"),

@@ -22,6 +22,10 @@ KEY = "AKIA" + "Q7Z2XK4M3B5N6V8C"  # assembled at run time: no credential-shaped
     ("DB_PASSWORD", "/run/secrets/db_password", False), ("DB_PASSWORD_FILE", "/anywhere/x", False),
     ("DB_PASSWORD", "$(DB_PASSWORD)", False), ("DB_PASSWORD", "", False), ("DB_PASSWORD", None, False),
     ("PRIMARY_KEY", "id", False), ("TOKEN_URL", "https://auth/token", False),
+    # red team: camelCase names (Helm values, app settings) were never secret-named
+    ("dbPassword", "hunter2", True), ("apiKey", "abc", True), ("clientSecret", "abc", True),
+    ("accessToken", "abc", True), ("existingSecret", "db-credentials", False), ("secretName", "db", False),
+    ("passwordFile", "/x", False),
 ], ids=lambda v: str(v)[:24])
 def test_is_literal_secret(name, value, expected):
     assert literals.is_literal_secret(name, value) is expected
