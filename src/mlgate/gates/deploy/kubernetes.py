@@ -103,6 +103,22 @@ def _env_secrets(owner: str, container: Mapping[str, Any]) -> Iterator[str]:
                   "a value shaped like a secret"
 
 
+def _stored_secrets(kind: str, document: Mapping[str, Any]) -> list[str]:
+    """Keys of a ``Secret`` holding any value, and of a ``ConfigMap`` holding a literal secret: committed
+    manifests of either put the value in version control."""
+    data = {**(document.get("data") if isinstance(document.get("data"), dict) else {}),
+            **(document.get("stringData") if isinstance(document.get("stringData"), dict) else {})}
+    if kind == "Secret":
+        return sorted(str(key) for key, value in data.items() if value not in (None, ""))
+    if kind == "ConfigMap":
+        keys = [(str(k), v) for k, v in data.items() if v not in (None, "")]
+        named = {k for k, v in keys if literals.is_literal_secret(k, v)}
+        rest = [(k, str(v)) for k, v in keys if k not in named]
+        named |= {k for (k, _), hit in zip(rest, literals.engine_hits([v for _, v in rest]), strict=True) if hit}
+        return sorted(named)
+    return []
+
+
 def kubernetes_findings(location: str, document: Mapping[str, Any]) -> list[TrivyFinding]:
     """The MLG-K8S checks over one Kubernetes document."""
     kind = str(document.get("kind"))
@@ -110,7 +126,9 @@ def kubernetes_findings(location: str, document: Mapping[str, Any]) -> list[Triv
     owner = f"{kind} {metadata.get('name', '?')}"
     where = f"{location} ({kind}/{metadata.get('name', '?')})"
     runs = containers(document)
-    findings = [rule("MLG-K8S-001").finding(message, where) for c in runs for message in _env_secrets(owner, c)]
+    findings = [rule("MLG-K8S-008").finding(f"{owner} holds {key} literally in the repository", where)
+                for key in _stored_secrets(kind, document)]
+    findings += [rule("MLG-K8S-001").finding(message, where) for c in runs for message in _env_secrets(owner, c)]
     if kind not in POD_SPEC_PATHS:  # trivy's KSV checks know only the built-in workload kinds
         findings += [rule(rule_id).finding(message, where)
                      for pod, pod_containers in pods(document)

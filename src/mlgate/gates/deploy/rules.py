@@ -54,6 +54,7 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("MLG-K8S-005", C, "Workload trivy does not check runs with host access or privilege"),
     Rule("MLG-K8S-006", H, "Workload trivy does not check may run as root"),
     Rule("MLG-K8S-007", H, "Workload trivy does not check has no resource limits"),
+    Rule("MLG-K8S-008", C, "Kubernetes Secret or ConfigMap manifest holds a literal secret"),
 )}
 
 

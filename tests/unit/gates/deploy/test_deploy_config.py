@@ -293,3 +293,18 @@ def test_compose_s_refusal_never_quotes_a_value_into_the_finding(tmp_path, setti
     assert list(files.unparseable) == ["compose.yaml"]
     why = files.unparseable["compose.yaml"]
     assert secret not in why and "services.app" in why and str(tmp_path) not in why
+
+
+@pytest.mark.parametrize(("manifest", "expected"), [
+    ("kind: Secret\nmetadata: {name: db}\nstringData: {password: hunter2-s3cr3t}\n", 1),
+    ("kind: Secret\nmetadata: {name: db}\ndata: {token: aHVudGVyMi1zM2NyM3Q=}\n", 1),
+    ("kind: ConfigMap\nmetadata: {name: app}\ndata: {DB_PASSWORD: hunter2-s3cr3t, LOG_LEVEL: info}\n", 1),
+    ("kind: Secret\nmetadata: {name: db}\ntype: kubernetes.io/service-account-token\n", 0),
+    ("kind: ConfigMap\nmetadata: {name: app}\ndata: {LOG_LEVEL: info}\n", 0),
+], ids=["secret-stringData", "secret-data", "configmap", "sa-token-secret", "plain-configmap"])
+def test_a_committed_secret_or_configmap_with_literal_secrets_is_a_finding(manifest, expected):
+    """Red team: a Secret manifest with its stringData in the repository passed with nothing checked."""
+    found = [f for f in kubernetes_findings("s.yaml", yaml.safe_load("apiVersion: v1\n" + manifest))
+             if f.id == "MLG-K8S-008"]
+    assert len(found) == expected
+    assert not any("hunter2" in f.message or "aHVudGVy" in f.message for f in found)
