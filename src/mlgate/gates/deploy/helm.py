@@ -25,13 +25,20 @@ _ACTION = re.compile(r"\{\{.*?\}\}", re.S)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _leaves(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+def _leaves(node: Any, path: str = "", seen: set[int] | None = None) -> Iterator[tuple[str, Any]]:
+    """(dotted path, scalar) of a YAML tree, each mapping or list once: an alias is the same object, and
+    walking every path through nested aliases (a "billion laughs" file) would never end."""
+    seen = set() if seen is None else seen
+    if isinstance(node, Mapping | list):
+        if id(node) in seen:
+            return
+        seen.add(id(node))
     if isinstance(node, Mapping):
         for key, value in node.items():
-            yield from _leaves(value, f"{path}.{key}" if path else str(key))
+            yield from _leaves(value, f"{path}.{key}" if path else str(key), seen)
     elif isinstance(node, list):
         for i, item in enumerate(node):
-            yield from _leaves(item, f"{path}[{i}]")
+            yield from _leaves(item, f"{path}[{i}]", seen)
     else:
         yield path, node
 

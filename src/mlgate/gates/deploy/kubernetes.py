@@ -47,16 +47,17 @@ def _pod_containers(spec: Any) -> list[dict[str, Any]]:
             for c in spec.get(key) or [] if isinstance(c, dict)]
 
 
-def _found_pods(node: Any) -> list[dict[str, Any]]:
+def _found_pods(node: Any, seen: set[int] | None = None) -> list[dict[str, Any]]:
     """Pod specs anywhere in a resource of a kind not listed here (Knative ``Service``, Argo ``Rollout``,
-    Seldon, ServingRuntime, any CRD): the mappings that hold a ``containers`` list."""
-    if isinstance(node, dict):
-        if isinstance(node.get("containers"), list):
-            return [node]
-        return [pod for value in node.values() for pod in _found_pods(value)]
-    if isinstance(node, list):
-        return [pod for item in node for pod in _found_pods(item)]
-    return []
+    Seldon, ServingRuntime, any CRD): the mappings that hold a ``containers`` list. Each node is visited
+    once: YAML aliases share objects, and every path through nested ones would never end."""
+    seen = set() if seen is None else seen
+    if not isinstance(node, dict | list) or id(node) in seen:
+        return []
+    seen.add(id(node))
+    if isinstance(node, dict) and isinstance(node.get("containers"), list):
+        return [node]
+    return [pod for value in (node.values() if isinstance(node, dict) else node) for pod in _found_pods(value, seen)]
 
 
 def pods(document: Mapping[str, Any]) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:

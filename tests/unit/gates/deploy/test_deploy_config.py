@@ -308,3 +308,13 @@ def test_a_committed_secret_or_configmap_with_literal_secrets_is_a_finding(manif
              if f.id == "MLG-K8S-008"]
     assert len(found) == expected
     assert not any("hunter2" in f.message or "aHVudGVy" in f.message for f in found)
+
+
+def test_a_billion_laughs_resource_is_walked_once_per_node():
+    """Red team: pod specs are searched in any kind; nested aliases (9**12 paths) must not hang it."""
+    lines = ["apiVersion: x.io/v1", "kind: Thing", "metadata: {name: t}", "spec:",
+             '  a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"  {chr(97 + i)}: &{chr(97 + i)} [" + ", ".join([f"*{chr(96 + i)}"] * 9) + "]" for i in range(1, 12)]
+    lines += ["  pod: {containers: [{name: c, image: x, securityContext: {privileged: true}}]}"]
+    found = {f.id for f in kubernetes_findings("t.yaml", yaml.safe_load("\n".join(lines)))}
+    assert "MLG-K8S-005" in found

@@ -55,3 +55,12 @@ def test_a_literal_secret_in_a_chart_s_values_or_templates_is_a_finding(tmp_path
     found = findings(tmp_path, values, password)
     assert {(f.id, f.location) for f in found} == expected
     assert not any(SECRET in f.message or SECRET in f.location for f in found)
+
+
+def test_a_billion_laughs_values_file_is_walked_once_per_node(tmp_path):
+    """An aliased node is one object: walking every path through the aliases (9**12 here) would hang."""
+    lines = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"{chr(97 + i)}: &{chr(97 + i)} [" + ", ".join([f"*{chr(96 + i)}"] * 9) + "]" for i in range(1, 12)]
+    lines += [f"db: {{password: {SECRET}}}"]
+    found = findings(tmp_path, "\n".join(lines) + "\n", "{{ .Values.db.password | quote }}")
+    assert {(f.id, f.location) for f in found} == {("MLG-HELM-001", "chart/values.yaml (db.password)")}
