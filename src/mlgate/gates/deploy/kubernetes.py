@@ -4,9 +4,9 @@ Trivy checks workload security contexts but not literal secrets in a container's
 inference resources (KServe ``InferenceService``/``ServingRuntime``, Seldon ``SeldonDeployment``), which
 then passed with nothing checked. Here every workload's containers are found, inference resources
 included (their predictor containers, model specs and auth annotations), and a model server, known by
-its kind or by what it runs, must declare authentication, a rate limit and TLS. Resources of kinds
-trivy does not check (KServe, Knative, Argo Rollouts, any CRD holding a pod spec) also get mlgate's own
-privilege checks (``pod_security``).
+its kind or by what it runs, must declare authentication, a rate limit and TLS. Every pod spec
+also gets mlgate's own privilege checks (``pod_security``): trivy's KSV checks read only the built-in
+workload kinds, and rate root and missing limits MEDIUM or LOW, below any sensible ``min_severity``.
 """
 
 from __future__ import annotations
@@ -130,10 +130,9 @@ def kubernetes_findings(location: str, document: Mapping[str, Any]) -> list[Triv
     findings = [rule("MLG-K8S-008").finding(f"{owner} holds {key} literally in the repository", where)
                 for key in _stored_secrets(kind, document)]
     findings += [rule("MLG-K8S-001").finding(message, where) for c in runs for message in _env_secrets(owner, c)]
-    if kind not in POD_SPEC_PATHS:  # trivy's KSV checks know only the built-in workload kinds
-        findings += [rule(rule_id).finding(message, where)
-                     for pod, pod_containers in pods(document)
-                     for rule_id, message in pod_security.hits(owner, pod, pod_containers)]
+    findings += [rule(rule_id).finding(message, where)
+                 for pod, pod_containers in pods(document)
+                 for rule_id, message in pod_security.hits(owner, pod, pod_containers)]
     labels = {**(metadata.get("labels") or {}), **(metadata.get("annotations") or {})}
     model_server = kind in serving.INFERENCE_KINDS or serving.labelled_serving(labels) or any(
         serving.runs_model_server(c.get("image"), [*(c.get("command") or []), *(c.get("args") or [])])

@@ -1,9 +1,11 @@
-"""Least privilege of a pod spec trivy does not check (``MLG-K8S-005..007``).
+"""Least privilege of every pod spec (``MLG-K8S-005..007``), whatever trivy says of it.
 
 Trivy's ``KSV-*`` checks read the built-in workload kinds only: a privileged container in a KServe
-``InferenceService``, a Knative ``Service`` or an Argo ``Rollout`` passed with nothing checked. These
-checks cover what the threat model names: privilege, host namespaces and paths, dangerous capabilities,
-root, and resource limits; a container's ``securityContext`` overrides its pod's, as in Kubernetes.
+``InferenceService``, a Knative ``Service`` or an Argo ``Rollout`` passed with nothing checked. And where
+they do read, they rate a pod running as uid 0 (KSV-0012) or adding NET_ADMIN (KSV-0022) MEDIUM and
+missing limits LOW, so ``min_severity: high`` let them through. These checks cover what the threat model
+names: privilege, host namespaces and paths, dangerous capabilities, root, and resource limits; a
+container's ``securityContext`` overrides its pod's, as in Kubernetes.
 """
 
 from __future__ import annotations

@@ -51,9 +51,9 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("MLG-K8S-002", H, "Kubernetes model server requires no authentication"),
     Rule("MLG-K8S-003", H, "Kubernetes model server has no rate limit"),
     Rule("MLG-K8S-004", H, "Kubernetes model server does not use TLS"),
-    Rule("MLG-K8S-005", C, "Workload trivy does not check runs with host access or privilege"),
-    Rule("MLG-K8S-006", H, "Workload trivy does not check may run as root"),
-    Rule("MLG-K8S-007", H, "Workload trivy does not check has no resource limits"),
+    Rule("MLG-K8S-005", C, "Kubernetes workload runs with host access or privilege"),
+    Rule("MLG-K8S-006", H, "Kubernetes workload may run as root"),
+    Rule("MLG-K8S-007", H, "Kubernetes workload has no resource limits"),
     Rule("MLG-K8S-008", C, "Kubernetes Secret or ConfigMap manifest holds a literal secret"),
 )}
 
