@@ -8,6 +8,7 @@ Kubernetes manifests, Helm charts, Terraform) are later matched against trivy's 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ YAML = re.compile(r"(?i)\.ya?ml$")
 ENV_FILE = re.compile(r"(?i)^(\.env(\..+)?|.+\.env)$")
 ENV_EXAMPLE = re.compile(r"(?i)example|sample|template|dist|defaults?$")
 TERRAFORM = re.compile(r"(?i)\.tf(\.json)?$")
+JSON = re.compile(r"(?i)\.json$")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -84,7 +86,20 @@ def classify(files: dict[str, Path]) -> ConfigFiles:
             found.env[rel] = real
         elif YAML.search(name):
             _classify_yaml(found, rel, real, name)
+        elif JSON.search(name):
+            _classify_json(found, rel, real)
     return found
+
+
+def _classify_json(found: ConfigFiles, rel: str, real: Path) -> None:
+    """kubectl applies (and trivy checks) JSON manifests; any other JSON is not configuration."""
+    try:
+        document = json.loads(real.read_text(errors="replace"))
+    except ValueError:
+        return
+    items = document.get("items") if isinstance(document, dict) and document.get("kind") == "List" else [document]
+    if isinstance(items, list) and any(kubernetes.is_kubernetes(d) for d in items):
+        found.kubernetes[rel] = [d for d in items if kubernetes.is_kubernetes(d)]
 
 
 def _classify_yaml(found: ConfigFiles, rel: str, real: Path, name: str) -> None:

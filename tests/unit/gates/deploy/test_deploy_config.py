@@ -343,3 +343,17 @@ def test_root_and_limits_in_built_in_workloads_block_although_trivy_rates_them_m
     manifest = ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n"
                 f"    spec:\n      {pod}")
     assert {f.id for f in kubernetes_findings("d.yaml", yaml.safe_load(manifest))} == expected
+
+
+def test_a_kubernetes_manifest_written_as_json_gets_mlgate_s_checks(tmp_path):
+    """Red team: kubectl applies JSON manifests and trivy checks them, but mlgate read only YAML: a JSON
+    Deployment whose pod runs as uid 0 (trivy: MEDIUM) passed. Other JSON is not configuration."""
+    from mlgate.gates.deploy.deploy_config import own_findings
+
+    deployment = ('{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"template":'
+                  ' {"spec": {"securityContext": {"runAsUser": 0}, "containers": [{"name": "c", "image": "x",'
+                  ' "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}}}}')
+    tree = write(tmp_path, {"k8s/d.json": deployment, "package.json": '{"name": "x"}', "broken.json": "{"})
+    files = classify(tree.files)
+    assert list(files.kubernetes) == ["k8s/d.json"] and not files.unparseable
+    assert {f.id for f in own_findings(files, tree.files)} == {"MLG-K8S-006"}
