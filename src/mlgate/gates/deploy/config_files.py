@@ -122,3 +122,42 @@ def _classify_yaml(found: ConfigFiles, rel: str, real: Path, name: str) -> None:
         found.kubernetes[rel] = [d for d in documents if kubernetes.is_kubernetes(d)]
     else:
         found.other_yaml[rel] = real
+
+
+def _paths(value: Any, *keys: str) -> list[str]:
+    """File references of a compose entry: a string, a list of them, or mappings holding them at ``keys``."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [p for item in value for p in _paths(item, *keys)]
+    if isinstance(value, dict):
+        return [p for key in keys for p in _paths(value.get(key), *keys)]
+    return []
+
+
+def outside_references(real: Path, root: Path) -> list[str]:
+    """Files and directories a compose file makes compose read (``include``, ``extends.file``, ``build``
+    context and dockerfile, ``env_file``) that lie outside ``root``: the verdict would rest on files the
+    subject digest does not bind, which could be swapped after the gate passed."""
+    try:
+        document = next(iter(yaml.load_all(real.read_text(errors="replace"), Loader=_Loader)), None)
+    except yaml.YAMLError:
+        return []  # reported as unparseable
+    if not isinstance(document, dict):
+        return []
+    refs = _paths(document.get("include"), "path", "project_directory", "env_file")
+    for svc in (document.get("services") or {}).values() if isinstance(document.get("services"), dict) else []:
+        if isinstance(svc, dict):
+            refs += _paths(svc.get("extends"), "file") + _paths(svc.get("env_file"), "path")
+            build = svc.get("build")
+            refs += _paths(build, "context") if not isinstance(build, dict) or "context" in build else []
+    root = root.resolve()
+    outside = []
+    for ref in refs:
+        if "://" in ref or ref.startswith("git@"):  # a remote URL may carry a token: never quoted
+            outside.append("a remote file")
+            continue
+        target = (real.parent / ref).resolve()
+        if not (target == root or root in target.parents):
+            outside.append(ref)
+    return outside

@@ -32,7 +32,7 @@ from mlgate.gates.code.trivy import (
 )
 from mlgate.gates.deploy import compose_model, dockerfile, literals
 from mlgate.gates.deploy.compose_rules import compose_findings
-from mlgate.gates.deploy.config_files import ConfigFiles, classify
+from mlgate.gates.deploy.config_files import ConfigFiles, classify, outside_references
 from mlgate.gates.deploy.helm import helm_findings
 from mlgate.gates.deploy.kubernetes import kubernetes_findings
 from mlgate.gates.deploy.rules import rule
@@ -115,9 +115,13 @@ def _referenced_env_files(models: dict[str, dict[str, Any]], tree_files: dict[st
     return found
 
 
-def own_findings(files: ConfigFiles, tree_files: dict[str, Path]) -> list[TrivyFinding]:
-    """mlgate's checks over the files it reads itself."""
+def own_findings(files: ConfigFiles, tree_files: dict[str, Path], root: Path | None = None) -> list[TrivyFinding]:
+    """mlgate's checks over the files it reads itself (``root``: the scanned tree compose may not leave)."""
     models, findings = load_compose(files), []
+    for rel in sorted(models) if root is not None else []:
+        findings += [rule("MLG-CONFIG-003").finding(f"{rel} makes compose read {ref}, outside the scanned tree: "
+                                                    "its content is neither checked here nor bound", rel, gate=True)
+                     for ref in outside_references(files.compose[rel], root)]
     for rel, model in models.items():
         findings += compose_findings(rel, model.get("services") or {}, _dotenv_beside(files.compose[rel]),
                                      model.get("volumes") or {})
@@ -159,7 +163,7 @@ def check_deploy_config(path: str | Path, connection: TrivyConnection, config: T
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
             scanning = pool.submit(run_scan, "config", path, connection, config)
-            own += own_findings(files, tree.files)
+            own += own_findings(files, tree.files, tree.root)
             scan = scanning.result()
         tool = scan.tool
     except ToolError as exc:

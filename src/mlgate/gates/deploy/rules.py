@@ -28,6 +28,7 @@ class Rule:
 RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("MLG-CONFIG-001", C, "Configuration file cannot be parsed"),
     Rule("MLG-CONFIG-002", C, "Configuration file was not checked by trivy"),
+    Rule("MLG-CONFIG-003", C, "Compose file reads a file outside the scanned tree"),
     Rule("MLG-COMPOSE-001", H, "Compose service runs as root"),
     Rule("MLG-COMPOSE-002", C, "Compose service runs privileged"),
     Rule("MLG-COMPOSE-003", H, "Compose service shares a host namespace"),

@@ -357,3 +357,27 @@ def test_a_kubernetes_manifest_written_as_json_gets_mlgate_s_checks(tmp_path):
     files = classify(tree.files)
     assert list(files.kubernetes) == ["k8s/d.json"] and not files.unparseable
     assert {f.id for f in own_findings(files, tree.files)} == {"MLG-K8S-006"}
+
+
+@pytest.mark.parametrize("reference", [
+    "include: [../outside/compose.yaml]\n",
+    "services:\n  app:\n    extends: {file: ../outside/compose.yaml, service: app}\n",
+    "services:\n  app:\n    image: x\n    build: {context: ../outside}\n",
+    "include:\n  - path: [/etc/compose.yaml]\n",
+    "services:\n  app:\n    image: x\n    env_file: [{path: ../outside/app.env}]\n",
+    "include: ['https://u:ghp_tok3n@example.com/compose.yaml']\n",
+], ids=["include", "extends", "build-context", "absolute-include", "env-file", "remote"])
+def test_a_compose_file_reading_outside_the_tree_blocks(tmp_path, reference):
+    """Red team: compose resolves include/extends/build/env_file from outside the scanned tree, so the
+    verdict rested on files the subject digest does not bind (swap them after the gate passed)."""
+    from mlgate.gates.deploy.config_files import outside_references
+
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "tree").mkdir()
+    (tmp_path / "tree" / "compose.yaml").write_text(reference)
+    found = outside_references((tmp_path / "tree" / "compose.yaml"), tmp_path / "tree")
+    assert found != [] and not any("ghp_tok3n" in ref for ref in found)
+    (tmp_path / "tree" / "compose.yaml").write_text("include: [sub/compose.yaml]\nservices:\n  app:\n"
+                                                    "    extends: {file: ./base.yaml, service: a}\n"
+                                                    "    build: .\n    env_file: app.env\n")
+    assert outside_references((tmp_path / "tree" / "compose.yaml"), tmp_path / "tree") == []
