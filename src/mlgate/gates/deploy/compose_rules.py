@@ -163,3 +163,22 @@ def compose_findings(location: str, services: Mapping[str, Any], env: Mapping[st
                 *secrets(name, svc), *serving_rules(name, run)]
         findings += [rule(rule_id).finding(message, f"{location} (services.{name})") for rule_id, message in hits]
     return findings
+
+
+_SETTING = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][\w.-]*)\s*[=:]\s*(.+?)\s*$")
+
+
+def config_findings(location: str, configs: Mapping[str, Any]) -> list[TrivyFinding]:
+    """Top-level ``configs`` with inline ``content``: a ``KEY=value`` or ``key: value`` line with a
+    secret's name and a literal value, or any secret shape, is a committed secret."""
+    findings = []
+    for name, config in sorted(configs.items()):
+        content = config.get("content") if isinstance(config, dict) else None
+        if not isinstance(content, str):
+            continue
+        settings = [m.groups() for m in map(_SETTING.match, content.splitlines()) if m]
+        if any(literals.is_literal_secret(key, value) for key, value in settings) or any(
+                literals.engine_hits([content])):
+            findings.append(rule("MLG-COMPOSE-017").finding(f"config {name} holds a literal secret in its inline "
+                                                            "content", f"{location} (configs.{name})"))
+    return findings

@@ -31,7 +31,7 @@ from mlgate.gates.code.trivy import (
     trivy_result,
 )
 from mlgate.gates.deploy import compose_model, dockerfile, literals
-from mlgate.gates.deploy.compose_rules import compose_findings
+from mlgate.gates.deploy.compose_rules import compose_findings, config_findings
 from mlgate.gates.deploy.config_files import ConfigFiles, classify, outside_references
 from mlgate.gates.deploy.helm import helm_findings
 from mlgate.gates.deploy.kubernetes import kubernetes_findings
@@ -125,6 +125,7 @@ def own_findings(files: ConfigFiles, tree_files: dict[str, Path], root: Path | N
     for rel, model in models.items():
         findings += compose_findings(rel, model.get("services") or {}, _dotenv_beside(files.compose[rel]),
                                      model.get("volumes") or {})
+        findings += config_findings(rel, model.get("configs") or {})
     for rel, real in files.dockerfile.items():
         root, line = dockerfile.runs_as_root(real.read_text(errors="replace"))
         if root:

@@ -45,6 +45,7 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("MLG-COMPOSE-014", C, "Compose service maps a raw host device"),
     Rule("MLG-COMPOSE-015", C, "Compose service holds a credential in a URL"),
     Rule("MLG-COMPOSE-016", C, "Compose service passes a literal secret on its command line"),
+    Rule("MLG-COMPOSE-017", C, "Compose config holds a literal secret in its inline content"),
     Rule("MLG-DOCKER-001", H, "Dockerfile's final stage runs as root"),
     Rule("MLG-ENV-001", C, "Environment file holds a literal secret"),
     Rule("MLG-HELM-001", C, "Helm chart value holds a literal secret"),

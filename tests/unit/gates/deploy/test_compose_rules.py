@@ -212,3 +212,21 @@ def test_a_refusal_is_a_verdict_on_the_file_a_crash_is_an_error(tmp_path, monkey
         return
     assert load_compose(files) == {}
     assert list(getattr(files, outcome)) == [path.name] and not files.compose and not files.maybe_compose
+
+
+@pytest.mark.parametrize(("content", "found"), [
+    ("DB_PASSWORD=hunter2-s3cr3t", True), ("password: hunter2-s3cr3t", True),
+    ("log_level=info", False), ("DB_PASSWORD=${DB_PASSWORD}", False),
+], ids=["env-style", "yaml-style", "plain", "variable"])
+def test_inline_config_content_with_a_literal_secret_is_a_finding(tmp_path, content, found):
+    """Red team: a top-level ``configs: {x: {content: ...}}`` holding a password passed: the checks
+    read services only. The message names the config, never the value."""
+    from mlgate.gates.deploy.compose_rules import config_findings
+
+    body = (f"services:\n  app:\n    image: x\n    configs: [app]\n{HARDENED}"
+            f"configs:\n  app:\n    content: |\n      {content}\n")
+    path = tmp_path / "compose.yaml"
+    path.write_text(body)
+    model = compose_model.load(path, compose_model.find_compose())
+    hits = config_findings("compose.yaml", model.get("configs") or {})
+    assert bool(hits) is found and all(f.id == "MLG-COMPOSE-017" and "hunter2" not in f.message for f in hits)
