@@ -33,6 +33,11 @@ def _labels(svc: Mapping[str, Any]) -> dict[str, Any]:
     return dict(literals.env_pairs(svc.get("labels") or {}))
 
 
+def _true(value: Any) -> bool:
+    """A boolean as compose casts it at run time (compose-go's toBoolean: YAML 1.1 words included)."""
+    return str(value).strip().lower() in ("true", "yes", "y", "on")
+
+
 def _argv(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else str(value).split() if value else []
 
@@ -57,7 +62,7 @@ def privilege(name: str, svc: Mapping[str, Any]) -> Iterator[Hit]:
     user = str(svc.get("user", "")).strip()
     if literals.is_root_user(user):
         yield "MLG-COMPOSE-001", f"service {name} runs as root" + ("" if user else " (no user set)")
-    if str(svc.get("privileged", "")).lower() == "true":
+    if _true(svc.get("privileged")):
         yield "MLG-COMPOSE-002", f"service {name} sets privileged: true"
     for key in NAMESPACES:
         if str(svc.get(key, "")).strip().lower() == "host":
@@ -72,7 +77,7 @@ def privilege(name: str, svc: Mapping[str, Any]) -> Iterator[Hit]:
         source = device.get("source", "") if isinstance(device, dict) else str(device).split(":")[0]
         if RAW_DEVICE.match(str(source)):
             yield "MLG-COMPOSE-014", f"service {name} maps host device {source}"
-    if str(svc.get("read_only", "")).lower() != "true":
+    if not _true(svc.get("read_only")):
         yield "MLG-COMPOSE-005", f"service {name} does not set read_only: true"
 
 

@@ -96,6 +96,8 @@ def test_user_is_judged_on_its_interpolated_value(tmp_path, user, env, root):
     ("user: '${A:-${B:-${C:-0}}}'", {}, "MLG-COMPOSE-001"),
     ("volumes: ['${D:-/var/run}:/r']", {}, "MLG-COMPOSE-004"),
     ("volumes: [{type: bind, source: '${E:-/etc}', target: /e}]", {}, "MLG-COMPOSE-013"),
+    ("privileged: 'yes'", {}, "MLG-COMPOSE-002"), ("privileged: 'on'", {}, "MLG-COMPOSE-002"),
+    ("privileged: ${P:-Y}", {}, "MLG-COMPOSE-002"),
 ], ids=lambda v: v if isinstance(v, str) and not v.startswith("MLG") else "")
 def test_every_privilege_setting_is_judged_on_its_interpolated_value(tmp_path, setting, env, rule_id):
     """Red team: a default (``${P:-true}``), a ``.env`` value or a deeply nested default made these pass."""
