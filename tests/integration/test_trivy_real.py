@@ -242,6 +242,18 @@ def test_one_trivy_pass_sees_dockerfile_kubernetes_kserve_and_compose_together(t
     assert "Container 'c' of Pod 'p'" in ksv.message  # the check's own message, not its generic title
 
 
+@pytest.mark.parametrize("dockerfile", [
+    "FROM python:3.12-slim AS build\nUSER 1000\nFROM python:3.12-slim\nHEALTHCHECK CMD true\nCMD [\"python\"]\n",
+    "FROM python:3.12-slim\nUSER 00\nHEALTHCHECK CMD true\nCMD [\"python\"]\n",
+    "FROM python:3.12-slim\nARG U=0\nUSER ${U}\nHEALTHCHECK CMD true\nCMD [\"python\"]\n",
+], ids=["build-stage-user", "zero-padded", "arg-default"])
+def test_a_root_final_stage_trivy_misses_blocks(tmp_path, dockerfile):
+    """Red team: each passed trivy's DS-0002 (it reads the file's last USER, compared with root/0)."""
+    (tmp_path / "Dockerfile").write_text(dockerfile)
+    result = _deploy(tmp_path, tmp_path)
+    assert result.status is Status.BLOCKED and "MLG-DOCKER-001" in {f.id for f in result.findings}
+
+
 def test_the_repository_stack_passes_the_default_policy(tmp_path):
     from mlgate.core.policy import load_policy
     from tests.conftest import ROOT
@@ -282,7 +294,26 @@ def test_unpinned_requirements_scan_zero_components_and_block(tmp_path, cache_di
     assert (result.metrics["components"], result.metrics["unpinned_requirements"]) == (0, 2)
     assert [(f.id, f.location) for f in result.findings] == [
         ("code.dependencies.no-components", str(tmp_path / "src")),
-        ("code.dependencies.unpinned", "requirements.txt:1"), ("code.dependencies.unpinned", "requirements.txt:2")]
+        ("code.dependencies.unpinned", "requirements.txt:1"), ("code.dependencies.unpinned", "requirements.txt:2"),
+        ("code.dependencies.unscanned", "other.txt")]  # -r of a file the tree lacks
+
+
+@pytest.mark.parametrize(("files", "where"), [
+    ({"requirements.txt": "requests==2.20.0\n-r base.txt\n", "base.txt": "requests==2.19.0\n"}, "base.txt"),
+    ({"requirements.txt": "requests==2.20.0\n", "requirements-prod.txt": "requests==2.19.0\n"},
+     "requirements-prod.txt"),
+], ids=["include", "other-name"])
+def test_requirements_trivy_never_reads_block(tmp_path, cache_dir, files, where):
+    """Red team: trivy reads only files named requirements.txt; a vulnerable pin elsewhere passed."""
+    from mlgate.gates.code.dependencies import check_dependencies
+
+    for name, text in files.items():
+        (tmp_path / "src" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "src" / name).write_text(text)
+    result = check_dependencies(tmp_path / "src", TrivyConnection(cache_dir=cache_dir), TrivyPolicy(), [], "pd",
+                                tmp_path / "out")
+    assert result.status is Status.BLOCKED and result.metrics["components"] == 1
+    assert [(f.id, f.location) for f in result.findings] == [("code.dependencies.unscanned", where)]
 
 
 def test_a_stale_vulnerability_db_blocks_a_clean_tree(tmp_path, sources):

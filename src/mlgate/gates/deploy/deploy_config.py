@@ -11,6 +11,7 @@ from trivy's report, a symlink leaving the tree block; a tree with no configurat
 from __future__ import annotations
 
 import datetime
+import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,9 +30,10 @@ from mlgate.gates.code.trivy import (
     scanned_tree,
     trivy_result,
 )
-from mlgate.gates.deploy import compose_model, literals
-from mlgate.gates.deploy.compose_rules import compose_findings
-from mlgate.gates.deploy.config_files import ConfigFiles, classify
+from mlgate.gates.deploy import compose_model, dockerfile, literals
+from mlgate.gates.deploy.compose_rules import compose_findings, config_findings
+from mlgate.gates.deploy.config_files import ConfigFiles, classify, outside_references
+from mlgate.gates.deploy.helm import helm_findings
 from mlgate.gates.deploy.kubernetes import kubernetes_findings
 from mlgate.gates.deploy.rules import rule
 
@@ -45,10 +47,16 @@ def _dotenv_beside(path: Path) -> dict[str, str]:
     return {name: value for _, name, value in literals.dotenv(env_path.read_text(errors="replace"))}
 
 
-def _compose_error(message: str) -> str:
-    """compose's complaint, last line, without the absolute path of the checked file."""
+# What compose quotes in a refusal: the offending value or key ('x', "x", `x`, [x]), and the file's path.
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`|\[[^\]]*\]")
+
+
+def _compose_error(message: str, path: Path) -> str:
+    """compose's complaint, last line, with every quoted value or key and the checked file's path cut out:
+    compose quotes the offending value (a token pasted into ``pull_policy`` or as a key)."""
     lines = [line for line in message.splitlines() if "level=warning" not in line and line.strip()]
-    return (lines[-1] if lines else message)[-300:]
+    last = (lines[-1] if lines else message).replace(f"validating {path}: ", "").replace(str(path.parent), ".")
+    return _QUOTED.sub("<value>", last)[-300:]
 
 
 def load_compose(files: ConfigFiles) -> dict[str, dict[str, Any]]:
@@ -77,7 +85,7 @@ def load_compose(files: ConfigFiles) -> dict[str, dict[str, Any]]:
             files.compose.setdefault(rel, files.maybe_compose.pop(rel, candidates[rel]))
         elif rel in files.compose:
             del files.compose[rel]
-            files.unparseable[rel] = f"not a valid compose file: {_compose_error(str(model))}"
+            files.unparseable[rel] = f"not a valid compose file: {_compose_error(str(model), candidates[rel])}"
         else:
             files.other_yaml[rel] = files.maybe_compose.pop(rel)
     return models
@@ -107,11 +115,24 @@ def _referenced_env_files(models: dict[str, dict[str, Any]], tree_files: dict[st
     return found
 
 
-def own_findings(files: ConfigFiles, tree_files: dict[str, Path]) -> list[TrivyFinding]:
-    """mlgate's checks over the files it reads itself."""
+def own_findings(files: ConfigFiles, tree_files: dict[str, Path], root: Path | None = None) -> list[TrivyFinding]:
+    """mlgate's checks over the files it reads itself (``root``: the scanned tree compose may not leave)."""
     models, findings = load_compose(files), []
+    for rel in sorted(models) if root is not None else []:
+        findings += [rule("MLG-CONFIG-003").finding(f"{rel} makes compose read {ref}, outside the scanned tree: "
+                                                    "its content is neither checked here nor bound", rel, gate=True)
+                     for ref in outside_references(files.compose[rel], root)]
     for rel, model in models.items():
-        findings += compose_findings(rel, model.get("services") or {}, _dotenv_beside(files.compose[rel]))
+        findings += compose_findings(rel, model.get("services") or {}, _dotenv_beside(files.compose[rel]),
+                                     model.get("volumes") or {})
+        findings += config_findings(rel, model.get("configs") or {})
+    for rel, real in files.dockerfile.items():
+        root, line = dockerfile.runs_as_root(real.read_text(errors="replace"))
+        if root:
+            findings.append(rule("MLG-DOCKER-001").finding(
+                "the final stage runs as root" + (" (its USER is uid 0)" if line else " (no USER in it or its bases)"),
+                f"{rel}:{line}" if line else rel))
+    findings += helm_findings(files.helm)
     for rel, documents in files.kubernetes.items():
         findings += [f for document in documents for f in kubernetes_findings(rel, document)]
     for rel, real in sorted({**files.env, **_referenced_env_files(models, tree_files)}.items()):
@@ -143,7 +164,7 @@ def check_deploy_config(path: str | Path, connection: TrivyConnection, config: T
     try:
         with ThreadPoolExecutor(max_workers=1) as pool:
             scanning = pool.submit(run_scan, "config", path, connection, config)
-            own += own_findings(files, tree.files)
+            own += own_findings(files, tree.files, tree.root)
             scan = scanning.result()
         tool = scan.tool
     except ToolError as exc:

@@ -24,10 +24,17 @@ SECRET_FILE = re.compile(r"^(/run/secrets/|/var/run/secrets/|/etc/secrets/)")
 # scheme://user:password@host — the password part, possibly made of ${...} references.
 URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/:@]*:(?P<password>[^\s/@]+)@")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+# The runtime parses a numeric user with Go's strconv.Atoi: "00", "+0" and "-0" are uid 0 too.
+_ROOT_USER = re.compile(r"^(root|[+-]?0+)?$")
 
 
-def _literal(text: str, start: int, stop: str = "") -> tuple[str, int]:
-    """The literal text of ``text[start:]`` up to an unmatched ``stop`` char, and where parsing ended."""
+def _literal(text: str, start: int, stop: str = "", env: Mapping[str, str] | None = None) -> tuple[str, int]:
+    """The text of ``text[start:]`` up to an unmatched ``stop`` char, and where parsing ended.
+
+    ``env`` None: the literal part only (variables contribute nothing, defaults their own literal text).
+    ``env`` given: the value compose interpolates (variables replaced, defaults applied at any depth).
+    """
     out, i = [], start
     while i < len(text):
         ch = text[i]
@@ -37,30 +44,40 @@ def _literal(text: str, start: int, stop: str = "") -> tuple[str, int]:
             out.append("$")
             i += 2
         elif ch == "$" and text.startswith("${", i):
-            inner, i = _braced(text, i + 2)
+            inner, i = _braced(text, i + 2, env)
             out.append(inner)
-        elif ch == "$" and text.startswith("$(", i):  # Kubernetes $(VAR)
+        elif ch == "$" and text.startswith("$(", i) and env is None:  # Kubernetes $(VAR)
             end = text.find(")", i)
             i = end + 1 if end != -1 else len(text)
         elif ch == "$" and _NAME.match(text, i + 1):
-            i = _NAME.match(text, i + 1).end()
+            name = _NAME.match(text, i + 1)
+            out.append(env.get(name[0], "") if env is not None else "")
+            i = name.end()
         else:
             out.append(ch)
             i += 1
     return "".join(out), i
 
 
-def _braced(text: str, i: int) -> tuple[str, int]:
-    """After ``${``: a name, then an optional operator; the literal a default or alternative adds."""
+def _braced(text: str, i: int, env: Mapping[str, str] | None) -> tuple[str, int]:
+    """After ``${``: a name, then an optional operator with its default, alternative or message."""
     name = _NAME.match(text, i)
     i = name.end() if name else i
+    current = env.get(name[0]) if env is not None and name else None
     operator = re.match(r":?[-?+=]", text[i:])
     if operator is None:
         end = text.find("}", i)
-        return "", (end + 1 if end != -1 else len(text))
-    body, end = _literal(text, i + operator.end(), "}")
-    # ${A:?message} and ${A?message} carry an error message, not a value
-    return ("" if "?" in operator.group() else body), end + 1
+        return current or "", (end + 1 if end != -1 else len(text))
+    body, end = _literal(text, i + operator.end(), "}", env)
+    op = operator.group()
+    if env is None:  # ${A:?message} and ${A?message} carry an error message, not a value
+        return ("" if "?" in op else body), end + 1
+    is_set = bool(current) if op.startswith(":") else current is not None
+    if op.endswith(("-", "=")):
+        return (current if is_set else body) or "", end + 1
+    if op.endswith("+"):
+        return (body if is_set else ""), end + 1
+    return current or "", end + 1
 
 
 def literal_text(value: object) -> str:
@@ -74,10 +91,16 @@ def literal_text(value: object) -> str:
 
 def is_literal_secret(name: str, value: object) -> bool:
     """A secret-named variable whose value is (or embeds) literal text that is not a secret-file path."""
-    if not SECRET_NAME.search(name) or name.upper().endswith("_FILE"):
+    words = _CAMEL.sub("_", name)  # dbPassword, accessToken: the case of Helm values and app settings
+    if not SECRET_NAME.search(words) or words.upper().endswith("_FILE") or words.lower().startswith("existing_"):
         return False
     literal = literal_text(value).strip()
     return bool(literal) and not SECRET_FILE.match(literal) and literal.lower() not in ("true", "false")
+
+
+def is_root_user(user: str) -> bool:
+    """A container user (``uid[:gid]``, already interpolated) that is root, or none at all."""
+    return bool(_ROOT_USER.match(user.split(":")[0].strip()))
 
 
 def url_with_password(text: str) -> bool:
@@ -149,21 +172,7 @@ def dotenv(text: str) -> list[tuple[int, str, str]]:
     return pairs
 
 
-_VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
-                       r"(?:(?P<op>:?[-?+])(?P<default>(?:[^{}]|\{[^{}]*\})*))?\}")
-
-
 def interpolate(value: object, env: Mapping[str, str]) -> str:
-    """``value`` as compose would see it with ``env`` (the ``.env`` beside the file): defaults applied,
-    unset variables empty."""
-
-    def substitute(match: re.Match[str]) -> str:
-        current, operator = env.get(match["name"]), match["op"] or ""
-        is_set = bool(current) if operator.startswith(":") else current is not None
-        if operator.endswith("-") and not is_set:
-            return interpolate(match["default"], env)
-        if operator.endswith("+"):
-            return interpolate(match["default"], env) if is_set else ""
-        return current or ""
-
-    return _VARIABLE.sub(substitute, str(value))
+    """``value`` as compose would see it with ``env`` (the ``.env`` beside the file): defaults applied at
+    any depth, unset variables empty."""
+    return _literal(str(value), 0, env=env)[0]

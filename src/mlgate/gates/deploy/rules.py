@@ -28,6 +28,7 @@ class Rule:
 RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("MLG-CONFIG-001", C, "Configuration file cannot be parsed"),
     Rule("MLG-CONFIG-002", C, "Configuration file was not checked by trivy"),
+    Rule("MLG-CONFIG-003", C, "Compose file reads a file outside the scanned tree"),
     Rule("MLG-COMPOSE-001", H, "Compose service runs as root"),
     Rule("MLG-COMPOSE-002", C, "Compose service runs privileged"),
     Rule("MLG-COMPOSE-003", H, "Compose service shares a host namespace"),
@@ -44,11 +45,18 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
     Rule("MLG-COMPOSE-014", C, "Compose service maps a raw host device"),
     Rule("MLG-COMPOSE-015", C, "Compose service holds a credential in a URL"),
     Rule("MLG-COMPOSE-016", C, "Compose service passes a literal secret on its command line"),
+    Rule("MLG-COMPOSE-017", C, "Compose config holds a literal secret in its inline content"),
+    Rule("MLG-DOCKER-001", H, "Dockerfile's final stage runs as root"),
     Rule("MLG-ENV-001", C, "Environment file holds a literal secret"),
+    Rule("MLG-HELM-001", C, "Helm chart value holds a literal secret"),
     Rule("MLG-K8S-001", C, "Kubernetes container holds a literal secret in its environment"),
     Rule("MLG-K8S-002", H, "Kubernetes model server requires no authentication"),
     Rule("MLG-K8S-003", H, "Kubernetes model server has no rate limit"),
     Rule("MLG-K8S-004", H, "Kubernetes model server does not use TLS"),
+    Rule("MLG-K8S-005", C, "Kubernetes workload runs with host access or privilege"),
+    Rule("MLG-K8S-006", H, "Kubernetes workload may run as root"),
+    Rule("MLG-K8S-007", H, "Kubernetes workload has no resource limits"),
+    Rule("MLG-K8S-008", C, "Kubernetes Secret or ConfigMap manifest holds a literal secret"),
 )}
 
 

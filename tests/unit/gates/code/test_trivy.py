@@ -285,4 +285,27 @@ def test_unpinned_requirements(tmp_path):
     found = unpinned_requirements(walk_tree(tmp_path))
     assert [(f.location, f.message.split()[0]) for f in found] == [
         ("requirements.txt:3", "numpy"), ("requirements.txt:4", "flask"), ("requirements.txt:8", "torch"),
-        ("requirements.txt:9", "scipy")]
+        ("requirements.txt:9", "scipy"), ("base.txt", "a")]  # -r of a file the tree lacks: not scanned
+
+
+def test_requirements_trivy_does_not_read_are_findings(tmp_path):
+    """Red team: ``-r base.txt``, a ``requirements-prod.txt`` and ``-e git+...`` each hid a vulnerable
+    requests==2.19.0 from trivy (it reads files named exactly requirements.txt) while one pinned package
+    elsewhere kept the component count above zero: code.dependencies passed."""
+    from mlgate.gates.code.dependencies import unpinned_requirements
+    from mlgate.gates.code.source_tree import walk_tree
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "requirements.txt").write_text(
+        "numpy==1.26.0\n-r base.txt\n--requirement=sub/requirements.txt\n-c missing.txt\n"
+        "-e git+https://github.com/psf/requests@v2.19.0#egg=requests\n--editable ./local\n")
+    (tmp_path / "base.txt").write_text("requests==2.19.0\n")
+    (tmp_path / "sub" / "requirements.txt").write_text("flask==3.0.0\n")
+    (tmp_path / "requirements-prod.txt").write_text("# pinned\nrequests==2.19.0\n")
+    (tmp_path / "requirements-empty.txt").write_text("# nothing\n")
+    found = {(f.id, f.location) for f in unpinned_requirements(walk_tree(tmp_path))}
+    assert found == {
+        ("code.dependencies.unscanned", "base.txt"), ("code.dependencies.unscanned", "missing.txt"),
+        ("code.dependencies.unscanned", "requirements-prod.txt"),
+        ("code.dependencies.unpinned", "requirements.txt:5"), ("code.dependencies.unpinned", "requirements.txt:6"),
+    }

@@ -26,7 +26,8 @@ def findings(tmp_path, body: str, *, files: dict[str, str] | None = None, env: d
     path = tmp_path / "compose.yaml"
     path.write_text(textwrap.dedent(body))
     model = compose_model.load(path, compose_model.find_compose())
-    return {(f.id, f.message) for f in compose_findings("compose.yaml", model["services"], env or {})}
+    return {(f.id, f.message) for f in compose_findings("compose.yaml", model["services"], env or {},
+                                                        model.get("volumes"))}
 
 
 def ids(found) -> set[str]:
@@ -79,10 +80,37 @@ def test_a_hardened_service_has_no_finding(tmp_path):
 @pytest.mark.parametrize(("user", "env", "root"), [
     ('"${PUID:-0}"', {}, True), ('"${PUID:-0}"', {"PUID": "1000"}, False), ("root", {}, True),
     ('"0:0"', {}, True), ('"1000"', {}, False),
+    ('"00"', {}, True), ('"000:1000"', {}, True), ('"${U}"', {"U": "0000"}, True), ('"10"', {}, False),
+    ('"+0"', {}, True),
 ])
 def test_user_is_judged_on_its_interpolated_value(tmp_path, user, env, root):
     body = f"services:\n  app:\n    image: x\n    user: {user}\n    read_only: true\n    mem_limit: 1g\n    cpus: 1\n"
     assert ("MLG-COMPOSE-001" in ids(findings(tmp_path, body, env=env))) is root
+
+
+@pytest.mark.parametrize(("setting", "env", "rule_id"), [
+    ("privileged: ${P:-true}", {}, "MLG-COMPOSE-002"),
+    ("privileged: ${P}", {"P": "true"}, "MLG-COMPOSE-002"),
+    ("cap_add: ['${C:-SYS_ADMIN}']", {}, "MLG-COMPOSE-011"),
+    ("security_opt: ['seccomp=${S:-unconfined}']", {}, "MLG-COMPOSE-012"),
+    ("user: '${A:-${B:-${C:-0}}}'", {}, "MLG-COMPOSE-001"),
+    ("volumes: ['${D:-/var/run}:/r']", {}, "MLG-COMPOSE-004"),
+    ("volumes: [{type: bind, source: '${E:-/etc}', target: /e}]", {}, "MLG-COMPOSE-013"),
+    ("privileged: 'yes'", {}, "MLG-COMPOSE-002"), ("privileged: 'on'", {}, "MLG-COMPOSE-002"),
+    ("privileged: ${P:-Y}", {}, "MLG-COMPOSE-002"),
+], ids=lambda v: v if isinstance(v, str) and not v.startswith("MLG") else "")
+def test_every_privilege_setting_is_judged_on_its_interpolated_value(tmp_path, setting, env, rule_id):
+    """Red team: a default (``${P:-true}``), a ``.env`` value or a deeply nested default made these pass."""
+    body = (f"services:\n  app:\n    image: x\n    {setting}\n"
+            + HARDENED.replace('user: "10001:10001"', "" if "user:" in setting else 'user: "10001:10001"'))
+    assert rule_id in ids(findings(tmp_path, body, env=env))
+
+
+def test_a_named_volume_that_binds_a_host_directory_is_judged_as_that_directory(tmp_path):
+    """Red team: a local-driver volume with ``o: bind`` mounted the docker socket's directory unseen."""
+    body = (f"services:\n  app:\n    image: x\n    volumes: ['dock:/x', 'data:/d']\n{HARDENED}"
+            "volumes:\n  dock:\n    driver_opts: {type: none, o: bind, device: /var/run}\n  data: {}\n")
+    assert ids(findings(tmp_path, body)) == {"MLG-COMPOSE-004"}
 
 
 @pytest.mark.parametrize(("limits", "message"), [
@@ -186,3 +214,21 @@ def test_a_refusal_is_a_verdict_on_the_file_a_crash_is_an_error(tmp_path, monkey
         return
     assert load_compose(files) == {}
     assert list(getattr(files, outcome)) == [path.name] and not files.compose and not files.maybe_compose
+
+
+@pytest.mark.parametrize(("content", "found"), [
+    ("DB_PASSWORD=hunter2-s3cr3t", True), ("password: hunter2-s3cr3t", True),
+    ("log_level=info", False), ("DB_PASSWORD=${DB_PASSWORD}", False),
+], ids=["env-style", "yaml-style", "plain", "variable"])
+def test_inline_config_content_with_a_literal_secret_is_a_finding(tmp_path, content, found):
+    """Red team: a top-level ``configs: {x: {content: ...}}`` holding a password passed: the checks
+    read services only. The message names the config, never the value."""
+    from mlgate.gates.deploy.compose_rules import config_findings
+
+    body = (f"services:\n  app:\n    image: x\n    configs: [app]\n{HARDENED}"
+            f"configs:\n  app:\n    content: |\n      {content}\n")
+    path = tmp_path / "compose.yaml"
+    path.write_text(body)
+    model = compose_model.load(path, compose_model.find_compose())
+    hits = config_findings("compose.yaml", model.get("configs") or {})
+    assert bool(hits) is found and all(f.id == "MLG-COMPOSE-017" and "hunter2" not in f.message for f in hits)

@@ -22,6 +22,10 @@ KEY = "AKIA" + "Q7Z2XK4M3B5N6V8C"  # assembled at run time: no credential-shaped
     ("DB_PASSWORD", "/run/secrets/db_password", False), ("DB_PASSWORD_FILE", "/anywhere/x", False),
     ("DB_PASSWORD", "$(DB_PASSWORD)", False), ("DB_PASSWORD", "", False), ("DB_PASSWORD", None, False),
     ("PRIMARY_KEY", "id", False), ("TOKEN_URL", "https://auth/token", False),
+    # red team: camelCase names (Helm values, app settings) were never secret-named
+    ("dbPassword", "hunter2", True), ("apiKey", "abc", True), ("clientSecret", "abc", True),
+    ("accessToken", "abc", True), ("existingSecret", "db-credentials", False), ("secretName", "db", False),
+    ("passwordFile", "/x", False),
 ], ids=lambda v: str(v)[:24])
 def test_is_literal_secret(name, value, expected):
     assert literals.is_literal_secret(name, value) is expected
@@ -55,6 +59,8 @@ def test_engine_hits_find_secret_shapes_through_the_data_pii_engine():
 @pytest.mark.parametrize(("value", "env", "expected"), [
     ("${PUID:-0}", {}, "0"), ("${PUID:-0}", {"PUID": "1000"}, "1000"), ("${PUID-0}", {"PUID": ""}, ""),
     ("${A:-${B:-x}}", {}, "x"), ("${A:+on}", {"A": "1"}, "on"), ("${A:?err}", {}, ""), ("plain", {}, "plain"),
+    ("${A:-${B:-${C:-0}}}", {}, "0"), ("${A:-${B:-${C:-${D:-0}}}}", {"C": "7"}, "7"), ("$$HOME", {}, "$HOME"),
+    ("$U", {"U": "0"}, "0"), ("a${A:-{x}}b", {}, "a{x}b"),
 ])
 def test_interpolate(value, env, expected):
     assert literals.interpolate(value, env) == expected
