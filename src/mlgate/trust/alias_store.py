@@ -37,7 +37,7 @@ from mlgate.trust.alias_state import (
     parse_state,
     payload_digest,
 )
-from mlgate.trust.attestation import _open_envelope, sign_statement
+from mlgate.trust.attestation import open_envelope, sign_statement
 from mlgate.trust.registry import TAG_LIMIT, call, mlgate_home
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ def _sign(payload: Mapping[str, object], keys: KeyRing) -> str:
 
 def _open(envelope: str, trusted: Iterable[str], where: str) -> bytes:
     try:
-        return _open_envelope(envelope, trusted)[0]
+        return open_envelope(envelope, trusted)[0]
     except (EvidenceError, GateInputError) as exc:
         raise AliasStateError(f"{where}: {exc}") from None
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlgate.core.errors import EvidenceError
-from mlgate.trust.attestation import PAYLOAD_TYPE, _open_envelope, sign_statement
+from mlgate.trust.attestation import PAYLOAD_TYPE, open_envelope, sign_statement
 
 if TYPE_CHECKING:
     from mlgate.trust.keys import KeyRing
@@ -69,7 +69,7 @@ def verify_chain(files: Sequence[tuple[str, bytes]], trusted: Iterable[str]) -> 
     for index, (name, data) in enumerate(files):
         digest = record_hash(data)
         try:
-            payload = json.loads(_open_envelope(data, trusted)[0])
+            payload = json.loads(open_envelope(data, trusted)[0])
             if payload.get("_type") != RECORD_TYPE or not isinstance(payload.get("record"), dict):
                 raise EvidenceError("not an audit record")
         except (EvidenceError, ValueError, AttributeError) as exc:
