@@ -12,7 +12,9 @@ and IPC namespaces, a read-only view of only the interpreter, the import path an
 scratch and outputs, and the files that configured secrets name masked. Without it the isolation is a
 plain child process of the same user, which can still read that user's files and ``/proc/<pid>/environ``
 of its other processes; the returned ``Isolated.sandbox`` says which one ran, and a policy can require
-the OS sandbox (fail closed when it is missing).
+the OS sandbox (fail closed when it is missing). A plain child runs only where this process holds no
+secret it could read (no secret-named variable set, no file they name): the policy that says ``off`` is
+named by whoever triggers a DAG, so it must not decide whether the model's code can read the signing key.
 """
 
 from __future__ import annotations
@@ -130,6 +132,13 @@ def secret_files(environ: Mapping[str, str]) -> list[str]:
     return [f for f in files if os.path.isfile(f)]
 
 
+def reachable_secrets(environ: Mapping[str, str]) -> list[str]:
+    """What a plain child of this user could read: the secret-named variables set here (its parent's
+    ``/proc/<pid>/environ``) and the files they name. Names and paths only, never values."""
+    return sorted({name for name, value in environ.items() if value and SECRET_NAME.search(name)}) + \
+        secret_files(environ)
+
+
 def bwrap_argv(scratch: Path, readable: Sequence[str], writable: Sequence[str], masked: Sequence[str]) -> list[str]:
     """bubblewrap's arguments: all namespaces unshared, read-only binds of only what the child needs."""
     argv = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
@@ -203,6 +212,11 @@ def run_isolated(target: str, kwargs: Mapping[str, Any], limits: SandboxPolicy, 
     use_bwrap, why_not = bwrap_status() if limits.os_sandbox != "off" else (False, "the policy turns it off")
     if limits.os_sandbox == "required" and not use_bwrap:
         raise ToolError(f"{label}: the policy requires the OS sandbox, and {why_not}")
+    exposed = [] if use_bwrap else reachable_secrets(os.environ)
+    if exposed:  # the policy (whoever triggers a DAG names it) must not be able to expose the signing key
+        raise ToolError(f"{label}: no OS sandbox ({why_not}), and this process holds secrets a plain child of the "
+                        f"same user could read ({', '.join(exposed[:6])}{', …' if len(exposed) > 6 else ''}): "
+                        "refusing to run untrusted code beside them")
     with tempfile.TemporaryDirectory(prefix="mlgate-sandbox-") as tmp:
         scratch = Path(tmp)
         (scratch / "home").mkdir()
