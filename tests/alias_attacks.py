@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mlgate.cli import main
-from mlgate.core.policy import Policy, parse_policy
+from mlgate.core.policy import Policy, load_policy
 from mlgate.gates.monitor.incident import TAG, respond
 from mlgate.trust.alias_store import TAG_REVOCATION, TAG_STATE, seen_path
 from mlgate.trust.audit import EXPERIMENT, FOLDER, MODEL_TAG
@@ -22,7 +22,7 @@ from mlgate.trust.keys import keyring_from_env
 from mlgate.trust.loading import UntrustedModelError, load_verified_model
 from mlgate.trust.promote import promote
 from mlgate.trust.registry import keyed_run
-from tests.helpers import default_policy, register_version
+from tests.helpers import default_policy, register_version, write_policy
 
 ALIAS = "champion"
 
@@ -31,7 +31,7 @@ def new_policy() -> Policy:
     data = default_policy()
     data["promotion"]["model_name"] = f"alias-{uuid.uuid4().hex[:8]}"
     data["promotion"]["required_gates"] = ["model.training"]
-    return parse_policy(data, source="policies/default.yaml")
+    return load_policy(write_policy(Path(tempfile.mkdtemp(prefix="alias-policy-")) / "policy.yaml", data))
 
 
 def promoted(client, policy: Policy, count: int) -> list[str]:
