@@ -37,6 +37,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mlgate.core.errors import EvidenceError, GateInputError, MlgateError, PolicyError, ToolError
+from mlgate.core.redaction import redact
 
 ENTRY = "mlgate.core.isolation_entry"
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
@@ -49,6 +50,7 @@ ALLOWED_ENV = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "
 # A name like these never crosses, not even when a policy asks to pass it.
 SECRET_NAME = re.compile(r"(^(MLGATE|AIRFLOW|AWS|AZURE|GOOGLE|GCP|MLFLOW|DATABRICKS|VAULT)_)|"
                          r"(KEY|TOKEN|SECRET|PASSW|CREDENTIAL|CONN|AUTH|COOKIE|JWT|PRIVATE)", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@", re.IGNORECASE)
 ERRORS: dict[str, type[MlgateError]] = {cls.__name__: cls for cls in
                                         (PolicyError, GateInputError, ToolError, EvidenceError)}
 SYSTEM_READ = ("/usr", "/sys", "/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf",
@@ -86,11 +88,17 @@ class Isolated:
     note: str = ""
 
 
+def _secret_value(value: str) -> bool:
+    """A value that carries a credential whatever its variable is called (``pass_env`` comes from a policy
+    the triggerer names): a URL with a password (``postgresql://u:pw@db``), key material, a registered secret."""
+    return bool(_URL_PASSWORD.search(value)) or redact(value) != value
+
+
 def scrubbed_env(environ: Mapping[str, str], scratch: Path, pythonpath: Sequence[str],
                  extra: Sequence[str] = ()) -> dict[str, str]:
     """The child's whole environment: allowlisted variables, HOME/TMPDIR in ``scratch``, the import path."""
     names = [*ALLOWED_ENV, *(n for n in extra if not SECRET_NAME.search(n))]
-    env = {name: environ[name] for name in names if name in environ}
+    env = {name: environ[name] for name in names if name in environ and not _secret_value(environ[name])}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.update(HOME=str(scratch / "home"), TMPDIR=str(scratch / "tmp"), MPLCONFIGDIR=str(scratch / "tmp"),
                PYTHONPATH=os.pathsep.join(pythonpath), PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1")

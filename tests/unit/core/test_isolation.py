@@ -51,6 +51,12 @@ def test_the_child_gets_json_arguments_a_scrubbed_environment_and_a_scratch_dire
                  id="secret-named-never-passes"),
     pytest.param({"CUDA_VISIBLE_DEVICES": "0", "MY_FLAG": "1"}, ("MY_FLAG",), {"CUDA_VISIBLE_DEVICES": "0",
                                                                                "MY_FLAG": "1"}, id="extra"),
+    pytest.param({"DATABASE_URL": "postgresql://airflow:hunter2-CANARY@db/airflow", "REDIS_URL": "redis://:pw@r:6379",
+                  "CERT": "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n"
+                          "-----END PRIVATE KEY-----",
+                  "PLAIN_URL": "https://example.org/x"},
+                 ("DATABASE_URL", "REDIS_URL", "CERT", "PLAIN_URL"), {"PLAIN_URL": "https://example.org/x"},
+                 id="red-team-credential-values-never-pass"),
 ])
 def test_scrubbed_environment(environ, extra, kept, tmp_path):
     env = scrubbed_env(environ, tmp_path, ["/a", "/b"], extra)
