@@ -68,7 +68,7 @@ def log_signed(client, run_id: str, result, signer=None) -> None:
     from mlgate.trust.gate_evidence import sign_result
     from mlgate.trust.registry import log_result
 
-    log_result(client, run_id, result, sign_result(result, signer or session_signer()))
+    log_result(client, run_id, result, sign_result(result, signer or session_signer(), run_id))
 
 
 def new_run(tmp_path: Path) -> dict[str, Any]:

@@ -50,8 +50,10 @@ def _sign(result: GateResult, json_out: str) -> str:
     if not keys.has_signing_key:
         return "unsigned (no signing key configured): promotion counts it as missing"
     path = signed_path(json_out)
-    path.write_text(sign_result(result, keys.signer()) + "\n")
-    return f"signed: {path}"
+    run_id = os.environ.get("MLFLOW_RUN_ID") or None  # the run the result will be logged in
+    path.write_text(sign_result(result, keys.signer(), run_id) + "\n")
+    return f"signed: {path}" + ("" if run_id else " for no MLflow run (set MLFLOW_RUN_ID): promotion counts "
+                                                   "it as missing")
 
 
 def _finish(outcome: GateOutcome, json_out: str | None) -> int:

@@ -18,7 +18,8 @@ from mlgate.trust.promotion import decide
 
 pytestmark = pytest.mark.unit
 
-TAMPERS = ("unsigned", "untrusted-key", "other-subject")
+TAMPERS = ("unsigned", "untrusted-key", "other-subject", "other-run")
+RUN = "a" * 32  # the model version's MLflow run
 KINDS = {"data": "dataset", "code": "code", "model": "model", "deploy": "code"}
 NOW = {kind: f"sha256:{i:064x}" for i, kind in enumerate(("dataset", "code", "model"), start=1)}
 POLICY = parse_policy({"version": 1, "promotion": {"model_name": "m", "required_gates": list(KNOWN_GATES)}})
@@ -43,13 +44,15 @@ def passing(gate: str, digest: str | None = None) -> GateResult:
 def envelopes(tampered: str, how: str, rogue) -> dict[str, str]:
     """A signed envelope for every gate, the ``tampered`` one made as ``how`` says (absent if unsigned)."""
     session = keyring_from_env().signer()
-    signed = {g: sign_result(passing(g), session) for g in KNOWN_GATES}
+    signed = {g: sign_result(passing(g), session, RUN) for g in KNOWN_GATES}
     if how == "unsigned":
         del signed[tampered]
     elif how == "untrusted-key":
-        signed[tampered] = sign_result(passing(tampered), rogue)
+        signed[tampered] = sign_result(passing(tampered), rogue, RUN)
     elif how == "other-subject":
-        signed[tampered] = sign_result(passing(tampered, "sha256:" + "f" * 64), session)
+        signed[tampered] = sign_result(passing(tampered, "sha256:" + "f" * 64), session, RUN)
+    elif how == "other-run":  # a validly signed result about the very same subject, logged in another run
+        signed[tampered] = sign_result(passing(tampered), session, "b" * 32)
     return signed
 
 
@@ -58,9 +61,10 @@ def envelopes(tampered: str, how: str, rogue) -> dict[str, str]:
 def test_tampered_evidence_counts_as_missing_and_blocks(gate, how, rogue):
     trusted = (public_key_pem(keyring_from_env().signer()),)
     loose = {g: passing(g) for g in KNOWN_GATES}  # the store's loose copies all say passed
-    evidence, verified = verify_gate_evidence(envelopes(gate, how, rogue), loose, lambda g: trusted, NOW)
+    evidence, verified = verify_gate_evidence(envelopes(gate, how, rogue), loose, lambda g: trusted, NOW, RUN)
     assert isinstance(evidence[gate], UnverifiedEvidenceError) and gate not in verified
-    rule = {"unsigned": "verify_signed", "untrusted-key": "verify_signature", "other-subject": "verify_subject"}[how]
+    rule = {"unsigned": "verify_signed", "untrusted-key": "verify_signature", "other-subject": "verify_subject",
+            "other-run": "verify_run"}[how]
     assert f"{rule} FAILED" in str(evidence[gate])
     decision = decide(POLICY, evidence, digests=NOW, now=datetime.now(UTC))
     assert not decision.allowed and decision.gates[gate] == "missing"
@@ -69,6 +73,6 @@ def test_tampered_evidence_counts_as_missing_and_blocks(gate, how, rogue):
 
 def test_the_untampered_control_counts(rogue):
     trusted = (public_key_pem(keyring_from_env().signer()),)
-    evidence, verified = verify_gate_evidence(envelopes("", "none", rogue), {}, lambda g: trusted, NOW)
+    evidence, verified = verify_gate_evidence(envelopes("", "none", rogue), {}, lambda g: trusted, NOW, RUN)
     assert set(verified) == set(KNOWN_GATES)
     assert decide(POLICY, evidence, digests=NOW, now=datetime.now(UTC)).allowed

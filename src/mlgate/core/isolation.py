@@ -12,7 +12,9 @@ and IPC namespaces, a read-only view of only the interpreter, the import path an
 scratch and outputs, and the files that configured secrets name masked. Without it the isolation is a
 plain child process of the same user, which can still read that user's files and ``/proc/<pid>/environ``
 of its other processes; the returned ``Isolated.sandbox`` says which one ran, and a policy can require
-the OS sandbox (fail closed when it is missing).
+the OS sandbox (fail closed when it is missing). A plain child runs only where this process holds no
+secret it could read (no secret-named variable set, no file they name): the policy that says ``off`` is
+named by whoever triggers a DAG, so it must not decide whether the model's code can read the signing key.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mlgate.core.errors import EvidenceError, GateInputError, MlgateError, PolicyError, ToolError
+from mlgate.core.redaction import redact
 
 ENTRY = "mlgate.core.isolation_entry"
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
@@ -47,6 +50,7 @@ ALLOWED_ENV = ("PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "
 # A name like these never crosses, not even when a policy asks to pass it.
 SECRET_NAME = re.compile(r"(^(MLGATE|AIRFLOW|AWS|AZURE|GOOGLE|GCP|MLFLOW|DATABRICKS|VAULT)_)|"
                          r"(KEY|TOKEN|SECRET|PASSW|CREDENTIAL|CONN|AUTH|COOKIE|JWT|PRIVATE)", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@", re.IGNORECASE)
 ERRORS: dict[str, type[MlgateError]] = {cls.__name__: cls for cls in
                                         (PolicyError, GateInputError, ToolError, EvidenceError)}
 SYSTEM_READ = ("/usr", "/sys", "/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf",
@@ -84,11 +88,17 @@ class Isolated:
     note: str = ""
 
 
+def _secret_value(value: str) -> bool:
+    """A value that carries a credential whatever its variable is called (``pass_env`` comes from a policy
+    the triggerer names): a URL with a password (``postgresql://u:pw@db``), key material, a registered secret."""
+    return bool(_URL_PASSWORD.search(value)) or redact(value) != value
+
+
 def scrubbed_env(environ: Mapping[str, str], scratch: Path, pythonpath: Sequence[str],
                  extra: Sequence[str] = ()) -> dict[str, str]:
     """The child's whole environment: allowlisted variables, HOME/TMPDIR in ``scratch``, the import path."""
     names = [*ALLOWED_ENV, *(n for n in extra if not SECRET_NAME.search(n))]
-    env = {name: environ[name] for name in names if name in environ}
+    env = {name: environ[name] for name in names if name in environ and not _secret_value(environ[name])}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.update(HOME=str(scratch / "home"), TMPDIR=str(scratch / "tmp"), MPLCONFIGDIR=str(scratch / "tmp"),
                PYTHONPATH=os.pathsep.join(pythonpath), PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1")
@@ -128,6 +138,13 @@ def secret_files(environ: Mapping[str, str]) -> list[str]:
     if os.path.isdir(environ.get("AIRFLOW_HOME", "")):
         files += [str(Path(environ["AIRFLOW_HOME"]) / name) for name in ("airflow.cfg", "webserver_config.py")]
     return [f for f in files if os.path.isfile(f)]
+
+
+def reachable_secrets(environ: Mapping[str, str]) -> list[str]:
+    """What a plain child of this user could read: the secret-named variables set here (its parent's
+    ``/proc/<pid>/environ``) and the files they name. Names and paths only, never values."""
+    return sorted({name for name, value in environ.items() if value and SECRET_NAME.search(name)}) + \
+        secret_files(environ)
 
 
 def bwrap_argv(scratch: Path, readable: Sequence[str], writable: Sequence[str], masked: Sequence[str]) -> list[str]:
@@ -203,6 +220,11 @@ def run_isolated(target: str, kwargs: Mapping[str, Any], limits: SandboxPolicy, 
     use_bwrap, why_not = bwrap_status() if limits.os_sandbox != "off" else (False, "the policy turns it off")
     if limits.os_sandbox == "required" and not use_bwrap:
         raise ToolError(f"{label}: the policy requires the OS sandbox, and {why_not}")
+    exposed = [] if use_bwrap else reachable_secrets(os.environ)
+    if exposed:  # the policy (whoever triggers a DAG names it) must not be able to expose the signing key
+        raise ToolError(f"{label}: no OS sandbox ({why_not}), and this process holds secrets a plain child of the "
+                        f"same user could read ({', '.join(exposed[:6])}{', …' if len(exposed) > 6 else ''}): "
+                        "refusing to run untrusted code beside them")
     with tempfile.TemporaryDirectory(prefix="mlgate-sandbox-") as tmp:
         scratch = Path(tmp)
         (scratch / "home").mkdir()

@@ -100,16 +100,16 @@ class BaseGateOperator(BaseOperator):
         keys = self.signing_keys
         return keys.signer() if keys.has_signing_key else None
 
-    def sign(self, result: GateResult) -> str | None:
-        """The result's DSSE envelope, signed where it is produced (ADR 0013); without a key it is recorded
-        unsigned, and promotion counts it as missing."""
+    def sign(self, result: GateResult, run_id: str) -> str | None:
+        """The result's DSSE envelope, signed where it is produced for the MLflow run it is logged in
+        (ADR 0013); without a key it is recorded unsigned, and promotion counts it as missing."""
         from mlgate.trust.gate_evidence import sign_result
 
         if self.signer is None:
             self.log.warning("%s: no signing key configured; the result is recorded unsigned and promotion "
                              "will count it as missing", self.gate_id)
             return None
-        return sign_result(result, self.signer)
+        return sign_result(result, self.signer, run_id)
 
     @cached_property
     def policy(self) -> Policy:
@@ -133,9 +133,9 @@ class BaseGateOperator(BaseOperator):
         ti = context["ti"]
         ti.xcom_push(key=self.gate_id, value=result.to_dict())
         try:
-            envelope = self.sign(result)
             client = self.mlflow_hook.get_conn()
             run_id = pipeline_run(client, self.mlflow_experiment, pipeline_key(context))
+            envelope = self.sign(result, run_id)
             log_result(client, run_id, result, envelope)
             self.record_extra(client, run_id, result, context)
             ti.xcom_push(key=MlflowRunLink().xcom_key, value=run_url(client, run_id))

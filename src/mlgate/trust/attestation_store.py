@@ -80,8 +80,9 @@ def attest_version(client: MlflowClient, name: str, version: str, run_id: str, a
     return digest
 
 
-def fetch_attestation(client: MlflowClient, name: str, version: str) -> tuple[str, str]:
-    """The stored envelope (JSON text) and the problem with its recorded digest ('' when it matches)."""
+def fetch_attestation(client: MlflowClient, name: str, version: str) -> tuple[str, str, str]:
+    """The stored envelope (JSON text), the problem with its recorded digest ('' when it matches), and the
+    version's run id."""
     model_version = call(client, f"reading model version {name}/{version}",
                          lambda: client.get_model_version(name, str(version)))
     run_id = model_version.run_id
@@ -100,7 +101,7 @@ def fetch_attestation(client: MlflowClient, name: str, version: str) -> tuple[st
     mismatch = "" if recorded == actual else (
         f"the stored attestation is not the one promotion recorded (tag {TAG_DIGEST} "
         f"{recorded[:19] or 'absent'}…, file {actual[:19]}…)")
-    return lines[0], mismatch
+    return lines[0], mismatch, run_id
 
 
 def verify_version(client: MlflowClient, policy: Policy, name: str, version: str, trusted_keys: Iterable[str],
@@ -109,7 +110,7 @@ def verify_version(client: MlflowClient, policy: Policy, name: str, version: str
     """Verify the stored attestation of ``name``/``version``: a trusted signature over these very files
     (``artifact_digests``, else a fresh download), the required gates passed, under this policy, in time.
     Raises ``AttestationError`` naming every problem."""
-    envelope, mismatch = fetch_attestation(client, name, version)
+    envelope, mismatch, run_id = fetch_attestation(client, name, version)
     digests = artifact_digests if artifact_digests is not None else model_file_digests(
         client, f"models:/{name}/{version}")
     try:
@@ -121,22 +122,23 @@ def verify_version(client: MlflowClient, policy: Policy, name: str, version: str
     except AttestationError as exc:
         raise AttestationError([mismatch, *exc.reasons] if mismatch else exc.reasons) from None
     problems = [mismatch] if mismatch else []
-    problems += embedded_evidence_problems(verified, functionaries(policy, tuple(trusted_keys)))
+    problems += embedded_evidence_problems(verified, functionaries(policy, tuple(trusted_keys)), run_id)
     if problems:
         raise AttestationError(problems)
     return verified
 
 
 def embedded_evidence_problems(verified: VerifiedAttestation, keys_for: Callable[[str], tuple[str, ...]],
-                               ) -> list[str]:
+                               run_id: str) -> list[str]:
     """Each attested gate result must come with the envelope its producing task signed, by a key the
-    policy trusts for that gate, about these very model files, saying exactly what the attestation says."""
+    policy trusts for that gate, for the version's run ``run_id``, about these very model files, saying
+    exactly what the attestation says."""
     expected = {"model": json_digest(verified.artifact_digests)}
     problems = []
     for result in verified.results:
         try:
             signed = verify_gate_result(result.gate, verified.gate_envelopes.get(result.gate),
-                                        keys_for(result.gate), expected)
+                                        keys_for(result.gate), expected, run_id)
         except UnverifiedEvidenceError as exc:
             problems.append(f"{result.gate}: {exc}")
             continue

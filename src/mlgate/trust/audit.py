@@ -100,7 +100,7 @@ def verify_decisions(client: MlflowClient, model: str, trusted: Iterable[str],
     """The verified records and every problem: a record edited, deleted, inserted or reordered, a current
     alias no record explains, a signed alias state (``alias -> origin sequence``) no record explains."""
     files = _record_files(client, keyed_run(client, EXPERIMENT, MODEL_TAG, model, create=False))
-    entries, problems = verify_chain(files, trusted)
+    entries, problems = verify_chain(files, trusted, model)
     registered = registered_model(client, model)
     aliases = {alias: str(version) for alias, version in ((registered and registered.aliases) or {}).items()}
     problems += unexplained_aliases([e.record for e in entries], aliases, signed_origins)

@@ -60,8 +60,11 @@ class Entry:
     record: dict[str, Any]
 
 
-def verify_chain(files: Sequence[tuple[str, bytes]], trusted: Iterable[str]) -> tuple[list[Entry], list[str]]:
-    """Check ``files`` ((name, content), in name order); returns the records that verified and every problem."""
+def verify_chain(files: Sequence[tuple[str, bytes]], trusted: Iterable[str], model: str,
+                 ) -> tuple[list[Entry], list[str]]:
+    """Check ``files`` ((name, content), in name order) as ``model``'s trail; returns the records that
+    verified and every problem. A record signed for another model is a problem: the trail is found by a
+    run tag anyone with an MlflowClient can move, so another model's intact trail could stand in for this one."""
     trusted = tuple(trusted)
     entries: list[Entry] = []
     problems: list[str] = []
@@ -74,6 +77,10 @@ def verify_chain(files: Sequence[tuple[str, bytes]], trusted: Iterable[str]) -> 
                 raise EvidenceError("not an audit record")
         except (EvidenceError, ValueError, AttributeError) as exc:
             problems.append(f"record {name}: not signed by a trusted key, or edited after signing ({exc})"[:300])
+            continue
+        if payload["record"].get("model") != model:
+            problems.append(f"record {name}: signed for model {str(payload['record'].get('model'))[:80]!r}, not "
+                            f"{model!r} (another model's trail)")
             continue
         prev = tuple(payload.get("prev") or ())
         if payload.get("name") != name:

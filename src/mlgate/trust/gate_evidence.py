@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 PREDICATE_TYPE = "https://mlgate.dev/attestation/gate-result/v1"
 _KEYID = re.compile(r"[0-9a-f]{64}")
+RUN_FIELD = "mlflowRun"
 _DIGEST = re.compile(r"([a-z0-9-]+):([0-9a-f]{16,128})")
 
 
@@ -51,15 +52,18 @@ def digest_set(digest: str) -> dict[str, str]:
     return {"mlgate-opaque": hashlib.sha256(digest.encode()).hexdigest()}
 
 
-def result_statement(result: GateResult) -> dict[str, Any]:
+def result_statement(result: GateResult, run_id: str | None) -> dict[str, Any]:
+    """The statement of ``result``; its predicate also names ``run_id``, the MLflow run the result is
+    logged in, so a copy of the envelope in another run (same data, same policy, fresh) does not count."""
     subject = {"name": result.subject.uri or result.subject.kind, "digest": digest_set(result.subject.digest)}
     return {"_type": STATEMENT_TYPE, "subject": [subject], "predicateType": PREDICATE_TYPE,
-            "predicate": result.to_dict()}
+            "predicate": {**result.to_dict(), RUN_FIELD: run_id}}
 
 
-def sign_result(result: GateResult, signer: CryptoSigner) -> str:
-    """The DSSE envelope (JSON text) of ``result``, signed by the task that produced it."""
-    return sign_statement(result_statement(result), signer)
+def sign_result(result: GateResult, signer: CryptoSigner, run_id: str | None) -> str:
+    """The DSSE envelope (JSON text) of ``result``, signed by the task that produced it for the MLflow run
+    ``run_id`` it is logged in (``None``: for no run; promotion then counts it as missing)."""
+    return sign_statement(result_statement(result, run_id), signer)
 
 
 # --- who may sign what ---------------------------------------------------------------------------
@@ -93,6 +97,7 @@ class _Check:
     envelope: str | None
     keys: tuple[str, ...]
     expected: Mapping[str, str]  # subject kind -> the digest promotion sees now
+    run_id: str  # the MLflow run the envelope was found in (the model version's run)
     found: dict[str, Any] = field(default_factory=dict)
 
 
@@ -146,7 +151,17 @@ def verify_subject(check: _Check) -> None:
                                f"(signed subject {result.subject.digest[:19]}…, now {expected[:19]}…)")
 
 
-RULES = (verify_signed, verify_functionaries, verify_signature, verify_statement, verify_predicate, verify_subject)
+def verify_run(check: _Check) -> None:
+    """Digests bind a result to data or code, not to this model: a data gate's envelope from another
+    pipeline run over the same (or re-tagged) data, or a config/image result, would verify anywhere."""
+    signed_run = check.found["statement"]["predicate"].get(RUN_FIELD)
+    if signed_run != check.run_id:
+        raise AttestationError(f"the result was signed for MLflow run {str(signed_run)[:32]!r}, not this "
+                               f"version's run {check.run_id[:32]!r} (evidence copied from another run?)")
+
+
+RULES = (verify_signed, verify_functionaries, verify_signature, verify_statement, verify_predicate, verify_subject,
+         verify_run)
 
 
 @dataclass(frozen=True)
@@ -157,10 +172,11 @@ class SignedResult:
 
 
 def verify_gate_result(gate: str, envelope: str | None, keys: tuple[str, ...],
-                       expected: Mapping[str, str]) -> SignedResult:
+                       expected: Mapping[str, str], run_id: str) -> SignedResult:
     """Run :data:`RULES` in order over ``gate``'s envelope; ``expected`` maps a subject kind to the digest
-    its result must name. Raises ``UnverifiedEvidenceError`` with the failing rule and the trace before it."""
-    check = _Check(gate, envelope, keys, expected)
+    its result must name, ``run_id`` is the MLflow run it must have been signed for. Raises
+    ``UnverifiedEvidenceError`` with the failing rule and the trace before it."""
+    check = _Check(gate, envelope, keys, expected, run_id)
     trace: list[str] = []
     for rule in RULES:
         try:
@@ -173,7 +189,7 @@ def verify_gate_result(gate: str, envelope: str | None, keys: tuple[str, ...],
 
 
 def verify_gate_evidence(envelopes: Mapping[str, str], loose: Mapping[str, GateResult | EvidenceError],
-                         keys_for: Callable[[str], tuple[str, ...]], expected: Mapping[str, str],
+                         keys_for: Callable[[str], tuple[str, ...]], expected: Mapping[str, str], run_id: str,
                          ) -> tuple[dict[str, GateResult | EvidenceError], dict[str, str]]:
     """Every gate a run holds evidence of (signed or loose): its verified result, or the reason it counts
     as missing; and the envelopes that verified (gate -> envelope JSON), for the attestation to embed."""
@@ -181,7 +197,7 @@ def verify_gate_evidence(envelopes: Mapping[str, str], loose: Mapping[str, GateR
     verified: dict[str, str] = {}
     for gate in sorted(envelopes.keys() | loose.keys()):
         try:
-            signed = verify_gate_result(gate, envelopes.get(gate), keys_for(gate), expected)
+            signed = verify_gate_result(gate, envelopes.get(gate), keys_for(gate), expected, run_id)
         except UnverifiedEvidenceError as exc:
             evidence[gate] = exc
             continue

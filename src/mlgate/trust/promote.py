@@ -106,7 +106,7 @@ def _signed_evidence(client: MlflowClient, policy: Policy, run_id: str | None, k
         keys_for = functionaries(policy, keys.trusted_keys())
     except GateInputError as exc:
         return {gate: EvidenceError(f"signed evidence cannot be verified: {exc}") for gate in loose}, {}
-    return verify_gate_evidence(download_envelopes(client, run_id), loose, keys_for, digests)
+    return verify_gate_evidence(download_envelopes(client, run_id), loose, keys_for, digests, run_id)
 
 
 def assess(client: MlflowClient, policy: Policy, name: str, version: str, now: datetime,

@@ -21,10 +21,18 @@ MODES = [pytest.param("off", id="process"),
              not isolation.bwrap_status()[0], reason=f"no OS sandbox here: {isolation.bwrap_status()[1]}"))]
 
 
+@pytest.fixture(autouse=True)
+def nothing_to_steal(monkeypatch):
+    """A plain child runs only in a process that holds no secret; the session's key and Airflow home go."""
+    for name in [n for n in os.environ if isolation.SECRET_NAME.search(n)]:
+        monkeypatch.delenv(name)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_the_child_gets_json_arguments_a_scrubbed_environment_and_a_scratch_directory(mode, monkeypatch):
-    for name in ("MLGATE_SIGNING_KEY", "AIRFLOW_CONN_MLGATE_SIGNING", "AWS_SECRET_ACCESS_KEY", "MY_API_TOKEN"):
-        monkeypatch.setenv(name, "CANARY")
+    if mode != "off":  # a process holding these runs no plain child (next test)
+        for name in ("MLGATE_SIGNING_KEY", "AIRFLOW_CONN_MLGATE_SIGNING", "AWS_SECRET_ACCESS_KEY", "MY_API_TOKEN"):
+            monkeypatch.setenv(name, "CANARY")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     run = run_isolated(f"{TARGETS}:echo", {"n": 3, "items": ["a", None, 1.5]}, SandboxPolicy(os_sandbox=mode))
     assert run.value["kwargs"] == {"n": 3, "items": ["a", None, 1.5]}
@@ -43,6 +51,12 @@ def test_the_child_gets_json_arguments_a_scrubbed_environment_and_a_scratch_dire
                  id="secret-named-never-passes"),
     pytest.param({"CUDA_VISIBLE_DEVICES": "0", "MY_FLAG": "1"}, ("MY_FLAG",), {"CUDA_VISIBLE_DEVICES": "0",
                                                                                "MY_FLAG": "1"}, id="extra"),
+    pytest.param({"DATABASE_URL": "postgresql://airflow:hunter2-CANARY@db/airflow", "REDIS_URL": "redis://:pw@r:6379",
+                  "CERT": "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n"
+                          "-----END PRIVATE KEY-----",
+                  "PLAIN_URL": "https://example.org/x"},
+                 ("DATABASE_URL", "REDIS_URL", "CERT", "PLAIN_URL"), {"PLAIN_URL": "https://example.org/x"},
+                 id="red-team-credential-values-never-pass"),
 ])
 def test_scrubbed_environment(environ, extra, kept, tmp_path):
     env = scrubbed_env(environ, tmp_path, ["/a", "/b"], extra)
@@ -97,3 +111,23 @@ def test_a_required_os_sandbox_that_is_missing_fails_closed(monkeypatch):
     with pytest.raises(ToolError, match="requires the OS sandbox, and bwrap is not installed"):
         run_isolated(f"{TARGETS}:echo", {}, SandboxPolicy(os_sandbox="required"))
     assert run_isolated(f"{TARGETS}:echo", {}, SandboxPolicy(os_sandbox="auto")).sandbox == "process"
+
+
+@pytest.mark.parametrize("held", [
+    pytest.param({"MLGATE_SIGNING_KEY": "-----BEGIN PRIVATE KEY-----CANARY"}, id="key-in-environ"),
+    pytest.param({"MLGATE_SIGNING_KEY_FILE": "FILE"}, id="key-file"),
+    pytest.param({"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql://u:CANARY@db/airflow"}, id="airflow-db"),
+])
+@pytest.mark.parametrize("why", ["off", "auto-without-bwrap"])
+def test_no_plain_child_runs_beside_a_secret_it_could_read(held, why, monkeypatch, tmp_path):
+    """Red team: ``os_sandbox: off`` in a policy the triggerer names (or a worker without bubblewrap) ran the
+    model's code as a plain child of the worker, which read the key file and ``/proc/<ppid>/environ``."""
+    key = tmp_path / "signing.pem"
+    key.write_text("CANARY")
+    for name, value in held.items():
+        monkeypatch.setenv(name, str(key) if value == "FILE" else value)
+    if why != "off":
+        monkeypatch.setattr(isolation, "bwrap_status", lambda: (False, "bwrap is not installed"))
+    with pytest.raises(ToolError, match="holds secrets a plain child of the same user could read") as caught:
+        run_isolated(f"{TARGETS}:echo", {}, SandboxPolicy(os_sandbox="off" if why == "off" else "auto"))
+    assert next(iter(held)) in str(caught.value) and "CANARY" not in str(caught.value)

@@ -5,6 +5,7 @@ training that turns a robustness block into a pass, and bad options failing clos
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 
@@ -147,3 +148,26 @@ def test_dp_sgd_under_a_policy_without_budgets_is_a_config_error(tmp_path):
     with pytest.raises(GateConfigViolation, match=r"gates\.data\.privacy\.budgets"):
         train(run, dp_sgd={"target_epsilon": 1.0, "target_delta": 1e-5})
     assert versions(run) == []
+
+
+@pytest.mark.xfail(strict=True, reason="red team, not fixed: the training callable (A2's code) runs inside the "
+                                       "Airflow worker process, which holds the signing key (env, key file or "
+                                       "connection); training is not yet run through core.isolation")
+def test_training_code_cannot_read_the_signing_key(tmp_path, monkeypatch):
+    """Red team (A2 supplies training code): the code trains a good model and copies the worker's signing
+    key on the side; with the key it signs passed results for any model."""
+    from mlgate.trust.keys import KEY_FILE_ENV
+    from tests.helpers import new_run
+
+    run = new_run(tmp_path)
+    loot = tmp_path / "loot.txt"
+    monkeypatch.setenv("MLGATE_LOOT", str(loot))
+    verified = context(run, "data_integrity")
+    integrity_op(run).execute(verified)
+    upstream = {("data_integrity", "data.integrity"): verified["ti"].pushed["data.integrity"]}
+    snooping = "tests.fixtures.snooping_training:snooping_train"
+    ModelTrainingGateOperator(task_id="train_model", training_callable=snooping, data_path=str(run["data"]),
+                              hyperparameters={"C": 0.5}, seed=3,
+                              policy_path=str(run["policy"])).execute(context(run, "train_model", upstream))
+    key_body = Path(os.environ[KEY_FILE_ENV]).read_text().splitlines()[1]
+    assert key_body not in loot.read_text()

@@ -51,3 +51,23 @@ def test_the_table_lists_each_decision_with_its_reasons():
     assert lines[0].split() == ["at", "version", "decision", "alias", "by", "evidence"]
     assert lines[1].split()[:3] == ["2026-03-01T12:00:02+00:00", "2", "promoted"]
     assert lines[2] == "    - reason 2"
+
+
+def test_another_models_trail_put_in_place_of_this_ones_is_flagged():
+    """Red team (A1 retags runs): model A's trail holds a decision to erase. The attacker retags A's audit
+    run away and tags model B's audit run (validly signed, well chained) as A's: every record verifies,
+    so only the model each record was signed for tells the trails apart."""
+    from mlgate.trust.audit import EXPERIMENT, MODEL_TAG
+    from mlgate.trust.registry import keyed_run
+
+    client, keys = MlflowHook().get_conn(), keyring_from_env()
+    a, b = f"audit-a-{uuid.uuid4().hex[:8]}", f"audit-b-{uuid.uuid4().hex[:8]}"
+    append_decision(client, record(b, 1), keys)
+    append_decision(client, record(a, 1), keys)
+    append_decision(client, record(a, 2), keys)  # the decision the attacker wants gone
+    client.set_tag(keyed_run(client, EXPERIMENT, MODEL_TAG, a), MODEL_TAG, f"{a}-gone")
+    client.set_tag(keyed_run(client, EXPERIMENT, MODEL_TAG, b), MODEL_TAG, a)
+    verified, problems = verify_decisions(client, a, keys.trusted_keys(), {})
+    assert [r.version for r in read_decisions(client, a)] == ["1"]
+    assert verified == [] and len(problems) == 1
+    assert f"signed for model {b!r}, not {a!r}" in problems[0]

@@ -209,14 +209,16 @@ def test_verify_rechecks_each_embedded_gate_envelope(client, policy):
     verified = verify_version(client, policy, name, version, trusted, datetime.now(UTC))
     assert set(verified.gate_envelopes) >= set(GATES)
 
-    assert embedded_evidence_problems(verified, lambda gate: trusted) == []
+    run_id = client.get_model_version(name, version).run_id
+    assert embedded_evidence_problems(verified, lambda gate: trusted, run_id) == []
+    assert {p.split(":")[0] for p in embedded_evidence_problems(verified, lambda gate: trusted, "other")} == set(GATES)
     _, other = generate_key(Path(tempfile.mkdtemp()) / "other.pem")
     problems = embedded_evidence_problems(verified, lambda gate: (other.read_text(),) if gate == "model.training"
-                                          else trusted)
+                                          else trusted, run_id)
     assert problems == [problems[0]] and problems[0].startswith(
         "model.training: signed evidence counts as missing: signed only by untrusted key")
     stripped = replace(verified, gate_envelopes={})  # an attestation signed before gates signed their results
-    assert {p.split(":")[0] for p in embedded_evidence_problems(stripped, lambda gate: trusted)} == set(GATES)
+    assert {p.split(":")[0] for p in embedded_evidence_problems(stripped, lambda gate: trusted, run_id)} == set(GATES)
 
 
 def test_the_data_tag_cannot_be_rebound_to_forged_data(client, policy):
@@ -228,3 +230,27 @@ def test_the_data_tag_cannot_be_rebound_to_forged_data(client, policy):
     client.set_model_version_tag(name, version, TAG_CODE_DIGEST, "")
     outcome = refused(client, policy, version)
     assert outcome.thresholds["gates_seen"]["data.integrity"] == "missing"
+
+
+def test_signed_data_evidence_transplanted_from_another_run_does_not_count(client, policy, tmp_path):
+    """Red team: the data gate signed ``blocked`` for the data the model was really trained on (PII). The
+    attacker copies a *validly signed* ``passed`` data.integrity envelope from another pipeline run (clean
+    data, same policy, fresh) into this version's run and re-tags the version with that data's digest.
+    Subject, key, policy and age all match: only the run the gate signed for tells them apart."""
+    name = policy.promotion.model_name
+    good_version(client, policy)  # another pipeline run: clean data d…d, signed passed
+    other_run = client.search_runs([client.get_experiment_by_name("mlgate-test-versions").experiment_id])[0]
+    version = register_version(client, policy, name)
+    run_id = client.get_model_version(name, version).run_id
+    assert other_run.info.run_id != run_id
+    log_signed(client, run_id, result("data.integrity", "dataset", "sha256:" + "e" * 64, policy, Status.BLOCKED))
+    client.set_model_version_tag(name, version, TAG_DATA_DIGEST, "sha256:" + "e" * 64)
+    assert refused(client, policy, version).thresholds["gates_seen"]["data.integrity"] == "blocked"
+
+    envelope = Path(client.download_artifacts(other_run.info.run_id, "gates/data.integrity.dsse.json", str(tmp_path)))
+    client.log_artifact(run_id, str(envelope), artifact_path="gates")
+    client.set_model_version_tag(name, version, TAG_DATA_DIGEST, "sha256:" + "d" * 64)
+    outcome = refused(client, policy, version)
+    assert outcome.thresholds["gates_seen"]["data.integrity"] == "missing"
+    (reason,) = [f.message for f in outcome.findings if f.message.startswith("data.integrity")]
+    assert "verify_run FAILED" in reason

@@ -26,10 +26,23 @@ from tests.helpers import default_policy, write_policy
 
 pytestmark = pytest.mark.unit
 
-SECRETS = {"MLGATE_SIGNING_KEY": f"-----BEGIN PRIVATE KEY-----{CANARY}-pem", "AWS_SECRET_ACCESS_KEY": CANARY,
+SECRETS = {"AWS_SECRET_ACCESS_KEY": CANARY,
            "AIRFLOW_CONN_MLGATE_SIGNING": json.dumps({"conn_type": "generic", "password": CANARY}),
            "AIRFLOW__CORE__FERNET_KEY": CANARY, "AIRFLOW__API_AUTH__JWT_SECRET": CANARY,
            "MLFLOW_TRACKING_TOKEN": CANARY, "MLFLOW_TRACKING_PASSWORD": CANARY}
+
+
+def hostile_env(key: Path) -> dict[str, str]:
+    """The worker's environment: the credentials above, the canary key's path, and the session's real
+    signing key as PEM text (the CLI signs its result with it)."""
+    from mlgate.trust.keys import KEY_FILE_ENV
+
+    pem = Path(os.environ[KEY_FILE_ENV]).read_text()
+    return {**os.environ, **SECRETS, "MLGATE_SIGNING_KEY": pem, KEY_FILE_ENV: str(key)}
+
+
+def pem_body(environ: dict[str, str]) -> str:
+    return "".join(environ["MLGATE_SIGNING_KEY"].splitlines()[1:-1])
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +71,7 @@ def check_hostile(hostile, tmp_path, os_sandbox):
              "--data-callable", "tests.fixtures.snooping_model:validation_data", "--policy",
              str(write_policy(tmp_path / "policy.yaml", policy)), "--json", str(tmp_path / "r.json"),
              "--out-dir", str(tmp_path / "reports")],
-            env={**os.environ, **SECRETS, "MLGATE_SIGNING_KEY_FILE": str(key)}, pass_fds=(fd,), cwd=ROOT,
+            env=(env := hostile_env(key)), pass_fds=(fd,), cwd=ROOT,
             capture_output=True, text=True, timeout=300)
     finally:
         os.close(fd)
@@ -70,6 +83,7 @@ def check_hostile(hostile, tmp_path, os_sandbox):
     assert loot["cwd"] != str(ROOT) and loot["home"].startswith(loot["cwd"])
     assert CANARY not in json.dumps(loot["env"]) and loot["key_file_env"] == ""
     assert str(key) not in loot["fds"].values() and CANARY not in json.dumps(loot["inherited"])
+    assert pem_body(env)[:40] not in json.dumps(loot)
     return result, loot
 
 
@@ -81,14 +95,26 @@ def test_a_hostile_model_in_the_os_sandbox_finds_no_secret_and_the_gate_still_re
     assert loot["proc_environs"] == {} and loot["postgres"].startswith("refused")
 
 
-def test_a_hostile_model_in_a_plain_child_finds_no_secret_in_its_environment_or_descriptors(hostile, tmp_path):
-    """Without the OS sandbox the child is a process of the same user: its environment and descriptors are
-    clean, but the key file at a known path and the parent's /proc environ stay readable, and the result
-    says so. This test asserts that gap so that closing it shows up here."""
-    result, loot = check_hostile(hostile, tmp_path, "off")
-    assert result["metrics"]["sandbox"] == "process"
-    assert any(f["id"] == "model.explainability.sandbox" for f in result["findings"])
-    assert CANARY in loot["key_file"] and CANARY in loot["parent_environ"]
+def test_a_policy_turning_the_os_sandbox_off_does_not_expose_the_key_to_the_model(hostile, tmp_path):
+    """Red team (A4 names the policy, A2 the model): ``os_sandbox: off`` ran the model's code as a plain
+    child of a process holding the key, which read the key file and the parent's /proc environ. Now the
+    gate refuses to run it there (an error, not a pass) and the model's code never runs."""
+    model, data, key = hostile
+    policy = default_policy()
+    policy["gates"]["model.artifact"] = {"extra_allowed_globals": ["tests.fixtures.snooping_model.SnoopingClassifier"]}
+    policy["sandbox"] = {"os_sandbox": "off"}
+    done = subprocess.run(
+        [sys.executable, "-m", "mlgate.cli", "check", "model.explainability", str(model), "--data", str(data),
+         "--data-callable", "tests.fixtures.snooping_model:validation_data", "--policy",
+         str(write_policy(tmp_path / "policy.yaml", policy)), "--json", str(tmp_path / "r.json"),
+         "--out-dir", str(tmp_path / "reports")],
+        env=(env := hostile_env(key)), cwd=ROOT,
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["status"] == "error" and "loot" not in result["metrics"]
+    assert any("holds secrets a plain child of the same user could read" in f["message"] for f in result["findings"])
+    assert CANARY not in done.stderr + json.dumps(result) and pem_body(env)[:40] not in done.stderr
 
 
 def _result(**changes) -> dict:
