@@ -1,0 +1,71 @@
+"""Red-team cases for ``model.artifact`` (threat model A2): files the gate once passed that run code when the
+real loader opens them. Each case is built here, shown to run its (harmless) payload under the real loader in
+a throwaway subprocess, and must block."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlgate.gates.model.artifacts import scan_path
+
+pytestmark = pytest.mark.unit
+
+
+def _s(text: str) -> bytes:
+    raw = text.encode()
+    return b"\x8c" + bytes([len(raw)]) + raw
+
+
+def _opener(marker: Path) -> bytes:
+    """Protocol-0 opcodes for ``builtins.open(marker, "w")``: the payload only creates an empty file."""
+    return b"cbuiltins\nopen\n(V" + str(marker).encode() + b"\nVw\ntR"
+
+
+def _loads_and_runs(loader: str, path: Path, marker: Path) -> bool:
+    """Load ``path`` with the real loader in a subprocess; True when the payload ran (marker created)."""
+    code = {"joblib": "import joblib, sys; joblib.load(sys.argv[1])",
+            "pickle": "import pickle, sys; pickle.load(open(sys.argv[1], 'rb'))"}[loader]
+    subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, timeout=120, check=False)
+    return marker.exists()
+
+
+# joblib's NumpyUnpickler reads raw array bytes after BUILD on *any* NumpyArrayWrapper instance. When the scan
+# cannot see that an instance is being built (or how large its array is), joblib skips 5 bytes the scan reads
+# as opcodes: a BINBYTES header whose body hides the payload from the scan, while joblib runs it.
+_W = _s("joblib.numpy_pickle") + _s("NumpyArrayWrapper") + b"\x93"
+_U1 = _s("numpy") + _s("dtype") + b"\x93" + _s("u1") + b"\x85R"
+_PLAIN = (_s("subclass") + _s("numpy") + _s("ndarray") + b"\x93" + _s("order") + _s("C") + _s("dtype") + _U1
+          + _s("allow_mmap") + b"\x89" + _s("numpy_array_alignment_bytes") + b"N")
+_STR = _s("builtins") + _s("str") + b"\x93"
+_WRAPPER_BUILDS = {
+    # an instance made by a reconstructor the scan does not model (any of several reviewed callables)
+    "copyreg-newobj": _s("copyreg") + _s("__newobj__") + b"\x93" + _W + b"\x85R"
+                      + b"}(" + _s("shape") + b"K\x05\x85" + _PLAIN + b"ub",
+    "kd-tree-newObj": _s("sklearn.neighbors._kd_tree") + _s("newObj") + b"\x93" + _W + b"\x85R"
+                      + b"}(" + _s("shape") + b"K\x05\x85" + _PLAIN + b"ub",
+    # a state key the scan cannot read (str("shape") overrides the shape it saw)
+    "opaque-state-key": _W + b")\x81}(" + _s("shape") + b"K\x00\x85" + _PLAIN
+                        + _STR + _s("shape") + b"\x85R" + b"K\x05\x85" + b"ub",
+    # a whole state the scan cannot read (dict(...) after a constructor call it could)
+    "opaque-state": _W + b"(" + _s("numpy") + _s("ndarray") + b"\x93" + b"K\x00\x85" + _s("C") + _U1 + b"\x89Nt"
+                    + b"R" + _s("builtins") + _s("dict") + b"\x93" + _s("shape") + b"K\x05\x85\x86\x85\x85R" + b"b",
+}
+
+
+@pytest.mark.parametrize("variant", sorted(_WRAPPER_BUILDS))
+def test_joblib_array_wrapper_the_scan_cannot_follow_blocks(tmp_path, variant):
+    marker = tmp_path / "ran"
+    hidden = _opener(marker)
+    data = (b"\x80\x02" + _WRAPPER_BUILDS[variant]
+            + b"B" + struct.pack("<I", len(hidden)) + hidden + b"0.")
+    path = tmp_path / "model.joblib"
+    path.write_bytes(data)
+    assert _loads_and_runs("joblib", path, marker), "the sample must run its payload under joblib.load"
+    findings = scan_path(path)
+    assert [f.id for f in findings] == ["model.artifact.malformed"], findings
+    assert "NumpyArrayWrapper" in findings[0].message
