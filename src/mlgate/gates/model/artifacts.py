@@ -288,12 +288,15 @@ _IMPORTABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 def _probe_as_pickle(scan: _Scan, buf: Any, where: str) -> None:
     """A code-free file may also be a pickle (a polyglot; protocol 0 is plain text) that a loader told
     to unpickle it would run up to where it fails. Every global the first pickle imports before any
-    anomaly is judged, whatever comes after; names that cannot be imported (ordinary text) are not."""
+    anomaly is judged, whatever comes after; names that cannot be imported (ordinary text) are not.
+    An anomaly CPython reads past (a list holding itself, a second PROTO) is no end: it blocks."""
     as_pickle = PickleScan()
     try:
         walk_pickle(buf, 0, len(buf), as_pickle, joblib=False)
-    except Malformed:
-        pass  # the globals read before the anomaly are still judged
+    except Malformed as exc:
+        if exc.loads:  # the loader would go on to whatever the walk did not judge
+            as_pickle.problems.append(Problem(exc.kind, str(exc), exc.offset))
+        # otherwise the loader fails here too: the globals read before the anomaly are still judged
     refs = [g for g in as_pickle.globals if _IMPORTABLE.fullmatch(g.module) and _IMPORTABLE.fullmatch(g.name)]
     refused = [g for g in refs if not scan.allowlist.allows(g.module, g.name)]
     if refused or as_pickle.problems or as_pickle.calls:

@@ -71,7 +71,10 @@ def _name(plan: MLmodelPlan, conf: dict, key: str, kind: str) -> None:
         plan.kinds[path] = kind
 
 
-_PYFUNC_PATHS = {"mlflow.sklearn": (("model_path", "pickle"),), "mlflow.pytorch": (("data", "torch-dir"),)}
+# pyfunc.load_model hands ``data`` (or the model directory) to the loader module; mlflow.sklearn unpickles
+# a ``data`` file (or ``model_path``) whatever it is named, mlflow.pytorch torch-loads a file or reads a directory.
+_PYFUNC_PATHS = {"mlflow.sklearn": (("model_path", "pickle"), ("data", "pickle")),
+                 "mlflow.pytorch": (("data", "torch-dir"),)}
 
 
 def _pyfunc(conf: dict, plan: MLmodelPlan) -> None:
@@ -142,6 +145,7 @@ _DIR_FILES = {
     "torch-dir": {"model.pth": "torch", "model.pt2": "pt2"},
     "keras-dir": {"model.keras": "keras", "model.h5": "keras"},
 }
+_DIR_AS_FILE = {"torch-dir": "torch", "keras-dir": "keras"}  # a data "directory" that is a file: loaded as one
 MODULE_FILES = {
     "pickle_module_info.txt": frozenset({"mlflow.pytorch.pickle_module"}),
     "keras_module.txt": frozenset({"keras", "tensorflow.keras"}),
@@ -153,8 +157,8 @@ def file_kinds(model_dir: Path, plan: MLmodelPlan, files: list[Path]) -> dict[Pa
     kinds: dict[Path, str] = {}
     for relative, kind in plan.kinds.items():
         target = model_dir / relative
-        if kind not in _DIR_FILES:
-            kinds[target] = kind
+        if kind not in _DIR_FILES or target in files:
+            kinds[target] = _DIR_AS_FILE.get(kind, kind)
             continue
         for file in files:
             if target in file.parents:

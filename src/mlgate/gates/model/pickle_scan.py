@@ -107,9 +107,12 @@ class Malformed(Exception):
     """The stream cannot be judged: ``malformed`` (CPython would fail, or could read it differently from
     this walker) or ``resource`` (a memo, reference or size anomaly that exhausts the loading process)."""
 
-    def __init__(self, offset: int, message: str, kind: str = "malformed") -> None:
+    def __init__(self, offset: int, message: str, kind: str = "malformed", loads: bool = False) -> None:
         super().__init__(message)
         self.offset, self.kind = offset, kind
+        # CPython's unpickler reads on past this point (a resource anomaly, a second PROTO, frame quirks):
+        # whatever follows would run, so a caller may not treat the stream as ending here.
+        self.loads = loads or kind == "resource"
 
 
 # Opcode kinds, dispatched in the walker's loop (grouped by what they do to the stack).
@@ -544,7 +547,7 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                 stack.append(_call(items[0], tuple(items[1:]), init=len(items) > 1))
             elif kind == _FRAME:
                 if start < frame_end:
-                    raise Malformed(start, "a FRAME begins before the current frame ends")
+                    raise Malformed(start, "a FRAME begins before the current frame ends", loads=True)
                 n = arg.unpack_from(buf, pos)[0]
                 pos += 8
                 frame_end = pos + n
@@ -552,7 +555,7 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                     raise past_end(start, "frame", n)
             elif kind == _PROTO:
                 if start != first:
-                    raise Malformed(start, "PROTO after the first opcode (a second PROTO)")
+                    raise Malformed(start, "PROTO after the first opcode (a second PROTO)", loads=True)
                 proto = buf[pos]
                 pos += 1
                 if proto > 5:
@@ -619,7 +622,7 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                 raise Malformed(start, f"invalid opcode 0x{code:02x}")
             if pos > frame_end:
                 if start < frame_end:
-                    raise Malformed(start, "an opcode's argument crosses the end of its frame")
+                    raise Malformed(start, "an opcode's argument crosses the end of its frame", loads=True)
                 if pos > end:
                     raise Malformed(start, "argument runs past the end of the stream")
     except IndexError:

@@ -69,3 +69,25 @@ def test_joblib_array_wrapper_the_scan_cannot_follow_blocks(tmp_path, variant):
     findings = scan_path(path)
     assert [f.id for f in findings] == ["model.artifact.malformed"], findings
     assert "NumpyArrayWrapper" in findings[0].message
+
+
+# A protocol-0 pickle is plain text. It opens with a list that holds itself (CPython builds it and reads on);
+# the scan's text probe used to stop at that anomaly and judge nothing after it. pyfunc's ``data`` key makes
+# mlflow.sklearn unpickle the file whatever its name (verified with mlflow.pyfunc.load_model).
+def _self_list_then(payload: bytes) -> bytes:
+    return b"(lp0\ng0\na0" + payload + b"."
+
+
+@pytest.mark.parametrize("layout", ["pyfunc-data", "loose-text"])
+def test_text_pickle_hiding_behind_an_anomaly_cpython_accepts_blocks(tmp_path, layout):
+    marker = tmp_path / "ran"
+    model = tmp_path / "model"
+    model.mkdir()
+    name = "notes.txt" if layout == "pyfunc-data" else "README.md"
+    (model / name).write_bytes(_self_list_then(_opener(marker)))
+    if layout == "pyfunc-data":
+        (model / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
+                                       f"    data: {name}\n")
+    assert _loads_and_runs("pickle", model / name, marker), "the sample must run its payload under pickle.load"
+    findings = scan_path(model)
+    assert any(f.id == "model.artifact.resource" and f.location.startswith(name) for f in findings), findings
