@@ -476,9 +476,10 @@ def _scan_as(scan: _Scan, buf: Any, where: str, name: str, kind: str) -> None:
         if bytes(buf).strip().decode("utf-8", "replace") not in allowed:
             scan.add("code_at_load", Severity.CRITICAL, f"names a module the loader imports that is not one of "
                      f"{sorted(allowed)}", where)
-    elif kind == "data":
+    elif kind == "data":  # a code-free format, by MLmodel's word: a pickle posing as one still blocks
         if Path(name).suffix.lower() == ".onnx":
             _invalid_if(scan, model_formats.check_onnx(buf), "ONNX", where)
+        _probe_as_pickle(scan, buf, where)
     else:
         scan.add("invalid_format", Severity.HIGH, f"MLmodel names it as {kind}, which it is not", where)
 

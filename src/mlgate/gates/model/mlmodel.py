@@ -115,16 +115,38 @@ def _pytorch(conf: dict, plan: MLmodelPlan) -> None:
     _name(plan, conf, "model_data", "torch-dir")
 
 
-def _boosted(conf: dict, plan: MLmodelPlan) -> None:
-    """XGBoost/LightGBM: their own model format (no code), or skops/pickle for scikit-learn wrappers."""
-    fmt = conf.get("serialization_format")
-    kind = _SKLEARN_FORMATS.get(fmt, "pickle") if fmt is not None else "data"
-    if fmt is not None and fmt not in _SKLEARN_FORMATS:
+# mlflow.xgboost imports ``model_class`` by name and calls it: only XGBoost's own classes may be named.
+XGBOOST_CLASSES = frozenset(f"xgboost.{name}" for name in (
+    "core.Booster", "sklearn.XGBModel", "sklearn.XGBClassifier", "sklearn.XGBRegressor", "sklearn.XGBRanker",
+    "sklearn.XGBRFClassifier", "sklearn.XGBRFRegressor"))
+_LGB_BOOSTER = "lightgbm.basic.Booster"
+
+
+def _xgboost(conf: dict, plan: MLmodelPlan) -> None:
+    """XGBoost's loader reads its own format (no code), after importing and calling ``model_class``."""
+    model_class = conf.get("model_class", "xgboost.core.Booster")
+    if model_class not in XGBOOST_CLASSES:
+        plan.problems.append(f"xgboost model_class {model_class!r} is imported and called at load: not one of "
+                             "XGBoost's model classes")
+    _name(plan, conf, "data", "data")
+
+
+def _lightgbm(conf: dict, plan: MLmodelPlan) -> None:
+    """LightGBM: a Booster reads its own format (no code); any other ``model_class`` makes mlflow.lightgbm load
+    the file with scikit-learn's loader, by ``serialization_format`` — cloudpickle when it is absent."""
+    if conf.get("model_class", _LGB_BOOSTER) == _LGB_BOOSTER:
+        _name(plan, conf, "data", "data")
+        return
+    fmt = conf.get("serialization_format", "cloudpickle")
+    if fmt not in _SKLEARN_FORMATS:
         plan.problems.append(f"serialization_format {fmt!r} is unknown")
-    _name(plan, conf, "data", kind)
+    _name(plan, conf, "data", _SKLEARN_FORMATS.get(fmt, "pickle"))
 
 
 def _keras(conf: dict, plan: MLmodelPlan) -> None:
+    module = conf.get("keras_module")  # mlflow.tensorflow imports it by name before loading
+    if module is not None and module not in MODULE_FILES["keras_module.txt"]:
+        plan.problems.append(f"keras_module {module!r} is imported at load: not Keras")
     _name(plan, conf, "data", "keras-dir")
 
 
@@ -132,8 +154,8 @@ _FLAVORS = {
     "python_function": _pyfunc,
     "sklearn": _sklearn,
     "pytorch": _pytorch,
-    "xgboost": _boosted,
-    "lightgbm": _boosted,
+    "xgboost": _xgboost,
+    "lightgbm": _lightgbm,
     "onnx": lambda conf, plan: _name(plan, conf, "data", "data"),
     "keras": _keras,
     "tensorflow": _keras,

@@ -91,3 +91,45 @@ def test_text_pickle_hiding_behind_an_anomaly_cpython_accepts_blocks(tmp_path, l
     assert _loads_and_runs("pickle", model / name, marker), "the sample must run its payload under pickle.load"
     findings = scan_path(model)
     assert any(f.id == "model.artifact.resource" and f.location.startswith(name) for f in findings), findings
+
+
+def _mlflow_dir(tmp_path: Path, mlmodel: str, files: dict[str, bytes]) -> Path:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "MLmodel").write_text(mlmodel)
+    for name, data in files.items():
+        (model / name).write_bytes(data)
+    return model
+
+
+def test_lightgbm_sklearn_model_class_without_format_is_judged_as_a_pickle(tmp_path):
+    """mlflow.lightgbm loads a non-Booster model_class with scikit-learn's loader, cloudpickle by default; the
+    gate judged the file as LightGBM data and passed any pickle (verified with mlflow.pyfunc.load_model)."""
+    marker = tmp_path / "ran"
+    payload = b"\x80\x04" + _opener(marker) + b"."
+    model = _mlflow_dir(tmp_path, "flavors:\n  python_function:\n    loader_module: mlflow.lightgbm\n"
+                        "    data: model.lgb\n  lightgbm:\n    data: model.lgb\n"
+                        "    model_class: lightgbm.sklearn.LGBMClassifier\n", {"model.lgb": payload})
+    assert _loads_and_runs("pickle", model / "model.lgb", marker)
+    findings = scan_path(model)
+    assert any(f.id == "model.artifact.unsafe_global" and "builtins.open" in f.message for f in findings), findings
+
+
+def test_a_pickle_named_as_code_free_data_still_blocks(tmp_path):
+    """Whatever MLmodel calls a file, a pickle inside it is judged (defence in depth for ``data`` kinds)."""
+    model = _mlflow_dir(tmp_path, "flavors:\n  xgboost:\n    data: model.ubj\n",
+                        {"model.ubj": b"\x80\x04" + _opener(tmp_path / "ran") + b"."})
+    assert any(f.id == "model.artifact.unsafe_global" for f in scan_path(model))
+
+
+@pytest.mark.parametrize(("flavor", "key", "value"), [
+    ("xgboost", "model_class", "tempfile.mkdtemp"),  # mlflow.xgboost: import_module + getattr + call()
+    ("tensorflow", "keras_module", "antigravity"),  # mlflow.tensorflow: importlib.import_module(keras_module)
+])
+def test_mlmodel_naming_a_module_the_loader_imports_blocks(tmp_path, flavor, key, value):
+    """Verified for xgboost with mlflow.pyfunc.load_model: tempfile.mkdtemp() ran (a new directory under
+    TMPDIR); TensorFlow is not installed here, its loader's import_module is read from MLflow's source."""
+    model = _mlflow_dir(tmp_path, f"flavors:\n  {flavor}:\n    data: model.ubj\n    {key}: {value}\n",
+                        {"model.ubj": b"{}"})
+    findings = scan_path(model)
+    assert any(f.id == "model.artifact.mlmodel" and value in f.message for f in findings), findings
