@@ -548,7 +548,7 @@ def _run(path: Path, allowlist: Allowlist, code_digests: frozenset[str] = frozen
     for file in files:
         where = file.relative_to(base).as_posix()
         try:
-            if file in code or (file.suffix.lower() in _CODE_SUFFIXES and file not in kinds):
+            if file in code or file.suffix.lower() in _CODE_SUFFIXES:  # whatever MLmodel calls it: importable
                 scan.files += 1  # code is judged by its digest alone: the policy allows it or it blocks
                 _judge_code(scan, file, where, code.get(file) or f"a {file.suffix} file: Python code or a "
                                                                  "native library")

@@ -62,6 +62,9 @@ def plan_mlmodel(text_yaml: Any) -> MLmodelPlan:
         if reader is None:
             plan.problems.append(f"flavor {name!r} is not one whose loader this gate can judge")
             continue
+        # pyfunc and every flavor's own load_model put their ``code`` path on sys.path before loading
+        if conf.get("code") is not None and (path := _relative(conf["code"], plan, f"{name}.code")):
+            plan.code.append((path, f"a code directory ({name}): it is put on sys.path and imported at load"))
         reader(conf, plan)
     return plan
 
@@ -93,8 +96,6 @@ def _pyfunc(conf: dict, plan: MLmodelPlan) -> None:
     module = conf.get("pickle_module_name")
     if module is not None and module not in MODULE_FILES["pickle_module_info.txt"]:
         plan.problems.append(f"pickle_module_name {module!r} is imported and used to load the model")
-    if conf.get("code") is not None and (path := _relative(conf["code"], plan, "code")):
-        plan.code.append((path, "a code directory: it is put on sys.path and imported at load"))
     artifacts = conf.get("artifacts") or {}
     if isinstance(artifacts, dict):
         for key, entry in artifacts.items():

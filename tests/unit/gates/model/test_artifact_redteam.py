@@ -133,3 +133,15 @@ def test_mlmodel_naming_a_module_the_loader_imports_blocks(tmp_path, flavor, key
                         {"model.ubj": b"{}"})
     findings = scan_path(model)
     assert any(f.id == "model.artifact.mlmodel" and value in f.message for f in findings), findings
+
+
+@pytest.mark.parametrize("data", ["code/xgboost.py", "model.ubj"])
+def test_a_flavor_code_directory_is_code_at_load(tmp_path, data):
+    """mlflow.<flavor>.load_model puts the flavor's own ``code`` path on sys.path, then imports xgboost: a
+    code/xgboost.py ran (verified with mlflow.xgboost.load_model). The gate read ``code`` only under
+    python_function, and a .py file MLmodel named as code-free data skipped the code check."""
+    model = _mlflow_dir(tmp_path, f"flavors:\n  xgboost:\n    data: {data}\n    code: code\n", {"model.ubj": b"{}"})
+    (model / "code").mkdir()
+    (model / "code" / "xgboost.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w')\n")
+    findings = scan_path(model)
+    assert any(f.id == "model.artifact.code_at_load" and f.location == "code/xgboost.py" for f in findings), findings
