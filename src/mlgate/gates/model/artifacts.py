@@ -23,6 +23,7 @@ import mmap
 import pickle
 import re
 import struct
+import tarfile
 import tempfile
 import time
 import zipfile
@@ -215,6 +216,8 @@ def _scan_buffer(scan: _Scan, buf: Any, where: str, name: str, depth: int) -> No
     suffix = Path(name).suffix.lower()
     if depth > MAX_NESTING:
         scan.add("unknown_format", Severity.HIGH, "archives nested too deeply to scan", where)
+    elif _is_tar(scan, buf, where):
+        pass
     elif suffix == ".safetensors":
         _invalid_if(scan, model_formats.check_safetensors(buf), "safetensors", where)
         _probe_as_pickle(scan, buf, where)
@@ -461,8 +464,24 @@ def _scan_npy(scan: _Scan, buf: Any, where: str) -> None:
                  where)
 
 
+def _is_tar(scan: _Scan, buf: Any, where: str) -> bool:
+    """torch.load opens any file as a tar archive first (its pre-0.4 format) and unpickles the members named
+    storages, tensors and pickle, whatever the file looked like to a format check (a legacy torch.save
+    prefix, a safetensors header): a buffer tarfile can open blocks, whatever else it also is."""
+    try:
+        with tarfile.open(fileobj=_BufferFile(buf), mode="r:"):
+            pass
+    except (tarfile.TarError, OSError, ValueError, EOFError):
+        return False
+    scan.add("code_at_load", Severity.CRITICAL, "a tar archive: torch.load reads it as its legacy tar format and "
+             "unpickles its members (not judged)", where)
+    return True
+
+
 def _scan_as(scan: _Scan, buf: Any, where: str, name: str, kind: str) -> None:
     """A file MLmodel names, judged as what its flavor's loader does with it, whatever its name."""
+    if _is_tar(scan, buf, where):
+        return
     if kind == "pickle":
         scan.judge_pickles(scan_pickles(buf), where)
     elif kind in ("skops", "pt2", "torch", "keras") and bytes(buf[:4]) == b"PK\x03\x04":
