@@ -489,6 +489,9 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
             elif kind == _BUILD:
                 state = stack.pop()
                 inst = stack[-1]
+                if type(inst) is _Global:  # never in a real pickle: BUILD follows the call that made an instance
+                    raise Malformed(start, f"BUILD on {inst.ref.qualname} itself: it would set attributes of a "
+                                    "class or function for the whole loading process")
                 contained((state,) if type(inst) is _Obj else (state, inst), start)  # BUILD on a class: setattr
                 wrapper = joblib and type(inst) is _Obj and inst.cls == ARRAY_WRAPPER
                 if wrapper and not _plain_state(state):

@@ -201,3 +201,15 @@ def test_a_tar_that_torch_load_unpickles_blocks(tmp_path, disguise):
     assert _loads_and_runs("torch", path, marker), "the sample must run its payload under torch.load"
     findings = scan_path(path)
     assert any(f.id == "model.artifact.code_at_load" and "tar" in f.message for f in findings), findings
+
+
+def test_build_on_an_allowed_class_itself_blocks(tmp_path):
+    """BUILD with slot state on a class object setattr()s it: a pickle the gate passed replaced
+    IdentityLink.inverse with builtins.len in the loading process, for every model loaded after it."""
+    data = (b"\x80\x04" + _s("sklearn._loss.link") + _s("IdentityLink") + b"\x93"
+            + b"N}" + _s("inverse") + _s("builtins") + _s("len") + b"\x93" + b"s\x86b.")
+    path = tmp_path / "model.pkl"
+    path.write_bytes(data)
+    findings = scan_path(path)
+    assert any(f.id == "model.artifact.malformed" and "BUILD on sklearn._loss.link.IdentityLink" in f.message
+               for f in findings), findings
