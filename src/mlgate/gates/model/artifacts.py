@@ -474,8 +474,9 @@ def _is_tar(scan: _Scan, buf: Any, where: str) -> bool:
     storages, tensors and pickle, whatever the file looked like to a format check (a legacy torch.save
     prefix, a safetensors header): a buffer tarfile can open blocks, whatever else it also is."""
     try:
-        with tarfile.open(fileobj=_BufferFile(buf), mode="r:"):
-            pass
+        with tarfile.open(fileobj=_BufferFile(buf), mode="r:") as tar:
+            if tar.firstmember is None:  # zero blocks: an empty tar, torch finds no member to unpickle
+                return False
     except (tarfile.TarError, OSError, ValueError, EOFError):
         return False
     scan.add("code_at_load", Severity.CRITICAL, "a tar archive: torch.load reads it as its legacy tar format and "
