@@ -363,6 +363,19 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
         items, stack = stack, metastack.pop()
         return items
 
+    def passed(args: Any, skip_first: bool = False) -> None:
+        """Globals handed to a call as arguments may be called by it (``_rebuild_from_type_v2(func, ...)``
+        calls ``func(*args)``): record them as calls too (only the reconstructor's class is not called)."""
+        todo = [args]
+        while todo:
+            item = todo.pop()
+            if type(item) is _Global:
+                scan.calls.append(item.ref)
+            elif type(item) is tuple:
+                todo.extend(item[1:] if skip_first and item is args else item)
+            elif type(item) is dict:
+                todo.extend(item.values())
+
     def record(module: str, name: str, opname: str, at: int) -> _Global:
         nonlocal wrapper_named
         module, name = _resolve(module, name, proto)
@@ -509,6 +522,7 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                 fn = stack[-1]
                 if type(fn) is _Global:
                     scan.calls.append(fn.ref)
+                    passed(fargs, skip_first=fn.ref.qualname in _RECONSTRUCTORS)
                 if wrapper_named and not (type(fn) is _Global and fn.ref.qualname in _RECONSTRUCTORS
                                           and _reconstructs_wrapper(fargs)):
                     contained((fargs,) if type(fn) is _Global else (fargs, fn), start)
@@ -539,6 +553,7 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                     fargs = tuple(pop_mark(start))
                     contained(fargs, start)
                     scan.calls.append(ref.ref)
+                    passed(fargs)
                     stack.append(_call(ref, fargs, init=bool(fargs)))
             elif kind == _OBJ:
                 items = pop_mark(start)
@@ -546,6 +561,7 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                     raise Malformed(start, "OBJ without a class")
                 if type(items[0]) is _Global:
                     scan.calls.append(items[0].ref)
+                    passed(tuple(items[1:]))
                 contained(items[1:] if type(items[0]) is _Global else items, start)
                 stack.append(_call(items[0], tuple(items[1:]), init=len(items) > 1))
             elif kind == _FRAME:

@@ -244,3 +244,16 @@ def test_environment_files_mlflow_writes_pass(tmp_path):
     (model / "conda.yaml").write_text("channels:\n- conda-forge\ndependencies:\n- python=3.11.7\n- pip<=24.0\n"
                                       "- pip:\n  - scikit-learn==1.9.1\nname: mlflow-env\n")
     assert scan_path(model) == []
+
+
+def test_a_file_reading_class_handed_to_a_generic_apply_blocks(tmp_path):
+    """torch._tensor._rebuild_from_type_v2(func, type, args, state) calls func(*args): lightgbm's Booster
+    (admitted only for NEWOBJ) read a model file from an attacker-chosen path (verified with pickle.load)."""
+    data = (b"\x80\x04" + _s("torch._tensor") + _s("_rebuild_from_type_v2") + b"\x93"
+            + b"(" + _s("lightgbm.basic") + _s("Booster") + b"\x93\x94h\x00"
+            + b"(NN" + _s(str(tmp_path / "other_model.txt")) + b"t}tR.")
+    path = tmp_path / "model.pkl"
+    path.write_bytes(data)
+    findings = scan_path(path)
+    assert any(f.id == "model.artifact.unsafe_global" and "lightgbm.basic.Booster" in f.message
+               for f in findings), findings
