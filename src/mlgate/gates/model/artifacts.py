@@ -23,6 +23,7 @@ import mmap
 import pickle
 import re
 import struct
+import tarfile
 import tempfile
 import time
 import zipfile
@@ -37,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from mlgate.core.digests import file_digest, list_files, tree_digest
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
-from mlgate.gates.model import keras_format, mlmodel, model_formats
+from mlgate.gates.model import environment, keras_format, mlmodel, model_formats
 from mlgate.gates.model.pickle_scan import Malformed, PickleScan, Problem, scan_pickles, walk_pickle
 from mlgate.gates.model.safe_globals import NEW_ONLY_CLASSES, builtin_allowlist
 
@@ -215,6 +216,8 @@ def _scan_buffer(scan: _Scan, buf: Any, where: str, name: str, depth: int) -> No
     suffix = Path(name).suffix.lower()
     if depth > MAX_NESTING:
         scan.add("unknown_format", Severity.HIGH, "archives nested too deeply to scan", where)
+    elif _is_tar(scan, buf, where):
+        pass
     elif suffix == ".safetensors":
         _invalid_if(scan, model_formats.check_safetensors(buf), "safetensors", where)
         _probe_as_pickle(scan, buf, where)
@@ -238,8 +241,13 @@ def _scan_buffer(scan: _Scan, buf: Any, where: str, name: str, depth: int) -> No
         _invalid_if(scan, model_formats.check_onnx(buf), "ONNX", where)
         _probe_as_pickle(scan, buf, where)
     elif kind := _TEXT_NAMES.get(Path(name).name) or _TEXT_KINDS.get(suffix):
-        _invalid_if(scan, model_formats.check_text(buf, kind), kind, where)
+        reason = model_formats.check_text(buf, kind)
+        _invalid_if(scan, reason, kind, where)
         _probe_as_pickle(scan, buf, where)
+        if reason is None and Path(name).name in environment.ENVIRONMENT_FILES:
+            for problem in environment.problems(Path(name).name, bytes(buf).decode("utf-8")):
+                scan.add("code_at_install", Severity.CRITICAL, f"{problem}: MLflow installs it to serve the model",
+                         where)
     else:
         _scan_unknown(scan, buf, where)
 
@@ -288,12 +296,15 @@ _IMPORTABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 def _probe_as_pickle(scan: _Scan, buf: Any, where: str) -> None:
     """A code-free file may also be a pickle (a polyglot; protocol 0 is plain text) that a loader told
     to unpickle it would run up to where it fails. Every global the first pickle imports before any
-    anomaly is judged, whatever comes after; names that cannot be imported (ordinary text) are not."""
+    anomaly is judged, whatever comes after; names that cannot be imported (ordinary text) are not.
+    An anomaly CPython reads past (a list holding itself, a second PROTO) is no end: it blocks."""
     as_pickle = PickleScan()
     try:
         walk_pickle(buf, 0, len(buf), as_pickle, joblib=False)
-    except Malformed:
-        pass  # the globals read before the anomaly are still judged
+    except Malformed as exc:
+        if exc.loads:  # the loader would go on to whatever the walk did not judge
+            as_pickle.problems.append(Problem(exc.kind, str(exc), exc.offset))
+        # otherwise the loader fails here too: the globals read before the anomaly are still judged
     refs = [g for g in as_pickle.globals if _IMPORTABLE.fullmatch(g.module) and _IMPORTABLE.fullmatch(g.name)]
     refused = [g for g in refs if not scan.allowlist.allows(g.module, g.name)]
     if refused or as_pickle.problems or as_pickle.calls:
@@ -458,8 +469,25 @@ def _scan_npy(scan: _Scan, buf: Any, where: str) -> None:
                  where)
 
 
+def _is_tar(scan: _Scan, buf: Any, where: str) -> bool:
+    """torch.load opens any file as a tar archive first (its pre-0.4 format) and unpickles the members named
+    storages, tensors and pickle, whatever the file looked like to a format check (a legacy torch.save
+    prefix, a safetensors header): a buffer tarfile can open blocks, whatever else it also is."""
+    try:
+        with tarfile.open(fileobj=_BufferFile(buf), mode="r:") as tar:
+            if tar.firstmember is None:  # zero blocks: an empty tar, torch finds no member to unpickle
+                return False
+    except (tarfile.TarError, OSError, ValueError, EOFError):
+        return False
+    scan.add("code_at_load", Severity.CRITICAL, "a tar archive: torch.load reads it as its legacy tar format and "
+             "unpickles its members (not judged)", where)
+    return True
+
+
 def _scan_as(scan: _Scan, buf: Any, where: str, name: str, kind: str) -> None:
     """A file MLmodel names, judged as what its flavor's loader does with it, whatever its name."""
+    if _is_tar(scan, buf, where):
+        return
     if kind == "pickle":
         scan.judge_pickles(scan_pickles(buf), where)
     elif kind in ("skops", "pt2", "torch", "keras") and bytes(buf[:4]) == b"PK\x03\x04":
@@ -473,9 +501,10 @@ def _scan_as(scan: _Scan, buf: Any, where: str, name: str, kind: str) -> None:
         if bytes(buf).strip().decode("utf-8", "replace") not in allowed:
             scan.add("code_at_load", Severity.CRITICAL, f"names a module the loader imports that is not one of "
                      f"{sorted(allowed)}", where)
-    elif kind == "data":
+    elif kind == "data":  # a code-free format, by MLmodel's word: a pickle posing as one still blocks
         if Path(name).suffix.lower() == ".onnx":
             _invalid_if(scan, model_formats.check_onnx(buf), "ONNX", where)
+        _probe_as_pickle(scan, buf, where)
     else:
         scan.add("invalid_format", Severity.HIGH, f"MLmodel names it as {kind}, which it is not", where)
 
@@ -544,7 +573,7 @@ def _run(path: Path, allowlist: Allowlist, code_digests: frozenset[str] = frozen
     for file in files:
         where = file.relative_to(base).as_posix()
         try:
-            if file in code or (file.suffix.lower() in _CODE_SUFFIXES and file not in kinds):
+            if file in code or file.suffix.lower() in _CODE_SUFFIXES:  # whatever MLmodel calls it: importable
                 scan.files += 1  # code is judged by its digest alone: the policy allows it or it blocks
                 _judge_code(scan, file, where, code.get(file) or f"a {file.suffix} file: Python code or a "
                                                                  "native library")

@@ -62,6 +62,9 @@ def plan_mlmodel(text_yaml: Any) -> MLmodelPlan:
         if reader is None:
             plan.problems.append(f"flavor {name!r} is not one whose loader this gate can judge")
             continue
+        # pyfunc and every flavor's own load_model put their ``code`` path on sys.path before loading
+        if conf.get("code") is not None and (path := _relative(conf["code"], plan, f"{name}.code")):
+            plan.code.append((path, f"a code directory ({name}): it is put on sys.path and imported at load"))
         reader(conf, plan)
     return plan
 
@@ -71,7 +74,10 @@ def _name(plan: MLmodelPlan, conf: dict, key: str, kind: str) -> None:
         plan.kinds[path] = kind
 
 
-_PYFUNC_PATHS = {"mlflow.sklearn": (("model_path", "pickle"),), "mlflow.pytorch": (("data", "torch-dir"),)}
+# pyfunc.load_model hands ``data`` (or the model directory) to the loader module; mlflow.sklearn unpickles
+# a ``data`` file (or ``model_path``) whatever it is named, mlflow.pytorch torch-loads a file or reads a directory.
+_PYFUNC_PATHS = {"mlflow.sklearn": (("model_path", "pickle"), ("data", "pickle")),
+                 "mlflow.pytorch": (("data", "torch-dir"),)}
 
 
 def _pyfunc(conf: dict, plan: MLmodelPlan) -> None:
@@ -90,8 +96,6 @@ def _pyfunc(conf: dict, plan: MLmodelPlan) -> None:
     module = conf.get("pickle_module_name")
     if module is not None and module not in MODULE_FILES["pickle_module_info.txt"]:
         plan.problems.append(f"pickle_module_name {module!r} is imported and used to load the model")
-    if conf.get("code") is not None and (path := _relative(conf["code"], plan, "code")):
-        plan.code.append((path, "a code directory: it is put on sys.path and imported at load"))
     artifacts = conf.get("artifacts") or {}
     if isinstance(artifacts, dict):
         for key, entry in artifacts.items():
@@ -112,16 +116,38 @@ def _pytorch(conf: dict, plan: MLmodelPlan) -> None:
     _name(plan, conf, "model_data", "torch-dir")
 
 
-def _boosted(conf: dict, plan: MLmodelPlan) -> None:
-    """XGBoost/LightGBM: their own model format (no code), or skops/pickle for scikit-learn wrappers."""
-    fmt = conf.get("serialization_format")
-    kind = _SKLEARN_FORMATS.get(fmt, "pickle") if fmt is not None else "data"
-    if fmt is not None and fmt not in _SKLEARN_FORMATS:
+# mlflow.xgboost imports ``model_class`` by name and calls it: only XGBoost's own classes may be named.
+XGBOOST_CLASSES = frozenset(f"xgboost.{name}" for name in (
+    "core.Booster", "sklearn.XGBModel", "sklearn.XGBClassifier", "sklearn.XGBRegressor", "sklearn.XGBRanker",
+    "sklearn.XGBRFClassifier", "sklearn.XGBRFRegressor"))
+_LGB_BOOSTER = "lightgbm.basic.Booster"
+
+
+def _xgboost(conf: dict, plan: MLmodelPlan) -> None:
+    """XGBoost's loader reads its own format (no code), after importing and calling ``model_class``."""
+    model_class = conf.get("model_class", "xgboost.core.Booster")
+    if model_class not in XGBOOST_CLASSES:
+        plan.problems.append(f"xgboost model_class {model_class!r} is imported and called at load: not one of "
+                             "XGBoost's model classes")
+    _name(plan, conf, "data", "data")
+
+
+def _lightgbm(conf: dict, plan: MLmodelPlan) -> None:
+    """LightGBM: a Booster reads its own format (no code); any other ``model_class`` makes mlflow.lightgbm load
+    the file with scikit-learn's loader, by ``serialization_format`` — cloudpickle when it is absent."""
+    if conf.get("model_class", _LGB_BOOSTER) == _LGB_BOOSTER:
+        _name(plan, conf, "data", "data")
+        return
+    fmt = conf.get("serialization_format", "cloudpickle")
+    if fmt not in _SKLEARN_FORMATS:
         plan.problems.append(f"serialization_format {fmt!r} is unknown")
-    _name(plan, conf, "data", kind)
+    _name(plan, conf, "data", _SKLEARN_FORMATS.get(fmt, "pickle"))
 
 
 def _keras(conf: dict, plan: MLmodelPlan) -> None:
+    module = conf.get("keras_module")  # mlflow.tensorflow imports it by name before loading
+    if module is not None and module not in MODULE_FILES["keras_module.txt"]:
+        plan.problems.append(f"keras_module {module!r} is imported at load: not Keras")
     _name(plan, conf, "data", "keras-dir")
 
 
@@ -129,8 +155,8 @@ _FLAVORS = {
     "python_function": _pyfunc,
     "sklearn": _sklearn,
     "pytorch": _pytorch,
-    "xgboost": _boosted,
-    "lightgbm": _boosted,
+    "xgboost": _xgboost,
+    "lightgbm": _lightgbm,
     "onnx": lambda conf, plan: _name(plan, conf, "data", "data"),
     "keras": _keras,
     "tensorflow": _keras,
@@ -142,6 +168,7 @@ _DIR_FILES = {
     "torch-dir": {"model.pth": "torch", "model.pt2": "pt2"},
     "keras-dir": {"model.keras": "keras", "model.h5": "keras"},
 }
+_DIR_AS_FILE = {"torch-dir": "torch", "keras-dir": "keras"}  # a data "directory" that is a file: loaded as one
 MODULE_FILES = {
     "pickle_module_info.txt": frozenset({"mlflow.pytorch.pickle_module"}),
     "keras_module.txt": frozenset({"keras", "tensorflow.keras"}),
@@ -153,8 +180,8 @@ def file_kinds(model_dir: Path, plan: MLmodelPlan, files: list[Path]) -> dict[Pa
     kinds: dict[Path, str] = {}
     for relative, kind in plan.kinds.items():
         target = model_dir / relative
-        if kind not in _DIR_FILES:
-            kinds[target] = kind
+        if kind not in _DIR_FILES or target in files:
+            kinds[target] = _DIR_AS_FILE.get(kind, kind)
             continue
         for file in files:
             if target in file.parents:

@@ -8,6 +8,11 @@ never copied, so a 200 MB pickle of arrays costs a handful of opcodes.
 It also follows joblib's ``NumpyUnpickler``: after ``BUILD`` on a ``NumpyArrayWrapper`` joblib reads
 the raw array bytes (or a nested pickle, for object arrays) straight from the file, so the walker
 skips exactly what joblib would read — size from the wrapper's shape and dtype — and walks on.
+joblib does this for *any* wrapper instance on the stack, however it was made, so the walker only
+admits the ways joblib itself writes one (``NEWOBJ``/``REDUCE`` on the class, ``copyreg._reconstructor``
+with ``object``) with plain attributes; the class or an instance reaching anything else (a call's
+arguments, a container, a state) is ``malformed``: the walker could no longer tell where the bytes
+it must skip begin and end, and an attacker could hide opcodes from it in that gap.
 """
 
 from __future__ import annotations
@@ -102,9 +107,12 @@ class Malformed(Exception):
     """The stream cannot be judged: ``malformed`` (CPython would fail, or could read it differently from
     this walker) or ``resource`` (a memo, reference or size anomaly that exhausts the loading process)."""
 
-    def __init__(self, offset: int, message: str, kind: str = "malformed") -> None:
+    def __init__(self, offset: int, message: str, kind: str = "malformed", loads: bool = False) -> None:
         super().__init__(message)
         self.offset, self.kind = offset, kind
+        # CPython's unpickler reads on past this point (a resource anomaly, a second PROTO, frame quirks):
+        # whatever follows would run, so a caller may not treat the stream as ending here.
+        self.loads = loads or kind == "resource"
 
 
 # Opcode kinds, dispatched in the walker's loop (grouped by what they do to the stack).
@@ -196,6 +204,25 @@ def _call(fn: Any, args: Any, init: bool) -> Any:
     return OPAQUE
 
 
+def _is_wrapper(value: Any) -> bool:
+    """joblib's array wrapper class or an instance of it (what makes joblib read raw bytes at BUILD)."""
+    kind = type(value)
+    return (kind is _Global and value.ref.qualname == ARRAY_WRAPPER) or (kind is _Obj and value.cls == ARRAY_WRAPPER)
+
+
+def _plain_state(state: Any) -> bool:
+    """A BUILD state whose every key the walker knows: ``None``, a dict, or ``(dict|None, dict|None)``."""
+    parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+    return all(part is None or (type(part) is dict and OPAQUE not in part) for part in parts)
+
+
+def _reconstructs_wrapper(args: Any) -> bool:
+    """``copyreg._reconstructor(NumpyArrayWrapper, object, None)``: how protocols 0 and 1 write a wrapper."""
+    return (type(args) is tuple and len(args) == 3 and type(args[0]) is _Global
+            and args[0].ref.qualname == ARRAY_WRAPPER and type(args[1]) is _Global
+            and args[1].ref.qualname == "builtins.object" and args[2] is None)
+
+
 def _build(inst: Any, state: Any) -> None:
     if not isinstance(inst, _Obj):
         return
@@ -220,7 +247,7 @@ def _numpy_dtype(value: Any, offset: int) -> Any:
         if isinstance(item, tuple):
             return tuple(convert(x) for x in item)
         if isinstance(item, dict):
-            return {k: convert(v) for k, v in item.items()}
+            return {convert(k): convert(v) for k, v in item.items()}
         if isinstance(item, (_Obj, _Global, _Opaque)):
             raise Malformed(offset, "joblib array wrapper has a dtype the scan cannot model")
         return item
@@ -254,7 +281,10 @@ def _array_extent(buf: Any, pos: int, end: int, wrapper: _Obj, scan: PickleScan)
     shape = attrs.get("shape")
     if not (isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape)):
         raise Malformed(pos, "joblib array wrapper without a valid shape")
-    if attrs.get("numpy_array_alignment_bytes") is not None:
+    align = attrs.get("numpy_array_alignment_bytes")
+    if not (align is None or type(align) is int):  # a call's result: joblib may or may not read padding
+        raise Malformed(pos, "joblib array wrapper with an alignment the scan cannot model")
+    if align is not None:
         if pos >= end:
             raise Malformed(pos, "joblib array padding past the end of the stream")
         pos += 1 + buf[pos]
@@ -287,6 +317,20 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
     def holds_itself(items: list[Any]) -> bool:
         target = stack[-1]
         return id(target) in fetched and any(item is target for item in items)
+
+    # joblib mode: tuples that hold the array wrapper class or an instance (kept alive, keyed by id), and
+    # whether the stream named the wrapper at all (before that, no value can be one: the checks are free).
+    carriers: dict[int, tuple] = {}
+    wrapper_named = False
+
+    def carries(value: Any) -> bool:
+        return _is_wrapper(value) or (type(value) is tuple and id(value) in carriers)
+
+    def contained(items: Any, at: int) -> None:
+        """joblib's wrapper passed where the walker cannot follow what becomes of it: malformed."""
+        if wrapper_named and any(carries(item) for item in items):
+            raise Malformed(at, f"{ARRAY_WRAPPER} used other than the way joblib writes it: the scan cannot "
+                            "tell which bytes joblib would read as array data")
     globals_, problems = scan.globals, scan.problems
 
     def line(start: int) -> int:
@@ -319,10 +363,25 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
         items, stack = stack, metastack.pop()
         return items
 
+    def passed(args: Any, skip_first: bool = False) -> None:
+        """Globals handed to a call as arguments may be called by it (``_rebuild_from_type_v2(func, ...)``
+        calls ``func(*args)``): record them as calls too (only the reconstructor's class is not called)."""
+        todo = [args]
+        while todo:
+            item = todo.pop()
+            if type(item) is _Global:
+                scan.calls.append(item.ref)
+            elif type(item) is tuple:
+                todo.extend(item[1:] if skip_first and item is args else item)
+            elif type(item) is dict:
+                todo.extend(item.values())
+
     def record(module: str, name: str, opname: str, at: int) -> _Global:
+        nonlocal wrapper_named
         module, name = _resolve(module, name, proto)
         ref = GlobalRef(module, name, opname, at)
         globals_.append(ref)
+        wrapper_named = wrapper_named or (joblib and ref.qualname == ARRAY_WRAPPER)
         return _Global(ref)
 
     try:
@@ -367,24 +426,28 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                 stack = []
             elif kind == _SETITEMS:
                 items = pop_mark(start)
+                contained(items, start)
                 if fetched and holds_itself(items):
                     raise Malformed(start, "a dict that contains itself", "resource")
                 target = stack[-1]
                 if isinstance(target, dict):
                     for i in range(0, len(items) - 1, 2):
                         key = items[i]
-                        if isinstance(key, (str, int, bool, type(None))):
-                            target[key] = items[i + 1]
+                        target[key if isinstance(key, (str, int, bool, type(None))) else OPAQUE] = items[i + 1]
             elif kind == _TUPLE_N:
                 if len(stack) < arg:
                     raise Malformed(start, "stack underflow")
                 value = tuple(stack[-arg:])
                 del stack[-arg:]
+                if wrapper_named and any(carries(item) for item in value):
+                    carriers[id(value)] = value
                 stack.append(value)
             elif kind == _EMPTY_TUPLE:
                 stack.append(())
             elif kind == _TUPLE:
                 value = tuple(pop_mark(start))  # rebinds ``stack``: pop before appending
+                if wrapper_named and any(carries(item) for item in value):
+                    carriers[id(value)] = value
                 stack.append(value)
             elif kind == _EMPTY_DICT:
                 stack.append({})
@@ -404,39 +467,51 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                 pos += arg
                 stack.append(OPAQUE)
             elif kind == _APPEND:
+                contained(stack[-1:], start)
                 if stack.pop() is stack[-1]:
                     raise Malformed(start, "a list that contains itself", "resource")
             elif kind == _APPENDS or kind == _ADDITEMS:
                 items = pop_mark(start)
+                contained(items, start)
                 if not stack:
                     raise Malformed(start, "stack underflow")
                 if fetched and holds_itself(items):
                     raise Malformed(start, "a list or set that contains itself", "resource")
             elif kind == _LIST or kind == _FROZENSET:
-                pop_mark(start)
+                contained(pop_mark(start), start)
                 stack.append(_Seq())
             elif kind == _NEW_SEQ:
                 stack.append(_Seq())
             elif kind == _DICT:
                 items = pop_mark(start)
+                contained(items, start)
                 value = {}
                 for i in range(0, len(items) - 1, 2):
-                    if isinstance(items[i], (str, int, bool, type(None))):
-                        value[items[i]] = items[i + 1]
+                    key = items[i]
+                    value[key if isinstance(key, (str, int, bool, type(None))) else OPAQUE] = items[i + 1]
                 stack.append(value)
             elif kind == _SETITEM:
                 value = stack.pop()
                 key = stack.pop()
+                contained((key, value), start)
                 target = stack[-1]
                 if (value is target or key is target) and id(target) in fetched:
                     raise Malformed(start, "a dict that contains itself", "resource")
-                if isinstance(target, dict) and isinstance(key, (str, int, bool, type(None))):
-                    target[key] = value
+                if isinstance(target, dict):
+                    target[key if isinstance(key, (str, int, bool, type(None))) else OPAQUE] = value
             elif kind == _BUILD:
                 state = stack.pop()
                 inst = stack[-1]
+                if type(inst) is _Global:  # never in a real pickle: BUILD follows the call that made an instance
+                    raise Malformed(start, f"BUILD on {inst.ref.qualname} itself: it would set attributes of a "
+                                    "class or function for the whole loading process")
+                contained((state,) if type(inst) is _Obj else (state, inst), start)  # BUILD on a class: setattr
+                wrapper = joblib and type(inst) is _Obj and inst.cls == ARRAY_WRAPPER
+                if wrapper and not _plain_state(state):
+                    raise Malformed(start, f"{ARRAY_WRAPPER} state the scan cannot read: joblib's array size "
+                                    "would be unknown")
                 _build(inst, state)
-                if joblib and isinstance(inst, _Obj) and inst.cls == ARRAY_WRAPPER:
+                if wrapper:
                     if frame_end > pos:
                         raise Malformed(start, "joblib array read inside an unfinished pickle frame")
                     pos = _array_extent(buf, pos, end, inst, scan)
@@ -444,15 +519,18 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                     continue  # the array bytes are read from the file, outside any frame
             elif kind == _REDUCE:
                 fargs = stack.pop()
-                if type(stack[-1]) is _Global:
-                    scan.calls.append(stack[-1].ref)
-                stack[-1] = _call(stack[-1], fargs, init=True)
-            elif kind == _NEWOBJ:
+                fn = stack[-1]
+                if type(fn) is _Global:
+                    scan.calls.append(fn.ref)
+                    passed(fargs, skip_first=fn.ref.qualname in _RECONSTRUCTORS)
+                if wrapper_named and not (type(fn) is _Global and fn.ref.qualname in _RECONSTRUCTORS
+                                          and _reconstructs_wrapper(fargs)):
+                    contained((fargs,) if type(fn) is _Global else (fargs, fn), start)
+                stack[-1] = _call(fn, fargs, init=True)
+            elif kind == _NEWOBJ or kind == _NEWOBJ_EX:
+                kwargs = stack.pop() if kind == _NEWOBJ_EX else None
                 fargs = stack.pop()
-                stack[-1] = _call(stack[-1], fargs, init=False)
-            elif kind == _NEWOBJ_EX:
-                stack.pop()
-                fargs = stack.pop()
+                contained((fargs, kwargs) if type(stack[-1]) is _Global else (fargs, kwargs, stack[-1]), start)
                 stack[-1] = _call(stack[-1], fargs, init=False)
             elif kind == _STACK_GLOBAL:
                 name = stack.pop()
@@ -473,7 +551,9 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                     stack.append(ref)
                 else:
                     fargs = tuple(pop_mark(start))
+                    contained(fargs, start)
                     scan.calls.append(ref.ref)
+                    passed(fargs)
                     stack.append(_call(ref, fargs, init=bool(fargs)))
             elif kind == _OBJ:
                 items = pop_mark(start)
@@ -481,10 +561,12 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                     raise Malformed(start, "OBJ without a class")
                 if type(items[0]) is _Global:
                     scan.calls.append(items[0].ref)
+                    passed(tuple(items[1:]))
+                contained(items[1:] if type(items[0]) is _Global else items, start)
                 stack.append(_call(items[0], tuple(items[1:]), init=len(items) > 1))
             elif kind == _FRAME:
                 if start < frame_end:
-                    raise Malformed(start, "a FRAME begins before the current frame ends")
+                    raise Malformed(start, "a FRAME begins before the current frame ends", loads=True)
                 n = arg.unpack_from(buf, pos)[0]
                 pos += 8
                 frame_end = pos + n
@@ -492,7 +574,7 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                     raise past_end(start, "frame", n)
             elif kind == _PROTO:
                 if start != first:
-                    raise Malformed(start, "PROTO after the first opcode (a second PROTO)")
+                    raise Malformed(start, "PROTO after the first opcode (a second PROTO)", loads=True)
                 proto = buf[pos]
                 pos += 1
                 if proto > 5:
@@ -559,7 +641,7 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                 raise Malformed(start, f"invalid opcode 0x{code:02x}")
             if pos > frame_end:
                 if start < frame_end:
-                    raise Malformed(start, "an opcode's argument crosses the end of its frame")
+                    raise Malformed(start, "an opcode's argument crosses the end of its frame", loads=True)
                 if pos > end:
                     raise Malformed(start, "argument runs past the end of the stream")
     except IndexError:
