@@ -51,6 +51,7 @@ from mlgate.operators import (
 )
 from mlgate.operators.base import BaseGateOperator
 from tests.conftest import ROOT
+from tests.faults.child_faults import MalformedOutput, broken, child_target, nan_importances
 
 TOOL_FAULTS = ("missing", "crash", "timeout", "malformed")
 FAULTS = (*TOOL_FAULTS, "mlflow-unreachable", "invalid-policy")
@@ -91,16 +92,6 @@ class Cell:
     tmp: Path
 
 
-class MalformedOutput:
-    """What an in-process tool returns in the ``malformed`` cell: an object of no expected shape."""
-
-    def __init__(self, *_call: Any, **_kwargs: Any) -> None:
-        """Takes (and ignores) the arguments the tool was called with."""
-
-    def __repr__(self) -> str:
-        return "<MalformedOutput>"
-
-
 @dataclass(frozen=True)
 class Library:
     """An in-process tool: ``target`` (a dotted attribute) is the function the gate calls it through."""
@@ -110,16 +101,10 @@ class Library:
     malformed: Callable[..., Any] = MalformedOutput  # called with the tool call's arguments
 
     def inject(self, fault: str, monkeypatch: pytest.MonkeyPatch, bench: Bench) -> None:
-        def broken(*args: Any, **kwargs: Any) -> Any:
-            if fault == "missing":
-                raise ModuleNotFoundError(f"No module named '{self.module}'", name=self.module)
-            if fault == "crash":
-                raise RuntimeError(f"{self.module} crashed (injected fault)")
-            if fault == "timeout":
-                raise TimeoutError(f"{self.module} timed out (injected fault)")
-            return self.malformed(*args, **kwargs)
-
-        monkeypatch.setattr(self.target, broken)
+        monkeypatch.setattr(self.target, broken(fault, self.module, self.malformed))
+        # the validation gates call the library in their isolated child: the same fault goes there too
+        monkeypatch.setattr("mlgate.gates.model.isolated.TARGET",
+                            child_target(fault, self.module, self.target, self.malformed))
 
 
 @dataclass(frozen=True)
@@ -183,15 +168,6 @@ BANDIT = Program(_point_bandit, "mlgate.gates.code.bandit_scan.run_tool")
 def _gx_result_without_results(*_call: Any) -> dict[str, Any]:
     """GX's answer with its per-expectation results gone: it claims success and proves nothing."""
     return {"success": True, "statistics": {"evaluated_expectations": 0, "success_percent": None}}
-
-
-def _nan_importances(_model: Any, x: Any, *_rest: Any, **_kwargs: Any) -> Any:
-    """Permutation importance that is NaN for every feature (as from a scorer that returned NaN)."""
-    import numpy as np
-    from sklearn.utils import Bunch
-
-    nan = np.full(np.shape(x)[1], np.nan)
-    return Bunch(importances_mean=nan, importances_std=nan, importances=nan[:, None])
 
 
 Build = Callable[[Bench, Cell], BaseGateOperator]
@@ -279,7 +255,7 @@ SPECS: dict[str, GateSpec] = {
                                Library("fairlearn", "fairlearn.metrics.MetricFrame"), upstream=_trained),
     "model.explainability": GateSpec(_validation(ModelExplainabilityGateOperator, "model_explainability"),
                                      Library("sklearn", "sklearn.inspection.permutation_importance",
-                                             _nan_importances), upstream=_trained),
+                                             nan_importances), upstream=_trained),
     "deploy.container": GateSpec(
         lambda b, c: DeployContainerGateOperator(target=str(b.image), **_args(c, "deploy_container")), TRIVY),
     "deploy.config": GateSpec(
