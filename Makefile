@@ -6,15 +6,15 @@ PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.mlgate-installed
 
-.PHONY: demo test e2e install lint bench clean up down
+.PHONY: demo test e2e install sandbox lint bench clean up down
 
-demo: $(STAMP)
+demo: $(STAMP) sandbox
 	$(VENV)/bin/mlgate demo
 
-test: $(STAMP)
+test: $(STAMP) sandbox
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-e2e: $(STAMP)
+e2e: $(STAMP) sandbox
 	$(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -24,6 +24,12 @@ bench: $(STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 install: $(STAMP)
+
+# bubblewrap is the OS sandbox of model validation: without it no model code runs beside a key (ADR 0015).
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && apt-get update -qq && \
+	  apt-get install -y -qq bubblewrap >/dev/null; } || \
+	  echo "bubblewrap (bwrap) is not installed: model validation refuses to run beside a signing key without it"
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
