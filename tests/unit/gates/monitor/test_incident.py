@@ -10,7 +10,7 @@ import mlflow
 import pytest
 
 from mlgate.core.errors import GateInputError, ToolError
-from mlgate.core.policy import parse_policy
+from mlgate.core.policy import load_policy
 from mlgate.core.results import GateResult, Status, Subject, ToolInfo
 from mlgate.gates.monitor.incident import TAG, alerts, choose_restore, respond
 from mlgate.trust.alias_store import TAG_REVOCATION, trusted_view
@@ -18,7 +18,7 @@ from mlgate.trust.keys import keyring_from_env
 from mlgate.trust.promote import promote
 from mlgate.trust.promotion import Decision
 from mlgate.trust.registry import current_alias_version, default_tracking_uri
-from tests.helpers import default_policy, register_version
+from tests.helpers import default_policy, register_version, write_policy
 
 pytestmark = pytest.mark.unit
 
@@ -31,11 +31,12 @@ def client():
 
 
 @pytest.fixture
-def policy():
+def policy(tmp_path):
+    """A policy signed by its owner (the session key): the signer trusts no other (ADR 0013)."""
     data = default_policy()
     data["promotion"]["model_name"] = f"model-{uuid.uuid4().hex[:8]}"
     data["promotion"]["required_gates"] = ["model.training"]
-    return parse_policy(data, source="policies/default.yaml")
+    return load_policy(write_policy(tmp_path / "policy.yaml", data))
 
 
 def monitor_result(gate: str, status: Status = Status.BLOCKED) -> GateResult:
