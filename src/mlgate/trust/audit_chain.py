@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlgate.core.errors import EvidenceError
+from mlgate.core.errors import EvidenceError, GateInputError
 from mlgate.trust.attestation import PAYLOAD_TYPE, open_envelope, sign_statement
 
 if TYPE_CHECKING:
@@ -32,13 +32,24 @@ def record_hash(data: bytes) -> str:
 
 
 def seal(record: Mapping[str, Any], name: str, prev: Sequence[str], keys: KeyRing | None) -> bytes:
-    """The file content of one record; unsigned (flagged by :func:`verify_chain`) when there is no key."""
+    """The file content of one record; unsigned (flagged by :func:`verify_chain`) when there is no usable key —
+    a refused promotion is still recorded when its refusal is that the key cannot be read."""
     payload = {"_type": RECORD_TYPE, "name": name, "prev": sorted(prev), "record": dict(record)}
-    if keys is not None and keys.has_signing_key:
-        return (sign_statement(payload, keys.signer()) + "\n").encode()
+    signer = _usable_signer(keys)
+    if signer is not None:
+        return (sign_statement(payload, signer) + "\n").encode()
     raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     envelope = {"payload": base64.b64encode(raw).decode(), "payloadType": PAYLOAD_TYPE, "signatures": []}
     return (json.dumps(envelope, sort_keys=True) + "\n").encode()
+
+
+def _usable_signer(keys: KeyRing | None) -> Any:
+    if keys is None or not keys.has_signing_key:
+        return None
+    try:
+        return keys.signer()
+    except (GateInputError, EvidenceError):
+        return None
 
 
 def unseal(data: bytes) -> dict[str, Any]:
