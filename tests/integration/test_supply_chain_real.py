@@ -254,8 +254,8 @@ def deploy_scans(tmp_path_factory):
 
 
 @pytest.mark.parametrize(("kind", "expected"), [
-    ("docker/", {"DS-0002", "DS-0031"}),
-    ("k8s/", {"KSV-0014", "KSV-0017", "KSV-0118"}),
+    ("docker/", {"DS-0002", "DS-0031", "MLG-DOCKER-001"}),  # trivy's root check and mlgate's final-stage one
+    ("k8s/", {"KSV-0014", "KSV-0017", "KSV-0118", "MLG-K8S-005", "MLG-K8S-006", "MLG-K8S-007"}),
     ("compose/", {"MLG-COMPOSE-001", "MLG-COMPOSE-002"}),
 ], ids=["dockerfile-root-and-secret", "kubernetes-privileged-pod", "compose-privileged-root"])
 def test_insecure_deploy_config_is_blocked_and_hardened_passes(deploy_scans, kind, expected):
