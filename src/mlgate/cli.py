@@ -1,15 +1,16 @@
-"""``mlgate``: the same gates as the operators, for any CI system and for people.
+"""mlgate: the same gates as the operators, for any CI system and for people.
 
 Exit codes of ``check``, ``promote``, ``verify`` and ``incident``: 0 passed, 1 blocked by policy, 2 error
-(fail closed). The human summary goes to stderr; ``--json FILE`` writes the GateResult.
+(fail closed), also when an output asked for (``--json``, ``--sarif``) cannot be written. The human summary
+goes to stderr and names the policy and the MLflow store used; ``--json FILE`` writes the GateResult.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,9 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlgate.core.errors import GateInputError, MlgateError
-from mlgate.core.policy import Policy, load_policy
-from mlgate.core.results import GateResult, Subject
+from mlgate.core.policy import Policy
+from mlgate.core.redaction import redact
+from mlgate.core.results import GateResult, Status, Subject
 from mlgate.core.runner import GateOutcome, run_gate
+from mlgate.core.shipped import POLICY_ENV, load_chosen_policy
 from mlgate.core.summary import format_summary
 
 if TYPE_CHECKING:
@@ -27,7 +30,25 @@ if TYPE_CHECKING:
 
     from mlgate.gates.code.trivy import TrivyConnection
 
-DEFAULT_POLICY = os.environ.get("MLGATE_POLICY", "policies/default.yaml")
+POLICY_HELP = (f"policy YAML (default: ${POLICY_ENV}, else ./policies/default.yaml, else the default shipped "
+               "with mlgate)")
+TIMEOUT_ENV = "MLGATE_MLFLOW_TIMEOUT"
+EXIT_CODES = "exit codes: 0 passed, 1 blocked by policy, 2 error (bad input or policy, tool failure, unwritable output)"
+
+
+class OutputError(MlgateError):
+    """An output the user asked for cannot be written: exit 2, never a gate's verdict."""
+
+
+def write_output(flag: str, path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path``, creating its folder; ``OutputError`` saying why not."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    except OSError as exc:
+        raise OutputError(f"cannot write {flag} {path}: {exc.strerror or exc}") from None
+    return target
 
 
 def _progress(done: int, total: int) -> None:
@@ -51,16 +72,19 @@ def _sign(result: GateResult, json_out: str) -> str:
         return "unsigned (no signing key configured): promotion counts it as missing"
     path = signed_path(json_out)
     run_id = os.environ.get("MLFLOW_RUN_ID") or None  # the run the result will be logged in
-    path.write_text(sign_result(result, keys.signer(), run_id) + "\n")
+    write_output("--json (its signed envelope)", path, sign_result(result, keys.signer(), run_id) + "\n")
     return f"signed: {path}" + ("" if run_id else " for no MLflow run (set MLFLOW_RUN_ID): promotion counts "
                                                    "it as missing")
 
 
-def _finish(outcome: GateOutcome, json_out: str | None) -> int:
+def _finish(outcome: GateOutcome, args: argparse.Namespace) -> int:
+    """Print the summary, then write the outputs asked for: one that cannot be written is exit 2 (main)."""
     print(format_summary(outcome.result), file=sys.stderr)
-    if json_out:
-        Path(json_out).write_text(outcome.result.to_json() + "\n")
-        print(_sign(outcome.result, json_out), file=sys.stderr)  # a key that cannot sign: exit 2 (main)
+    if getattr(args, "sarif", None):
+        _copy_sarif(outcome.result, args.sarif)
+    if args.json:
+        write_output("--json", args.json, outcome.result.to_json() + "\n")
+        print(_sign(outcome.result, args.json), file=sys.stderr)  # a key that cannot sign: exit 2 (main)
     return outcome.exit_code
 
 
@@ -69,17 +93,19 @@ def _run(args: argparse.Namespace, subject: Subject, check: Callable[[Policy], G
 
     def loaded() -> Policy:
         if not policy:
-            policy.append(load_policy(args.policy))
+            found, choice = load_chosen_policy(args.policy)
+            print(f"policy  {choice.path} ({choice.origin})", file=sys.stderr)
+            policy.append(found)
         return policy[0]
 
-    return _finish(run_gate(args.gate, subject, lambda: check(loaded()), lambda: loaded().digest), args.json)
+    return _finish(run_gate(args.gate, subject, lambda: check(loaded()), lambda: loaded().digest), args)
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
     from mlgate.gates.data.integrity import build_manifest
 
     manifest = build_manifest(Path(args.path), args.algorithm, _progress)
-    manifest.save(Path(args.out))
+    write_output("--out", args.out, json.dumps(manifest.to_dict(), indent=2) + "\n")
     print(f"pinned {len(manifest.files)} file(s), {manifest.total_bytes} bytes: {manifest.digest}", file=sys.stderr)
     return 0
 
@@ -118,20 +144,20 @@ def cmd_check_pii(args: argparse.Namespace) -> int:
 def cmd_check_static(args: argparse.Namespace) -> int:
     from mlgate.gates.code.bandit_scan import check_static
 
-    def check(policy: Policy) -> GateResult:
-        result = check_static(args.path, policy.section(args.gate), policy.digest, _workdir(args))
-        _copy_sarif(result, args.sarif)
-        return result
-
-    return _run(args, Subject("code", args.path, "unknown"), check)
+    return _run(args, Subject("code", args.path, "unknown"), lambda policy: check_static(
+        args.path, policy.section(args.gate), policy.digest, _workdir(args)))
 
 
-def _copy_sarif(result: GateResult, destination: str | None) -> None:
-    if destination:
-        sarif = next((a for a in result.artifacts if a.endswith(".sarif")), None)
-        if sarif is None:
-            raise MlgateError(f"{result.gate} wrote no SARIF report to copy to {destination}")
-        shutil.copyfile(sarif, destination)
+def _copy_sarif(result: GateResult, destination: str) -> None:
+    """``--sarif``: after the verdict, so a copy that fails is an output error (exit 2), never the gate's."""
+    sarif = next((a for a in result.artifacts if a.endswith(".sarif")), None)
+    if sarif is None:
+        raise OutputError(f"cannot write --sarif {destination}: {result.gate} wrote no SARIF report "
+                          f"(status {result.status})")
+    try:
+        write_output("--sarif", destination, Path(sarif).read_text())
+    except OSError as exc:
+        raise OutputError(f"cannot write --sarif {destination}: {sarif}: {exc.strerror or exc}") from None
 
 
 def _trivy_connection(args: argparse.Namespace) -> TrivyConnection:
@@ -198,11 +224,9 @@ def cmd_check_model(args: argparse.Namespace) -> int:
 def _local_model(model: str, directory: Path) -> Path:
     if "://" not in model and ":/" not in model:
         return Path(model)
-    import mlflow
+    from mlgate.trust.registry import download_model
 
-    from mlgate.trust.registry import default_tracking_uri, download_model
-
-    return download_model(mlflow.MlflowClient(default_tracking_uri()), model, directory)
+    return download_model(_client(read_only=True), model, directory)
 
 
 def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
@@ -237,27 +261,63 @@ def cmd_check_queries(args: argparse.Namespace) -> int:
 
 
 def cmd_incident(args: argparse.Namespace) -> int:
-    import mlflow
-
     from mlgate.gates.monitor.incident import respond
     from mlgate.trust.keys import keyring_from_env
-    from mlgate.trust.registry import default_tracking_uri
 
     args.gate = "incident.respond"
     key = f"cli/{getpass.getuser()}/{datetime.now(UTC).isoformat(timespec='seconds')}"
-    uri = default_tracking_uri()  # the registry too: MLflow's process-wide registry URI may point elsewhere
     return _run(args, Subject("model", f"models:/{args.model}/{args.version or 'served'}", "unknown"),
-                lambda policy: respond(mlflow.MlflowClient(uri, uri), policy, args.model, args.version, (),
+                lambda policy: respond(_client(read_only=True), policy, args.model, args.version, (),
                                        reason=args.reason, key=key, keys=keyring_from_env()))
 
 
-def _client() -> MlflowClient:
+def bound_mlflow_calls() -> None:
+    """Each MLflow call of the CLI gives up within ``MLGATE_MLFLOW_TIMEOUT`` seconds (default 30) instead of
+    MLflow's own ~4 minutes of retries: 3 attempts, 1 s + 2 s of backoff, the rest split between them.
+    Settings the user made (``MLFLOW_HTTP_REQUEST_*``) win."""
+    raw = os.environ.get(TIMEOUT_ENV, "30")
+    try:
+        budget = float(raw)
+    except ValueError:
+        budget = 0.0
+    if not budget > 0:
+        raise GateInputError(f"{TIMEOUT_ENV} must be a positive number of seconds; found {raw!r}")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, int((budget - 3) / 3))))
+
+
+def store_uri(read_only: bool) -> str:
+    """``MLFLOW_TRACKING_URI``, else the SQLite store under ``MLGATE_HOME`` (default ``~/.mlgate``, ADR 0027).
+    A read-only command never creates a store: a missing one is an error, not an empty answer."""
+    from mlgate.trust.registry import default_tracking_uri, mlgate_home
+
+    if read_only and not os.environ.get("MLFLOW_TRACKING_URI"):
+        database = mlgate_home() / "mlflow.db"
+        if not database.is_file():
+            raise GateInputError(f"no MLflow store: MLFLOW_TRACKING_URI is not set and {database} does not exist "
+                                 "(set MLFLOW_TRACKING_URI, or MLGATE_HOME to the folder holding mlflow.db)")
+    return default_tracking_uri()
+
+
+def _client(read_only: bool = False) -> MlflowClient:
     import mlflow
 
-    from mlgate.trust.registry import default_tracking_uri
-
+    bound_mlflow_calls()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr for the verdict
-    return mlflow.MlflowClient(default_tracking_uri())
+    uri = store_uri(read_only)
+    print(f"mlflow  {uri}", file=sys.stderr)
+    return mlflow.MlflowClient(uri, uri)  # the registry too: MLflow's process-wide registry URI may point elsewhere
+
+
+def _registered(client: MlflowClient, model: str) -> None:
+    """An empty answer from a store that does not hold ``model`` would read as "nothing happened": refuse it."""
+    from mlgate.trust.registry import call
+
+    if not call(client, f"searching registered model {model}",
+                lambda: client.search_registered_models(f"name = '{model}'")):
+        raise GateInputError(f"MLflow at {client.tracking_uri} holds no registered model {model!r}")
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
@@ -269,6 +329,10 @@ def cmd_promote(args: argparse.Namespace) -> int:
     def check(policy: Policy) -> GateResult:
         client = _client()
         result = promote(client, policy, args.model, args.version, f"cli:{getpass.getuser()}", keyring_from_env())
+        if result.status is not Status.PASSED and result.thresholds.get("alias_before") == str(args.version):
+            print(f"mlgate: the refused attempt is in the audit trail; {args.model}/{args.version} still serves and "
+                  "its evidence and scorecard are unchanged", file=sys.stderr)
+            return result
         run_id = client.get_model_version(args.model, args.version).run_id
         if run_id:
             log_result(client, run_id, result)
@@ -289,18 +353,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    import json
-    from datetime import UTC, datetime
 
     from mlgate.trust.attestation import AttestationError
     from mlgate.trust.attestation_store import verify_version
     from mlgate.trust.keys import keyring_from_env
 
-    policy = load_policy(args.policy)
+    policy, _ = load_chosen_policy(args.policy)
     trusted = keyring_from_env(args.public_key or ()).trusted_keys()
     report: dict = {"model": args.model, "version": args.version}
     try:
-        verified = verify_version(_client(), policy, args.model, args.version, trusted, datetime.now(UTC))
+        verified = verify_version(_client(read_only=True), policy, args.model, args.version, trusted, datetime.now(UTC))
     except AttestationError as exc:
         report.update(verified=False, reasons=list(exc.reasons))
         print(f"NOT VERIFIED: {args.model}/{args.version}\n  " + "\n  ".join(exc.reasons))
@@ -312,7 +374,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
               f"{verified.created_at.isoformat()}\n  {len(verified.artifact_digests)} artifact file(s) match; "
               f"gates: {', '.join(sorted(report['gates']))}")
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        write_output("--json", args.json, json.dumps(report, indent=2, sort_keys=True) + "\n")
     return 0 if report["verified"] else 1
 
 
@@ -326,12 +388,11 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    import json
-
     from mlgate.trust.audit import format_table, read_decisions
     from mlgate.trust.audit_verify import verify_audit
 
-    client = _client()
+    client = _client(read_only=True)
+    _registered(client, args.model)
     if args.verify:
         records, problems = verify_audit(client, args.model, args.public_key or ())
     else:
@@ -360,13 +421,13 @@ def cmd_alias_resign(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from mlgate.trust.version_report import ARTIFACT, log_scorecard, version_scorecard
 
-    client = _client()
-    html = version_scorecard(client, load_policy(args.policy), args.model, args.version,
+    client = _client(read_only=True)
+    policy, _ = load_chosen_policy(args.policy)
+    html = version_scorecard(client, policy, args.model, args.version,
                              threat_model=Path(args.threat_model) if args.threat_model else None,
                              compliance=Path(args.compliance) if args.compliance else None)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / ARTIFACT).write_text(html)
+    write_output("--out", out / ARTIFACT, html)
     run_id = log_scorecard(client, args.model, args.version, html)
     print(f"wrote {out / ARTIFACT}; logged {ARTIFACT} on run {run_id}", file=sys.stderr)
     return 0
@@ -375,7 +436,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_threat_model(args: argparse.Namespace) -> int:
     from mlgate.trust.version_report import THREAT_MODEL, policy_coverage
 
-    policy = load_policy(args.policy)
+    policy, _ = load_chosen_policy(args.policy)
     result = policy_coverage(policy, Path(args.threat_model) if args.threat_model else policy.resolve(THREAT_MODEL))
     width = max(len(c.category) for c in result.categories)
     for category in result.categories:
@@ -387,8 +448,18 @@ def cmd_threat_model(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mlgate")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mlgate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mlgate", description=__doc__.splitlines()[0], epilog=EXIT_CODES)
+    parser.add_argument("--version", action="version", version=f"mlgate {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     pin = commands.add_parser("pin", help="write the manifest (per-file digests) of a file or directory")
@@ -400,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="run one gate; exit 0 passed, 1 blocked, 2 error")
     gates = check.add_subparsers(dest="gate", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--policy", default=DEFAULT_POLICY, help=f"policy YAML (default {DEFAULT_POLICY})")
+    common.add_argument("--policy", help=POLICY_HELP)
     common.add_argument("--json", help="write the GateResult to this file")
 
     integrity = gates.add_parser("data.integrity", parents=[common], help="compare data with its pinned manifest")
@@ -514,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify = commands.add_parser("verify", help="verify a model version's signed attestation; exit 0/1/2")
     verify.add_argument("model")
     verify.add_argument("version")
-    verify.add_argument("--policy", default=DEFAULT_POLICY, help=f"policy YAML (default {DEFAULT_POLICY})")
+    verify.add_argument("--policy", help=POLICY_HELP)
     verify.add_argument("--public-key", action="append", metavar="PEM",
                         help="a trusted public key file (repeatable; default $MLGATE_TRUSTED_KEYS)")
     verify.add_argument("--json", help="write the verification report to this file")
@@ -544,13 +615,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("model")
     report.add_argument("version")
     report.add_argument("--out", required=True, help="directory to write scorecard.html into")
-    report.add_argument("--policy", default=DEFAULT_POLICY, help=f"policy YAML (default {DEFAULT_POLICY})")
+    report.add_argument("--policy", help=POLICY_HELP)
     report.add_argument("--threat-model", help="threat model YAML (default: threat-model.yaml beside the policy)")
     report.add_argument("--compliance", help="compliance mapping YAML (default: compliance.yaml beside the policy)")
     report.set_defaults(func=cmd_report)
 
     threats = commands.add_parser("threat-model", help="STRIDE coverage by the policy's gates; exit 1 if uncovered")
-    threats.add_argument("--policy", default=DEFAULT_POLICY, help=f"policy YAML (default {DEFAULT_POLICY})")
+    threats.add_argument("--policy", help=POLICY_HELP)
     threats.add_argument("--threat-model", help="threat model YAML (default: threat-model.yaml beside the policy)")
     threats.set_defaults(func=cmd_threat_model)
     return parser
@@ -562,6 +633,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except MlgateError as exc:  # its message is already redacted (MlgateError)
         print(f"mlgate: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # exit 1 means "blocked": an unexpected failure is an error, never a verdict
+        print(f"mlgate: error: {type(exc).__name__}: {redact(str(exc))[:500]}", file=sys.stderr)
         return 2
 
 
