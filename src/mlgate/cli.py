@@ -138,7 +138,7 @@ def cmd_check_pii(args: argparse.Namespace) -> int:
 
     return _run(args, Subject("dataset", args.path, "unknown"), lambda policy: check_pii(
         Path(args.path), policy.section(args.gate), policy.digest, _workdir(args),
-        policy.section("data.integrity").algorithm))
+        policy.section("data.integrity").algorithm, args.encoding))
 
 
 def cmd_check_static(args: argparse.Namespace) -> int:
@@ -495,7 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
     trivy.add_argument("--offline", action="store_true", help="never download the DB or checks")
 
     pii = gates.add_parser("data.pii", parents=[common, reports], help="PII and secrets in CSV/Parquet/JSONL/text")
-    pii.add_argument("path")
+    pii.add_argument("path", help="a data file, or a directory of them (a partitioned dataset)")
+    pii.add_argument("--encoding", default="utf-8", help="text encoding of CSV/JSONL/text files (default utf-8)")
     pii.set_defaults(func=cmd_check_pii)
 
     static = gates.add_parser("code.static", parents=[common, reports], help="bandit over a source tree")
