@@ -463,24 +463,31 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     pin = commands.add_parser("pin", help="write the manifest (per-file digests) of a file or directory")
-    pin.add_argument("path")
-    pin.add_argument("--out", required=True, help="manifest JSON to write")
-    pin.add_argument("--algorithm", choices=("sha256", "blake3"), default="sha256")
+    pin.add_argument("path", help="a data file or directory")
+    pin.add_argument("--out", required=True, help="manifest JSON to write (its folder is created)")
+    pin.add_argument("--algorithm", choices=("sha256", "blake3"), default="sha256", help="digest (default sha256)")
     pin.set_defaults(func=cmd_pin)
 
-    check = commands.add_parser("check", help="run one gate; exit 0 passed, 1 blocked, 2 error")
+    check = commands.add_parser("check", help="run one gate; exit 0 passed, 1 blocked, 2 error",
+                                description="Run one gate, as its operator would. " + EXIT_CODES, epilog=EXIT_CODES)
     gates = check.add_subparsers(dest="gate", required=True)
+
+    def add_gate(name: str, *, parents: list[argparse.ArgumentParser], help: str) -> argparse.ArgumentParser:
+        """A gate's sub-command: its --help says what it checks and what each exit code means."""
+        return gates.add_parser(name, parents=parents, help=help, description=f"{name}: {help}.", epilog=EXIT_CODES)
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--policy", help=POLICY_HELP)
-    common.add_argument("--json", help="write the GateResult to this file")
+    common.add_argument("--json", help="write the GateResult to this file (its folder is created), and its signed "
+                        "envelope beside it when a signing key is configured")
 
-    integrity = gates.add_parser("data.integrity", parents=[common], help="compare data with its pinned manifest")
-    integrity.add_argument("path")
-    integrity.add_argument("--manifest", required=True)
+    integrity = add_gate("data.integrity", parents=[common], help="compare data with its pinned manifest")
+    integrity.add_argument("path", help="the data file or directory that was pinned")
+    integrity.add_argument("--manifest", required=True, help="the manifest `mlgate pin` wrote")
     integrity.set_defaults(func=cmd_check_integrity)
 
-    expectations = gates.add_parser("data.expectations", parents=[common], help="validate with a GX suite")
-    expectations.add_argument("path")
+    expectations = add_gate("data.expectations", parents=[common], help="validate with a GX suite")
+    expectations.add_argument("path", help="a CSV/Parquet file, or a directory of them")
     expectations.add_argument("--suite", help="GX suite JSON (default: the policy's)")
     expectations.add_argument("--report-dir", help="where to write GX's result JSON")
     expectations.set_defaults(func=cmd_check_expectations)
@@ -494,35 +501,35 @@ def build_parser() -> argparse.ArgumentParser:
     trivy.add_argument("--server", help="trivy server URL (client/server mode; token from $TRIVY_TOKEN)")
     trivy.add_argument("--offline", action="store_true", help="never download the DB or checks")
 
-    pii = gates.add_parser("data.pii", parents=[common, reports], help="PII and secrets in CSV/Parquet/JSONL/text")
+    pii = add_gate("data.pii", parents=[common, reports], help="PII and secrets in CSV/Parquet/JSONL/text")
     pii.add_argument("path", help="a data file, or a directory of them (a partitioned dataset)")
     pii.add_argument("--encoding", default="utf-8", help="text encoding of CSV/JSONL/text files (default utf-8)")
     pii.set_defaults(func=cmd_check_pii)
 
-    static = gates.add_parser("code.static", parents=[common, reports], help="bandit over a source tree")
-    static.add_argument("path")
+    static = add_gate("code.static", parents=[common, reports], help="bandit over a source tree")
+    static.add_argument("path", help="a source file or directory")
     static.add_argument("--sarif", help="also copy the SARIF report here (for code-scanning UIs)")
     static.set_defaults(func=cmd_check_static)
 
-    deps = gates.add_parser("code.dependencies", parents=[common, reports, trivy],
+    deps = add_gate("code.dependencies", parents=[common, reports, trivy],
                             help="dependency CVEs and a CycloneDX SBOM with trivy")
-    deps.add_argument("path")
+    deps.add_argument("path", help="a project directory (lock files) or, with --scan rootfs, a site-packages root")
     deps.add_argument("--scan", choices=("fs", "rootfs"), default="fs",
                       help="fs: lock files and manifests; rootfs: installed site-packages (with licenses)")
     deps.set_defaults(func=cmd_check_dependencies)
 
-    container = gates.add_parser("deploy.container", parents=[common, trivy],
+    container = add_gate("deploy.container", parents=[common, trivy],
                                  help="an image: registry reference, docker-archive tarball or OCI layout")
-    container.add_argument("image")
+    container.add_argument("image", help="registry reference, docker-archive tarball or OCI layout directory")
     container.set_defaults(func=cmd_check_container)
 
-    deploy = gates.add_parser("deploy.config", parents=[common, trivy],
+    deploy = add_gate("deploy.config", parents=[common, trivy],
                               help="least privilege in Dockerfiles, Kubernetes manifests and compose files")
-    deploy.add_argument("path")
+    deploy.add_argument("path", help="a Dockerfile, manifest, compose file, or a directory of them")
     deploy.set_defaults(func=cmd_check_deploy_config)
 
-    artifact = gates.add_parser("model.artifact", parents=[common], help="static scan of model files")
-    artifact.add_argument("path")
+    artifact = add_gate("model.artifact", parents=[common], help="static scan of model files")
+    artifact.add_argument("path", help="a model file or directory (an MLflow model, a pickle, a torch file, ...)")
     artifact.set_defaults(func=cmd_check_artifact)
 
     for gate, purpose in (("model.robustness", "accuracy under evasion attacks (FGSM, PGD, HopSkipJump)"),
@@ -530,19 +537,19 @@ def build_parser() -> argparse.ArgumentParser:
                           ("model.fairness", "parity and equalized odds across sensitive groups"),
                           ("model.explainability", "permutation importance; a dominant feature blocks"),
                           ("model.poisoning", "backdoor detection in a torch model's training data")):
-        validation = gates.add_parser(gate, parents=[common, reports], help=purpose)
+        validation = add_gate(gate, parents=[common, reports], help=purpose)
         validation.add_argument("model", help="a model directory or models:/NAME/VERSION (scanned before loading)")
         validation.add_argument("--data", required=True, help="the data the data callable reads")
         validation.add_argument("--data-callable", required=True,
                                 help="package.module:function(data_path=, seed=) returning ValidationData")
-        validation.add_argument("--seed", type=int, default=0)
+        validation.add_argument("--seed", type=int, default=0, help="seed of the attacks and samples (default 0)")
         validation.set_defaults(func=cmd_check_model)
 
     window = argparse.ArgumentParser(add_help=False)
     window.add_argument("--since", help="window start, ISO-8601 with a time zone (default: the log's start)")
     window.add_argument("--until", help="window end, exclusive (default: the log's end)")
     log_help = "an inference log (.jsonl/.parquet file or directory)"
-    drift = gates.add_parser("monitor.drift", parents=[common, window],
+    drift = add_gate("monitor.drift", parents=[common, window],
                              help="data and concept drift of current data against a reference")
     drift.add_argument("path", help=f"{log_help}, or a CSV/Parquet table")
     drift.add_argument("--reference", required=True,
@@ -551,14 +558,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "blocks once it persists; without it, a window blocks alone only on severe drift")
     drift.set_defaults(func=cmd_check_drift)
 
-    confidence = gates.add_parser("monitor.confidence", parents=[common, window],
+    confidence = add_gate("monitor.confidence", parents=[common, window],
                                   help="a spike of low-confidence predictions")
     confidence.add_argument("path", help=log_help)
     confidence.add_argument("--baseline", help="JSON confidence baseline measured on the model's validation "
                             "predictions (default: the policy's baseline_share)")
     confidence.set_defaults(func=cmd_check_confidence)
 
-    queries = gates.add_parser("monitor.queries", parents=[common, window],
+    queries = add_gate("monitor.queries", parents=[common, window],
                                help="per-client query volume and extraction-like query patterns")
     queries.add_argument("path", help=log_help)
     queries.add_argument("--baseline", help="JSON object: client id -> expected queries in the window")
@@ -567,25 +574,27 @@ def build_parser() -> argparse.ArgumentParser:
     queries.add_argument("--state", help="JSON file of the clients' evidence over earlier windows (updated)")
     queries.set_defaults(func=cmd_check_queries)
 
-    promote = commands.add_parser("promote", parents=[common], help="move the policy's alias if every gate holds")
-    promote.add_argument("model")
-    promote.add_argument("version")
+    promote = commands.add_parser("promote", parents=[common], help="move the policy's alias if every gate holds",
+                                  epilog=EXIT_CODES)
+    promote.add_argument("model", help="registered model name")
+    promote.add_argument("version", help="model version to promote")
     promote.set_defaults(func=cmd_promote)
 
     incident = commands.add_parser("incident", parents=[common],
                                    help="demote a bad model version: restore the last good one or remove the alias")
-    incident.add_argument("model")
+    incident.add_argument("model", help="registered model name")
     incident.add_argument("--version", help="the bad version (default: the one the policy's alias serves)")
     incident.add_argument("--reason", required=True, help="what was observed (recorded with the incident)")
     incident.set_defaults(func=cmd_incident)
 
     demo = commands.add_parser("demo", help="run the secure training pipeline through Airflow: clean, then tampered")
-    demo.add_argument("--rows", type=int, default=5000)
+    demo.add_argument("--rows", type=int, default=5000, help="loan applications to generate (default 5000)")
     demo.set_defaults(func=cmd_demo)
 
-    verify = commands.add_parser("verify", help="verify a model version's signed attestation; exit 0/1/2")
-    verify.add_argument("model")
-    verify.add_argument("version")
+    verify = commands.add_parser("verify", help="verify a model version's signed attestation; exit 0/1/2",
+                                 epilog=EXIT_CODES)
+    verify.add_argument("model", help="registered model name")
+    verify.add_argument("version", help="model version")
     verify.add_argument("--policy", help=POLICY_HELP)
     verify.add_argument("--public-key", action="append", metavar="PEM",
                         help="a trusted public key file (repeatable; default $MLGATE_TRUSTED_KEYS)")
@@ -593,11 +602,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(func=cmd_verify)
 
     keygen = commands.add_parser("keygen", help="write an ECDSA P-256 signing key (0600) and PATH.pub")
-    keygen.add_argument("path")
+    keygen.add_argument("path", help="private key file to write (never overwritten); the public key goes to PATH.pub")
     keygen.set_defaults(func=cmd_keygen)
 
     audit = commands.add_parser("audit", help="print a registered model's promotion decisions")
-    audit.add_argument("model")
+    audit.add_argument("model", help="registered model name")
     audit.add_argument("--json", action="store_true", help="print the records as JSON")
     audit.add_argument("--verify", action="store_true",
                        help="check signatures and the hash chain, and that every alias is explained; exit 1 if not")
@@ -608,13 +617,13 @@ def build_parser() -> argparse.ArgumentParser:
     alias = commands.add_parser("alias", help="signed alias state")
     alias_commands = alias.add_subparsers(dest="alias_command", required=True)
     resign = alias_commands.add_parser("resign", help="re-sign a model alias's unexpired signed state (schedule it)")
-    resign.add_argument("model")
-    resign.add_argument("alias", nargs="?", default="champion")
+    resign.add_argument("model", help="registered model name")
+    resign.add_argument("alias", nargs="?", default="champion", help="alias (default champion)")
     resign.set_defaults(func=cmd_alias_resign)
 
     report = commands.add_parser("report", help="render a model version's scorecard and log it to MLflow")
-    report.add_argument("model")
-    report.add_argument("version")
+    report.add_argument("model", help="registered model name")
+    report.add_argument("version", help="model version")
     report.add_argument("--out", required=True, help="directory to write scorecard.html into")
     report.add_argument("--policy", help=POLICY_HELP)
     report.add_argument("--threat-model", help="threat model YAML (default: threat-model.yaml beside the policy)")

@@ -55,7 +55,7 @@ def test_a_policy_for_checks_alone_needs_no_promotion_block_until_something_prom
     policy = parse_policy(data, "checks.yaml")
     assert policy.section("data.integrity").algorithm == "sha256" and policy.digest.startswith("sha256:")
     with pytest.raises(PolicyError, match="checks.yaml: promotion: expected a block with model_name"):
-        policy.promotion
+        _ = policy.promotion
 
 
 def test_every_problem_is_reported_in_one_pass_top_level_and_inside_gate_sections():
