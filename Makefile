@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.mlgate-installed
 
 .PHONY: demo test e2e install sandbox lint bench clean up down
 
+demo: export MLGATE_HOME ?= $(CURDIR)/.mlgate
 demo: $(STAMP) sandbox
 	$(VENV)/bin/mlgate demo
 

@@ -1,15 +1,16 @@
-"""``mlgate``: the same gates as the operators, for any CI system and for people.
+"""mlgate: the same gates as the operators, for any CI system and for people.
 
 Exit codes of ``check``, ``promote``, ``verify`` and ``incident``: 0 passed, 1 blocked by policy, 2 error
-(fail closed). The human summary goes to stderr; ``--json FILE`` writes the GateResult.
+(fail closed), also when an output asked for (``--json``, ``--sarif``) cannot be written. The human summary
+goes to stderr and names the policy and the MLflow store used; ``--json FILE`` writes the GateResult.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,9 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlgate.core.errors import GateInputError, MlgateError
-from mlgate.core.policy import Policy, load_policy
-from mlgate.core.results import GateResult, Subject
+from mlgate.core.policy import Policy
+from mlgate.core.redaction import redact
+from mlgate.core.results import GateResult, Status, Subject
 from mlgate.core.runner import GateOutcome, run_gate
+from mlgate.core.shipped import POLICY_ENV, load_chosen_policy
 from mlgate.core.summary import format_summary
 
 if TYPE_CHECKING:
@@ -27,7 +30,25 @@ if TYPE_CHECKING:
 
     from mlgate.gates.code.trivy import TrivyConnection
 
-DEFAULT_POLICY = os.environ.get("MLGATE_POLICY", "policies/default.yaml")
+POLICY_HELP = (f"policy YAML (default: ${POLICY_ENV}, else ./policies/default.yaml, else the default shipped "
+               "with mlgate)")
+TIMEOUT_ENV = "MLGATE_MLFLOW_TIMEOUT"
+EXIT_CODES = "exit codes: 0 passed, 1 blocked by policy, 2 error (bad input or policy, tool failure, unwritable output)"
+
+
+class OutputError(MlgateError):
+    """An output the user asked for cannot be written: exit 2, never a gate's verdict."""
+
+
+def write_output(flag: str, path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path``, creating its folder; ``OutputError`` saying why not."""
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    except OSError as exc:
+        raise OutputError(f"cannot write {flag} {path}: {exc.strerror or exc}") from None
+    return target
 
 
 def _progress(done: int, total: int) -> None:
@@ -51,16 +72,19 @@ def _sign(result: GateResult, json_out: str) -> str:
         return "unsigned (no signing key configured): promotion counts it as missing"
     path = signed_path(json_out)
     run_id = os.environ.get("MLFLOW_RUN_ID") or None  # the run the result will be logged in
-    path.write_text(sign_result(result, keys.signer(), run_id) + "\n")
+    write_output("--json (its signed envelope)", path, sign_result(result, keys.signer(), run_id) + "\n")
     return f"signed: {path}" + ("" if run_id else " for no MLflow run (set MLFLOW_RUN_ID): promotion counts "
                                                    "it as missing")
 
 
-def _finish(outcome: GateOutcome, json_out: str | None) -> int:
+def _finish(outcome: GateOutcome, args: argparse.Namespace) -> int:
+    """Print the summary, then write the outputs asked for: one that cannot be written is exit 2 (main)."""
     print(format_summary(outcome.result), file=sys.stderr)
-    if json_out:
-        Path(json_out).write_text(outcome.result.to_json() + "\n")
-        print(_sign(outcome.result, json_out), file=sys.stderr)  # a key that cannot sign: exit 2 (main)
+    if getattr(args, "sarif", None):
+        _copy_sarif(outcome.result, args.sarif)
+    if args.json:
+        write_output("--json", args.json, outcome.result.to_json() + "\n")
+        print(_sign(outcome.result, args.json), file=sys.stderr)  # a key that cannot sign: exit 2 (main)
     return outcome.exit_code
 
 
@@ -69,17 +93,19 @@ def _run(args: argparse.Namespace, subject: Subject, check: Callable[[Policy], G
 
     def loaded() -> Policy:
         if not policy:
-            policy.append(load_policy(args.policy))
+            found, choice = load_chosen_policy(args.policy)
+            print(f"policy  {choice.path} ({choice.origin})", file=sys.stderr)
+            policy.append(found)
         return policy[0]
 
-    return _finish(run_gate(args.gate, subject, lambda: check(loaded()), lambda: loaded().digest), args.json)
+    return _finish(run_gate(args.gate, subject, lambda: check(loaded()), lambda: loaded().digest), args)
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
     from mlgate.gates.data.integrity import build_manifest
 
     manifest = build_manifest(Path(args.path), args.algorithm, _progress)
-    manifest.save(Path(args.out))
+    write_output("--out", args.out, json.dumps(manifest.to_dict(), indent=2) + "\n")
     print(f"pinned {len(manifest.files)} file(s), {manifest.total_bytes} bytes: {manifest.digest}", file=sys.stderr)
     return 0
 
@@ -112,26 +138,26 @@ def cmd_check_pii(args: argparse.Namespace) -> int:
 
     return _run(args, Subject("dataset", args.path, "unknown"), lambda policy: check_pii(
         Path(args.path), policy.section(args.gate), policy.digest, _workdir(args),
-        policy.section("data.integrity").algorithm))
+        policy.section("data.integrity").algorithm, args.encoding))
 
 
 def cmd_check_static(args: argparse.Namespace) -> int:
     from mlgate.gates.code.bandit_scan import check_static
 
-    def check(policy: Policy) -> GateResult:
-        result = check_static(args.path, policy.section(args.gate), policy.digest, _workdir(args))
-        _copy_sarif(result, args.sarif)
-        return result
-
-    return _run(args, Subject("code", args.path, "unknown"), check)
+    return _run(args, Subject("code", args.path, "unknown"), lambda policy: check_static(
+        args.path, policy.section(args.gate), policy.digest, _workdir(args)))
 
 
-def _copy_sarif(result: GateResult, destination: str | None) -> None:
-    if destination:
-        sarif = next((a for a in result.artifacts if a.endswith(".sarif")), None)
-        if sarif is None:
-            raise MlgateError(f"{result.gate} wrote no SARIF report to copy to {destination}")
-        shutil.copyfile(sarif, destination)
+def _copy_sarif(result: GateResult, destination: str) -> None:
+    """``--sarif``: after the verdict, so a copy that fails is an output error (exit 2), never the gate's."""
+    sarif = next((a for a in result.artifacts if a.endswith(".sarif")), None)
+    if sarif is None:
+        raise OutputError(f"cannot write --sarif {destination}: {result.gate} wrote no SARIF report "
+                          f"(status {result.status})")
+    try:
+        write_output("--sarif", destination, Path(sarif).read_text())
+    except OSError as exc:
+        raise OutputError(f"cannot write --sarif {destination}: {sarif}: {exc.strerror or exc}") from None
 
 
 def _trivy_connection(args: argparse.Namespace) -> TrivyConnection:
@@ -198,11 +224,9 @@ def cmd_check_model(args: argparse.Namespace) -> int:
 def _local_model(model: str, directory: Path) -> Path:
     if "://" not in model and ":/" not in model:
         return Path(model)
-    import mlflow
+    from mlgate.trust.registry import download_model
 
-    from mlgate.trust.registry import default_tracking_uri, download_model
-
-    return download_model(mlflow.MlflowClient(default_tracking_uri()), model, directory)
+    return download_model(_client(read_only=True), model, directory)
 
 
 def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
@@ -237,27 +261,63 @@ def cmd_check_queries(args: argparse.Namespace) -> int:
 
 
 def cmd_incident(args: argparse.Namespace) -> int:
-    import mlflow
-
     from mlgate.gates.monitor.incident import respond
     from mlgate.trust.keys import keyring_from_env
-    from mlgate.trust.registry import default_tracking_uri
 
     args.gate = "incident.respond"
     key = f"cli/{getpass.getuser()}/{datetime.now(UTC).isoformat(timespec='seconds')}"
-    uri = default_tracking_uri()  # the registry too: MLflow's process-wide registry URI may point elsewhere
     return _run(args, Subject("model", f"models:/{args.model}/{args.version or 'served'}", "unknown"),
-                lambda policy: respond(mlflow.MlflowClient(uri, uri), policy, args.model, args.version, (),
+                lambda policy: respond(_client(read_only=True), policy, args.model, args.version, (),
                                        reason=args.reason, key=key, keys=keyring_from_env()))
 
 
-def _client() -> MlflowClient:
+def bound_mlflow_calls() -> None:
+    """Each MLflow call of the CLI gives up within ``MLGATE_MLFLOW_TIMEOUT`` seconds (default 30) instead of
+    MLflow's own ~4 minutes of retries: 3 attempts, 1 s + 2 s of backoff, the rest split between them.
+    Settings the user made (``MLFLOW_HTTP_REQUEST_*``) win."""
+    raw = os.environ.get(TIMEOUT_ENV, "30")
+    try:
+        budget = float(raw)
+    except ValueError:
+        budget = 0.0
+    if not budget > 0:
+        raise GateInputError(f"{TIMEOUT_ENV} must be a positive number of seconds; found {raw!r}")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, int((budget - 3) / 3))))
+
+
+def store_uri(read_only: bool) -> str:
+    """``MLFLOW_TRACKING_URI``, else the SQLite store under ``MLGATE_HOME`` (default ``~/.mlgate``, ADR 0027).
+    A read-only command never creates a store: a missing one is an error, not an empty answer."""
+    from mlgate.trust.registry import default_tracking_uri, mlgate_home
+
+    if read_only and not os.environ.get("MLFLOW_TRACKING_URI"):
+        database = mlgate_home() / "mlflow.db"
+        if not database.is_file():
+            raise GateInputError(f"no MLflow store: MLFLOW_TRACKING_URI is not set and {database} does not exist "
+                                 "(set MLFLOW_TRACKING_URI, or MLGATE_HOME to the folder holding mlflow.db)")
+    return default_tracking_uri()
+
+
+def _client(read_only: bool = False) -> MlflowClient:
     import mlflow
 
-    from mlgate.trust.registry import default_tracking_uri
-
+    bound_mlflow_calls()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr for the verdict
-    return mlflow.MlflowClient(default_tracking_uri())
+    uri = store_uri(read_only)
+    print(f"mlflow  {uri}", file=sys.stderr)
+    return mlflow.MlflowClient(uri, uri)  # the registry too: MLflow's process-wide registry URI may point elsewhere
+
+
+def _registered(client: MlflowClient, model: str) -> None:
+    """An empty answer from a store that does not hold ``model`` would read as "nothing happened": refuse it."""
+    from mlgate.trust.registry import call
+
+    if not call(client, f"searching registered model {model}",
+                lambda: client.search_registered_models(f"name = '{model}'")):
+        raise GateInputError(f"MLflow at {client.tracking_uri} holds no registered model {model!r}")
 
 
 def cmd_promote(args: argparse.Namespace) -> int:
@@ -269,6 +329,10 @@ def cmd_promote(args: argparse.Namespace) -> int:
     def check(policy: Policy) -> GateResult:
         client = _client()
         result = promote(client, policy, args.model, args.version, f"cli:{getpass.getuser()}", keyring_from_env())
+        if result.status is not Status.PASSED and result.thresholds.get("alias_before") == str(args.version):
+            print(f"mlgate: the refused attempt is in the audit trail; {args.model}/{args.version} still serves and "
+                  "its evidence and scorecard are unchanged", file=sys.stderr)
+            return result
         run_id = client.get_model_version(args.model, args.version).run_id
         if run_id:
             log_result(client, run_id, result)
@@ -289,18 +353,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    import json
-    from datetime import UTC, datetime
 
     from mlgate.trust.attestation import AttestationError
     from mlgate.trust.attestation_store import verify_version
     from mlgate.trust.keys import keyring_from_env
 
-    policy = load_policy(args.policy)
+    policy, _ = load_chosen_policy(args.policy)
     trusted = keyring_from_env(args.public_key or ()).trusted_keys()
     report: dict = {"model": args.model, "version": args.version}
     try:
-        verified = verify_version(_client(), policy, args.model, args.version, trusted, datetime.now(UTC))
+        verified = verify_version(_client(read_only=True), policy, args.model, args.version, trusted, datetime.now(UTC))
     except AttestationError as exc:
         report.update(verified=False, reasons=list(exc.reasons))
         print(f"NOT VERIFIED: {args.model}/{args.version}\n  " + "\n  ".join(exc.reasons))
@@ -312,7 +374,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
               f"{verified.created_at.isoformat()}\n  {len(verified.artifact_digests)} artifact file(s) match; "
               f"gates: {', '.join(sorted(report['gates']))}")
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        write_output("--json", args.json, json.dumps(report, indent=2, sort_keys=True) + "\n")
     return 0 if report["verified"] else 1
 
 
@@ -326,12 +388,11 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    import json
-
     from mlgate.trust.audit import format_table, read_decisions
     from mlgate.trust.audit_verify import verify_audit
 
-    client = _client()
+    client = _client(read_only=True)
+    _registered(client, args.model)
     if args.verify:
         records, problems = verify_audit(client, args.model, args.public_key or ())
     else:
@@ -360,13 +421,13 @@ def cmd_alias_resign(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from mlgate.trust.version_report import ARTIFACT, log_scorecard, version_scorecard
 
-    client = _client()
-    html = version_scorecard(client, load_policy(args.policy), args.model, args.version,
+    client = _client(read_only=True)
+    policy, _ = load_chosen_policy(args.policy)
+    html = version_scorecard(client, policy, args.model, args.version,
                              threat_model=Path(args.threat_model) if args.threat_model else None,
                              compliance=Path(args.compliance) if args.compliance else None)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / ARTIFACT).write_text(html)
+    write_output("--out", out / ARTIFACT, html)
     run_id = log_scorecard(client, args.model, args.version, html)
     print(f"wrote {out / ARTIFACT}; logged {ARTIFACT} on run {run_id}", file=sys.stderr)
     return 0
@@ -375,7 +436,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_threat_model(args: argparse.Namespace) -> int:
     from mlgate.trust.version_report import THREAT_MODEL, policy_coverage
 
-    policy = load_policy(args.policy)
+    policy, _ = load_chosen_policy(args.policy)
     result = policy_coverage(policy, Path(args.threat_model) if args.threat_model else policy.resolve(THREAT_MODEL))
     width = max(len(c.category) for c in result.categories)
     for category in result.categories:
@@ -387,29 +448,46 @@ def cmd_threat_model(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mlgate")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mlgate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="mlgate", description=__doc__.splitlines()[0], epilog=EXIT_CODES)
+    parser.add_argument("--version", action="version", version=f"mlgate {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     pin = commands.add_parser("pin", help="write the manifest (per-file digests) of a file or directory")
-    pin.add_argument("path")
-    pin.add_argument("--out", required=True, help="manifest JSON to write")
-    pin.add_argument("--algorithm", choices=("sha256", "blake3"), default="sha256")
+    pin.add_argument("path", help="a data file or directory")
+    pin.add_argument("--out", required=True, help="manifest JSON to write (its folder is created)")
+    pin.add_argument("--algorithm", choices=("sha256", "blake3"), default="sha256", help="digest (default sha256)")
     pin.set_defaults(func=cmd_pin)
 
-    check = commands.add_parser("check", help="run one gate; exit 0 passed, 1 blocked, 2 error")
+    check = commands.add_parser("check", help="run one gate; exit 0 passed, 1 blocked, 2 error",
+                                description="Run one gate, as its operator would. " + EXIT_CODES, epilog=EXIT_CODES)
     gates = check.add_subparsers(dest="gate", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--policy", default=DEFAULT_POLICY, help=f"policy YAML (default {DEFAULT_POLICY})")
-    common.add_argument("--json", help="write the GateResult to this file")
 
-    integrity = gates.add_parser("data.integrity", parents=[common], help="compare data with its pinned manifest")
-    integrity.add_argument("path")
-    integrity.add_argument("--manifest", required=True)
+    def add_gate(name: str, *, parents: list[argparse.ArgumentParser], help: str) -> argparse.ArgumentParser:
+        """A gate's sub-command: its --help says what it checks and what each exit code means."""
+        return gates.add_parser(name, parents=parents, help=help, description=f"{name}: {help}.", epilog=EXIT_CODES)
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--policy", help=POLICY_HELP)
+    common.add_argument("--json", help="write the GateResult to this file (its folder is created), and its signed "
+                        "envelope beside it when a signing key is configured")
+
+    integrity = add_gate("data.integrity", parents=[common], help="compare data with its pinned manifest")
+    integrity.add_argument("path", help="the data file or directory that was pinned")
+    integrity.add_argument("--manifest", required=True, help="the manifest `mlgate pin` wrote")
     integrity.set_defaults(func=cmd_check_integrity)
 
-    expectations = gates.add_parser("data.expectations", parents=[common], help="validate with a GX suite")
-    expectations.add_argument("path")
+    expectations = add_gate("data.expectations", parents=[common], help="validate with a GX suite")
+    expectations.add_argument("path", help="a CSV/Parquet file, or a directory of them")
     expectations.add_argument("--suite", help="GX suite JSON (default: the policy's)")
     expectations.add_argument("--report-dir", help="where to write GX's result JSON")
     expectations.set_defaults(func=cmd_check_expectations)
@@ -423,34 +501,35 @@ def build_parser() -> argparse.ArgumentParser:
     trivy.add_argument("--server", help="trivy server URL (client/server mode; token from $TRIVY_TOKEN)")
     trivy.add_argument("--offline", action="store_true", help="never download the DB or checks")
 
-    pii = gates.add_parser("data.pii", parents=[common, reports], help="PII and secrets in CSV/Parquet/JSONL/text")
-    pii.add_argument("path")
+    pii = add_gate("data.pii", parents=[common, reports], help="PII and secrets in CSV/Parquet/JSONL/text")
+    pii.add_argument("path", help="a data file, or a directory of them (a partitioned dataset)")
+    pii.add_argument("--encoding", default="utf-8", help="text encoding of CSV/JSONL/text files (default utf-8)")
     pii.set_defaults(func=cmd_check_pii)
 
-    static = gates.add_parser("code.static", parents=[common, reports], help="bandit over a source tree")
-    static.add_argument("path")
+    static = add_gate("code.static", parents=[common, reports], help="bandit over a source tree")
+    static.add_argument("path", help="a source file or directory")
     static.add_argument("--sarif", help="also copy the SARIF report here (for code-scanning UIs)")
     static.set_defaults(func=cmd_check_static)
 
-    deps = gates.add_parser("code.dependencies", parents=[common, reports, trivy],
+    deps = add_gate("code.dependencies", parents=[common, reports, trivy],
                             help="dependency CVEs and a CycloneDX SBOM with trivy")
-    deps.add_argument("path")
+    deps.add_argument("path", help="a project directory (lock files) or, with --scan rootfs, a site-packages root")
     deps.add_argument("--scan", choices=("fs", "rootfs"), default="fs",
                       help="fs: lock files and manifests; rootfs: installed site-packages (with licenses)")
     deps.set_defaults(func=cmd_check_dependencies)
 
-    container = gates.add_parser("deploy.container", parents=[common, trivy],
+    container = add_gate("deploy.container", parents=[common, trivy],
                                  help="an image: registry reference, docker-archive tarball or OCI layout")
-    container.add_argument("image")
+    container.add_argument("image", help="registry reference, docker-archive tarball or OCI layout directory")
     container.set_defaults(func=cmd_check_container)
 
-    deploy = gates.add_parser("deploy.config", parents=[common, trivy],
+    deploy = add_gate("deploy.config", parents=[common, trivy],
                               help="least privilege in Dockerfiles, Kubernetes manifests and compose files")
-    deploy.add_argument("path")
+    deploy.add_argument("path", help="a Dockerfile, manifest, compose file, or a directory of them")
     deploy.set_defaults(func=cmd_check_deploy_config)
 
-    artifact = gates.add_parser("model.artifact", parents=[common], help="static scan of model files")
-    artifact.add_argument("path")
+    artifact = add_gate("model.artifact", parents=[common], help="static scan of model files")
+    artifact.add_argument("path", help="a model file or directory (an MLflow model, a pickle, a torch file, ...)")
     artifact.set_defaults(func=cmd_check_artifact)
 
     for gate, purpose in (("model.robustness", "accuracy under evasion attacks (FGSM, PGD, HopSkipJump)"),
@@ -458,19 +537,19 @@ def build_parser() -> argparse.ArgumentParser:
                           ("model.fairness", "parity and equalized odds across sensitive groups"),
                           ("model.explainability", "permutation importance; a dominant feature blocks"),
                           ("model.poisoning", "backdoor detection in a torch model's training data")):
-        validation = gates.add_parser(gate, parents=[common, reports], help=purpose)
+        validation = add_gate(gate, parents=[common, reports], help=purpose)
         validation.add_argument("model", help="a model directory or models:/NAME/VERSION (scanned before loading)")
         validation.add_argument("--data", required=True, help="the data the data callable reads")
         validation.add_argument("--data-callable", required=True,
                                 help="package.module:function(data_path=, seed=) returning ValidationData")
-        validation.add_argument("--seed", type=int, default=0)
+        validation.add_argument("--seed", type=int, default=0, help="seed of the attacks and samples (default 0)")
         validation.set_defaults(func=cmd_check_model)
 
     window = argparse.ArgumentParser(add_help=False)
     window.add_argument("--since", help="window start, ISO-8601 with a time zone (default: the log's start)")
     window.add_argument("--until", help="window end, exclusive (default: the log's end)")
     log_help = "an inference log (.jsonl/.parquet file or directory)"
-    drift = gates.add_parser("monitor.drift", parents=[common, window],
+    drift = add_gate("monitor.drift", parents=[common, window],
                              help="data and concept drift of current data against a reference")
     drift.add_argument("path", help=f"{log_help}, or a CSV/Parquet table")
     drift.add_argument("--reference", required=True,
@@ -479,14 +558,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "blocks once it persists; without it, a window blocks alone only on severe drift")
     drift.set_defaults(func=cmd_check_drift)
 
-    confidence = gates.add_parser("monitor.confidence", parents=[common, window],
+    confidence = add_gate("monitor.confidence", parents=[common, window],
                                   help="a spike of low-confidence predictions")
     confidence.add_argument("path", help=log_help)
     confidence.add_argument("--baseline", help="JSON confidence baseline measured on the model's validation "
                             "predictions (default: the policy's baseline_share)")
     confidence.set_defaults(func=cmd_check_confidence)
 
-    queries = gates.add_parser("monitor.queries", parents=[common, window],
+    queries = add_gate("monitor.queries", parents=[common, window],
                                help="per-client query volume and extraction-like query patterns")
     queries.add_argument("path", help=log_help)
     queries.add_argument("--baseline", help="JSON object: client id -> expected queries in the window")
@@ -495,37 +574,39 @@ def build_parser() -> argparse.ArgumentParser:
     queries.add_argument("--state", help="JSON file of the clients' evidence over earlier windows (updated)")
     queries.set_defaults(func=cmd_check_queries)
 
-    promote = commands.add_parser("promote", parents=[common], help="move the policy's alias if every gate holds")
-    promote.add_argument("model")
-    promote.add_argument("version")
+    promote = commands.add_parser("promote", parents=[common], help="move the policy's alias if every gate holds",
+                                  epilog=EXIT_CODES)
+    promote.add_argument("model", help="registered model name")
+    promote.add_argument("version", help="model version to promote")
     promote.set_defaults(func=cmd_promote)
 
     incident = commands.add_parser("incident", parents=[common],
                                    help="demote a bad model version: restore the last good one or remove the alias")
-    incident.add_argument("model")
+    incident.add_argument("model", help="registered model name")
     incident.add_argument("--version", help="the bad version (default: the one the policy's alias serves)")
     incident.add_argument("--reason", required=True, help="what was observed (recorded with the incident)")
     incident.set_defaults(func=cmd_incident)
 
     demo = commands.add_parser("demo", help="run the secure training pipeline through Airflow: clean, then tampered")
-    demo.add_argument("--rows", type=int, default=5000)
+    demo.add_argument("--rows", type=int, default=5000, help="loan applications to generate (default 5000)")
     demo.set_defaults(func=cmd_demo)
 
-    verify = commands.add_parser("verify", help="verify a model version's signed attestation; exit 0/1/2")
-    verify.add_argument("model")
-    verify.add_argument("version")
-    verify.add_argument("--policy", default=DEFAULT_POLICY, help=f"policy YAML (default {DEFAULT_POLICY})")
+    verify = commands.add_parser("verify", help="verify a model version's signed attestation; exit 0/1/2",
+                                 epilog=EXIT_CODES)
+    verify.add_argument("model", help="registered model name")
+    verify.add_argument("version", help="model version")
+    verify.add_argument("--policy", help=POLICY_HELP)
     verify.add_argument("--public-key", action="append", metavar="PEM",
                         help="a trusted public key file (repeatable; default $MLGATE_TRUSTED_KEYS)")
     verify.add_argument("--json", help="write the verification report to this file")
     verify.set_defaults(func=cmd_verify)
 
     keygen = commands.add_parser("keygen", help="write an ECDSA P-256 signing key (0600) and PATH.pub")
-    keygen.add_argument("path")
+    keygen.add_argument("path", help="private key file to write (never overwritten); the public key goes to PATH.pub")
     keygen.set_defaults(func=cmd_keygen)
 
     audit = commands.add_parser("audit", help="print a registered model's promotion decisions")
-    audit.add_argument("model")
+    audit.add_argument("model", help="registered model name")
     audit.add_argument("--json", action="store_true", help="print the records as JSON")
     audit.add_argument("--verify", action="store_true",
                        help="check signatures and the hash chain, and that every alias is explained; exit 1 if not")
@@ -536,21 +617,21 @@ def build_parser() -> argparse.ArgumentParser:
     alias = commands.add_parser("alias", help="signed alias state")
     alias_commands = alias.add_subparsers(dest="alias_command", required=True)
     resign = alias_commands.add_parser("resign", help="re-sign a model alias's unexpired signed state (schedule it)")
-    resign.add_argument("model")
-    resign.add_argument("alias", nargs="?", default="champion")
+    resign.add_argument("model", help="registered model name")
+    resign.add_argument("alias", nargs="?", default="champion", help="alias (default champion)")
     resign.set_defaults(func=cmd_alias_resign)
 
     report = commands.add_parser("report", help="render a model version's scorecard and log it to MLflow")
-    report.add_argument("model")
-    report.add_argument("version")
+    report.add_argument("model", help="registered model name")
+    report.add_argument("version", help="model version")
     report.add_argument("--out", required=True, help="directory to write scorecard.html into")
-    report.add_argument("--policy", default=DEFAULT_POLICY, help=f"policy YAML (default {DEFAULT_POLICY})")
+    report.add_argument("--policy", help=POLICY_HELP)
     report.add_argument("--threat-model", help="threat model YAML (default: threat-model.yaml beside the policy)")
     report.add_argument("--compliance", help="compliance mapping YAML (default: compliance.yaml beside the policy)")
     report.set_defaults(func=cmd_report)
 
     threats = commands.add_parser("threat-model", help="STRIDE coverage by the policy's gates; exit 1 if uncovered")
-    threats.add_argument("--policy", default=DEFAULT_POLICY, help=f"policy YAML (default {DEFAULT_POLICY})")
+    threats.add_argument("--policy", help=POLICY_HELP)
     threats.add_argument("--threat-model", help="threat model YAML (default: threat-model.yaml beside the policy)")
     threats.set_defaults(func=cmd_threat_model)
     return parser
@@ -562,6 +643,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except MlgateError as exc:  # its message is already redacted (MlgateError)
         print(f"mlgate: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # exit 1 means "blocked": an unexpected failure is an error, never a verdict
+        print(f"mlgate: error: {type(exc).__name__}: {redact(str(exc))[:500]}", file=sys.stderr)
         return 2
 
 

@@ -74,7 +74,7 @@ def get_provider_info() -> dict:
                 },
             },
             {
-                "connection-type": "mlgate_signing",
+                "connection-type": "mlgatesigning",
                 "hook-class-name": "mlgate.hooks.signing.SigningKeyHook",
                 "hook-name": "mlgate signing key",
                 "ui-field-behaviour": {

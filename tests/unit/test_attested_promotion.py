@@ -258,3 +258,24 @@ def test_the_example_server_answers_authenticated_requests_and_logs_them(promote
     assert status == 200 and answer["prediction"] in (0, 1) and 0.5 <= answer["confidence"] <= 1
     (logged,) = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert logged["client_id"] == "team-a" and logged["prediction"] == answer["prediction"]
+
+
+def test_a_refused_re_promotion_of_the_serving_version_keeps_its_decision_and_scorecard(promoted, tmp_path, capsys,
+                                                                                         monkeypatch):
+    from mlgate.trust.attestation import generate_key
+    from mlgate.trust.keys import POLICY_OWNERS_ENV
+
+    _, stranger = generate_key(tmp_path / "owner.pem")
+    monkeypatch.setenv(POLICY_OWNERS_ENV, str(stranger))  # the policy's owner signature no longer counts
+    client, name, version = promoted["client"], promoted["model"], promoted["version"]
+    done = cli(capsys, "promote", name, version, "--policy", promoted["policy"])
+    assert done.returncode == 1, done.stderr
+    tags = client.get_model_version(name, version).tags
+    assert tags["mlgate.decision"] == "promoted" and tags["mlgate.decision.by"] == "test:promote"
+    assert tags["mlgate.refused_attempt"] == "blocked"
+    assert "the signer does not trust policy" in tags["mlgate.refused_attempt.reasons"]
+    assert read_decisions(client, name)[-1].decision == "blocked"  # the attempt is in the audit trail
+    assert current_alias_version(client, name, "champion") == version
+    report = cli(capsys, "report", name, version, "--out", tmp_path / "report", "--policy", promoted["policy"])
+    assert report.returncode == 0, report.stderr
+    assert "✔ PROMOTABLE" in (tmp_path / "report" / "scorecard.html").read_text()

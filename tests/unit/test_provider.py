@@ -31,8 +31,8 @@ def test_airflow_lists_the_provider_and_its_connection_fields():
     manager = ProvidersManager()
     widgets = manager.connection_form_widgets
     assert {"extra__mlflow__registry_uri", "extra__trivy__binary", "extra__trivy__cache_dir",
-            "extra__mlgate_signing__trusted_public_keys"} <= set(widgets)
+            "extra__mlgatesigning__trusted_public_keys"} <= set(widgets)
     behaviours = manager.field_behaviours
     assert behaviours["mlflow"]["relabeling"]["host"] == "Tracking URI"
     assert "login" in behaviours["trivy"]["hidden_fields"]
-    assert behaviours["mlgate_signing"]["relabeling"]["password"] == "Private key (PEM, ECDSA P-256)"
+    assert behaviours["mlgatesigning"]["relabeling"]["password"] == "Private key (PEM, ECDSA P-256)"

@@ -109,7 +109,8 @@ def section_model(gate: str) -> type[BaseModel]:
 
 class Policy(_Strict):
     version: Literal[1]
-    promotion: PromotionPolicy
+    promotion_block: PromotionPolicy | None = Field(
+        default=None, alias="promotion", description="what promotion requires; data checks need none")
     gates: dict[str, dict[str, Any]] = Field(default_factory=dict)
     exceptions: tuple[PolicyException, ...] = ()
     sandbox: SandboxPolicy = Field(default_factory=SandboxPolicy,
@@ -122,6 +123,14 @@ class Policy(_Strict):
     def _known_sections(cls, gates: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         return _known_gates(gates)
 
+    @property
+    def promotion(self) -> PromotionPolicy:
+        """The ``promotion:`` block; ``PolicyError`` for a policy written for checks alone."""
+        if self.promotion_block is None:
+            raise PolicyError(f"{self.source}: promotion: expected a block with model_name and required_gates "
+                              "(promotion, incident response and monitoring need one), found none")
+        return self.promotion_block
+
     def section(self, gate: str) -> Any:
         """The validated section of ``gate``; its defaults when the policy has none."""
         if gate not in self._sections:
@@ -133,7 +142,8 @@ class Policy(_Strict):
 
     @property
     def digest(self) -> str:
-        canonical = {"version": self.version, "promotion": self.promotion.model_dump(mode="json"),
+        promotion = self.promotion_block.model_dump(mode="json") if self.promotion_block else None
+        canonical = {"version": self.version, "promotion": promotion,
                      "gates": {g: self.section(g).model_dump(mode="json") for g in sorted(self.gates)},
                      "exceptions": [e.model_dump(mode="json") for e in self.exceptions],
                      "sandbox": self.sandbox.model_dump(mode="json")}
@@ -160,6 +170,8 @@ def describe_error(error: Any, prefix: tuple[str, ...] = ()) -> str:
     """One pydantic error as ``key.path: expectation; found value``; the value's repr is bounded while it
     is built (never expand a shared, deeply nested input only to truncate it)."""
     path = ".".join(str(part) for part in (*prefix, *error["loc"])) or "(top level)"
+    if error["type"] == "value_error" and isinstance(error.get("input"), dict | list | tuple):
+        return f"{path}: {error['msg'].rstrip('.')}"  # our validators name what they found in a container
     found = "nothing" if error["type"] == "missing" else _SHORT.repr(error.get("input"))[:120]
     return f"{path}: {error['msg'].rstrip('.')}; found {found}"
 
@@ -173,17 +185,20 @@ def parse_policy(data: Any, source: str = "<policy>") -> Policy:
     """Validate the whole policy, every gate section included, reporting every problem at once."""
     if not isinstance(data, dict):
         raise PolicyError(f"{source}: expected a mapping at the top level, found {type(data).__name__}")
+    problems: list[str] = []
     try:
         policy = Policy.model_validate({**data, "source": source})
     except ValidationError as exc:
-        raise _policy_error(source, exc) from None
-    problems = []
-    for gate in policy.gates:
-        try:
-            policy.section(gate)
-        except PolicyError as exc:
-            problems.extend(str(exc).split("\n  ")[1:])
-    if problems:
+        problems += [describe_error(e) for e in exc.errors()]
+        policy = None
+    gates = data.get("gates")
+    for gate, section in (gates.items() if isinstance(gates, dict) else ()):
+        if gate in SECTIONS:  # an unknown id is one of the problems above
+            try:
+                section_model(gate).model_validate({} if section is None else section)
+            except ValidationError as exc:
+                problems += [describe_error(e, ("gates", gate)) for e in exc.errors()]
+    if problems or policy is None:
         raise PolicyError(f"{source}: invalid policy ({len(problems)} problem(s)):\n  " + "\n  ".join(problems))
     return policy
 

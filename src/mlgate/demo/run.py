@@ -2,7 +2,7 @@
 
 First on freshly generated and pinned data (the model is promoted), then after one byte of the data
 changed (promotion is refused and the reason printed). Airflow runs on a SQLite metadata DB and MLflow
-on a SQLite store, both under ``MLGATE_HOME`` (default ``.mlgate/``). Promotion signs its attestation
+on a SQLite store, both under ``MLGATE_HOME`` (default ``~/.mlgate``). Promotion signs its attestation
 with a key generated on first use under ``MLGATE_HOME/keys/`` unless one is configured.
 """
 
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlgate.core.policy import load_policy
+from mlgate.core.shipped import shipped
 from mlgate.demo.dataset import write_loans
 from mlgate.demo.trivy_db import write_trivy_db
 from mlgate.gates.data.integrity import build_manifest
@@ -39,11 +40,11 @@ DAG_ID = "secure_training_pipeline"
 
 
 def repo_root() -> Path:
-    """The checkout holding ``dags/`` and ``policies/`` (the current directory, else the package's)."""
-    for candidate in (Path.cwd(), Path(__file__).resolve().parents[3]):
-        if (candidate / "dags" / f"{DAG_ID}.py").exists():
-            return candidate
-    raise SystemExit("mlgate demo: run it from the mlgate checkout (no dags/secure_training_pipeline.py here)")
+    """The folder holding ``dags/`` and ``policies/``: the current directory when it is a checkout, else what
+    mlgate ships (the wheel's resources or the package's checkout, ADR 0027)."""
+    if (Path.cwd() / "dags" / f"{DAG_ID}.py").exists():
+        return Path.cwd()
+    return shipped(f"dags/{DAG_ID}.py").parents[1]
 
 
 def offline_trivy_connection(home: Path) -> str:

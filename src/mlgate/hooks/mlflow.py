@@ -57,6 +57,7 @@ class MlflowHook(BaseHook):
         extra = settings["extra"]
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(extra.get("http_timeout", 30)))
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(extra.get("http_max_retries", 3)))
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # bars are noise in task logs
         mlflow.set_tracking_uri(settings["tracking_uri"])
         mlflow.set_registry_uri(settings["registry_uri"])
         return mlflow.MlflowClient(settings["tracking_uri"], settings["registry_uri"])

@@ -17,7 +17,8 @@ from mlgate.trust.keys import (
 
 
 class SigningKeyHook(BaseHook):
-    """Connection ``mlgate_signing_default`` (type ``mlgate_signing``): password = the PEM private key
+    """Connection ``mlgate_signing_default`` (type ``mlgatesigning``; one of the old type ``mlgate_signing``
+    is read the same, Airflow only warns on its ``_``): password = the PEM private key
     (ECDSA P-256), extra ``trusted_public_keys`` = PEM public key(s) promotion trusts, extra
     ``trusted_policy_digests`` = the policy digests the signer accepts (a list or comma-separated), extra
     ``policy_owner_keys`` = PEM public key(s) whose signature on a policy makes it trusted.
@@ -29,7 +30,7 @@ class SigningKeyHook(BaseHook):
 
     conn_name_attr = "signing_conn_id"
     default_conn_name = "mlgate_signing_default"
-    conn_type = "mlgate_signing"
+    conn_type = "mlgatesigning"  # no "_": Airflow warns on every URI of such a type (RFC 3986 schemes)
     hook_name = "mlgate signing key"
 
     def __init__(self, signing_conn_id: str = default_conn_name) -> None:

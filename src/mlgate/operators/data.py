@@ -81,19 +81,22 @@ class DataExpectationsGateOperator(BaseGateOperator):
 
 
 class DataPiiGateOperator(BaseGateOperator):
-    """Scans CSV, Parquet, JSONL or text for PII and secrets outside the columns allowed to hold them.
+    """Scans CSV, Parquet, JSONL or text (a file, or a directory of them such as a partitioned dataset) for
+    PII and secrets outside the columns allowed to hold them; text is decoded with ``encoding``.
 
     With ``action: mask`` the sanitized copy is logged with the evidence and, when ``masked_path`` is
     set, also written there (its digest is in ``metrics.masked_digest``) for the tasks downstream.
     """
 
     gate_id = "data.pii"
-    template_fields: Sequence[str] = (*BaseGateOperator.template_fields, "data_path", "masked_path")
+    template_fields: Sequence[str] = (*BaseGateOperator.template_fields, "data_path", "masked_path", "encoding")
 
-    def __init__(self, *, data_path: str, masked_path: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, data_path: str, masked_path: str | None = None, encoding: str = "utf-8",
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_path = data_path
         self.masked_path = masked_path
+        self.encoding = encoding
 
     def subject(self) -> Subject:
         return Subject("dataset", str(self.data_path), "unknown")
@@ -104,8 +107,12 @@ class DataPiiGateOperator(BaseGateOperator):
         from mlgate.gates.data.pii import check_pii
 
         result = check_pii(Path(self.data_path), self.policy.section(self.gate_id), self.policy.digest, workdir,
-                           self.policy.section("data.integrity").algorithm)
+                           self.policy.section("data.integrity").algorithm, self.encoding)
         if self.masked_path and result.artifacts:
             Path(self.masked_path).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(result.artifacts[0], self.masked_path)
+            masked = Path(result.artifacts[0])
+            if masked.is_dir():
+                shutil.copytree(masked, self.masked_path, dirs_exist_ok=True)
+            else:
+                shutil.copyfile(masked, self.masked_path)
         return result

@@ -1,6 +1,6 @@
 """Where the signing key and the trusted public keys come from: never from code or the repository.
 
-Sources, in order: an Airflow connection of type ``mlgate_signing`` (resolved by ``SigningKeyHook``,
+Sources, in order: an Airflow connection of type ``mlgatesigning`` (resolved by ``SigningKeyHook``,
 which builds a :class:`KeyRing` from it), else the environment: ``MLGATE_SIGNING_KEY`` (the PEM text, as
 a secrets backend injects it) or ``MLGATE_SIGNING_KEY_FILE`` (a path), and ``MLGATE_TRUSTED_KEYS``
 (comma-separated paths of PEM public keys). Without trusted keys, the signing key's own public key is

@@ -13,7 +13,6 @@ remembered under ``MLGATE_HOME`` only after every check passed.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -21,15 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from mlgate.core.digests import file_digests, json_digest
-from mlgate.core.policy import Policy, load_policy
+from mlgate.core.policy import Policy
+from mlgate.core.shipped import load_chosen_policy
 from mlgate.trust.alias_state import AliasState, AliasStateError
 from mlgate.trust.alias_store import check_revocation_tag, save_seen, trusted_view
 from mlgate.trust.attestation import AttestationError
 from mlgate.trust.attestation_store import verify_version
 from mlgate.trust.keys import keyring_from_env
 from mlgate.trust.registry import call, default_tracking_uri, download_model, resolve_version
-
-POLICY_ENV = "MLGATE_POLICY"
 
 
 class UntrustedModelError(AttestationError):
@@ -41,12 +39,12 @@ def load_verified_model(model_uri: str, *, trusted_keys: Iterable[str | Path] | 
     """A pyfunc model from ``models:/name/version`` or ``models:/name@alias``, or ``UntrustedModelError``.
 
     ``trusted_keys``: PEM texts or paths (default ``MLGATE_TRUSTED_KEYS``); ``policy``: a Policy or its
-    path (default ``MLGATE_POLICY``, else ``policies/default.yaml``).
+    path (default ``MLGATE_POLICY``, else ``./policies/default.yaml``, else the shipped default).
     """
     import mlflow
 
     if not isinstance(policy, Policy):
-        policy = load_policy(policy or os.environ.get(POLICY_ENV, "policies/default.yaml"))
+        policy = load_chosen_policy(policy)[0]
     trusted = keyring_from_env(trusted_keys or ()).trusted_keys()
     client = mlflow.MlflowClient(tracking_uri or default_tracking_uri())
     name, version = resolve_version(client, model_uri)

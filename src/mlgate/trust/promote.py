@@ -87,6 +87,13 @@ def _decision_tags(record: AuditRecord) -> dict[str, str]:
     }
 
 
+def _attempt_tags(record: AuditRecord) -> dict[str, str]:
+    """A refused re-promotion of the version the alias serves: recorded as ``mlgate.refused_attempt*`` beside
+    its decision, which stands (the audit trail holds the attempt too)."""
+    return {key.replace("mlgate.decision", "mlgate.refused_attempt", 1): value
+            for key, value in _decision_tags(record).items() if key != TAG_EVIDENCE}
+
+
 @dataclass(frozen=True)
 class Assessment:
     decision: Decision
@@ -164,7 +171,8 @@ def promote(client: MlflowClient, policy: Policy, name: str, version: str, actor
     if state is not None:
         write_state(client, keys, name, alias, "promotion", now, planned=state)
         call(client, f"setting alias {alias}", lambda: client.set_registered_model_alias(name, alias, version))
-    for key, value in _decision_tags(record).items():
+    tags = _attempt_tags(record) if reasons and before == version else _decision_tags(record)
+    for key, value in tags.items():
         call(client, "tagging the decision", lambda k=key, v=value: client.set_model_version_tag(name, version, k, v))
     return GateResult(
         gate=GATE,

@@ -37,7 +37,8 @@ _METRIC_UNSAFE = re.compile(r"[^\w.\- ]")
 
 
 def mlgate_home() -> Path:
-    return Path(os.environ.get("MLGATE_HOME", ".mlgate")).absolute()
+    """``MLGATE_HOME``, else ``~/.mlgate``: one store wherever the command runs (ADR 0027), never ``./.mlgate``."""
+    return Path(os.environ.get("MLGATE_HOME") or Path.home() / ".mlgate").absolute()
 
 
 def default_tracking_uri() -> str:

@@ -49,11 +49,34 @@ def test_an_invalid_policy_names_key_path_expectation_and_value(data, key_path, 
     assert message.startswith("p.yaml: invalid policy")
 
 
-def test_a_missing_promotion_section_is_reported_as_missing():
+def test_a_policy_for_checks_alone_needs_no_promotion_block_until_something_promotes():
     data = default_policy()
     del data["promotion"]
-    with pytest.raises(PolicyError, match="promotion: Field required; found nothing"):
+    policy = parse_policy(data, "checks.yaml")
+    assert policy.section("data.integrity").algorithm == "sha256" and policy.digest.startswith("sha256:")
+    with pytest.raises(PolicyError, match="checks.yaml: promotion: expected a block with model_name"):
+        _ = policy.promotion
+
+
+def test_every_problem_is_reported_in_one_pass_top_level_and_inside_gate_sections():
+    data = _with(["version"], 2)
+    data["gates"]["data.pii"]["actoin"] = "block"
+    data["gates"]["monitor.drift"]["alpha"] = 2
+    data["gates"]["data.piii"] = {}
+    with pytest.raises(PolicyError) as caught:
+        parse_policy(data, "p.yaml")
+    message = str(caught.value)
+    assert message.startswith("p.yaml: invalid policy (4 problem(s))")
+    for problem in ("version:", "gates.data.pii.actoin:", "gates.monitor.drift.alpha:", "gates: Value error, "
+                    "unknown gate id(s) ['data.piii']"):
+        assert problem in message
+
+
+def test_the_unknown_gate_message_does_not_dump_the_mapping():
+    data = _with(["gates", "data.piii"], {"secret_looking": "x" * 50})
+    with pytest.raises(PolicyError) as caught:
         parse_policy(data)
+    assert "found {" not in str(caught.value) and "secret_looking" not in str(caught.value)
 
 
 @pytest.mark.parametrize(("text", "match"), [

@@ -49,3 +49,12 @@ def test_test_connection_fails_on_a_closed_port(monkeypatch):
     ok, message = MlflowHook("mlflow_dead").test_connection()
     assert not ok
     assert f"127.0.0.1:{port} is not reachable" in message
+
+
+def test_the_client_it_gives_draws_no_progress_bars(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'db.sqlite'}")
+    MlflowHook().get_conn()
+    from mlflow.environment_variables import MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR
+
+    assert MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR.get() is False

@@ -1,13 +1,19 @@
 """``data.expectations``: validate CSV or Parquet data against a Great Expectations 1.x suite.
 
 GX's own result JSON is kept as evidence, minus the unexpected *values* it lists: those can be PII or
-secrets, and evidence never holds them (counts, percentages and row indexes stay).
+secrets, and evidence never holds them (counts, percentages and row indexes stay). A suite that cannot
+apply to the data (a missing column, an expectation GX cannot build) is a configuration error quoting GX's
+reason, not a data violation; GX's own log (hundreds of INFO lines, tracebacks of what mlgate reports
+itself) stays out of the task log.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +29,36 @@ if TYPE_CHECKING:
 GATE = "data.expectations"
 _VALUE_KEYS = ("partial_unexpected_list", "partial_unexpected_counts", "unexpected_list",
                "details", "observed_value")
+
+
+class _GxLog(logging.Handler):
+    """Keeps GX's error messages (to quote them); its warnings pass on as one line, without traceback."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.errors: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.ERROR:
+            self.errors.append(record.getMessage())
+        else:
+            logging.getLogger(__name__).warning("great_expectations: %s", record.getMessage()[:300])
+
+
+@contextmanager
+def gx_log() -> Iterator[_GxLog]:
+    """Route GX's logger through ``_GxLog`` for the duration (its INFO chatter is dropped)."""
+    logger = logging.getLogger("great_expectations")
+    handler, saved = _GxLog(), (logger.level, logger.propagate)
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -43,21 +79,27 @@ def read_table(path: Path) -> pd.DataFrame:
 
 def load_suite(path: Path) -> Any:
     """The suite, refusing any expectation GX could not build: GX logs and *drops* those (fails open)."""
-    from great_expectations.core import ExpectationSuite
-
     try:
         data = json.loads(path.read_text())
-        suite = ExpectationSuite(**data)
     except OSError as exc:
         raise GateInputError(f"{path}: cannot read the expectation suite: {exc.strerror}") from None
-    except Exception as exc:
+    except ValueError as exc:
         raise GateInputError(f"{path}: not a valid GX expectation suite: {type(exc).__name__}: {exc}") from None
+    with gx_log() as log:
+        from great_expectations.core import ExpectationSuite
+
+        try:
+            suite = ExpectationSuite(**data)
+        except Exception as exc:
+            raise GateInputError(f"{path}: not a valid GX expectation suite: {type(exc).__name__}: {exc}") from None
     declared = [e.get("type") for e in data.get("expectations", [])]
     loaded = [e.expectation_type for e in suite.expectations]
     if len(loaded) != len(declared):
         dropped = sorted(set(declared) - set(loaded)) or declared
+        reason = f"; GX says: {' | '.join(m[:300] for m in log.errors)}" if log.errors else ""
         raise GateInputError(f"{path}: not a valid GX expectation suite: {len(declared) - len(loaded)} "
-                             f"expectation(s) could not be built ({dropped}); unknown type or invalid arguments")
+                             f"expectation(s) could not be built ({dropped}); unknown type or invalid arguments"
+                             + reason)
     return suite
 
 
@@ -73,14 +115,31 @@ def redact(result_json: dict[str, Any]) -> dict[str, Any]:
 
 def validate(frame: pd.DataFrame, suite: Any) -> dict[str, Any]:
     """Run the suite on an ephemeral GX context; returns GX's result as JSON."""
-    import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    with gx_log():
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    asset = context.data_sources.add_pandas("mlgate").add_dataframe_asset("data")
-    batch = asset.add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": frame})
-    return batch.validate(suite, result_format="SUMMARY").to_json_dict()
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        asset = context.data_sources.add_pandas("mlgate").add_dataframe_asset("data")
+        batch = asset.add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": frame})
+        return batch.validate(suite, result_format="SUMMARY").to_json_dict()
+
+
+def inapplicable(result_json: dict[str, Any]) -> list[str]:
+    """The expectations GX could not evaluate on this data (a missing column, a wrong type), with GX's
+    reason: the suite does not fit the data, which is a configuration error, not a violation."""
+    reasons = []
+    for item in result_json.get("results", []):
+        info = item.get("exception_info") or {}
+        raised = [info] if "raised_exception" in info else [i for i in info.values() if isinstance(i, dict)]
+        messages = sorted({str(i.get("exception_message"))[:200] for i in raised if i.get("raised_exception")})
+        if messages:
+            config = item.get("expectation_config", {})
+            column = config.get("kwargs", {}).get("column")
+            reasons.append(f"{config.get('type', 'unknown')}{f' (column {column!r})' if column else ''}: "
+                           + " | ".join(messages))
+    return reasons
 
 
 def check_shape(result_json: Any, expectations: int) -> None:
@@ -104,9 +163,7 @@ def failed_expectations(result_json: dict[str, Any]) -> list[Finding]:
         kwargs = {k: v for k, v in config.get("kwargs", {}).items() if k != "batch_id"}
         column = kwargs.pop("column", "")
         stats = item.get("result", {})
-        if item.get("exception_info", {}).get("raised_exception"):
-            detail = "raised an exception: " + str(item["exception_info"].get("exception_message"))[:200]
-        elif "unexpected_count" in stats:
+        if "unexpected_count" in stats:
             detail = (f"{stats['unexpected_count']} of {stats.get('element_count', '?')} values unexpected "
                       f"({stats.get('unexpected_percent', 0):.2f}%)")
         else:
@@ -120,8 +177,6 @@ def failed_expectations(result_json: dict[str, Any]) -> list[Finding]:
 def check_expectations(data: Path, policy: Policy, suite_path: Path | None = None,
                        report_dir: Path | None = None) -> GateResult:
     """Validate ``data`` with the policy's suite (or ``suite_path``); writes GX's JSON to ``report_dir``."""
-    import great_expectations as gx
-
     started, clock = utcnow(), time.perf_counter()
     config = policy.expectations() if suite_path is None else None
     suite_path = Path(suite_path) if suite_path else policy.resolve(config.suite)
@@ -141,13 +196,16 @@ def check_expectations(data: Path, policy: Policy, suite_path: Path | None = Non
         report = report_dir / "data.expectations.gx.json"
         report.write_text(json.dumps(result_json, indent=2))
         artifacts = (str(report),)
+    if reasons := inapplicable(result_json):
+        raise GateInputError(f"{suite_path} cannot apply to {data}: {len(reasons)} expectation(s) could not be "
+                             "evaluated: " + "; ".join(reasons[:5]))
     stats = result_json.get("statistics", {})
     return GateResult(
         gate=GATE,
         status=Status.BLOCKED if len(findings) > max_failed else Status.PASSED,
         subject=Subject("dataset", str(data), data_version),
         policy_digest=policy.digest,
-        tool=ToolInfo("great_expectations", gx.__version__),
+        tool=ToolInfo("great_expectations", _gx_version()),
         started_at=started,
         finished_at=utcnow(),
         metrics={"evaluated": stats.get("evaluated_expectations", 0), "failed": len(findings),
@@ -158,3 +216,9 @@ def check_expectations(data: Path, policy: Policy, suite_path: Path | None = Non
         findings=tuple(findings),
         artifacts=artifacts,
     )
+
+
+def _gx_version() -> str:
+    from importlib.metadata import version
+
+    return version("great_expectations")

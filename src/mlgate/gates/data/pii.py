@@ -8,8 +8,10 @@ or looked up in a table of known values.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import hmac
+import io
 import json
 import os
 import secrets
@@ -50,8 +52,35 @@ def data_format(path: Path) -> str:
                              f"expected one of {sorted(FORMATS)}") from None
 
 
-def read_table(path: Path) -> pa.Table:
+def data_files(path: Path) -> list[Path]:
+    """``path`` itself, or every data file under a directory (a partitioned dataset: ``year=2024/part-0.parquet``),
+    in name order. Hidden and ``_``-prefixed files (``_SUCCESS``, ``.crc``) are markers, not data; any other file
+    the scan cannot read fails closed rather than being skipped."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise GateInputError(f"{path}: no such file or directory to scan")
+    files = sorted(p for p in path.rglob("*") if p.is_file()
+                   and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts))
+    unreadable = [str(p.relative_to(path)) for p in files if p.suffix.lower() not in FORMATS]
+    if unreadable:
+        raise GateInputError(f"{path}: holds files the scan cannot read: {unreadable[:5]}; expected one of "
+                             f"{sorted(FORMATS)}")
+    if not files:
+        raise GateInputError(f"{path}: the directory holds no data files; an empty dataset proves nothing")
+    return files
+
+
+def check_encoding(encoding: str) -> None:
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise GateInputError(f"unknown text encoding {encoding!r} (e.g. utf-8, latin-1, cp1252)") from None
+
+
+def read_table(path: Path, encoding: str = "utf-8") -> pa.Table:
     """The file as an Arrow table; CSV is read all-string so digits keep their leading zeros and spacing.
+    Text formats are decoded with ``encoding``.
 
     Reader errors are re-raised without their message: Arrow quotes the offending row, which may be PII.
     """
@@ -60,22 +89,31 @@ def read_table(path: Path) -> pa.Table:
     import pyarrow.parquet as pq
 
     fmt = data_format(path)
+    if fmt != "parquet" and path.is_file() and path.stat().st_size == 0:
+        raise GateInputError(f"{path}: the file is empty (0 bytes); an empty dataset proves nothing")
     try:
         if fmt == "csv":
-            with pa_csv.open_csv(path) as reader:
+            options = pa_csv.ReadOptions(encoding=encoding)
+            with pa_csv.open_csv(path, read_options=options) as reader:
                 names = reader.schema.names
-            table = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(
+            table = pa_csv.read_csv(path, read_options=options, convert_options=pa_csv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.string())))
         elif fmt == "parquet":
             table = pq.read_table(path)
         elif fmt == "jsonl":
-            table = pa_json.read_json(path)
+            utf8 = path if codecs.lookup(encoding).name == "utf-8" else io.BytesIO(
+                path.read_text(encoding=encoding).encode())
+            table = pa_json.read_json(utf8)
         else:
-            lines = path.read_text(encoding="utf-8").removesuffix("\n").split("\n")
+            lines = path.read_text(encoding=encoding).removesuffix("\n").split("\n")
             table = pa.table({"text": pa.array(lines, pa.large_string())})
     except OSError as exc:
         raise GateInputError(f"{path}: cannot read: {exc.strerror or type(exc).__name__}") from None
-    except (pa.ArrowException, UnicodeDecodeError, ValueError) as exc:
+    except (pa.ArrowException, UnicodeError, ValueError) as exc:
+        if isinstance(exc, UnicodeError) or "UTF8" in str(exc):
+            where = f" at byte {exc.start}" if isinstance(exc, UnicodeDecodeError) else ""
+            raise GateInputError(f"{path}: not valid {encoding} text{where}; pass the file's encoding (--encoding, "
+                                 "e.g. latin-1 or cp1252)") from None
         raise GateInputError(f"{path}: not valid {fmt} ({type(exc).__name__}; details withheld, "
                              "they may quote the data)") from None
     while any(pa.types.is_struct(field.type) for field in table.schema):
@@ -134,7 +172,7 @@ def _salted_prefix(salt: bytes, value: str) -> str:
     return hashlib.sha256(salt + value.encode()).hexdigest()[:8]
 
 
-def _findings(hits: Hits, columns: dict[str, pa.Array], config: PiiPolicy) -> Iterator[Finding]:
+def _findings(hits: Hits, columns: dict[str, pa.Array], config: PiiPolicy, label: str = "") -> Iterator[Finding]:
     salt = secrets.token_bytes(16)
     for name, by_type in hits.items():
         for pii_type, rows in by_type.items():
@@ -153,7 +191,7 @@ def _findings(hits: Hits, columns: dict[str, pa.Array], config: PiiPolicy) -> It
                 message=f"{len(rows)} cell(s) hold {pii_type}{schemes}"
                         + (" (allowed by policy)" if allowed else f", which column {name!r} may not hold")
                         + f"; e.g. rows {shown}",
-                location=name,
+                location=label + name,
             )
 
 
@@ -207,34 +245,50 @@ def write_table(table: pa.Table, path: Path, fmt: str) -> None:
 
 
 def check_pii(path: Path, config: PiiPolicy, policy_digest: str, out_dir: Path | None = None,
-              algorithm: str = "sha256") -> GateResult:
-    """Scan ``path`` (CSV, Parquet, JSONL or plain text) and apply ``config.action`` to what it finds."""
+              algorithm: str = "sha256", encoding: str = "utf-8") -> GateResult:
+    """Scan ``path`` (CSV, Parquet, JSONL or plain text, or a directory of them) and apply ``config.action``
+    to what it finds. In a directory, findings are located as ``file:column``. No rows at all is an error."""
     started, clock = utcnow(), time.perf_counter()
     path = Path(path)
-    if not path.is_file():
-        raise GateInputError(f"{path}: no such file to scan")
+    files = data_files(path)
     if config.action == "mask" and out_dir is None:
         raise GateInputError("action 'mask' needs an output directory for the sanitized copy")
-    fmt = data_format(path)
-    table = read_table(path)
-    columns, skipped = string_columns(table)
-    hits = scan(columns, config.types)
-    findings = tuple(_findings(hits, columns, config))
+    check_encoding(encoding)
+    masked_root = None
+    if config.action == "mask":
+        masked_root = out_dir / (f"{path.stem}.masked{path.suffix}" if path.is_file() else f"{path.name}.masked")
+    findings: list[Finding] = []
+    rows, scanned, skipped = 0, {}, {}
+    cells: dict[str, dict[str, int]] = {t: {} for t in config.types}
+    for file in files:
+        label = "" if file == path else f"{file.relative_to(path)}:"
+        table = read_table(file, encoding)
+        try:
+            columns, unscanned = string_columns(table)
+        except GateInputError as exc:
+            raise GateInputError(f"{file}: {exc}") from None
+        hits = scan(columns, config.types)
+        findings += _findings(hits, columns, config, label)
+        rows += table.num_rows
+        scanned |= dict.fromkeys(columns)
+        skipped |= dict.fromkeys(unscanned)
+        for name, by_type in hits.items():
+            for pii_type, hit_rows in by_type.items():
+                cells[pii_type][label + name] = len(hit_rows)
+        if masked_root is not None:
+            target = masked_root if file == path else masked_root / file.relative_to(path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_table(mask_table(table, columns, hits, config), target, data_format(file))
+    if rows == 0:
+        raise GateInputError(f"{path}: holds no rows (a header alone?); an empty dataset proves nothing")
     violations = [f for f in findings if f.severity is not Severity.INFO]
     metrics = {
-        "rows": table.num_rows, "bytes": path.stat().st_size,
-        "columns_scanned": list(columns), "columns_skipped": skipped,
-        "cells_by_type": {t: {name: len(by_type[t]) for name, by_type in hits.items() if t in by_type}
-                          for t in config.types},
-        "violations": len(violations),
+        "rows": rows, "files": len(files), "bytes": sum(f.stat().st_size for f in files),
+        "columns_scanned": list(scanned), "columns_skipped": list(skipped),
+        "cells_by_type": cells, "violations": len(violations),
     }
-    artifacts: tuple[str, ...] = ()
-    if config.action == "mask":
-        out_dir.mkdir(parents=True, exist_ok=True)
-        masked = out_dir / f"{path.stem}.masked{path.suffix}"
-        write_table(mask_table(table, columns, hits, config), masked, fmt)
-        metrics["masked_digest"] = build_manifest(masked, algorithm).digest
-        artifacts = (str(masked),)
+    if masked_root is not None:
+        metrics["masked_digest"] = build_manifest(masked_root, algorithm).digest
     metrics["seconds"] = round(time.perf_counter() - clock, 4)
     return GateResult(
         gate=GATE,
@@ -245,8 +299,8 @@ def check_pii(path: Path, config: PiiPolicy, policy_digest: str, out_dir: Path |
         started_at=started,
         finished_at=utcnow(),
         metrics=metrics,
-        thresholds={"action": config.action, "types": list(config.types),
+        thresholds={"action": config.action, "types": list(config.types), "encoding": encoding,
                     "allowed": {column: list(types) for column, types in config.allowed.items()}},
-        findings=findings,
-        artifacts=artifacts,
+        findings=tuple(findings),
+        artifacts=(str(masked_root),) if masked_root is not None else (),
     )

@@ -100,3 +100,41 @@ def test_unreadable_data_is_an_input_error(policy, tmp_path):
     text.write_text("hello")
     with pytest.raises(GateInputError, match="expected CSV or Parquet"):
         check_expectations(text, policy)
+
+
+def test_a_suite_naming_a_missing_column_is_a_config_error_quoting_gx(loans, policy, tmp_path):
+    suite = tmp_path / "suite.json"
+    suite.write_text(json.dumps({"name": "s", "expectations": [
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "no_such_column"}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "age"}}]}))
+    with pytest.raises(GateInputError) as caught:
+        check_expectations(loans, policy, suite, report_dir=tmp_path)
+    message = str(caught.value)
+    assert "cannot apply to" in message and "1 expectation(s) could not be evaluated" in message
+    assert "(column 'no_such_column'): Error: The column \"no_such_column\" in BatchData does not exist" in message
+    assert (tmp_path / "data.expectations.gx.json").exists()  # GX's full answer is still kept
+
+
+def test_an_unknown_expectation_quotes_gx_and_keeps_its_traceback_and_chatter_out_of_the_log(loans, tmp_path,
+                                                                                          caplog):
+    import logging
+
+    suite = tmp_path / "suite.json"
+    suite.write_text('{"name": "s", "expectations": [{"type": "expect_column_to_be_purple", "kwargs": {}}]}')
+    with caplog.at_level(logging.DEBUG), pytest.raises(GateInputError, match="GX says: .*purple not found"):
+        check_expectations(loans, parse_policy({"version": 1, "gates": {"data.expectations": {"suite": str(suite)}}}))
+    assert not [r for r in caplog.records if r.name.startswith("great_expectations")]
+    assert "Traceback" not in caplog.text
+
+
+def test_gx_info_chatter_stays_out_of_an_info_level_log(repo_root):
+    """A task log is at INFO: importing GX there used to add ~200 "Skipping registering function" lines."""
+    import subprocess
+    import sys
+
+    script = ("import logging, pathlib; logging.basicConfig(level=logging.INFO)\n"
+              "from mlgate.gates.data.expectations import load_suite, read_table, validate\n"
+              f"suite = load_suite(pathlib.Path({str(repo_root / 'expectations' / 'loans.json')!r}))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "great_expectations" not in done.stderr

@@ -244,7 +244,7 @@ def test_nested_json_objects_are_flattened(tmp_path):
     ("data.xlsx", b"x", "unsupported file type"),
     ("data.jsonl", b'{"tags": ["a@b.org"]}\n', "nested type"),
     ("data.parquet", b"not parquet", "not valid parquet"),
-    ("data.txt", b"\xff\xfe bad utf8", "not valid text"),
+    ("data.txt", b"\xff\xfe bad utf8", "not valid utf-8 text at byte 0; pass the file's encoding"),
 ], ids=["unknown-suffix", "json-list", "corrupt-parquet", "bad-utf8"])
 def test_bad_input_fails_closed(tmp_path, name, content, error):
     path = tmp_path / name
@@ -254,7 +254,7 @@ def test_bad_input_fails_closed(tmp_path, name, content, error):
 
 
 def test_missing_file_fails_closed(tmp_path):
-    with pytest.raises(GateInputError, match="no such file"):
+    with pytest.raises(GateInputError, match="no such file or directory"):
         check_pii(tmp_path / "absent.csv", PiiPolicy(), DIGEST)
 
 
@@ -611,3 +611,64 @@ def test_canary_values_of_new_types_never_leave_the_scan(action, tmp_path, monke
         outputs.append(Path(result.artifacts[0]).read_text())
     for output in outputs:
         assert not any(canary in output for canary in (CANARY_NAME, CANARY_STREET, CANARY_DOB, CANARY_ID))
+
+
+# ---- directories, encodings, empty data (a new user's data, not the demo's)
+
+def test_a_partitioned_directory_is_scanned_file_by_file(tmp_path):
+    root = tmp_path / "loans"
+    for part, rows in (("year=2024", ROWS[:1]), ("year=2025", ROWS[1:])):
+        (root / part).mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(rows), root / part / "part-0.parquet")
+    (root / "_SUCCESS").write_text("")
+    result = check_pii(root, PiiPolicy(allowed={"email": ["email"]}), DIGEST)
+    assert result.status == "blocked" and result.metrics["rows"] == 3 and result.metrics["files"] == 2
+    assert result.metrics["cells_by_type"]["us_ssn"] == {"year=2024/part-0.parquet:notes": 1}
+    assert result.subject.digest == build_manifest(root).digest
+
+
+def test_a_directory_with_a_file_the_scan_cannot_read_fails_closed(tmp_path):
+    write("csv", tmp_path)
+    (tmp_path / "notes.docx").write_bytes(b"x")
+    with pytest.raises(GateInputError, match=r"holds files the scan cannot read: \['notes.docx'\]"):
+        check_pii(tmp_path, PiiPolicy(), DIGEST)
+
+
+def test_masking_a_directory_masks_every_file(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    (root / "a").mkdir(parents=True)
+    write("csv", root / "a")
+    result = check_pii(root, PiiPolicy(action="mask", mask_with="redact"), DIGEST, tmp_path / "out")
+    masked = tmp_path / "out" / "data.masked" / "a" / "data.csv"
+    assert result.artifacts == (str(tmp_path / "out" / "data.masked"),)
+    assert CANARY_SSN not in masked.read_text() and "<us_ssn>" in masked.read_text()
+
+
+def test_latin_1_csv_says_so_and_reads_with_its_encoding(tmp_path):
+    path = tmp_path / "people.csv"
+    path.write_bytes("name,notes\nJosé Müller,ssn 536-22-8726\n".encode("latin-1"))
+    with pytest.raises(GateInputError, match="not valid utf-8 text; pass the file's encoding"):
+        check_pii(path, PiiPolicy(), DIGEST)
+    result = check_pii(path, PiiPolicy(), DIGEST, encoding="latin-1")
+    assert result.metrics["cells_by_type"]["us_ssn"] == {"notes": 1} and result.thresholds["encoding"] == "latin-1"
+
+
+def test_an_unknown_encoding_is_refused(tmp_path):
+    with pytest.raises(GateInputError, match="unknown text encoding 'klingon'"):
+        check_pii(write("csv", tmp_path), PiiPolicy(), DIGEST, encoding="klingon")
+
+
+@pytest.mark.parametrize(("content", "match"), [
+    (b"", "the file is empty"),
+    (b"id,email\n", "holds no rows"),
+], ids=["empty-file", "header-only"])
+def test_no_rows_is_an_error_never_a_pass(tmp_path, content, match):
+    path = tmp_path / "data.csv"
+    path.write_bytes(content)
+    with pytest.raises(GateInputError, match=match):
+        check_pii(path, PiiPolicy(), DIGEST)
+
+
+def test_an_empty_directory_is_an_error(tmp_path):
+    with pytest.raises(GateInputError, match="holds no data files"):
+        check_pii(tmp_path, PiiPolicy(), DIGEST)
