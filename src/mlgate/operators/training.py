@@ -18,7 +18,7 @@ from mlgate.core.callables import import_path_of, module_file
 from mlgate.core.digests import code_digest
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Subject, utcnow
-from mlgate.gates.model.training import TrainingRecord, check_training, code_version, dp_requirement, library_versions
+from mlgate.gates.model.training import TrainingRecord, check_training, dp_requirement, library_versions
 from mlgate.operators.base import BaseGateOperator, pipeline_key, task_actor, verified_data_digest
 from mlgate.operators.privacy import default_ledger_url
 from mlgate.trust.registry import (
@@ -89,7 +89,7 @@ class ModelTrainingGateOperator(BaseGateOperator):
         import mlflow
 
         from mlgate.gates.model.fitting import AdversarialOptions, DpSgdOptions
-        from mlgate.gates.model.isolated_training import train_isolated
+        from mlgate.gates.model.isolated_training import code_version_isolated, train_isolated
 
         started = utcnow()
         name = self.model_name or self.policy.promotion.model_name
@@ -102,7 +102,7 @@ class ModelTrainingGateOperator(BaseGateOperator):
         data_digest = verified_data_digest(context, self.data_gate_task_id, "train")
         target = import_path_of(self.training_callable, "training_callable")  # the child imports it, never we
         code_dir = Path(self.code_path or module_file(target, "training_callable").parent)
-        code, code_tree = code_version(code_dir), code_digest(code_dir)
+        code, code_tree = code_version_isolated(code_dir, self.policy.sandbox), code_digest(code_dir)
         libraries = library_versions()
         seed = int(self.seed)
         record = TrainingRecord(params=dict(self.hyperparameters), data_digests={"data.integrity": data_digest},

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 import tempfile
 import warnings
@@ -25,6 +26,7 @@ from mlgate.core.isolation import SandboxPolicy, run_isolated
 
 TARGET = "mlgate.gates.model.isolated_training:train"
 MODEL_DIR = "model"
+_CODE_VERSION = re.compile(r"git:[0-9a-f]{40,64}|tree:sha256:[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -172,3 +174,14 @@ def train_isolated(training_callable: str, *, data_path: str, params: dict[str, 
         flavor, how, metrics = _answer(run.value)
         copy_model_dir(produced / MODEL_DIR, out_dir)
     return Trained(out_dir, flavor, how, metrics, run.sandbox, run.note)
+
+
+def code_version_isolated(path: Path, limits: SandboxPolicy) -> str:
+    """``code_version`` (``git rev-parse``/``status``) run in an isolated child: git obeys the checkout's own
+    ``.git/config`` (``core.fsmonitor``, filter drivers), which can name any command, and whoever supplies
+    the training code may supply that directory too."""
+    run = run_isolated("mlgate.gates.model.training:code_version", {"path": str(path.resolve())}, limits,
+                       readable=[path.resolve()], label=f"reading the code version of {path}")
+    if not isinstance(run.value, str) or not _CODE_VERSION.fullmatch(run.value):
+        raise ToolError(f"model.training: the code version of {path} came back malformed: {str(run.value)[:80]}")
+    return run.value
