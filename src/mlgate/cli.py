@@ -387,6 +387,24 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_policy_digest(args: argparse.Namespace) -> int:
+    """Print the digest to pin in ``MLGATE_TRUSTED_POLICY_DIGESTS`` or the signing connection."""
+    print(load_policy(args.policy).digest)
+    return 0
+
+
+def cmd_policy_sign(args: argparse.Namespace) -> int:
+    """A policy owner signs a policy: ``<policy>.dsse.json`` beside it (ADR 0013)."""
+    from mlgate.trust.attestation import signer_from_file
+    from mlgate.trust.trusted_policy import sign_policy
+
+    policy = load_policy(args.policy)
+    signer = signer_from_file(args.key)
+    path = sign_policy(policy, signer)
+    print(f"signed {policy.digest} with owner key {signer.public_key.keyid[:16]}: {path}")
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     from mlgate.trust.audit import format_table, read_decisions
     from mlgate.trust.audit_verify import verify_audit
@@ -604,6 +622,17 @@ def build_parser() -> argparse.ArgumentParser:
     keygen = commands.add_parser("keygen", help="write an ECDSA P-256 signing key (0600) and PATH.pub")
     keygen.add_argument("path", help="private key file to write (never overwritten); the public key goes to PATH.pub")
     keygen.set_defaults(func=cmd_keygen)
+
+    policy = commands.add_parser("policy", help="the policies the signer trusts: digest to pin, owner signature")
+    policy_commands = policy.add_subparsers(dest="policy_command", required=True)
+    digest = policy_commands.add_parser("digest", help="print a policy's digest (to pin in "
+                                        "MLGATE_TRUSTED_POLICY_DIGESTS or the signing connection)")
+    digest.add_argument("policy")
+    digest.set_defaults(func=cmd_policy_digest)
+    sign = policy_commands.add_parser("sign", help="sign a policy as its owner: writes POLICY.dsse.json")
+    sign.add_argument("policy")
+    sign.add_argument("--key", required=True, help="the policy owner's private key file (PEM)")
+    sign.set_defaults(func=cmd_policy_sign)
 
     audit = commands.add_parser("audit", help="print a registered model's promotion decisions")
     audit.add_argument("model", help="registered model name")

@@ -238,7 +238,8 @@ SPECS: dict[str, GateSpec] = {
         lambda b, c: ModelTrainingGateOperator(training_callable="mlgate.demo.train:train_loan_model",
                                                data_path=str(b.run["data"]), hyperparameters={"C": 0.5}, seed=3,
                                                **_args(c, "train_model")),
-        Library("mlflow", "mlflow.sklearn.log_model"), upstream=_integrity),
+        # the worker's MLflow call: training itself runs in the isolated child (ADR 0020)
+        Library("mlflow", "mlflow.register_model"), upstream=_integrity),
     "model.artifact": GateSpec(
         lambda b, c: ModelArtifactGateOperator(**_args(c, "model_artifact")),
         Library("lz4", "mlgate.gates.model.artifacts._run"), upstream=_trained),

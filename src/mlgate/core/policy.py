@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import re
 import reprlib
 from pathlib import Path
 from typing import Any, Literal
@@ -77,8 +78,9 @@ class PromotionPolicy(_Strict):
     max_evidence_age_hours: float = Field(default=24.0, gt=0)
     functionaries: dict[str, tuple[str, ...]] = Field(
         default_factory=dict,
-        description="gate id (or '*') -> key ids of trusted keys or paths of PEM public keys allowed to sign "
-                    "that gate's results (in-toto layout semantics); empty: the trusted keys sign every gate")
+        description="gate id (or '*') -> key ids of trusted keys or inline PEM public keys allowed to sign "
+                    "that gate's results (in-toto layout semantics); empty: the trusted keys sign every gate. "
+                    "Never a key file's path: the policy's digest would pin the path, not the key")
 
     @field_validator("required_gates")
     @classmethod
@@ -92,7 +94,18 @@ class PromotionPolicy(_Strict):
         empty = sorted(g for g, keys in steps.items() if not keys)
         if empty:
             raise ValueError(f"functionaries of {empty} name no key; a step nobody may sign never passes")
+        for gate, keys in steps.items():
+            for key in keys:
+                if not (_KEYID.fullmatch(key) or _PUBLIC_PEM.fullmatch(key.strip())):
+                    raise ValueError(f"functionaries of {gate}: {key[:40]!r} is neither a key id (64 hex) nor an "
+                                     "inline PEM public key; a key file's path is refused, because the policy's "
+                                     "digest pins the path and not the key, so whoever can write beside the policy "
+                                     "could swap the functionary")
         return steps
+
+
+_KEYID = re.compile(r"[0-9a-f]{64}")
+_PUBLIC_PEM = re.compile(r"-----BEGIN PUBLIC KEY-----[A-Za-z0-9+/=\s]+-----END PUBLIC KEY-----")
 
 
 def _known_gates(gates: Any) -> Any:

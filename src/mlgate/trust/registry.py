@@ -221,6 +221,23 @@ def download_model(client: MlflowClient, model_uri: str, directory: Path) -> Pat
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(directory)))
 
 
+def register_model_dir(client: MlflowClient, run_id: str, model_dir: Path, name: str, *,
+                       params: Mapping[str, str], tags: Mapping[str, str]) -> str:
+    """Log a saved MLflow model directory as a LoggedModel of ``run_id`` and register it as a version of
+    ``name``; the version's number. The files are uploaded as bytes: nothing here loads the model."""
+    import mlflow
+    from mlflow.entities import LoggedModelOutput
+
+    with mlflow_errors("logging and registering the model", client.tracking_uri):
+        experiment = client.get_run(run_id).info.experiment_id
+        logged = client.create_logged_model(experiment, name="model", source_run_id=run_id, params=dict(params),
+                                            tags=dict(tags))
+        client.log_model_artifacts(logged.model_id, str(model_dir))
+        client.finalize_logged_model(logged.model_id, "READY")
+        client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+        return str(mlflow.register_model(f"models:/{logged.model_id}", name).version)
+
+
 def model_file_digests(client: MlflowClient, model_uri: str) -> dict[str, str]:
     """Relative path -> sha256 of each of the model's stored artifact files, as downloaded from the store now
     (the subjects of its attestation)."""
