@@ -31,6 +31,7 @@ SECTIONS: dict[str, str] = {
     "data.privacy": "mlgate.gates.data.privacy:PrivacyPolicy",
     "code.static": "mlgate.gates.code.bandit_scan:StaticPolicy",
     "code.dependencies": "mlgate.gates.code.trivy:TrivyPolicy",
+    "code.dynamic": "mlgate.gates.code.dynamic:DynamicPolicy",
     "model.training": "mlgate.core.policy:TrainingPolicy",
     "model.artifact": "mlgate.gates.model.artifacts:ArtifactPolicy",
     "model.robustness": "mlgate.gates.model.robustness:RobustnessPolicy",
