@@ -126,6 +126,21 @@ def cmd_check_static(args: argparse.Namespace) -> int:
     return _run(args, Subject("code", args.path, "unknown"), check)
 
 
+def cmd_check_dynamic(args: argparse.Namespace) -> int:
+    import json
+
+    from mlgate.gates.code.dynamic import check_dynamic
+
+    try:
+        params = json.loads(args.params)
+    except ValueError as exc:
+        raise GateInputError(f"--params: not JSON: {exc}") from None
+    return _run(args, Subject("code", args.code_path or args.training_callable or ",".join(args.callable), "unknown"),
+                lambda policy: check_dynamic(policy, callables=args.callable, training_callable=args.training_callable,
+                                             data_path=args.data, params=params, seed=args.seed, suite_path=args.suite,
+                                             code_path=args.code_path))
+
+
 def _copy_sarif(result: GateResult, destination: str | None) -> None:
     if destination:
         sarif = next((a for a in result.artifacts if a.endswith(".sarif")), None)
@@ -431,6 +446,19 @@ def build_parser() -> argparse.ArgumentParser:
     static.add_argument("path")
     static.add_argument("--sarif", help="also copy the SARIF report here (for code-scanning UIs)")
     static.set_defaults(func=cmd_check_static)
+
+    dynamic = gates.add_parser("code.dynamic", parents=[common],
+                               help="preprocessing and predict on inputs generated from the data contract")
+    dynamic.add_argument("--callable", action="append", default=[], metavar="MODULE:FUNCTION",
+                         help="a function from a raw-data DataFrame to features (repeatable)")
+    dynamic.add_argument("--training-callable", metavar="MODULE:FUNCTION",
+                         help="fits the model whose predict is exercised: (data_path=, params=, seed=)")
+    dynamic.add_argument("--data", help="the data the training callable fits on (its dtypes type the contract)")
+    dynamic.add_argument("--params", default="{}", help="hyperparameters of the training callable, as JSON")
+    dynamic.add_argument("--seed", type=int, default=0, help="the training seed")
+    dynamic.add_argument("--suite", help="GX suite JSON (default: the policy's data.expectations suite)")
+    dynamic.add_argument("--code-path", help="the code the evidence names (default: the first callable's package)")
+    dynamic.set_defaults(func=cmd_check_dynamic)
 
     deps = gates.add_parser("code.dependencies", parents=[common, reports, trivy],
                             help="dependency CVEs and a CycloneDX SBOM with trivy")

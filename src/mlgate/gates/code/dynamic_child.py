@@ -217,32 +217,40 @@ def location(error: BaseException) -> str:
 NUMBER_EDGE = r"(?<![\d.]){}(?!\d)"
 
 
+def _renderings(value: Any, public: frozenset[str]) -> tuple[set[str], set[str]]:
+    """(texts, numbers) by which a distinctive ``value`` shows in text: texts of 6+ characters (and their
+    escaped form), numbers with 6+ significant digits, integers of 5+ digits; the suite's own values never."""
+    if isinstance(value, str):
+        text = value.strip()
+        if len(text) >= 6 and text not in public and sum(ch.isalnum() for ch in text) >= 4:
+            return {text[:40], repr(text)[1:41]}, set()
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10_000 and str(value) not in public:
+        return set(), {str(value)}
+    elif isinstance(value, float) and math.isfinite(value) and str(value) not in public:
+        numbers = set()
+        if len(repr(value).split("e")[0].lstrip("-").replace(".", "").strip("0")) >= 6:
+            numbers.add(repr(value))
+        if value.is_integer() and abs(value) >= 10_000:
+            numbers.add(str(int(value)))
+        return set(), numbers
+    return set(), set()
+
+
 def markers(rows: list[dict[str, Any]], public: frozenset[str],
             rejected: tuple[int, str] | None = None) -> tuple[list[str], list[re.Pattern[str]]]:
-    """The renderings of the input's distinctive values: texts of 6+ characters (and their escaped form),
-    numbers with 6+ significant digits or integers of 5+ digits; the suite's own published values excluded,
-    and the ``rejected`` cell (row, column): a rejection may name the value it rejects, nothing else."""
+    """The renderings of the input's distinctive values, except the ``rejected`` cell's (row, column): a
+    rejection may name the value it rejects (also where another cell happens to hold it), nothing else."""
     texts: set[str] = set()
     numbers: set[str] = set()
+    named: tuple[set[str], set[str]] = (set(), set())
     for index, row in enumerate(rows):
         for name, value in row.items():
+            shown = _renderings(value, public)
             if rejected == (index, name):
-                continue
-            if isinstance(value, str):
-                text = value.strip()
-                if len(text) >= 6 and text not in public and sum(ch.isalnum() for ch in text) >= 4:
-                    texts.update({text[:40], repr(text)[1:41]})
-            elif isinstance(value, bool) or value is None:
-                continue
-            elif isinstance(value, int) and abs(value) >= 10_000 and str(value) not in public:
-                numbers.add(str(value))
-            elif isinstance(value, float) and math.isfinite(value) and str(value) not in public:
-                mantissa = repr(value).split("e")[0].lstrip("-").replace(".", "").strip("0")
-                if len(mantissa) >= 6:
-                    numbers.add(repr(value))
-                if value.is_integer() and abs(value) >= 10_000:
-                    numbers.add(str(int(value)))
-    return sorted(texts), [re.compile(NUMBER_EDGE.format(re.escape(n))) for n in sorted(numbers)]
+                named = shown
+            texts |= shown[0]
+            numbers |= shown[1]
+    return sorted(texts - named[0]), [re.compile(NUMBER_EDGE.format(re.escape(n))) for n in sorted(numbers - named[1])]
 
 
 def leaks(text: str, found: tuple[list[str], list[re.Pattern[str]]]) -> bool:
