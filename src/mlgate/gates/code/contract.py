@@ -195,11 +195,11 @@ def parse_contract(suite: Mapping[str, Any], dtypes: Mapping[str, str] | None = 
             order += [c for c in kwargs.get("column_set") or kwargs.get("column_list") or [] if c not in order]
             continue
         column = kwargs.get("column")
+        if column is not None and column not in order:
+            order.append(column)
         if kind not in ROW_EXPECTATIONS or column is None or float(kwargs.get("mostly", 1.0)) < 1.0:
             unmodelled.append(f"{kind}({column})" if column else str(kind))
             continue
-        if column not in order:
-            order.append(column)
         try:
             columns[column] = _apply(columns.get(column, ColumnContract(column)), kind, kwargs, where)
         except (KeyError, TypeError) as exc:

@@ -308,8 +308,9 @@ def search(target: Target, phase: str, config: dict[str, Any], record: Search) -
         frame = strategies.to_frame(rows, contract)
         with Capture() as capture:
             first = observe(target.call, frame, capture, seed, budget)
-            second = observe(target.call, frame, capture, seed, budget)
-        record.calls += 2
+            overran = isinstance(first.error, BudgetExceeded | MemoryError) or first.seconds > budget
+            second = first if overran else observe(target.call, frame, capture, seed, budget)
+        record.calls += 1 if overran else 2
         judged = verdict(first, second, phase, tuple(config["rejections"]), budget,
                          leaks(first.text + second.text, markers(rows, public, rejected)))
         if judged is None:

@@ -90,7 +90,10 @@ def value(column: ColumnContract) -> st.SearchStrategy[Any]:
 
 
 def cell(column: ColumnContract) -> st.SearchStrategy[Any]:
-    return st.none() | value(column) if column.nullable else value(column)
+    """A value or (where allowed) a null; free text draws a canary as often as anything else."""
+    free_text = column.kind == "str" and column.value_set is None and column.regex is None
+    canary = [CANARY.filter(lambda v: _text_ok(column, v))] if free_text else []
+    return st.one_of(*canary, *([st.none()] if column.nullable else []), value(column))
 
 
 Example = tuple[list[dict[str, Any]], str, tuple[int, str] | None]
