@@ -2,8 +2,8 @@
 
 from mlgate.operators.bandit import CodeStaticGateOperator
 from mlgate.operators.base import BaseGateOperator
-from mlgate.operators.dynamic import CodeDynamicGateOperator
 from mlgate.operators.data import DataExpectationsGateOperator, DataIntegrityGateOperator, DataPiiGateOperator
+from mlgate.operators.dynamic import CodeDynamicGateOperator
 from mlgate.operators.incident import IncidentRespondOperator
 from mlgate.operators.model import ModelArtifactGateOperator
 from mlgate.operators.monitor import (

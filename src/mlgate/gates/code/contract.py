@@ -18,7 +18,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -179,7 +179,8 @@ def _typed(column: ColumnContract, dtypes: Mapping[str, str]) -> ColumnContract:
     return column
 
 
-def parse_contract(suite: Mapping[str, Any], dtypes: Mapping[str, str] | None = None, source: str = "suite") -> Contract:
+def parse_contract(suite: Mapping[str, Any], dtypes: Mapping[str, str] | None = None,
+                   source: str = "suite") -> Contract:
     """The per-row contract of a GX suite (its JSON as a mapping); ``dtypes`` types what the suite does not."""
     expectations = suite.get("expectations") if isinstance(suite, Mapping) else None
     if not isinstance(expectations, list):

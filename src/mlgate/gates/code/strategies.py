@@ -59,7 +59,8 @@ def boundaries(column: ColumnContract) -> list[Any]:
             low = math.nextafter(low, math.inf)
         if column.strict_max:
             high = math.nextafter(high, -math.inf)
-        edges = [low, high, 0.0, -0.0, 5e-324, 1.0, -1.0, math.nextafter(low, math.inf), math.nextafter(high, -math.inf)]
+        edges = [low, high, 0.0, -0.0, 5e-324, 1.0, -1.0,
+                 math.nextafter(low, math.inf), math.nextafter(high, -math.inf)]
         return [v for v in dict.fromkeys(edges) if low <= v <= high and math.isfinite(v)]
     if column.kind == "str":
         return [v for v in TRICKY_TEXT if _text_ok(column, v)]

@@ -25,7 +25,8 @@ def test_the_demo_suite_types_each_column_from_the_suite_values_and_the_sample()
     assert columns["annual_income"].strict_min and columns["annual_income"].kind == "float"  # typed by its bounds
     assert (columns["term_months"].kind, columns["term_months"].value_set) == ("int", (12, 24, 36, 48, 60))
     assert columns["home_ownership"].kind == "str" and columns["ssn"].nullable
-    assert contract.unmodelled == ("expect_table_row_count_to_be_between", "expect_column_mean_to_be_between(defaulted)")
+    assert contract.unmodelled == ("expect_table_row_count_to_be_between",
+                                   "expect_column_mean_to_be_between(defaulted)")
     assert {"mortgage", "18", "100"} <= contract.public_values()
 
 
