@@ -148,6 +148,21 @@ def cmd_check_static(args: argparse.Namespace) -> int:
         args.path, policy.section(args.gate), policy.digest, _workdir(args)))
 
 
+def cmd_check_dynamic(args: argparse.Namespace) -> int:
+    import json
+
+    from mlgate.gates.code.dynamic import check_dynamic
+
+    try:
+        params = json.loads(args.params)
+    except ValueError as exc:
+        raise GateInputError(f"--params: not JSON: {exc}") from None
+    return _run(args, Subject("code", args.code_path or args.training_callable or ",".join(args.callable), "unknown"),
+                lambda policy: check_dynamic(policy, callables=args.callable, training_callable=args.training_callable,
+                                             data_path=args.data, params=params, seed=args.seed, suite_path=args.suite,
+                                             code_path=args.code_path))
+
+
 def _copy_sarif(result: GateResult, destination: str) -> None:
     """``--sarif``: after the verdict, so a copy that fails is an output error (exit 2), never the gate's."""
     sarif = next((a for a in result.artifacts if a.endswith(".sarif")), None)
@@ -389,7 +404,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 def cmd_policy_digest(args: argparse.Namespace) -> int:
     """Print the digest to pin in ``MLGATE_TRUSTED_POLICY_DIGESTS`` or the signing connection."""
-    print(load_policy(args.policy).digest)
+    print(load_chosen_policy(args.policy)[0].digest)
     return 0
 
 
@@ -398,7 +413,7 @@ def cmd_policy_sign(args: argparse.Namespace) -> int:
     from mlgate.trust.attestation import signer_from_file
     from mlgate.trust.trusted_policy import sign_policy
 
-    policy = load_policy(args.policy)
+    policy, _ = load_chosen_policy(args.policy)
     signer = signer_from_file(args.key)
     path = sign_policy(policy, signer)
     print(f"signed {policy.digest} with owner key {signer.public_key.keyid[:16]}: {path}")
@@ -528,6 +543,19 @@ def build_parser() -> argparse.ArgumentParser:
     static.add_argument("path", help="a source file or directory")
     static.add_argument("--sarif", help="also copy the SARIF report here (for code-scanning UIs)")
     static.set_defaults(func=cmd_check_static)
+
+    dynamic = add_gate("code.dynamic", parents=[common],
+                       help="preprocessing and predict on inputs generated from the data contract")
+    dynamic.add_argument("--callable", action="append", default=[], metavar="MODULE:FUNCTION",
+                         help="a function from a raw-data DataFrame to features (repeatable)")
+    dynamic.add_argument("--training-callable", metavar="MODULE:FUNCTION",
+                         help="fits the model whose predict is exercised: (data_path=, params=, seed=)")
+    dynamic.add_argument("--data", help="the data the training callable fits on (its dtypes type the contract)")
+    dynamic.add_argument("--params", default="{}", help="hyperparameters of the training callable, as JSON")
+    dynamic.add_argument("--seed", type=int, default=0, help="the training seed")
+    dynamic.add_argument("--suite", help="GX suite JSON (default: the policy's data.expectations suite)")
+    dynamic.add_argument("--code-path", help="the code the evidence names (default: the first callable's package)")
+    dynamic.set_defaults(func=cmd_check_dynamic)
 
     deps = add_gate("code.dependencies", parents=[common, reports, trivy],
                             help="dependency CVEs and a CycloneDX SBOM with trivy")

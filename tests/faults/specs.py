@@ -14,6 +14,7 @@ test; a gate without an operator yet waits in ``PENDING``, which must empty as o
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -29,6 +30,7 @@ from mlgate.gates.code import bandit_scan
 from mlgate.gates.model.model_validation import ValidationData
 from mlgate.operators import (
     CodeDependenciesGateOperator,
+    CodeDynamicGateOperator,
     CodeStaticGateOperator,
     DataExpectationsGateOperator,
     DataIntegrityGateOperator,
@@ -99,12 +101,14 @@ class Library:
     module: str  # the module whose absence the ``missing`` cell reports
     target: str
     malformed: Callable[..., Any] = MalformedOutput  # called with the tool call's arguments
+    child: str = "mlgate.gates.model.isolated.TARGET"  # the constant naming the gate's isolated child entry
 
     def inject(self, fault: str, monkeypatch: pytest.MonkeyPatch, bench: Bench) -> None:
         monkeypatch.setattr(self.target, broken(fault, self.module, self.malformed))
-        # the validation gates call the library in their isolated child: the same fault goes there too
-        monkeypatch.setattr("mlgate.gates.model.isolated.TARGET",
-                            child_target(fault, self.module, self.target, self.malformed))
+        # gates that call the library in their isolated child: the same fault goes there too
+        module, _, name = self.child.rpartition(".")
+        real = getattr(importlib.import_module(module), name)
+        monkeypatch.setattr(self.child, child_target(fault, self.module, self.target, self.malformed, real))
 
 
 @dataclass(frozen=True)
@@ -231,6 +235,11 @@ SPECS: dict[str, GateSpec] = {
         Library("opendp", "mlgate.gates.data.privacy.release"), upstream=_integrity),
     "code.static": GateSpec(
         lambda b, c: CodeStaticGateOperator(source_path=str(TRAINING_CODE), **_args(c, "code_static")), BANDIT),
+    # Hypothesis drives the search in the gate's isolated child: the fault is injected there
+    "code.dynamic": GateSpec(
+        lambda b, c: CodeDynamicGateOperator(callables=["tests.fixtures.dynamic_defects:clean_features"],
+                                             data_path=str(b.run["data"]), **_args(c, "code_dynamic")),
+        Library("hypothesis", "hypothesis.given", child="mlgate.gates.code.dynamic.TARGET")),
     "code.dependencies": GateSpec(
         lambda b, c: CodeDependenciesGateOperator(target=str(TRAINING_CODE), **_args(c, "code_dependencies")),
         TRIVY),

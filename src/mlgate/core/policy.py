@@ -32,6 +32,7 @@ SECTIONS: dict[str, str] = {
     "data.privacy": "mlgate.gates.data.privacy:PrivacyPolicy",
     "code.static": "mlgate.gates.code.bandit_scan:StaticPolicy",
     "code.dependencies": "mlgate.gates.code.trivy:TrivyPolicy",
+    "code.dynamic": "mlgate.gates.code.dynamic:DynamicPolicy",
     "model.training": "mlgate.core.policy:TrainingPolicy",
     "model.artifact": "mlgate.gates.model.policies:ArtifactPolicy",
     "model.robustness": "mlgate.gates.model.policies:RobustnessPolicy",

@@ -3,6 +3,7 @@
 from mlgate.operators.bandit import CodeStaticGateOperator
 from mlgate.operators.base import BaseGateOperator
 from mlgate.operators.data import DataExpectationsGateOperator, DataIntegrityGateOperator, DataPiiGateOperator
+from mlgate.operators.dynamic import CodeDynamicGateOperator
 from mlgate.operators.incident import IncidentRespondOperator
 from mlgate.operators.model import ModelArtifactGateOperator
 from mlgate.operators.monitor import (
@@ -30,6 +31,7 @@ from mlgate.operators.validation import (
 __all__ = [
     "BaseGateOperator",
     "CodeDependenciesGateOperator",
+    "CodeDynamicGateOperator",
     "CodeStaticGateOperator",
     "DataExpectationsGateOperator",
     "DataIntegrityGateOperator",
