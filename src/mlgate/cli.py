@@ -387,6 +387,29 @@ def cmd_threat_model(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mlgate.serving.config import ServeConfig
+    from mlgate.serving.run import serve
+
+    fields = {k: v for k, v in vars(args).items() if k in ServeConfig.model_fields and v is not None}
+    fields["trusted_keys"] = tuple(args.public_key or ())
+    serve(ServeConfig(**fields), host=args.host, port=args.port, workers=args.workers,
+          ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
+    return 0
+
+
+def cmd_serve_key(args: argparse.Namespace) -> int:
+    import yaml
+
+    from mlgate.serving.auth import new_key
+
+    key, entry = new_key(args.client, args.models)
+    print(yaml.safe_dump({"keys": [entry]}, sort_keys=False), end="")
+    print(f"API key for {args.client} (shown once; store only the entry above on the server):\n{key}",
+          file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlgate", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -548,6 +571,42 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--threat-model", help="threat model YAML (default: threat-model.yaml beside the policy)")
     report.add_argument("--compliance", help="compliance mapping YAML (default: compliance.yaml beside the policy)")
     report.set_defaults(func=cmd_report)
+
+    serve = commands.add_parser("serve", help="serve a trusted model version: auth, rate limits, validation, budgets")
+    serve.add_argument("model_uri", help="models:/<name>@<alias> (re-checked) or models:/<name>/<version>")
+    serve.add_argument("--policy", default=DEFAULT_POLICY, help=f"policy YAML (default {DEFAULT_POLICY})")
+    serve.add_argument("--public-key", action="append", metavar="PEM",
+                       help="a trusted public key file (repeatable; default $MLGATE_TRUSTED_KEYS)")
+    serve.add_argument("--api-keys", help="YAML file of hashed API keys (mlgate serve-key)")
+    serve.add_argument("--jwt-public-key", metavar="PEM", help="also accept bearer JWTs signed by this key")
+    serve.add_argument("--jwt-audience")
+    serve.add_argument("--jwt-issuer")
+    serve.add_argument("--profile", help="training data profile (reference or DP profile JSON, or a sample)")
+    serve.add_argument("--inference-log", help="JSON lines file the monitoring gates read")
+    serve.add_argument("--recheck-s", type=float, help="seconds between alias state checks (default 10)")
+    serve.add_argument("--client-limit", help="per client, e.g. 600/minute")
+    serve.add_argument("--global-limit", help="all clients, e.g. 6000/minute")
+    serve.add_argument("--limits-storage", help="default async+redis://127.0.0.1:6379/0")
+    serve.add_argument("--limits-prefix")
+    serve.add_argument("--range-slack", type=float)
+    serve.add_argument("--max-batch", type=int)
+    serve.add_argument("--max-body-bytes", type=int)
+    serve.add_argument("--timeout-s", type=float)
+    serve.add_argument("--max-concurrency", type=int)
+    serve.add_argument("--memory-mb", type=int)
+    serve.add_argument("--sanitizer", metavar="MODULE:FUNCTION", help="applied to each validated batch")
+    serve.add_argument("--metrics-dir")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=2)
+    serve.add_argument("--ssl-certfile")
+    serve.add_argument("--ssl-keyfile")
+    serve.set_defaults(func=cmd_serve)
+
+    serve_key = commands.add_parser("serve-key", help="make an API key for mlgate serve: its hashed entry to stdout")
+    serve_key.add_argument("client", help="the client's id (logged with its predictions)")
+    serve_key.add_argument("--models", nargs="+", required=True, help="model names it may use (* for all)")
+    serve_key.set_defaults(func=cmd_serve_key)
 
     threats = commands.add_parser("threat-model", help="STRIDE coverage by the policy's gates; exit 1 if uncovered")
     threats.add_argument("--policy", default=DEFAULT_POLICY, help=f"policy YAML (default {DEFAULT_POLICY})")
