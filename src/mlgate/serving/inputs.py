@@ -73,7 +73,7 @@ def _annotation(column: Column, profile: ReferenceProfile | None, slack: float) 
         base, constraints["max_length"] = str, MAX_STRING
         categories = (profile.categorical.get(column.name) if profile else None) or {}
         if categories and OTHER not in categories:
-            return Annotated[Literal[tuple(sorted(categories))], Field(strict=True)]  # type: ignore[misc]
+            return Literal[tuple(sorted(categories))]  # type: ignore[misc]
     if profile and column.name in profile.numeric and base in (int, float):
         cuts = profile.numeric[column.name][0]
         span = float(cuts[-1] - cuts[0]) or max(abs(float(cuts[0])), 1.0)

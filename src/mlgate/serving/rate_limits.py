@@ -28,7 +28,8 @@ class RateLimits:
         from limits.aio.strategies import SlidingWindowCounterRateLimiter
         from limits.storage import storage_from_string
 
-        options = {"key_prefix": prefix, "wrap_exceptions": True} if "redis" in storage_uri else {}
+        options = ({"key_prefix": prefix, "wrap_exceptions": True, "implementation": "redispy"}
+                   if "redis" in storage_uri else {})
         self._storage = storage_from_string(storage_uri, **options)
         self._limiter = SlidingWindowCounterRateLimiter(self._storage)
         self._client, self._global = parse(client_limit), parse(global_limit)

@@ -22,6 +22,7 @@ def preflight(config: ServeConfig) -> str:
     """The version that would be served now; refuses a signing key in reach and a configuration without auth."""
     from mlgate.serving.auth import Authenticator, JwtVerifier, KeyStore
     from mlgate.serving.inputs import load_profile
+    from mlgate.serving.rate_limits import RateLimits
     from mlgate.trust.loading import servable_version
 
     present = [v for v in (KEY_ENV, KEY_FILE_ENV) if os.environ.get(v)]
@@ -32,6 +33,7 @@ def preflight(config: ServeConfig) -> str:
                   JwtVerifier(config.jwt_public_key, config.jwt_audience, config.jwt_issuer)
                   if config.jwt_public_key else None)
     load_profile(config.profile)
+    RateLimits(config.limits_storage, config.client_limit, config.global_limit, config.limits_prefix)
     return servable_version(config.model_uri, trusted_keys=config.trusted_keys or None)
 
 
