@@ -586,7 +586,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--recheck-s", type=float, help="seconds between alias state checks (default 10)")
     serve.add_argument("--client-limit", help="per client, e.g. 600/minute")
     serve.add_argument("--global-limit", help="all clients, e.g. 6000/minute")
-    serve.add_argument("--limits-storage", help="default async+redis://127.0.0.1:6379/0")
+    serve.add_argument("--limits-storage", default=os.environ.get("MLGATE_LIMITS_STORAGE"),
+                       help="default $MLGATE_LIMITS_STORAGE, else async+redis://127.0.0.1:6379/0 (a password in "
+                            "the URI belongs in the variable, not in argv)")
     serve.add_argument("--limits-prefix")
     serve.add_argument("--range-slack", type=float)
     serve.add_argument("--max-batch", type=int)
