@@ -404,7 +404,7 @@ def cmd_serve_key(args: argparse.Namespace) -> int:
     from mlgate.serving.auth import new_key
 
     key, entry = new_key(args.client, args.models)
-    print(yaml.safe_dump({"keys": [entry]}, sort_keys=False), end="")
+    print(yaml.safe_dump([entry], sort_keys=False), end="")  # an item of the key file's `keys:` list
     print(f"API key for {args.client} (shown once; store only the entry above on the server):\n{key}",
           file=sys.stderr)
     return 0

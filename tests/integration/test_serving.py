@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -170,3 +172,28 @@ def _served_version(server, key: str, until, timeout: float = 60):
             return version
         time.sleep(0.2)
     raise AssertionError(f"still serving {version} after {timeout} s")
+
+
+def test_schemathesis_finds_no_server_error(mlflow_server, tmp_path):
+    """Property-based requests generated from the served OpenAPI schema (valid and invalid bodies, missing and
+    wrong credentials): no 5xx, and every status code is one the schema documents."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+        client = mlflow.MlflowClient(mlflow_server.url, mlflow_server.url)
+        policy = attack.new_policy()
+        attack.promoted(client, policy, 1, signature=signature())
+        name = policy.promotion.model_name
+        keys = write_keys(tmp_path / "keys.yaml", {"fuzz": [name]})
+        server = MlgateServer(tmp_path, mlflow_server.url, Path(policy.source), f"models:/{name}@champion",
+                              "--api-keys", str(tmp_path / "keys.yaml"), "--client-limit", "100000/minute",
+                              "--max-batch", "8", workers=1)
+        server.start()
+        try:
+            run = subprocess.run([str(Path(sys.executable).parent / "schemathesis"), "run",
+                                  f"{server.url}/openapi.json",
+                                  "--checks", "not_a_server_error,status_code_conformance", "--header", f"X-API-Key: {keys['fuzz']}", "--max-examples", "60", "--seed", "18"],
+                                 capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        finally:
+            server.stop()
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert "POST /predict" in run.stdout and "Traceback" not in server.log.read_text()

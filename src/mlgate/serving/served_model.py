@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from mlgate.core.redaction import redact
 from mlgate.serving.inputs import InputSchema
 
 log = logging.getLogger("mlgate.serve")
@@ -57,9 +58,11 @@ class ServedModel:
                 log.warning("serving %s version %s", self.name, version)
             self.reason = ""
         except Exception as exc:  # noqa: BLE001 - any failure to confirm the version stops serving it
-            if self.current is not None:
-                log.warning("stopped serving %s version %s: %s", self.name, self.current.version, exc)
-            self.current, self.reason = None, f"{type(exc).__name__}: {str(exc)[:300]}"
+            reason = f"{type(exc).__name__}: {redact(exc)[:300]}"
+            if self.current is not None or reason != self.reason:
+                log.warning("not serving %s (was version %s): %s", self.name,
+                            self.current.version if self.current else "none", reason)
+            self.current, self.reason = None, reason
 
     def _run(self) -> None:
         while not self._stop.is_set():

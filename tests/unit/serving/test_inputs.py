@@ -78,8 +78,8 @@ class _Model:
 
 
 def test_models_whose_inputs_cannot_be_checked_are_refused():
-    from mlflow.types import TensorSpec
     import numpy as np
+    from mlflow.types import TensorSpec
 
     with pytest.raises(MlgateError, match="no input signature"):
         signature_columns(_Model(None))
