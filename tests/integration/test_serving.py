@@ -191,7 +191,8 @@ def test_schemathesis_finds_no_server_error(mlflow_server, tmp_path):
         try:
             run = subprocess.run([str(Path(sys.executable).parent / "schemathesis"), "run",
                                   f"{server.url}/openapi.json",
-                                  "--checks", "not_a_server_error,status_code_conformance", "--header", f"X-API-Key: {keys['fuzz']}", "--max-examples", "60", "--seed", "18"],
+                                  "--checks", "not_a_server_error,status_code_conformance",
+                                  "--header", f"X-API-Key: {keys['fuzz']}", "--max-examples", "60", "--seed", "18"],
                                  capture_output=True, text=True, timeout=600, cwd=tmp_path)
         finally:
             server.stop()
