@@ -112,6 +112,7 @@ def test_the_limit_is_shared_by_the_workers(served):
     handled = {pid: sum(after[pid].values()) - sum(before.get(pid, {}).values()) for pid in after}
     assert len([pid for pid, n in handled.items() if n > 0]) == 2, handled
     assert post(server, keys["quiet"], {"instances": [ROW]}).status_code == 200  # other clients still served
+    assert 'mlgate_serve_limit_hits_total{scope="client"}' in httpx.get(f"{server.url}/metrics", timeout=10).text
 
 
 def test_every_prediction_is_logged_and_metrics_are_exposed(served):
@@ -122,9 +123,10 @@ def test_every_prediction_is_logged_and_metrics_are_exposed(served):
     window = read_window(server.inference_log, start, datetime.now(UTC) + timedelta(seconds=1))
     quiet = window[window["client_id"] == "quiet"]
     assert len(quiet) == 6 and set(quiet["home"]) == {"rent", "own"}
+    assert post(server, None, {"instances": [ROW]}).status_code == 401
     metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
     assert 'mlgate_serve_requests_total{status="200"}' in metrics
-    assert 'mlgate_serve_limit_hits_total{scope="client"}' in metrics
+    assert 'mlgate_serve_rejections_total{reason="unauthenticated"}' in metrics
     assert "mlgate_serve_latency_seconds_bucket" in metrics
     logged = server.log.read_text() + server.inference_log.read_text() + metrics
     assert not [client for client, key in keys.items() if key in logged]
