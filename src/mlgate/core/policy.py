@@ -38,6 +38,7 @@ SECTIONS: dict[str, str] = {
     "model.poisoning": "mlgate.gates.model.poisoning:PoisoningPolicy",
     "model.fairness": "mlgate.gates.model.fairness:FairnessPolicy",
     "model.explainability": "mlgate.gates.model.explainability:ExplainabilityPolicy",
+    "model.dos": "mlgate.gates.model.dos:DosPolicy",
     "deploy.container": "mlgate.gates.code.trivy:TrivyPolicy",
     "deploy.config": "mlgate.gates.code.trivy:TrivyPolicy",
     "monitor.drift": "mlgate.gates.monitor.drift:DriftPolicy",

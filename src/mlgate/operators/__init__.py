@@ -20,6 +20,7 @@ from mlgate.operators.trivy import (
     DeployContainerGateOperator,
 )
 from mlgate.operators.validation import (
+    ModelDosGateOperator,
     ModelExplainabilityGateOperator,
     ModelFairnessGateOperator,
     ModelPoisoningGateOperator,
@@ -39,6 +40,7 @@ __all__ = [
     "DeployContainerGateOperator",
     "IncidentRespondOperator",
     "ModelArtifactGateOperator",
+    "ModelDosGateOperator",
     "ModelExplainabilityGateOperator",
     "ModelFairnessGateOperator",
     "ModelPoisoningGateOperator",
