@@ -182,6 +182,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         if config.memory_mb:
             cap = config.memory_mb * 1024 * 1024
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        await asyncio.to_thread(server.served.refresh)
         server.served.start()
         yield
         server.served.stop()

@@ -41,6 +41,8 @@ class ServedModel:
         self._thread = threading.Thread(target=self._run, name="mlgate-recheck", daemon=True)
 
     def start(self) -> None:
+        """Re-check every interval from now on. The worker calls :meth:`refresh` once first, before it accepts
+        connections: a worker still loading takes no requests (a sibling that has loaded does)."""
         self._thread.start()
 
     def stop(self) -> None:
@@ -65,6 +67,5 @@ class ServedModel:
             self.current, self.reason = None, reason
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.wait(self._recheck_s):
             self.refresh()
-            self._stop.wait(self._recheck_s)
