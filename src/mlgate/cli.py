@@ -22,7 +22,7 @@ from mlgate.core.policy import Policy
 from mlgate.core.redaction import redact
 from mlgate.core.results import GateResult, Status, Subject
 from mlgate.core.runner import GateOutcome, run_gate
-from mlgate.core.shipped import POLICY_ENV, load_chosen_policy
+from mlgate.core.shipped import POLICY_ENV, choose_policy, load_chosen_policy
 from mlgate.core.summary import format_summary
 
 if TYPE_CHECKING:
@@ -490,6 +490,30 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mlgate.serving.config import ServeConfig
+    from mlgate.serving.run import serve
+
+    fields = {k: v for k, v in vars(args).items() if k in ServeConfig.model_fields and v is not None}
+    fields["policy"] = str(choose_policy(args.policy).path)
+    fields["trusted_keys"] = tuple(args.public_key or ())
+    serve(ServeConfig(**fields), host=args.host, port=args.port, workers=args.workers,
+          ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
+    return 0
+
+
+def cmd_serve_key(args: argparse.Namespace) -> int:
+    import yaml
+
+    from mlgate.serving.auth import new_key
+
+    key, entry = new_key(args.client, args.models)
+    print(yaml.safe_dump([entry], sort_keys=False), end="")  # an item of the key file's `keys:` list
+    print(f"API key for {args.client} (shown once; store only the entry above on the server):\n{key}",
+          file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlgate", description=__doc__.splitlines()[0], epilog=EXIT_CODES)
     parser.add_argument("--version", action="version", version=f"mlgate {_version()}")
@@ -582,7 +606,8 @@ def build_parser() -> argparse.ArgumentParser:
                           ("model.privacy", "membership inference advantage and AUC"),
                           ("model.fairness", "parity and equalized odds across sensitive groups"),
                           ("model.explainability", "permutation importance; a dominant feature blocks"),
-                          ("model.poisoning", "backdoor detection in a torch model's training data")):
+                          ("model.poisoning", "backdoor detection in a torch model's training data"),
+                          ("model.dos", "worst-case latency and memory of one input (sponge search)")):
         validation = add_gate(gate, parents=[common, reports], help=purpose)
         validation.add_argument("model", help="a model directory or models:/NAME/VERSION (scanned before loading)")
         validation.add_argument("--data", required=True, help="the data the data callable reads")
@@ -686,6 +711,44 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--threat-model", help="threat model YAML (default: threat-model.yaml beside the policy)")
     report.add_argument("--compliance", help="compliance mapping YAML (default: compliance.yaml beside the policy)")
     report.set_defaults(func=cmd_report)
+
+    serve = commands.add_parser("serve", help="serve a trusted model version: auth, rate limits, validation, budgets")
+    serve.add_argument("model_uri", help="models:/<name>@<alias> (re-checked) or models:/<name>/<version>")
+    serve.add_argument("--policy", help=POLICY_HELP)
+    serve.add_argument("--public-key", action="append", metavar="PEM",
+                       help="a trusted public key file (repeatable; default $MLGATE_TRUSTED_KEYS)")
+    serve.add_argument("--api-keys", help="YAML file of hashed API keys (mlgate serve-key)")
+    serve.add_argument("--jwt-public-key", metavar="PEM", help="also accept bearer JWTs signed by this key")
+    serve.add_argument("--jwt-audience")
+    serve.add_argument("--jwt-issuer")
+    serve.add_argument("--profile", help="training data profile (reference or DP profile JSON, or a sample)")
+    serve.add_argument("--inference-log", help="JSON lines file the monitoring gates read")
+    serve.add_argument("--recheck-s", type=float, help="seconds between alias state checks (default 10)")
+    serve.add_argument("--client-limit", help="per client, e.g. 600/minute")
+    serve.add_argument("--global-limit", help="all clients, e.g. 6000/minute")
+    serve.add_argument("--limits-storage", default=os.environ.get("MLGATE_LIMITS_STORAGE"),
+                       help="default $MLGATE_LIMITS_STORAGE, else async+redis://127.0.0.1:6379/0 (a password in "
+                            "the URI belongs in the variable, not in argv)")
+    serve.add_argument("--limits-prefix")
+    serve.add_argument("--range-slack", type=float)
+    serve.add_argument("--max-batch", type=int)
+    serve.add_argument("--max-body-bytes", type=int)
+    serve.add_argument("--timeout-s", type=float)
+    serve.add_argument("--max-concurrency", type=int)
+    serve.add_argument("--memory-mb", type=int)
+    serve.add_argument("--sanitizer", metavar="MODULE:FUNCTION", help="applied to each validated batch")
+    serve.add_argument("--metrics-dir")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=2)
+    serve.add_argument("--ssl-certfile")
+    serve.add_argument("--ssl-keyfile")
+    serve.set_defaults(func=cmd_serve)
+
+    serve_key = commands.add_parser("serve-key", help="make an API key for mlgate serve: its hashed entry to stdout")
+    serve_key.add_argument("client", help="the client's id (logged with its predictions)")
+    serve_key.add_argument("--models", nargs="+", required=True, help="model names it may use (* for all)")
+    serve_key.set_defaults(func=cmd_serve_key)
 
     threats = commands.add_parser("threat-model", help="STRIDE coverage by the policy's gates; exit 1 if uncovered")
     threats.add_argument("--policy", help=POLICY_HELP)

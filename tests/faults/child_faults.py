@@ -33,6 +33,11 @@ def nan_importances(_model: Any, x: Any, *_rest: Any, **_kwargs: Any) -> Any:
     return Bunch(importances_mean=nan, importances_std=nan, importances=nan[:, None])
 
 
+def malformed_predictor(*_args: Any, **_kwargs: Any) -> Callable[[Any], Any]:
+    """A predictor whose answers have no shape, as from a broken model wrapper (``model.dos``)."""
+    return lambda _row: MalformedOutput()
+
+
 def broken(fault: str, module: str, malformed: Callable[..., Any]) -> Callable[..., Any]:
     """The stand-in for a library call in the given fault cell."""
     def call(*args: Any, **kwargs: Any) -> Any:

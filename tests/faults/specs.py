@@ -40,6 +40,7 @@ from mlgate.operators import (
     DeployContainerGateOperator,
     IncidentRespondOperator,
     ModelArtifactGateOperator,
+    ModelDosGateOperator,
     ModelExplainabilityGateOperator,
     ModelFairnessGateOperator,
     ModelPoisoningGateOperator,
@@ -53,7 +54,7 @@ from mlgate.operators import (
 )
 from mlgate.operators.base import BaseGateOperator
 from tests.conftest import ROOT
-from tests.faults.child_faults import MalformedOutput, broken, child_target, nan_importances
+from tests.faults.child_faults import MalformedOutput, broken, child_target, malformed_predictor, nan_importances
 
 TOOL_FAULTS = ("missing", "crash", "timeout", "malformed")
 FAULTS = (*TOOL_FAULTS, "mlflow-unreachable", "invalid-policy")
@@ -266,6 +267,9 @@ SPECS: dict[str, GateSpec] = {
     "model.explainability": GateSpec(_validation(ModelExplainabilityGateOperator, "model_explainability"),
                                      Library("sklearn", "sklearn.inspection.permutation_importance",
                                              nan_importances), upstream=_trained),
+    "model.dos": GateSpec(_validation(ModelDosGateOperator, "model_dos"),
+                          Library("sklearn", "mlgate.gates.model.dos._predictor", malformed_predictor),
+                          upstream=_trained),
     "deploy.container": GateSpec(
         lambda b, c: DeployContainerGateOperator(target=str(b.image), **_args(c, "deploy_container")), TRIVY),
     "deploy.config": GateSpec(

@@ -54,7 +54,7 @@ def generated_env(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def rendered(generated_env) -> dict:
-    result = compose("config", "--format", "json", env_file=generated_env)
+    result = compose("--profile", "serving", "config", "--format", "json", env_file=generated_env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -91,7 +91,7 @@ def test_generated_env_fills_every_variable_with_a_fresh_secret(generated_env):
 def test_every_service_is_hardened_limited_and_health_checked(rendered):
     services = rendered["services"]
     assert set(services) == {"postgres", "mlflow", "trivy", "airflow-init", "airflow-api-server",
-                             "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
+                             "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "redis", "serving"}
     for name, svc in services.items():
         assert svc["user"] not in ("", "root", "0") and not svc["user"].startswith("0:"), name
         assert (svc["read_only"], svc["cap_drop"], svc["security_opt"]) == (
@@ -133,6 +133,7 @@ def deploy_tree(tmp_path_factory) -> Path:
         "literal-secret": (compose_text.replace("POSTGRES_PASSWORD: ${POSTGRES_PASSWORD}",
                                                 "POSTGRES_PASSWORD: not-from-env", 1), dockerfile),
         "root-image": (compose_text, dockerfile.replace("USER 10001:10001\n", "", 1)),
+        "serving-no-tls": (compose_text.replace('      mlgate.tls: "true"\n', "", 1), dockerfile),
     }
     for name, (compose_variant, dockerfile_variant) in variants.items():
         (root / name).mkdir()
@@ -160,7 +161,8 @@ def mutant_scan(deploy_tree, tmp_path_factory):
     ("no-user", "MLG-COMPOSE-001"),
     ("literal-secret", "MLG-COMPOSE-007"),
     ("root-image", "DS-0002"),
-], ids=["compose-without-user", "compose-literal-secret", "dockerfile-without-user"])
+    ("serving-no-tls", "MLG-COMPOSE-010"),
+], ids=["compose-without-user", "compose-literal-secret", "dockerfile-without-user", "serving-without-tls"])
 def test_deploy_config_gate_sees_a_removed_protection(mutant_scan, variant, expected):
     """The pass above is not a scan of nothing: one removed line in the same files blocks."""
     assert mutant_scan.status is Status.BLOCKED

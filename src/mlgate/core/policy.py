@@ -40,6 +40,7 @@ SECTIONS: dict[str, str] = {
     "model.poisoning": "mlgate.gates.model.policies:PoisoningPolicy",
     "model.fairness": "mlgate.gates.model.policies:FairnessPolicy",
     "model.explainability": "mlgate.gates.model.policies:ExplainabilityPolicy",
+    "model.dos": "mlgate.gates.model.policies:DosPolicy",
     "deploy.container": "mlgate.gates.code.trivy:TrivyPolicy",
     "deploy.config": "mlgate.gates.code.trivy:TrivyPolicy",
     "monitor.drift": "mlgate.gates.monitor.policies:DriftPolicy",

@@ -21,6 +21,7 @@ from mlgate.operators.trivy import (
     DeployContainerGateOperator,
 )
 from mlgate.operators.validation import (
+    ModelDosGateOperator,
     ModelExplainabilityGateOperator,
     ModelFairnessGateOperator,
     ModelPoisoningGateOperator,
@@ -41,6 +42,7 @@ __all__ = [
     "DeployContainerGateOperator",
     "IncidentRespondOperator",
     "ModelArtifactGateOperator",
+    "ModelDosGateOperator",
     "ModelExplainabilityGateOperator",
     "ModelFairnessGateOperator",
     "ModelPoisoningGateOperator",
