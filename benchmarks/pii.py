@@ -351,13 +351,17 @@ def entity_scores(rows: int, reference_python: str) -> None:
 
 # ---------------------------------------------------------------- peers' own test cases
 
-def mlgate_types(texts: list[str]) -> list[set[str]]:
-    """Types mlgate finds in each text, each scanned as one row of free text."""
+def mlgate_types(texts: list[str], alone: bool = True) -> list[set[str]]:
+    """Types mlgate finds in each text. ``alone``: each text is a one-row column of its own, as Presidio
+    analyses each text alone (a column of many peers' cases would give the column vote of
+    ``ColumnEvidence`` a mix of every suite's values); else all texts are the rows of one column."""
     import pyarrow as pa
 
     from mlgate.gates.data.pii import scan
     from mlgate.gates.data.pii_detectors import PII_TYPES
 
+    if alone:
+        return [set(scan({"text": pa.array([text], pa.large_string())}, PII_TYPES)["text"]) for text in texts]
     hits = scan({"text": pa.array(texts, pa.large_string())}, PII_TYPES)["text"]
     found = [set() for _ in texts]
     for pii_type, rows in hits.items():

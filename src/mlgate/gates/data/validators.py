@@ -142,6 +142,29 @@ def valid_bare_phone(text: str) -> bool:
     return phone_region(text, strict=True) is not None
 
 
+def valid_regions(text: str) -> frozenset[str]:
+    """Every region of ``NATIONAL_REGIONS`` whose plan holds ``text`` as a valid (assigned) number; for a
+    ``+``/``00`` number, its country's region. A column of one region's numbers shares one region."""
+    if text.startswith(("+", "00")):
+        region = phone_region(text, strict=True)
+        return frozenset((region,)) if region else frozenset()
+    return frozenset(region for region in NATIONAL_REGIONS if valid_in_region(text, region))
+
+
+def in_region(text: str, region: str) -> bool:
+    if text.startswith(("+", "00")):
+        return phone_region(text, strict=True) == region
+    return valid_in_region(text, region)
+
+
+@lru_cache(maxsize=65536)
+def valid_in_region(text: str, region: str) -> bool:
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(text, region))
+    except phonenumbers.NumberParseException:
+        return False
+
+
 def valid_international_phone(text: str) -> bool:
     """A country code written without ``+`` (``91-415-555-0132``) must make a valid number."""
     return phone_region("+" + _digits(text), strict=True) is not None
@@ -166,23 +189,33 @@ NATIONAL_IDS: dict[str, Callable[[str], bool]] = {
     "br.cpf": cpf.is_valid,
     "br.cnpj": cnpj.is_valid,
     "it.codicefiscale": codicefiscale.is_valid,
-    "es.dni": dni.is_valid,
+    # a DNI below ten million is often written without its leading zero (1111111-G)
+    "es.dni": lambda v: dni.is_valid(v) or (len(dni.compact(v)) == 8 and dni.is_valid("0" + dni.compact(v))),
     "es.nie": nie.is_valid,
     "fi.hetu": _valid_hetu,
     "se.personnummer": personnummer.is_valid,
     "dk.cpr": cpr.is_valid,
     "pl.pesel": pesel.is_valid,
     # bare digit runs last: a shaped value (130552-308T) must not be taken for a mod-11 number
-    "in.aadhaar": aadhaar.is_valid,
+    "in.aadhaar": lambda v: aadhaar.is_valid(v.replace(":", " ")),  # 3123:4567:8909: stdnum knows " " and "-"
     "fr.nir": nir.is_valid,
     "gb.nhs": nhs.is_valid,
     "nl.bsn": bsn.is_valid,
 }
 
 
+# Schemes whose rule is a format or a date only, no check digit (stdnum's dk.cpr stopped checking the
+# mod-11 digit, which Denmark gave up in 2007).
+UNCHECKED = frozenset({"gb.nino", "in.pan", "dk.cpr"})
+
+
 def national_id_scheme(text: str, schemes: tuple[str, ...] = tuple(NATIONAL_IDS)) -> str | None:
     """The first scheme whose format and check digits ``text`` passes (stdnum's ``is_valid`` never raises)."""
     return next((scheme for scheme in schemes if NATIONAL_IDS[scheme](text)), None)
+
+
+def national_id_schemes(text: str) -> frozenset[str]:
+    return frozenset(scheme for scheme, valid in NATIONAL_IDS.items() if valid(text))
 
 
 def shannon_entropy(text: str) -> float:
