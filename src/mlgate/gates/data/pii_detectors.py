@@ -437,7 +437,8 @@ def find_spans(values: pa.Array, detector: Detector, column: str) -> dict[int, l
     """
     patterns = detector.patterns_for(column)
     found: dict[int, list[Span]] = {}
-    if detector.by_values is not None and not detector.named(column):
+    # a column whose name says which number it holds (ssn, phone, pesel) is judged by that type's rules alone
+    if detector.by_values is not None and not any(d.named(column) for d in detectors().values() if d.by_values):
         for row, span in _by_values(values, detector.by_values).items():
             found[row] = [span]
     if detector.union_prefilter:
