@@ -278,6 +278,7 @@ _ID_COLUMNS = re.compile(r"(?i)national|\bnin|nino|tax.?id|personal.?(?:id|code|
 # Words that name a national identifier in free text: they admit bare digit runs (a PESEL, an NHS number)
 # that would be any number's look-alike without them; the value must still pass its scheme's check.
 _ID_CONTEXT = re.compile(r"(?i)pesel|personnummer|\bpnr\b|aadhaa?r|\bnhs\b|hetu|henkilötunnus|\bnif\b|\bnie\b"
+                         r"|steuer-?id|\bidnr\b|steuer(?:liche )?identifikationsnummer"
                          r"|\bdni\b|\bbsn\b|burgerservice|\bnir\b|insee|\bcpf\b|national (?:id|insurance)"
                          r"|(?:personal )?identity (?:code|number)|\bid (?:code|number|no)\b|social security")
 _NATIONAL_BARE = _p(r"^\s*[0-9A-Za-z][0-9A-Za-z ./+-]{7,22}\s*$", r"^\s*[0-9A-Za-z][0-9A-Za-z ./+-]{7,22}\s*$",
@@ -441,6 +442,8 @@ def find_spans(values: pa.Array, detector: Detector, column: str) -> dict[int, l
     if detector.by_values is not None and not any(d.named(column) for d in detectors().values() if d.by_values):
         for row, span in _by_values(values, detector.by_values).items():
             found[row] = [span]
+    if not patterns:  # person_name outside a column named for names
+        return found
     if detector.union_prefilter:
         rows = _candidates(values, "|".join(f"(?:{p.prefilter})" for p in patterns))
         if not len(rows):
@@ -476,7 +479,7 @@ _SHAPE = str.maketrans(string.digits + string.ascii_letters, "9" * 10 + "a" * 26
 def _chance(evidence: ColumnEvidence, cls: str, shape: str) -> float:
     """How often a random value of ``shape`` (same digits, letters and separators) is in ``cls``: what the
     class's check is worth as evidence, measured on the validator itself rather than kept in a table."""
-    rng = random.Random(f"{cls}:{shape}")
+    rng = random.Random(f"{cls}:{shape}")  # noqa: S311 - a fixed sample of the null model, not a secret
     pools = {"9": string.digits, "a": string.ascii_lowercase, "A": string.ascii_uppercase}
     hits = sum(evidence.member("".join(rng.choice(pools[c]) if c in pools else c for c in shape), cls)
                for _ in range(_CHANCE_TRIALS))
