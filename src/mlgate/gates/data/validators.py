@@ -155,13 +155,19 @@ def possible_phone(text: str) -> bool:
         number = "+" + number[2:]
     if number.startswith("+") and "(" not in number and (built := _international(number)) is not None:
         return phonenumbers.is_possible_number(built)
-    for region in (None,) if number.startswith("+") else NATIONAL_REGIONS:
+    # any region will do, so those whose trunk prefix the number starts with are asked first (fewer parses)
+    regions = (None,) if number.startswith("+") else _TRUNK_ZERO_FIRST if number[:1] in "0(" else NATIONAL_REGIONS
+    for region in regions:
         try:
             if phonenumbers.is_possible_number(phonenumbers.parse(number, region)):
                 return True
         except phonenumbers.NumberParseException:
             continue
     return False
+
+
+_TRUNK_ZERO_FIRST = tuple(sorted(NATIONAL_REGIONS, key=lambda region: getattr(
+    phonenumbers.PhoneMetadata.metadata_for_region(region), "national_prefix", None) != "0"))
 
 
 def _international(number: str) -> phonenumbers.PhoneNumber | None:
