@@ -38,7 +38,8 @@ PRESIDIO_ENTITIES = {"EMAIL_ADDRESS": "email", "PHONE_NUMBER": "phone", "US_SSN"
 PRESIDIO_ALL = {**PRESIDIO_ENTITIES, "UK_NINO": "national_id", "UK_NHS": "national_id", "IN_PAN": "national_id",
                 "IN_AADHAAR": "national_id", "ES_NIF": "national_id", "ES_NIE": "national_id",
                 "IT_FISCAL_CODE": "national_id", "FI_PERSONAL_IDENTITY_CODE": "national_id",
-                "PL_PESEL": "national_id", "DE_TAX_ID": "national_id", "SE_PERSONNUMMER": "national_id", "PERSON": "person_name",
+                "PL_PESEL": "national_id", "DE_TAX_ID": "national_id", "SE_PERSONNUMMER": "national_id",
+                "PERSON": "person_name",
                 "LOCATION": "postal_address", "DATE_TIME": "date_of_birth"}
 # Faker's jcb16 prefix "35" strays outside JCB's real 3528-3589 range, so JCB numbers are built here.
 CARD_TYPES = ("visa16", "visa13", "visa19", "mastercard", "amex", "discover", "diners", "jcb")
