@@ -33,6 +33,7 @@ between the groups' inner edges (the open-ended outer groups have no width).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,8 +61,8 @@ OTHER = "__other__"  # a profile's cell for every category it does not list (a D
 class DriftPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    alpha: float = Field(default=0.01, gt=0, lt=1, description="family-wise level of the tests and of the "
-                         "effects' null quantiles")
+    alpha: float = Field(default=0.001, gt=0, lt=1, description="family-wise level of the tests and of the "
+                         "effects' null quantiles: a healthy window drifts with probability about alpha")
     correction: Literal["bonferroni", "holm", "bh"] = "holm"
     min_wasserstein: float = Field(default=0.05, ge=0, description="smallest numeric effect that counts, in "
                                    "reference standard deviations")
@@ -73,7 +74,8 @@ class DriftPolicy(BaseModel):
     min_rows: int = Field(default=100, ge=2)
     max_accuracy_drop: float = Field(default=0.05, ge=0, le=1)
     bins: int = Field(default=50, ge=2, le=200, description="reference-quantile groups for the effects and PSI")
-    bootstrap: int = Field(default=1000, ge=100, le=100_000, description="draws of each effect's null")
+    bootstrap: int = Field(default=1000, ge=100, le=100_000, description="draws of each effect's null, at "
+                           "least 20 / alpha (so that 20 draws lie beyond the quantile)")
     columns: tuple[str, ...] | None = None
 
     @model_validator(mode="after")
@@ -364,7 +366,7 @@ def _numeric_stats(cur: np.ndarray, reference: np.ndarray | tuple[np.ndarray, np
     ref_g, cur_g = np.add.reduceat(ref_counts, starts), np.add.reduceat(cur_counts, starts)
     shape = _Shape(ref_g.astype(np.float64), upper[starts[1:] - 1], std)
     effect = float(shape.wasserstein(ref_g, cur_g.astype(np.float64)))
-    null = null_quantile(shape, ref_g, n, cur.size, config.alpha, config.bootstrap)
+    null = null_quantile(shape, ref_g, n, cur.size, config.alpha, _draws(config))
     return {"kind": "numeric", "test": "ks", "ks_method": method, "statistic": round(statistic, 6),
             "p_value": ks_pvalue(statistic, n, cur.size), "effect": "wasserstein", "effect_size": effect,
             "null_quantile": null, "effect_threshold": max(config.min_wasserstein, null),
@@ -383,7 +385,7 @@ def _categorical_stats(cur: dict[str, float], ref: dict[str, float], config: Dri
     else:
         statistic, p_value = (float(x) for x in chi2_contingency(table, correction=False)[:2])
     rows = int(table[1].sum())
-    null = null_quantile(None, table[0], float(table[0].sum()), rows, config.alpha, config.bootstrap)
+    null = null_quantile(None, table[0], float(table[0].sum()), rows, config.alpha, _draws(config))
     return {"kind": "categorical", "test": "chi2", "statistic": round(statistic, 6), "p_value": p_value,
             "effect": "total_variation", "effect_size": float(total_variation(table[0], table[1])),
             "null_quantile": null, "effect_threshold": max(config.min_total_variation, null),
@@ -506,6 +508,10 @@ def _concept_drift(current: pd.DataFrame, reference: pd.DataFrame | ReferencePro
             "reference_accuracy": round(ref[0], 6), "accuracy_upper_bound": round(upper, 6),
             "drop": round(ref[0] - accuracy, 6),
             "drifted": bool(upper < ref[0] - config.max_accuracy_drop)}
+
+
+def _draws(config: DriftPolicy) -> int:
+    return max(config.bootstrap, math.ceil(20 / config.alpha))
 
 
 def _judge(column: str, s: dict[str, Any], p_adjusted: float, config: DriftPolicy) -> Finding | None:
