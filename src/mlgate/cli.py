@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from mlgate.core.errors import GateInputError, MlgateError
 from mlgate.core.policy import Policy
-from mlgate.core.redaction import redact
+from mlgate.core.redaction import redact, redact_uri
 from mlgate.core.results import GateResult, Status, Subject
 from mlgate.core.runner import GateOutcome, run_gate
 from mlgate.core.shipped import POLICY_ENV, choose_policy, load_chosen_policy
@@ -322,7 +322,7 @@ def _client(read_only: bool = False) -> MlflowClient:
     bound_mlflow_calls()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr for the verdict
     uri = store_uri(read_only)
-    print(f"mlflow  {uri}", file=sys.stderr)
+    print(f"mlflow  {redact_uri(uri)}", file=sys.stderr)  # never a password in a log
     return mlflow.MlflowClient(uri, uri)  # the registry too: MLflow's process-wide registry URI may point elsewhere
 
 
@@ -680,10 +680,10 @@ def build_parser() -> argparse.ArgumentParser:
     policy_commands = policy.add_subparsers(dest="policy_command", required=True)
     digest = policy_commands.add_parser("digest", help="print a policy's digest (to pin in "
                                         "MLGATE_TRUSTED_POLICY_DIGESTS or the signing connection)")
-    digest.add_argument("policy")
+    digest.add_argument("policy", help="the policy YAML")
     digest.set_defaults(func=cmd_policy_digest)
     sign = policy_commands.add_parser("sign", help="sign a policy as its owner: writes POLICY.dsse.json")
-    sign.add_argument("policy")
+    sign.add_argument("policy", help="the policy YAML (its signature goes beside it)")
     sign.add_argument("--key", required=True, help="the policy owner's private key file (PEM)")
     sign.set_defaults(func=cmd_policy_sign)
 
@@ -719,8 +719,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a trusted public key file (repeatable; default $MLGATE_TRUSTED_KEYS)")
     serve.add_argument("--api-keys", help="YAML file of hashed API keys (mlgate serve-key)")
     serve.add_argument("--jwt-public-key", metavar="PEM", help="also accept bearer JWTs signed by this key")
-    serve.add_argument("--jwt-audience")
-    serve.add_argument("--jwt-issuer")
+    serve.add_argument("--jwt-audience", help="the audience a bearer JWT must name")
+    serve.add_argument("--jwt-issuer", help="the issuer a bearer JWT must name")
     serve.add_argument("--profile", help="training data profile (reference or DP profile JSON, or a sample)")
     serve.add_argument("--inference-log", help="JSON lines file the monitoring gates read")
     serve.add_argument("--recheck-s", type=float, help="seconds between alias state checks (default 10)")
@@ -729,20 +729,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--limits-storage", default=os.environ.get("MLGATE_LIMITS_STORAGE"),
                        help="default $MLGATE_LIMITS_STORAGE, else async+redis://127.0.0.1:6379/0 (a password in "
                             "the URI belongs in the variable, not in argv)")
-    serve.add_argument("--limits-prefix")
-    serve.add_argument("--range-slack", type=float)
-    serve.add_argument("--max-batch", type=int)
-    serve.add_argument("--max-body-bytes", type=int)
-    serve.add_argument("--timeout-s", type=float)
-    serve.add_argument("--max-concurrency", type=int)
-    serve.add_argument("--memory-mb", type=int)
+    serve.add_argument("--limits-prefix", help="Redis key prefix of the rate-limit counters")
+    serve.add_argument("--range-slack", type=float, help="allowed excess beyond the profile's span, as a "
+                       "fraction of that span on each side (default 0.5)")
+    serve.add_argument("--max-batch", type=int, help="rows per request (default 100)")
+    serve.add_argument("--max-body-bytes", type=int, help="request body size, else 413 (default 256 KiB)")
+    serve.add_argument("--timeout-s", type=float, help="per-request prediction budget in seconds (default 2)")
+    serve.add_argument("--max-concurrency", type=int, help="predictions in flight per worker (default 8)")
+    serve.add_argument("--memory-mb", type=int, help="address-space cap per worker, in MiB")
     serve.add_argument("--sanitizer", metavar="MODULE:FUNCTION", help="applied to each validated batch")
-    serve.add_argument("--metrics-dir")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=2)
-    serve.add_argument("--ssl-certfile")
-    serve.add_argument("--ssl-keyfile")
+    serve.add_argument("--metrics-dir", help="Prometheus multiprocess directory")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument("--workers", type=int, default=2, help="uvicorn worker processes (default 2)")
+    serve.add_argument("--ssl-certfile", help="TLS certificate (PEM)")
+    serve.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
     serve.set_defaults(func=cmd_serve)
 
     serve_key = commands.add_parser("serve-key", help="make an API key for mlgate serve: its hashed entry to stdout")

@@ -123,6 +123,9 @@ def section_model(gate: str) -> type[BaseModel]:
 
 
 class Policy(_Strict):
+    # a dumped policy (``promotion_block``) validates again, as the isolated child does with it
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True)
+
     version: Literal[1]
     promotion_block: PromotionPolicy | None = Field(
         default=None, alias="promotion", description="what promotion requires; data checks need none")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from mlgate.core.digests import file_digests, json_digest
 from mlgate.core.errors import EvidenceError, GateInputError, ToolError
 from mlgate.core.evidence import read_evidence, write_evidence
+from mlgate.core.redaction import redact_uri
 from mlgate.core.results import GateResult
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def mlflow_errors(action: str, uri: str) -> Iterator[None]:
     except (ToolError, EvidenceError):
         raise
     except Exception as exc:
-        raise ToolError(f"MLflow at {uri} failed while {action}: {type(exc).__name__}: "
+        raise ToolError(f"MLflow at {redact_uri(uri)} failed while {action}: {type(exc).__name__}: "
                         f"{str(exc)[:300]}") from exc
 
 
