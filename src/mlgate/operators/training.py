@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mlgate.core.callables import import_path_of, module_file
 from mlgate.core.digests import code_digest
-from mlgate.core.errors import GateInputError
+from mlgate.core.errors import GateInputError, ToolError
 from mlgate.core.results import Finding, GateResult, Severity, Subject, utcnow
 from mlgate.gates.model.training import TrainingRecord, check_training, dp_requirement, library_versions
 from mlgate.operators.base import BaseGateOperator, pipeline_key, task_actor, verified_data_digest
@@ -128,6 +128,8 @@ class ModelTrainingGateOperator(BaseGateOperator):
             if refused:
                 return replace(check_training(record, self.policy, started, refused), artifacts=spends)
         trained = training(out_dir=workdir / "model")
+        if dp_sgd and "dp_epsilon" not in trained.metrics:
+            raise ToolError("model.training: the DP-SGD training child reported no dp_epsilon")
         how = {f"training.{k}": v for k, v in trained.params.items()}
         with mlflow_errors("logging the training results", client.tracking_uri), mlflow.start_run(run_id=run_id):
             mlflow.log_params(how)

@@ -132,6 +132,9 @@ def _answer(value: Any) -> tuple[str, dict[str, str], dict[str, float]]:
             and all(isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
                     for k, v in metrics.items())):
         raise ToolError("model.training: the isolated child answered malformed params or metrics")
+    posing = sorted(k for k in metrics if k.lower().startswith("mlgate."))
+    if posing:  # the run's mlgate.<gate>.* metrics are the gates' own: training code may not pre-fill them
+        raise ToolError(f"model.training: the isolated child answered metrics named like a gate's: {posing[:3]}")
     return value["flavor"], params, {k: float(v) for k, v in metrics.items()}
 
 

@@ -53,9 +53,10 @@ def test_a_link_or_special_file_in_the_saved_model_is_refused(tmp_path, planted)
     {"flavor": "sklearn", "params": {}, "metrics": {"a": "x"}},
     {"flavor": "sklearn", "params": {}, "metrics": {"a": True}},
     {"flavor": "sklearn", "params": {}, "metrics": {"a": float("nan")}},
-], ids=["none", "flavor", "param-not-str", "metric-str", "metric-bool", "metric-nan"])
+    {"flavor": "sklearn", "params": {}, "metrics": {"mlgate.model.robustness.robust_accuracy": 0.99}},
+], ids=["none", "flavor", "param-not-str", "metric-str", "metric-bool", "metric-nan", "posing-as-a-gate"])
 def test_a_malformed_answer_is_a_tool_error(answer):
-    with pytest.raises(ToolError, match="malformed"):
+    with pytest.raises(ToolError, match="malformed|named like a gate"):
         _answer(answer)
 
 
