@@ -364,7 +364,7 @@ def _detectors() -> dict[str, Detector]:
                bounded=True),
             _p(r"\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b", r"\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b",
                _scheme("it.codicefiscale")),
-            _p(r"(?i)\b\d{8}-?[A-Z]\b|\b[XYZ]-?\d{7}-?[A-Z]\b", r"\b(?:\d{8}-?[A-Z]|[XYZ]-?\d{7}-?[A-Z])\b",
+            _p(r"(?i)\b\d{7,8}-?[A-Z]\b|\b[XYZ]-?\d{7}-?[A-Z]\b", r"\b(?:\d{7,8}-?[A-Z]|[XYZ]-?\d{7}-?[A-Z])\b",
                _scheme("es.dni", "es.nie"), bounded=True, flags=re.I),
             _p(r"\b\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]\b", r"\b\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]\b", _scheme("fi.hetu"),
                bounded=True),

@@ -246,7 +246,8 @@ NATIONAL_IDS: dict[str, Callable[[str], bool]] = {
     "gb.nino": lambda v: bool(re.fullmatch(r"(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
                                            r"\d{6}[A-D]", re.sub(r"\s", "", v.upper()))),
     "in.pan": pan.is_valid,
-    "br.cpf": cpf.is_valid,
+    # one digit eleven times passes CPF's check digits, but Brazil's revenue service never issues it (a filler)
+    "br.cpf": lambda v: cpf.is_valid(v) and len(set(cpf.compact(v))) > 1,
     "br.cnpj": cnpj.is_valid,
     "it.codicefiscale": codicefiscale.is_valid,
     # a DNI below ten million is often written without its leading zero (1111111-G)

@@ -650,3 +650,61 @@ def test_canary_values_of_new_types_never_leave_the_scan(action, tmp_path, monke
         outputs.append(Path(result.artifacts[0]).read_text())
     for output in outputs:
         assert not any(canary in output for canary in (CANARY_NAME, CANARY_STREET, CANARY_DOB, CANARY_ID))
+
+
+# ---- formats of national IDs, SSNs and Aadhaars as people write them (values generated with stdnum's rules)
+
+def _dni_short() -> str:
+    from stdnum.es import dni
+
+    number = str(rng.randint(1_000_000, 9_999_999))
+    return number + rng.choice(["", "-"]) + dni.calc_check_digit(number.zfill(8))
+
+
+def _steuer_idnr() -> str:
+    from stdnum.iso7064 import mod_11_10
+
+    digits = rng.sample("0123456789", 9)
+    while digits[0] == "0":
+        rng.shuffle(digits)
+    body = "".join(digits) + rng.choice(digits[1:])  # one digit twice, the others once
+    return body + mod_11_10.calc_check_digit(body)
+
+
+@pytest.mark.parametrize(("make", "scheme"), [(_dni_short, "es.dni"), (_steuer_idnr, "de.idnr")])
+def test_national_id_formats(make, scheme):
+    from mlgate.gates.data.validators import national_id_scheme
+
+    value = make()
+    assert national_id_scheme(value) == scheme
+    assert spans_of(f"DNI {value} en el expediente" if scheme == "es.dni" else f"Steuer-ID: {value}.") == {
+        "national_id": [value]}
+
+
+def test_an_id_glued_to_the_word_before_it_counts_after_a_context_word():
+    pesel = Faker("pl_PL").pesel()
+    assert spans_of(f"my id number is{pesel}.")["national_id"] == [pesel]
+    assert "national_id" not in spans_of(f"order is{pesel}.")  # no word names it
+
+
+def test_ssn_with_one_dash_left_out_but_not_a_zip_plus_four():
+    ssn = US.ssn()
+    while not valid_ssn(ssn):
+        ssn = US.ssn()
+    digits = ssn.replace("-", "")
+    assert spans_of(f"ssn on file {digits[:3]}-{digits[3:]} ok")["us_ssn"] == [f"{digits[:3]}-{digits[3:]}"]
+    assert "us_ssn" not in spans_of(f"ship to {digits[:5]}-{digits[5:]} ok")
+    assert "us_ssn" not in spans_of(f"ref 666-{digits[3:]} ok")
+
+
+def test_aadhaar_in_colon_groups_but_not_inside_an_ipv6_address():
+    value = _aadhaar().replace(" ", ":")
+    assert spans_of(f"aadhaar {value} on file")["national_id"] == [value]
+    groups = value.split(":")
+    ipv6 = f"2001:db8:{groups[0]}:{groups[1]}:{groups[2]}:1:2:3"
+    assert spans_of(f"host {ipv6} up") == {"ip_address": [ipv6]}
+
+
+def test_a_cpf_of_one_repeated_digit_is_a_filler():
+    assert _column_types(["111.111.111-11"]) == {}
+    assert spans_of("cpf 111.111.111-11 ok") == {}
