@@ -202,29 +202,6 @@ def valid_bare_phone(text: str) -> bool:
     return phone_region(text, strict=True) is not None
 
 
-def valid_regions(text: str) -> frozenset[str]:
-    """Every region of ``NATIONAL_REGIONS`` whose plan holds ``text`` as a valid (assigned) number; for a
-    ``+``/``00`` number, its country's region. A column of one region's numbers shares one region."""
-    if text.startswith(("+", "00")):
-        region = phone_region(text, strict=True)
-        return frozenset((region,)) if region else frozenset()
-    return frozenset(region for region in NATIONAL_REGIONS if valid_in_region(text, region))
-
-
-def in_region(text: str, region: str) -> bool:
-    if text.startswith(("+", "00")):
-        return phone_region(text, strict=True) == region
-    return valid_in_region(text, region)
-
-
-@lru_cache(maxsize=65536)
-def valid_in_region(text: str, region: str) -> bool:
-    try:
-        return phonenumbers.is_valid_number(phonenumbers.parse(text, region))
-    except phonenumbers.NumberParseException:
-        return False
-
-
 def valid_international_phone(text: str) -> bool:
     """A country code written without ``+`` (``91-415-555-0132``) must make a valid number."""
     return phone_region("+" + _digits(text), strict=True) is not None

@@ -567,27 +567,14 @@ def test_a_column_of_random_numbers_is_not_known_by_its_values(digits):
     assert _column_types(values[:1]).keys() <= {"phone"}
 
 
-def test_a_lone_bare_number_is_not_a_phone_without_a_selective_plan():
-    """1234567890 is a valid number in Britain, India, Brazil...: alone in a cell it is no phone number;
-    a column of one region's numbers is."""
+def test_bare_numbers_are_no_phone_or_ssn_column_by_their_values_alone():
+    """Phone plans and SSN ranges have no check digit: a column of epoch seconds is all valid German mobile
+    numbers, sequential IDs all valid SSNs; 1234567890 alone is a valid number in Britain, India, Brazil."""
+    epoch = [str(rng.randrange(1_600_000_000, 1_760_000_000)) for _ in range(300)]
+    sequential = [str(123_456_789 + i) for i in range(300)]
+    assert _column_types(epoch) == {} and _column_types(sequential) == {}
     assert _column_types(["1234567890"]) == {}
-    import phonenumbers
-
-    us = (FAKES["en_US"].numerify("2#2-5##-####") for _ in range(2000))
-    valid = [n.replace("-", "") for n in us if phonenumbers.is_valid_number(phonenumbers.parse(n, "US"))][:200]
-    assert len(valid) > 50
-    assert _column_types(valid) == {"phone": len(valid)}
-
-
-def test_an_ssn_column_is_judged_by_the_ssn_rules_alone():
-    """A 9-digit run that fails the SSN rules is often a valid Dutch BSN: the header names the US scheme, so
-    the value is not re-judged against every other country's (the demo's `ssn` column did exactly that)."""
-    from mlgate.gates.data.validators import national_id_scheme
-
-    bsn = next(v for v in (Faker("nl_NL").ssn() for _ in range(200)) if v.startswith("9"))  # area 9xx: no SSN
-    assert national_id_scheme(bsn) == "nl.bsn"
-    assert spans_of(bsn, column="ssn") == {}
-    assert spans_of(bsn, column="bsn") == {"national_id": [bsn]}
+    assert _column_types(epoch, column="phone") == {"phone": 300}  # the header says so
 
 
 # ---- names, addresses, dates of birth: column header plus cell evidence; addresses and DOBs in free text
@@ -673,10 +660,10 @@ def _steuer_idnr() -> str:
 
 @pytest.mark.parametrize(("make", "scheme"), [(_dni_short, "es.dni"), (_steuer_idnr, "de.idnr")])
 def test_national_id_formats(make, scheme):
-    from mlgate.gates.data.validators import national_id_scheme
+    from mlgate.gates.data.validators import national_id_schemes
 
     value = make()
-    assert national_id_scheme(value) == scheme
+    assert scheme in national_id_schemes(value)  # an IdNr may also pass Italy's 11-digit codice fiscale check
     assert spans_of(f"DNI {value} en el expediente" if scheme == "es.dni" else f"Steuer-ID: {value}.") == {
         "national_id": [value]}
 
