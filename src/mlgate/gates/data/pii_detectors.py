@@ -29,10 +29,8 @@ from mlgate.gates.data.policies import PII_TYPES
 from mlgate.gates.data.secrets import high_entropy, valid_jwt, valid_token
 from mlgate.gates.data.validators import (
     NATIONAL_IDS,
-    NATIONAL_REGIONS,
     UNCHECKED,
     card_issuer,
-    in_region,
     luhn_ok,
     national_id_scheme,
     national_id_schemes,
@@ -42,7 +40,6 @@ from mlgate.gates.data.validators import (
     valid_ipv4,
     valid_ipv6,
     valid_phone,
-    valid_regions,
     valid_ssn,
 )
 from mlgate.gates.data.validators import valid_iban as valid_iban
@@ -149,11 +146,12 @@ class Pattern:
 class ColumnEvidence:
     """A whole-cell shape that classifies a column by its values when its header does not name the type.
 
-    ``classes`` names what one value is (its ID schemes, the regions whose plan holds it); ``member`` checks
-    one value against one class. The column holds the type when one class covers ``EVIDENCE_SHARE`` of its
-    non-empty cells: a column of PESELs passes, a column of order numbers does not (random 9-digit
-    numbers pass the SSN ranges 87% of the time, random 10-digit numbers one region's phone plan at most 82%,
-    a national ID's check 4-12%). A column of a few cells is judged on those (nothing else to weigh).
+    ``classes`` names what one value is (the ID schemes whose check it passes); ``member`` checks one value
+    against one class. The column holds the type when one class covers ``EVIDENCE_SHARE`` of its non-empty
+    cells: a column of PESELs passes, a column of order numbers does not (a check digit passes 1 in 10 or 11
+    of them). A column of a few cells is judged on those (nothing else to weigh). Only schemes with a check
+    digit: digits that are not random (timestamps, sequential IDs) pass a rule of ranges or plans wholesale —
+    a column of epoch seconds is 100% valid German mobile numbers, sequential 9-digit IDs valid SSNs.
     """
 
     regex: re.Pattern[str]  # whole cell; group ``v`` is the value
@@ -291,9 +289,6 @@ def _evidence(value: str, classes: Callable[[str], frozenset[str]], member: Call
     return ColumnEvidence(re.compile(r"^\s*(?P<v>" + value + r")\s*$"), classes, member, universe)
 
 
-_SSN_VALUES = _evidence(r"\d{9}", lambda v: frozenset({"us_ssn"}) if valid_ssn(v) else frozenset(),
-                        lambda v, _: valid_ssn(v), ("us_ssn",))
-_PHONE_VALUES = _evidence(r"\+?\d{10,15}", valid_regions, in_region, NATIONAL_REGIONS)
 # a scheme without a check digit (a date and a serial, a letter pattern) is no evidence on its own
 _NATIONAL_VALUES = _evidence(r"[0-9A-Za-z .:/+-]{0,22}\d[0-9A-Za-z .:/+-]{0,22}",
                              lambda v: national_id_schemes(v) - UNCHECKED if 8 <= len(v) <= 23 else frozenset(),
@@ -330,7 +325,7 @@ def _detectors() -> dict[str, Detector]:
                flags=re.I),
         ), column_hint=re.compile(r"(?i)phone|mobile|\btel|fax|cell"), hinted=(
             _p(r"^\+?\d{10,15}$", r"^\+?\d{10,15}$", valid_phone),
-        ), by_values=_PHONE_VALUES),
+        )),
         "us_ssn": Detector("us_ssn", (
             _p(r"\d{3}[ .-]\d{2}[ .-]\d{4}", r"\b\d{3}([ .-])\d{2}\1\d{4}\b", valid_ssn, bounded=True),
             # one of the two dashes left out (078-051121); not 5-4, which is how a US ZIP+4 code is written
@@ -338,7 +333,7 @@ def _detectors() -> dict[str, Detector]:
             _p(_SSN_CONTEXT, _SSN_CONTEXT + r"[^\d\n]{0,15}?(?P<v>\d{9})\b", valid_ssn, bounded=True, flags=re.I),
         ), column_hint=re.compile(r"(?i)ssn|social.?sec"), hinted=(
             _p(r"^\d{9}$", r"^\d{9}$", valid_ssn),
-        ), by_values=_SSN_VALUES),
+        )),
         "credit_card": Detector("credit_card", (
             _p(r"\b[1-8]\d{3}(?:[ -]?\d){9,15}\b",
                r"\b(?:\d{4}[ -]\d{4}(?:[ -]\d{4}){1,2}[ -]\d{1,4}"   # 4-4-4-4, 4-4-4-1, 4-4-4-4-3
@@ -365,7 +360,7 @@ def _detectors() -> dict[str, Detector]:
                bounded=True),
             _p(r"\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b", r"\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b",
                _scheme("it.codicefiscale")),
-            _p(r"(?i)\b\d{8}-?[A-Z]\b|\b[XYZ]-?\d{7}-?[A-Z]\b", r"\b(?:\d{8}-?[A-Z]|[XYZ]-?\d{7}-?[A-Z])\b",
+            _p(r"(?i)\b\d{7,8}-?[A-Z]\b|\b[XYZ]-?\d{7}-?[A-Z]\b", r"\b(?:\d{7,8}-?[A-Z]|[XYZ]-?\d{7}-?[A-Z])\b",
                _scheme("es.dni", "es.nie"), bounded=True, flags=re.I),
             _p(r"\b\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]\b", r"\b\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]\b", _scheme("fi.hetu"),
                bounded=True),

@@ -202,29 +202,6 @@ def valid_bare_phone(text: str) -> bool:
     return phone_region(text, strict=True) is not None
 
 
-def valid_regions(text: str) -> frozenset[str]:
-    """Every region of ``NATIONAL_REGIONS`` whose plan holds ``text`` as a valid (assigned) number; for a
-    ``+``/``00`` number, its country's region. A column of one region's numbers shares one region."""
-    if text.startswith(("+", "00")):
-        region = phone_region(text, strict=True)
-        return frozenset((region,)) if region else frozenset()
-    return frozenset(region for region in NATIONAL_REGIONS if valid_in_region(text, region))
-
-
-def in_region(text: str, region: str) -> bool:
-    if text.startswith(("+", "00")):
-        return phone_region(text, strict=True) == region
-    return valid_in_region(text, region)
-
-
-@lru_cache(maxsize=65536)
-def valid_in_region(text: str, region: str) -> bool:
-    try:
-        return phonenumbers.is_valid_number(phonenumbers.parse(text, region))
-    except phonenumbers.NumberParseException:
-        return False
-
-
 def valid_international_phone(text: str) -> bool:
     """A country code written without ``+`` (``91-415-555-0132``) must make a valid number."""
     return phone_region("+" + _digits(text), strict=True) is not None
@@ -246,7 +223,8 @@ NATIONAL_IDS: dict[str, Callable[[str], bool]] = {
     "gb.nino": lambda v: bool(re.fullmatch(r"(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z]"
                                            r"\d{6}[A-D]", re.sub(r"\s", "", v.upper()))),
     "in.pan": pan.is_valid,
-    "br.cpf": cpf.is_valid,
+    # one digit eleven times passes CPF's check digits, but Brazil's revenue service never issues it (a filler)
+    "br.cpf": lambda v: cpf.is_valid(v) and len(set(cpf.compact(v))) > 1,
     "br.cnpj": cnpj.is_valid,
     "it.codicefiscale": codicefiscale.is_valid,
     # a DNI below ten million is often written without its leading zero (1111111-G)

@@ -568,27 +568,14 @@ def test_a_column_of_random_numbers_is_not_known_by_its_values(digits):
     assert _column_types(values[:1]).keys() <= {"phone"}
 
 
-def test_a_lone_bare_number_is_not_a_phone_without_a_selective_plan():
-    """1234567890 is a valid number in Britain, India, Brazil...: alone in a cell it is no phone number;
-    a column of one region's numbers is."""
+def test_bare_numbers_are_no_phone_or_ssn_column_by_their_values_alone():
+    """Phone plans and SSN ranges have no check digit: a column of epoch seconds is all valid German mobile
+    numbers, sequential IDs all valid SSNs; 1234567890 alone is a valid number in Britain, India, Brazil."""
+    epoch = [str(rng.randrange(1_600_000_000, 1_760_000_000)) for _ in range(300)]
+    sequential = [str(123_456_789 + i) for i in range(300)]
+    assert _column_types(epoch) == {} and _column_types(sequential) == {}
     assert _column_types(["1234567890"]) == {}
-    import phonenumbers
-
-    us = (FAKES["en_US"].numerify("2#2-5##-####") for _ in range(2000))
-    valid = [n.replace("-", "") for n in us if phonenumbers.is_valid_number(phonenumbers.parse(n, "US"))][:200]
-    assert len(valid) > 50
-    assert _column_types(valid) == {"phone": len(valid)}
-
-
-def test_an_ssn_column_is_judged_by_the_ssn_rules_alone():
-    """A 9-digit run that fails the SSN rules is often a valid Dutch BSN: the header names the US scheme, so
-    the value is not re-judged against every other country's (the demo's `ssn` column did exactly that)."""
-    from mlgate.gates.data.validators import national_id_scheme
-
-    bsn = next(v for v in (Faker("nl_NL").ssn() for _ in range(200)) if v.startswith("9"))  # area 9xx: no SSN
-    assert national_id_scheme(bsn) == "nl.bsn"
-    assert spans_of(bsn, column="ssn") == {}
-    assert spans_of(bsn, column="bsn") == {"national_id": [bsn]}
+    assert _column_types(epoch, column="phone") == {"phone": 300}  # the header says so
 
 
 # ---- names, addresses, dates of birth: column header plus cell evidence; addresses and DOBs in free text
@@ -712,3 +699,61 @@ def test_no_rows_is_an_error_never_a_pass(tmp_path, content, match):
 def test_an_empty_directory_is_an_error(tmp_path):
     with pytest.raises(GateInputError, match="holds no data files"):
         check_pii(tmp_path, PiiPolicy(), DIGEST)
+
+
+# ---- formats of national IDs, SSNs and Aadhaars as people write them (values generated with stdnum's rules)
+
+def _dni_short() -> str:
+    from stdnum.es import dni
+
+    number = str(rng.randint(1_000_000, 9_999_999))
+    return number + rng.choice(["", "-"]) + dni.calc_check_digit(number.zfill(8))
+
+
+def _steuer_idnr() -> str:
+    from stdnum.iso7064 import mod_11_10
+
+    digits = rng.sample("0123456789", 9)
+    while digits[0] == "0":
+        rng.shuffle(digits)
+    body = "".join(digits) + rng.choice(digits[1:])  # one digit twice, the others once
+    return body + mod_11_10.calc_check_digit(body)
+
+
+@pytest.mark.parametrize(("make", "scheme"), [(_dni_short, "es.dni"), (_steuer_idnr, "de.idnr")])
+def test_national_id_formats(make, scheme):
+    from mlgate.gates.data.validators import national_id_schemes
+
+    value = make()
+    assert scheme in national_id_schemes(value)  # an IdNr may also pass Italy's 11-digit codice fiscale check
+    assert spans_of(f"DNI {value} en el expediente" if scheme == "es.dni" else f"Steuer-ID: {value}.") == {
+        "national_id": [value]}
+
+
+def test_an_id_glued_to_the_word_before_it_counts_after_a_context_word():
+    pesel = Faker("pl_PL").pesel()
+    assert spans_of(f"my id number is{pesel}.")["national_id"] == [pesel]
+    assert "national_id" not in spans_of(f"order is{pesel}.")  # no word names it
+
+
+def test_ssn_with_one_dash_left_out_but_not_a_zip_plus_four():
+    ssn = US.ssn()
+    while not valid_ssn(ssn):
+        ssn = US.ssn()
+    digits = ssn.replace("-", "")
+    assert spans_of(f"ssn on file {digits[:3]}-{digits[3:]} ok")["us_ssn"] == [f"{digits[:3]}-{digits[3:]}"]
+    assert "us_ssn" not in spans_of(f"ship to {digits[:5]}-{digits[5:]} ok")
+    assert "us_ssn" not in spans_of(f"ref 666-{digits[3:]} ok")
+
+
+def test_aadhaar_in_colon_groups_but_not_inside_an_ipv6_address():
+    value = _aadhaar().replace(" ", ":")
+    assert spans_of(f"aadhaar {value} on file")["national_id"] == [value]
+    groups = value.split(":")
+    ipv6 = f"2001:db8:{groups[0]}:{groups[1]}:{groups[2]}:1:2:3"
+    assert spans_of(f"host {ipv6} up") == {"ip_address": [ipv6]}
+
+
+def test_a_cpf_of_one_repeated_digit_is_a_filler():
+    assert _column_types(["111.111.111-11"]) == {}
+    assert spans_of("cpf 111.111.111-11 ok") == {}
