@@ -350,6 +350,10 @@ def sample_dtypes(data_path: str | None) -> dict[str, str]:
     import pandas as pd
 
     path = Path(data_path)
+    if path.is_dir():  # a directory of parts, as data.expectations reads it: the first part types them all
+        path = next(iter(sorted(p for p in path.iterdir() if p.suffix.lower() in (".csv", ".parquet", ".pq"))), None)
+        if path is None:
+            return {}
     reader = pd.read_parquet if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv
     frame = reader(path) if reader is pd.read_parquet else reader(path, nrows=2000)
     return {str(c): str(t) for c, t in frame.dtypes.items()}
