@@ -32,7 +32,7 @@ def get_provider_info() -> dict:
         "operators": [{"integration-name": "mlgate", "python-modules": [
             "mlgate.operators.base", "mlgate.operators.data", "mlgate.operators.privacy", "mlgate.operators.training",
             "mlgate.operators.model", "mlgate.operators.validation", "mlgate.operators.bandit",
-            "mlgate.operators.trivy", "mlgate.operators.rescan", "mlgate.operators.promote",
+            "mlgate.operators.dynamic", "mlgate.operators.trivy", "mlgate.operators.rescan", "mlgate.operators.promote",
             "mlgate.operators.monitor", "mlgate.operators.incident"]}],
         "hooks": [{"integration-name": "mlgate", "python-modules": ["mlgate.hooks.mlflow", "mlgate.hooks.trivy",
                                                                      "mlgate.hooks.signing"]}],

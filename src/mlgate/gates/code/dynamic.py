@@ -139,7 +139,7 @@ def check_dynamic(policy: Policy, *, callables: Sequence[str] = (), training_cal
         gate=GATE, status=Status.BLOCKED if blocking else Status.PASSED, subject=subject,
         policy_digest=policy.digest, tool=ToolInfo("hypothesis", version), started_at=started, finished_at=utcnow(),
         metrics={**{k: stats[k] for k in ("targets", "calls", "inputs", "inputs_per_s", "search_s", "fit_s")},
-                 "first_failure_s": stats.get("first_failure_s"), "failures": len(blocking),
+                 **{k: stats.get(k) for k in ("first_failure_s", "first_failure_inputs")}, "failures": len(blocking),
                  "columns": len(contract.columns), "unmodelled_expectations": len(contract.unmodelled),
                  "sandbox": run.sandbox, "seconds": round(time.perf_counter() - clock, 3)},
         thresholds=config.model_dump(mode="json"), findings=tuple(findings))

@@ -57,3 +57,14 @@ def test_expectations_narrow_a_column(expectations, check):
 def test_a_suite_that_cannot_drive_generation_is_an_input_error(data, message):
     with pytest.raises(GateInputError, match=message):
         parse_contract(data)
+
+
+def test_the_sample_types_come_from_a_file_or_the_first_part_of_a_directory(tmp_path):
+    from mlgate.gates.code.dynamic_child import sample_dtypes
+
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "b.csv").write_text("age,name\n30,x\n")
+    (tmp_path / "parts" / "a.csv").write_text("age,name\n30.5,x\n")
+    assert sample_dtypes(str(tmp_path / "parts" / "b.csv"))["age"] == "int64"
+    assert sample_dtypes(str(tmp_path / "parts"))["age"] == "float64"
+    assert sample_dtypes(None) == {} and sample_dtypes(str(tmp_path)) == {}
