@@ -222,8 +222,23 @@ def _git_write(snapshot: Path, name: str, target: Path) -> bool:
     return True
 
 
+# Where a name misleads, the label the peer's own tests give the file.
+_PEER_LABELS: dict[str, bool | None] = {
+    "bad_pytorch.pt": None,  # a PNG header named .pt: both peers' tests expect "not a pickle", no issue
+    "broken_model.pkl": True,  # picklescan's test_scan_directory_path: builtins.exec, dangerous
+    "test.zip": True,  # modelscan's test_scan_zip: eval inside data.pkl
+    "password_protected.zip": None,  # modelscan: skipped as encrypted; mlgate: cannot inspect
+}
+# picklescan's test_scanner.py asserts a dangerous global for every tests/data2 file but its numpy arrays.
+_PICKLESCAN_DATA2_BENIGN = re.compile(r"(int|object)_arrays?(_compressed)?\.np[yz]$")
+
+
 def _label(name: str) -> bool | None:
     """True malicious, False benign, None neither (junk such as not_a_pickle.bin: not a model file)."""
+    if Path(name).name in _PEER_LABELS:
+        return _PEER_LABELS[Path(name).name]
+    if "tests/data2/" in name:
+        return not _PICKLESCAN_DATA2_BENIGN.search(name)
     if _BENIGN_NAME.search(name):
         return False
     return True if _MALICIOUS_NAME.search(name) else None
@@ -232,10 +247,13 @@ def _label(name: str) -> bool | None:
 def rebuild_peer(peer: str, snapshot: Path, scratch: Path, venv: Path | None) -> dict[Path, bool | None]:
     """The peer's test samples written under ``scratch``, each with its label."""
     cases: dict[Path, bool | None] = {}
-    data_dir = {"picklescan": "tests/data", "modelscan": "tests/data", "fickling": "test/fixtures"}[peer]
-    for name in _git_files(snapshot, data_dir):
+    data_dirs = {"picklescan": ["tests/data", "tests/data2"], "modelscan": ["tests/data"],
+                 "fickling": ["test/fixtures"]}[peer]
+    for name in (n for d in data_dirs for n in _git_files(snapshot, d)):
         if not name.endswith(".py") and _git_write(snapshot, name, scratch / Path(name).name):
             cases[scratch / Path(name).name] = _label(name) if peer != "fickling" else False
+    if peer == "modelscan":
+        cases.update(_modelscan_fixtures(snapshot, scratch))
     if peer == "fickling" and venv is not None:
         source = scratch.parent / "fickling-src"
         for name in _git_files(snapshot, "test"):
@@ -249,10 +267,79 @@ def rebuild_peer(peer: str, snapshot: Path, scratch: Path, venv: Path | None) ->
     return cases
 
 
+_MODELSCAN_FIXTURES = """
+import importlib.abc, importlib.machinery, os, pathlib, sys, types
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+
+class Stub:
+    def __init__(self, *args, **kwargs): pass
+    def __call__(self, *args, **kwargs): return args[0] if len(args) == 1 and callable(args[0]) else Stub()
+    def __getattr__(self, name): return Stub
+
+
+class StubModule(types.ModuleType):
+    def __getattr__(self, name): return Stub
+
+
+class Stubs(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("tensorflow", "modelscan"):
+            return importlib.machinery.ModuleSpec(name, self, is_package=True)
+    def create_module(self, spec): return StubModule(spec.name)
+    def exec_module(self, module): module.__path__ = []
+
+
+sys.meta_path.insert(0, Stubs())
+import keras
+sys.modules["tf_keras"] = keras
+sys.path.insert(0, sys.argv[1])
+import test_modelscan as t
+out = pathlib.Path(sys.argv[2])
+
+
+class Factory:
+    def mktemp(self, name):
+        (out / name).mkdir(parents=True, exist_ok=True)
+        return out / name
+
+
+for name, args in [("zip_file_path", ()), ("pytorch_file_path", ()), ("file_path", ()), ("numpy_file_path", ()),
+                   ("keras_file_path", (["h5", "keras"],))]:
+    fixture = getattr(t, name)
+    try:
+        getattr(fixture, "_get_wrapped_function", lambda: fixture)()(Factory(), *args)
+    except Exception as exc:
+        print(f"{name}: {type(exc).__name__}: {exc}"[:300], file=sys.stderr)
+"""
+
+
+def _modelscan_fixtures(snapshot: Path, scratch: Path) -> dict[Path, bool | None]:
+    """The files modelscan's test fixtures generate, built by those fixtures themselves in this venv: TensorFlow
+    is absent (its names are inert stubs; its SavedModel cases are not built) and Keras 3 on the torch backend
+    stands in for tf_keras (its ``.keras``/``.h5`` files, a pickled and a dill-injected model)."""
+    source, out = scratch.parent / "modelscan-src", scratch / "generated"
+    for name in _git_files(snapshot, "tests"):
+        _git_write(snapshot, name, source / name)
+    proc = subprocess.run([sys.executable, "-c", _MODELSCAN_FIXTURES, str(source / "tests"), str(out)],
+                          capture_output=True, text=True, timeout=900, cwd=scratch.parent, check=False)
+    for line in proc.stderr.splitlines():
+        if "_path:" in line:
+            print(f"  modelscan fixture {line}")
+    return {path: _label(path.name) for path in sorted(out.rglob("*")) if path.is_file()}
+
+
+def _junk_bucket(verdict: str, findings: list) -> int:
+    """0: passes or says "not a model file"; 1: an encrypted archive it cannot inspect; 2: anything else."""
+    if verdict == "pass" or all("not a model file" in f.message for f in findings):
+        return 0
+    return 1 if all(f.id.endswith("cannot_inspect") for f in findings) else 2
+
+
 def peer_detection(peers: list[str], venv: Path | None, work: Path) -> None:
     tools = ["picklescan", "modelscan", "fickling"] if venv else []
     print(f"{'corpus':12} {'tool':11} {'malicious blocked/passed/error':>31} {'benign passed/blocked/error':>28} "
-          f"{'junk: says not a model file / other'}")
+          f"{'junk: not a model file / cannot inspect (encrypted) / other'}")
     for spec in peers:
         peer, _, snapshot = spec.partition("=")
         scratch = work / peer / "samples"
@@ -261,7 +348,7 @@ def peer_detection(peers: list[str], venv: Path | None, work: Path) -> None:
         missed: list[str] = []
         for tool in ["mlgate", *tools]:
             tally = {True: [0, 0, 0], False: [0, 0, 0]}
-            junk = [0, 0]
+            junk = [0, 0, 0]
             for path, malicious in cases.items():
                 if tool == "mlgate":
                     try:
@@ -273,8 +360,7 @@ def peer_detection(peers: list[str], venv: Path | None, work: Path) -> None:
                     verdict = _run_tool(tool, venv, path, work)
                 if malicious is None:
                     if tool == "mlgate":
-                        junk[0 if verdict == "pass" or all("not a model file" in f.message for f in findings)
-                             else 1] += 1
+                        junk[_junk_bucket(verdict, findings)] += 1
                     continue
                 tally[malicious][{"block": 0, "pass": 1, "error": 2}[verdict]] += 1
                 if tool == "mlgate" and (verdict == "block") != malicious:
