@@ -69,7 +69,8 @@ class Allowlist:
 
     @classmethod
     def with_extra(cls, extra: Iterable[str]) -> Allowlist:
-        return cls(builtin_allowlist() | set(extra))
+        extra = frozenset(extra)
+        return cls(builtin_allowlist() | extra if extra else builtin_allowlist())  # no copy per scan
 
     def allows(self, module: str, name: str) -> bool:
         return f"{module}.{name}" in self.exact
@@ -203,7 +204,7 @@ def _scan_buffer(scan: _Scan, buf: Any, where: str, name: str, depth: int) -> No
     elif head == keras_format.HDF5_MAGIC:
         _judge_keras(scan, buf, where)
     elif len(head) > 1 and head[0] == 0x80 and 2 <= head[1] <= 5:
-        scan.judge_pickles(scan_pickles(buf), where)
+        _scan_pickle(scan, buf, where, depth)
     elif suffix in _PICKLE_SUFFIXES:
         _scan_unknown(scan, buf, where)  # a pickle by name: judged as one, or not a model file at all
     elif suffix == ".onnx":
@@ -279,6 +280,17 @@ def _probe_as_pickle(scan: _Scan, buf: Any, where: str) -> None:
     if refused or as_pickle.problems or as_pickle.calls:
         scan.judge_pickles(PickleScan(globals=refused, calls=as_pickle.calls, problems=as_pickle.problems,
                                       pickles=1), where)
+
+
+def _scan_pickle(scan: _Scan, buf: Any, where: str, depth: int) -> None:
+    """A pickle; a pickled Keras 3 model runs nothing but the ``.keras`` archive it carries, judged as one."""
+    pickles = scan_pickles(buf)
+    archive = None if pickles.problems or pickles.pickles != 1 else keras_format.pickled_model_archive(buf)
+    if archive is None:
+        scan.judge_pickles(pickles, where)
+        return
+    scan.globals += len(pickles.globals)
+    _scan_zip(scan, buf[archive[0]:archive[1]], f"{where}::keras archive", depth + 1, keras=True)
 
 
 def _scan_unknown(scan: _Scan, buf: Any, where: str) -> None:
@@ -458,7 +470,7 @@ def _scan_as(scan: _Scan, buf: Any, where: str, name: str, kind: str) -> None:
     if _is_tar(scan, buf, where):
         return
     if kind == "pickle":
-        scan.judge_pickles(scan_pickles(buf), where)
+        _scan_pickle(scan, buf, where, depth=0)
     elif kind in ("skops", "pt2", "torch", "keras") and bytes(buf[:4]) == b"PK\x03\x04":
         _scan_zip(scan, buf, where, depth=0, keras=kind == "keras")
     elif kind == "torch":

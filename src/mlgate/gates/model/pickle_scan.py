@@ -35,6 +35,7 @@ _TYPESTR = re.compile(r"[a-zA-Z]\d{0,6}")
 _MEMO_SLACK = 1024  # a memo index this far past the entries stored makes CPython allocate a huge memo table
 _CONTAINERS = frozenset({dict, tuple})  # and _Seq, added below its definition
 _MAX_REFS = 64  # container GET/DUP references beyond this, and above 1 in 8 opcodes, are an expansion bomb
+_PLAIN_KEYS = frozenset({str, int, bool, type(None)})  # dict keys the walker keeps (it builds no subclasses)
 
 
 class _Opaque:
@@ -79,10 +80,10 @@ class PickleScan:
 
 
 class _Global:
-    __slots__ = ("ref",)
+    __slots__ = ("ref", "qualname")
 
     def __init__(self, ref: GlobalRef) -> None:
-        self.ref = ref
+        self.ref, self.qualname = ref, ref.qualname  # compared at every call the stream makes: built once
 
 
 class _Obj:
@@ -191,7 +192,7 @@ def _call(fn: Any, args: Any, init: bool) -> Any:
     """The modelled result of calling ``fn(*args)`` (``init``) or ``fn.__new__`` (not ``init``)."""
     if not isinstance(fn, _Global):
         return OPAQUE
-    name = fn.ref.qualname
+    name = fn.qualname
     if name == ARRAY_WRAPPER:
         attrs: dict = {}
         if init and isinstance(args, tuple):
@@ -207,7 +208,7 @@ def _call(fn: Any, args: Any, init: bool) -> Any:
 def _is_wrapper(value: Any) -> bool:
     """joblib's array wrapper class or an instance of it (what makes joblib read raw bytes at BUILD)."""
     kind = type(value)
-    return (kind is _Global and value.ref.qualname == ARRAY_WRAPPER) or (kind is _Obj and value.cls == ARRAY_WRAPPER)
+    return (kind is _Global and value.qualname == ARRAY_WRAPPER) or (kind is _Obj and value.cls == ARRAY_WRAPPER)
 
 
 def _plain_state(state: Any) -> bool:
@@ -219,8 +220,8 @@ def _plain_state(state: Any) -> bool:
 def _reconstructs_wrapper(args: Any) -> bool:
     """``copyreg._reconstructor(NumpyArrayWrapper, object, None)``: how protocols 0 and 1 write a wrapper."""
     return (type(args) is tuple and len(args) == 3 and type(args[0]) is _Global
-            and args[0].ref.qualname == ARRAY_WRAPPER and type(args[1]) is _Global
-            and args[1].ref.qualname == "builtins.object" and args[2] is None)
+            and args[0].qualname == ARRAY_WRAPPER and type(args[1]) is _Global
+            and args[1].qualname == "builtins.object" and args[2] is None)
 
 
 def _build(inst: Any, state: Any) -> None:
@@ -327,8 +328,9 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
         return _is_wrapper(value) or (type(value) is tuple and id(value) in carriers)
 
     def contained(items: Any, at: int) -> None:
-        """joblib's wrapper passed where the walker cannot follow what becomes of it: malformed."""
-        if wrapper_named and any(carries(item) for item in items):
+        """joblib's wrapper passed where the walker cannot follow what becomes of it: malformed. Called only
+        once the stream named the wrapper (``wrapper_named``): before that, no value can be one."""
+        if any(carries(item) for item in items):
             raise Malformed(at, f"{ARRAY_WRAPPER} used other than the way joblib writes it: the scan cannot "
                             "tell which bytes joblib would read as array data")
     globals_, problems = scan.globals, scan.problems
@@ -381,8 +383,9 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
         module, name = _resolve(module, name, proto)
         ref = GlobalRef(module, name, opname, at)
         globals_.append(ref)
-        wrapper_named = wrapper_named or (joblib and ref.qualname == ARRAY_WRAPPER)
-        return _Global(ref)
+        value = _Global(ref)
+        wrapper_named = wrapper_named or (joblib and value.qualname == ARRAY_WRAPPER)
+        return value
 
     try:
         while True:
@@ -394,8 +397,25 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
             arg = args_of[code]
             pos += 1
             opcodes += 1
-            if kind == _PUT:
-                key, pos = memo_key(arg, pos)
+            if kind == _GET:  # the commonest opcodes first
+                if code == 0x68:  # BINGET: a one-byte index, read without struct
+                    key = buf[pos]
+                    pos += 1
+                else:
+                    key, pos = memo_key(arg, pos)
+                if key not in memo:
+                    raise Malformed(start, f"memo key {key} was never stored")
+                value = memo[key]
+                if type(value) is not str and type(value) in _CONTAINERS:  # str first: the common, cheap case
+                    refs += 1
+                    fetched.add(id(value))
+                stack.append(value)
+            elif kind == _PUT:
+                if code == 0x71:  # BINPUT
+                    key = buf[pos]
+                    pos += 1
+                else:
+                    key, pos = memo_key(arg, pos)
                 if key > len(memo) + _MEMO_SLACK:
                     raise Malformed(start, f"memo index {key} far past the {len(memo)} entries stored", "resource")
                 memo[key] = stack[-1]
@@ -409,31 +429,32 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                 stack.append(str(buf[pos:pos + n], "utf-8" if code in (0x8C, 0x58, 0x8D) else "latin-1")
                              if n <= _MAX_STR else OPAQUE)
                 pos += n
-            elif kind == _GET:
-                key, pos = memo_key(arg, pos)
-                if key not in memo:
-                    raise Malformed(start, f"memo key {key} was never stored")
-                value = memo[key]
-                if type(value) is not str and type(value) in _CONTAINERS:  # str first: the common, cheap case
-                    refs += 1
-                    fetched.add(id(value))
-                stack.append(value)
             elif kind == _INT_FIXED:
-                stack.append(arg.unpack_from(buf, pos)[0])
-                pos += arg.size
+                if code == 0x4B:  # BININT1
+                    stack.append(buf[pos])
+                    pos += 1
+                else:
+                    stack.append(arg.unpack_from(buf, pos)[0])
+                    pos += arg.size
             elif kind == _MARK:
                 metastack.append(stack)
                 stack = []
             elif kind == _SETITEMS:
                 items = pop_mark(start)
-                contained(items, start)
+                if wrapper_named:
+                    contained(items, start)
                 if fetched and holds_itself(items):
                     raise Malformed(start, "a dict that contains itself", "resource")
                 target = stack[-1]
-                if isinstance(target, dict):
-                    for i in range(0, len(items) - 1, 2):
-                        key = items[i]
-                        target[key if isinstance(key, (str, int, bool, type(None))) else OPAQUE] = items[i + 1]
+                if type(target) is dict:
+                    pairs = iter(items)  # an odd last item is ignored: CPython refuses the stream there
+                    for key, value in zip(pairs, pairs, strict=False):
+                        target[key if type(key) in _PLAIN_KEYS else OPAQUE] = value
+            elif kind == _EMPTY_DICT:
+                stack.append({})
+            elif kind == _SKIP:
+                pos += arg
+                stack.append(OPAQUE)
             elif kind == _TUPLE_N:
                 if len(stack) < arg:
                     raise Malformed(start, "stack underflow")
@@ -449,8 +470,6 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                 if wrapper_named and any(carries(item) for item in value):
                     carriers[id(value)] = value
                 stack.append(value)
-            elif kind == _EMPTY_DICT:
-                stack.append({})
             elif kind == _PUSH_OPAQUE:
                 stack.append(OPAQUE)
             elif kind == _PUSH_NONE:
@@ -463,49 +482,51 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                 if pos > end:
                     raise past_end(start, "bytes", n)
                 stack.append(OPAQUE)
-            elif kind == _SKIP:
-                pos += arg
-                stack.append(OPAQUE)
             elif kind == _APPEND:
-                contained(stack[-1:], start)
+                if wrapper_named:
+                    contained(stack[-1:], start)
                 if stack.pop() is stack[-1]:
                     raise Malformed(start, "a list that contains itself", "resource")
             elif kind == _APPENDS or kind == _ADDITEMS:
                 items = pop_mark(start)
-                contained(items, start)
+                if wrapper_named:
+                    contained(items, start)
                 if not stack:
                     raise Malformed(start, "stack underflow")
                 if fetched and holds_itself(items):
                     raise Malformed(start, "a list or set that contains itself", "resource")
             elif kind == _LIST or kind == _FROZENSET:
-                contained(pop_mark(start), start)
+                items = pop_mark(start)
+                if wrapper_named:
+                    contained(items, start)
                 stack.append(_Seq())
             elif kind == _NEW_SEQ:
                 stack.append(_Seq())
             elif kind == _DICT:
                 items = pop_mark(start)
-                contained(items, start)
-                value = {}
-                for i in range(0, len(items) - 1, 2):
-                    key = items[i]
-                    value[key if isinstance(key, (str, int, bool, type(None))) else OPAQUE] = items[i + 1]
-                stack.append(value)
+                if wrapper_named:
+                    contained(items, start)
+                pairs = iter(items)
+                stack.append({key if type(key) in _PLAIN_KEYS else OPAQUE: value
+                              for key, value in zip(pairs, pairs, strict=False)})
             elif kind == _SETITEM:
                 value = stack.pop()
                 key = stack.pop()
-                contained((key, value), start)
+                if wrapper_named:
+                    contained((key, value), start)
                 target = stack[-1]
                 if (value is target or key is target) and id(target) in fetched:
                     raise Malformed(start, "a dict that contains itself", "resource")
                 if isinstance(target, dict):
-                    target[key if isinstance(key, (str, int, bool, type(None))) else OPAQUE] = value
+                    target[key if type(key) in _PLAIN_KEYS else OPAQUE] = value
             elif kind == _BUILD:
                 state = stack.pop()
                 inst = stack[-1]
                 if type(inst) is _Global:  # never in a real pickle: BUILD follows the call that made an instance
-                    raise Malformed(start, f"BUILD on {inst.ref.qualname} itself: it would set attributes of a "
+                    raise Malformed(start, f"BUILD on {inst.qualname} itself: it would set attributes of a "
                                     "class or function for the whole loading process")
-                contained((state,) if type(inst) is _Obj else (state, inst), start)  # BUILD on a class: setattr
+                if wrapper_named:
+                    contained((state,) if type(inst) is _Obj else (state, inst), start)  # BUILD on a class: setattr
                 wrapper = joblib and type(inst) is _Obj and inst.cls == ARRAY_WRAPPER
                 if wrapper and not _plain_state(state):
                     raise Malformed(start, f"{ARRAY_WRAPPER} state the scan cannot read: joblib's array size "
@@ -522,15 +543,16 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                 fn = stack[-1]
                 if type(fn) is _Global:
                     scan.calls.append(fn.ref)
-                    passed(fargs, skip_first=fn.ref.qualname in _RECONSTRUCTORS)
-                if wrapper_named and not (type(fn) is _Global and fn.ref.qualname in _RECONSTRUCTORS
+                    passed(fargs, skip_first=fn.qualname in _RECONSTRUCTORS)
+                if wrapper_named and not (type(fn) is _Global and fn.qualname in _RECONSTRUCTORS
                                           and _reconstructs_wrapper(fargs)):
                     contained((fargs,) if type(fn) is _Global else (fargs, fn), start)
                 stack[-1] = _call(fn, fargs, init=True)
             elif kind == _NEWOBJ or kind == _NEWOBJ_EX:
                 kwargs = stack.pop() if kind == _NEWOBJ_EX else None
                 fargs = stack.pop()
-                contained((fargs, kwargs) if type(stack[-1]) is _Global else (fargs, kwargs, stack[-1]), start)
+                if wrapper_named:
+                    contained((fargs, kwargs) if type(stack[-1]) is _Global else (fargs, kwargs, stack[-1]), start)
                 stack[-1] = _call(stack[-1], fargs, init=False)
             elif kind == _STACK_GLOBAL:
                 name = stack.pop()
@@ -551,7 +573,8 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                     stack.append(ref)
                 else:
                     fargs = tuple(pop_mark(start))
-                    contained(fargs, start)
+                    if wrapper_named:
+                        contained(fargs, start)
                     scan.calls.append(ref.ref)
                     passed(fargs)
                     stack.append(_call(ref, fargs, init=bool(fargs)))
@@ -562,7 +585,8 @@ def walk_pickle(buf: Any, pos: int, end: int, scan: PickleScan, joblib: bool) ->
                 if type(items[0]) is _Global:
                     scan.calls.append(items[0].ref)
                     passed(tuple(items[1:]))
-                contained(items[1:] if type(items[0]) is _Global else items, start)
+                if wrapper_named:
+                    contained(items[1:] if type(items[0]) is _Global else items, start)
                 stack.append(_call(items[0], tuple(items[1:]), init=len(items) > 1))
             elif kind == _FRAME:
                 if start < frame_end:

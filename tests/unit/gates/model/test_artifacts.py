@@ -326,6 +326,33 @@ def test_keras_lambda_blocks_and_plain_keras_passes(tmp_path):
     assert any(f.id == "model.artifact.code_at_load" and "Lambda" in f.message for f in findings)
 
 
+def test_a_pickled_keras_model_is_judged_by_the_archive_it_carries(tmp_path):
+    """Keras 3 pickles a model as ``getattr(Model, "_unpickle_model")(BytesIO(<.keras archive>))``, loaded with
+    safe mode off (modelscan's keras fixture): only that exact stream is read so, and its archive decides."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    import torch
+
+    def scanned(name: str, data: bytes) -> set[str]:
+        (tmp_path / name).write_bytes(data)
+        return {f.id.rsplit(".", 1)[-1] for f in scan_path(tmp_path / name)}
+
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    for protocol in (3, 4, 5):
+        assert scanned(f"plain{protocol}.pkl", pickle.dumps(plain, protocol=protocol)) == set()
+    inputs = keras.Input((3,))
+    assert scanned("functional.pkl", pickle.dumps(keras.Model(inputs, keras.layers.Dense(1)(inputs)))) == set()
+    lam = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda x: x * 2)])
+    assert scanned("lambda.pkl", pickle.dumps(lam)) == {"code_at_load"}
+    wrapped = keras.Sequential([keras.Input((4,)), keras.layers.TorchModuleWrapper(torch.nn.Linear(4, 2))])
+    assert scanned("torch_module.pkl", pickle.dumps(wrapped)) == {"code_at_load"}  # torch.load at load
+    stream = pickle.dumps(plain, protocol=3)  # unframed: same-length edits keep it a valid pickle
+    for variant in (stream[:-1] + b"0N.",  # one opcode more
+                    stream.replace(b"\nSequential\n", b"\nSequentia1\n"),  # another class's _unpickle_model
+                    stream + pickle.dumps(1, protocol=3)):  # a second pickle after it
+        assert "unsafe_global" in scanned("variant.pkl", variant)
+
+
 def test_folder_scan_reports_every_file_and_encrypted_members_block(tmp_path):
     (tmp_path / "a.pkl").write_bytes(pickle.dumps(corpus.PRINT, 4))
     (tmp_path / "junk.dat").write_bytes(b"\x00\x01junk" * 10)
