@@ -24,6 +24,7 @@ from mlgate.core.results import GateResult, Status, Subject
 from mlgate.core.runner import GateOutcome, run_gate
 from mlgate.core.shipped import POLICY_ENV, load_chosen_policy
 from mlgate.core.summary import format_summary
+from mlgate.scaffold import DEFAULT_GATES
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -380,6 +381,16 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return _run(args, Subject("model", f"models:/{args.model}/{args.version}", "unknown"), check)
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from mlgate.scaffold import init_project, next_steps
+
+    gates = tuple(g.strip() for g in args.gates.split(",") if g.strip())
+    scaffold = init_project(Path(args.directory), Path(args.data), args.target, model=args.model_name, gates=gates,
+                            sample_rows=args.sample_rows)
+    print(next_steps(scaffold))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from mlgate.demo.run import run_demo
 
@@ -627,6 +638,18 @@ def build_parser() -> argparse.ArgumentParser:
     incident.add_argument("--version", help="the bad version (default: the one the policy's alias serves)")
     incident.add_argument("--reason", required=True, help="what was observed (recorded with the incident)")
     incident.set_defaults(func=cmd_incident)
+
+    init = commands.add_parser("init", help="scaffold a project for your own CSV: policy, GX suite, threat model, "
+                               "training module, DAG and signing key", epilog="exit codes: 0 written, 2 error")
+    init.add_argument("directory", nargs="?", default=".", help="where to write the project (default: here)")
+    init.add_argument("--data", required=True, help="your data as CSV (pinned; a sample is profiled into the suite)")
+    init.add_argument("--target", required=True, help="the label column the model learns")
+    init.add_argument("--gates", default=",".join(DEFAULT_GATES),
+                      help=f"comma-separated gates the policy requires (default {','.join(DEFAULT_GATES)}; "
+                           "data.integrity, model.training and model.artifact are always required)")
+    init.add_argument("--model-name", help="registered model name (default: the data file's name)")
+    init.add_argument("--sample-rows", type=int, default=10_000, help="rows profiled into the suite (default 10000)")
+    init.set_defaults(func=cmd_init)
 
     demo = commands.add_parser("demo", help="run the secure training pipeline through Airflow: clean, then tampered")
     demo.add_argument("--rows", type=int, default=5000, help="loan applications to generate (default 5000)")
