@@ -42,3 +42,38 @@ def test_importing_the_operators_loads_no_heavy_library():
 def test_importing_a_dag_file_loads_no_heavy_library(dag_file):
     statement = f"import runpy; runpy.run_path({str(ROOT / 'dags' / dag_file)!r})"
     assert not loaded_after(statement) & set(HEAVY)
+
+
+def modules_after(statement: str) -> set[str]:
+    """Every module (dotted name) loaded after ``statement`` in a fresh interpreter."""
+    code = f"import sys, json\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+NOT_FOR_A_POLICY = {*HEAVY, "numpy", "pyarrow", "sqlalchemy", "phonenumbers", "stdnum", "scipy", "opendp"}
+
+
+def test_validating_every_policy_section_loads_no_gate_library():
+    """Every CLI check validates the whole policy for its digest: a section model lives where importing it
+    costs pydantic only (``gates/<stage>/policies.py``), never in a module that loads numpy, pyarrow or trust."""
+    loaded = modules_after(
+        "from mlgate.core.policy import SECTIONS, load_policy\n"
+        "policy = load_policy('policies/default.yaml')\n"
+        "[policy.section(gate) for gate in SECTIONS]\n"
+        "policy.digest")
+    assert not {m.split(".")[0] for m in loaded} & NOT_FOR_A_POLICY
+    assert not [m for m in loaded if m.startswith("mlgate.trust")]
+
+
+def test_checking_one_model_file_loads_only_the_scanner(tmp_path):
+    """``mlgate check model.artifact file`` (the start-up benchmark: benchmarks/startup.py) loads the scanner,
+    the policy's section models and what they need: no other gate's logic, no trust, no heavy library."""
+    model = tmp_path / "model.pkl"
+    model.write_bytes(b"\x80\x04K\x01.")
+    loaded = modules_after(
+        "from mlgate.cli import main\n"
+        f"assert main(['check', 'model.artifact', {str(model)!r}]) == 0")
+    assert not {m.split(".")[0] for m in loaded} & NOT_FOR_A_POLICY
+    assert not [m for m in loaded if m.startswith(("mlgate.gates.data.pii", "mlgate.gates.monitor.drift"))]
+    assert not [m for m in loaded if m.startswith("mlgate.trust")]

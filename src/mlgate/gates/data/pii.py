@@ -18,22 +18,18 @@ import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
 
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
 from mlgate.gates.data.integrity import build_manifest
-from mlgate.gates.data.pii_detectors import PII_TYPES, Span, detectors, find_spans
+from mlgate.gates.data.pii_detectors import Span, detectors, find_spans
+from mlgate.gates.data.policies import PiiPolicy
 from mlgate.gates.data.validators import national_id_scheme
 
 GATE = "data.pii"
-PiiType = Literal["email", "phone", "us_ssn", "credit_card", "iban", "ip_address", "national_id", "person_name",
-                  "postal_address", "date_of_birth", "secret"]
-
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl", ".ndjson": "jsonl",
            ".txt": "text", ".text": "text", ".log": "text"}
 # When spans of two types overlap, the more specific type keeps it (a phone-like run inside an IBAN).
@@ -46,22 +42,6 @@ _SEVERITY = {"secret": Severity.CRITICAL, "credit_card": Severity.HIGH, "us_ssn"
 _EXAMPLES = 3
 
 Hits = dict[str, dict[str, dict[int, list[Span]]]]  # column -> type -> row -> spans
-
-
-class PiiPolicy(BaseModel):
-    """``allowed`` maps a column (``"*"``: every column) to the types it may hold."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    allowed: dict[str, tuple[PiiType, ...]] = Field(default_factory=dict)
-    action: Literal["block", "mask", "report"] = "block"
-    types: tuple[PiiType, ...] = Field(default=PII_TYPES, min_length=1)
-    hash_key_env: str = Field(default="MLGATE_PII_KEY", min_length=1)
-    mask_with: Literal["hmac", "redact"] = Field(
-        default="hmac", description="hmac: keyed tokens that keep joins possible; redact: the type's name")
-
-    def allows(self, column: str, pii_type: str) -> bool:
-        return pii_type in self.allowed.get(column, ()) or pii_type in self.allowed.get("*", ())
 
 
 def data_format(path: Path) -> str:

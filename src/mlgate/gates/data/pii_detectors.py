@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlgate.gates.data import entities, secrets
+from mlgate.gates.data.policies import PII_TYPES
 from mlgate.gates.data.secrets import high_entropy, valid_jwt, valid_token
 from mlgate.gates.data.validators import (
     card_issuer,
@@ -331,10 +332,6 @@ def _detectors() -> dict[str, Detector]:
             _p(r"^\S{16,}$", r"^\S{16,}$", high_entropy),
         ), union_prefilter=False),
     }
-
-
-PII_TYPES = ("email", "phone", "us_ssn", "credit_card", "iban", "ip_address", "national_id", "person_name",
-             "postal_address", "date_of_birth", "secret")
 
 
 @cache

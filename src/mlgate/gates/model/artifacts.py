@@ -33,13 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 from mlgate.core.digests import file_digest, list_files, tree_digest
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
 from mlgate.gates.model import environment, keras_format, mlmodel, model_formats
 from mlgate.gates.model.pickle_scan import Malformed, PickleScan, Problem, scan_pickles, walk_pickle
+from mlgate.gates.model.policies import ArtifactPolicy
 from mlgate.gates.model.safe_globals import NEW_ONLY_CLASSES, builtin_allowlist
 
 GATE = "model.artifact"
@@ -52,8 +51,6 @@ SKOPS_NUMPY_SCALARS = frozenset(f"numpy.{t}" for t in (
     "bool", "bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
     "float16", "float32", "float64", "longdouble", "complex64", "complex128", "str_", "bytes_", "object_"))
 
-_GLOBAL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
-
 _TEXT_KINDS = {".json": "json", ".yaml": "yaml", ".yml": "yaml", ".txt": "text", ".md": "text"}
 _TEXT_NAMES = {"MLmodel": "yaml", "registered_model_meta": "yaml"}  # the latter: written by MLflow's download
 _PICKLE_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".bin", ".ckpt", ".sav", ".dill"}
@@ -62,34 +59,6 @@ _ARCHIVE_META = re.compile(r"(version|byteorder|archive_format|archive_version|\
                            r"|\.storage_alignment|\.data/version|\.data/serialization_id)")
 _TORCH_STORAGE = re.compile(r"data/\d+")
 _ZIP_ERRORS = (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, NotImplementedError)
-
-
-class ArtifactPolicy(BaseModel):
-    """``gates.model.artifact``: exact globals allowed beyond the built-in list (never a module prefix)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    extra_allowed_globals: tuple[str, ...] = Field(
-        default=(), description="exact 'module.QualifiedName' pairs, e.g. 'mypkg.models.MyEstimator'")
-    allowed_code_digests: tuple[str, ...] = Field(
-        default=(), description="'sha256:<hex>' of code files a model may run at load (a pyfunc python_model, "
-                                "a code/ directory's files, a .py/.so file)")
-
-    @field_validator("allowed_code_digests")
-    @classmethod
-    def _sha256(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [d for d in value if not re.fullmatch(r"sha256:[0-9a-f]{64}", d)]
-        if bad:
-            raise ValueError(f"expected 'sha256:<64 hex digits>', got {bad}")
-        return value
-
-    @field_validator("extra_allowed_globals")
-    @classmethod
-    def _dotted(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        bad = [g for g in value if not re.fullmatch(_GLOBAL_PATTERN, g)]
-        if bad:
-            raise ValueError(f"expected exact 'module.name' globals (no wildcards), got {bad}")
-        return value
 
 
 @dataclass(frozen=True)

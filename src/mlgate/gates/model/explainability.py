@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field
 
 from mlgate.core.errors import GateInputError, ToolError
 from mlgate.core.results import Finding, GateResult, Severity, utcnow
 from mlgate.gates.model.model_eval import (
-    StrictPolicy,
     check_xy,
     model_result,
     new_figure,
@@ -27,19 +25,11 @@ from mlgate.gates.model.model_eval import (
     save_figure,
     tool_info,
 )
+from mlgate.gates.model.policies import ExplainabilityPolicy
 
 GATE = "model.explainability"
 CHART_FILE = "permutation_importance.png"
 CHART_FEATURES = 20
-
-
-class ExplainabilityPolicy(StrictPolicy):
-    max_feature_share: float = Field(default=0.5, gt=0, le=1,
-                                     description="largest share of total importance one feature may carry")
-    n_repeats: int = Field(default=5, ge=1)
-    samples: int = Field(default=2000, ge=10)
-    scoring: str | None = Field(default=None, description="scikit-learn scorer name; default: the model's score")
-    seed: int = 0
 
 
 def _chart(names: list[str], shares: np.ndarray, limit: float, out_dir: Path | None) -> tuple[str, ...]:

@@ -11,29 +11,20 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from pydantic import Field
 
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, utcnow
 from mlgate.gates.model.model_eval import (
-    StrictPolicy,
     check_xy,
     is_torch_module,
     model_result,
     predict_proba,
     tool_info,
 )
+from mlgate.gates.model.policies import FairnessPolicy
 
 GATE = "model.fairness"
 MISSING_GROUP = "(missing)"
-
-
-class FairnessPolicy(StrictPolicy):
-    sensitive_columns: tuple[str, ...] = Field(min_length=1)
-    max_demographic_parity_difference: float = Field(default=0.1, ge=0, le=1)
-    max_equalized_odds_difference: float = Field(default=0.1, ge=0, le=1)
-    positive_label: int | str = 1
-    min_group_size: int = Field(default=30, ge=1)
 
 
 def predict_labels(model: Any, x: np.ndarray) -> np.ndarray:

@@ -15,14 +15,12 @@ so it is biased upwards on small samples: size ``samples`` so that chance stays 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field
 
 from mlgate.core.results import Finding, GateResult, Severity, utcnow
 from mlgate.gates.model.model_eval import (
-    StrictPolicy,
     check_xy,
     indices_digest,
     label_indices,
@@ -31,16 +29,9 @@ from mlgate.gates.model.model_eval import (
     sample_indices,
     tool_info,
 )
+from mlgate.gates.model.policies import MembershipPolicy
 
 GATE = "model.privacy"
-
-
-class MembershipPolicy(StrictPolicy):
-    max_auc: float = Field(default=0.6, ge=0.5, le=1)
-    max_advantage: float = Field(default=0.2, ge=0, le=1)
-    attack_model: Literal["rf", "gb", "lr", "dt", "knn"] = "rf"
-    samples: int = Field(default=1000, ge=20, description="records drawn per side (members, non-members)")
-    seed: int = 0
 
 
 def attack_scores(membership: np.ndarray, scores: np.ndarray) -> dict[str, float]:

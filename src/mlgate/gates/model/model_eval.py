@@ -17,16 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Status, Subject, ToolInfo, utcnow
 
 Z_95 = 1.959963984540054
-
-
-class StrictPolicy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def is_torch_module(model: object) -> bool:

@@ -28,12 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field
 
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, utcnow
 from mlgate.gates.model.model_eval import (
-    StrictPolicy,
     check_xy,
     evaluating,
     is_torch_module,
@@ -41,24 +39,10 @@ from mlgate.gates.model.model_eval import (
     model_result,
     tool_info,
 )
+from mlgate.gates.model.policies import PoisoningPolicy
 
 GATE = "model.poisoning"
 SUSPECTS_FILE = "poisoning_suspects.json"
-
-
-class PoisoningPolicy(StrictPolicy):
-    components: int = Field(default=10, ge=2, description="PCA dimensions before clustering")
-    max_relative_size: float = Field(default=0.35, gt=0, lt=0.5,
-                                     description="a poison cluster is at most this share of its label")
-    alpha: float = Field(default=0.01, gt=0, lt=1, description="family-wise false-alarm rate over all labels")
-    max_suspicious_fraction: float = Field(default=0.0, ge=0, le=1,
-                                           description="share of flagged training records that still passes")
-    layer: str | None = Field(default=None, description="module whose output is clustered; default: the "
-                                                         "input of the last nn.Linear (penultimate layer)")
-    neighbours: int = Field(default=3, ge=1, description="k of the k-nearest-reference distance")
-    outlier_quantile: float = Field(default=0.99, gt=0.5, lt=1,
-                                    description="reference distance quantile beyond which a record is a suspect")
-    seed: int = 0
 
 
 @dataclass(frozen=True)

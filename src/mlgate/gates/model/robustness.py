@@ -17,15 +17,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field
 
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, utcnow
 from mlgate.gates.model.model_eval import (
-    StrictPolicy,
     check_xy,
     indices_digest,
     is_torch_module,
@@ -39,44 +37,10 @@ from mlgate.gates.model.model_eval import (
     torch_device,
     wilson_interval,
 )
+from mlgate.gates.model.policies import AttackSpec, RobustnessPolicy
 
 GATE = "model.robustness"
 CURVE_FILE = "robustness_curve.png"
-
-
-class AttackSpec(StrictPolicy):
-    name: Literal["fgsm", "pgd", "hopskipjump"]
-    eps: float = Field(gt=0, description="radius of the perturbation ball, in input units")
-    norm: Literal["inf", "2"] = "inf"
-    steps: int = Field(default=10, ge=1, description="PGD iterations; HopSkipJump iterations")
-    eps_step: float | None = Field(default=None, gt=0, description="PGD step size; default 2.5·ε/steps")
-    samples: int = Field(default=200, ge=1)
-    random_start: bool = False
-    max_queries: int = Field(default=1000, ge=10,
-                             description="HopSkipJump: gradient-estimation queries per sample over all steps")
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}_l{self.norm}_eps{self.eps:g}"
-
-    @property
-    def order(self) -> float:
-        return np.inf if self.norm == "inf" else 2.0
-
-    def step_size(self, eps: float) -> float:
-        if self.name == "fgsm":
-            return eps
-        return (self.eps_step or 2.5 * self.eps / self.steps) * eps / self.eps
-
-
-class RobustnessPolicy(StrictPolicy):
-    attacks: tuple[AttackSpec, ...] = Field(min_length=1)
-    min_robust_accuracy: float = Field(ge=0, le=1)
-    max_accuracy_drop: float = Field(ge=0, le=1)
-    seed: int = 0
-    clip: tuple[float, float] | None = Field(default=None, description="data range; default: the range of x")
-    curve_factors: tuple[float, ...] = Field(default=(0.25, 0.5, 1.0, 2.0),
-                                             description="ε multiples for the robustness curve; () for none")
 
 
 @dataclass(frozen=True)

@@ -21,22 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
+from mlgate.gates.monitor.policies import ConfidencePolicy
 
 GATE = "monitor.confidence"
-
-
-class ConfidencePolicy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    low_confidence: float = Field(default=0.6, gt=0, le=1, description="a prediction below this is 'low'")
-    baseline_share: float | None = Field(default=None, gt=0, lt=1, description="fallback when no measured "
-                                         "baseline is given: expected share of low-confidence predictions")
-    alpha: float = Field(default=0.01, gt=0, lt=1)
-    min_predictions: int = Field(default=50, ge=1)
 
 
 @dataclass(frozen=True)

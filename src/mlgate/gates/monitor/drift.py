@@ -37,15 +37,15 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mlgate.core.digests import json_digest
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
 from mlgate.gates.monitor.inference_log import RESERVED
+from mlgate.gates.monitor.policies import DriftPolicy
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -55,32 +55,6 @@ _FINE_BINS = 1 << 16
 _KSTWO_MAX_N = 10_000
 _PSI_FLOOR = 1e-4  # proportion used for an empty bin, so PSI stays finite
 OTHER = "__other__"  # a profile's cell for every category it does not list (a DP release's "other")
-
-
-class DriftPolicy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    alpha: float = Field(default=0.01, gt=0, lt=1, description="family-wise level of the tests and of the "
-                         "effects' null quantiles")
-    correction: Literal["bonferroni", "holm", "bh"] = "holm"
-    min_wasserstein: float = Field(default=0.05, ge=0, description="smallest numeric effect that counts, in "
-                                   "reference standard deviations")
-    min_total_variation: float = Field(default=0.02, ge=0, le=1, description="smallest categorical effect")
-    severe_wasserstein: float = Field(default=0.5, gt=0, description="a numeric effect that blocks at once")
-    severe_total_variation: float = Field(default=0.2, gt=0, le=1)
-    demote_after: int = Field(default=2, ge=1, description="drifted windows among the last of_last that block")
-    of_last: int = Field(default=3, ge=1)
-    min_rows: int = Field(default=100, ge=2)
-    max_accuracy_drop: float = Field(default=0.05, ge=0, le=1)
-    bins: int = Field(default=50, ge=2, le=200, description="reference-quantile groups for the effects and PSI")
-    bootstrap: int = Field(default=1000, ge=100, le=100_000, description="draws of each effect's null")
-    columns: tuple[str, ...] | None = None
-
-    @model_validator(mode="after")
-    def _persistence(self) -> DriftPolicy:
-        if self.demote_after > self.of_last:
-            raise ValueError(f"demote_after={self.demote_after} exceeds of_last={self.of_last}")
-        return self
 
 
 @dataclass(frozen=True)

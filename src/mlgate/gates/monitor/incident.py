@@ -19,13 +19,12 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING
 
 from mlgate.core.digests import json_digest
 from mlgate.core.errors import EvidenceError, GateInputError, ToolError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
+from mlgate.gates.monitor.policies import IncidentPolicy
 from mlgate.trust.alias_state import AliasState, AliasStateError
 from mlgate.trust.alias_store import load_seen, plan_state, trusted_view, write_state
 from mlgate.trust.attestation_store import verify_version
@@ -50,25 +49,6 @@ if TYPE_CHECKING:
 GATE = "incident.respond"
 TAG = "mlgate.incident"
 MONITOR_GATES = ("monitor.drift", "monitor.confidence", "monitor.queries")
-MonitorGate = Literal["monitor.drift", "monitor.confidence", "monitor.queries"]
-
-
-class IncidentPolicy(BaseModel):
-    """Policy section ``gates.incident.respond``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    demote_on: tuple[MonitorGate, ...] = Field(
-        default=("monitor.drift", "monitor.confidence"),
-        description="gates whose alert demotes the served version and requests retraining; alerts of the "
-                    "others (extraction-like clients target the API, not the model's quality) are recorded "
-                    "and notified only")
-    max_candidates: int = Field(default=5, ge=1, description="earlier versions evaluated, newest first")
-    max_evidence_age_hours: float | None = Field(
-        default=None, gt=0, description="how old a restored version's evidence may be (default: promotion's)")
-    experiment: str = Field(default="mlgate-incidents", min_length=1)
-
-
 def alerts(results: Iterable[GateResult]) -> tuple[GateResult, ...]:
     """The blocked monitoring results."""
     return tuple(r for r in results if r.gate in MONITOR_GATES and r.status is Status.BLOCKED)

@@ -26,31 +26,17 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
 from mlgate.gates.monitor.extraction import ExtractionState, QuerySpace, extraction_evidence
 from mlgate.gates.monitor.inference_log import RESERVED
+from mlgate.gates.monitor.policies import QueriesPolicy
 
 if TYPE_CHECKING:
     import pandas as pd
 
 GATE = "monitor.queries"
-
-
-class QueriesPolicy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_volume_z: float = Field(default=10.0, gt=0)
-    prada_delta: float = Field(default=0.9, gt=0, lt=1)
-    prada_min_queries: int = Field(default=30, ge=3)
-    prada_max_queries: int = Field(default=2000, ge=3, description="the latest queries a client is tested on")
-    ood_quantile: float = Field(default=0.99, gt=0.5, lt=1, description="reference quantile of Σz² beyond "
-                                "which a query is out of distribution (natural share 1 - ood_quantile)")
-    ood_alpha: float = Field(default=0.001, gt=0, lt=1, description="family-wise level over the clients seen")
-    sybil_min_ood: int = Field(default=3, ge=1, description="OOD queries a key needs to join the pooled group")
-    columns: tuple[str, ...] | None = None
 
 
 def prada_distances(x: np.ndarray) -> np.ndarray:

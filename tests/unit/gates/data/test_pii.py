@@ -11,8 +11,9 @@ from faker import Faker
 
 from mlgate.core.errors import GateInputError
 from mlgate.gates.data.integrity import build_manifest
-from mlgate.gates.data.pii import PiiPolicy, PiiType, check_pii, read_table, scan, string_columns
+from mlgate.gates.data.pii import PiiPolicy, check_pii, read_table, scan, string_columns
 from mlgate.gates.data.pii_detectors import PII_TYPES, luhn_ok, valid_iban, valid_ssn
+from mlgate.gates.data.policies import PiiType
 
 pytestmark = pytest.mark.unit
 

@@ -1,0 +1,123 @@
+"""The policy sections of the model gates, apart from the gates: pydantic and the standard library only.
+
+Validating a policy (every CLI check does, for the policy digest) validates every section it holds;
+kept here, that imports no gate and none of numpy, scikit-learn or ART (``core.policy.SECTIONS``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class StrictPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_GLOBAL_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$"
+
+
+class ArtifactPolicy(BaseModel):
+    """``gates.model.artifact``: exact globals allowed beyond the built-in list (never a module prefix)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    extra_allowed_globals: tuple[str, ...] = Field(
+        default=(), description="exact 'module.QualifiedName' pairs, e.g. 'mypkg.models.MyEstimator'")
+    allowed_code_digests: tuple[str, ...] = Field(
+        default=(), description="'sha256:<hex>' of code files a model may run at load (a pyfunc python_model, "
+                                "a code/ directory's files, a .py/.so file)")
+
+    @field_validator("allowed_code_digests")
+    @classmethod
+    def _sha256(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [d for d in value if not re.fullmatch(r"sha256:[0-9a-f]{64}", d)]
+        if bad:
+            raise ValueError(f"expected 'sha256:<64 hex digits>', got {bad}")
+        return value
+
+    @field_validator("extra_allowed_globals")
+    @classmethod
+    def _dotted(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [g for g in value if not re.fullmatch(_GLOBAL_PATTERN, g)]
+        if bad:
+            raise ValueError(f"expected exact 'module.name' globals (no wildcards), got {bad}")
+        return value
+
+
+class AttackSpec(StrictPolicy):
+    name: Literal["fgsm", "pgd", "hopskipjump"]
+    eps: float = Field(gt=0, description="radius of the perturbation ball, in input units")
+    norm: Literal["inf", "2"] = "inf"
+    steps: int = Field(default=10, ge=1, description="PGD iterations; HopSkipJump iterations")
+    eps_step: float | None = Field(default=None, gt=0, description="PGD step size; default 2.5·ε/steps")
+    samples: int = Field(default=200, ge=1)
+    random_start: bool = False
+    max_queries: int = Field(default=1000, ge=10,
+                             description="HopSkipJump: gradient-estimation queries per sample over all steps")
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}_l{self.norm}_eps{self.eps:g}"
+
+    @property
+    def order(self) -> float:
+        return math.inf if self.norm == "inf" else 2.0
+
+    def step_size(self, eps: float) -> float:
+        if self.name == "fgsm":
+            return eps
+        return (self.eps_step or 2.5 * self.eps / self.steps) * eps / self.eps
+
+
+class RobustnessPolicy(StrictPolicy):
+    attacks: tuple[AttackSpec, ...] = Field(min_length=1)
+    min_robust_accuracy: float = Field(ge=0, le=1)
+    max_accuracy_drop: float = Field(ge=0, le=1)
+    seed: int = 0
+    clip: tuple[float, float] | None = Field(default=None, description="data range; default: the range of x")
+    curve_factors: tuple[float, ...] = Field(default=(0.25, 0.5, 1.0, 2.0),
+                                             description="ε multiples for the robustness curve; () for none")
+
+
+class MembershipPolicy(StrictPolicy):
+    max_auc: float = Field(default=0.6, ge=0.5, le=1)
+    max_advantage: float = Field(default=0.2, ge=0, le=1)
+    attack_model: Literal["rf", "gb", "lr", "dt", "knn"] = "rf"
+    samples: int = Field(default=1000, ge=20, description="records drawn per side (members, non-members)")
+    seed: int = 0
+
+
+class PoisoningPolicy(StrictPolicy):
+    components: int = Field(default=10, ge=2, description="PCA dimensions before clustering")
+    max_relative_size: float = Field(default=0.35, gt=0, lt=0.5,
+                                     description="a poison cluster is at most this share of its label")
+    alpha: float = Field(default=0.01, gt=0, lt=1, description="family-wise false-alarm rate over all labels")
+    max_suspicious_fraction: float = Field(default=0.0, ge=0, le=1,
+                                           description="share of flagged training records that still passes")
+    layer: str | None = Field(default=None, description="module whose output is clustered; default: the "
+                                                         "input of the last nn.Linear (penultimate layer)")
+    neighbours: int = Field(default=3, ge=1, description="k of the k-nearest-reference distance")
+    outlier_quantile: float = Field(default=0.99, gt=0.5, lt=1,
+                                    description="reference distance quantile beyond which a record is a suspect")
+    seed: int = 0
+
+
+class FairnessPolicy(StrictPolicy):
+    sensitive_columns: tuple[str, ...] = Field(min_length=1)
+    max_demographic_parity_difference: float = Field(default=0.1, ge=0, le=1)
+    max_equalized_odds_difference: float = Field(default=0.1, ge=0, le=1)
+    positive_label: int | str = 1
+    min_group_size: int = Field(default=30, ge=1)
+
+
+class ExplainabilityPolicy(StrictPolicy):
+    max_feature_share: float = Field(default=0.5, gt=0, le=1,
+                                     description="largest share of total importance one feature may carry")
+    n_repeats: int = Field(default=5, ge=1)
+    samples: int = Field(default=2000, ge=10)
+    scoring: str | None = Field(default=None, description="scikit-learn scorer name; default: the model's score")
+    seed: int = 0
