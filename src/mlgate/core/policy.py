@@ -108,6 +108,9 @@ def section_model(gate: str) -> type[BaseModel]:
 
 
 class Policy(_Strict):
+    # dumps say "promotion" as the YAML does, so a dumped policy validates again (the isolated child gets one)
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True, validate_by_name=True)
+
     version: Literal[1]
     promotion_block: PromotionPolicy | None = Field(
         default=None, alias="promotion", description="what promotion requires; data checks need none")
