@@ -198,3 +198,11 @@ def test_record_without_a_signing_key_is_exit_2(tmp_path, registered):
     done = mlgate("check", "code.static", "src", "--out-dir", "reports", "--run-id", run_id, cwd=tmp_path,
                   MLGATE_HOME=str(home), MLGATE_SIGNING_KEY_FILE="")
     assert done.returncode == 2 and "cannot record the result: no signing key" in done.stderr
+
+
+def test_pii_encoding_option(tmp_path):
+    (tmp_path / "people.csv").write_bytes("city,score\nMünchen,1\n".encode("latin-1"))
+    wrong = mlgate("check", "data.pii", "people.csv", "--out-dir", "r", cwd=tmp_path)
+    assert wrong.returncode == 2 and "not valid utf-8 text; pass the file's encoding (--encoding" in wrong.stderr
+    right = mlgate("check", "data.pii", "people.csv", "--out-dir", "r", "--encoding", "latin-1", cwd=tmp_path)
+    assert right.returncode == 0, right.stderr
