@@ -1,14 +1,26 @@
 """Benchmark ``monitor.drift`` against NannyML, Evidently and alibi-detect on the same windows.
 
-Data (the issue's): 10 standard-normal columns, one lognormal, one 4-level categorical; a 200,000-row
-reference; windows drawn from the same distribution (healthy) or with one shift (``x0`` mean or scale, or
-points of category share moved from ``a`` to ``d``). mlgate decides each window alone with the default
-policy's ``monitor.drift`` section (``demote_after=1``: the per-window decision that persistence builds on).
-The peers (``benchmarks/drift_peers.py``) need pins that clash with mlgate's and run in ``.venv-bench``
-(``--bench-python``) on the same windows, passed as .npy files. Last, seconds at 1M rows x 20 numeric
-columns (5 shifted by 0.1 sigma) for mlgate and Evidently's ``DataDriftPreset(method="ks")``.
+Data (the issue's): 10 standard-normal columns, one lognormal, one 4-level categorical; a 50,000-row
+reference (Evidently's report costs ~1.5 s a window at this size, 4 s at 200,000); windows drawn from the
+same distribution (healthy) or with one shift (``x0`` mean or scale, or points of category share moved from
+``a`` to ``d``). mlgate decides each window alone with the default policy's ``monitor.drift`` section
+(``demote_after=1``: the per-window decision that persistence builds on, so persistence only lowers the
+false alarms measured here).
 
-    nice .venv/bin/python benchmarks/drift.py [--quick]
+1. **mlgate alone**, where it is cheap enough for a confidence bound: false alarms on healthy windows at
+   every size from ``min_rows`` to 1M (one-sided 95 % Clopper–Pearson upper bound: 0 of 300 bounds the
+   rate by 1.0 %), and power at the issue's acceptance cells (95 % lower bound).
+2. **Peers** (``benchmarks/drift_peers.py``, in ``.venv-bench`` or ``--bench-python``: their pins clash with
+   mlgate's), on the same windows as mlgate: each tool's default decision, and each peer's power when its
+   score threshold is calibrated on the healthy windows to a false-alarm rate of 1 % (at least mlgate's
+   measured rate), i.e. at equal false alarms.
+3. Seconds at 1M rows x 20 numeric columns (5 shifted by 0.1 sigma): mlgate vs Evidently's
+   ``DataDriftPreset(method="ks")``.
+
+    nice .venv/bin/python benchmarks/drift.py [--quick] [--bench-python PATH] [--json OUT]
+
+``--quick``: 300 healthy windows per size for mlgate (the fewest that bound 0 alarms by 1 %), 100 healthy
+and 10 shifted windows per cell for the peers; the full run: 1,000 / 200 / 40.
 """
 
 from __future__ import annotations
@@ -30,9 +42,17 @@ from mlgate.gates.monitor.drift import DriftPolicy, check_drift
 NAMES = [*(f"x{i}" for i in range(10)), "ln", "cat"]
 CATEGORIES = np.array(["a", "b", "c", "d"])
 SHARES = np.array([0.4, 0.3, 0.2, 0.1])
+REFERENCE_ROWS = 50_000
 PEERS = ("nannyml", "evidently", "alibi-detect")
+PEER_SIZES = (500, 5000, 100_000)
+FA_SIZES = (500, 2000, 5000, 20_000, 100_000, 1_000_000)
 SHIFTS = [("mean", a) for a in (0.1, 0.2, 0.3, 0.5)] + [("scale", a) for a in (1.2, 1.3, 1.5)] + \
     [("share", a) for a in (0.05, 0.1, 0.2)]
+# the issue's acceptance: caught >= 95 % (kind, amount, rows)
+ACCEPTANCE = [("mean", 0.2, 5000), ("scale", 1.3, 5000), ("mean", 0.2, 100_000), ("scale", 1.3, 100_000),
+              ("mean", 0.5, 500)]
+FA_TARGET = 0.01
+COMPARE_ALPHA = 0.01  # mlgate's alpha for the equal-false-alarm comparison (its false alarms are about alpha)
 
 EVIDENTLY_SPEED = """
 import json, sys, time
@@ -66,46 +86,109 @@ def as_frame(x: np.ndarray) -> pd.DataFrame:
     return data
 
 
-def decisions_and_peers(args: argparse.Namespace, policy: DriftPolicy) -> tuple[dict, dict, list]:
+def upper_bound(hits: int, n: int, level: float = 0.95) -> float:
+    """One-sided Clopper–Pearson upper bound of a binomial rate."""
+    from scipy.stats import beta
+
+    return 1.0 if hits >= n else float(beta.ppf(level, hits + 1, n - hits))
+
+
+def lower_bound(hits: int, n: int, level: float = 0.95) -> float:
+    from scipy.stats import beta
+
+    return 0.0 if hits <= 0 else float(beta.ppf(1 - level, hits, n - hits + 1))
+
+
+def mlgate_alone(args: argparse.Namespace, policy: DriftPolicy, ref_frame: pd.DataFrame) -> dict:
+    """False alarms at every size and power at the acceptance cells, with their 95 % bounds."""
+    rng = np.random.default_rng(11)
+    out: dict = {"false_alarms": {}, "power": {}}
+    for rows in FA_SIZES:
+        n = args.fa_windows if rows < 1_000_000 else (args.fa_windows + 2) // 3  # 1M: sampling dominates
+        hits = sum(bool(check_drift(as_frame(sample(rng, rows)), ref_frame, policy, "bench").metrics["drifted"])
+                   for _ in range(n))
+        out["false_alarms"][rows] = {"alarms": hits, "windows": n, "upper95": upper_bound(hits, n)}
+        print(f"  healthy {rows:>9,d} rows: {hits}/{n} alarmed, 95 % upper bound {upper_bound(hits, n):.2%}",
+              flush=True)
+    for kind, amount, rows in ACCEPTANCE:
+        n = args.acceptance_windows
+        hits = sum(bool(check_drift(as_frame(sample(rng, rows, kind, amount)), ref_frame, policy, "bench")
+                        .metrics["drifted"]) for _ in range(n))
+        out["power"][f"{kind}-{amount}-{rows}"] = {"caught": hits, "windows": n, "lower95": lower_bound(hits, n)}
+        print(f"  {kind} {amount} at {rows:>7,d} rows: caught {hits}/{n}, 95 % lower bound "
+              f"{lower_bound(hits, n):.1%}", flush=True)
+    return out
+
+
+def peer_run(args: argparse.Namespace, policy: DriftPolicy, reference: np.ndarray, ref_frame: pd.DataFrame
+             ) -> tuple[dict, dict, list]:
+    """mlgate's and each peer's decisions and scores on the same windows."""
     rng = np.random.default_rng(2026)
-    reference = sample(rng, 200_000)
-    ref_frame = as_frame(reference)
-    plan = [(f"healthy-{m}", m, "none", 0.0, args.windows) for m in (500, 5000, 100_000)]
-    plan += [(f"{k}-{a}-{m}", m, k, a, args.power_windows) for m in (500, 5000) for k, a in SHIFTS]
-    ours: dict[str, list[bool]] = {}
+    plan = [(f"healthy-{m}", m, "none", 0.0, args.peer_windows) for m in PEER_SIZES]
+    plan += [(f"{k}-{a}-{m}", m, k, a, args.power_windows) for m in PEER_SIZES[:2] for k, a in SHIFTS]
+    variants = {"mlgate": policy, f"mlgate a={COMPARE_ALPHA}": policy.model_copy(update={"alpha": COMPARE_ALPHA})}
+    ours: dict[str, dict[str, list[bool]]] = {v: {} for v in variants}
     ours_seconds = 0.0
     with tempfile.TemporaryDirectory(prefix="mlgate-drift-bench-") as tmp:
         root = Path(tmp)
         np.save(root / "reference.npy", reference)
         windows = []
         for name, rows, kind, amount, count in plan:
-            ours[name] = []
+            for variant in variants:
+                ours[variant][name] = []
             for i in range(count):
                 x = sample(rng, rows, kind, amount)
                 clock = time.perf_counter()
-                ours[name].append(bool(check_drift(as_frame(x), ref_frame, policy, "bench").metrics["drifted"]))
-                ours_seconds += time.perf_counter() - clock
+                for variant, config in variants.items():
+                    ours[variant][name].append(bool(check_drift(as_frame(x), ref_frame, config, "bench")
+                                                    .metrics["drifted"]))
+                ours_seconds += (time.perf_counter() - clock) / len(variants)
                 path = f"{name}-{i}.npy"
                 np.save(root / path, x.astype(np.float32))
                 windows.append({"id": f"{name}/{i}", "path": path})
-        big = [bool(check_drift(as_frame(sample(rng, 1_000_000)), ref_frame, policy, "bench").metrics["drifted"])
-               for _ in range(args.million_windows)]
         (root / "manifest.json").write_text(json.dumps({"columns": NAMES, "tools": list(PEERS),
                                                         "windows": windows}))
         peers: dict = {"error": f"no interpreter at {args.bench_python}"}
-        if args.bench_python.exists():
+        cache = args.peers_cache
+        if cache and cache.exists() and set(json.loads(cache.read_text()).get("decisions", {}).get(PEERS[0], {})) \
+                == {w["id"] for w in windows}:
+            peers = json.loads(cache.read_text())  # same seeds, same windows: the peers' answers do not change
+        elif args.bench_python.exists():
+            print(f"  peers on {len(windows)} windows ...", flush=True)
             done = subprocess.run([str(args.bench_python), str(Path(__file__).with_name("drift_peers.py")), tmp],
-                                  capture_output=True, text=True, timeout=3600)
+                                  capture_output=True, text=True, timeout=3 * 3600)
             peers = json.loads((root / "peers.json").read_text()) if done.returncode == 0 else \
                 {"error": (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]}
-    table = {"mlgate": ours}
+            if cache and "decisions" in peers:
+                cache.write_text(json.dumps(peers))
+    table: dict = {variant: {"decisions": decisions} for variant, decisions in ours.items()}
     for tool in PEERS:
         if "decisions" in peers:
-            table[tool] = {name: [peers["decisions"][tool][f"{name}/{i}"] for i in range(count)]
-                           for name, _, _, _, count in plan}
+            table[tool] = {key: {name: [peers[key][tool][f"{name}/{i}"] for i in range(count)]
+                                 for name, _, _, _, count in plan} for key in ("decisions", "scores")}
     seconds = {"mlgate": ours_seconds, **peers.get("seconds", {})}
-    return table, {"seconds": seconds, "versions": peers.get("versions", {}), "error": peers.get("error"),
-                   "million": big}, plan
+    return table, {"seconds": seconds, "versions": peers.get("versions", {}), "error": peers.get("error")}, plan
+
+
+def calibrated(table: dict, plan: list) -> dict[str, dict[str, dict]]:
+    """Per peer and window size: the score threshold whose false-alarm rate on the healthy windows is at most
+    ``max(FA_TARGET, mlgate's)``, and the share of each shifted cell caught at that threshold."""
+    out: dict[str, dict[str, dict]] = {}
+    mlgate = table[f"mlgate a={COMPARE_ALPHA}"]["decisions"]
+    for tool, data in table.items():
+        if tool.startswith("mlgate"):
+            continue
+        out[tool] = {}
+        for rows in PEER_SIZES:
+            healthy = np.sort(np.asarray(data["scores"][f"healthy-{rows}"]))[::-1]
+            target = max(FA_TARGET, float(np.mean(mlgate[f"healthy-{rows}"])))
+            allowed = int(np.floor(target * healthy.size + 1e-9))
+            threshold = float(healthy[allowed]) if allowed < healthy.size else -np.inf
+            out[tool][f"healthy-{rows}"] = {"threshold": threshold, "rate": float(np.mean(healthy > threshold))}
+            for name, size, kind, _, _ in plan:
+                if size == rows and kind != "none":
+                    out[tool][name] = {"rate": float(np.mean(np.asarray(data["scores"][name]) > threshold))}
+    return out
 
 
 def speed(args: argparse.Namespace, policy: DriftPolicy) -> tuple[float, float, float | str]:
@@ -138,34 +221,72 @@ def speed(args: argparse.Namespace, policy: DriftPolicy) -> tuple[float, float, 
     return first, best, float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="30 healthy / 10 shifted windows per case")
-    parser.add_argument("--bench-python", type=Path, default=Path(os.environ.get(
-        "MLGATE_BENCH_PYTHON", ".venv-bench/bin/python")))
-    parser.add_argument("--skip-evidently", action="store_true", help="skip the 1M x 20 Evidently timing")
-    parser.add_argument("--skip-speed", action="store_true")
-    args = parser.parse_args()
-    args.windows, args.power_windows, args.million_windows = (30, 10, 2) if args.quick else (200, 40, 10)
-    section = load_policy(Path(__file__).parents[1] / "policies" / "default.yaml").section("monitor.drift")
-    policy = section.model_copy(update={"demote_after": 1, "of_last": 1})
-    table, extra, plan = decisions_and_peers(args, policy)
+def report(table: dict, extra: dict, plan: list, fair: dict) -> None:
     tools = list(table)
-    if extra["error"]:
-        print(f"peers skipped: {extra['error']}")
-    print(f"versions: {extra['versions']}; {os.cpu_count()} CPUs; reference 200,000 rows x 12 columns")
+    print(f"versions: {extra['versions']}; {os.cpu_count()} CPUs; reference {REFERENCE_ROWS:,} rows x 12 columns")
+    print("default decisions (alarmed / windows):")
     print(f"{'case':22s} " + " ".join(f"{t:>13s}" for t in tools))
     for name, _, _, _, count in plan:
-        print(f"{name:22s} " + " ".join(f"{sum(table[t][name]):>5d}/{count:<3d} {100 * np.mean(table[t][name]):3.0f}%"
-                                        for t in tools))
-    million = extra["million"]
-    print(f"healthy-1000000 mlgate: {sum(million)}/{len(million)} alarmed")
-    print("seconds for all windows: " + ", ".join(f"{t} {s:.1f}" for t, s in extra["seconds"].items()))
+        print(f"{name:22s} " + " ".join(
+            f"{sum(table[t]['decisions'][name]):>5d}/{count:<3d} {100 * np.mean(table[t]['decisions'][name]):3.0f}%"
+            for t in tools))
+    if not fair:
+        return
+    print(f"power at equal false alarms: mlgate with alpha {COMPARE_ALPHA} (about {COMPARE_ALPHA:.0%} false alarms); "
+          f"the peers' score thresholds set on the healthy windows to max({FA_TARGET:.0%}, mlgate's rate there):")
+    peers = list(fair)
+    print(f"{'case':22s} {'mlgate':>7s} " + " ".join(f"{t:>13s}" for t in peers) + "  mlgate >= best peer")
+    for name, _, kind, _, count in plan:
+        ours = float(np.mean(table[f"mlgate a={COMPARE_ALPHA}"]["decisions"][name]))
+        theirs = [fair[t][name]["rate"] for t in peers]
+        verdict = "" if kind == "none" else ("yes" if ours >= max(theirs) - 1e-9 else
+                                             f"NO (by {max(theirs) - ours:.0%})")
+        print(f"{name:22s} {ours:7.0%} " + " ".join(f"{r:13.0%}" for r in theirs) + f"  {verdict}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer windows (see the module docstring)")
+    parser.add_argument("--bench-python", type=Path, default=Path(os.environ.get(
+        "MLGATE_BENCH_PYTHON", ".venv-bench/bin/python")))
+    parser.add_argument("--skip-peers", action="store_true", help="mlgate alone (false alarms, power, speed)")
+    parser.add_argument("--skip-evidently", action="store_true", help="skip the 1M x 20 Evidently timing")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--json", type=Path, help="write every number measured here")
+    for key in ("fa-windows", "acceptance-windows", "peer-windows", "power-windows"):
+        parser.add_argument(f"--{key}", dest=f"set_{key.replace('-', '_')}", type=int)
+    parser.add_argument("--peers-cache", type=Path, help="reuse (or keep) the peers' answers on these windows")
+    args = parser.parse_args()
+    args.fa_windows, args.acceptance_windows, args.peer_windows, args.power_windows = \
+        (1000, 100, 100, 10) if args.quick else (3000, 300, 200, 40)
+    for key in ("fa_windows", "acceptance_windows", "peer_windows", "power_windows"):
+        if getattr(args, f"set_{key}") is not None:
+            setattr(args, key, getattr(args, f"set_{key}"))
+    section = load_policy(Path(__file__).parents[1] / "policies" / "default.yaml").section("monitor.drift")
+    policy = section.model_copy(update={"demote_after": 1, "of_last": 1})
+    reference = sample(np.random.default_rng(2025), REFERENCE_ROWS)
+    ref_frame = as_frame(reference)
+    results: dict = {"reference_rows": REFERENCE_ROWS, "policy": policy.model_dump(mode="json")}
+    if args.fa_windows and args.acceptance_windows:
+        print(f"mlgate alone ({args.fa_windows} healthy windows per size, a third at 1M; "
+              f"{args.acceptance_windows} per power cell):")
+        results["mlgate"] = mlgate_alone(args, policy, ref_frame)
+    if not args.skip_peers:
+        table, extra, plan = peer_run(args, policy, reference, ref_frame)
+        if extra["error"]:
+            print(f"peers skipped: {extra['error']}")
+        fair = calibrated(table, plan) if len(table) > 1 else {}
+        report(table, extra, plan, fair)
+        print("seconds for all windows: " + ", ".join(f"{t} {s:.1f}" for t, s in extra["seconds"].items()))
+        results["peers"] = {"table": table, **extra, "equal_false_alarms": fair}
     if not args.skip_speed:
         first, best, evidently = speed(args, policy)
         ratio = f"{evidently / first:.0f}x mlgate's first call" if isinstance(evidently, float) else evidently
         print(f"1M x 20: mlgate first call {first:.2f} s, best of 3 {best:.2f} s; Evidently "
               f"{evidently if isinstance(evidently, str) else f'{evidently:.1f} s'} ({ratio})")
+        results["speed_1m_x_20"] = {"mlgate_first": first, "mlgate_best": best, "evidently": evidently}
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=str))
 
 
 if __name__ == "__main__":

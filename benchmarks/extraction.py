@@ -80,6 +80,7 @@ def run(name, model, x_train, x_test, attack_name, args, rng) -> dict:
         log = Path(tmp) / "log.jsonl"
         logger = InferenceLogger(log)
         sent: list[np.ndarray] = []
+        sent_at: list[datetime] = []
 
         def victim(x: np.ndarray) -> np.ndarray:
             proba = model.predict_proba(x)
@@ -89,6 +90,7 @@ def run(name, model, x_train, x_test, attack_name, args, rng) -> dict:
                 hour, key = i // (KEYS * args.per_key), i % KEYS
                 at = START + timedelta(hours=hour, seconds=int(3599 * ((i % (KEYS * args.per_key)) + 0.5)
                                                               / (KEYS * args.per_key)))
+                sent_at.append(at)
                 logger.log(f"key-{key}", dict(zip(columns, map(float, row), strict=True)), int(p.argmax()),
                            float(p.max()), timestamp=at)
             return proba
@@ -116,25 +118,64 @@ def run(name, model, x_train, x_test, attack_name, args, rng) -> dict:
         policy = load_policy(Path(__file__).parents[1] / "policies" / "default.yaml")
         config = policy.section("monitor.queries")
         space = space_from_sample(pd.DataFrame(x_train, columns=columns), columns, config.ood_quantile)
-        state, first, naturals = ExtractionState(), None, set()
-        for hour in range(hours):
-            window = read_window(log, START + timedelta(hours=hour), START + timedelta(hours=hour + 1))
-            result = check_queries(window, config, policy.digest, subject=Subject("dataset", f"hour-{hour}", "x"),
-                                   space=space, state=state)
-            flagged = result.metrics["flagged_clients"]
-            naturals |= {c for c in flagged if c.startswith("user-")}
-            if first is None and any(c.startswith("key-") for c in flagged):
-                first = hour
-    stolen_at = None if first is None else min(len(sent), (first + 1) * KEYS * args.per_key)
-    at_flag = None
-    if stolen_at:
-        early = surrogate(n_features, n_classes, low, high)
-        x_early = np.asarray(sent[:stolen_at], dtype=np.float32)
-        early.fit(x_early, np.eye(n_classes)[model.predict(x_early)], batch_size=32, nb_epochs=30)
-        at_flag = agreement(model, early, x_test)
-    return {"victim": name, "attack": attack_name, "queries": len(sent), "hours": hours, "flagged_hour": first,
-            "queries_at_flag": stolen_at, "agreement_at_flag": at_flag, "final_agreement": final,
-            "naturals_flagged": len(naturals), "naturals": 24}
+        cadences = {}
+        for minutes in args.cadences:
+            state, first, naturals = ExtractionState(), None, set()
+            for w in range(hours * 60 // minutes):
+                start = START + timedelta(minutes=w * minutes)
+                window = read_window(log, start, start + timedelta(minutes=minutes))
+                if window.empty:
+                    continue
+                result = check_queries(window, config, policy.digest, subject=Subject("dataset", f"w-{w}", "x"),
+                                       space=space, state=state)
+                flagged = result.metrics["flagged_clients"]
+                naturals |= {c for c in flagged if c.startswith("user-")}
+                if first is None and any(c.startswith("key-") for c in flagged):
+                    first = w
+            stolen_at = None if first is None else \
+                sum(t < START + timedelta(minutes=(first + 1) * minutes) for t in sent_at)
+            cadences[minutes] = {"flagged_window": first, "queries_at_flag": stolen_at, "naturals_flagged": len(naturals),
+                                 "agreement_at_flag": stolen_at and surrogate_agreement(model, sent[:stolen_at], x_test,
+                                                                                        low, high)}
+    return {"victim": name, "attack": attack_name, "queries": len(sent), "hours": hours, "final_agreement": final,
+            "naturals": 24, "cadences": cadences}
+
+
+def surrogate_agreement(model, queries: list, x_test: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
+    """Agreement with the victim of a surrogate trained, as the attack trains it, on exactly ``queries``."""
+    n_classes = len(model.classes_)
+    early = surrogate(len(low), n_classes, low, high)
+    x_early = np.asarray(queries, dtype=np.float32)
+    early.fit(x_early, np.eye(n_classes)[model.predict(x_early)], batch_size=32, nb_epochs=30, verbose=False)
+    return agreement(model, early, x_test)
+
+
+def natural_population(name, model, x_train, x_test, args, rng) -> dict:
+    """Natural clients alone, many of them: how many the gate flags over ``args.natural_hours`` hours at each
+    cadence (windows built directly, as ``read_window`` returns them)."""
+    policy = load_policy(Path(__file__).parents[1] / "policies" / "default.yaml")
+    config = policy.section("monitor.queries")
+    columns = [f"f{i:02d}" for i in range(x_train.shape[1])]
+    space = space_from_sample(pd.DataFrame(x_train, columns=columns), columns, config.ood_quantile)
+    rows = []
+    for client in range(args.naturals):
+        rate = rng.lognormal(np.log(100), 0.5)  # queries an hour, each client its own
+        count = rng.poisson(rate * args.natural_hours)
+        at = np.sort(rng.uniform(0, args.natural_hours * 3600, count))
+        for t, row in zip(at, x_test[rng.integers(0, len(x_test), count)], strict=True):
+            rows.append((START + timedelta(seconds=float(t)), f"user-{client}", *row))
+    log = pd.DataFrame(rows, columns=["timestamp", "client_id", *columns]).sort_values("timestamp")
+    out = {}
+    for minutes in args.cadences:
+        state, flagged = ExtractionState(), set()
+        for w in range(args.natural_hours * 60 // minutes):
+            start = START + timedelta(minutes=w * minutes)
+            window = log[(log.timestamp >= start) & (log.timestamp < start + timedelta(minutes=minutes))]
+            if not window.empty:
+                flagged |= set(check_queries(window, config, policy.digest, subject=Subject("dataset", f"w-{w}", "x"),
+                                             space=space, state=state).metrics["flagged_clients"])
+        out[minutes] = len(flagged)
+    return {"victim": name, "clients": args.naturals, "queries": len(log), "flagged": out}
 
 
 def fmt(value: object) -> str:
@@ -145,12 +186,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="300 stolen queries instead of 1,000")
     parser.add_argument("--per-key", type=int, default=8, help="attack queries per key per hour")
+    parser.add_argument("--cadences", type=lambda v: [int(m) for m in v.split(",")], default=[60, 5],
+                        help="minutes between runs of the gate (60: the monitoring DAG; 5: model_query_watch)")
+    parser.add_argument("--naturals", type=int, default=300, help="natural clients in the population run")
+    parser.add_argument("--natural-hours", type=int, default=6)
     args = parser.parse_args()
     args.stolen = 300 if args.quick else 1000
     rng = np.random.default_rng(0)
     print("FunctionallyEquivalentExtraction: not run (ART implements it for Keras models only; no TensorFlow)")
-    print(f"{'victim':8s} {'attack':18s} {'queries':>7s} {'flag hour':>9s} {'q@flag':>6s} {'agree@flag':>10s} "
-          f"{'final agree':>11s} {'naturals flagged':>16s}")
+    print(f"{KEYS} keys x {args.per_key} queries an hour; gate every {' / '.join(map(str, args.cadences))} minutes")
+    print(f"{'victim':8s} {'attack':18s} {'queries':>7s} {'final':>6s}  " + "  ".join(
+        f"{'every ' + str(m) + ' min: q@flag agree@flag naturals':>44s}" for m in args.cadences))
     for name, model, x_train, x_test in victims(0):
         for attack in ("knockoff-random", "knockoff-adaptive", "copycat"):
             try:
@@ -158,9 +204,13 @@ def main() -> None:
             except Exception as exc:  # an attack ART cannot finish is reported, not hidden
                 print(f"{name:8s} {attack:18s} failed: {type(exc).__name__}: {exc}", flush=True)
                 continue
-            print(f"{r['victim']:8s} {r['attack']:18s} {r['queries']:7d} {fmt(r['flagged_hour']):>9s} "
-                  f"{fmt(r['queries_at_flag']):>6s} {fmt(r['agreement_at_flag']):>10s} {r['final_agreement']:11.3f} "
-                  f"{r['naturals_flagged']:>8d}/{r['naturals']}", flush=True)
+            print(f"{r['victim']:8s} {r['attack']:18s} {r['queries']:7d} {r['final_agreement']:6.3f}  " + "  ".join(
+                f"{fmt(c['queries_at_flag']):>24s} {fmt(c['agreement_at_flag']):>10s} {c['naturals_flagged']:>5d}/24"
+                for c in r["cadences"].values()), flush=True)
+        p = natural_population(name, model, x_train, x_test, args, rng)
+        print(f"{name:8s} natural population: {p['clients']} clients, {p['queries']} queries in "
+              f"{args.natural_hours} h; flagged " + ", ".join(
+                  f"{n}/{p['clients']} every {m} min" for m, n in p["flagged"].items()), flush=True)
 
 
 if __name__ == "__main__":

@@ -46,10 +46,11 @@ def main() -> None:
         load = timed_ms(lambda: signer_from_file(private), 20)
         signer = signer_from_file(private)
     result, trusted = sample_result(), (public_key_pem(signer),)
-    sign = timed_ms(lambda: sign_result(result, signer), args.repeats)
-    envelope = sign_result(result, signer)
+    run_id = "0" * 32  # the MLflow run the result is signed for (ADR 0013, verify_run)
+    sign = timed_ms(lambda: sign_result(result, signer, run_id), args.repeats)
+    envelope = sign_result(result, signer, run_id)
     expected = {"dataset": result.subject.digest}
-    verify = timed_ms(lambda: verify_gate_result("data.pii", envelope, trusted, expected), args.repeats)
+    verify = timed_ms(lambda: verify_gate_result("data.pii", envelope, trusted, expected, run_id), args.repeats)
     for name, values in (("load key (once per task)", load), ("sign one result", sign),
                          ("verify one result", verify)):
         p95 = statistics.quantiles(values, n=20)[-1]

@@ -125,7 +125,7 @@ PRESIDIO_FILES = {"credit_card": "credit_card", "phone": "phone", "tr_phone_numb
                   "uk_nino": "national_id", "uk_nhs": "national_id", "in_pan": "national_id",
                   "in_aadhaar": "national_id", "es_nif": "national_id", "es_nie": "national_id",
                   "it_fiscal_code": "national_id", "fi_personal_identity_code": "national_id",
-                  "pl_pesel": "national_id", "se_personnummer": "national_id"}
+                  "pl_pesel": "national_id", "de_tax_id": "national_id", "se_personnummer": "national_id"}
 
 
 def presidio_cases(repo: Path) -> tuple[list[Case], int]:

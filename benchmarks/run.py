@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("dag_parse", "integrity", "pii", "artifacts", "startup", "drift", "trivy_gate", "isolation")
+BENCHMARKS = ("dag_parse", "integrity", "pii", "artifacts", "startup", "drift", "trivy_gate", "isolation", "dynamic")
 
 
 def main() -> int:

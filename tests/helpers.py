@@ -127,10 +127,11 @@ def promote_op(run):
 
 
 
-def register_version(client, policy, name: str, *, passed: bool = True, pyfunc: bool = False) -> str:
+def register_version(client, policy, name: str, *, passed: bool = True, pyfunc: bool = False,
+                     signature=None) -> str:
     """A model version with a ``model.training`` result bound to its artifact digest, as the pipeline
     leaves it (cheap: a one-file model, or with ``pyfunc`` a loadable pyfunc model that answers its run id);
-    ``passed=False`` records a blocked result instead."""
+    ``passed=False`` records a blocked result instead; ``signature`` is the pyfunc model's input signature."""
     import tempfile
 
     from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
@@ -143,7 +144,8 @@ def register_version(client, policy, name: str, *, passed: bool = True, pyfunc: 
 
             from tests.pyfunc_models import Echo
 
-            mlflow.pyfunc.save_model(f"{tmp}/m", python_model=Echo(run_id), pip_requirements=[])
+            mlflow.pyfunc.save_model(f"{tmp}/m", python_model=Echo(run_id), pip_requirements=[],
+                                     signature=signature)
             client.log_artifacts(run_id, f"{tmp}/m", artifact_path="model")
         else:
             (Path(tmp) / "weights.txt").write_text(f"weights of run {run_id}")

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 
 from mlgate.core.errors import GateInputError, MlgateError
 from mlgate.core.policy import Policy
-from mlgate.core.redaction import redact
+from mlgate.core.redaction import redact, redact_uri
 from mlgate.core.results import GateResult, Status, Subject
 from mlgate.core.runner import GateOutcome, run_gate
-from mlgate.core.shipped import POLICY_ENV, load_chosen_policy
+from mlgate.core.shipped import POLICY_ENV, choose_policy, load_chosen_policy
 from mlgate.core.summary import format_summary
 from mlgate.scaffold import DEFAULT_GATES
 
@@ -181,6 +181,21 @@ def cmd_check_static(args: argparse.Namespace) -> int:
 
     return _run(args, Subject("code", args.path, "unknown"), lambda policy: check_static(
         args.path, policy.section(args.gate), policy.digest, _workdir(args)))
+
+
+def cmd_check_dynamic(args: argparse.Namespace) -> int:
+    import json
+
+    from mlgate.gates.code.dynamic import check_dynamic
+
+    try:
+        params = json.loads(args.params)
+    except ValueError as exc:
+        raise GateInputError(f"--params: not JSON: {exc}") from None
+    return _run(args, Subject("code", args.code_path or args.training_callable or ",".join(args.callable), "unknown"),
+                lambda policy: check_dynamic(policy, callables=args.callable, training_callable=args.training_callable,
+                                             data_path=args.data, params=params, seed=args.seed, suite_path=args.suite,
+                                             code_path=args.code_path))
 
 
 def _copy_sarif(result: GateResult, destination: str) -> None:
@@ -342,7 +357,7 @@ def _client(read_only: bool = False) -> MlflowClient:
     bound_mlflow_calls()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr for the verdict
     uri = store_uri(read_only)
-    print(f"mlflow  {uri}", file=sys.stderr)
+    print(f"mlflow  {redact_uri(uri)}", file=sys.stderr)  # never a password in a log
     return mlflow.MlflowClient(uri, uri)  # the registry too: MLflow's process-wide registry URI may point elsewhere
 
 
@@ -432,6 +447,24 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_policy_digest(args: argparse.Namespace) -> int:
+    """Print the digest to pin in ``MLGATE_TRUSTED_POLICY_DIGESTS`` or the signing connection."""
+    print(load_chosen_policy(args.policy)[0].digest)
+    return 0
+
+
+def cmd_policy_sign(args: argparse.Namespace) -> int:
+    """A policy owner signs a policy: ``<policy>.dsse.json`` beside it (ADR 0013)."""
+    from mlgate.trust.attestation import signer_from_file
+    from mlgate.trust.trusted_policy import sign_policy
+
+    policy, _ = load_chosen_policy(args.policy)
+    signer = signer_from_file(args.key)
+    path = sign_policy(policy, signer)
+    print(f"signed {policy.digest} with owner key {signer.public_key.keyid[:16]}: {path}")
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     from mlgate.trust.audit import format_table, read_decisions
     from mlgate.trust.audit_verify import verify_audit
@@ -502,6 +535,30 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from mlgate.serving.config import ServeConfig
+    from mlgate.serving.run import serve
+
+    fields = {k: v for k, v in vars(args).items() if k in ServeConfig.model_fields and v is not None}
+    fields["policy"] = str(choose_policy(args.policy).path)
+    fields["trusted_keys"] = tuple(args.public_key or ())
+    serve(ServeConfig(**fields), host=args.host, port=args.port, workers=args.workers,
+          ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
+    return 0
+
+
+def cmd_serve_key(args: argparse.Namespace) -> int:
+    import yaml
+
+    from mlgate.serving.auth import new_key
+
+    key, entry = new_key(args.client, args.models)
+    print(yaml.safe_dump([entry], sort_keys=False), end="")  # an item of the key file's `keys:` list
+    print(f"API key for {args.client} (shown once; store only the entry above on the server):\n{key}",
+          file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlgate", description=__doc__.splitlines()[0], epilog=EXIT_CODES)
     parser.add_argument("--version", action="version", version=f"mlgate {_version()}")
@@ -563,6 +620,19 @@ def build_parser() -> argparse.ArgumentParser:
     static.add_argument("--sarif", help="also copy the SARIF report here (for code-scanning UIs)")
     static.set_defaults(func=cmd_check_static)
 
+    dynamic = add_gate("code.dynamic", parents=[common],
+                       help="preprocessing and predict on inputs generated from the data contract")
+    dynamic.add_argument("--callable", action="append", default=[], metavar="MODULE:FUNCTION",
+                         help="a function from a raw-data DataFrame to features (repeatable)")
+    dynamic.add_argument("--training-callable", metavar="MODULE:FUNCTION",
+                         help="fits the model whose predict is exercised: (data_path=, params=, seed=)")
+    dynamic.add_argument("--data", help="the data the training callable fits on (its dtypes type the contract)")
+    dynamic.add_argument("--params", default="{}", help="hyperparameters of the training callable, as JSON")
+    dynamic.add_argument("--seed", type=int, default=0, help="the training seed")
+    dynamic.add_argument("--suite", help="GX suite JSON (default: the policy's data.expectations suite)")
+    dynamic.add_argument("--code-path", help="the code the evidence names (default: the first callable's package)")
+    dynamic.set_defaults(func=cmd_check_dynamic)
+
     deps = add_gate("code.dependencies", parents=[common, reports, trivy],
                             help="dependency CVEs and a CycloneDX SBOM with trivy")
     deps.add_argument("path", help="a project directory (lock files) or, with --scan rootfs, a site-packages root")
@@ -588,7 +658,8 @@ def build_parser() -> argparse.ArgumentParser:
                           ("model.privacy", "membership inference advantage and AUC"),
                           ("model.fairness", "parity and equalized odds across sensitive groups"),
                           ("model.explainability", "permutation importance; a dominant feature blocks"),
-                          ("model.poisoning", "backdoor detection in a torch model's training data")):
+                          ("model.poisoning", "backdoor detection in a torch model's training data"),
+                          ("model.dos", "worst-case latency and memory of one input (sponge search)")):
         validation = add_gate(gate, parents=[common, reports], help=purpose)
         validation.add_argument("model", help="a model directory or models:/NAME/VERSION (scanned before loading)")
         validation.add_argument("--data", required=True, help="the data the data callable reads")
@@ -669,6 +740,17 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("path", help="private key file to write (never overwritten); the public key goes to PATH.pub")
     keygen.set_defaults(func=cmd_keygen)
 
+    policy = commands.add_parser("policy", help="the policies the signer trusts: digest to pin, owner signature")
+    policy_commands = policy.add_subparsers(dest="policy_command", required=True)
+    digest = policy_commands.add_parser("digest", help="print a policy's digest (to pin in "
+                                        "MLGATE_TRUSTED_POLICY_DIGESTS or the signing connection)")
+    digest.add_argument("policy", help="the policy YAML")
+    digest.set_defaults(func=cmd_policy_digest)
+    sign = policy_commands.add_parser("sign", help="sign a policy as its owner: writes POLICY.dsse.json")
+    sign.add_argument("policy", help="the policy YAML (its signature goes beside it)")
+    sign.add_argument("--key", required=True, help="the policy owner's private key file (PEM)")
+    sign.set_defaults(func=cmd_policy_sign)
+
     audit = commands.add_parser("audit", help="print a registered model's promotion decisions")
     audit.add_argument("model", help="registered model name")
     audit.add_argument("--json", action="store_true", help="print the records as JSON")
@@ -693,6 +775,45 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--threat-model", help="threat model YAML (default: threat-model.yaml beside the policy)")
     report.add_argument("--compliance", help="compliance mapping YAML (default: compliance.yaml beside the policy)")
     report.set_defaults(func=cmd_report)
+
+    serve = commands.add_parser("serve", help="serve a trusted model version: auth, rate limits, validation, budgets")
+    serve.add_argument("model_uri", help="models:/<name>@<alias> (re-checked) or models:/<name>/<version>")
+    serve.add_argument("--policy", help=POLICY_HELP)
+    serve.add_argument("--public-key", action="append", metavar="PEM",
+                       help="a trusted public key file (repeatable; default $MLGATE_TRUSTED_KEYS)")
+    serve.add_argument("--api-keys", help="YAML file of hashed API keys (mlgate serve-key)")
+    serve.add_argument("--jwt-public-key", metavar="PEM", help="also accept bearer JWTs signed by this key")
+    serve.add_argument("--jwt-audience", help="the audience a bearer JWT must name")
+    serve.add_argument("--jwt-issuer", help="the issuer a bearer JWT must name")
+    serve.add_argument("--profile", help="training data profile (reference or DP profile JSON, or a sample)")
+    serve.add_argument("--inference-log", help="JSON lines file the monitoring gates read")
+    serve.add_argument("--recheck-s", type=float, help="seconds between alias state checks (default 10)")
+    serve.add_argument("--client-limit", help="per client, e.g. 600/minute")
+    serve.add_argument("--global-limit", help="all clients, e.g. 6000/minute")
+    serve.add_argument("--limits-storage", default=os.environ.get("MLGATE_LIMITS_STORAGE"),
+                       help="default $MLGATE_LIMITS_STORAGE, else async+redis://127.0.0.1:6379/0 (a password in "
+                            "the URI belongs in the variable, not in argv)")
+    serve.add_argument("--limits-prefix", help="Redis key prefix of the rate-limit counters")
+    serve.add_argument("--range-slack", type=float, help="allowed excess beyond the profile's span, as a "
+                       "fraction of that span on each side (default 0.5)")
+    serve.add_argument("--max-batch", type=int, help="rows per request (default 100)")
+    serve.add_argument("--max-body-bytes", type=int, help="request body size, else 413 (default 256 KiB)")
+    serve.add_argument("--timeout-s", type=float, help="per-request prediction budget in seconds (default 2)")
+    serve.add_argument("--max-concurrency", type=int, help="predictions in flight per worker (default 8)")
+    serve.add_argument("--memory-mb", type=int, help="address-space cap per worker, in MiB")
+    serve.add_argument("--sanitizer", metavar="MODULE:FUNCTION", help="applied to each validated batch")
+    serve.add_argument("--metrics-dir", help="Prometheus multiprocess directory")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument("--workers", type=int, default=2, help="uvicorn worker processes (default 2)")
+    serve.add_argument("--ssl-certfile", help="TLS certificate (PEM)")
+    serve.add_argument("--ssl-keyfile", help="TLS private key (PEM)")
+    serve.set_defaults(func=cmd_serve)
+
+    serve_key = commands.add_parser("serve-key", help="make an API key for mlgate serve: its hashed entry to stdout")
+    serve_key.add_argument("client", help="the client's id (logged with its predictions)")
+    serve_key.add_argument("--models", nargs="+", required=True, help="model names it may use (* for all)")
+    serve_key.set_defaults(func=cmd_serve_key)
 
     threats = commands.add_parser("threat-model", help="STRIDE coverage by the policy's gates; exit 1 if uncovered")
     threats.add_argument("--policy", help=POLICY_HELP)

@@ -1,9 +1,10 @@
 """Faults of in-process libraries, injectable in this process and in the model-validation child.
 
-The validation gates evaluate models in a spawned child (ADR 0015), where a monkeypatch of the test process
-cannot reach. ``child_target`` names an entry for that child: ``tests.faults.child_faults:<fault>|<module>|
-<target>|<malformed>``; the module's ``__getattr__`` turns that name into a function that patches ``target``
-inside the child and then runs the gate's real entry. Nothing here imports Airflow (the child has none).
+The validation gates and ``code.dynamic`` run their tool in a spawned child (ADR 0015), where a monkeypatch of
+the test process cannot reach. ``child_target`` names an entry for that child: ``tests.faults.child_faults:
+<fault>|<module>|<target>|<malformed>|<real entry>``; the module's ``__getattr__`` turns that name into a
+function that patches ``target`` inside the child and then runs the gate's real entry. Nothing here imports
+Airflow (the child has none).
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from typing import Any
-
-REAL_TARGET = "mlgate.gates.model.isolated:evaluate"
 
 
 class MalformedOutput:
@@ -32,6 +31,11 @@ def nan_importances(_model: Any, x: Any, *_rest: Any, **_kwargs: Any) -> Any:
 
     nan = np.full(np.shape(x)[1], np.nan)
     return Bunch(importances_mean=nan, importances_std=nan, importances=nan[:, None])
+
+
+def malformed_predictor(*_args: Any, **_kwargs: Any) -> Callable[[Any], Any]:
+    """A predictor whose answers have no shape, as from a broken model wrapper (``model.dos``)."""
+    return lambda _row: MalformedOutput()
 
 
 def broken(fault: str, module: str, malformed: Callable[..., Any]) -> Callable[..., Any]:
@@ -67,19 +71,19 @@ def _of(path: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def child_target(fault: str, module: str, target: str, malformed: Callable[..., Any]) -> str:
-    return f"{__name__}:{fault}|{module}|{target}|{malformed.__module__}:{malformed.__qualname__}"
+def child_target(fault: str, module: str, target: str, malformed: Callable[..., Any], real: str) -> str:
+    return f"{__name__}:{fault}|{module}|{target}|{malformed.__module__}:{malformed.__qualname__}|{real}"
 
 
 def __getattr__(name: str) -> Callable[..., Any]:
     try:
-        fault, module, target, malformed = name.split("|")
+        fault, module, target, malformed, real = name.split("|")
     except ValueError:
         raise AttributeError(name) from None
 
     def entry(**kwargs: Any) -> Any:
         owner, attribute = _resolve(target)
         setattr(owner, attribute, broken(fault, module, _of(malformed)))
-        return _of(REAL_TARGET)(**kwargs)
+        return _of(real)(**kwargs)
 
     return entry

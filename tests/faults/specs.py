@@ -14,6 +14,7 @@ test; a gate without an operator yet waits in ``PENDING``, which must empty as o
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -29,6 +30,7 @@ from mlgate.gates.code import bandit_scan
 from mlgate.gates.model.model_validation import ValidationData
 from mlgate.operators import (
     CodeDependenciesGateOperator,
+    CodeDynamicGateOperator,
     CodeStaticGateOperator,
     DataExpectationsGateOperator,
     DataIntegrityGateOperator,
@@ -38,6 +40,7 @@ from mlgate.operators import (
     DeployContainerGateOperator,
     IncidentRespondOperator,
     ModelArtifactGateOperator,
+    ModelDosGateOperator,
     ModelExplainabilityGateOperator,
     ModelFairnessGateOperator,
     ModelPoisoningGateOperator,
@@ -51,7 +54,7 @@ from mlgate.operators import (
 )
 from mlgate.operators.base import BaseGateOperator
 from tests.conftest import ROOT
-from tests.faults.child_faults import MalformedOutput, broken, child_target, nan_importances
+from tests.faults.child_faults import MalformedOutput, broken, child_target, malformed_predictor, nan_importances
 
 TOOL_FAULTS = ("missing", "crash", "timeout", "malformed")
 FAULTS = (*TOOL_FAULTS, "mlflow-unreachable", "invalid-policy")
@@ -99,12 +102,14 @@ class Library:
     module: str  # the module whose absence the ``missing`` cell reports
     target: str
     malformed: Callable[..., Any] = MalformedOutput  # called with the tool call's arguments
+    child: str = "mlgate.gates.model.isolated.TARGET"  # the constant naming the gate's isolated child entry
 
     def inject(self, fault: str, monkeypatch: pytest.MonkeyPatch, bench: Bench) -> None:
         monkeypatch.setattr(self.target, broken(fault, self.module, self.malformed))
-        # the validation gates call the library in their isolated child: the same fault goes there too
-        monkeypatch.setattr("mlgate.gates.model.isolated.TARGET",
-                            child_target(fault, self.module, self.target, self.malformed))
+        # gates that call the library in their isolated child: the same fault goes there too
+        module, _, name = self.child.rpartition(".")
+        real = getattr(importlib.import_module(module), name)
+        monkeypatch.setattr(self.child, child_target(fault, self.module, self.target, self.malformed, real))
 
 
 @dataclass(frozen=True)
@@ -231,6 +236,11 @@ SPECS: dict[str, GateSpec] = {
         Library("opendp", "mlgate.gates.data.privacy.release"), upstream=_integrity),
     "code.static": GateSpec(
         lambda b, c: CodeStaticGateOperator(source_path=str(TRAINING_CODE), **_args(c, "code_static")), BANDIT),
+    # Hypothesis drives the search in the gate's isolated child: the fault is injected there
+    "code.dynamic": GateSpec(
+        lambda b, c: CodeDynamicGateOperator(callables=["tests.fixtures.dynamic_defects:clean_features"],
+                                             data_path=str(b.run["data"]), **_args(c, "code_dynamic")),
+        Library("hypothesis", "hypothesis.given", child="mlgate.gates.code.dynamic.TARGET")),
     "code.dependencies": GateSpec(
         lambda b, c: CodeDependenciesGateOperator(target=str(TRAINING_CODE), **_args(c, "code_dependencies")),
         TRIVY),
@@ -238,7 +248,8 @@ SPECS: dict[str, GateSpec] = {
         lambda b, c: ModelTrainingGateOperator(training_callable="mlgate.demo.train:train_loan_model",
                                                data_path=str(b.run["data"]), hyperparameters={"C": 0.5}, seed=3,
                                                **_args(c, "train_model")),
-        Library("mlflow", "mlflow.sklearn.log_model"), upstream=_integrity),
+        # the worker's MLflow call: training itself runs in the isolated child (ADR 0020)
+        Library("mlflow", "mlflow.register_model"), upstream=_integrity),
     "model.artifact": GateSpec(
         lambda b, c: ModelArtifactGateOperator(**_args(c, "model_artifact")),
         Library("lz4", "mlgate.gates.model.artifacts._run"), upstream=_trained),
@@ -256,6 +267,9 @@ SPECS: dict[str, GateSpec] = {
     "model.explainability": GateSpec(_validation(ModelExplainabilityGateOperator, "model_explainability"),
                                      Library("sklearn", "sklearn.inspection.permutation_importance",
                                              nan_importances), upstream=_trained),
+    "model.dos": GateSpec(_validation(ModelDosGateOperator, "model_dos"),
+                          Library("sklearn", "mlgate.gates.model.dos._predictor", malformed_predictor),
+                          upstream=_trained),
     "deploy.container": GateSpec(
         lambda b, c: DeployContainerGateOperator(target=str(b.image), **_args(c, "deploy_container")), TRIVY),
     "deploy.config": GateSpec(

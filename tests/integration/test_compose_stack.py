@@ -54,7 +54,7 @@ def generated_env(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def rendered(generated_env) -> dict:
-    result = compose("config", "--format", "json", env_file=generated_env)
+    result = compose("--profile", "serving", "config", "--format", "json", env_file=generated_env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -91,7 +91,7 @@ def test_generated_env_fills_every_variable_with_a_fresh_secret(generated_env):
 def test_every_service_is_hardened_limited_and_health_checked(rendered):
     services = rendered["services"]
     assert set(services) == {"postgres", "mlflow", "trivy", "airflow-init", "airflow-api-server",
-                             "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"}
+                             "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "redis", "serving"}
     for name, svc in services.items():
         assert svc["user"] not in ("", "root", "0") and not svc["user"].startswith("0:"), name
         assert (svc["read_only"], svc["cap_drop"], svc["security_opt"]) == (
@@ -133,6 +133,7 @@ def deploy_tree(tmp_path_factory) -> Path:
         "literal-secret": (compose_text.replace("POSTGRES_PASSWORD: ${POSTGRES_PASSWORD}",
                                                 "POSTGRES_PASSWORD: not-from-env", 1), dockerfile),
         "root-image": (compose_text, dockerfile.replace("USER 10001:10001\n", "", 1)),
+        "serving-no-tls": (compose_text.replace('      mlgate.tls: "true"\n', "", 1), dockerfile),
     }
     for name, (compose_variant, dockerfile_variant) in variants.items():
         (root / name).mkdir()
@@ -160,9 +161,45 @@ def mutant_scan(deploy_tree, tmp_path_factory):
     ("no-user", "MLG-COMPOSE-001"),
     ("literal-secret", "MLG-COMPOSE-007"),
     ("root-image", "DS-0002"),
-], ids=["compose-without-user", "compose-literal-secret", "dockerfile-without-user"])
+    ("serving-no-tls", "MLG-COMPOSE-010"),
+], ids=["compose-without-user", "compose-literal-secret", "dockerfile-without-user", "serving-without-tls"])
 def test_deploy_config_gate_sees_a_removed_protection(mutant_scan, variant, expected):
     """The pass above is not a scan of nothing: one removed line in the same files blocks."""
     assert mutant_scan.status is Status.BLOCKED
     assert expected in {f.id for f in mutant_scan.findings if f.location.startswith(f"{variant}/")}
     assert not [f for f in mutant_scan.findings if f.location.startswith("as-is/")]
+
+
+def test_airflow_init_keeps_a_signing_connection_that_trusts_exactly_the_shipped_policy(tmp_path):
+    """The compose stack configures no key in its environment: airflow-init generates one on first start
+    (kept, Fernet-encrypted, as the connection's password) and pins the mounted default policy's digest, so a
+    promotion under the shipped policy is signed and one under any other policy is refused (ADR 0013)."""
+    from mlgate.core.policy import load_policy
+
+    fernet = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", "HOME": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join(sys.path), "AIRFLOW_HOME": str(tmp_path / "airflow"),
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
+           "AIRFLOW__CORE__FERNET_KEY": fernet, "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(tmp_path / "passwords.json"),
+           "AIRFLOW_ADMIN_PASSWORD": "admin-password", "TRIVY_TOKEN": "trivy-token",
+           "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000", "MLGATE_HOME": str(tmp_path / "mlgate"),
+           "MLGATE_POLICY": str(ROOT / "policies" / "default.yaml")}
+    read = ("from airflow.models.connection import Connection\nfrom airflow.utils.session import create_session\n"
+            "import json\nwith create_session() as s:\n"
+            "    c = s.query(Connection).filter(Connection.conn_id == 'mlgate_signing_default').one()\n"
+            "    print(json.dumps({'type': c.conn_type, 'key': c.password, 'extra': c.extra_dejson}))")
+    seen = []
+    for _ in range(2):  # a second start keeps the key
+        done = subprocess.run(["sh", str(ROOT / "docker" / "airflow-init.sh")], env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "BEGIN" not in done.stdout + done.stderr, "key material in the init log"
+        conn = subprocess.run([sys.executable, "-c", read], env=env, capture_output=True, text=True, timeout=120)
+        seen.append(json.loads(conn.stdout.strip().splitlines()[-1]))
+    assert seen[0] == seen[1] and seen[0]["type"] == "mlgate_signing" and "PRIVATE KEY" in seen[0]["key"]
+    assert seen[0]["extra"] == {"trusted_policy_digests": [load_policy(ROOT / "policies" / "default.yaml").digest]}
+    stored = subprocess.run([sys.executable, "-c", "import sqlite3,sys; print(sqlite3.connect(sys.argv[1])"
+                             ".execute(\"select password from connection\").fetchall())", str(tmp_path / "airflow.db")],
+                            capture_output=True, text=True, timeout=60)
+    assert "PRIVATE KEY" not in stored.stdout, "the key must be stored encrypted"

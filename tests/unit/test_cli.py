@@ -68,3 +68,37 @@ def test_expectations_check_uses_the_policys_suite(tmp_path, repo_root):
     done = mlgate("check", "data.expectations", data, "--policy", policy, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "data.expectations" in done.stderr and "PASSED" in done.stderr
+
+
+def test_a_policy_owner_pins_or_signs_a_policy_with_the_cli(tmp_path):
+    """``mlgate policy digest`` prints what to pin; ``mlgate policy sign`` writes the owner's signature that
+    the signer then trusts — for this policy only (an edit after signing is untrusted again)."""
+    import yaml
+
+    from mlgate.core.policy import load_policy
+    from mlgate.trust.keys import KeyRing
+    from mlgate.trust.trusted_policy import UntrustedPolicyError, trust_policy
+    from tests.helpers import default_policy
+
+    policy_path = tmp_path / "policy.yaml"
+    policy_path.write_text(yaml.safe_dump(default_policy()))
+    done = mlgate("keygen", tmp_path / "owner.pem", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    owner = KeyRing(policy_owners=(str(tmp_path / "owner.pem.pub"),))
+
+    digest = mlgate("policy", "digest", policy_path, cwd=tmp_path)
+    assert digest.returncode == 0 and digest.stdout.strip() == load_policy(policy_path).digest
+    assert "pinned" in trust_policy(load_policy(policy_path), KeyRing(trusted_policy_digests=(digest.stdout.strip(),)))
+    with pytest.raises(UntrustedPolicyError):
+        trust_policy(load_policy(policy_path), owner)
+
+    signed = mlgate("policy", "sign", policy_path, "--key", tmp_path / "owner.pem", cwd=tmp_path)
+    assert signed.returncode == 0, signed.stderr
+    assert (tmp_path / "policy.yaml.dsse.json").is_file() and digest.stdout.strip() in signed.stdout
+    assert "signed by owner key" in trust_policy(load_policy(policy_path), owner)
+
+    policy_path.write_text(policy_path.read_text().replace("champion", "challenger"))
+    with pytest.raises(UntrustedPolicyError, match="signed for another policy"):
+        trust_policy(load_policy(policy_path), owner)
+    missing = mlgate("policy", "sign", policy_path, "--key", tmp_path / "nope.pem", cwd=tmp_path)
+    assert missing.returncode == 2 and "cannot read the signing key" in missing.stderr

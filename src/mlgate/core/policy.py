@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import re
 import reprlib
 from pathlib import Path
 from typing import Any, Literal
@@ -31,6 +32,7 @@ SECTIONS: dict[str, str] = {
     "data.privacy": "mlgate.gates.data.privacy:PrivacyPolicy",
     "code.static": "mlgate.gates.code.bandit_scan:StaticPolicy",
     "code.dependencies": "mlgate.gates.code.trivy:TrivyPolicy",
+    "code.dynamic": "mlgate.gates.code.dynamic:DynamicPolicy",
     "model.training": "mlgate.core.policy:TrainingPolicy",
     "model.artifact": "mlgate.gates.model.policies:ArtifactPolicy",
     "model.robustness": "mlgate.gates.model.policies:RobustnessPolicy",
@@ -38,6 +40,7 @@ SECTIONS: dict[str, str] = {
     "model.poisoning": "mlgate.gates.model.policies:PoisoningPolicy",
     "model.fairness": "mlgate.gates.model.policies:FairnessPolicy",
     "model.explainability": "mlgate.gates.model.policies:ExplainabilityPolicy",
+    "model.dos": "mlgate.gates.model.policies:DosPolicy",
     "deploy.container": "mlgate.gates.code.trivy:TrivyPolicy",
     "deploy.config": "mlgate.gates.code.trivy:TrivyPolicy",
     "monitor.drift": "mlgate.gates.monitor.policies:DriftPolicy",
@@ -77,8 +80,9 @@ class PromotionPolicy(_Strict):
     max_evidence_age_hours: float = Field(default=24.0, gt=0)
     functionaries: dict[str, tuple[str, ...]] = Field(
         default_factory=dict,
-        description="gate id (or '*') -> key ids of trusted keys or paths of PEM public keys allowed to sign "
-                    "that gate's results (in-toto layout semantics); empty: the trusted keys sign every gate")
+        description="gate id (or '*') -> key ids of trusted keys or inline PEM public keys allowed to sign "
+                    "that gate's results (in-toto layout semantics); empty: the trusted keys sign every gate. "
+                    "Never a key file's path: the policy's digest would pin the path, not the key")
 
     @field_validator("required_gates")
     @classmethod
@@ -92,7 +96,18 @@ class PromotionPolicy(_Strict):
         empty = sorted(g for g, keys in steps.items() if not keys)
         if empty:
             raise ValueError(f"functionaries of {empty} name no key; a step nobody may sign never passes")
+        for gate, keys in steps.items():
+            for key in keys:
+                if not (_KEYID.fullmatch(key) or _PUBLIC_PEM.fullmatch(key.strip())):
+                    raise ValueError(f"functionaries of {gate}: {key[:40]!r} is neither a key id (64 hex) nor an "
+                                     "inline PEM public key; a key file's path is refused, because the policy's "
+                                     "digest pins the path and not the key, so whoever can write beside the policy "
+                                     "could swap the functionary")
         return steps
+
+
+_KEYID = re.compile(r"[0-9a-f]{64}")
+_PUBLIC_PEM = re.compile(r"-----BEGIN PUBLIC KEY-----[A-Za-z0-9+/=\s]+-----END PUBLIC KEY-----")
 
 
 def _known_gates(gates: Any) -> Any:
@@ -108,8 +123,8 @@ def section_model(gate: str) -> type[BaseModel]:
 
 
 class Policy(_Strict):
-    # dumps say "promotion" as the YAML does, so a dumped policy validates again (the isolated child gets one)
-    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True, validate_by_name=True)
+    # a dumped policy (``promotion_block``) validates again, as the isolated child does with it
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True)
 
     version: Literal[1]
     promotion_block: PromotionPolicy | None = Field(

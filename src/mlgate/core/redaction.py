@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
+from urllib.parse import urlsplit, urlunsplit
 
 REDACTED = "[REDACTED key material]"
 _PEM = re.compile(r"-----BEGIN[^\n-]{0,60}-----.*?(?:-----END[^\n-]{0,60}-----|\Z)", re.DOTALL)
@@ -47,3 +48,11 @@ def redact(text: object) -> str:
     for secret in secrets:
         out = out.replace(secret, REDACTED)
     return _BASE64_RUN.sub(lambda m: REDACTED if _looks_like_base64_secret(m.group()) else m.group(), out)
+
+
+def redact_uri(uri: str) -> str:
+    """``https://user:pw@host/p?sig=…`` → ``https://host/p``; plain paths are kept as they are."""
+    parts = urlsplit(uri)
+    if not parts.scheme or not parts.netloc:
+        return uri
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))

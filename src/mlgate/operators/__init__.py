@@ -3,6 +3,7 @@
 from mlgate.operators.bandit import CodeStaticGateOperator
 from mlgate.operators.base import BaseGateOperator
 from mlgate.operators.data import DataExpectationsGateOperator, DataIntegrityGateOperator, DataPiiGateOperator
+from mlgate.operators.dynamic import CodeDynamicGateOperator
 from mlgate.operators.incident import IncidentRespondOperator
 from mlgate.operators.model import ModelArtifactGateOperator
 from mlgate.operators.monitor import (
@@ -20,6 +21,7 @@ from mlgate.operators.trivy import (
     DeployContainerGateOperator,
 )
 from mlgate.operators.validation import (
+    ModelDosGateOperator,
     ModelExplainabilityGateOperator,
     ModelFairnessGateOperator,
     ModelPoisoningGateOperator,
@@ -30,6 +32,7 @@ from mlgate.operators.validation import (
 __all__ = [
     "BaseGateOperator",
     "CodeDependenciesGateOperator",
+    "CodeDynamicGateOperator",
     "CodeStaticGateOperator",
     "DataExpectationsGateOperator",
     "DataIntegrityGateOperator",
@@ -39,6 +42,7 @@ __all__ = [
     "DeployContainerGateOperator",
     "IncidentRespondOperator",
     "ModelArtifactGateOperator",
+    "ModelDosGateOperator",
     "ModelExplainabilityGateOperator",
     "ModelFairnessGateOperator",
     "ModelPoisoningGateOperator",

@@ -7,20 +7,18 @@ when the policy demands DP-SGD the run does not use, or when DP-SGD would oversp
 
 from __future__ import annotations
 
-import inspect
 import json
-import random
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from mlgate.core.callables import resolve_callable
+from mlgate.core.callables import import_path_of, module_file
 from mlgate.core.digests import code_digest
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Subject, utcnow
-from mlgate.gates.model.training import TrainingRecord, check_training, code_version, dp_requirement, library_versions
+from mlgate.gates.model.training import TrainingRecord, check_training, dp_requirement, library_versions
 from mlgate.operators.base import BaseGateOperator, pipeline_key, task_actor, verified_data_digest
 from mlgate.operators.privacy import default_ledger_url
 from mlgate.trust.registry import (
@@ -30,16 +28,11 @@ from mlgate.trust.registry import (
     mlflow_errors,
     model_digest,
     pipeline_run,
+    register_model_dir,
 )
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-
-def _model_and_metrics(output: Any) -> tuple[Any, dict[str, float]]:
-    if isinstance(output, tuple) and len(output) == 2 and isinstance(output[1], dict):
-        return output
-    return output, {}
 
 
 class ModelTrainingGateOperator(BaseGateOperator):
@@ -57,6 +50,10 @@ class ModelTrainingGateOperator(BaseGateOperator):
 
     Torch modules are logged in MLflow's ``pt2`` format (a traced graph: loading imports no model code);
     ``torch_serialization="pickle"`` keeps the module classes, which ``model.artifact`` must then allow.
+
+    The callable is attacker A2's code: it is named by import path (a lambda or closure is refused) and runs,
+    with the fit and the saving of the model, in an isolated child that holds no key, connection or
+    credential (ADR 0020); this process only uploads the saved files and never loads them.
     """
 
     gate_id = "model.training"
@@ -90,22 +87,22 @@ class ModelTrainingGateOperator(BaseGateOperator):
 
     def check(self, context: Context, workdir: Path) -> GateResult:
         import mlflow
-        import numpy as np
 
         from mlgate.gates.model.fitting import AdversarialOptions, DpSgdOptions
+        from mlgate.gates.model.isolated_training import code_version_isolated, train_isolated
 
         started = utcnow()
         name = self.model_name or self.policy.promotion.model_name
         dp_sgd = DpSgdOptions.parse("dp_sgd", self.dp_sgd)
-        adversarial = AdversarialOptions.parse("adversarial_training", self.adversarial_training)
+        AdversarialOptions.parse("adversarial_training", self.adversarial_training)  # bad options: refused here
         if self.torch_serialization not in ("pt2", "pickle"):
             raise GateInputError(f"torch_serialization must be 'pt2' or 'pickle', got {self.torch_serialization!r}")
         if dp_sgd:
             self.policy.section("data.privacy")  # the budgets DP-SGD is charged to: a missing section fails here
         data_digest = verified_data_digest(context, self.data_gate_task_id, "train")
-        train = resolve_callable(self.training_callable, "training_callable")
-        code_dir = Path(self.code_path or Path(inspect.getsourcefile(train) or ".").parent)
-        code, code_tree = code_version(code_dir), code_digest(code_dir)
+        target = import_path_of(self.training_callable, "training_callable")  # the child imports it, never we
+        code_dir = Path(self.code_path or module_file(target, "training_callable").parent)
+        code, code_tree = code_version_isolated(code_dir, self.policy.sandbox), code_digest(code_dir)
         libraries = library_versions()
         seed = int(self.seed)
         record = TrainingRecord(params=dict(self.hyperparameters), data_digests={"data.integrity": data_digest},
@@ -120,36 +117,43 @@ class ModelTrainingGateOperator(BaseGateOperator):
             mlflow.log_params({**self.hyperparameters, "seed": seed})
             mlflow.set_tags({"mlgate.code_version": code, TAG_DATA_DIGEST: data_digest,
                              "mlgate.library_versions": json.dumps(libraries, sort_keys=True)})
-        random.seed(seed)
-        np.random.seed(seed)
-        output = train(data_path=self.data_path, params=dict(self.hyperparameters), seed=seed)
-        _refuse_unusable(output, dp_sgd, adversarial, self.torch_serialization)
+        training = partial(train_isolated, target, data_path=self.data_path, params=dict(self.hyperparameters),
+                           seed=seed, dp_sgd=self.dp_sgd, adversarial=self.adversarial_training,
+                           torch_serialization=self.torch_serialization, pip_requirements=self.pip_requirements,
+                           libraries=libraries, limits=self.policy.sandbox)
         spends = (str(workdir / "ledger.jsonl"),) if dp_sgd else ()  # the ledger's mirror in MLflow (ADR 0008)
-        if dp_sgd:
+        if dp_sgd:  # the budget is charged here, where the ledger's credentials are, never in the child
+            training()  # the code runs once to refuse what cannot be fitted before anything is spent
             refused = self.charge_ledger(context, workdir, data_digest, dp_sgd, name)
             if refused:
                 return replace(check_training(record, self.policy, started, refused), artifacts=spends)
-        fitted = _fitted(output, seed, dp_sgd, adversarial)
-        how = {f"training.{k}": v for k, v in fitted.params.items()}
-        with mlflow_errors("logging and registering the model", client.tracking_uri):
-            with mlflow.start_run(run_id=run_id):
-                mlflow.log_params(how)
-                mlflow.log_metrics(fitted.metrics)
-                info = self.log_model(fitted, name, libraries, output)
-            version = str(info.registered_model_version)
-            model_uri = f"models:/{name}/{version}"
+        trained = training(out_dir=workdir / "model")
+        how = {f"training.{k}": v for k, v in trained.params.items()}
+        with mlflow_errors("logging the training results", client.tracking_uri), mlflow.start_run(run_id=run_id):
+            mlflow.log_params(how)
+            mlflow.log_metrics(trained.metrics)
+        version = register_model_dir(client, run_id, trained.model_dir, name, params=how,
+                                     tags={"mlgate.sandbox": trained.sandbox})
+        model_uri = f"models:/{name}/{version}"
+        with mlflow_errors("tagging the model version", client.tracking_uri):
             digest = model_digest(client, model_uri)
             tags = {TAG_MODEL_DIGEST: digest, TAG_DATA_DIGEST: data_digest, TAG_CODE_DIGEST: code_tree,
                     "mlgate.code_version": code, "mlgate.seed": str(seed), "mlgate.pipeline": pipeline_key(context),
-                    "mlgate.training.method": str(fitted.params.get("method", "callable")),
-                    **({"mlgate.dp_epsilon": f"{fitted.metrics['dp_epsilon']:.6g}"} if dp_sgd else {})}
+                    "mlgate.training.method": trained.params.get("method", "callable"),
+                    **({"mlgate.dp_epsilon": f"{trained.metrics['dp_epsilon']:.6g}"} if dp_sgd else {})}
             for key, value in tags.items():
                 client.set_model_version_tag(name, version, key, value)
         context["ti"].xcom_push(key="model_name", value=name)
         context["ti"].xcom_push(key="model_version", value=version)
         record = replace(record, params={**record.params, **how}, model_uri=model_uri, model_digest=digest,
-                         metrics=fitted.metrics)
-        return replace(check_training(record, self.policy, started), artifacts=spends)
+                         metrics=trained.metrics)
+        result = check_training(record, self.policy, started)
+        findings = result.findings
+        if trained.note:
+            findings += (Finding(f"{self.gate_id}.sandbox", Severity.INFO, f"trained in a spawned child with "
+                                 f"{trained.note}"),)
+        return replace(result, metrics={**result.metrics, "sandbox": trained.sandbox}, findings=findings,
+                       artifacts=spends)
 
     def charge_ledger(self, context: Context, workdir: Path, data_digest: str, options: Any,
                       name: str) -> Finding | None:
@@ -170,51 +174,3 @@ class ModelTrainingGateOperator(BaseGateOperator):
         finally:
             ledger.close()
         return refused
-
-    def log_model(self, fitted: Any, name: str, libraries: dict[str, str], output: Any) -> Any:
-        import mlflow
-        import numpy as np
-
-        if fitted.flavor == "pytorch":
-            import mlflow.pytorch
-
-            example = None
-            if self.torch_serialization == "pt2":
-                # the traced graph needs an example input: zeros of the rows' shape, so no training row is stored
-                example = np.zeros((2, *np.shape(output.x)[1:]), dtype=np.float32)
-            return mlflow.pytorch.log_model(
-                fitted.model, name="model", registered_model_name=name, serialization_format=self.torch_serialization,
-                input_example=example,
-                pip_requirements=self.pip_requirements or [f"torch=={libraries.get('torch', '')}"])
-        with warnings.catch_warnings():
-            # skops walks every loaded module while saving; Airflow's deprecated aliases flood the log
-            warnings.filterwarnings("ignore", module=r"skops\.")
-            return mlflow.sklearn.log_model(
-                fitted.model, name="model", registered_model_name=name,
-                pip_requirements=self.pip_requirements or [f"scikit-learn=={libraries.get('scikit-learn', '')}"])
-
-
-def _refuse_unusable(output: Any, dp_sgd: Any, adversarial: Any, torch_serialization: str) -> None:
-    """Refuse, before anything is trained or spent, an output the gate could not fit or export."""
-    from mlgate.gates.model.fitting import TrainingSet, preflight
-    from mlgate.gates.model.model_eval import is_torch_module
-
-    if isinstance(output, TrainingSet):
-        preflight(output, dp_sgd, adversarial)
-        return
-    if dp_sgd or adversarial:
-        raise GateInputError("dp_sgd and adversarial_training need the training callable to return a mlgate.gates."
-                             f"model.fitting.TrainingSet for the gate to fit; it returned {type(output).__name__}")
-    if torch_serialization == "pt2" and is_torch_module(_model_and_metrics(output)[0]):
-        raise GateInputError("a torch module is exported (pt2) at the input shape of a TrainingSet; return one, "
-                             "or set torch_serialization='pickle'")
-
-
-def _fitted(output: Any, seed: int, dp_sgd: Any, adversarial: Any) -> Any:
-    """The model to log: the callable's own fitted model, or the gate's fit of its ``TrainingSet``."""
-    from mlgate.gates.model.fitting import Fitted, TrainingSet, fit, flavor_of
-
-    if isinstance(output, TrainingSet):
-        return fit(output, seed=seed, dp_sgd=dp_sgd, adversarial=adversarial)
-    model, metrics = _model_and_metrics(output)
-    return Fitted(model, flavor_of(model), {}, dict(metrics))

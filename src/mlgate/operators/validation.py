@@ -1,6 +1,7 @@
-"""Operators for the model validation gates: robustness, membership inference, fairness, explainability
-and poisoning. Each loads the model only after ``model.artifact`` passed for exactly its files in this
-run, from the very bytes it re-digested, and only in an isolated child process (ADR 0015)."""
+"""Operators for the model validation gates: robustness, membership inference, fairness, explainability,
+poisoning and the worst-case cost of an input. Each loads the model only after ``model.artifact`` passed for
+exactly its files in this run, from the very bytes it re-digested, and only in an isolated child process
+(ADR 0015)."""
 
 from __future__ import annotations
 
@@ -81,3 +82,9 @@ class ModelPoisoningGateOperator(ModelValidationGateOperator):
     """Backdoor detection on a PyTorch model's training data (activation clustering vs trusted held-out rows)."""
 
     gate_id = "model.poisoning"
+
+
+class ModelDosGateOperator(ModelValidationGateOperator):
+    """Worst-case latency and peak memory of one prediction on adversarially searched inputs."""
+
+    gate_id = "model.dos"

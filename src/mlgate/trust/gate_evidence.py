@@ -69,20 +69,21 @@ def sign_result(result: GateResult, signer: CryptoSigner, run_id: str | None) ->
 # --- who may sign what ---------------------------------------------------------------------------
 
 def functionaries(policy: Policy, trusted: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
-    """gate id -> the PEM public keys allowed to sign its results. Entries are key ids of ``trusted``
-    keys or paths of PEM public keys (relative to the policy file); a key id that is not trusted is an error."""
+    """gate id -> the PEM public keys allowed to sign its results. Entries are key ids of ``trusted`` keys
+    or inline PEM public keys, so the policy's digest pins each key's content (a path would pin only the
+    path; the policy model refuses one); a key id that is not trusted is an error."""
     by_id = {trusted_key(pem).keyid: pem for pem in trusted}
     steps: dict[str, tuple[str, ...]] = {}
     for gate, entries in policy.promotion.functionaries.items():
         keys: list[str] = []
         for entry in entries:
-            if _KEYID.fullmatch(entry):
-                if entry not in by_id:
-                    raise GateInputError(f"promotion.functionaries.{gate}: key id {entry[:16]}… is not among "
-                                         "the trusted keys")
+            if not _KEYID.fullmatch(entry):
+                keys.extend(public_keys([entry]))
+            elif entry in by_id:
                 keys.append(by_id[entry])
             else:
-                keys.extend(public_keys([policy.resolve(entry)]))
+                raise GateInputError(f"promotion.functionaries.{gate}: key id {entry[:16]}… is not among the "
+                                     "trusted keys")
         steps[gate] = tuple(keys)
     if not steps:
         return lambda gate: trusted

@@ -69,6 +69,24 @@ def load_verified_model(model_uri: str, *, trusted_keys: Iterable[str | Path] | 
         return mlflow.pyfunc.load_model(str(local))
 
 
+def servable_version(model_uri: str, *, trusted_keys: Iterable[str | Path] | None = None,
+                     tracking_uri: str | None = None) -> str:
+    """The version ``model_uri`` may be served as now, by the signed alias state and revocations, without
+    downloading anything; else ``UntrustedModelError``. A server re-checks with this between loads (ADR 0029):
+    a changed answer means load again through :func:`load_verified_model`."""
+    import mlflow
+
+    trusted = keyring_from_env(trusted_keys or ()).trusted_keys()
+    client = mlflow.MlflowClient(tracking_uri or default_tracking_uri())
+    name, version = resolve_version(client, model_uri)
+    alias = model_uri.split("@", 1)[1] if "@" in model_uri else None
+    try:
+        _check_alias_state(client, trusted, name, version, alias)
+    except AliasStateError as exc:
+        raise UntrustedModelError([f"refusing to serve {model_uri} ({name}/{version})", str(exc)]) from None
+    return version
+
+
 def _check_alias_state(client: Any, trusted: tuple[str, ...], name: str, version: str,
                        alias: str | None) -> tuple[Any, AliasState | None]:
     """The verified view of the model's signed alias states; the alias's state when loading by alias."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from mlgate.core.digests import file_digests, json_digest
 from mlgate.core.errors import EvidenceError, GateInputError, ToolError
 from mlgate.core.evidence import read_evidence, write_evidence
+from mlgate.core.redaction import redact_uri
 from mlgate.core.results import GateResult
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def mlflow_errors(action: str, uri: str) -> Iterator[None]:
     except (ToolError, EvidenceError):
         raise
     except Exception as exc:
-        raise ToolError(f"MLflow at {uri} failed while {action}: {type(exc).__name__}: "
+        raise ToolError(f"MLflow at {redact_uri(uri)} failed while {action}: {type(exc).__name__}: "
                         f"{str(exc)[:300]}") from exc
 
 
@@ -219,6 +220,23 @@ def download_model(client: MlflowClient, model_uri: str, directory: Path) -> Pat
         mlflow.set_tracking_uri(client.tracking_uri)
         mlflow.set_registry_uri(client._registry_uri)
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(directory)))
+
+
+def register_model_dir(client: MlflowClient, run_id: str, model_dir: Path, name: str, *,
+                       params: Mapping[str, str], tags: Mapping[str, str]) -> str:
+    """Log a saved MLflow model directory as a LoggedModel of ``run_id`` and register it as a version of
+    ``name``; the version's number. The files are uploaded as bytes: nothing here loads the model."""
+    import mlflow
+    from mlflow.entities import LoggedModelOutput
+
+    with mlflow_errors("logging and registering the model", client.tracking_uri):
+        experiment = client.get_run(run_id).info.experiment_id
+        logged = client.create_logged_model(experiment, name="model", source_run_id=run_id, params=dict(params),
+                                            tags=dict(tags))
+        client.log_model_artifacts(logged.model_id, str(model_dir))
+        client.finalize_logged_model(logged.model_id, "READY")
+        client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+        return str(mlflow.register_model(f"models:/{logged.model_id}", name).version)
 
 
 def model_file_digests(client: MlflowClient, model_uri: str) -> dict[str, str]:

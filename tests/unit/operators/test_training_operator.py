@@ -9,6 +9,7 @@ import os
 import uuid
 from pathlib import Path
 
+import mlflow
 import pytest
 import yaml
 
@@ -150,24 +151,46 @@ def test_dp_sgd_under_a_policy_without_budgets_is_a_config_error(tmp_path):
     assert versions(run) == []
 
 
-@pytest.mark.xfail(strict=True, reason="red team, not fixed: the training callable (A2's code) runs inside the "
-                                       "Airflow worker process, which holds the signing key (env, key file or "
-                                       "connection); training is not yet run through core.isolation")
 def test_training_code_cannot_read_the_signing_key(tmp_path, monkeypatch):
-    """Red team (A2 supplies training code): the code trains a good model and copies the worker's signing
-    key on the side; with the key it signs passed results for any model."""
+    """Red team (A2 supplies training code): the code trains a good model and hunts for the worker's signing
+    key, connection, variables and credentials, smuggling what it finds into its metrics and its model. It
+    finds nothing (it runs in the isolated child), and the gate still trains, registers and reports."""
     from mlgate.trust.keys import KEY_FILE_ENV
     from tests.helpers import new_run
 
+    key_file = Path(os.environ[KEY_FILE_ENV])
+    key_body = key_file.read_text().splitlines()[1]
+    monkeypatch.setenv("AIRFLOW_CONN_MLGATE_SIGNING", json.dumps({"conn_type": "mlgate_signing",
+                                                                  "extra": {"key_file": str(key_file)}}))
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "CANARY-aws")
+    monkeypatch.setenv("AIRFLOW__CORE__FERNET_KEY", "CANARY-fernet")
     run = new_run(tmp_path)
-    loot = tmp_path / "loot.txt"
-    monkeypatch.setenv("MLGATE_LOOT", str(loot))
     verified = context(run, "data_integrity")
     integrity_op(run).execute(verified)
     upstream = {("data_integrity", "data.integrity"): verified["ti"].pushed["data.integrity"]}
-    snooping = "tests.fixtures.snooping_training:snooping_train"
-    ModelTrainingGateOperator(task_id="train_model", training_callable=snooping, data_path=str(run["data"]),
-                              hyperparameters={"C": 0.5}, seed=3,
-                              policy_path=str(run["policy"])).execute(context(run, "train_model", upstream))
-    key_body = Path(os.environ[KEY_FILE_ENV]).read_text().splitlines()[1]
-    assert key_body not in loot.read_text()
+    trained = context(run, "train_model", upstream)
+    ModelTrainingGateOperator(task_id="train_model", training_callable="tests.fixtures.snooping_training:"
+                              "snooping_train", data_path=str(run["data"]), seed=3,
+                              hyperparameters={"C": 0.5, "key_file": str(key_file)},
+                              policy_path=str(run["policy"])).execute(trained)
+    result = trained["ti"].pushed["model.training"]
+    assert result["status"] == "passed" and result["metrics"]["accuracy"] > 0.6
+    assert (result["metrics"]["loot_pem"], result["metrics"]["loot_secret_vars"]) == (0, 0), result["metrics"]
+    assert result["metrics"]["sandbox"] == "bwrap"
+    stored = Path(MlflowHook().get_conn().download_artifacts(
+        pipeline_run_of(run)[1].info.run_id, "", str(tmp_path / "run")))
+    model = Path(mlflow.artifacts.download_artifacts(f"models:/{run['model']}/{trained['ti'].pushed['model_version']}",
+                                                     dst_path=str(tmp_path / "model")))
+    for path in [*model.rglob("*"), *stored.rglob("*")]:
+        if path.is_file():
+            text = path.read_bytes()
+            assert key_body.encode() not in text and b"CANARY-" not in text, path
+
+
+def test_a_training_callable_that_cannot_cross_to_the_child_is_an_input_error(tmp_path):
+    run = digits_run(tmp_path)
+    ctx = context(run, "train_model", run["upstream"])
+    with pytest.raises(GateConfigViolation, match="training_callable must be importable"):
+        ModelTrainingGateOperator(task_id="train_model", training_callable=lambda **_: None,
+                                  data_path=str(run["data"]), policy_path=str(run["policy"])).execute(ctx)
+    assert versions(run) == []

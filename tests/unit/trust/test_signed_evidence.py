@@ -10,12 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlgate.core.errors import PolicyError
 from mlgate.core.policy import load_policy
 from mlgate.core.results import GateResult, Status, Subject, ToolInfo, utcnow
 from mlgate.hooks.mlflow import MlflowHook
 from mlgate.trust.attestation import generate_key, signer_from_file
 from mlgate.trust.audit import read_decisions
-from mlgate.trust.keys import POLICY_DIGESTS_ENV, keyring_from_env
+from mlgate.trust.gate_evidence import functionaries
+from mlgate.trust.keys import POLICY_DIGESTS_ENV, keyring_from_env, public_keys
 from mlgate.trust.promote import promote
 from mlgate.trust.registry import (
     TAG_CODE_DIGEST,
@@ -149,7 +151,7 @@ def test_per_gate_functionaries_accept_only_their_own_key(client, policy, tmp_pa
     (trusted for every other gate) signing it counts as missing, its own key signing it passes."""
     trainer, trainer_pub = generate_key(tmp_path / "trainer.pem")
     data = yaml.safe_load(Path(policy.source).read_text())
-    data["promotion"]["functionaries"] = {"model.training": [str(trainer_pub)],
+    data["promotion"]["functionaries"] = {"model.training": [trainer_pub.read_text()],
                                           "*": [keyring_from_env().signer().public_key.keyid]}
     policy = load_policy(write_policy(Path(policy.source), data))
     version = good_version(client, policy)
@@ -162,6 +164,22 @@ def test_per_gate_functionaries_accept_only_their_own_key(client, policy, tmp_pa
                                       policy), signer_from_file(trainer))
     outcome = promote(client, policy, name, version, "pipeline", keyring_from_env())
     assert outcome.status is Status.PASSED, outcome.top_failures()
+
+
+def test_a_functionary_key_given_by_path_is_refused(policy, tmp_path):
+    """Red team: a trusted policy naming ``keys/trainer.pub`` pins the path, not the key; whoever can write
+    beside the policy swaps the file and becomes the functionary. Only key ids and inline PEM are accepted."""
+    _, trainer_pub = generate_key(tmp_path / "trainer.pem")
+    data = yaml.safe_load(Path(policy.source).read_text())
+    data["promotion"]["functionaries"] = {"model.training": [str(trainer_pub)]}
+    with pytest.raises(PolicyError, match=r"functionaries of model.training: .* is neither a key id .* nor an "
+                                          r"inline PEM public key; a key file's path is refused"):
+        load_policy(write_policy(tmp_path / "by-path.yaml", data))
+    pinned = trainer_pub.read_text()
+    data["promotion"]["functionaries"] = {"model.training": [pinned]}
+    inline = load_policy(write_policy(tmp_path / "inline.yaml", data))
+    trainer_pub.write_text(generate_key(tmp_path / "swapped.pem")[1].read_text())  # a swapped file changes nothing
+    assert functionaries(inline, ())("model.training") == public_keys([pinned])
 
 
 def test_a_permissive_policy_of_the_triggerers_own_is_refused_and_audited(client, policy, tmp_path, monkeypatch):

@@ -29,10 +29,12 @@ _STREET_WORDS = (r"(?:Street|St|Avenue|Ave|Road|Rd|Lane|Ln|Drive|Dr|Boulevard|Bl
                  r"|Village|Ville|Plaza|Alley|Via|Estates?|Manor|View|Meadows?|Passage|Pike|Bypass)")
 _FR_STREET = r"(?:rue|avenue|boulevard|bd|chemin|allée|place|impasse|quai|cours|route|voie)"
 _DE_STREET = r"(?:straße|strasse|str\.|weg|gasse|allee|platz|ring|damm|ufer|chaussee|steig|pfad)"
-# Every alternative of STREET holds one of these (a street word, a US state and ZIP, a UK postcode): a
-# house number alone would keep most free-text cells.
-STREET_PREFILTER = (r"\b" + _STREET_WORDS + r"\b|(?i:\b" + _FR_STREET + r")|(?i:(?:Flat|Studio|Apartment) \d)"
-                    r"|(?i:" + _DE_STREET + r") \d|[A-Z]{2} \d{5}|[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}")
+# Every alternative of STREET holds one of these (a street word, a house number and a French street word,
+# a US state and ZIP, ", " and a UK postcode): a house number alone, a French word alone ("place") or a
+# postcode shape inside an IBAN or a token would keep most free-text cells.
+STREET_PREFILTER = (r"\b" + _STREET_WORDS + r"\b|\d[a-zA-Z]?,? (?i:" + _FR_STREET + r")"
+                    r"|(?i:(?:Flat|Studio|Apartment) \d)|(?i:" + _DE_STREET + r") \d|[A-Z]{2} \d{5}"
+                    r"|, [A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b")
 STREET = re.compile(
     r"\b\d{1,5}[a-zA-Z]?,? (?:[A-Z][\w'’-]+ ){1,4}" + _STREET_WORDS + r"\b\.?(?: (?:Apt\.|Suite) \d+)?"
     r"|\b\d{1,5}[a-zA-Z]?,? (?i:" + _FR_STREET + r")(?: (?:de la|de l'|du|des|de|d')?[ ]?[\w'’-]+){1,4}"

@@ -12,8 +12,11 @@ must still pass the validator.
 
 from __future__ import annotations
 
+import math
+import random
 import re
 import string
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -25,15 +28,21 @@ from mlgate.gates.data import entities, secrets
 from mlgate.gates.data.policies import PII_TYPES
 from mlgate.gates.data.secrets import high_entropy, valid_jwt, valid_token
 from mlgate.gates.data.validators import (
+    NATIONAL_IDS,
+    NATIONAL_REGIONS,
+    UNCHECKED,
     card_issuer,
+    in_region,
     luhn_ok,
     national_id_scheme,
+    national_id_schemes,
     valid_bare_phone,
     valid_card,
     valid_international_phone,
     valid_ipv4,
     valid_ipv6,
     valid_phone,
+    valid_regions,
     valid_ssn,
 )
 from mlgate.gates.data.validators import valid_iban as valid_iban
@@ -66,6 +75,19 @@ def not_in_iban(text: str, start: int, end: int) -> bool:
     """A digit run right after an IBAN's country and check digits (``DE89 3704 …``) is that IBAN's body,
     valid or not, never a phone number."""
     return clear_of_neighbours(text, start, end) and not _IBAN_HEAD.search(text, max(0, start - 40), start)
+
+
+def not_in_address(text: str, start: int, end: int) -> bool:
+    """``not_in_iban``, and no ``:`` on either side (the groups of an IPv6 address)."""
+    return (not_in_iban(text, start, end) and not (start and text[start - 1] == ":")
+            and text[end:end + 1] != ":")
+
+
+def clear_of_digits(text: str, start: int, end: int) -> bool:
+    """No digit (or ``digit.``/``-digit``) touching the value; letters before it may (a missing space)."""
+    if start and (text[start - 1].isdigit() or text[start - 1] in ".+-"):
+        return False
+    return end >= len(text) or not (text[end].isdigit() or (text[end] in ".-" and text[end + 1:end + 2].isdigit()))
 
 
 _SSN_SHAPE = re.compile(r"\d{3}[ .-]\d{2}[ .-]\d{4}")
@@ -124,19 +146,51 @@ class Pattern:
 
 
 @dataclass(frozen=True)
+class ColumnEvidence:
+    """A whole-cell shape that classifies a column by its values when its header does not name the type.
+
+    ``classes`` names what one value is (its ID schemes, the regions whose plan holds it); ``member`` checks
+    one value against one class. The column holds the type when one class covers ``EVIDENCE_SHARE`` of its
+    non-empty cells: a column of PESELs passes, a column of order numbers does not (random 9-digit
+    numbers pass the SSN ranges 87% of the time, random 10-digit numbers one region's phone plan at most 82%,
+    a national ID's check 4-12%). A column of a few cells is judged on those (nothing else to weigh).
+    """
+
+    regex: re.Pattern[str]  # whole cell; group ``v`` is the value
+    classes: Callable[[str], frozenset[str]]
+    member: Callable[[str, str], bool]
+    universe: tuple[str, ...]  # every class ``classes`` can name
+
+    @property
+    def prefilter(self) -> str:
+        return self.regex.pattern
+
+
+EVIDENCE_SHARE = 0.95
+# The column's share must also be unlikely for random values of the same shape (a one-sided binomial test):
+# one lone cell counts only for a class that rejects most random values of its shape (a check digit, a
+# selective numbering plan), not for one that takes most (the SSN ranges, Germany's or India's phone plan).
+EVIDENCE_CHANCE = 0.5
+_CHANCE_TRIALS = 200
+_EVIDENCE_SAMPLE = 400  # cells the vote is taken on; the winning class is then checked on every cell
+
+
+@dataclass(frozen=True)
 class Detector:
     type: str
     patterns: tuple[Pattern, ...]
     column_hint: re.Pattern[str] | None = None  # column names that admit ``hinted`` shapes
     hinted: tuple[Pattern, ...] = ()
+    by_values: ColumnEvidence | None = None  # for columns whose name does not say
     # One Arrow pass with the union of every prefilter first; off where the union is too big for RE2's DFA
     # (the secret rules), which then runs slower than one pass per pattern.
     union_prefilter: bool = True
 
+    def named(self, column: str) -> bool:
+        return self.column_hint is not None and self.column_hint.search(column) is not None
+
     def patterns_for(self, column: str) -> tuple[Pattern, ...]:
-        if self.column_hint is not None and self.column_hint.search(column):
-            return self.patterns + self.hinted
-        return self.patterns
+        return self.patterns + self.hinted if self.named(column) else self.patterns
 
 
 def _p(prefilter: str, regex: str, validate: Callable[[str], bool] | None = None, bounded: bool = False,
@@ -225,10 +279,25 @@ _ID_COLUMNS = re.compile(r"(?i)national|\bnin|nino|tax.?id|personal.?(?:id|code|
 # Words that name a national identifier in free text: they admit bare digit runs (a PESEL, an NHS number)
 # that would be any number's look-alike without them; the value must still pass its scheme's check.
 _ID_CONTEXT = re.compile(r"(?i)pesel|personnummer|\bpnr\b|aadhaa?r|\bnhs\b|hetu|henkilötunnus|\bnif\b|\bnie\b"
+                         r"|steuer-?id|\bidnr\b|steuer(?:liche )?identifikationsnummer"
                          r"|\bdni\b|\bbsn\b|burgerservice|\bnir\b|insee|\bcpf\b|national (?:id|insurance)"
                          r"|(?:personal )?identity (?:code|number)|\bid (?:code|number|no)\b|social security")
 _NATIONAL_BARE = _p(r"^\s*[0-9A-Za-z][0-9A-Za-z ./+-]{7,22}\s*$", r"^\s*[0-9A-Za-z][0-9A-Za-z ./+-]{7,22}\s*$",
                     lambda v: national_id_scheme(v.strip()) is not None)
+
+
+def _evidence(value: str, classes: Callable[[str], frozenset[str]], member: Callable[[str, str], bool],
+              universe: tuple[str, ...]) -> ColumnEvidence:
+    return ColumnEvidence(re.compile(r"^\s*(?P<v>" + value + r")\s*$"), classes, member, universe)
+
+
+_SSN_VALUES = _evidence(r"\d{9}", lambda v: frozenset({"us_ssn"}) if valid_ssn(v) else frozenset(),
+                        lambda v, _: valid_ssn(v), ("us_ssn",))
+_PHONE_VALUES = _evidence(r"\+?\d{10,15}", valid_regions, in_region, NATIONAL_REGIONS)
+# a scheme without a check digit (a date and a serial, a letter pattern) is no evidence on its own
+_NATIONAL_VALUES = _evidence(r"[0-9A-Za-z .:/+-]{0,22}\d[0-9A-Za-z .:/+-]{0,22}",
+                             lambda v: national_id_schemes(v) - UNCHECKED if 8 <= len(v) <= 23 else frozenset(),
+                             lambda v, scheme: NATIONAL_IDS[scheme](v), tuple(set(NATIONAL_IDS) - UNCHECKED))
 
 
 # Words that name the number next to them: a bare digit run after one may be that type.
@@ -261,13 +330,15 @@ def _detectors() -> dict[str, Detector]:
                flags=re.I),
         ), column_hint=re.compile(r"(?i)phone|mobile|\btel|fax|cell"), hinted=(
             _p(r"^\+?\d{10,15}$", r"^\+?\d{10,15}$", valid_phone),
-        )),
+        ), by_values=_PHONE_VALUES),
         "us_ssn": Detector("us_ssn", (
             _p(r"\d{3}[ .-]\d{2}[ .-]\d{4}", r"\b\d{3}([ .-])\d{2}\1\d{4}\b", valid_ssn, bounded=True),
+            # one of the two dashes left out (078-051121); not 5-4, which is how a US ZIP+4 code is written
+            _p(r"\b\d{3}-\d{6}\b", r"\b\d{3}-\d{6}\b", lambda v: valid_ssn(v.replace("-", "")), bounded=True),
             _p(_SSN_CONTEXT, _SSN_CONTEXT + r"[^\d\n]{0,15}?(?P<v>\d{9})\b", valid_ssn, bounded=True, flags=re.I),
         ), column_hint=re.compile(r"(?i)ssn|social.?sec"), hinted=(
             _p(r"^\d{9}$", r"^\d{9}$", valid_ssn),
-        )),
+        ), by_values=_SSN_VALUES),
         "credit_card": Detector("credit_card", (
             _p(r"\b[1-8]\d{3}(?:[ -]?\d){9,15}\b",
                r"\b(?:\d{4}[ -]\d{4}(?:[ -]\d{4}){1,2}[ -]\d{1,4}"   # 4-4-4-4, 4-4-4-1, 4-4-4-4-3
@@ -301,11 +372,13 @@ def _detectors() -> dict[str, Detector]:
             _p(r"\b(?:\d{2})?\d{6}[-+]\d{4}\b", r"\b(?:\d{2})?\d{6}[-+]\d{4}\b", _scheme("se.personnummer", "dk.cpr"),
                bounded=True),
             _p(r"\b[2-9]\d{3}[ :-]\d{4}[ :-]\d{4}\b", r"\b[2-9]\d{3}([ :-])\d{4}\1\d{4}\b", _scheme("in.aadhaar"),
-               bounded=True, boundary=not_in_iban),
+               bounded=True, boundary=not_in_address),
             # the prefilter is the context words (rarer than digit runs); the value's shape is checked in Python
-            _p(_ID_CONTEXT.pattern, r"\b(?:\d[ :-]?){8,11}\d\b", lambda v: national_id_scheme(v) is not None,
-               bounded=True),
-        ), column_hint=_ID_COLUMNS, hinted=(_NATIONAL_BARE,)),
+            # the value may be glued to the word before it (``id code is030594W903B``): the context word
+            # already says what it is
+            _p(_ID_CONTEXT.pattern, r"(?<!\d)(?:\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]|(?:\d[ :-]?){8,11}\d)(?![\w])",
+               lambda v: national_id_scheme(v) is not None, bounded=True, boundary=clear_of_digits),
+        ), column_hint=_ID_COLUMNS, hinted=(_NATIONAL_BARE,), by_values=_NATIONAL_VALUES),
         # No free-text shape without a named-entity model: a column named for names, whose cells read as one.
         "person_name": Detector("person_name", (), column_hint=entities.NAME_COLUMNS, hinted=(
             Pattern(r"^\s*[^\d@/:]+$", re.compile(entities.NAME_VALUE)),
@@ -362,6 +435,12 @@ def find_spans(values: pa.Array, detector: Detector, column: str) -> dict[int, l
     """
     patterns = detector.patterns_for(column)
     found: dict[int, list[Span]] = {}
+    # a column whose name says which number it holds (ssn, phone, pesel) is judged by that type's rules alone
+    if detector.by_values is not None and not any(d.named(column) for d in detectors().values() if d.by_values):
+        for row, span in _by_values(values, detector.by_values).items():
+            found[row] = [span]
+    if not patterns:  # person_name outside a column named for names
+        return found
     if detector.union_prefilter:
         rows = _candidates(values, "|".join(f"(?:{p.prefilter})" for p in patterns))
         if not len(rows):
@@ -384,6 +463,59 @@ def find_spans(values: pa.Array, detector: Detector, column: str) -> dict[int, l
                 if spans:
                     found.setdefault(row, []).extend(spans)
     return {row: _outermost(spans) for row, spans in found.items()}
+
+
+def _shape(value: str) -> str:
+    return value.translate(_SHAPE)
+
+
+_SHAPE = str.maketrans(string.digits + string.ascii_letters, "9" * 10 + "a" * 26 + "A" * 26)
+
+
+@cache
+def _chance(evidence: ColumnEvidence, cls: str, shape: str) -> float:
+    """How often a random value of ``shape`` (same digits, letters and separators) is in ``cls``: what the
+    class's check is worth as evidence, measured on the validator itself rather than kept in a table."""
+    rng = random.Random(f"{cls}:{shape}")  # noqa: S311 - a fixed sample of the null model, not a secret
+    pools = {"9": string.digits, "a": string.ascii_lowercase, "A": string.ascii_uppercase}
+    hits = sum(evidence.member("".join(rng.choice(pools[c]) if c in pools else c for c in shape), cls)
+               for _ in range(_CHANCE_TRIALS))
+    return hits / _CHANCE_TRIALS
+
+
+def _tail(n: int, k: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p)."""
+    return min(1.0, sum(math.comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(k, n + 1)))
+
+
+def _by_values(values: pa.Array, evidence: ColumnEvidence) -> dict[int, Span]:
+    """Whole-cell values of the one class that covers ``EVIDENCE_SHARE`` of the column's non-empty cells
+    (voted on a spread sample of the candidates); nothing when no class does."""
+    rows = _candidates(values, evidence.prefilter)
+    if not len(rows):
+        return {}
+    nonempty = pc.sum(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(values)), 0)).as_py() or 0
+    if len(rows) < EVIDENCE_SHARE * nonempty:
+        return {}
+    cells = {row: match.span("v") + (match.group("v"),) for row, text in
+             zip(rows.to_pylist(), values.take(rows).to_pylist(), strict=True)
+             if (match := evidence.regex.match(text))}
+    sample = list(cells.values())[::max(1, len(cells) // _EVIDENCE_SAMPLE)]
+    votes = Counter(cls for _, _, value in sample for cls in evidence.classes(value))
+    if not votes:
+        return {}
+    shares = {cls: count for cls, count in votes.items()
+              if count * len(cells) >= EVIDENCE_SHARE * nonempty * len(sample)}
+    shapes = [_shape(value) for *_, value in sample]
+    # every class that random values of these shapes can fall in is a test taken (Bonferroni): a bare
+    # 10-digit number is valid in some region's phone plan nearly always, in Turkey's 1 time in 10
+    tests = sum(any(_chance(evidence, cls, shape) for shape in set(shapes)) for cls in evidence.universe)
+    tails = {cls: tests * _tail(len(sample), count, sum(_chance(evidence, cls, shape) for shape in shapes)
+                                / len(sample)) for cls, count in shares.items()}
+    best = min(tails, key=tails.get, default=None)
+    if best is None or tails[best] > EVIDENCE_CHANCE:
+        return {}
+    return {row: (start, end) for row, (start, end, value) in cells.items() if evidence.member(value, best)}
 
 
 def _outermost(spans: list[Span]) -> list[Span]:

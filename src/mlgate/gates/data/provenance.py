@@ -11,19 +11,11 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from mlgate.core.errors import GateInputError
+from mlgate.core.redaction import redact_uri
 
 PROVENANCE_VERSION = 1
-
-
-def redact_uri(uri: str) -> str:
-    """``https://user:pw@host/p?sig=…`` → ``https://host/p``; plain paths are kept as they are."""
-    parts = urlsplit(uri)
-    if not parts.scheme or not parts.netloc:
-        return uri
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
 
 
 @dataclass(frozen=True)

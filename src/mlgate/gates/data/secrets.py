@@ -112,7 +112,18 @@ def valid_jwt(text: str) -> bool:
 
 # The same chunk three times (1234-1234-1234, 123123123) or an ascending run of five (12345, abcde): a
 # fixture's filler, never a random token's body.
-_FILLER = re.compile(r"(.{3,}?)(?:[-_.]?\1){2,}|(.)\2{5}|01234|12345|23456|34567|45678|56789|abcde|bcdef", re.I)
+_FILLER_CHUNK = re.compile(r"(.{3,}?)(?:[-_.]?\1){2,}", re.I)
+_FILLER_RUN = re.compile(r"(.)\1{5}|01234|12345|23456|34567|45678|56789|abcde|bcdef", re.I)
+
+
+def _filler(body: str) -> bool:
+    """``_FILLER_CHUNK`` backtracks over every chunk length at every position (most of a token check's time);
+    a repeated chunk repeats its first three characters, so a body with no repeated trigram is skipped."""
+    if _FILLER_RUN.search(body):
+        return True
+    lower = body.lower()  # the chunk's backreference is case-insensitive
+    trigrams = [lower[i:i + 3] for i in range(len(lower) - 2)]
+    return len(set(trigrams)) < len(trigrams) and _FILLER_CHUNK.search(body) is not None
 
 
 def valid_token(text: str) -> bool:
@@ -121,7 +132,7 @@ def valid_token(text: str) -> bool:
     tokens exist: ``hf_jCBaQng…``). Identifiers that share a prefix (``hf_requiredCharacteristicTypes``,
     ``xoxp-1-initial``) are neither."""
     body = re.sub(r"^[A-Za-z]{2,5}[_-](?:\d[_-])?", "", text)
-    if is_placeholder(text) or len(body) < 12 or _FILLER.search(body):
+    if is_placeholder(text) or len(body) < 12 or _filler(body):
         return False
     if any(ch.isdigit() for ch in body):
         return True
@@ -212,6 +223,10 @@ def _names_a_credential(text: str, start: int, suffix: str) -> bool:
     return not _NOT_A_VALUE.search(suffix) and not _PUBLIC.search(text[max(0, start - 12):start])
 
 
+_OTHER_FORMS = ((XML_ELEMENT, "xml", ("</",)), (CALL, "call", ("(",)), (REVERSED, "rv", ("==", "!=")),
+                (CLI_USER, "cli", ("-u", "--user", "--http-user")))
+
+
 def credential_spans(text: str) -> list[tuple[int, int]]:
     """Spans of credential values assigned to a credential-like name, in any of the common syntaxes."""
     spans = []
@@ -224,7 +239,9 @@ def credential_spans(text: str) -> list[tuple[int, int]]:
         if credential_value(match.group(group), quoted=group != "bare",
                             uuid_ok=bool(_API_KEY_NAME.match(text, match.start()))):
             spans.append(match.span(group))
-    for regex, name in ((XML_ELEMENT, "xml"), (CALL, "call"), (REVERSED, "rv"), (CLI_USER, "cli")):
+    for regex, name, needles in _OTHER_FORMS:
+        if not any(needle in text for needle in needles):  # what every match of the form holds
+            continue
         for match in regex.finditer(text):
             group = "cliuser" if name == "cli" and not match.group("cli") else name
             if credential_value(match.group(group), quoted=True):

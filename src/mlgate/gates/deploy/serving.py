@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 # Images and commands of model servers (not tracking servers: ``mlflow server`` serves no model).
 MODEL_SERVER = re.compile(
-    r"(?i)(mlflow\s+models\s+serve|mlflow\s+deployments\s+run-local|\buvicorn\b|torchserve|tritonserver|"
+    r"(?i)(mlflow\s+models\s+serve|\bmlgate\s+serve\b|mlflow\s+deployments\s+run-local|\buvicorn\b|torchserve|tritonserver|"
     r"bentoml(\s+serve|/)|\bkserve\b|kserve/|seldon|mlserver|tensorflow_model_server|tensorflow/serving|"
     r"\bvllm\b|text-generation-(inference|launcher)|\bollama\b|openvino/model_server|\bray\s+serve\b|"
     r"\bserve\s+run\b|huggingface/text-generation|llama[._-]cpp.*server)")

@@ -18,7 +18,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from mlgate.core.errors import GateInputError, ToolError
+from mlgate.core.callables import import_path_of
+from mlgate.core.errors import ToolError
 from mlgate.core.isolation import run_isolated
 from mlgate.core.policy import Policy, parse_policy
 from mlgate.core.results import Finding, GateResult, Severity
@@ -36,16 +37,6 @@ def evaluate(*, gate: str, model_dir: str, policy: dict[str, Any], policy_source
     result = validate_model(gate, load_flavor(Path(model_dir)), data, parse_policy(policy, policy_source),
                             model_digest=model_digest, model_uri=model_uri, out_dir=Path(out_dir))
     return result.to_dict()
-
-
-def import_path_of(target: str | Callable[..., Any], role: str) -> str:
-    """``"module:function"`` for a callable the child can import by name; a closure or lambda cannot cross."""
-    if isinstance(target, str):
-        return target
-    module, name = getattr(target, "__module__", None), getattr(target, "__qualname__", "")
-    if not module or not name.isidentifier():
-        raise GateInputError(f"{role} must be importable as 'package.module:function' to run isolated, got {target!r}")
-    return f"{module}:{name}"
 
 
 def _accepted(value: Any, gate: str, model_digest: str, policy: Policy) -> GateResult:

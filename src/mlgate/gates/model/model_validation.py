@@ -118,6 +118,16 @@ def _poisoning(view: FeatureView, policy: Policy, **bound: Any) -> GateResult:
                            policy.digest, **bound)
 
 
+def _dos(model: Any, data: ValidationData, policy: Policy, *, out_dir: Path, **bound: Any) -> GateResult:
+    """The model as served (featurizer included), on the held-out rows as clients would send them."""
+    from mlgate.gates.model.dos import check_dos
+
+    return check_dos(model, data.x_test, policy.section("model.dos"), policy.digest, **bound)
+
+
+# Gates that judge the model as it is served, not its final estimator in feature space.
+AS_SERVED: dict[str, Callable[..., GateResult]] = {"model.dos": _dos}
+
 VALIDATIONS: dict[str, Callable[..., GateResult]] = {
     "model.robustness": _robustness,
     "model.privacy": _privacy,
@@ -130,5 +140,9 @@ VALIDATIONS: dict[str, Callable[..., GateResult]] = {
 def validate_model(gate: str, model: Any, data: ValidationData, policy: Policy, *, model_digest: str,
                    model_uri: str, out_dir: Path) -> GateResult:
     """Run one validation gate on a loaded model; the result is bound to ``model_digest``."""
+    if gate in AS_SERVED:
+        if not isinstance(data, ValidationData):
+            raise GateInputError(f"the data callable must return ValidationData, got {type(data).__name__}")
+        return AS_SERVED[gate](model, data, policy, model_digest=model_digest, model_uri=model_uri, out_dir=out_dir)
     return VALIDATIONS[gate](feature_view(model, data), policy, model_digest=model_digest, model_uri=model_uri,
                              out_dir=out_dir)

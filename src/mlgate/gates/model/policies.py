@@ -121,3 +121,15 @@ class ExplainabilityPolicy(StrictPolicy):
     samples: int = Field(default=2000, ge=10)
     scoring: str | None = Field(default=None, description="scikit-learn scorer name; default: the model's score")
     seed: int = 0
+
+class DosPolicy(StrictPolicy):
+    max_latency_ms: float = Field(default=1000.0, gt=0, description="worst single-row latency allowed")
+    max_latency_ratio: float = Field(default=50.0, gt=1, description="worst latency allowed, in medians")
+    ratio_floor_ms: float = Field(default=20.0, ge=0, description="a worst case below this never blocks by ratio")
+    max_memory_mb: float = Field(default=512.0, gt=0, description="worst peak memory of one prediction")
+    samples: int = Field(default=50, ge=5, description="held-out rows timed for the median")
+    repeats: int = Field(default=3, ge=1)
+    max_string_length: int = Field(default=100_000, ge=16)
+    sponge_steps: int = Field(default=40, ge=0)
+    report: int = Field(default=5, ge=1, description="worst inputs listed in the evidence")
+    seed: int = 0

@@ -33,6 +33,7 @@ between the groups' inner edges (the open-ended outer groups have no width).
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -338,7 +339,7 @@ def _numeric_stats(cur: np.ndarray, reference: np.ndarray | tuple[np.ndarray, np
     ref_g, cur_g = np.add.reduceat(ref_counts, starts), np.add.reduceat(cur_counts, starts)
     shape = _Shape(ref_g.astype(np.float64), upper[starts[1:] - 1], std)
     effect = float(shape.wasserstein(ref_g, cur_g.astype(np.float64)))
-    null = null_quantile(shape, ref_g, n, cur.size, config.alpha, config.bootstrap)
+    null = null_quantile(shape, ref_g, n, cur.size, config.alpha, _draws(config))
     return {"kind": "numeric", "test": "ks", "ks_method": method, "statistic": round(statistic, 6),
             "p_value": ks_pvalue(statistic, n, cur.size), "effect": "wasserstein", "effect_size": effect,
             "null_quantile": null, "effect_threshold": max(config.min_wasserstein, null),
@@ -357,7 +358,7 @@ def _categorical_stats(cur: dict[str, float], ref: dict[str, float], config: Dri
     else:
         statistic, p_value = (float(x) for x in chi2_contingency(table, correction=False)[:2])
     rows = int(table[1].sum())
-    null = null_quantile(None, table[0], float(table[0].sum()), rows, config.alpha, config.bootstrap)
+    null = null_quantile(None, table[0], float(table[0].sum()), rows, config.alpha, _draws(config))
     return {"kind": "categorical", "test": "chi2", "statistic": round(statistic, 6), "p_value": p_value,
             "effect": "total_variation", "effect_size": float(total_variation(table[0], table[1])),
             "null_quantile": null, "effect_threshold": max(config.min_total_variation, null),
@@ -480,6 +481,10 @@ def _concept_drift(current: pd.DataFrame, reference: pd.DataFrame | ReferencePro
             "reference_accuracy": round(ref[0], 6), "accuracy_upper_bound": round(upper, 6),
             "drop": round(ref[0] - accuracy, 6),
             "drifted": bool(upper < ref[0] - config.max_accuracy_drop)}
+
+
+def _draws(config: DriftPolicy) -> int:
+    return max(config.bootstrap, math.ceil(20 / config.alpha))
 
 
 def _judge(column: str, s: dict[str, Any], p_adjusted: float, config: DriftPolicy) -> Finding | None:

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class DriftPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    alpha: float = Field(default=0.01, gt=0, lt=1, description="family-wise level of the tests and of the "
-                         "effects' null quantiles")
+    alpha: float = Field(default=0.001, gt=0, lt=1, description="family-wise level of the tests and of the "
+                         "effects' null quantiles: a healthy window drifts with probability about alpha")
     correction: Literal["bonferroni", "holm", "bh"] = "holm"
     min_wasserstein: float = Field(default=0.05, ge=0, description="smallest numeric effect that counts, in "
                                    "reference standard deviations")
@@ -27,7 +27,8 @@ class DriftPolicy(BaseModel):
     min_rows: int = Field(default=100, ge=2)
     max_accuracy_drop: float = Field(default=0.05, ge=0, le=1)
     bins: int = Field(default=50, ge=2, le=200, description="reference-quantile groups for the effects and PSI")
-    bootstrap: int = Field(default=1000, ge=100, le=100_000, description="draws of each effect's null")
+    bootstrap: int = Field(default=1000, ge=100, le=100_000, description="draws of each effect's null, at "
+                           "least 20 / alpha (so that 20 draws lie beyond the quantile)")
     columns: tuple[str, ...] | None = None
 
     @model_validator(mode="after")
@@ -57,6 +58,8 @@ class QueriesPolicy(BaseModel):
     ood_quantile: float = Field(default=0.99, gt=0.5, lt=1, description="reference quantile of Σz² beyond "
                                 "which a query is out of distribution (natural share 1 - ood_quantile)")
     ood_alpha: float = Field(default=0.001, gt=0, lt=1, description="family-wise level over the clients seen")
+    ood_margin: float = Field(default=3.0, ge=1, description="a client is tested against this many times the "
+                              "natural OOD share, so that a natural one a little above it is not flagged")
     sybil_min_ood: int = Field(default=3, ge=1, description="OOD queries a key needs to join the pooled group")
     columns: tuple[str, ...] | None = None
 

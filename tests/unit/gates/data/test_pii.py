@@ -537,7 +537,47 @@ def test_national_ids_in_free_text_name_their_scheme(scheme, make, tmp_path):
 def test_bare_national_ids_count_in_a_column_named_for_them(column, make):
     value = make()
     assert spans_of(value, column=column) == {"national_id": [value]}
-    assert "national_id" not in spans_of(value, column="order_id")
+    # among a column of order numbers of the same length, the one valid ID is not evidence
+    orders = [_token(len(value), string.digits) for _ in range(300)] + [value]
+    hits = scan({"order_id": pa.array(orders, pa.large_string())}, PII_TYPES)["order_id"]
+    assert 300 not in hits.get("national_id", {})
+
+
+def _column_types(values: list[str], column: str = "ref") -> dict[str, int]:
+    hits = scan({column: pa.array(values, pa.large_string())}, PII_TYPES)[column]
+    return {t: len(rows) for t, rows in hits.items()}
+
+
+@pytest.mark.parametrize("make", [lambda: Faker("pl_PL").pesel(), lambda: Faker("nl_NL").ssn(),
+                                  lambda: _aadhaar().replace(" ", "")], ids=["pesel", "bsn", "aadhaar"])
+def test_a_column_of_ids_is_known_by_its_values(make):
+    """No header says so, but every cell passes one scheme's check: the column holds that scheme."""
+    values = [make() for _ in range(200)]
+    assert _column_types(values) == {"national_id": 200}
+    assert _column_types(values[:1]) == {"national_id": 1}  # a lone cell: its check is the only evidence
+
+
+@pytest.mark.parametrize("digits", [9, 10, 11, 12])
+def test_a_column_of_random_numbers_is_not_known_by_its_values(digits):
+    """Random 9-digit numbers pass the SSN ranges 87% of the time, random 10-digit numbers some region's phone
+    plan nearly always: below the share a column of real values reaches, or no better than chance."""
+    values = [str(rng.randrange(10 ** (digits - 1), 10 ** digits)) for _ in range(300)]
+    found = _column_types(values)
+    assert not {"us_ssn", "national_id"} & found.keys()
+    assert found.get("phone", 0) < 30  # only shapes a plan reads alone (China's 1[3-9] mobiles)
+    assert _column_types(values[:1]).keys() <= {"phone"}
+
+
+def test_a_lone_bare_number_is_not_a_phone_without_a_selective_plan():
+    """1234567890 is a valid number in Britain, India, Brazil...: alone in a cell it is no phone number;
+    a column of one region's numbers is."""
+    assert _column_types(["1234567890"]) == {}
+    import phonenumbers
+
+    us = (FAKES["en_US"].numerify("2#2-5##-####") for _ in range(2000))
+    valid = [n.replace("-", "") for n in us if phonenumbers.is_valid_number(phonenumbers.parse(n, "US"))][:200]
+    assert len(valid) > 50
+    assert _column_types(valid) == {"phone": len(valid)}
 
 
 def test_an_ssn_column_is_judged_by_the_ssn_rules_alone():
