@@ -5,8 +5,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 STAMP  := $(VENV)/.mlgate-installed
+BENCH_VENV  ?= .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.mlgate-bench-installed
 
-.PHONY: demo test e2e install sandbox lint bench clean up down
+.PHONY: demo test e2e install sandbox lint bench bench-venv clean up down
 
 demo: export MLGATE_HOME ?= $(CURDIR)/.mlgate
 demo: $(STAMP) sandbox
@@ -21,10 +23,18 @@ e2e: $(STAMP) sandbox
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests dags benchmarks scripts
 
-bench: $(STAMP)
-	$(PY) benchmarks/run.py $(BENCH_ARGS)
+bench: $(STAMP) $(BENCH_STAMP)
+	MLGATE_BENCH_VENV=$(BENCH_VENV) MLGATE_BENCH_PYTHON=$(BENCH_VENV)/bin/python $(PY) benchmarks/run.py $(BENCH_ARGS)
+
+# The peers' pinned versions (benchmarks/requirements-bench.txt) in a venv of their own: their pins clash with mlgate's.
+$(BENCH_STAMP): benchmarks/requirements-bench.txt
+	test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install -q -r benchmarks/requirements-bench.txt
+	touch $(BENCH_STAMP)
 
 install: $(STAMP)
+
+bench-venv: $(BENCH_STAMP)
 
 # bubblewrap is the OS sandbox of model validation: without it no model code runs beside a key (ADR 0015).
 sandbox:

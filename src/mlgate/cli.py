@@ -24,6 +24,7 @@ from mlgate.core.results import GateResult, Status, Subject
 from mlgate.core.runner import GateOutcome, run_gate
 from mlgate.core.shipped import POLICY_ENV, choose_policy, load_chosen_policy
 from mlgate.core.summary import format_summary
+from mlgate.scaffold import DEFAULT_GATES
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -62,7 +63,7 @@ def signed_path(json_out: str) -> Path:
     return path.with_name(path.name.removesuffix(".json") + ".dsse.json")
 
 
-def _sign(result: GateResult, json_out: str) -> str:
+def _sign(result: GateResult, json_out: str, run_id: str | None) -> str:
     """Sign the result where it is produced when a key is configured (ADR 0013); returns what was done."""
     from mlgate.trust.gate_evidence import sign_result
     from mlgate.trust.keys import keyring_from_env
@@ -71,7 +72,6 @@ def _sign(result: GateResult, json_out: str) -> str:
     if not keys.has_signing_key:
         return "unsigned (no signing key configured): promotion counts it as missing"
     path = signed_path(json_out)
-    run_id = os.environ.get("MLFLOW_RUN_ID") or None  # the run the result will be logged in
     write_output("--json (its signed envelope)", path, sign_result(result, keys.signer(), run_id) + "\n")
     return f"signed: {path}" + ("" if run_id else " for no MLflow run (set MLFLOW_RUN_ID): promotion counts "
                                                    "it as missing")
@@ -82,10 +82,45 @@ def _finish(outcome: GateOutcome, args: argparse.Namespace) -> int:
     print(format_summary(outcome.result), file=sys.stderr)
     if getattr(args, "sarif", None):
         _copy_sarif(outcome.result, args.sarif)
+    client, run_id = _record_target(args)
+    run_id = run_id or os.environ.get("MLFLOW_RUN_ID") or None  # the run the result will be logged in
     if args.json:
         write_output("--json", args.json, outcome.result.to_json() + "\n")
-        print(_sign(outcome.result, args.json), file=sys.stderr)  # a key that cannot sign: exit 2 (main)
+        print(_sign(outcome.result, args.json, run_id), file=sys.stderr)  # a key that cannot sign: exit 2 (main)
+    if client is not None:
+        print(_record(client, run_id, outcome.result), file=sys.stderr)
     return outcome.exit_code
+
+
+def _record_target(args: argparse.Namespace) -> tuple[MlflowClient | None, str | None]:
+    """``--record models:/NAME/VERSION`` (the version's run) or ``--run-id``: where the result is logged."""
+    if not (getattr(args, "record", None) or getattr(args, "run_id", None)):
+        return None, None
+    from mlgate.trust.keys import keyring_from_env
+    from mlgate.trust.registry import call, resolve_version
+
+    if not keyring_from_env().has_signing_key:
+        raise OutputError("cannot record the result: no signing key (MLGATE_SIGNING_KEY or MLGATE_SIGNING_KEY_FILE); "
+                          "promotion counts an unsigned result as missing")
+    client = _client()
+    if args.run_id:
+        return client, args.run_id
+    name, version = resolve_version(client, args.record)
+    run_id = call(client, f"reading model version {name}/{version}",
+                  lambda: client.get_model_version(name, version)).run_id
+    if not run_id:
+        raise OutputError(f"cannot record the result on {args.record}: the version has no MLflow run")
+    return client, run_id
+
+
+def _record(client: MlflowClient, run_id: str, result: GateResult) -> str:
+    """Log the signed result as a gate task would (ADR 0013), so a CI check counts for promotion."""
+    from mlgate.trust.gate_evidence import sign_result
+    from mlgate.trust.keys import keyring_from_env
+    from mlgate.trust.registry import log_result
+
+    log_result(client, run_id, result, sign_result(result, keyring_from_env().signer(), run_id))
+    return f"recorded {result.gate} ({result.status}), signed, on MLflow run {run_id}"
 
 
 def _run(args: argparse.Namespace, subject: Subject, check: Callable[[Policy], GateResult]) -> int:
@@ -361,6 +396,16 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return _run(args, Subject("model", f"models:/{args.model}/{args.version}", "unknown"), check)
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from mlgate.scaffold import init_project, next_steps
+
+    gates = tuple(g.strip() for g in args.gates.split(",") if g.strip())
+    scaffold = init_project(Path(args.directory), Path(args.data), args.target, model=args.model_name, gates=gates,
+                            sample_rows=args.sample_rows)
+    print(next_steps(scaffold))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from mlgate.demo.run import run_demo
 
@@ -529,9 +574,16 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Run one gate, as its operator would. " + EXIT_CODES, epilog=EXIT_CODES)
     gates = check.add_subparsers(dest="gate", required=True)
 
+    recording = argparse.ArgumentParser(add_help=False)
+    target = recording.add_mutually_exclusive_group()
+    target.add_argument("--record", metavar="MODEL_URI", help="log the signed result to this model version's run "
+                        "(models:/NAME/VERSION or models:/NAME@ALIAS), so it counts for promotion")
+    target.add_argument("--run-id", help="log the signed result to this MLflow run")
+
     def add_gate(name: str, *, parents: list[argparse.ArgumentParser], help: str) -> argparse.ArgumentParser:
         """A gate's sub-command: its --help says what it checks and what each exit code means."""
-        return gates.add_parser(name, parents=parents, help=help, description=f"{name}: {help}.", epilog=EXIT_CODES)
+        return gates.add_parser(name, parents=[*parents, recording], help=help, description=f"{name}: {help}.",
+                                epilog=EXIT_CODES)
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--policy", help=POLICY_HELP)
@@ -657,6 +709,18 @@ def build_parser() -> argparse.ArgumentParser:
     incident.add_argument("--version", help="the bad version (default: the one the policy's alias serves)")
     incident.add_argument("--reason", required=True, help="what was observed (recorded with the incident)")
     incident.set_defaults(func=cmd_incident)
+
+    init = commands.add_parser("init", help="scaffold a project for your own CSV: policy, GX suite, threat model, "
+                               "training module, DAG and signing key", epilog="exit codes: 0 written, 2 error")
+    init.add_argument("directory", nargs="?", default=".", help="where to write the project (default: here)")
+    init.add_argument("--data", required=True, help="your data as CSV (pinned; a sample is profiled into the suite)")
+    init.add_argument("--target", required=True, help="the label column the model learns")
+    init.add_argument("--gates", default=",".join(DEFAULT_GATES),
+                      help=f"comma-separated gates the policy requires (default {','.join(DEFAULT_GATES)}; "
+                           "data.integrity, model.training and model.artifact are always required)")
+    init.add_argument("--model-name", help="registered model name (default: the data file's name)")
+    init.add_argument("--sample-rows", type=int, default=10_000, help="rows profiled into the suite (default 10000)")
+    init.set_defaults(func=cmd_init)
 
     demo = commands.add_parser("demo", help="run the secure training pipeline through Airflow: clean, then tampered")
     demo.add_argument("--rows", type=int, default=5000, help="loan applications to generate (default 5000)")

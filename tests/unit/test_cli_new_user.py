@@ -157,3 +157,52 @@ def test_version_is_printed():
 def test_shipped_refuses_what_mlgate_does_not_ship():
     with pytest.raises(PolicyError, match="mlgate ships no policies/nope.yaml"):
         shipped("policies/nope.yaml")
+
+
+@pytest.fixture
+def registered(tmp_path):
+    """A model version with a run, in an embedded store of its own."""
+    from mlflow import MlflowClient
+
+    home = tmp_path / "home"
+    home.mkdir()
+    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    run = client.create_run(client.create_experiment("ci", (tmp_path / "artifacts").as_uri()))
+    client.create_registered_model("ci-model")
+    version = client.create_model_version("ci-model", (tmp_path / "model").as_uri(), run_id=run.info.run_id)
+    return client, home, run.info.run_id, version.version
+
+
+def test_check_record_logs_the_signed_result_on_the_versions_run(tmp_path, registered, signing_key):
+    from mlgate.trust.attestation import open_envelope
+    from mlgate.trust.gate_evidence import RUN_FIELD
+    from mlgate.trust.registry import download_envelopes, download_evidence
+
+    client, home, run_id, version = registered
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "job.py").write_text("print('clean')\n")
+    done = mlgate("check", "code.static", "src", "--out-dir", "reports", "--record", f"models:/ci-model/{version}",
+                  cwd=tmp_path, MLGATE_HOME=str(home))
+    assert done.returncode == 0, done.stderr
+    assert f"recorded code.static (passed), signed, on MLflow run {run_id}" in done.stderr
+    assert download_evidence(client, run_id)["code.static"].passed
+    envelope = download_envelopes(client, run_id)["code.static"]
+    payload, _ = open_envelope(envelope, [Path(f"{signing_key}.pub").read_text()])
+    assert json.loads(payload)["predicate"][RUN_FIELD] == run_id
+
+
+def test_record_without_a_signing_key_is_exit_2(tmp_path, registered):
+    _, home, run_id, _ = registered
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "job.py").write_text("print('clean')\n")
+    done = mlgate("check", "code.static", "src", "--out-dir", "reports", "--run-id", run_id, cwd=tmp_path,
+                  MLGATE_HOME=str(home), MLGATE_SIGNING_KEY_FILE="")
+    assert done.returncode == 2 and "cannot record the result: no signing key" in done.stderr
+
+
+def test_pii_encoding_option(tmp_path):
+    (tmp_path / "people.csv").write_bytes("city,score\nMünchen,1\n".encode("latin-1"))
+    wrong = mlgate("check", "data.pii", "people.csv", "--out-dir", "r", cwd=tmp_path)
+    assert wrong.returncode == 2 and "not valid utf-8 text; pass the file's encoding (--encoding" in wrong.stderr
+    right = mlgate("check", "data.pii", "people.csv", "--out-dir", "r", "--encoding", "latin-1", cwd=tmp_path)
+    assert right.returncode == 0, right.stderr

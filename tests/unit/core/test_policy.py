@@ -101,3 +101,14 @@ def test_the_digest_changes_with_any_threshold_and_not_with_the_file_location(tm
     stricter = parse_policy(_with(["promotion", "max_evidence_age_hours"], 1))
     assert first.digest == moved.digest
     assert stricter.digest != first.digest
+
+
+@pytest.mark.parametrize("promotion", [True, False], ids=["with-promotion", "checks-only"])
+def test_a_dumped_policy_validates_again_to_the_same_digest(promotion):
+    """The model validation gates hand the policy to an isolated child as ``model_dump(mode="json")``."""
+    data = default_policy()
+    if not promotion:
+        del data["promotion"]
+    policy = parse_policy(data, "p.yaml")
+    dumped = policy.model_dump(mode="json")
+    assert parse_policy(dumped, "p.yaml").digest == policy.digest
