@@ -19,6 +19,7 @@ import mlflow
 import pytest
 
 from mlgate.gates.monitor.inference_log import read_window
+from mlgate.gates.monitor.queries import QueriesPolicy, check_queries
 from tests import alias_attacks as attack
 from tests.fixtures.serving import MlgateServer, signature, write_keys
 
@@ -125,6 +126,8 @@ def test_every_prediction_is_logged_and_metrics_are_exposed(served):
     logged = window[window["client_id"] == "logged"]  # what the monitoring gates read, per client
     assert len(logged) == 6 and set(logged["home"]) == {"rent", "own"}
     assert logged["confidence"].between(0, 1).all() and logged["prediction"].notna().all()
+    queries = check_queries(window, QueriesPolicy(columns=("age", "income")), "sha256:policy")  # monitor.queries
+    assert str(queries.status) != "error" and queries.metrics["clients"] == window["client_id"].nunique() >= 2
     assert post(server, None, {"instances": [ROW]}).status_code == 401
     metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
     assert 'mlgate_serve_requests_total{status="200"}' in metrics
@@ -201,6 +204,6 @@ def test_schemathesis_finds_no_server_error(mlflow_server, tmp_path):
         finally:
             server.stop()
     assert run.returncode == 0, run.stdout[-4000:]
-    generated = re.search(r"(\d+) passed", run.stdout)
-    assert "No issues found" in run.stdout and generated and int(generated[1]) >= 50, run.stdout[-2000:]
+    cases = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
+    assert "No issues found" in run.stdout and cases and int(cases[2]) == int(cases[1]) >= 50, run.stdout[-2000:]
     assert "Traceback" not in server.log.read_text()

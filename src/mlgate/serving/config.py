@@ -29,8 +29,9 @@ class ServeConfig(BaseModel):
     limits_storage: str = Field(default="async+redis://127.0.0.1:6379/0", description="shared by workers")
     limits_prefix: str = Field(default="mlgate-serve", description="Redis key prefix of the counters")
     profile: str | None = Field(default=None, description="training data profile: ranges and categories")
-    range_slack: float = Field(default=0.5, ge=0, description="allowed excess beyond the profile's span, "
-                               "as a fraction of that span, on each side")
+    range_slack: float = Field(default=1.0, ge=0, description="allowed excess beyond the profile's span (its "
+                               "outermost quantile cuts), as a fraction of that span, on each side: 0.5 refused "
+                               "0.5% of held-out loan rows (heavy-tailed income)")
     max_batch: int = Field(default=100, ge=1)
     max_body_bytes: int = Field(default=256 * 1024, ge=64)
     timeout_s: float = Field(default=2.0, gt=0, description="per-request prediction budget")

@@ -17,7 +17,8 @@ COMPLIANCE = ROOT / "policies" / "compliance.yaml"
 ALL_GATES = {
     "data.integrity", "data.pii", "data.expectations", "data.privacy", "code.static", "code.dependencies",
     "model.training", "model.artifact", "model.robustness", "model.privacy", "model.poisoning", "model.fairness",
-    "model.explainability", "model.dos", "code.dynamic", "deploy.container", "deploy.config", "registry.promote", "monitor.drift",
+    "model.explainability", "model.dos", "code.dynamic",
+    "deploy.container", "deploy.config", "registry.promote", "monitor.drift",
     "monitor.confidence", "monitor.queries", "incident.respond",
 }
 PROMOTION_GATES = ALL_GATES - {"monitor.drift", "monitor.confidence", "monitor.queries", "incident.respond"}
