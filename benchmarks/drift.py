@@ -236,7 +236,7 @@ def report(table: dict, extra: dict, plan: list, fair: dict) -> None:
           f"the peers' score thresholds set on the healthy windows to max({FA_TARGET:.0%}, mlgate's rate there):")
     peers = list(fair)
     print(f"{'case':22s} {'mlgate':>7s} " + " ".join(f"{t:>13s}" for t in peers) + "  mlgate >= best peer")
-    for name, _, kind, _, count in plan:
+    for name, _, kind, _, _ in plan:
         ours = float(np.mean(table[f"mlgate a={COMPARE_ALPHA}"]["decisions"][name]))
         theirs = [fair[t][name]["rate"] for t in peers]
         verdict = "" if kind == "none" else ("yes" if ours >= max(theirs) - 1e-9 else

@@ -118,27 +118,35 @@ def run(name, model, x_train, x_test, attack_name, args, rng) -> dict:
         policy = load_policy(Path(__file__).parents[1] / "policies" / "default.yaml")
         config = policy.section("monitor.queries")
         space = space_from_sample(pd.DataFrame(x_train, columns=columns), columns, config.ood_quantile)
+        logged = read_window(log, START, START + timedelta(hours=hours))  # read once, sliced per window
         cadences = {}
         for minutes in args.cadences:
-            state, first, naturals = ExtractionState(), None, set()
-            for w in range(hours * 60 // minutes):
-                start = START + timedelta(minutes=w * minutes)
-                window = read_window(log, start, start + timedelta(minutes=minutes))
+            state, first, naturals = ExtractionState(), None, {}
+            for w, window in enumerate(windows(logged, minutes, hours)):
                 if window.empty:
                     continue
                 result = check_queries(window, config, policy.digest, subject=Subject("dataset", f"w-{w}", "x"),
                                        space=space, state=state)
-                flagged = result.metrics["flagged_clients"]
-                naturals |= {c for c in flagged if c.startswith("user-")}
-                if first is None and any(c.startswith("key-") for c in flagged):
+                for finding in result.findings:
+                    if finding.location.startswith("client user-"):
+                        naturals.setdefault(finding.location, finding.id)
+                if first is None and any(c.startswith("key-") for c in result.metrics["flagged_clients"]):
                     first = w
             stolen_at = None if first is None else \
                 sum(t < START + timedelta(minutes=(first + 1) * minutes) for t in sent_at)
-            cadences[minutes] = {"flagged_window": first, "queries_at_flag": stolen_at, "naturals_flagged": len(naturals),
+            cadences[minutes] = {"flagged_window": first, "queries_at_flag": stolen_at,
+                                 "naturals_flagged": len(naturals), "natural_findings": sorted(set(naturals.values())),
                                  "agreement_at_flag": stolen_at and surrogate_agreement(model, sent[:stolen_at], x_test,
                                                                                         low, high)}
     return {"victim": name, "attack": attack_name, "queries": len(sent), "hours": hours, "final_agreement": final,
             "naturals": 24, "cadences": cadences}
+
+
+def windows(log: pd.DataFrame, minutes: int, hours: float):
+    """The log's consecutive windows of ``minutes``, as ``read_window`` would return them one by one."""
+    for w in range(int(hours * 60 // minutes)):
+        start = START + timedelta(minutes=w * minutes)
+        yield log[(log.timestamp >= start) & (log.timestamp < start + timedelta(minutes=minutes))]
 
 
 def surrogate_agreement(model, queries: list, x_test: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
@@ -165,17 +173,16 @@ def natural_population(name, model, x_train, x_test, args, rng) -> dict:
         for t, row in zip(at, x_test[rng.integers(0, len(x_test), count)], strict=True):
             rows.append((START + timedelta(seconds=float(t)), f"user-{client}", *row))
     log = pd.DataFrame(rows, columns=["timestamp", "client_id", *columns]).sort_values("timestamp")
-    out = {}
+    out, why = {}, {}
     for minutes in args.cadences:
-        state, flagged = ExtractionState(), set()
-        for w in range(args.natural_hours * 60 // minutes):
-            start = START + timedelta(minutes=w * minutes)
-            window = log[(log.timestamp >= start) & (log.timestamp < start + timedelta(minutes=minutes))]
+        state, flagged = ExtractionState(), {}
+        for w, window in enumerate(windows(log, minutes, args.natural_hours)):
             if not window.empty:
-                flagged |= set(check_queries(window, config, policy.digest, subject=Subject("dataset", f"w-{w}", "x"),
-                                             space=space, state=state).metrics["flagged_clients"])
-        out[minutes] = len(flagged)
-    return {"victim": name, "clients": args.naturals, "queries": len(log), "flagged": out}
+                for finding in check_queries(window, config, policy.digest, subject=Subject("dataset", f"w-{w}", "x"),
+                                             space=space, state=state).findings:
+                    flagged.setdefault(finding.location, finding.id)
+        out[minutes], why[minutes] = len(flagged), sorted(set(flagged.values()))
+    return {"victim": name, "clients": args.naturals, "queries": len(log), "flagged": out, "why": why}
 
 
 def fmt(value: object) -> str:
@@ -206,11 +213,14 @@ def main() -> None:
                 continue
             print(f"{r['victim']:8s} {r['attack']:18s} {r['queries']:7d} {r['final_agreement']:6.3f}  " + "  ".join(
                 f"{fmt(c['queries_at_flag']):>24s} {fmt(c['agreement_at_flag']):>10s} {c['naturals_flagged']:>5d}/24"
-                for c in r["cadences"].values()), flush=True)
+                for c in r["cadences"].values()) + "".join(
+                f"  (naturals every {m} min by {', '.join(c['natural_findings'])})"
+                for m, c in r["cadences"].items() if c["natural_findings"]), flush=True)
         p = natural_population(name, model, x_train, x_test, args, rng)
         print(f"{name:8s} natural population: {p['clients']} clients, {p['queries']} queries in "
               f"{args.natural_hours} h; flagged " + ", ".join(
-                  f"{n}/{p['clients']} every {m} min" for m, n in p["flagged"].items()), flush=True)
+                  f"{n}/{p['clients']} every {m} min" + (f" (by {', '.join(p['why'][m])})" if n else "")
+                  for m, n in p["flagged"].items()), flush=True)
 
 
 if __name__ == "__main__":
