@@ -5,7 +5,9 @@ agrees with it on 0.8 of inputs after about 40 stolen queries, one hour of a pac
 hour over five keys. Here each client's OOD queries against the training reference accumulate across runs
 in ``$MLGATE_HOME/monitor/extraction_state.json`` (so the windows are short, the evidence is not), and a
 key is flagged after its third far-off query (benchmarks/extraction.py). Only this DAG keeps that state:
-its windows must not overlap, which the hourly run's would. An alert is recorded and notified by
+its windows must not overlap, which the hourly run's would. Volume and PRADA, which judge a window alone,
+stay in the hourly run: at a fixed false-alarm rate per window, 12 windows an hour flag 12 times as many
+natural clients. An alert is recorded and notified by
 ``respond`` (``monitor.queries`` is not in the policy's ``demote_on``); the run then fails.
 """
 
@@ -43,7 +45,7 @@ with DAG(
     queries = MonitorQueriesGateOperator(
         task_id="monitor_queries", inference_log_path="{{ params.inference_log_path }}",
         reference_path="{{ params.reference_path }}", policy_path="{{ params.policy_path }}",
-        window_hours=EVERY / timedelta(hours=1))
+        window_hours=EVERY / timedelta(hours=1), per_window=False)
     respond = IncidentRespondOperator(task_id="respond", policy_path="{{ params.policy_path }}")
 
     @task(trigger_rule="one_failed", retries=0)

@@ -120,4 +120,5 @@ def test_the_query_watch_runs_every_five_minutes_over_five_minutes_with_evidence
     assert dag.schedule == timedelta(minutes=5)
     assert timedelta(hours=gate.window_hours) == timedelta(minutes=5)
     assert gate.reference_path and gate.state_path is None  # None: $MLGATE_HOME/monitor/extraction_state.json
+    assert gate.per_window is False  # the cumulative evidence alone
     assert set(dag.get_task("respond").upstream_task_ids) == {"monitor_queries"}

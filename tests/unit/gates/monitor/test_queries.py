@@ -184,3 +184,15 @@ def test_a_natural_client_a_little_above_the_natural_ood_share_is_not_flagged_ho
     ours = extraction_evidence(state, share, policy.ood_alpha, policy.sybil_min_ood, policy.ood_margin)
     assert bare["natural"]["flagged_alone"] and not ours["natural"]["flagged_alone"]
     assert bare["thief"]["flagged_alone"] and ours["thief"]["flagged_alone"]
+
+
+def test_without_the_per_window_tests_only_the_cumulative_ood_evidence_flags():
+    rng = np.random.default_rng(22)
+    space = reference_space(rng)
+    low, high = natural(rng, 5000).min(axis=0), natural(rng, 5000).max(axis=0)
+    clients = {f"user-{i}": natural(rng, 100) for i in range(20)}
+    clients |= {"scraper": natural(rng, 3000), "thief": rng.uniform(low, high, (5, DIM))}
+    both = check_queries(window(clients), QueriesPolicy(), "p", space=space)
+    ood_only = check_queries(window(clients), QueriesPolicy(), "p", space=space, per_window=False)
+    assert {"scraper", "thief"} <= set(both.metrics["flagged_clients"])
+    assert ood_only.metrics["flagged_clients"] == ["thief"] and ood_only.metrics["prada_tested"] == 0
