@@ -103,7 +103,9 @@ def main() -> None:
             out["seconds"][tool] += time.perf_counter() - clock
             out["decisions"][tool][window["id"]] = alarm
             out["scores"][tool][window["id"]] = score
-    (root / "peers.json").write_text(json.dumps(out))
+        partial = root / "peers.json.part"  # after every window: a run cut short keeps what it answered
+        partial.write_text(json.dumps(out))
+        partial.replace(root / "peers.json")
 
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@ Two victims (scikit-learn, bundled data): breast cancer (30 features, logistic r
 ``--per-key`` queries per key per hour (natural clients send a median of 100), beside 24 natural clients
 querying the held-out split at lognormal volumes. The attacker's pool is independent Gaussian noise at
 twice each feature's spread, clipped to its range (Knockoff- and Copycat-style: not the victim's data).
-Every hour the gate runs with the default policy, the training split as reference, and the extraction
-state carried over. Reported per attack: the
-hour and the attack-query count at which the first key is flagged, the agreement with the victim of a
-surrogate trained on exactly those queries, the final surrogate's agreement, natural clients flagged.
+The gate runs as the shipped DAGs run it, with the default policy and the training split as reference:
+``model_monitoring`` every hour (volume and PRADA on the window alone) and ``model_query_watch`` every
+5 minutes (OOD evidence cumulative across its runs, nothing per window). Reported per attack and DAG (and
+for both together): the attack-query count when the first key is flagged, the agreement with the victim of
+a surrogate trained, as the attack trains it, on exactly those queries, the final surrogate's agreement,
+and the natural clients flagged. Then, per victim, a population of ``--naturals`` natural clients alone
+over ``--natural-hours`` hours: how many either DAG flags (≤ 1 % is the acceptance).
 
     nice .venv/bin/python benchmarks/extraction.py [--quick]
 """
@@ -31,6 +34,8 @@ from mlgate.gates.monitor.queries import check_queries
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 KEYS = 5
+# the shipped DAGs' use of the gate: (minutes between runs, per-window tests, cumulative OOD evidence)
+DAGS = {"model_monitoring": (60, True, False), "model_query_watch": (5, False, True)}
 
 
 def victims(seed: int):
@@ -118,27 +123,41 @@ def run(name, model, x_train, x_test, attack_name, args, rng) -> dict:
         policy = load_policy(Path(__file__).parents[1] / "policies" / "default.yaml")
         config = policy.section("monitor.queries")
         space = space_from_sample(pd.DataFrame(x_train, columns=columns), columns, config.ood_quantile)
-        cadences = {}
-        for minutes in args.cadences:
-            state, first, naturals = ExtractionState(), None, set()
-            for w in range(hours * 60 // minutes):
-                start = START + timedelta(minutes=w * minutes)
-                window = read_window(log, start, start + timedelta(minutes=minutes))
+        logged = read_window(log, START, START + timedelta(hours=hours))  # read once, sliced per window
+        cadences: dict = {}
+        for dag, (minutes, per_window, cumulative) in DAGS.items():
+            state, first, naturals = ExtractionState(), None, {}
+            for w, window in enumerate(windows(logged, minutes, hours)):
                 if window.empty:
                     continue
                 result = check_queries(window, config, policy.digest, subject=Subject("dataset", f"w-{w}", "x"),
-                                       space=space, state=state)
-                flagged = result.metrics["flagged_clients"]
-                naturals |= {c for c in flagged if c.startswith("user-")}
-                if first is None and any(c.startswith("key-") for c in flagged):
-                    first = w
-            stolen_at = None if first is None else \
-                sum(t < START + timedelta(minutes=(first + 1) * minutes) for t in sent_at)
-            cadences[minutes] = {"flagged_window": first, "queries_at_flag": stolen_at, "naturals_flagged": len(naturals),
-                                 "agreement_at_flag": stolen_at and surrogate_agreement(model, sent[:stolen_at], x_test,
-                                                                                        low, high)}
+                                       space=space if cumulative else None, state=state if cumulative else None,
+                                       per_window=per_window)
+                for finding in result.findings:
+                    if finding.location.startswith("client user-"):
+                        naturals.setdefault(finding.location, finding.id)
+                if first is None and any(c.startswith("key-") for c in result.metrics["flagged_clients"]):
+                    first = (w + 1) * minutes  # the run at the window's end flags it
+            cadences[dag] = {"flagged_minute": first, "naturals": naturals}
+        cadences["both"] = {"flagged_minute": min((c["flagged_minute"] for c in cadences.values()
+                                                   if c["flagged_minute"] is not None), default=None),
+                            "naturals": {k: v for c in cadences.values() for k, v in c["naturals"].items()}}
+        for c in cadences.values():
+            first = c["flagged_minute"]
+            c["queries_at_flag"] = None if first is None else \
+                sum(t < START + timedelta(minutes=first) for t in sent_at)
+            c["agreement_at_flag"] = c["queries_at_flag"] and surrogate_agreement(
+                model, sent[:c["queries_at_flag"]], x_test, low, high)
+            c["naturals_flagged"], c["natural_findings"] = len(c["naturals"]), sorted(set(c.pop("naturals").values()))
     return {"victim": name, "attack": attack_name, "queries": len(sent), "hours": hours, "final_agreement": final,
             "naturals": 24, "cadences": cadences}
+
+
+def windows(log: pd.DataFrame, minutes: int, hours: float):
+    """The log's consecutive windows of ``minutes``, as ``read_window`` would return them one by one."""
+    for w in range(int(hours * 60 // minutes)):
+        start = START + timedelta(minutes=w * minutes)
+        yield log[(log.timestamp >= start) & (log.timestamp < start + timedelta(minutes=minutes))]
 
 
 def surrogate_agreement(model, queries: list, x_test: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
@@ -165,17 +184,19 @@ def natural_population(name, model, x_train, x_test, args, rng) -> dict:
         for t, row in zip(at, x_test[rng.integers(0, len(x_test), count)], strict=True):
             rows.append((START + timedelta(seconds=float(t)), f"user-{client}", *row))
     log = pd.DataFrame(rows, columns=["timestamp", "client_id", *columns]).sort_values("timestamp")
-    out = {}
-    for minutes in args.cadences:
-        state, flagged = ExtractionState(), set()
-        for w in range(args.natural_hours * 60 // minutes):
-            start = START + timedelta(minutes=w * minutes)
-            window = log[(log.timestamp >= start) & (log.timestamp < start + timedelta(minutes=minutes))]
+    out, why, every = {}, {}, {}
+    for dag, (minutes, per_window, cumulative) in DAGS.items():
+        state, flagged = ExtractionState(), {}
+        for w, window in enumerate(windows(log, minutes, args.natural_hours)):
             if not window.empty:
-                flagged |= set(check_queries(window, config, policy.digest, subject=Subject("dataset", f"w-{w}", "x"),
-                                             space=space, state=state).metrics["flagged_clients"])
-        out[minutes] = len(flagged)
-    return {"victim": name, "clients": args.naturals, "queries": len(log), "flagged": out}
+                for finding in check_queries(window, config, policy.digest, subject=Subject("dataset", f"w-{w}", "x"),
+                                             space=space if cumulative else None,
+                                             state=state if cumulative else None, per_window=per_window).findings:
+                    flagged.setdefault(finding.location, finding.id)
+        out[dag], why[dag] = len(flagged), sorted(set(flagged.values()))
+        every |= flagged
+    out["both"], why["both"] = len(every), sorted(set(every.values()))
+    return {"victim": name, "clients": args.naturals, "queries": len(log), "flagged": out, "why": why}
 
 
 def fmt(value: object) -> str:
@@ -186,17 +207,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="300 stolen queries instead of 1,000")
     parser.add_argument("--per-key", type=int, default=8, help="attack queries per key per hour")
-    parser.add_argument("--cadences", type=lambda v: [int(m) for m in v.split(",")], default=[60, 5],
-                        help="minutes between runs of the gate (60: the monitoring DAG; 5: model_query_watch)")
     parser.add_argument("--naturals", type=int, default=300, help="natural clients in the population run")
     parser.add_argument("--natural-hours", type=int, default=6)
     args = parser.parse_args()
     args.stolen = 300 if args.quick else 1000
     rng = np.random.default_rng(0)
     print("FunctionallyEquivalentExtraction: not run (ART implements it for Keras models only; no TensorFlow)")
-    print(f"{KEYS} keys x {args.per_key} queries an hour; gate every {' / '.join(map(str, args.cadences))} minutes")
+    print(f"{KEYS} keys x {args.per_key} queries an hour; " + "; ".join(
+        f"{dag}: every {m} min, {'volume + PRADA' if w else ''}{' + ' if w and c else ''}"
+        f"{'cumulative OOD' if c else ''}" for dag, (m, w, c) in DAGS.items()))
     print(f"{'victim':8s} {'attack':18s} {'queries':>7s} {'final':>6s}  " + "  ".join(
-        f"{'every ' + str(m) + ' min: q@flag agree@flag naturals':>44s}" for m in args.cadences))
+        f"{dag + ': q@flag agree@flag naturals':>40s}" for dag in [*DAGS, "both"]))
     for name, model, x_train, x_test in victims(0):
         for attack in ("knockoff-random", "knockoff-adaptive", "copycat"):
             try:
@@ -205,12 +226,15 @@ def main() -> None:
                 print(f"{name:8s} {attack:18s} failed: {type(exc).__name__}: {exc}", flush=True)
                 continue
             print(f"{r['victim']:8s} {r['attack']:18s} {r['queries']:7d} {r['final_agreement']:6.3f}  " + "  ".join(
-                f"{fmt(c['queries_at_flag']):>24s} {fmt(c['agreement_at_flag']):>10s} {c['naturals_flagged']:>5d}/24"
-                for c in r["cadences"].values()), flush=True)
+                f"{fmt(c['queries_at_flag']):>20s} {fmt(c['agreement_at_flag']):>10s} {c['naturals_flagged']:>5d}/24"
+                for c in r["cadences"].values()) + "".join(
+                f"  (naturals {m} by {', '.join(c['natural_findings'])})"
+                for m, c in r["cadences"].items() if c["natural_findings"]), flush=True)
         p = natural_population(name, model, x_train, x_test, args, rng)
         print(f"{name:8s} natural population: {p['clients']} clients, {p['queries']} queries in "
               f"{args.natural_hours} h; flagged " + ", ".join(
-                  f"{n}/{p['clients']} every {m} min" for m, n in p["flagged"].items()), flush=True)
+                  f"{n}/{p['clients']} {m}" + (f" (by {', '.join(p['why'][m])})" if n else "")
+                  for m, n in p["flagged"].items()), flush=True)
 
 
 if __name__ == "__main__":

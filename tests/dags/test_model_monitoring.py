@@ -108,3 +108,17 @@ def test_a_reported_incident_without_a_good_version_removes_the_alias(dag_bag, t
     assert str(run.state) == "success"
     assert current_alias_version(client, name, "champion") is None
     assert client.get_model_version(name, version).tags[TAG].startswith("inc-")
+
+
+def test_the_query_watch_runs_every_five_minutes_over_five_minutes_with_evidence_across_runs(dag_bag):
+    """The hourly run is too coarse for extraction (benchmarks/extraction.py); the watch's windows tile time
+    without overlap, and its gate keeps OOD evidence (a training reference, the default state file)."""
+    from datetime import timedelta
+
+    dag = dag_bag.get_dag("model_query_watch")
+    gate = dag.get_task("monitor_queries")
+    assert dag.schedule == timedelta(minutes=5)
+    assert timedelta(hours=gate.window_hours) == timedelta(minutes=5)
+    assert gate.reference_path and gate.state_path is None  # None: $MLGATE_HOME/monitor/extraction_state.json
+    assert gate.per_window is False  # the cumulative evidence alone
+    assert set(dag.get_task("respond").upstream_task_ids) == {"monitor_queries"}

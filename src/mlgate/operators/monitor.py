@@ -109,15 +109,18 @@ class MonitorQueriesGateOperator(MonitorGateOperator):
     """Clients with anomalous query volume (``baseline``: client id -> expected queries per window),
     extraction-like query sequences (PRADA), and, given the training ``reference_path``, out-of-distribution
     queries counted per client across windows in ``state_path`` (default
-    ``$MLGATE_HOME/monitor/extraction_state.json``) and pooled across keys."""
+    ``$MLGATE_HOME/monitor/extraction_state.json``) and pooled across keys. ``per_window=False`` keeps only
+    that cumulative evidence (the 5-minute ``model_query_watch``: per-window tests multiply their false
+    alarms over short windows)."""
 
     gate_id = "monitor.queries"
     template_fields: Sequence[str] = (*MonitorGateOperator.template_fields, "reference_path", "state_path")
 
     def __init__(self, *, baseline: dict[str, float] | None = None, reference_path: str | None = None,
-                 state_path: str | None = None, **kwargs: Any) -> None:
+                 state_path: str | None = None, per_window: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.baseline = baseline
+        self.per_window = per_window
         self.reference_path = reference_path
         self.state_path = state_path
 
@@ -128,4 +131,5 @@ class MonitorQueriesGateOperator(MonitorGateOperator):
         state = (self.state_path or mlgate_home() / "monitor" / "extraction_state.json") \
             if self.reference_path else None
         return check_queries_files(self.log_path(), self.policy, *self.window(context), baseline=self.baseline,
-                                   reference=self.reference_path or None, state=state)
+                                   reference=self.reference_path or None, state=state,
+                                   per_window=self.per_window)

@@ -273,9 +273,11 @@ def check_confidence_files(log: str | Path, policy: Policy, start: datetime | No
 
 def check_queries_files(log: str | Path, policy: Policy, start: datetime | None = None,
                         end: datetime | None = None, baseline: dict[str, float] | None = None,
-                        reference: str | Path | None = None, state: str | Path | None = None) -> GateResult:
+                        reference: str | Path | None = None, state: str | Path | None = None,
+                        per_window: bool = True) -> GateResult:
     """``monitor.queries`` of a window; with the training ``reference`` (as for ``monitor.drift``), OOD
-    evidence per client, accumulated in the JSON ``state`` file across windows when one is given."""
+    evidence per client, accumulated in the JSON ``state`` file across windows when one is given.
+    ``per_window=False``: that evidence alone (``queries.check_queries``)."""
     from mlgate.gates.monitor.extraction import ExtractionState, space_from_profile, space_from_sample
     from mlgate.gates.monitor.queries import check_queries, feature_columns
 
@@ -283,13 +285,15 @@ def check_queries_files(log: str | Path, policy: Policy, start: datetime | None 
     window = load_window(log, start, end)
     subject = _subject(log, start, end, window)
     if reference is None:
+        if not per_window:
+            raise GateInputError("monitor.queries without the per-window tests needs a training reference")
         return check_queries(window, config, policy.digest, baseline, subject)
     ref = load_reference(reference)
     columns = feature_columns(window, config)
     space = space_from_profile(ref, columns, config.ood_quantile) if isinstance(ref, ReferenceProfile) \
         else space_from_sample(ref, columns, config.ood_quantile)
     if state is None:
-        return check_queries(window, config, policy.digest, baseline, subject, space)
+        return check_queries(window, config, policy.digest, baseline, subject, space, per_window=per_window)
     with _locked(Path(state)) as handle:
         handle.seek(0)
         text = handle.read()
@@ -297,7 +301,7 @@ def check_queries_files(log: str | Path, policy: Policy, start: datetime | None 
             known = ExtractionState.from_dict(json.loads(text)) if text.strip() else ExtractionState()
         except json.JSONDecodeError as exc:
             raise GateInputError(f"{state}: the extraction state is not valid JSON: {exc}") from None
-        result = check_queries(window, config, policy.digest, baseline, subject, space, known)
+        result = check_queries(window, config, policy.digest, baseline, subject, space, known, per_window)
         handle.seek(0)
         handle.truncate()
         handle.write(json.dumps(known.to_dict(), sort_keys=True))

@@ -6,7 +6,7 @@ import pytest
 
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Status, Subject
-from mlgate.gates.monitor.extraction import ExtractionState, space_from_sample
+from mlgate.gates.monitor.extraction import ExtractionState, extraction_evidence, space_from_sample
 from mlgate.gates.monitor.queries import QueriesPolicy, check_queries, prada_statistic, volume_z
 
 pytestmark = pytest.mark.unit
@@ -157,3 +157,42 @@ def test_the_extraction_state_counts_a_window_once_and_round_trips(tmp_path):
     assert ExtractionState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
     with pytest.raises(GateInputError, match="more OOD"):
         ExtractionState.from_dict({"clients": {"a": {"queries": 1, "ood": 2, "first": "w1"}}})
+
+
+def test_prada_ignores_exact_repeats_of_a_clients_earlier_queries():
+    """Natural clients repeat themselves (the same case scored again); their zero distances made natural
+    distance sets spiky. A repeat teaches a thief nothing, so it changes nothing."""
+    rng = np.random.default_rng(21)
+    queries = natural(rng, 120)
+    stream = []
+    for i, query in enumerate(queries):  # every fourth query or so is followed by one of the earlier ones again
+        stream += [query, *([queries[rng.integers(0, i + 1)]] if rng.random() < 0.25 else [])]
+    repeated = np.array(stream)
+    assert len(repeated) > 140
+    assert prada_statistic(repeated) == pytest.approx(prada_statistic(queries))
+    assert prada_statistic(queries) > QueriesPolicy().prada_delta
+
+
+def test_a_natural_client_a_little_above_the_natural_ood_share_is_not_flagged_however_long():
+    """1.4 % OOD against a 1 % threshold (held-out digits do this): the cumulative test against the bare
+    share flags the client after enough queries; against ood_margin times it, never. A thief is flagged
+    after 4 queries either way."""
+    state = ExtractionState(clients={"natural": {"queries": 20_000, "ood": 280, "first": "w0"},
+                                     "thief": {"queries": 4, "ood": 4, "first": "w9"}})
+    share, policy = 1 - QueriesPolicy().ood_quantile, QueriesPolicy()
+    bare = extraction_evidence(state, share, policy.ood_alpha, policy.sybil_min_ood)
+    ours = extraction_evidence(state, share, policy.ood_alpha, policy.sybil_min_ood, policy.ood_margin)
+    assert bare["natural"]["flagged_alone"] and not ours["natural"]["flagged_alone"]
+    assert bare["thief"]["flagged_alone"] and ours["thief"]["flagged_alone"]
+
+
+def test_without_the_per_window_tests_only_the_cumulative_ood_evidence_flags():
+    rng = np.random.default_rng(22)
+    space = reference_space(rng)
+    low, high = natural(rng, 5000).min(axis=0), natural(rng, 5000).max(axis=0)
+    clients = {f"user-{i}": natural(rng, 100) for i in range(20)}
+    clients |= {"scraper": natural(rng, 3000), "thief": rng.uniform(low, high, (5, DIM))}
+    both = check_queries(window(clients), QueriesPolicy(), "p", space=space)
+    ood_only = check_queries(window(clients), QueriesPolicy(), "p", space=space, per_window=False)
+    assert {"scraper", "thief"} <= set(both.metrics["flagged_clients"])
+    assert ood_only.metrics["flagged_clients"] == ["thief"] and ood_only.metrics["prada_tested"] == 0
