@@ -14,9 +14,11 @@ shared host is loaded: CPU, not wall). The reference tools live in their own ven
 
 With ``--peer NAME=SNAPSHOT`` (``picklescan``, ``modelscan``, ``fickling``; a git directory as the ``fetch``
 tool leaves it) it rebuilds that project's published test samples in a scratch folder instead and prints
-caught / false alarms on them: picklescan's and modelscan's ``tests/data`` files (labelled by their names),
-fickling's fixtures and every pickle its tests hand to ``check_safety`` (captured by running its test suite
-in the bench venv; a test named for benign, safe or legitimate input is benign). Nothing of theirs is kept.
+caught / false alarms on them: picklescan's ``tests/data`` and ``tests/data2`` files and modelscan's
+``tests/data`` files and the files its test fixtures generate (labelled by their names, or by the peer's test
+where a name misleads), fickling's fixtures and every pickle its tests hand to ``check_safety`` (captured by
+running its test suite in the bench venv, labelled with fickling's own verdict in the tests that pass, their
+assertions agreeing with it, unless the test's name says its input is benign). Nothing of theirs is kept.
 """
 
 from __future__ import annotations
@@ -178,18 +180,22 @@ def throughput(work: Path, venv: Path | None, megabytes: int, baseline: Path | N
 
 _BENIGN_NAME = re.compile(r"benign|(?<!un)safe|legit|clean|not_flagged|false_positive|allowed|pytorch_model\.bin$",
                           re.IGNORECASE)
+_BENIGN_TEST = re.compile(r"benign|not_flagged|legit|false_positive")
 _MALICIOUS_NAME = re.compile(r"malicious|bad|sploit|bypass|unsafe|evil|payload|inject", re.IGNORECASE)
 _FICKLING_CAPTURE = """
 import sys, unittest, pathlib, itertools
 import fickling.analysis as analysis
-out, counter, current = pathlib.Path(sys.argv[2]), itertools.count(), ["?"]
+out, counter, current, pending = pathlib.Path(sys.argv[2]), itertools.count(), ["?"], []
 original = analysis.check_safety
 def capture(pickled, *args, **kwargs):
+    result = original(pickled, *args, **kwargs)
     try:
-        (out / f"{current[0]}_{next(counter)}.pkl").write_bytes(pickled.dumps())
+        path = out / f"{current[0]}_{next(counter)}"
+        path.write_bytes(pickled.dumps())
+        pending.append((path, result.severity > analysis.Severity.LIKELY_SAFE))
     except Exception:
         pass
-    return original(pickled, *args, **kwargs)
+    return result
 analysis.check_safety = capture
 import fickling, fickling.fickle
 fickling.check_safety = capture
@@ -199,8 +205,14 @@ def walk(s):
     for t in s:
         yield from (walk(t) if isinstance(t, unittest.TestSuite) else [t])
 for test in walk(suite):
-    current[0] = test.id().rsplit(".", 1)[-1]
-    test.run(unittest.TestResult())
+    current[0], result = test.id().rsplit(".", 1)[-1], unittest.TestResult()
+    test.run(result)
+    for path, unsafe in pending:  # a passing test agrees with fickling's verdict: that is the label
+        if result.wasSuccessful():
+            path.rename(path.with_name(path.name + (".malicious.pkl" if unsafe else ".benign.pkl")))
+        else:
+            path.unlink()
+    pending.clear()
 """
 
 
@@ -262,8 +274,8 @@ def rebuild_peer(peer: str, snapshot: Path, scratch: Path, venv: Path | None) ->
         captured.mkdir()
         subprocess.run([str(venv / "bin" / "python"), "-c", _FICKLING_CAPTURE, str(source), str(captured)],
                        capture_output=True, timeout=900, cwd=scratch.parent)
-        for path in sorted(captured.iterdir()):
-            cases[path] = not _BENIGN_NAME.search(path.name)
+        for path in sorted(captured.iterdir()):  # a test that says its input is benign outranks the verdict
+            cases[path] = path.name.endswith(".malicious.pkl") and not _BENIGN_TEST.search(path.name)
     return cases
 
 

@@ -331,7 +331,7 @@ def test_a_pickled_keras_model_is_judged_by_the_archive_it_carries(tmp_path):
     safe mode off (modelscan's keras fixture): only that exact stream is read so, and its archive decides."""
     os.environ.setdefault("KERAS_BACKEND", "torch")
     keras = pytest.importorskip("keras")
-    import torch
+    torch = pytest.importorskip("torch")
 
     def scanned(name: str, data: bytes) -> set[str]:
         (tmp_path / name).write_bytes(data)
