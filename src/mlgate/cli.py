@@ -22,7 +22,7 @@ from mlgate.core.policy import Policy
 from mlgate.core.redaction import redact, redact_uri
 from mlgate.core.results import GateResult, Status, Subject
 from mlgate.core.runner import GateOutcome, run_gate
-from mlgate.core.shipped import POLICY_ENV, choose_policy, load_chosen_policy
+from mlgate.core.shipped import POLICY_ENV, choose_policy, load_chosen_policy, shipped
 from mlgate.core.summary import format_summary
 from mlgate.scaffold import DEFAULT_GATES
 
@@ -496,14 +496,26 @@ def cmd_alias_resign(args: argparse.Namespace) -> int:
     return 0
 
 
+def companion(policy: Policy, explicit: str | None, name: str) -> Path:
+    """``--threat-model``/``--compliance``, else the file beside the policy, else the one mlgate ships (said on
+    stderr): a report never renders an empty section because a user's policy has no companion beside it."""
+    if explicit:
+        return Path(explicit)
+    beside = policy.resolve(name)
+    if beside.is_file():
+        return beside
+    print(f"{name}: none beside {policy.source}; using the one shipped with mlgate", file=sys.stderr)
+    return shipped(f"policies/{name}")
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    from mlgate.trust.version_report import ARTIFACT, log_scorecard, version_scorecard
+    from mlgate.trust.version_report import ARTIFACT, COMPLIANCE, THREAT_MODEL, log_scorecard, version_scorecard
 
     client = _client(read_only=True)
     policy, _ = load_chosen_policy(args.policy)
     html = version_scorecard(client, policy, args.model, args.version,
-                             threat_model=Path(args.threat_model) if args.threat_model else None,
-                             compliance=Path(args.compliance) if args.compliance else None)
+                             threat_model=companion(policy, args.threat_model, THREAT_MODEL),
+                             compliance=companion(policy, args.compliance, COMPLIANCE))
     out = Path(args.out)
     write_output("--out", out / ARTIFACT, html)
     run_id = log_scorecard(client, args.model, args.version, html)
@@ -515,7 +527,7 @@ def cmd_threat_model(args: argparse.Namespace) -> int:
     from mlgate.trust.version_report import THREAT_MODEL, policy_coverage
 
     policy, _ = load_chosen_policy(args.policy)
-    result = policy_coverage(policy, Path(args.threat_model) if args.threat_model else policy.resolve(THREAT_MODEL))
+    result = policy_coverage(policy, companion(policy, args.threat_model, THREAT_MODEL))
     width = max(len(c.category) for c in result.categories)
     for category in result.categories:
         print(f"{category.category:<{width}}  {category.status.upper()}")
@@ -772,8 +784,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("version", help="model version")
     report.add_argument("--out", required=True, help="directory to write scorecard.html into")
     report.add_argument("--policy", help=POLICY_HELP)
-    report.add_argument("--threat-model", help="threat model YAML (default: threat-model.yaml beside the policy)")
-    report.add_argument("--compliance", help="compliance mapping YAML (default: compliance.yaml beside the policy)")
+    report.add_argument("--threat-model", help="threat model YAML (default: threat-model.yaml beside the policy, "
+                         "else the shipped one)")
+    report.add_argument("--compliance", help="compliance mapping YAML (default: compliance.yaml beside the "
+                        "policy, else the shipped one)")
     report.set_defaults(func=cmd_report)
 
     serve = commands.add_parser("serve", help="serve a trusted model version: auth, rate limits, validation, budgets")
@@ -817,7 +831,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     threats = commands.add_parser("threat-model", help="STRIDE coverage by the policy's gates; exit 1 if uncovered")
     threats.add_argument("--policy", help=POLICY_HELP)
-    threats.add_argument("--threat-model", help="threat model YAML (default: threat-model.yaml beside the policy)")
+    threats.add_argument("--threat-model", help="threat model YAML (default: threat-model.yaml beside the policy, "
+                         "else the shipped one)")
     threats.set_defaults(func=cmd_threat_model)
     return parser
 

@@ -206,3 +206,11 @@ def test_pii_encoding_option(tmp_path):
     assert wrong.returncode == 2 and "not valid utf-8 text; pass the file's encoding (--encoding" in wrong.stderr
     right = mlgate("check", "data.pii", "people.csv", "--out-dir", "r", "--encoding", "latin-1", cwd=tmp_path)
     assert right.returncode == 0, right.stderr
+
+
+def test_threat_model_of_a_policy_without_one_beside_it_uses_the_shipped_one(tmp_path):
+    (tmp_path / "mine.yaml").write_text((ROOT / "policies" / "default.yaml").read_text())
+    done = mlgate("threat-model", "--policy", "mine.yaml", cwd=tmp_path)
+    assert done.returncode in (0, 1), done.stderr  # a verdict on coverage, not an empty report or an error
+    assert "threat-model.yaml: none beside mine.yaml; using the one shipped with mlgate" in done.stderr
+    assert "spoofing" in done.stdout
