@@ -1,7 +1,8 @@
 """``mlgate serve`` beside ``mlflow models serve`` on the same scikit-learn model: throughput and p50/p99.
 
-One run, loopback, two workers each, a fixed number of single-row requests from a small asyncio client
-(``--requests``, ``--concurrency``; it stops by itself). mlgate authenticates (API key), counts the client's
+One run, loopback, two workers each, both servers up at once and a fixed number of single-row requests from a
+small asyncio client, sent in alternating rounds (``--requests``, ``--rounds``, ``--concurrency``; it stops by
+itself), so both meet the same drift in the machine's load. mlgate authenticates (API key), counts the client's
 and the global sliding window in the real Redis on 127.0.0.1:6379, validates against the signature and the
 training profile and appends to the inference log; MLflow does none of it. The model is a logistic
 regression over the demo loans data (one-hot encoded categories), promoted with a signed attestation in a
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NUMERIC = ["age", "annual_income", "loan_amount", "term_months", "credit_score", "employment_years",
            "debt_to_income"]
 CATEGORICAL = ["home_ownership", "purpose"]
+JSON = {"Content-Type": "application/json"}
 
 
 def free_port() -> int:
@@ -138,9 +140,18 @@ async def load(url: str, bodies: list[bytes], headers: dict[str, str], concurren
         began = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - began
-    ms = np.asarray(latencies) * 1000
-    return {"rps": statuses.get(200, 0) / elapsed, "p50_ms": float(np.percentile(ms, 50)),
-            "p99_ms": float(np.percentile(ms, 99)), "statuses": statuses, "seconds": elapsed}
+    return {"latencies": latencies, "statuses": statuses, "seconds": elapsed}
+
+
+def _combine(parts: list[dict]) -> dict[str, float]:
+    ms = np.concatenate([p["latencies"] for p in parts]) * 1000
+    statuses: dict[int, int] = {}
+    for part in parts:
+        for code, n in part["statuses"].items():
+            statuses[code] = statuses.get(code, 0) + n
+    seconds = sum(p["seconds"] for p in parts)
+    return {"rps": statuses.get(200, 0) / seconds, "p50_ms": float(np.percentile(ms, 50)),
+            "p99_ms": float(np.percentile(ms, 99)), "statuses": statuses, "seconds": seconds}
 
 
 def main() -> int:
@@ -148,6 +159,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds the requests are split into")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="mlgate-bench-serve-"))
     os.environ["MLGATE_HOME"] = str(home / "mlgate")
@@ -178,14 +190,23 @@ def main() -> int:
                           "--workers", str(args.workers), "--port", str(mlgate_port)],
                          f"http://127.0.0.1:{mlgate_port}", bodies_mlgate, {"X-API-Key": key}, "/predict", "/health"),
     }
-    for name, (argv, base, bodies, headers, path, health) in servers.items():
-        process = start(argv, env, home / f"{name.split()[0]}.log", base + health)
-        try:
-            headers = {**headers, "Content-Type": "application/json"}
-            asyncio.run(load(base + path, bodies[:100], headers, args.concurrency))  # warm-up
-            results[name] = asyncio.run(load(base + path, bodies, headers, args.concurrency))
-        finally:
+    processes = []
+    try:
+        for name, (argv, base, _, _, _, health) in servers.items():
+            processes.append(start(argv, env, home / f"{name.split()[0]}.log", base + health))
+        for _argv, base, bodies, headers, path, _health in servers.values():
+            asyncio.run(load(base + path, bodies[:100], {**headers, **JSON}, args.concurrency))  # warm-up
+        # Alternating rounds: on a shared machine the load drifts, and each server meets the same drift.
+        chunk = args.requests // args.rounds
+        for start_at in range(0, chunk * args.rounds, chunk):
+            for name, (_, base, bodies, headers, path, _) in servers.items():
+                part = asyncio.run(load(base + path, bodies[start_at:start_at + chunk], {**headers, **JSON},
+                                        args.concurrency))
+                results.setdefault(name, []).append(part)
+    finally:
+        for process in processes:
             stop(process)
+    results = {name: _combine(parts) for name, parts in results.items()}
     print(f"{args.requests} single-row requests, concurrency {args.concurrency}, {args.workers} workers each")
     for name, r in results.items():
         print(f"  {name:<20} {r['rps']:8.1f} answered (200) req/s  p50 {r['p50_ms']:6.1f} ms  "
