@@ -8,8 +8,9 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 COPY pyproject.toml README.md /src/
 COPY src /src/src
-# psycopg: the PostgreSQL driver of Airflow's metadata DB and MLflow's backend store.
-RUN /opt/venv/bin/pip install /src "psycopg[binary]>=3.2,<4"
+# psycopg: the PostgreSQL driver of Airflow's metadata DB and MLflow's backend store; [validation]: the model
+# gates of the secure training pipeline (ART, fairlearn); code.dynamic's Hypothesis is a core dependency.
+RUN /opt/venv/bin/pip install "/src[validation]" "psycopg[binary]>=3.2,<4"
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="mlgate" \

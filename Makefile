@@ -46,7 +46,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade uv
 	$(PY) -m pip install -q torch==2.13.0  # pip finds the CPU build on local disk; uv would fetch CUDA
-	$(UV) pip install --python $(PY) -q -e '.[dev,validation,torch,dynamic]'
+	$(UV) pip install --python $(PY) -q -e '.[dev,validation,torch]'
 	touch $(STAMP)
 
 clean:

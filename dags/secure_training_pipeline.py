@@ -1,5 +1,5 @@
-"""The secure training pipeline: data and code gates → training → model file scan → model validation →
-promotion.
+"""The secure training pipeline: data and code gates → the training code run on contract-generated inputs
+(code.dynamic) → training → model file scan → model validation → promotion.
 
 Every gate records its evidence in the DAG run's MLflow run; promotion moves the ``champion`` alias
 only when every gate the policy requires passed for exactly this data, code and model. Paths come from
@@ -16,6 +16,7 @@ from airflow.sdk import DAG, Param
 
 from mlgate.operators import (
     CodeDependenciesGateOperator,
+    CodeDynamicGateOperator,
     CodeStaticGateOperator,
     DataExpectationsGateOperator,
     DataIntegrityGateOperator,
@@ -66,15 +67,12 @@ with DAG(
     deploy_config = DeployConfigGateOperator(task_id="deploy_config",
                                              target=[str(ROOT / "Dockerfile"), str(ROOT / "docker-compose.yml")],
                                              **gate_args)
-    train = ModelTrainingGateOperator(
-        task_id="train_model",
-        training_callable="mlgate.demo.train:train_loan_model",
-        code_path=TRAINING_CODE,
-        data_path=data,
-        hyperparameters={"C": 1.0, "max_iter": 500},
-        seed=7,
-        **gate_args,
-    )
+    training_args = {"training_callable": "mlgate.demo.train:train_loan_model", "code_path": TRAINING_CODE,
+                     "data_path": data, "hyperparameters": {"C": 1.0, "max_iter": 500}, "seed": 7, **gate_args}
+    # The training code's model, fitted as training fits it, meets inputs generated from the policy's
+    # expectation suite before the real training runs: a crash, NaN/inf or leak on them stops the pipeline.
+    dynamic = CodeDynamicGateOperator(task_id="code_dynamic", **training_args)
+    train = ModelTrainingGateOperator(task_id="train_model", **training_args)
     artifact = ModelArtifactGateOperator(task_id="model_artifact", **gate_args)
     validation_args = {"data_callable": "mlgate.demo.train:validation_data", "data_path": data, "seed": 7, **gate_args}
     validations = [
@@ -85,6 +83,6 @@ with DAG(
     ]
     promote = RegistryPromoteGateOperator(task_id="promote_model", **gate_args)
 
-    integrity >> [pii, expectations, privacy] >> train
+    integrity >> [pii, expectations, privacy] >> dynamic >> train  # the code runs on data the data gates passed
     [static, dependencies, deploy_config] >> train
     train >> artifact >> validations >> promote

@@ -49,10 +49,11 @@ def test_every_dag_file_imports_without_errors(dag):
     assert dag is not None
     assert {t.task_id for t in dag.tasks} == {
         "data_integrity", "data_pii", "data_expectations", "data_privacy", "code_static", "code_dependencies",
-        "deploy_config",
+        "deploy_config", "code_dynamic",
         "train_model", "model_artifact", "model_robustness", "model_privacy", "model_fairness",
         "model_explainability", "promote_model"}
     assert dag.get_task("promote_model").trigger_rule == "all_done"
+    assert "code_dynamic" in dag.get_task("train_model").upstream_task_ids  # a failing dynamic check stops training
 
 
 def test_clean_data_is_trained_validated_and_promoted(dag, conf):
@@ -88,7 +89,8 @@ def test_data_changed_after_pinning_is_never_promoted(dag, conf):
     assert state == "failed"
     assert tasks["data_integrity"] == "failed"
     assert tasks["code_static"] == tasks["code_dependencies"] == tasks["deploy_config"] == "success"
-    assert tasks["train_model"] == tasks["model_artifact"] == tasks["model_robustness"] == "upstream_failed"
+    assert tasks["code_dynamic"] == tasks["train_model"] == tasks["model_artifact"] == tasks["model_robustness"] \
+        == "upstream_failed"
     assert tasks["promote_model"] == "failed"
     assert alias is None
 

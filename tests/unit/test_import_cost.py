@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.unit
 
-HEAVY = ("great_expectations", "art", "torch", "mlflow", "sklearn", "pandas")
+HEAVY = ("great_expectations", "art", "torch", "mlflow", "sklearn", "pandas", "hypothesis")
 PURE_MODULES = sorted(
     ".".join(p.relative_to(ROOT / "src").with_suffix("").parts)
     for package in ("core", "gates", "trust")

@@ -7,6 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
+import yaml
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from mlgate.exceptions import GateConfigViolation, GatePolicyViolation
@@ -14,6 +15,7 @@ from mlgate.gates.data.integrity import build_manifest
 from mlgate.hooks.mlflow import MlflowHook
 from mlgate.links import MlflowRunLink
 from mlgate.operators import (
+    CodeDynamicGateOperator,
     DataExpectationsGateOperator,
 )
 from mlgate.trust.audit import read_decisions
@@ -83,6 +85,22 @@ def test_a_blocked_gate_records_evidence_then_fails_without_retry(run):
     assert ctx["ti"].pushed["data.integrity"]["status"] == "blocked"
     _, mlflow_run = pipeline_tags(f"ops/{run['run_id']}")
     assert mlflow_run.data.tags["mlgate.gate.data.integrity"] == "blocked"
+
+
+def test_a_failing_dynamic_check_fails_its_task_without_retry_and_records_the_evidence(run):
+    """The pipeline's step before training (dags/secure_training_pipeline.py): a blocked code.dynamic fails
+    its task, so training downstream never runs; the evidence names the shrunk input, never its values."""
+    policy = yaml.safe_load(run["policy"].read_text())
+    policy["gates"]["code.dynamic"] = {"max_examples": 30, "call_budget_ms": 400}
+    write_policy(run["policy"], policy)
+    ctx = context(run, "code_dynamic")
+    op = CodeDynamicGateOperator(task_id="code_dynamic", callables=["tests.fixtures.dynamic_defects:income_per_year_"
+                                 "employed"], data_path=str(run["data"]), policy_path=str(run["policy"]))
+    with pytest.raises(GatePolicyViolation, match=r"code.dynamic.non_finite: .* shrunk input \d+x\d+ sha256:"):
+        op.execute(ctx)
+    assert ctx["ti"].pushed["code.dynamic"]["status"] == "blocked"
+    _, mlflow_run = pipeline_tags(f"ops/{run['run_id']}")
+    assert mlflow_run.data.tags["mlgate.gate.code.dynamic"] == "blocked"
 
 
 def test_an_invalid_policy_fails_without_retry_and_names_the_key(run):

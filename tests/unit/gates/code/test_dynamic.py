@@ -33,7 +33,9 @@ def data(tmp_path_factory):
 @pytest.fixture
 def policy(tmp_path):
     data = default_policy()
-    data["gates"]["code.dynamic"] = {"max_examples": 60, "call_budget_ms": 400}
+    # 1 s per call: room for a loaded machine (at 400 ms `reject_loudly` once also ran over), far below the
+    # 3 s sleep of `slow_features`
+    data["gates"]["code.dynamic"] = {"max_examples": 60, "call_budget_ms": 1000}
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(data))
     return load_policy(path)
