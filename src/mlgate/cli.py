@@ -582,8 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
     recording = argparse.ArgumentParser(add_help=False)
     target = recording.add_mutually_exclusive_group()
     target.add_argument("--record", metavar="MODEL_URI", help="log the signed result to this model version's run "
-                        "(models:/NAME/VERSION; not an alias, which anyone who writes the registry can move), so it counts "
-                        "for promotion")
+                        "(models:/NAME/VERSION; not an alias, which anyone who writes the registry can "
+                        "move), so it counts for promotion")
     target.add_argument("--run-id", help="log the signed result to this MLflow run")
 
     def add_gate(name: str, *, parents: list[argparse.ArgumentParser], help: str) -> argparse.ArgumentParser:
