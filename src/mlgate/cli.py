@@ -93,7 +93,8 @@ def _finish(outcome: GateOutcome, args: argparse.Namespace) -> int:
 
 
 def _record_target(args: argparse.Namespace) -> tuple[MlflowClient | None, str | None]:
-    """``--record models:/NAME/VERSION`` (the version's run) or ``--run-id``: where the result is logged."""
+    """``--record models:/NAME/VERSION`` (the version's run) or ``--run-id``: where the result is logged. An
+    alias is refused: it is not signed, so the evidence would land on whichever version A1 pointed it at."""
     if not (getattr(args, "record", None) or getattr(args, "run_id", None)):
         return None, None
     from mlgate.trust.keys import keyring_from_env
@@ -105,6 +106,10 @@ def _record_target(args: argparse.Namespace) -> tuple[MlflowClient | None, str |
     client = _client()
     if args.run_id:
         return client, args.run_id
+    if "@" in args.record:  # the signed result binds to the version's run: an alias would let A1 choose it
+        name = args.record.removeprefix("models:/").split("@")[0]
+        raise OutputError(f"cannot record the result on {args.record}: name the version (models:/{name}/<version>); "
+                          "an MLflow alias is an unsigned pointer that whoever can write the registry moves")
     name, version = resolve_version(client, args.record)
     run_id = call(client, f"reading model version {name}/{version}",
                   lambda: client.get_model_version(name, version)).run_id
@@ -589,7 +594,8 @@ def build_parser() -> argparse.ArgumentParser:
     recording = argparse.ArgumentParser(add_help=False)
     target = recording.add_mutually_exclusive_group()
     target.add_argument("--record", metavar="MODEL_URI", help="log the signed result to this model version's run "
-                        "(models:/NAME/VERSION or models:/NAME@ALIAS), so it counts for promotion")
+                        "(models:/NAME/VERSION; not an alias, which anyone who writes the registry can "
+                        "move), so it counts for promotion")
     target.add_argument("--run-id", help="log the signed result to this MLflow run")
 
     def add_gate(name: str, *, parents: list[argparse.ArgumentParser], help: str) -> argparse.ArgumentParser:

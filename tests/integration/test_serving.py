@@ -138,8 +138,9 @@ def test_every_prediction_is_logged_and_metrics_are_exposed(served):
 
 
 def test_openapi_schema_comes_from_the_signature(served):
-    server, _, _, _ = served
-    schema = httpx.get(f"{server.url}/openapi.json", timeout=10).json()
+    server, keys, _, _ = served
+    assert httpx.get(f"{server.url}/openapi.json", timeout=10).status_code == 401  # training categories inside
+    schema = httpx.get(f"{server.url}/openapi.json", headers={"X-API-Key": keys["valid"]}, timeout=10).json()
     instance = schema["components"]["schemas"]["Instance"]
     assert set(instance["required"]) == {"age", "income", "home"}
     assert instance["properties"]["home"]["enum"] == ["mortgage", "own", "rent"]

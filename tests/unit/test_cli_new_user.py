@@ -191,6 +191,24 @@ def test_check_record_logs_the_signed_result_on_the_versions_run(tmp_path, regis
     assert json.loads(payload)["predicate"][RUN_FIELD] == run_id
 
 
+def test_record_by_an_alias_is_refused_because_whoever_writes_the_registry_moves_it(tmp_path, registered,
+                                                                                    signing_key):
+    """Red team (A1): the MLflow alias is an unsigned pointer. CI's signed pass (a clean image or config is
+    bound only by the run) recorded by ``@candidate`` lands on whatever version A1 points it at."""
+    from mlgate.trust.registry import download_envelopes
+
+    client, home, honest_run, _ = registered
+    planted = client.create_run(client.get_run(honest_run).info.experiment_id).info.run_id
+    version = client.create_model_version("ci-model", (tmp_path / "planted").as_uri(), run_id=planted).version
+    client.set_registered_model_alias("ci-model", "candidate", version)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "job.py").write_text("print('clean')\n")
+    done = mlgate("check", "code.static", "src", "--out-dir", "reports", "--record", "models:/ci-model@candidate",
+                  cwd=tmp_path, MLGATE_HOME=str(home))
+    assert done.returncode == 2 and "models:/ci-model/<version>" in done.stderr, done.stderr
+    assert not download_envelopes(client, planted) and not download_envelopes(client, honest_run)
+
+
 def test_record_without_a_signing_key_is_exit_2(tmp_path, registered):
     _, home, run_id, _ = registered
     (tmp_path / "src").mkdir()

@@ -202,7 +202,11 @@ def _answer(proc: subprocess.Popen[bytes], stdout: bytes, stderr: bytes, label: 
         raise ToolError(f"{label} ran out of its memory budget ({limits.memory_mb} MiB)")
     if kind in ERRORS:
         raise ERRORS[kind](message)
-    raise ToolError(f"{label} raised {kind}: {message}")
+    where = answer.get("where")
+    if not isinstance(where, str):  # the child kept the message: it cannot quote the data (isolation_entry)
+        raise ToolError(f"{label} raised {kind}: {message}")
+    raise ToolError(f"{label} raised {kind} at {where[:200] or 'an unknown place'} (its message is not kept: it "
+                    "quotes a value, here one of the data's; run the code outside mlgate to see it)")
 
 
 def run_isolated(target: str, kwargs: Mapping[str, Any], limits: SandboxPolicy, *, readable: Sequence[Path] = (),

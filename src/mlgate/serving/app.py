@@ -10,7 +10,8 @@ spends least on a request that will be refused (the FastAPI-security + limits sh
 5. append each row to the inference log with the client's id, then answer.
 
 No error answer carries a stack trace or a credential; unexpected failures are logged here and answered
-with a bare 500. ``GET /openapi.json`` describes the body of the version being served.
+with a bare 500. ``GET /openapi.json`` describes the body of the version being served, to a client that may
+use the model (the schema names every category seen in training and the training span: not for anyone).
 """
 
 from __future__ import annotations
@@ -191,15 +192,18 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
 
     app = FastAPI(title="mlgate serve", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
 
+    def refused(refusal: Refused) -> JSONResponse:
+        server.metrics.rejections.labels(refusal.reason).inc()
+        body = {"error": refusal.message, **({"fields": refusal.fields} if refusal.fields else {})}
+        return JSONResponse(body, refusal.status, headers=refusal.headers)
+
     @app.post("/predict", responses={code: {"description": text} for code, text in _REFUSALS.items()})
     async def predict(request: Request) -> JSONResponse:
         started = time.perf_counter()
         try:
             reply = JSONResponse(await server.handle(request))
         except Refused as refusal:
-            server.metrics.rejections.labels(refusal.reason).inc()
-            body = {"error": refusal.message, **({"fields": refusal.fields} if refusal.fields else {})}
-            reply = JSONResponse(body, refusal.status, headers=refusal.headers)
+            reply = refused(refusal)
         except Exception:  # noqa: BLE001 - answered without detail, logged here
             log.exception("unexpected failure answering /predict")
             reply = JSONResponse({"error": "internal error"}, 500)
@@ -220,7 +224,11 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         return Response(data, media_type=content_type)
 
     @app.get("/openapi.json", include_in_schema=False)
-    async def openapi() -> JSONResponse:
+    async def openapi(request: Request) -> JSONResponse:
+        try:  # the body's schema lists the training categories and span: for the model's clients only
+            server.identify(request)
+        except Refused as refusal:
+            return refused(refusal)
         return JSONResponse(server.openapi(app))
 
     return app

@@ -82,6 +82,16 @@ def test_a_child_that_fails_is_an_error(target, limits, match):
         run_isolated(f"{TARGETS}:{target}", {}, SandboxPolicy(**limits))
 
 
+@pytest.mark.parametrize("target", ["convert_rows", "look_up_row"])
+def test_a_library_error_on_the_data_crosses_without_its_message(target):
+    """Red team: code run on the pipeline's data (training, a model's predict) fails with a message that
+    quotes a row's value; the error becomes gate evidence (XCom, MLflow, the signed envelope). Its type and
+    place cross, its message does not (as in code.dynamic)."""
+    with pytest.raises(ToolError, match=rf"raised \w+Error at isolation_targets\.py:\d+ in {target}") as caught:
+        run_isolated(f"{TARGETS}:{target}", {}, SandboxPolicy())
+    assert "jane.doe" not in str(caught.value)
+
+
 def test_mlgate_errors_keep_their_class_across_the_boundary():
     with pytest.raises(GateInputError, match="no such column"):
         run_isolated(f"{TARGETS}:refuse", {}, SandboxPolicy())

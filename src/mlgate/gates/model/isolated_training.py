@@ -141,6 +141,8 @@ def _answer(value: Any) -> tuple[str, dict[str, str], dict[str, float]]:
 def copy_model_dir(produced: Path, target: Path) -> None:
     """Copy the child's model directory: directories and regular files only, never following a link (a
     link could point the upload at a file the parent can read and the child could not)."""
+    if produced.is_symlink():  # resolved here, in the worker's view of the files, not the child's
+        raise ToolError("model.training: the isolated child saved its model directory as a link")
     if not (produced / "MLmodel").is_file() or (produced / "MLmodel").is_symlink():
         raise ToolError("model.training: the isolated child saved no MLmodel file")
     for root, dirs, files in os.walk(produced, followlinks=False):

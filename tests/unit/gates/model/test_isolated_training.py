@@ -48,6 +48,18 @@ def test_a_link_or_special_file_in_the_saved_model_is_refused(tmp_path, planted)
     assert not any(b"PRIVATE KEY" in p.read_bytes() for p in (tmp_path / "copy").rglob("*") if p.is_file())
 
 
+def test_a_model_directory_that_is_itself_a_link_is_refused(tmp_path):
+    """Red team (A2): the child saves ``model`` as a link; the worker resolves it in its own view of the
+    files, where any directory holding an MLmodel (a cached model, a key folder beside one) is uploaded."""
+    elsewhere = saved_model(tmp_path / "worker-only")
+    (elsewhere / "signing.pem").write_text("-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n")
+    (tmp_path / "produced").mkdir()
+    (tmp_path / "produced" / "model").symlink_to(elsewhere)
+    with pytest.raises(ToolError, match="link"):
+        copy_model_dir(tmp_path / "produced" / "model", tmp_path / "copy")
+    assert not any(b"PRIVATE KEY" in p.read_bytes() for p in (tmp_path / "copy").rglob("*") if p.is_file())
+
+
 @pytest.mark.parametrize("answer", [
     None, {"flavor": "onnx", "params": {}, "metrics": {}}, {"flavor": "sklearn", "params": {"a": 1}, "metrics": {}},
     {"flavor": "sklearn", "params": {}, "metrics": {"a": "x"}},
