@@ -74,6 +74,9 @@ class GateResult:
     thresholds: dict[str, Any] = field(default_factory=dict)
     findings: tuple[Finding, ...] = ()
     artifacts: tuple[str, ...] = ()
+    # digests of what the gate consumed, by subject kind (model.training: the dataset and code it trained on);
+    # signed with the result, so promotion takes them from here rather than from editable version tags
+    inputs: dict[str, str] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -116,6 +119,7 @@ class GateResult:
                 for f in data.get("findings", [])
             ),
             artifacts=tuple(data.get("artifacts", [])),
+            inputs={str(k): str(v) for k, v in dict(data.get("inputs", {})).items()},
         )
 
 

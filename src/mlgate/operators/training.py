@@ -106,7 +106,7 @@ class ModelTrainingGateOperator(BaseGateOperator):
         libraries = library_versions()
         seed = int(self.seed)
         record = TrainingRecord(params=dict(self.hyperparameters), data_digests={"data.integrity": data_digest},
-                                code_version=code, seed=seed, library_versions=libraries,
+                                code_version=code, seed=seed, library_versions=libraries, code_digest=code_tree,
                                 model_uri=f"models:/{name}")
         refused = dp_requirement(self.policy, dp_sgd.target_epsilon if dp_sgd else None)
         if refused:

@@ -116,6 +116,15 @@ def _signed_evidence(client: MlflowClient, policy: Policy, run_id: str | None, k
     return verify_gate_evidence(download_envelopes(client, run_id), loose, keys_for, digests, run_id)
 
 
+def _signed_inputs(evidence: dict[str, GateResult | EvidenceError], digests: dict[str, str]) -> dict[str, str]:
+    """``digests`` with the dataset and code digests the verified ``model.training`` result signed (the
+    version's tags are a copy anyone who writes the registry can edit); unchanged without one."""
+    training = evidence.get("model.training")
+    if not isinstance(training, GateResult) or not training.passed:
+        return digests
+    return {**digests, **{kind: training.inputs[kind] for kind in ("dataset", "code") if kind in training.inputs}}
+
+
 def assess(client: MlflowClient, policy: Policy, name: str, version: str, now: datetime,
            max_age_hours: float | None = None, keys: KeyRing | None = None) -> Assessment:
     """Would ``name``/``version`` pass promotion now? Moves nothing: promotion and incident response
@@ -126,7 +135,12 @@ def assess(client: MlflowClient, policy: Policy, name: str, version: str, now: d
     file_digests = model_file_digests(client, f"models:/{name}/{version}")
     digests = {"model": json_digest(file_digests), "dataset": model_version.tags.get(TAG_DATA_DIGEST, ""),
                "code": model_version.tags.get(TAG_CODE_DIGEST, "")}
-    evidence, envelopes = _signed_evidence(client, policy, model_version.run_id, keys or keyring_from_env(), digests)
+    keys = keys or keyring_from_env()
+    evidence, envelopes = _signed_evidence(client, policy, model_version.run_id, keys, digests)
+    signed = _signed_inputs(evidence, digests)
+    if signed != digests:  # the version's tags were edited: judge the data and code the model was trained on
+        digests = signed
+        evidence, envelopes = _signed_evidence(client, policy, model_version.run_id, keys, digests)
     decision = decide(policy, evidence, digests=digests, now=now, max_age_hours=max_age_hours)
     return Assessment(decision, model_version.run_id, evidence, file_digests, envelopes)
 

@@ -272,3 +272,22 @@ def test_signed_data_evidence_transplanted_from_another_run_does_not_count(clien
     assert outcome.thresholds["gates_seen"]["data.integrity"] == "missing"
     (reason,) = [f.message for f in outcome.findings if f.message.startswith("data.integrity")]
     assert "verify_run FAILED" in reason
+
+
+def test_tags_edited_to_other_data_are_judged_against_the_data_training_signed(client, policy):
+    """Red team (redteam4, finding 6): the expected data and code digests came from the version's tags,
+    which A1 edits. The model was trained on data e…e (its signed ``model.training`` result names it);
+    the run also holds a signed pass for data d…d, and A1 re-tags the version with d…d. Promotion takes the
+    digests from the signed training result, so the d…d pass is about other data."""
+    name = policy.promotion.model_name
+    version = register_version(client, policy, name)
+    run_id = client.get_model_version(name, version).run_id
+    digest = model_digest(client, f"models:/{name}/{version}")
+    trained = replace(result("model.training", "model", digest, policy), inputs={"dataset": "sha256:" + "e" * 64})
+    log_signed(client, run_id, trained)
+    log_signed(client, run_id, result("data.integrity", "dataset", "sha256:" + "d" * 64, policy))
+    client.set_model_version_tag(name, version, TAG_DATA_DIGEST, "sha256:" + "d" * 64)
+    outcome = refused(client, policy, version)
+    assert outcome.thresholds["gates_seen"]["data.integrity"] == "missing"
+    (reason,) = [f.message for f in outcome.findings if f.message.startswith("data.integrity")]
+    assert "verify_subject FAILED" in reason

@@ -30,6 +30,7 @@ class TrainingRecord:
     model_uri: str = ""
     model_digest: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
+    code_digest: str = ""  # the training code's tree digest (core.digests.code_digest)
 
 
 def code_version(path: Path) -> str:
@@ -99,4 +100,6 @@ def check_training(record: TrainingRecord, policy: Policy, started_at: str,
         metrics={k: v for k, v in record.metrics.items() if isinstance(v, int | float)},
         thresholds={"require": list(config.require), "max_dp_epsilon": config.max_dp_epsilon},
         findings=findings,
+        inputs={kind: digest for kind, digest in (("dataset", record.data_digests.get("data.integrity", "")),
+                                                  ("code", record.code_digest)) if digest},
     )
