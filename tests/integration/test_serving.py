@@ -22,6 +22,7 @@ from mlgate.gates.monitor.inference_log import read_window
 from mlgate.gates.monitor.queries import QueriesPolicy, check_queries
 from tests import alias_attacks as attack
 from tests.fixtures.serving import MlgateServer, signature, write_keys
+from tests.pyfunc_models import Hungry
 
 pytestmark = pytest.mark.integration
 
@@ -207,3 +208,35 @@ def test_schemathesis_finds_no_server_error(mlflow_server, tmp_path):
     cases = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
     assert "No issues found" in run.stdout and cases and int(cases[2]) == int(cases[1]) >= 50, run.stdout[-2000:]
     assert "Traceback" not in server.log.read_text()
+
+
+def test_a_prediction_over_the_memory_cap_is_refused_and_the_worker_keeps_serving(mlflow_server, tmp_path):
+    """One worker capped at 3 GiB of address space (RLIMIT_AS) serving a model that reserves 8 GiB on one kind
+    of row: that request is answered 503 (MemoryError inside the prediction), not a crash; the same worker
+    answers the next request, of that client and of another one, and nothing is logged for the refused rows."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+        client = mlflow.MlflowClient(mlflow_server.url, mlflow_server.url)
+        policy = attack.new_policy()
+        attack.promoted(client, policy, 1, signature=signature(), python_model=Hungry)
+        name = policy.promotion.model_name
+        keys = write_keys(tmp_path / "keys.yaml", {"greedy": [name], "plain": [name]})
+        server = MlgateServer(tmp_path, mlflow_server.url, Path(policy.source), f"models:/{name}@champion",
+                              "--api-keys", str(tmp_path / "keys.yaml"), "--memory-mb", "3072", workers=1)
+        server.start()
+        try:
+            pid = server.process.pid
+            assert post(server, keys["plain"], {"instances": [ROW]}).status_code == 200
+            over = post(server, keys["greedy"], {"instances": [{**ROW, "home": "own"}]})
+            assert over.status_code == 503, over.text
+            assert "memory budget" in over.json()["error"] and "Traceback" not in over.text
+            assert post(server, keys["greedy"], {"instances": [ROW]}).status_code == 200
+            assert post(server, keys["plain"], {"instances": [ROW, ROW]}).status_code == 200
+            assert server.process.poll() is None and server.process.pid == pid
+            metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+            assert 'mlgate_serve_rejections_total{reason="memory"}' in metrics
+        finally:
+            server.stop()
+    assert "Traceback" not in server.log.read_text()
+    logged = read_window(server.inference_log, "2000-01-01T00:00:00+00:00", datetime.now(UTC) + timedelta(seconds=1))
+    assert len(logged) == 4 and set(logged["home"]) == {"rent"}
