@@ -23,6 +23,7 @@ from mlgate.operators import (
     DataPiiGateOperator,
     DataPrivacyGateOperator,
     DeployConfigGateOperator,
+    ModelDosGateOperator,
     ModelArtifactGateOperator,
     ModelExplainabilityGateOperator,
     ModelFairnessGateOperator,
@@ -80,6 +81,7 @@ with DAG(
         ModelPrivacyGateOperator(task_id="model_privacy", **validation_args),
         ModelFairnessGateOperator(task_id="model_fairness", **validation_args),
         ModelExplainabilityGateOperator(task_id="model_explainability", **validation_args),
+        ModelDosGateOperator(task_id="model_dos", **validation_args),
     ]
     promote = RegistryPromoteGateOperator(task_id="promote_model", **gate_args)
 

@@ -34,11 +34,12 @@ def new_policy() -> Policy:
     return load_policy(write_policy(Path(tempfile.mkdtemp(prefix="mlgate-policy-")) / "policy.yaml", data))
 
 
-def promoted(client, policy: Policy, count: int, signature=None) -> list[str]:
+def promoted(client, policy: Policy, count: int, signature=None, python_model=None) -> list[str]:
     """``count`` loadable versions, each promoted (signed) in turn: the alias ends on the last."""
     name, versions = policy.promotion.model_name, []
     for _ in range(count):
-        version = register_version(client, policy, name, pyfunc=True, signature=signature)
+        version = register_version(client, policy, name, pyfunc=True, signature=signature,
+                                   python_model=python_model)
         result = promote(client, policy, name, version, "test:promoter", keyring_from_env())
         assert str(result.status) == "passed", result.top_failures()
         versions.append(version)

@@ -128,10 +128,11 @@ def promote_op(run):
 
 
 def register_version(client, policy, name: str, *, passed: bool = True, pyfunc: bool = False,
-                     signature=None) -> str:
+                     signature=None, python_model=None) -> str:
     """A model version with a ``model.training`` result bound to its artifact digest, as the pipeline
     leaves it (cheap: a one-file model, or with ``pyfunc`` a loadable pyfunc model that answers its run id);
-    ``passed=False`` records a blocked result instead; ``signature`` is the pyfunc model's input signature."""
+    ``passed=False`` records a blocked result instead; ``signature`` is the pyfunc model's input signature and
+    ``python_model`` its class (taking the run id; default ``tests.pyfunc_models.Echo``)."""
     import tempfile
 
     from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
@@ -144,7 +145,7 @@ def register_version(client, policy, name: str, *, passed: bool = True, pyfunc: 
 
             from tests.pyfunc_models import Echo
 
-            mlflow.pyfunc.save_model(f"{tmp}/m", python_model=Echo(run_id), pip_requirements=[],
+            mlflow.pyfunc.save_model(f"{tmp}/m", python_model=(python_model or Echo)(run_id), pip_requirements=[],
                                      signature=signature)
             client.log_artifacts(run_id, f"{tmp}/m", artifact_path="model")
         else:

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,10 +19,15 @@ import httpx
 import mlflow
 import pytest
 
+from mlgate.demo.dataset import FEATURES, generate_loans
 from mlgate.gates.monitor.inference_log import read_window
 from mlgate.gates.monitor.queries import QueriesPolicy, check_queries
+from mlgate.operators import MonitorDriftGateOperator, MonitorQueriesGateOperator
 from tests import alias_attacks as attack
 from tests.fixtures.serving import MlgateServer, signature, write_keys
+from tests.helpers import FakeTaskInstance
+from tests.monitoring_data import write_dp_reference
+from tests.pyfunc_models import Hungry
 
 pytestmark = pytest.mark.integration
 
@@ -208,3 +214,86 @@ def test_schemathesis_finds_no_server_error(mlflow_server, tmp_path):
     cases = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
     assert "No issues found" in run.stdout and cases and int(cases[2]) == int(cases[1]) >= 50, run.stdout[-2000:]
     assert "Traceback" not in server.log.read_text()
+
+
+def test_a_prediction_over_the_memory_cap_is_refused_and_the_worker_keeps_serving(mlflow_server, tmp_path):
+    """One worker capped at 3 GiB of address space (RLIMIT_AS) serving a model that reserves 8 GiB on one kind
+    of row: that request is answered 503 (MemoryError inside the prediction), not a crash; the same worker
+    answers the next request, of that client and of another one, and nothing is logged for the refused rows."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+        client = mlflow.MlflowClient(mlflow_server.url, mlflow_server.url)
+        policy = attack.new_policy()
+        attack.promoted(client, policy, 1, signature=signature(), python_model=Hungry)
+        name = policy.promotion.model_name
+        keys = write_keys(tmp_path / "keys.yaml", {"greedy": [name], "plain": [name]})
+        server = MlgateServer(tmp_path, mlflow_server.url, Path(policy.source), f"models:/{name}@champion",
+                              "--api-keys", str(tmp_path / "keys.yaml"), "--memory-mb", "3072", workers=1)
+        server.start()
+        try:
+            assert post(server, keys["plain"], {"instances": [ROW]}).status_code == 200
+            over = post(server, keys["greedy"], {"instances": [{**ROW, "home": "own"}]})
+            assert over.status_code == 503, over.text
+            assert "memory budget" in over.json()["error"] and "Traceback" not in over.text
+            assert post(server, keys["greedy"], {"instances": [ROW]}).status_code == 200
+            assert post(server, keys["plain"], {"instances": [ROW, ROW]}).status_code == 200
+            assert server.process.poll() is None  # one worker, in the server's own process: still up
+            metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+            assert 'mlgate_serve_rejections_total{reason="memory"}' in metrics
+        finally:
+            server.stop()
+    assert "Traceback" not in server.log.read_text()
+    logged = read_window(server.inference_log, "2000-01-01T00:00:00+00:00", datetime.now(UTC) + timedelta(seconds=1))
+    assert len(logged) == 4 and set(logged["home"]) == {"rent"}
+
+
+def loans_signature():
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    frame = generate_loans(5, 1)[list(FEATURES)]
+    kinds = {"i": "long", "f": "double", "O": "string"}
+    return ModelSignature(inputs=Schema([ColSpec(kinds.get(frame[c].dtype.kind, "string"), c) for c in FEATURES]))
+
+
+def test_the_monitoring_gates_read_the_log_mlgate_serve_writes(mlflow_server, tmp_path):
+    """Loan applications served by ``mlgate serve`` (validated against the training data's DP profile) land in
+    its inference log; the monitoring DAG's drift and query operators read that log as it is and pass it, with
+    every served row and client in their evidence."""
+    reference = write_dp_reference(tmp_path / "reference.json")  # also the serving profile: one training profile
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+        client = mlflow.MlflowClient(mlflow_server.url, mlflow_server.url)
+        policy = attack.new_policy()
+        attack.promoted(client, policy, 1, signature=loans_signature())
+        name = policy.promotion.model_name
+        clients = [f"branch-{i}" for i in range(4)]
+        keys = write_keys(tmp_path / "keys.yaml", dict.fromkeys(clients, [name]))
+        server = MlgateServer(tmp_path, mlflow_server.url, Path(policy.source), f"models:/{name}@champion",
+                              "--api-keys", str(tmp_path / "keys.yaml"), "--client-limit", "100000/minute",
+                              "--max-batch", "50", workers=1)
+        server.argv[server.argv.index("--profile") + 1] = str(reference)
+        server.start()
+        try:
+            frame = generate_loans(1000, 23)[list(FEATURES)]
+            batches = [frame.iloc[i:i + 50].to_dict("records") for i in range(0, len(frame), 50)]
+            codes = [post(server, keys[clients[i % 4]], {"instances": rows}).status_code
+                     for i, rows in enumerate(batches)]
+        finally:
+            server.stop()
+    assert codes.count(200) >= 15, codes  # a tail row beyond the profile's span + slack refuses its batch
+    served_rows = 50 * codes.count(200)
+    end = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    window = {"inference_log_path": str(server.inference_log), "window_end": end, "policy_path": policy.source}
+
+    drift = {"ti": FakeTaskInstance(dag_id="model_monitoring", run_id=uuid.uuid4().hex, task_id="monitor_drift")}
+    MonitorDriftGateOperator(task_id="monitor_drift", reference_path=str(reference),
+                             history_path=str(tmp_path / "drift_history.jsonl"), **window).execute(drift)
+    result = drift["ti"].pushed["monitor.drift"]
+    assert (result["status"], result["metrics"]["rows"]) == ("passed", served_rows)
+    assert result["metrics"]["drifted_columns"] == []
+
+    queries = {"ti": FakeTaskInstance(dag_id="model_monitoring", run_id=uuid.uuid4().hex, task_id="monitor_queries")}
+    MonitorQueriesGateOperator(task_id="monitor_queries", **window).execute(queries)
+    result = queries["ti"].pushed["monitor.queries"]
+    assert result["status"] == "passed" and result["metrics"]["clients"] == len(clients)

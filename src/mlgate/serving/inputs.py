@@ -10,6 +10,7 @@ enforced. Models with tensor signatures, or none, are refused at start: their in
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -78,6 +79,8 @@ def _annotation(column: Column, profile: ReferenceProfile | None, slack: float) 
         cuts = profile.numeric[column.name][0]
         span = float(cuts[-1] - cuts[0]) or max(abs(float(cuts[0])), 1.0)
         low, high = float(cuts[0]) - slack * span, float(cuts[-1]) + slack * span
+        if base is int:  # an integer column's bounds are integers, rounded outwards (DP cuts are fractional)
+            low, high = math.floor(low), math.ceil(high)
         constraints["ge"] = max(low, constraints.get("ge", low))
         constraints["le"] = min(high, constraints.get("le", high))
     return Annotated[base, Field(**constraints)]

@@ -87,3 +87,14 @@ def test_models_whose_inputs_cannot_be_checked_are_refused():
         signature_columns(_Model(Schema([TensorSpec(np.dtype("float32"), (-1, 4))])))
     columns = signature_columns(_Model(ModelSignature(Schema([ColSpec("long", "a")])).inputs))
     assert columns == [Column("a", "long", True)]
+
+
+def test_an_integer_column_with_fractional_profile_cuts_gets_integer_bounds_rounded_outwards():
+    """A DP release's cuts are floats (e.g. 25.3): the bounds of a ``long`` column round outwards, or the
+    schema could not even be built and the server would never serve."""
+    profile = ReferenceProfile.from_dict({"numeric": {"age": {"cuts": [30.3, 49.9], "counts": [1, 1, 1]}}})
+    schema = InputSchema(COLUMNS[:1], profile, slack=0.5, max_batch=3)  # span 19.6: [20.5, 59.7] -> [20, 60]
+    assert [r["age"] for r in schema.parse(body({"age": 20}, {"age": 60}))] == [20, 60]
+    for outside in (19, 61):
+        with pytest.raises(InputRejected):
+            schema.parse(body({"age": outside}))
