@@ -23,7 +23,9 @@ pytestmark = pytest.mark.unit
 
 
 def mlgate(*args, cwd, **env):
-    environment = {k: v for k, v in os.environ.items() if k != POLICY_ENV} | env
+    # a store URI another test left in os.environ (mlflow.set_tracking_uri exports it) is not this user's
+    inherited = {POLICY_ENV, "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"}
+    environment = {k: v for k, v in os.environ.items() if k not in inherited} | env
     return subprocess.run([sys.executable, "-m", "mlgate.cli", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, timeout=120, env=environment)
 
@@ -166,7 +168,8 @@ def registered(tmp_path):
 
     home = tmp_path / "home"
     home.mkdir()
-    client = MlflowClient(f"sqlite:///{home / 'mlflow.db'}")
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    client = MlflowClient(uri, uri)  # the registry too: MLflow's process-wide registry URI may point elsewhere
     run = client.create_run(client.create_experiment("ci", (tmp_path / "artifacts").as_uri()))
     client.create_registered_model("ci-model")
     version = client.create_model_version("ci-model", (tmp_path / "model").as_uri(), run_id=run.info.run_id)
