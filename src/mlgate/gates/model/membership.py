@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from mlgate.core.errors import ToolError
 from mlgate.core.results import Finding, GateResult, Severity, utcnow
 from mlgate.gates.model.model_eval import (
     check_xy,
@@ -35,8 +36,14 @@ GATE = "model.privacy"
 
 
 def attack_scores(membership: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """AUC and advantage of ``scores``; scores that are not one finite number per row are the attack tool's
+    malformed output (a ``ToolError`` that says so, never a library error about the data)."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
+    if not (isinstance(scores, np.ndarray) and scores.shape == membership.shape
+            and np.issubdtype(scores.dtype, np.number) and np.isfinite(scores).all()):
+        raise ToolError(f"{GATE}: the attack returned malformed scores ({type(scores).__name__} "
+                        f"{getattr(scores, 'shape', '')}), not one finite score per row")
     fpr, tpr, _ = roc_curve(membership, scores)
     return {"auc": round(float(roc_auc_score(membership, scores)), 4),
             "advantage": round(float(np.max(tpr - fpr)), 4)}
