@@ -6,8 +6,9 @@ Two victims (scikit-learn, bundled data): breast cancer (30 features, logistic r
 querying the held-out split at lognormal volumes. The attacker's pool is independent Gaussian noise at
 twice each feature's spread, clipped to its range (Knockoff- and Copycat-style: not the victim's data).
 The gate runs as the shipped DAGs run it, with the default policy and the training split as reference:
-``model_monitoring`` every hour (volume and PRADA on the window alone) and ``model_query_watch`` every
-5 minutes (OOD evidence cumulative across its runs, nothing per window). Reported per attack and DAG (and
+``model_monitoring`` every hour (volume and PRADA on the window alone, OOD evidence cumulative across its
+runs) and ``model_query_watch`` every 5 minutes (OOD evidence cumulative across its runs, nothing per
+window); each DAG keeps its own state, and both measure against the training reference. Reported per attack and DAG (and
 for both together): the attack-query count when the first key is flagged, the agreement with the victim of
 a surrogate trained, as the attack trains it, on exactly those queries, the final surrogate's agreement,
 and the natural clients flagged. Then, per victim, a population of ``--naturals`` natural clients alone
@@ -35,7 +36,7 @@ from mlgate.gates.monitor.queries import check_queries
 START = datetime(2026, 1, 1, tzinfo=UTC)
 KEYS = 5
 # the shipped DAGs' use of the gate: (minutes between runs, per-window tests, cumulative OOD evidence)
-DAGS = {"model_monitoring": (60, True, False), "model_query_watch": (5, False, True)}
+DAGS = {"model_monitoring": (60, True, True), "model_query_watch": (5, False, True)}
 
 
 def victims(seed: int):

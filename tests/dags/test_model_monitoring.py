@@ -122,3 +122,32 @@ def test_the_query_watch_runs_every_five_minutes_over_five_minutes_with_evidence
     assert gate.reference_path and gate.state_path is None  # None: $MLGATE_HOME/monitor/extraction_state.json
     assert gate.per_window is False  # the cumulative evidence alone
     assert set(dag.get_task("respond").upstream_task_ids) == {"monitor_queries"}
+
+
+def test_the_hourly_queries_gate_flags_no_natural_client_on_sparse_features(dag_bag, tmp_path):
+    """The hourly gate, as the DAG configures it, on 40 natural digit clients: scaled by the window's own
+    covariance, the near-constant pixels made PRADA flag nearly all of them (289 of 300 in
+    benchmarks/extraction.py); against the training reference, none. Its OOD evidence has its own state."""
+    from datetime import UTC, datetime
+
+    from tests.helpers import FakeTaskInstance
+    from tests.natural_queries import write_natural_digits
+
+    gate = dag_bag.get_dag("model_monitoring").get_task("monitor_queries")
+    watch = dag_bag.get_dag("model_query_watch").get_task("monitor_queries")
+    assert gate.state_path and Path(gate.state_path).name != "extraction_state.json"  # not the watch's (None)
+    assert watch.state_path is None
+
+    end = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    log, reference = tmp_path / "log" / "inference.jsonl", tmp_path / "train.csv"
+    write_natural_digits(log, reference, end)
+    op = gate.prepare_for_execution()
+    op.render_template_fields({"params": {"inference_log_path": str(log.parent), "reference_path": str(reference),
+                                          "policy_path": str(write_policy(tmp_path / "policy.yaml"))}})
+    op.state_path = str(tmp_path / "extraction_state_hourly.json")  # this test's own, not the session's
+    context = {"ti": FakeTaskInstance(dag_id="model_monitoring", run_id=uuid.uuid4().hex, task_id=op.task_id),
+               "data_interval_end": end}
+    op.execute(context)
+    result = context["ti"].pushed["monitor.queries"]
+    assert (result["status"], result["metrics"]["clients"], result["metrics"]["flagged_clients"]) == ("passed", 40, [])
+    assert result["metrics"]["prada_tested"] >= 35
