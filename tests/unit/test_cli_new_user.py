@@ -24,8 +24,10 @@ pytestmark = pytest.mark.unit
 
 def mlgate(*args, cwd, **env):
     # a store URI another test left in os.environ (mlflow.set_tracking_uri exports it) is not this user's
+    # nor the MLflow HTTP settings an in-process CLI test exported (bound_mlflow_calls lets a user's win)
     inherited = {POLICY_ENV, "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"}
-    environment = {k: v for k, v in os.environ.items() if k not in inherited} | env
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in inherited and not k.startswith("MLFLOW_HTTP_REQUEST_")} | env
     return subprocess.run([sys.executable, "-m", "mlgate.cli", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, timeout=120, env=environment)
 
