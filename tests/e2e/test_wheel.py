@@ -88,12 +88,16 @@ def test_each_gate_that_needs_no_server_runs_on_the_scaffolded_project(installed
     (project / "model").mkdir(exist_ok=True)
     with (project / "model" / "model.pkl").open("wb") as handle:
         pickle.dump(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), handle)
+    (project / "deploy").mkdir(exist_ok=True)
+    shutil.copy(ROOT / "Dockerfile", project / "deploy" / "Dockerfile")  # the image the user would ship
     cwd = project / "proj"  # its ./policies/default.yaml is the policy
     for argv in (["data.integrity", "../loans.csv", "--manifest", "data/loans.manifest.json"],
                  ["data.pii", "../loans.csv", "--out-dir", "reports"],
                  ["data.expectations", "../loans.csv"],
                  ["code.static", "training", "--out-dir", "reports", "--sarif", "reports/ci/bandit.sarif"],
-                 ["model.artifact", "../model/model.pkl"]):
+                 ["model.artifact", "../model/model.pkl"],
+                 ["monitor.drift", "../loans.csv", "--reference", "../loans.csv"],
+                 ["deploy.config", "../deploy", "--offline"]):
         done = run(venv, env, cwd, "mlgate", "check", *argv, "--json", f"results/{argv[0]}.json")
         assert "./policies/default.yaml of the current directory" in done.stderr
 
