@@ -1,4 +1,5 @@
-"""The training loops the gate runs itself: plain, DP-SGD (Opacus) and adversarial training.
+"""The training loops the gate runs itself: plain, DP-SGD (Opacus), adversarial training and defensive
+distillation.
 
 A training callable that returns a fitted model keeps its own loop, and the gate can only record what
 it was told. Differential privacy and adversarial robustness are properties of the loop, so for them the
@@ -74,6 +75,16 @@ class AdversarialOptions(_Options):
     clip: tuple[float, float] | None = None  # valid input range; default: the training rows' range
 
 
+class DistillationOptions(_Options):
+    """Defensive distillation (Papernot et al. 2016): a teacher trained at softmax temperature T labels the
+    rows with its soft probabilities; the student, same architecture, trains on them at T and is served at
+    T=1. Known to mask gradients rather than add robustness (Carlini & Wagner 2017): ``model.robustness``'s
+    masking checks are what judge it."""
+
+    temperature: float = Field(gt=1, allow_inf_nan=False)
+    teacher_epochs: int | None = Field(None, ge=1, description="default: the training set's epochs")
+
+
 @dataclass(frozen=True)
 class Fitted:
     model: Any
@@ -94,19 +105,22 @@ def flavor_of(model: Any) -> Literal["pytorch", "sklearn"]:
 
 
 def fit_torch(model: Any, x: Any, y: Any, *, epochs: int, batch_size: int, learning_rate: float,
-              seed: int) -> Any:
-    """Plain minibatch training with Adam and cross-entropy; returns the module in eval mode."""
+              seed: int, temperature: float = 1.0) -> Any:
+    """Plain minibatch training with Adam and cross-entropy on ``logits / temperature``; ``y`` is class
+    indices or, 2-D, class probabilities (soft labels). Returns the module in eval mode."""
+    import numpy as np
     import torch
 
     torch.manual_seed(seed)
-    xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
+    soft = np.ndim(y) == 2
+    xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32 if soft else torch.long)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     generator = torch.Generator().manual_seed(seed)
     model.train()
     for epoch in range(epochs):
         for batch in torch.randperm(len(xt), generator=generator).split(batch_size):
             optimizer.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(xt[batch]), yt[batch])
+            loss = torch.nn.functional.cross_entropy(model(xt[batch]) / temperature, yt[batch])
             loss.backward()
             optimizer.step()
         log.info("training epoch %d/%d done, last batch loss %.4f", epoch + 1, epochs, loss.item())
@@ -161,15 +175,37 @@ def _adversarial(training: TrainingSet, options: AdversarialOptions, flavor: str
     return Fitted(trained.model, flavor, trained.params)
 
 
+def _distill(training: TrainingSet, options: DistillationOptions, seed: int) -> Fitted:
+    import copy
+
+    import torch
+
+    temperature, teacher_epochs = options.temperature, options.teacher_epochs or training.epochs
+    teacher = copy.deepcopy(training.model)  # same architecture, still unfitted
+    fit_torch(teacher, training.x, training.y, epochs=teacher_epochs, batch_size=training.batch_size,
+              learning_rate=training.learning_rate, seed=seed, temperature=temperature)
+    with torch.no_grad():
+        soft = torch.softmax(teacher(torch.as_tensor(training.x, dtype=torch.float32)) / temperature, dim=1).numpy()
+    student = fit_torch(training.model, training.x, soft, epochs=training.epochs, batch_size=training.batch_size,
+                        learning_rate=training.learning_rate, seed=seed + 1, temperature=temperature)
+    params = {"method": "defensive_distillation", "temperature": temperature, "teacher_epochs": teacher_epochs,
+              "epochs": training.epochs, "batch_size": training.batch_size, "lr": training.learning_rate,
+              "served_temperature": 1.0}
+    return Fitted(student, "pytorch", params)
+
+
 def preflight(training: TrainingSet, dp_sgd: DpSgdOptions | None = None,
-              adversarial: AdversarialOptions | None = None) -> None:
+              adversarial: AdversarialOptions | None = None, distillation: DistillationOptions | None = None) -> None:
     """Refuse what ``fit`` could not do, before any privacy budget is charged for it."""
     from importlib.util import find_spec
 
     flavor = flavor_of(training.model)
-    if dp_sgd and adversarial:
-        raise GateInputError("model.training: dp_sgd and adversarial_training cannot be combined (Opacus "
-                             "accounts only for its own loop)")
+    if sum(option is not None for option in (dp_sgd, adversarial, distillation)) > 1:
+        raise GateInputError("model.training: dp_sgd, adversarial_training and defensive_distillation cannot be "
+                             "combined (each is its own loop; Opacus accounts only for its own)")
+    if distillation and flavor != "pytorch":
+        raise GateInputError(f"defensive distillation trains torch modules; {type(training.model).__name__} is "
+                             "not one")
     if not dp_sgd:
         return
     if flavor != "pytorch":
@@ -186,12 +222,14 @@ def preflight(training: TrainingSet, dp_sgd: DpSgdOptions | None = None,
 
 
 def fit(training: TrainingSet, *, seed: int, dp_sgd: DpSgdOptions | None = None,
-        adversarial: AdversarialOptions | None = None) -> Fitted:
+        adversarial: AdversarialOptions | None = None, distillation: DistillationOptions | None = None) -> Fitted:
     """Fit ``training.model`` the way the options ask; metrics include ``training.evaluate``'s."""
-    preflight(training, dp_sgd, adversarial)
+    preflight(training, dp_sgd, adversarial, distillation)
     flavor = flavor_of(training.model)
     if dp_sgd:
         fitted = _dp_sgd(training, dp_sgd, seed)
+    elif distillation:
+        fitted = _distill(training, distillation, seed)
     elif adversarial:
         fitted = _adversarial(training, adversarial, flavor, seed)
     elif flavor == "pytorch":

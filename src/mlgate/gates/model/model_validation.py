@@ -61,8 +61,15 @@ def feature_view(model: Any, data: ValidationData) -> FeatureView:
 
 
 def load_flavor(local: Path) -> Any:
-    """The native model object (a scikit-learn estimator or a torch module), as its MLmodel file says.
-    Call it only on files ``model.artifact`` passed: loading runs whatever the files ask for."""
+    """The native model object (a scikit-learn estimator or a torch module), as its MLmodel file says,
+    behind the input defence the version declares (ADR 0031). Call it only on files ``model.artifact``
+    passed: loading runs whatever the files ask for."""
+    from mlgate.gates.model.input_defences import apply_declared
+
+    return apply_declared(_native(local), local)
+
+
+def _native(local: Path) -> Any:
     import yaml
 
     flavors = yaml.safe_load((local / "MLmodel").read_text()).get("flavors", {})
@@ -80,8 +87,9 @@ def load_flavor(local: Path) -> Any:
 def _robustness(view: FeatureView, policy: Policy, **bound: Any) -> GateResult:
     from mlgate.gates.model.robustness import check_robustness
 
-    return check_robustness(view.model, view.data.x_test, view.data.y_test, policy.section("model.robustness"),
-                            policy.digest, **bound)
+    d = view.data
+    return check_robustness(view.model, d.x_test, d.y_test, policy.section("model.robustness"), policy.digest,
+                            x_train=d.x_train, y_train=d.y_train, **bound)
 
 
 def _privacy(view: FeatureView, policy: Policy, *, out_dir: Path, **bound: Any) -> GateResult:

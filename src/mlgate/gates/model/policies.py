@@ -58,10 +58,20 @@ class AttackSpec(StrictPolicy):
     random_start: bool = False
     max_queries: int = Field(default=1000, ge=10,
                              description="HopSkipJump: gradient-estimation queries per sample over all steps")
+    loss: Literal["ce", "margin"] = Field(default="ce", description="torch: cross-entropy, or the C&W logit "
+                                                                    "margin (survives a saturated softmax)")
+    restarts: int = Field(default=1, ge=1, description="runs from fresh random starts; worst case per sample")
+    bpda: bool = Field(default=False, description="attack a declared input defence through the identity "
+                                                  "(BPDA) instead of its own gradient")
+    eot_samples: int = Field(default=1, ge=1, description="gradient averaged over this many draws of a "
+                                                          "randomized input defence (EOT)")
 
     @property
     def key(self) -> str:
-        return f"{self.name}_l{self.norm}_eps{self.eps:g}"
+        adaptive = "".join((f"_{self.loss}" if self.loss != "ce" else "", "_bpda" if self.bpda else "",
+                            f"_eot{self.eot_samples}" if self.eot_samples > 1 else "",
+                            f"_r{self.restarts}" if self.restarts > 1 else ""))
+        return f"{self.name}_l{self.norm}_eps{self.eps:g}{adaptive}"
 
     @property
     def order(self) -> float:
@@ -73,6 +83,22 @@ class AttackSpec(StrictPolicy):
         return (self.eps_step or 2.5 * self.eps / self.steps) * eps / self.eps
 
 
+class MaskingChecks(StrictPolicy):
+    """The gradient-masking checks of Carlini et al. 2019 ("On Evaluating Adversarial Robustness"), run on
+    each PGD attack of the policy; a model failing one is blocked whatever its robust accuracy."""
+
+    large_eps: float = Field(gt=0, description="ε at which the PGD attack must bring accuracy to about 0")
+    max_large_eps_accuracy: float = Field(default=0.05, ge=0, le=1)
+    steps_factor: int = Field(default=4, ge=1, description="the stronger attack's steps, in multiples of the "
+                                                           "PGD attack's")
+    restarts: int = Field(default=5, ge=1, description="the stronger attack's random restarts")
+    transfer: bool = Field(default=True, description="transfer PGD from an undefended surrogate trained on the "
+                                                     "training rows (a black-box attack)")
+    surrogate_epochs: int = Field(default=30, ge=1)
+    tolerance: float = Field(default=0.05, ge=0, le=1,
+                             description="robust-accuracy points by which a weaker attack may beat a stronger one")
+
+
 class RobustnessPolicy(StrictPolicy):
     attacks: tuple[AttackSpec, ...] = Field(min_length=1)
     min_robust_accuracy: float = Field(ge=0, le=1)
@@ -81,6 +107,7 @@ class RobustnessPolicy(StrictPolicy):
     clip: tuple[float, float] | None = Field(default=None, description="data range; default: the range of x")
     curve_factors: tuple[float, ...] = Field(default=(0.25, 0.5, 1.0, 2.0),
                                              description="ε multiples for the robustness curve; () for none")
+    masking_checks: MaskingChecks | None = Field(default=None, description="Carlini et al. 2019 sanity checks")
 
 
 class MembershipPolicy(StrictPolicy):

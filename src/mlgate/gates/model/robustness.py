@@ -7,6 +7,11 @@
   ART's ``BlackBoxClassifier``. It searches for the *smallest* adversarial perturbation, so a sample is
   robust at ε when the attack failed or needed a perturbation larger than ε. Its queries are counted.
 
+A model behind a declared input defence (``input_defences``) is attacked as defended: naively through the
+transform's own gradient, or with ``bpda``/``eot_samples``; ``loss: margin`` and ``restarts`` are the other
+adaptive options. With ``masking_checks`` the policy's PGD attacks are checked for gradient masking
+(``masking_checks``): a failed check blocks, whatever the robust accuracy.
+
 A sample counts as robust only when the model classifies it correctly both clean and attacked. Samples
 are drawn from one seeded permutation; the seed and the indices' digest are in the evidence, so the
 result can be reproduced exactly.
@@ -66,6 +71,9 @@ class Outcome:
 
 def _white_box_sklearn(model: Any, x: np.ndarray, y: np.ndarray, spec: AttackSpec, eps: float,
                        clip: tuple[float, float], seed: int) -> Outcome:
+    if spec.loss != "ce" or spec.bpda or spec.eot_samples > 1:
+        raise GateInputError(f"{spec.key}: the margin loss, BPDA and EOT are for torch modules; ART attacks "
+                             f"{type(model).__name__} with its own loss")
     from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescentNumpy
     from art.estimators.classification import SklearnClassifier
     from art.estimators.estimator import LossGradientsMixin
@@ -79,7 +87,9 @@ def _white_box_sklearn(model: Any, x: np.ndarray, y: np.ndarray, spec: AttackSpe
     else:
         np.random.seed(seed)  # ART draws its random start from numpy's global generator
         attack = ProjectedGradientDescentNumpy(classifier, norm=spec.order, eps=eps, eps_step=spec.step_size(eps),
-                                               max_iter=spec.steps, num_random_init=int(spec.random_start),
+                                               max_iter=spec.steps,
+                                               num_random_init=spec.restarts if spec.restarts > 1
+                                               else int(spec.random_start),
                                                batch_size=256, verbose=False)
     x_adv = attack.generate(x, y=y)
     clean = classifier.predict(x).argmax(1)
@@ -90,11 +100,21 @@ def _white_box_sklearn(model: Any, x: np.ndarray, y: np.ndarray, spec: AttackSpe
 
 def _white_box_torch(model: Any, x: np.ndarray, y: np.ndarray, spec: AttackSpec, eps: float,
                      clip: tuple[float, float], seed: int) -> Outcome:
+    from mlgate.gates.model.input_defences import is_defended
     from mlgate.gates.model.torch_attacks import attack
 
+    if (spec.bpda or spec.eot_samples > 1) and not is_defended(model):
+        raise GateInputError(f"{spec.key}: BPDA and EOT attack a declared input defence; this model has none")
     steps = 1 if spec.name == "fgsm" else spec.steps
-    out = attack(model, x, y, eps=eps, eps_step=spec.step_size(eps), steps=steps, norm=spec.order, clip=clip,
-                 random_start=spec.random_start and spec.name == "pgd", seed=seed)
+    if is_defended(model):
+        model.bpda = spec.bpda
+    try:
+        out = attack(model, x, y, eps=eps, eps_step=spec.step_size(eps), steps=steps, norm=spec.order, clip=clip,
+                     random_start=spec.random_start and spec.name == "pgd", seed=seed, loss=spec.loss,
+                     eot_samples=spec.eot_samples, restarts=spec.restarts if spec.name == "pgd" else 1)
+    finally:
+        if is_defended(model):
+            model.bpda = False
     return Outcome(out.clean_pred == y, out.adv_pred == y, out.perturbation_norm)
 
 
@@ -159,6 +179,43 @@ def _plot(curves: dict[str, list[list[float]]], out_dir: Path | None) -> tuple[s
     return save_figure(figure, out_dir, CURVE_FILE)
 
 
+def _masking(model: Any, x: np.ndarray, y: np.ndarray, policy: RobustnessPolicy, clip: tuple[float, float],
+             n_classes: int, evaluated: dict[str, tuple[AttackSpec, float]],
+             train: tuple[np.ndarray, np.ndarray] | None) -> tuple[dict, list[Finding]]:
+    from mlgate.gates.model.input_defences import is_defended
+    from mlgate.gates.model.masking_checks import run_checks, surrogate_examples
+
+    checks = policy.masking_checks
+
+    def attacked(spec: AttackSpec, eps: float) -> np.ndarray:
+        indices = sample_indices(len(x), spec.samples, policy.seed)
+        return run_attack(model, x[indices], y[indices], spec, eps, clip, policy.seed, n_classes).robust(eps)
+
+    def transferred(spec: AttackSpec) -> float:
+        indices = sample_indices(len(x), spec.samples, policy.seed)
+        xs, ys = x[indices], y[indices]
+        x_adv = surrogate_examples(train[0], train[1], xs, ys, spec, clip, n_classes, checks.surrogate_epochs,
+                                   policy.seed)
+        torch_seed(policy.seed)
+        correct = predict_proba(model, xs).argmax(1) == ys
+        return float((correct & (predict_proba(model, x_adv).argmax(1) == ys)).mean())
+
+    if checks.transfer and train is None:
+        raise GateInputError("model.robustness masking_checks.transfer needs the training rows (x_train, y_train)")
+    defended = is_defended(model)
+    return run_checks(evaluated, checks, attacked, transferred if checks.transfer else None,
+                      torch_model=is_torch_module(model), defended=defended,
+                      randomized=defended and model.defence.randomized)
+
+
+def torch_seed(seed: int) -> None:
+    """Seed torch's global generator, which a randomized input defence draws from (no-op without torch)."""
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+
+
 def _evaluate(model: Any, x: np.ndarray, y: np.ndarray, policy: RobustnessPolicy,
               clip: tuple[float, float], n_classes: int) -> tuple[dict, dict, list[Finding]]:
     attacks, curves, findings = {}, {}, []
@@ -178,6 +235,7 @@ def _evaluate(model: Any, x: np.ndarray, y: np.ndarray, policy: RobustnessPolicy
         if spec.name == "hopskipjump":
             entry["queries_per_sample"] = round(outcome.queries / max(1, int(outcome.correct.sum())), 1)
         attacks[spec.key] = entry
+        entry["spec"] = spec
         if accuracy < policy.min_robust_accuracy:
             findings.append(Finding(f"{GATE}.robust_accuracy", Severity.HIGH,
                                     f"robust accuracy {accuracy:.3f} < {policy.min_robust_accuracy}", spec.key))
@@ -189,9 +247,17 @@ def _evaluate(model: Any, x: np.ndarray, y: np.ndarray, policy: RobustnessPolicy
     return attacks, curves, findings
 
 
+def _defence_of(model: Any) -> dict | None:
+    from mlgate.gates.model.input_defences import is_defended
+
+    return model.defence.model_dump() if is_defended(model) else None
+
+
 def check_robustness(model: Any, x: Any, y: Any, config: RobustnessPolicy, policy_digest: str, *,
-                     model_digest: str, model_uri: str = "", out_dir: Path | None = None) -> GateResult:
-    """Attack ``model`` on ``(x, y)`` (held-out data, in the model's input layout) with each policy attack."""
+                     model_digest: str, model_uri: str = "", out_dir: Path | None = None,
+                     x_train: Any = None, y_train: Any = None) -> GateResult:
+    """Attack ``model`` on ``(x, y)`` (held-out data, in the model's input layout) with each policy attack;
+    ``x_train``/``y_train`` train the masking checks' transfer surrogate."""
     started = utcnow()
     x, y = check_xy(x, y)
     clip = config.clip or (float(x.min()), float(x.max()))
@@ -205,6 +271,13 @@ def check_robustness(model: Any, x: Any, y: Any, config: RobustnessPolicy, polic
         n_classes = predict_proba(model, x[:1]).shape[1]
         y_index = label_indices(model, y)
         attacks, curves, findings = _evaluate(model, x, y_index, config, clip, n_classes)
+        evaluated = {key: (entry.pop("spec"), entry["robust_accuracy"]) for key, entry in attacks.items()}
+        masking: dict = {}
+        if config.masking_checks:
+            train = None if x_train is None else (check_xy(x_train, y_train, "x_train")[0],
+                                                  label_indices(model, np.asarray(y_train)))
+            masking, found = _masking(model, x, y_index, config, clip, n_classes, evaluated, train)
+            findings += found
     finally:
         if device_state is not None:
             model.to(device_state)
@@ -215,7 +288,8 @@ def check_robustness(model: Any, x: Any, y: Any, config: RobustnessPolicy, polic
         metrics={"robust_accuracy": min(a["robust_accuracy"] for a in attacks.values()),
                  "accuracy_drop": max(a["accuracy_drop"] for a in attacks.values()),
                  "seed": config.seed, "clip": list(clip), "device": str(torch_device()) if device_state else "cpu",
-                 "attacks": attacks, "curves": curves},
+                 "attacks": attacks, "curves": curves, "input_defence": _defence_of(model),
+                 **({"masking_checks": masking} if config.masking_checks else {})},
         thresholds={"min_robust_accuracy": config.min_robust_accuracy,
                     "max_accuracy_drop": config.max_accuracy_drop},
         findings=findings, artifacts=artifacts,

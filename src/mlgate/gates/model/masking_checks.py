@@ -1,0 +1,112 @@
+"""Is the robustness number real? The gradient-masking checks of Carlini et al. 2019.
+
+A defence that hides the gradient (defensive distillation's saturated softmax, a non-differentiable input
+transformation, randomness) makes a gradient attack *fail* rather than the model robust. The evaluated
+attack is then checked against what must hold for a working attack (§ 5 of "On Evaluating Adversarial
+Robustness"); each check that fails is a HIGH finding named for it, whatever the robust accuracy:
+
+* ``large_eps``: at a large ε the attack must bring accuracy to about 0;
+* ``attack_not_converged`` / ``stronger_attack_weaker``: more steps, random restarts and the logit-margin
+  loss (with BPDA and EOT against a declared input defence) must neither beat the evaluated attack by more
+  than the tolerance (it had not converged) nor do worse than it (more iterations must not weaken an attack);
+* ``black_box_beats_white_box``: a transfer attack from an undefended surrogate trained on the training rows,
+  or a policy HopSkipJump attack, must not beat the white-box attack;
+* ``single_step_beats_iterative``: FGSM must not beat PGD at the same ε.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from mlgate.core.results import Finding, Severity
+from mlgate.gates.model.policies import AttackSpec, MaskingChecks
+
+GATE = "model.robustness"
+
+
+def stronger(spec: AttackSpec, checks: MaskingChecks, *, torch_model: bool, defended: bool,
+             randomized: bool) -> tuple[AttackSpec, ...]:
+    """The adaptive versions of a PGD attack: more steps, restarts, the margin loss (torch), EOT against a
+    randomized defence; against a declared defence both through its own gradient and through BPDA (a
+    differentiable transform, such as a median filter, is attacked better through its own gradient)."""
+    strong = spec.model_copy(update={
+        "steps": spec.steps * checks.steps_factor, "restarts": max(spec.restarts, checks.restarts),
+        "eps_step": 2 * spec.step_size(spec.eps) / checks.steps_factor,
+        **({"loss": "margin"} if torch_model else {}),
+        **({"eot_samples": max(spec.eot_samples, 8)} if randomized else {}),
+    })
+    return (strong, strong.model_copy(update={"bpda": not spec.bpda})) if defended else (strong,)
+
+
+def surrogate_examples(x_train: np.ndarray, y_train: np.ndarray, x: np.ndarray, y: np.ndarray, spec: AttackSpec,
+                       clip: tuple[float, float], n_classes: int, epochs: int, seed: int) -> np.ndarray:
+    """PGD examples crafted on an undefended MLP trained on the training rows (the attacker's copy)."""
+    import torch
+
+    from mlgate.gates.model.fitting import fit_torch
+    from mlgate.gates.model.model_eval import torch_device
+    from mlgate.gates.model.torch_attacks import examples
+
+    torch.manual_seed(seed)
+    width = int(np.prod(x_train.shape[1:]))
+    surrogate = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(width, 256), torch.nn.ReLU(),
+                                    torch.nn.Linear(256, n_classes))
+    fit_torch(surrogate, x_train, y_train, epochs=epochs, batch_size=64, learning_rate=1e-3, seed=seed)
+    surrogate.to(torch_device())
+    return examples(surrogate, x, y, eps=spec.eps, eps_step=spec.step_size(spec.eps), steps=spec.steps * 2,
+                    norm=spec.order, clip=clip, loss="margin", seed=seed)
+
+
+def _finding(check: str, message: str, key: str) -> Finding:
+    return Finding(f"{GATE}.masking.{check}", Severity.HIGH, message, key)
+
+
+def run_checks(policy_attacks: dict[str, tuple[AttackSpec, float]], checks: MaskingChecks,
+               attack: Callable[[AttackSpec, float], np.ndarray], transfer: Callable[[AttackSpec], float] | None,
+               *, torch_model: bool, defended: bool, randomized: bool) -> tuple[dict[str, Any], list[Finding]]:
+    """Run the checks. ``policy_attacks`` maps each evaluated attack's key to (spec, robust accuracy);
+    ``attack(spec, eps)`` returns which of the same samples are robust to an attack at ε; ``transfer(spec)``
+    the robust accuracy under the surrogate's examples."""
+    evidence: dict[str, Any] = {}
+    findings: list[Finding] = []
+    tol = checks.tolerance
+    for key, (spec, robust) in policy_attacks.items():
+        if spec.name != "pgd":
+            continue
+        entry: dict[str, Any] = {}
+        at_large = float(attack(spec, checks.large_eps).mean())
+        entry["large_eps"] = {"eps": checks.large_eps, "robust_accuracy": round(at_large, 4)}
+        if at_large > checks.max_large_eps_accuracy:
+            findings.append(_finding("large_eps", f"at ε={checks.large_eps:g} accuracy is still {at_large:.3f} > "
+                                     f"{checks.max_large_eps_accuracy}: the attack does not work on this model", key))
+        variants = stronger(spec, checks, torch_model=torch_model, defended=defended, randomized=randomized)
+        at_strong = float(np.logical_and.reduce([attack(variant, spec.eps) for variant in variants]).mean())
+        strong, name = variants[0], variants[0].key + " (+BPDA)" * defended
+        entry["stronger"] = {"attacks": [v.key for v in variants], "steps": strong.steps,
+                             "restarts": strong.restarts, "robust_accuracy": round(at_strong, 4)}
+        if at_strong < robust - tol:
+            findings.append(_finding("attack_not_converged", f"{name} finds robust accuracy {at_strong:.3f}, "
+                                     f"{robust - at_strong:.3f} below the evaluated {robust:.3f}", key))
+        elif at_strong > robust + tol:
+            findings.append(_finding("stronger_attack_weaker", f"{name} is weaker ({at_strong:.3f}) than "
+                                     f"the evaluated attack ({robust:.3f})", key))
+        if transfer is not None:
+            at_transfer = transfer(spec)
+            entry["transfer"] = {"robust_accuracy": round(at_transfer, 4)}
+            if at_transfer < robust - tol:
+                findings.append(_finding("black_box_beats_white_box", f"transfer from an undefended surrogate: "
+                                         f"{at_transfer:.3f} < white-box {robust:.3f}", key))
+        evidence[key] = entry
+    for key, (spec, robust) in policy_attacks.items():
+        same = [(other, r) for other, r in policy_attacks.values()
+                if other.norm == spec.norm and other.eps == spec.eps and other.name == "pgd"]
+        if spec.name == "pgd" or not same:
+            continue
+        best_pgd = min(r for _, r in same)
+        check = "black_box_beats_white_box" if spec.name == "hopskipjump" else "single_step_beats_iterative"
+        if robust < best_pgd - tol:
+            findings.append(_finding(check, f"{key} finds robust accuracy {robust:.3f} < PGD's {best_pgd:.3f}", key))
+    return evidence, findings
