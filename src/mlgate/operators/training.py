@@ -47,6 +47,13 @@ class ModelTrainingGateOperator(BaseGateOperator):
       training; a run the budget cannot cover is blocked untrained. The ε spent is a metric and a version tag.
     * ``adversarial_training={"eps": …, "steps": …}``: Madry PGD (torch) or FGSM/PGD augmentation
       (differentiable scikit-learn models).
+    * ``defensive_distillation={"temperature": T, "teacher_epochs": …}``: a teacher at T labels the rows
+      softly, the student (served at T=1) trains on them (torch). It masks gradients rather than adds
+      robustness: ``model.robustness``'s ``masking_checks`` are what judge it.
+
+    ``input_defence={"name": "feature_squeezing", …}`` (``mlgate.gates.model.input_defences``) declares an
+    input transformation as part of the version (saved in its files, so under its digest, ADR 0031); the
+    validation gates evaluate the model behind it.
 
     Torch modules are logged in MLflow's ``pt2`` format (a traced graph: loading imports no model code);
     ``torch_serialization="pickle"`` keeps the module classes, which ``model.artifact`` must then allow.
@@ -59,7 +66,8 @@ class ModelTrainingGateOperator(BaseGateOperator):
     gate_id = "model.training"
     template_fields: Sequence[str] = (*BaseGateOperator.template_fields, "data_path", "model_name",
                                       "hyperparameters", "seed", "data_gate_task_id", "dp_sgd",
-                                      "adversarial_training", "ledger_url")
+                                      "adversarial_training", "ledger_url", "defensive_distillation",
+                                      "input_defence")
 
     def __init__(self, *, training_callable: str | Callable[..., Any], data_path: str,
                  model_name: str | None = None, hyperparameters: dict[str, Any] | None = None, seed: int = 0,
@@ -67,6 +75,7 @@ class ModelTrainingGateOperator(BaseGateOperator):
                  code_path: str | None = None, pip_requirements: list[str] | None = None,
                  dp_sgd: dict[str, Any] | None = None, adversarial_training: dict[str, Any] | None = None,
                  ledger_url: str | None = None, torch_serialization: Literal["pt2", "pickle"] = "pt2",
+                 defensive_distillation: dict[str, Any] | None = None, input_defence: dict[str, Any] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.training_callable = training_callable
@@ -81,6 +90,8 @@ class ModelTrainingGateOperator(BaseGateOperator):
         self.adversarial_training = adversarial_training
         self.ledger_url = ledger_url
         self.torch_serialization = torch_serialization
+        self.defensive_distillation = defensive_distillation
+        self.input_defence = input_defence
 
     def subject(self) -> Subject:
         return Subject("model", f"models:/{self.model_name or '(policy model_name)'}", "unknown")
@@ -88,13 +99,17 @@ class ModelTrainingGateOperator(BaseGateOperator):
     def check(self, context: Context, workdir: Path) -> GateResult:
         import mlflow
 
-        from mlgate.gates.model.fitting import AdversarialOptions, DpSgdOptions
+        from mlgate.gates.model.fitting import AdversarialOptions, DistillationOptions, DpSgdOptions
+        from mlgate.gates.model.input_defences import InputDefence
         from mlgate.gates.model.isolated_training import code_version_isolated, train_isolated
 
         started = utcnow()
         name = self.model_name or self.policy.promotion.model_name
         dp_sgd = DpSgdOptions.parse("dp_sgd", self.dp_sgd)
         AdversarialOptions.parse("adversarial_training", self.adversarial_training)  # bad options: refused here
+        DistillationOptions.parse("defensive_distillation", self.defensive_distillation)
+        if self.input_defence is not None:
+            InputDefence.parse(self.input_defence)
         if self.torch_serialization not in ("pt2", "pickle"):
             raise GateInputError(f"torch_serialization must be 'pt2' or 'pickle', got {self.torch_serialization!r}")
         if dp_sgd:
@@ -120,7 +135,8 @@ class ModelTrainingGateOperator(BaseGateOperator):
         training = partial(train_isolated, target, data_path=self.data_path, params=dict(self.hyperparameters),
                            seed=seed, dp_sgd=self.dp_sgd, adversarial=self.adversarial_training,
                            torch_serialization=self.torch_serialization, pip_requirements=self.pip_requirements,
-                           libraries=libraries, limits=self.policy.sandbox)
+                           libraries=libraries, limits=self.policy.sandbox,
+                           distillation=self.defensive_distillation, input_defence=self.input_defence)
         spends = (str(workdir / "ledger.jsonl"),) if dp_sgd else ()  # the ledger's mirror in MLflow (ADR 0008)
         if dp_sgd:  # the budget is charged here, where the ledger's credentials are, never in the child
             training()  # the code runs once to refuse what cannot be fitted before anything is spent

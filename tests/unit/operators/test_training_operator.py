@@ -194,3 +194,19 @@ def test_a_training_callable_that_cannot_cross_to_the_child_is_an_input_error(tm
         ModelTrainingGateOperator(task_id="train_model", training_callable=lambda **_: None,
                                   data_path=str(run["data"]), policy_path=str(run["policy"])).execute(ctx)
     assert versions(run) == []
+
+
+def test_distilled_version_with_a_declared_defence_is_judged_as_defended_and_blocked_by_masking(tmp_path):
+    run = digits_run(tmp_path)
+    policy = yaml.safe_load(run["policy"].read_text())
+    policy["gates"]["model.robustness"] = {**ROBUSTNESS, "min_robust_accuracy": 0.5, "masking_checks": {
+        "large_eps": 0.5, "surrogate_epochs": 10, "restarts": 2}}
+    write_policy(run["policy"], policy)
+    result, params = trained_and_attacked(run, defensive_distillation={"temperature": 50},
+                                          input_defence={"name": "feature_squeezing", "bit_depth": 5})
+    assert {k: params[f"training.{k}"] for k in ("method", "temperature")} == {
+        "method": "defensive_distillation", "temperature": "50.0"}
+    assert json.loads(params["training.input_defence"])["name"] == "feature_squeezing"
+    assert result["metrics"]["input_defence"]["bit_depth"] == 5  # read from the version's own files
+    assert result["status"] == "blocked"
+    assert any(f["id"].startswith("model.robustness.masking.") for f in result["findings"]), result["findings"]

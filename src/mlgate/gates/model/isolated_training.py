@@ -47,28 +47,32 @@ def _model_and_metrics(output: Any) -> tuple[Any, dict[str, float]]:
     return output, {}
 
 
-def refuse_unusable(output: Any, dp_sgd: Any, adversarial: Any, torch_serialization: str) -> None:
+def refuse_unusable(output: Any, dp_sgd: Any, adversarial: Any, torch_serialization: str,
+                    distillation: Any = None, input_defence: Any = None) -> None:
     """Refuse, before anything is trained or spent, an output the gate could not fit or export."""
     from mlgate.gates.model.fitting import TrainingSet, preflight
     from mlgate.gates.model.model_eval import is_torch_module
 
+    if input_defence is not None and not is_torch_module(getattr(output, "model", _model_and_metrics(output)[0])):
+        raise GateInputError("an input defence is declared for torch modules only")
     if isinstance(output, TrainingSet):
-        preflight(output, dp_sgd, adversarial)
+        preflight(output, dp_sgd, adversarial, distillation)
         return
-    if dp_sgd or adversarial:
-        raise GateInputError("dp_sgd and adversarial_training need the training callable to return a mlgate.gates."
-                             f"model.fitting.TrainingSet for the gate to fit; it returned {type(output).__name__}")
+    if dp_sgd or adversarial or distillation:
+        raise GateInputError("dp_sgd, adversarial_training and defensive_distillation need the training callable "
+                             "to return a mlgate.gates.model.fitting.TrainingSet for the gate to fit; it returned "
+                             f"{type(output).__name__}")
     if torch_serialization == "pt2" and is_torch_module(_model_and_metrics(output)[0]):
         raise GateInputError("a torch module is exported (pt2) at the input shape of a TrainingSet; return one, "
                              "or set torch_serialization='pickle'")
 
 
-def _fitted(output: Any, seed: int, dp_sgd: Any, adversarial: Any) -> Any:
+def _fitted(output: Any, seed: int, dp_sgd: Any, adversarial: Any, distillation: Any = None) -> Any:
     """The model to save: the callable's own fitted model, or the gate's fit of its ``TrainingSet``."""
     from mlgate.gates.model.fitting import Fitted, TrainingSet, fit, flavor_of
 
     if isinstance(output, TrainingSet):
-        return fit(output, seed=seed, dp_sgd=dp_sgd, adversarial=adversarial)
+        return fit(output, seed=seed, dp_sgd=dp_sgd, adversarial=adversarial, distillation=distillation)
     model, metrics = _model_and_metrics(output)
     return Fitted(model, flavor_of(model), {}, dict(metrics))
 
@@ -99,26 +103,35 @@ def _save(fitted: Any, path: Path, output: Any, torch_serialization: str, pip_re
 def train(*, training_callable: str, data_path: str, params: dict[str, Any], seed: int,
           dp_sgd: dict[str, Any] | None, adversarial: dict[str, Any] | None, torch_serialization: str,
           pip_requirements: list[str] | None, libraries: dict[str, str], out_dir: str,
-          check_only: bool) -> dict[str, Any]:
+          check_only: bool, distillation: dict[str, Any] | None = None,
+          input_defence: dict[str, Any] | None = None) -> dict[str, Any]:
     """Child side: call the training code, refuse what cannot be fitted (``check_only`` stops there), fit,
-    save the MLflow model under ``out_dir``; answer flavor, params and metrics."""
+    save the MLflow model under ``out_dir`` with its declared input defence (ADR 0031); answer flavor,
+    params and metrics."""
     import random
 
     import numpy as np
 
     from mlgate.core.callables import resolve_callable
-    from mlgate.gates.model.fitting import AdversarialOptions, DpSgdOptions
+    from mlgate.gates.model import input_defences
+    from mlgate.gates.model.fitting import AdversarialOptions, DistillationOptions, DpSgdOptions
 
     dp, adv = DpSgdOptions.parse("dp_sgd", dp_sgd), AdversarialOptions.parse("adversarial_training", adversarial)
+    distill = DistillationOptions.parse("defensive_distillation", distillation)
+    defence = None if input_defence is None else input_defences.InputDefence.parse(input_defence)
     random.seed(seed)
     np.random.seed(seed)
     output = resolve_callable(training_callable, "training_callable")(data_path=data_path, params=params, seed=seed)
-    refuse_unusable(output, dp, adv, torch_serialization)
+    refuse_unusable(output, dp, adv, torch_serialization, distill, defence)
     if check_only:
         return {}
-    fitted = _fitted(output, seed, dp, adv)
+    fitted = _fitted(output, seed, dp, adv, distill)
     _save(fitted, Path(out_dir) / MODEL_DIR, output, torch_serialization, pip_requirements, libraries)
-    return {"flavor": fitted.flavor, "params": {k: str(v) for k, v in fitted.params.items()},
+    params = dict(fitted.params)
+    if defence is not None:
+        input_defences.save(defence, Path(out_dir) / MODEL_DIR)
+        params["input_defence"] = defence.model_dump_json()
+    return {"flavor": fitted.flavor, "params": {k: str(v) for k, v in params.items()},
             "metrics": {k: float(v) for k, v in fitted.metrics.items()}}
 
 
@@ -163,7 +176,8 @@ def copy_model_dir(produced: Path, target: Path) -> None:
 def train_isolated(training_callable: str, *, data_path: str, params: dict[str, Any], seed: int,
                    dp_sgd: dict[str, Any] | None, adversarial: dict[str, Any] | None, torch_serialization: str,
                    pip_requirements: list[str] | None, libraries: dict[str, str], limits: SandboxPolicy,
-                   out_dir: Path | None = None) -> Trained | None:
+                   out_dir: Path | None = None, distillation: dict[str, Any] | None = None,
+                   input_defence: dict[str, Any] | None = None) -> Trained | None:
     """Train in an isolated child and copy its model directory to ``out_dir``; with ``out_dir=None`` only
     check (call the code, refuse what cannot be fitted) and return ``None``."""
     with tempfile.TemporaryDirectory(prefix="mlgate-training-") as tmp:
@@ -172,7 +186,7 @@ def train_isolated(training_callable: str, *, data_path: str, params: dict[str, 
             "training_callable": training_callable, "data_path": str(data_path), "params": params, "seed": int(seed),
             "dp_sgd": dp_sgd, "adversarial": adversarial, "torch_serialization": torch_serialization,
             "pip_requirements": pip_requirements, "libraries": libraries, "out_dir": str(produced),
-            "check_only": out_dir is None,
+            "check_only": out_dir is None, "distillation": distillation, "input_defence": input_defence,
         }, limits, readable=[Path(data_path).resolve()], writable=[produced], label=f"training {training_callable}")
         if out_dir is None:
             return None

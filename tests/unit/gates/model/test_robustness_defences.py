@@ -6,7 +6,6 @@ distilled model, BPDA undoes the squeezing, and an adversarially trained CNN of 
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from mlgate.core.errors import GateInputError
