@@ -100,7 +100,7 @@ def _white_box_sklearn(model: Any, x: np.ndarray, y: np.ndarray, spec: AttackSpe
 
 def _white_box_torch(model: Any, x: np.ndarray, y: np.ndarray, spec: AttackSpec, eps: float,
                      clip: tuple[float, float], seed: int) -> Outcome:
-    from mlgate.gates.model.input_defences import is_defended
+    from mlgate.gates.model.input_transforms import is_defended
     from mlgate.gates.model.torch_attacks import attack
 
     if (spec.bpda or spec.eot_samples > 1) and not is_defended(model):
@@ -182,7 +182,7 @@ def _plot(curves: dict[str, list[list[float]]], out_dir: Path | None) -> tuple[s
 def _masking(model: Any, x: np.ndarray, y: np.ndarray, policy: RobustnessPolicy, clip: tuple[float, float],
              n_classes: int, evaluated: dict[str, tuple[AttackSpec, float]],
              train: tuple[np.ndarray, np.ndarray] | None) -> tuple[dict, list[Finding]]:
-    from mlgate.gates.model.input_defences import is_defended
+    from mlgate.gates.model.input_transforms import is_defended
     from mlgate.gates.model.masking_checks import run_checks, surrogate_examples
 
     checks = policy.masking_checks
@@ -248,7 +248,7 @@ def _evaluate(model: Any, x: np.ndarray, y: np.ndarray, policy: RobustnessPolicy
 
 
 def _defence_of(model: Any) -> dict | None:
-    from mlgate.gates.model.input_defences import is_defended
+    from mlgate.gates.model.input_transforms import is_defended
 
     return model.defence.model_dump() if is_defended(model) else None
 
