@@ -14,7 +14,7 @@ remembered under ``MLGATE_HOME`` only after every check passed.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,8 +35,11 @@ class UntrustedModelError(AttestationError):
 
 
 def load_verified_model(model_uri: str, *, trusted_keys: Iterable[str | Path] | None = None,
-                        policy: Policy | str | Path | None = None, tracking_uri: str | None = None) -> Any:
+                        policy: Policy | str | Path | None = None, tracking_uri: str | None = None,
+                        prepare: Callable[[Any, Path], Any] | None = None) -> Any:
     """A pyfunc model from ``models:/name/version`` or ``models:/name@alias``, or ``UntrustedModelError``.
+    ``prepare(model, files)`` finishes the loaded model from its verified files (the input defence it
+    declares) before they are deleted.
 
     ``trusted_keys``: PEM texts or paths (default ``MLGATE_TRUSTED_KEYS``); ``policy``: a Policy or its
     path (default ``MLGATE_POLICY``, else ``./policies/default.yaml``, else the shipped default).
@@ -66,7 +69,8 @@ def load_verified_model(model_uri: str, *, trusted_keys: Iterable[str | Path] | 
             raise UntrustedModelError([refusal, f"the files are not the ones the signed alias state names "
                                                 f"({state.model_digest[:19]}…)"])
         save_seen(client.tracking_uri, name, view.seen())
-        return mlflow.pyfunc.load_model(str(local))
+        model = mlflow.pyfunc.load_model(str(local))
+        return prepare(model, local) if prepare else model
 
 
 def servable_version(model_uri: str, *, trusted_keys: Iterable[str | Path] | None = None,

@@ -79,3 +79,19 @@ def apply_declared(model: Any, model_dir: Path) -> Any:
         raise GateInputError(f"{FILE}: input defences apply to torch modules; this model is "
                              f"{type(model).__name__}")
     return defended_module(model, defence)
+
+
+def serve_declared(pyfunc_model: Any, model_dir: Path) -> Any:
+    """An MLflow pyfunc model as ``mlgate.load_model`` (and so ``mlgate serve``) hands it out: its torch module
+    replaced by the module behind the declared defence; a defence on another flavor is refused."""
+    from mlgate.gates.model.model_eval import is_torch_module
+
+    defence = load(model_dir)
+    if defence is None:
+        return pyfunc_model
+    impl = getattr(pyfunc_model, "_model_impl", None)  # mlflow.pytorch's wrapper calls impl.pytorch_model(x)
+    if not is_torch_module(getattr(impl, "pytorch_model", None)):
+        raise GateInputError(f"{FILE}: the version declares an input defence, which applies to torch modules; "
+                             "this model has none")
+    impl.pytorch_model = defended_module(impl.pytorch_model, defence)
+    return pyfunc_model

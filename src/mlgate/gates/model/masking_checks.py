@@ -29,16 +29,18 @@ GATE = "model.robustness"
 
 def stronger(spec: AttackSpec, checks: MaskingChecks, *, torch_model: bool, defended: bool,
              randomized: bool) -> tuple[AttackSpec, ...]:
-    """The adaptive versions of a PGD attack: more steps, restarts, the margin loss (torch), EOT against a
-    randomized defence; against a declared defence both through its own gradient and through BPDA (a
-    differentiable transform, such as a median filter, is attacked better through its own gradient)."""
+    """The adaptive versions of a PGD attack: more steps, restarts, EOT against a randomized defence; for
+    torch both cross-entropy and the margin loss, and against a declared defence both its own gradient and
+    BPDA (a differentiable transform, such as a median filter, is attacked better through its own gradient).
+    A sample is robust to the stronger attack only when it is robust to every version."""
     strong = spec.model_copy(update={
         "steps": spec.steps * checks.steps_factor, "restarts": max(spec.restarts, checks.restarts),
         "eps_step": 2 * spec.step_size(spec.eps) / checks.steps_factor,
-        **({"loss": "margin"} if torch_model else {}),
         **({"eot_samples": max(spec.eot_samples, 8)} if randomized else {}),
     })
-    return (strong, strong.model_copy(update={"bpda": not spec.bpda})) if defended else (strong,)
+    losses = ("ce", "margin") if torch_model else (spec.loss,)
+    gradients = (False, True) if defended else (spec.bpda,)
+    return tuple(strong.model_copy(update={"loss": loss, "bpda": bpda}) for loss in losses for bpda in gradients)
 
 
 def surrogate_examples(x_train: np.ndarray, y_train: np.ndarray, x: np.ndarray, y: np.ndarray, spec: AttackSpec,
@@ -84,7 +86,7 @@ def run_checks(policy_attacks: dict[str, tuple[AttackSpec, float]], checks: Mask
                                      f"{checks.max_large_eps_accuracy}: the attack does not work on this model", key))
         variants = stronger(spec, checks, torch_model=torch_model, defended=defended, randomized=randomized)
         at_strong = float(np.logical_and.reduce([attack(variant, spec.eps) for variant in variants]).mean())
-        strong, name = variants[0], variants[0].key + " (+BPDA)" * defended
+        strong, name = variants[-1], " + ".join(v.key for v in variants)
         entry["stronger"] = {"attacks": [v.key for v in variants], "steps": strong.steps,
                              "restarts": strong.restarts, "robust_accuracy": round(at_strong, 4)}
         if at_strong < robust - tol:

@@ -6,12 +6,14 @@ distilled model, BPDA undoes the squeezing, and an adversarially trained CNN of 
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Status
 from mlgate.gates.model.fitting import AdversarialOptions, DistillationOptions, TrainingSet, fit
-from mlgate.gates.model.input_defences import InputDefence, apply_declared, defended_module, save
+from mlgate.gates.model.input_defences import InputDefence, apply_declared, save, serve_declared
+from mlgate.gates.model.input_transforms import defended_module
 from mlgate.gates.model.robustness import RobustnessPolicy, check_robustness
 from tests.fixtures.models import DigitsCNN, digits, digits_cnn
 
@@ -121,3 +123,23 @@ def test_distillation_refuses_what_it_cannot_train(data):
             adversarial=AdversarialOptions(eps=EPS))
     with pytest.raises(GateInputError, match="temperature"):
         DistillationOptions.parse("defensive_distillation", {"temperature": 1})
+
+
+def test_the_loaded_version_is_served_behind_its_declared_defence(data, tmp_path):
+    import mlflow.pyfunc
+    import mlflow.pytorch
+    import torch
+
+    _, x_test, _, _ = data
+    plain = digits_cnn(epochs=3)
+    mlflow.pytorch.save_model(plain, tmp_path / "model", serialization_format="pt2", input_example=x_test[:2],
+                              pip_requirements=["torch"])
+    defence = InputDefence(name="feature_squeezing", bit_depth=1)
+    save(defence, tmp_path / "model")
+    served = serve_declared(mlflow.pyfunc.load_model(str(tmp_path / "model")), tmp_path / "model")
+    with torch.no_grad():
+        binarized = plain(torch.as_tensor(np.round(x_test))).numpy()
+    assert np.allclose(np.asarray(served.predict(x_test)), binarized, atol=1e-5)
+    (tmp_path / "model" / "input_defence.json").write_text('{"name": "feature_squeezing", "bit_depth": 0}')
+    with pytest.raises(GateInputError, match="bit_depth"):
+        serve_declared(mlflow.pyfunc.load_model(str(tmp_path / "model")), tmp_path / "model")
