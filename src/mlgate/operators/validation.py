@@ -55,7 +55,9 @@ class ModelValidationGateOperator(ModelArtifactGateOperator):
 
 
 class ModelRobustnessGateOperator(ModelValidationGateOperator):
-    """Accuracy under FGSM/PGD (white-box) and HopSkipJump (black-box) evasion attacks."""
+    """Accuracy under FGSM/PGD (white-box) and HopSkipJump (black-box) evasion attacks, of the model behind
+    its declared input defence; with ``masking_checks`` a model on which the attack is shown not to work
+    (gradient masking, Carlini et al. 2019) is blocked whatever its robust accuracy."""
 
     gate_id = "model.robustness"
 
