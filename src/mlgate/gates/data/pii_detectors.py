@@ -81,7 +81,7 @@ def not_in_address(text: str, start: int, end: int) -> bool:
             and text[end:end + 1] != ":" and not _NEXT_GROUP.match(text, end))
 
 
-_NEXT_GROUP = re.compile(r"[ :-]\d")
+_NEXT_GROUP = re.compile(r"[ :-]\d{4}\b")
 
 
 def clear_of_digits(text: str, start: int, end: int) -> bool:

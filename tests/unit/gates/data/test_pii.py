@@ -790,6 +790,7 @@ def test_aadhaar_groups_inside_a_longer_grouped_number_are_not_an_aadhaar():
     text = f"ref {value} {tail} received"
     assert "national_id" not in detect(text) and "credit_card" not in detect(text)
     assert spans_of(f"aadhaar {value} received")["national_id"] == [value]
+    assert spans_of(f"aadhaar {value} 2 copies")["national_id"] == [value]  # a count, not a fourth group
 
 
 @pytest.mark.parametrize("template", ["paid {a}.{b:02d} EUR Place of delivery", "total {a},{b:02d} Court fees",
