@@ -321,7 +321,8 @@ _NATIONAL_VALUES = _evidence(r"[0-9A-Za-z .:/+-]{0,22}\d[0-9A-Za-z .:/+-]{0,22}"
 
 
 # Words that name the number next to them: a bare digit run after one may be that type.
-_PHONE_CONTEXT = r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|gsm|telefon|téléphone|portable|handy|whatsapp)\b"
+_PHONE_CONTEXT = (r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|gsm|telefon|téléphone|portable|handy|whatsapp"
+                  r"|cep|mobil)\b")  # Turkish: cep (telefonu), mobil
 _SSN_CONTEXT = r"(?i)\b(?:ssn|social security(?: number| no\.?)?)\b"
 
 

@@ -829,3 +829,13 @@ def test_canary_values_of_every_type_never_leave_the_scan(action, tmp_path, monk
         outputs.append(Path(result.artifacts[0]).read_text())
     for output in outputs:
         assert not [t for t, value in c.items() if value in output]
+
+
+@pytest.mark.parametrize("word", ["Cep no:", "cep telefonu", "Mobil:"])
+def test_turkish_words_for_a_mobile_number_are_phone_context(word):
+    import phonenumbers
+
+    number = str(phonenumbers.example_number_for_type("TR", phonenumbers.PhoneNumberType.MOBILE).national_number)
+    number = number[:-4] + f"{rng.randrange(10000):04d}"
+    assert spans_of(f"{word} {number}")["phone"] == [number]
+    assert "phone" not in spans_of(f"sipariş {number} kargoda")
