@@ -46,6 +46,15 @@ STREET = re.compile(
     r"|\b(?:(?:Flat|Studio|Apartment) )?\d{1,5}[a-zA-Z]?,? [^,\n]{3,40}, (?:[^,\n]{3,40}, )?"
     r"[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b")
 
+_CONTINUED_NUMBER = re.compile(r"(?:\d[.,]|\d-\d+-)$")
+
+
+def starts_clear(text: str, start: int, end: int) -> bool:
+    """An address's house number does not continue a longer number: the cents of an amount (``2594.71 EUR
+    Place``), the last part of a dotted version or of a dashed code (``666-28-9314 Voie``)."""
+    return _CONTINUED_NUMBER.search(text, max(0, start - 12), start) is None
+
+
 DOB_COLUMNS = re.compile(r"(?i)\bdob\b|d_o_b|birth|geburt|naissance|nacimiento|nascita|born")
 _DATE = (r"(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4}"
          r"|\d{1,2}\.? (?:[A-Za-zéûä]{3,9}\.?) \d{4}|(?:[A-Za-z]{3,9}\.?) \d{1,2},? \d{4})")

@@ -75,9 +75,13 @@ def not_in_iban(text: str, start: int, end: int) -> bool:
 
 
 def not_in_address(text: str, start: int, end: int) -> bool:
-    """``not_in_iban``, and no ``:`` on either side (the groups of an IPv6 address)."""
+    """``not_in_iban``, no ``:`` on either side (the groups of an IPv6 address), and no further group after
+    it (``2345 6789 0123 4567``: the first twelve digits of a longer grouped number pass Verhoeff 1 in 10)."""
     return (not_in_iban(text, start, end) and not (start and text[start - 1] == ":")
-            and text[end:end + 1] != ":")
+            and text[end:end + 1] != ":" and not _NEXT_GROUP.match(text, end))
+
+
+_NEXT_GROUP = re.compile(r"[ :-]\d{4}\b")
 
 
 def clear_of_digits(text: str, start: int, end: int) -> bool:
@@ -248,18 +252,29 @@ def _token_finder(rules: tuple[str, ...]) -> Callable[[str], list[Span]]:
 
 
 _LARGE_REPEAT = re.compile(r"\{(\d+),(\d{4,})\}")
-_RULES_PER_PASS = 12  # RE2 slows down sharply on one union of every rule; a dozen per Arrow pass is faster
+_COUNTED = re.compile(r"(?<!\\)\{(\d+)(?:,\d*)?\}")
+# RE2's cost per pass grows with every counted repeat in the union (``[A-Za-z0-9]{34,}`` costs as much as a
+# dozen literal rules), so a group's pass runs a looser copy of its rules: a superset, never a miss; each
+# rule's exact pattern then runs on the group's few cells.
+_GROUP_MIN_REPEAT = 4
+_RULES_PER_PASS = 26  # RE2 slows down sharply on one union of every rule; two passes are faster
+
+
+def _loose(rule: str) -> str:
+    """A superset of ``rule`` for the group pass: each ``X{m,n}`` becomes ``X{min(m, 4),}``."""
+    return "(?:" + _COUNTED.sub(lambda m: f"{{{min(int(m.group(1)), _GROUP_MIN_REPEAT)},}}", rule) + ")"
 
 
 def _token_patterns() -> tuple[Pattern, ...]:
-    """detect-secrets' token rules (and ours) in groups: one Arrow pass per group, then Python on the
-    cells that group kept. RE2 caps counted repeats at 1000, so larger bounds are opened in the prefilter."""
+    """detect-secrets' token rules (and ours) in groups: one Arrow pass per group (with ``_loose`` rules),
+    then one per exact rule on the cells that group kept, then Python on the cells each rule kept. RE2
+    caps counted repeats at 1000, so larger bounds are opened in the prefilter."""
     rules = secrets.token_rules()
     groups = [rules[i:i + _RULES_PER_PASS] for i in range(0, len(rules), _RULES_PER_PASS)]
     def rule_prefilter(rule: str) -> str:
         return "(?:" + _LARGE_REPEAT.sub(r"{\1,}", rule) + ")"
 
-    return tuple(Pattern("|".join(rule_prefilter(rule) for rule in group), None, finder=_token_finder(group),
+    return tuple(Pattern("|".join(_loose(rule) for rule in group), None, finder=_token_finder(group),
                          parts=tuple(Pattern(rule_prefilter(rule), None, finder=_token_finder((rule,)))
                                      for rule in group))
                  for group in groups)
@@ -276,10 +291,20 @@ _ID_COLUMNS = re.compile(r"(?i)national|\bnin|nino|tax.?id|personal.?(?:id|code|
                          r"|hetu|\bcpr\b|personnummer|citizen|identity")
 # Words that name a national identifier in free text: they admit bare digit runs (a PESEL, an NHS number)
 # that would be any number's look-alike without them; the value must still pass its scheme's check.
-_ID_CONTEXT = re.compile(r"(?i)pesel|personnummer|\bpnr\b|aadhaa?r|\bnhs\b|hetu|henkilötunnus|\bnif\b|\bnie\b"
+# ``NIE`` only as the acronym: ``nie`` is German for "never".
+_ID_CONTEXT = re.compile(r"(?i)pesel|personnummer|\bpnr\b|aadhaa?r|\bnhs\b|hetu|henkilötunnus|\bnif\b|(?-i:\bNIE\b)"
                          r"|steuer-?id|\bidnr\b|steuer(?:liche )?identifikationsnummer"
                          r"|\bdni\b|\bbsn\b|burgerservice|\bnir\b|insee|\bcpf\b|national (?:id|insurance)"
                          r"|(?:personal )?identity (?:code|number)|\bid (?:code|number|no)\b|social security")
+_CONTEXT_BEFORE, _CONTEXT_AFTER = 40, 16  # characters: the word names the value next to it, not the whole cell
+
+
+def near_id_context(text: str, start: int, end: int) -> bool:
+    """``clear_of_digits``, and a word of ``_ID_CONTEXT`` within a few words before or after the value."""
+    return clear_of_digits(text, start, end) and _ID_CONTEXT.search(
+        text, max(0, start - _CONTEXT_BEFORE), min(len(text), end + _CONTEXT_AFTER)) is not None
+
+
 _NATIONAL_BARE = _p(r"^\s*[0-9A-Za-z][0-9A-Za-z ./+-]{7,22}\s*$", r"^\s*[0-9A-Za-z][0-9A-Za-z ./+-]{7,22}\s*$",
                     lambda v: national_id_scheme(v.strip()) is not None)
 
@@ -296,7 +321,8 @@ _NATIONAL_VALUES = _evidence(r"[0-9A-Za-z .:/+-]{0,22}\d[0-9A-Za-z .:/+-]{0,22}"
 
 
 # Words that name the number next to them: a bare digit run after one may be that type.
-_PHONE_CONTEXT = r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|gsm|telefon|téléphone|portable|handy|whatsapp)\b"
+_PHONE_CONTEXT = (r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|gsm|telefon|téléphone|portable|handy|whatsapp"
+                  r"|cep|mobil)\b")  # Turkish: cep (telefonu), mobil
 _SSN_CONTEXT = r"(?i)\b(?:ssn|social security(?: number| no\.?)?)\b"
 
 
@@ -372,14 +398,14 @@ def _detectors() -> dict[str, Detector]:
             # the value may be glued to the word before it (``id code is030594W903B``): the context word
             # already says what it is
             _p(_ID_CONTEXT.pattern, r"(?<!\d)(?:\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]|(?:\d[ :-]?){8,11}\d)(?![\w])",
-               lambda v: national_id_scheme(v) is not None, bounded=True, boundary=clear_of_digits),
+               lambda v: national_id_scheme(v) is not None, bounded=True, boundary=near_id_context),
         ), column_hint=_ID_COLUMNS, hinted=(_NATIONAL_BARE,), by_values=_NATIONAL_VALUES),
         # No free-text shape without a named-entity model: a column named for names, whose cells read as one.
         "person_name": Detector("person_name", (), column_hint=entities.NAME_COLUMNS, hinted=(
             Pattern(r"^\s*[^\d@/:]+$", re.compile(entities.NAME_VALUE)),
         )),
         "postal_address": Detector("postal_address", (
-            Pattern(entities.STREET_PREFILTER, entities.STREET),
+            Pattern(entities.STREET_PREFILTER, entities.STREET, bounded=True, boundary=entities.starts_clear),
         ), column_hint=entities.ADDRESS_COLUMNS, hinted=(
             Pattern(r"\d", re.compile(r"^.*(?:" + entities.ADDRESS_VALUE + r").*$", re.S)),
         )),
