@@ -94,17 +94,21 @@ def flavor_of(model: Any) -> Literal["pytorch", "sklearn"]:
 
 
 def fit_torch(model: Any, x: Any, y: Any, *, epochs: int, batch_size: int, learning_rate: float,
-              seed: int) -> Any:
-    """Plain minibatch training with Adam and cross-entropy; returns the module in eval mode."""
+              seed: int, device: Any = None) -> Any:
+    """Plain minibatch training with Adam and cross-entropy; returns the module in eval mode, on ``device``
+    when one is given (the rows move there once; the batch order is drawn on the CPU, the same anywhere)."""
     import torch
 
     torch.manual_seed(seed)
-    xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.long)
+    if device is not None:
+        model.to(device)
+    xt = torch.as_tensor(x, dtype=torch.float32, device=device)
+    yt = torch.as_tensor(y, dtype=torch.long, device=device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     generator = torch.Generator().manual_seed(seed)
     model.train()
     for epoch in range(epochs):
-        for batch in torch.randperm(len(xt), generator=generator).split(batch_size):
+        for batch in torch.randperm(len(xt), generator=generator).to(xt.device).split(batch_size):
             optimizer.zero_grad()
             loss = torch.nn.functional.cross_entropy(model(xt[batch]), yt[batch])
             loss.backward()
