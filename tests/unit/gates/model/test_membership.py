@@ -1,4 +1,4 @@
-"""``model.privacy``: ART's black-box membership inference and a loss-threshold attack on real models."""
+"""``model.privacy``: the ART pre-check (black-box and loss-threshold attacks), then LiRA, on real models."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sklearn.linear_model import LogisticRegression
 
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Status
-from mlgate.gates.model.membership import MembershipPolicy, attack_scores, check_membership
+from mlgate.gates.model.membership import MembershipPolicy, attack_scores, check_membership, rows_digest
 from tests.fixtures.models import digits
 
 pytestmark = pytest.mark.unit
@@ -38,6 +38,25 @@ def test_membership_attacks(halves, model, expected):
     if expected is Status.BLOCKED:
         assert {f.location for f in result.findings} == {"black_box", "loss_threshold"}
         assert result.metrics["attacks"]["black_box"]["auc"] > 0.7
+        assert result.metrics["lira"] == {"skipped": "the pre-check already blocks"}  # no budget spent
+    else:
+        assert result.metrics["lira"]["shadows"] == 16 and result.metrics["lira_tpr_at_fpr_0.001"] <= 0.01
+
+
+def test_evidence_names_the_member_and_non_member_rows(halves):
+    """Equal-size sides sampled whole: the old gate's index digests were identical; the rows' are not."""
+    x_train, x_test, y_train, y_test = halves
+    x_train, y_train, x_test, y_test = x_train[:400], y_train[:400], x_test[:400], y_test[:400]
+    model = LogisticRegression(C=0.01, max_iter=1000).fit(x_train, y_train)
+    metrics = check_membership(model, x_train, y_train, x_test, y_test, MembershipPolicy(samples=400), "p",
+                               model_digest="sha256:m").metrics
+    assert metrics["member_digest"] == metrics["sample_member_digest"] == rows_digest(x_train, y_train)
+    assert metrics["non_member_digest"] == metrics["sample_non_member_digest"] == rows_digest(x_test, y_test)
+    assert metrics["member_digest"] != metrics["non_member_digest"]
+    changed = x_train.copy()
+    changed[7, 3] += 1 / 16
+    assert rows_digest(changed, y_train) != metrics["member_digest"]
+    assert rows_digest(x_train, np.roll(y_train, 1)) != metrics["member_digest"]
 
 
 def test_result_is_reproducible_for_a_seed(halves):
