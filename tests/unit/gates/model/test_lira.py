@@ -60,10 +60,11 @@ def test_balanced_halves_put_every_row_in_exactly_half_the_shadows():
     ([0.5, 0.25, 0.25], 0, 0.0),
     ([0.9, 0.1], 1, np.log(0.1 / 0.9)),
     ([1 - 2e-20, 1e-20, 1e-20], 0, np.log(1 / 2e-20)),  # 1 - p rounds to 0; the wrong classes' sum does not
-    ([1.0, 0.0], 0, np.log(1 / 1e-30)),
+    ([[1.0, 0.0], [0.75, 0.25]], 0, np.log(1 / 0.125)),  # a 0 is half the smallest positive output
 ], ids=["uniform-ish", "binary", "confident", "certain"])
 def test_logit_confidence(probs, label, expected):
-    assert logit_confidence(np.array([probs]), np.array([label]))[0] == pytest.approx(expected, rel=1e-6)
+    probs = np.array(probs if isinstance(probs[0], list) else [probs])
+    assert logit_confidence(probs, np.full(len(probs), label))[0] == pytest.approx(expected, rel=1e-6)
 
 
 @pytest.mark.parametrize(("negatives", "positives", "fpr", "tpr", "allowed"), [
