@@ -8,6 +8,7 @@ the evidence is then the ε the model was trained under, not a claim (ADR 0010).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from collections.abc import Callable
@@ -106,7 +107,8 @@ def fit_torch(model: Any, x: Any, y: Any, *, epochs: int, batch_size: int, learn
     yt = torch.as_tensor(y, dtype=torch.long, device=device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     generator = torch.Generator().manual_seed(seed)
-    model.train()
+    with contextlib.suppress(NotImplementedError):  # a torch.export module keeps the mode it was exported in
+        model.train()
     for epoch in range(epochs):
         for batch in torch.randperm(len(xt), generator=generator).to(xt.device).split(batch_size):
             optimizer.zero_grad()
@@ -114,7 +116,9 @@ def fit_torch(model: Any, x: Any, y: Any, *, epochs: int, batch_size: int, learn
             loss.backward()
             optimizer.step()
         log.info("training epoch %d/%d done, last batch loss %.4f", epoch + 1, epochs, loss.item())
-    return model.eval()
+    with contextlib.suppress(NotImplementedError):
+        model.eval()
+    return model
 
 
 def _dp_sgd(training: TrainingSet, options: DpSgdOptions, seed: int) -> Fitted:

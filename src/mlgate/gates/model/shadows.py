@@ -1,7 +1,8 @@
 """Shadow models for LiRA: the audited model's recipe trained again on halves of the population, in budget.
 
 A scikit-learn estimator is ``clone``d (same class, same hyperparameters, unfitted). A torch module is
-deep-copied and every layer re-initialised (``reset_parameters``), then trained by the same loop the gate
+deep-copied and every layer re-initialised (``reset_parameters``, or PyTorch's default initialisation by shape
+for a torch.export graph's class-less layers), then trained by the same loop the gate
 trains with (``fit_torch``: Adam, cross-entropy) at the policy's ``lira.torch`` recipe, on the GPU when
 there is one. A model that cannot be copied untrained cannot be audited: that is an input error, never a pass.
 
@@ -43,13 +44,13 @@ def untrained_copy(model: Any, seed: int) -> Any:
         fresh = copy.deepcopy(model).cpu()
         torch.manual_seed(seed)
         for name, module in fresh.named_modules():
-            if next(module.parameters(recurse=False), None) is None:
+            own = dict(module.named_parameters(recurse=False))
+            if not own:
                 continue
-            if not hasattr(module, "reset_parameters"):
-                raise GateInputError(f"{GATE}: cannot re-initialise {type(module).__name__} '{name or 'model'}' "
-                                     "(it has parameters but no reset_parameters()); LiRA needs the "
-                                     "architecture untrained to train shadow models")
-            module.reset_parameters()
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+            else:
+                _default_init(own, f"{type(module).__name__} '{name or 'model'}'")
         return fresh
     from sklearn.base import clone
 
@@ -58,6 +59,30 @@ def untrained_copy(model: Any, seed: int) -> Any:
     except (TypeError, RuntimeError) as exc:
         raise GateInputError(f"{GATE}: cannot clone {type(model).__name__} with its hyperparameters for LiRA's "
                              f"shadow models ({exc})") from None
+
+
+def _default_init(parameters: dict[str, Any], where: str) -> None:
+    """PyTorch's own defaults for a layer that lost its class (a torch.export graph, as MLflow's pt2 format
+    loads): a matrix or kernel ``weight`` as Linear/Conv do (Kaiming-uniform, a = √5) and its ``bias``
+    uniform in ±1/√fan_in; a vector ``weight``/``bias`` alone as a norm layer's (1, 0). Anything else is refused."""
+    import math
+
+    import torch
+
+    matrix = next((p for n, p in parameters.items() if n == "weight" and p.dim() >= 2), None)
+    with torch.no_grad():
+        for name, parameter in parameters.items():
+            if name == "weight" and parameter.dim() >= 2:
+                torch.nn.init.kaiming_uniform_(parameter, a=math.sqrt(5))
+            elif name == "bias" and parameter.dim() == 1 and matrix is not None:
+                bound = 1 / math.sqrt(matrix[0].numel())
+                torch.nn.init.uniform_(parameter, -bound, bound)
+            elif name in ("weight", "bias") and parameter.dim() == 1:
+                torch.nn.init.constant_(parameter, 1.0 if name == "weight" else 0.0)
+            else:
+                raise GateInputError(f"{GATE}: cannot re-initialise parameter '{name}' of {where} (no "
+                                     "reset_parameters() and not a weight or bias); LiRA needs the architecture "
+                                     "untrained to train shadow models")
 
 
 def true_class_confidence(model: Any, x: np.ndarray, labels: np.ndarray, classes: np.ndarray | None) -> np.ndarray:

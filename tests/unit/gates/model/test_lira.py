@@ -132,8 +132,27 @@ def test_torch_shadows_are_the_architecture_untrained(small_digits):
     lira = LiraPolicy(torch={"epochs": 2, "batch_size": 64, "learning_rate": 1e-2}, device="cpu", **COARSE)
     audit = lira_audit(model, x_train, y_train, x_test, y_test, lira)
     assert audit["shadows"] == 16 and 0.0 <= audit["pooled"]["online"]["auc"] <= 1.0
-    with pytest.raises(GateInputError, match="cannot re-initialise Scaled 'model'.*no reset_parameters"):
+    with pytest.raises(GateInputError, match="cannot re-initialise parameter 'scale' of Scaled 'model'"):
         untrained_copy(Scaled(), seed=0)
+
+
+def test_an_exported_torch_module_is_re_initialised_by_shape_and_audited(small_digits):
+    """MLflow's pt2 format loads a torch.export graph: its layers are plain Modules without reset_parameters."""
+    x_train, y_train, x_test, y_test = small_digits
+    model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.LayerNorm(32),
+                                torch.nn.Linear(32, 10))
+    exported = torch.export.export(model, (torch.as_tensor(x_train[:2]),),
+                                   dynamic_shapes=({0: torch.export.Dim("batch")},)).module()
+    with torch.no_grad():
+        for parameter in exported.parameters():
+            parameter.fill_(0.25)
+    fresh = untrained_copy(exported, seed=1)
+    weight, bias = fresh.get_parameter("0.weight"), fresh.get_parameter("0.bias")
+    assert weight.abs().max() <= 1 / 8 and bias.abs().max() <= 1 / 8 and weight.std() > 0.01  # ±1/√64
+    assert (fresh.get_parameter("2.weight") == 1).all() and (fresh.get_parameter("2.bias") == 0).all()
+    assert (exported.get_parameter("0.weight") == 0.25).all()
+    lira = LiraPolicy(torch={"epochs": 1, "batch_size": 64, "learning_rate": 1e-2}, device="cpu", **COARSE)
+    assert lira_audit(exported, x_train, y_train, x_test, y_test, lira)["shadows"] == 16
 
 
 @pytest.mark.parametrize(("section", "message"), [
