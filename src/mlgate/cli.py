@@ -673,7 +673,7 @@ def build_parser() -> argparse.ArgumentParser:
     artifact.set_defaults(func=cmd_check_artifact)
 
     for gate, purpose in (("model.robustness", "accuracy under evasion attacks (FGSM, PGD, HopSkipJump)"),
-                          ("model.privacy", "membership inference advantage and AUC"),
+                          ("model.privacy", "membership inference: ART pre-check, then LiRA TPR at low FPR"),
                           ("model.fairness", "parity and equalized odds across sensitive groups"),
                           ("model.explainability", "permutation importance; a dominant feature blocks"),
                           ("model.poisoning", "backdoor detection in a torch model's training data"),

@@ -9,6 +9,7 @@ the evidence is then the ε the model was trained under, not a claim (ADR 0010).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from collections.abc import Callable
@@ -105,26 +106,33 @@ def flavor_of(model: Any) -> Literal["pytorch", "sklearn"]:
 
 
 def fit_torch(model: Any, x: Any, y: Any, *, epochs: int, batch_size: int, learning_rate: float,
-              seed: int, temperature: float = 1.0) -> Any:
+              seed: int, temperature: float = 1.0, device: Any = None) -> Any:
     """Plain minibatch training with Adam and cross-entropy on ``logits / temperature``; ``y`` is class
-    indices or, 2-D, class probabilities (soft labels). Returns the module in eval mode."""
+    indices or, 2-D, class probabilities (soft labels). Returns the module in eval mode, on ``device`` when one
+    is given (the rows move there once; the batch order is drawn on the CPU, the same anywhere)."""
     import numpy as np
     import torch
 
     torch.manual_seed(seed)
+    if device is not None:
+        model.to(device)
     soft = np.ndim(y) == 2
-    xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32 if soft else torch.long)
+    xt = torch.as_tensor(x, dtype=torch.float32, device=device)
+    yt = torch.as_tensor(y, dtype=torch.float32 if soft else torch.long, device=device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     generator = torch.Generator().manual_seed(seed)
-    model.train()
+    with contextlib.suppress(NotImplementedError):  # a torch.export module keeps the mode it was exported in
+        model.train()
     for epoch in range(epochs):
-        for batch in torch.randperm(len(xt), generator=generator).split(batch_size):
+        for batch in torch.randperm(len(xt), generator=generator).to(xt.device).split(batch_size):
             optimizer.zero_grad()
             loss = torch.nn.functional.cross_entropy(model(xt[batch]) / temperature, yt[batch])
             loss.backward()
             optimizer.step()
         log.info("training epoch %d/%d done, last batch loss %.4f", epoch + 1, epochs, loss.item())
-    return model.eval()
+    with contextlib.suppress(NotImplementedError):
+        model.eval()
+    return model
 
 
 def _dp_sgd(training: TrainingSet, options: DpSgdOptions, seed: int) -> Fitted:

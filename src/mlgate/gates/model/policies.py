@@ -10,7 +10,7 @@ import math
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class StrictPolicy(BaseModel):
@@ -110,12 +110,71 @@ class RobustnessPolicy(StrictPolicy):
     masking_checks: MaskingChecks | None = Field(default=None, description="Carlini et al. 2019 sanity checks")
 
 
+class TprLimit(StrictPolicy):
+    """Block when the attack's true-positive rate at false-positive rate ``fpr`` exceeds ``max_tpr``."""
+
+    fpr: float = Field(gt=0, lt=0.5, description="false-positive rate the threshold is set at, e.g. 0.001")
+    max_tpr: float = Field(ge=0, le=1, description="members found at that FPR that still pass; chance is fpr")
+
+    @model_validator(mode="after")
+    def _above_chance(self) -> TprLimit:
+        if self.max_tpr < self.fpr:
+            raise ValueError(f"max_tpr must be at least fpr (chance: a coin finds fpr of the members at that "
+                             f"rate); got max_tpr {self.max_tpr} below fpr {self.fpr}, so every model blocks")
+        return self
+
+
+class TorchShadowTraining(StrictPolicy):
+    """How shadow copies of a torch module are trained (Adam, cross-entropy): set it to the model's own
+    recipe; a weaker recipe than the model's under-states what the shadows can tell apart."""
+
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=64, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+
+
+class LiraPolicy(StrictPolicy):
+    """LiRA (Carlini et al. 2022) on shadow models of the audited estimator, and its budget (ADR 0035)."""
+
+    shadows: int = Field(default=16, ge=4, description="shadow models trained at least; even (half IN, half OUT)")
+    max_shadows: int = Field(default=64, ge=4, description="budget: the most shadow models the audit may train "
+                                                           "to put min_false_positives under the lowest fpr")
+    max_seconds: float = Field(default=600.0, gt=0, description="budget: wall-clock seconds for the shadow "
+                                                                "models; a projected overrun fails closed")
+    min_false_positives: int = Field(default=5, ge=1, description="non-member false positives the lowest fpr "
+                                                                  "must rest on, pooled over targets")
+    limits: tuple[TprLimit, ...] = Field(
+        default=(TprLimit(fpr=0.001, max_tpr=0.01), TprLimit(fpr=0.01, max_tpr=0.05)), min_length=1)
+    torch: TorchShadowTraining = Field(default_factory=TorchShadowTraining)
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="where torch shadows train")
+    seed: int = 0
+
+    @field_validator("shadows", "max_shadows")
+    @classmethod
+    def _even(cls, value: int) -> int:
+        if value % 2:
+            raise ValueError(f"must be even (every row is IN for exactly half of the shadow models); got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LiraPolicy:
+        if self.max_shadows < self.shadows:
+            raise ValueError(f"max_shadows ({self.max_shadows}) must be at least shadows ({self.shadows})")
+        fprs = [limit.fpr for limit in self.limits]
+        if len(set(fprs)) != len(fprs):
+            raise ValueError(f"limits name each fpr once; got fprs {fprs}")
+        return self
+
+
 class MembershipPolicy(StrictPolicy):
+    """``model.privacy``: ART's black-box and loss attacks as a fast pre-check, then LiRA (``lira``)."""
+
     max_auc: float = Field(default=0.6, ge=0.5, le=1)
     max_advantage: float = Field(default=0.2, ge=0, le=1)
     attack_model: Literal["rf", "gb", "lr", "dt", "knn"] = "rf"
     samples: int = Field(default=1000, ge=20, description="records drawn per side (members, non-members)")
     seed: int = 0
+    lira: LiraPolicy = Field(default_factory=LiraPolicy)
 
 
 class PoisoningPolicy(StrictPolicy):
