@@ -235,12 +235,19 @@ def detect(train_feats: np.ndarray, y_train: np.ndarray, ref_feats: np.ndarray, 
                 above[label, d, t] = mask
             count, rows = sum(int(m.sum()) for m in masks.values()), sum(len(m) for m in masks.values())
             tests.append(Test(ALL, d, t, count, rows, tail_p_value(count, rows, len(pool[d]), t)))
+    # Per label and detector, the rows above the cut with the most rows beyond the clean expectation, among
+    # the cuts where the label's test fired, or the test over all labels did and this label's count alone
+    # reaches the policy's alpha (so the clean labels beside a poisoned one are not flagged with it).
+    p_values = {(t.label, t.detector, t.t): t.p_value for t in tests}
     suspects = {label: np.zeros(len(rows), dtype=bool) for label, (rows, _) in scored.items()}
-    for label in scored:  # per detector, the rows above the highest cut that fired for this label
+    for label in scored:
         for d in DETECTORS:
-            fired = [t.t for t in tests if t.detector == d and t.label in (label, ALL) and t.p_value <= alpha]
+            fired = {t for t in cuts if p_values[label, d, t] <= alpha
+                     or (p_values[ALL, d, t] <= alpha and p_values[label, d, t] <= config.alpha)}
             if fired:
-                suspects[label] |= above[label, d, min(fired)]
+                excess = {t: above[label, d, t].sum() - len(above[label, d, t]) * t / (len(pool[d]) + 1)
+                          for t in sorted(fired)}
+                suspects[label] |= above[label, d, max(excess, key=excess.get)]
     return Detection(tuple(tests), alpha, {label: scored[label][0][mask] for label, mask in suspects.items()},
                      {label: (len(rows), int((y_ref == label).sum())) for label, (rows, _) in scored.items()},
                      skipped)
