@@ -174,8 +174,8 @@ def test_a_backdoor_larger_than_the_clean_part_of_its_label_is_found(reference):
     model = train(DigitsCNN(), x, y, seed=0)
     result = check_poisoning(model, x, y, *reference, PoisoningPolicy(), "p", model_digest="sha256:m")
     assert result.status is Status.BLOCKED
-    assert {f.location for f in result.findings} == {"label 0"}
-    assert result.metrics["suspicious"] >= 0.8 * poisoned.sum()
+    assert "label 0" in {f.location for f in result.findings}
+    assert result.metrics["labels"]["0"]["flagged"] >= 0.8 * poisoned.sum()
 
 
 def test_a_reference_too_small_for_the_policy_blocks_and_names_the_rows_it_needs(reference):
