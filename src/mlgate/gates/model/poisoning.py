@@ -286,19 +286,22 @@ def detect(train_feats: np.ndarray, y_train: np.ndarray, ref_feats: np.ndarray, 
 
 
 def reference_power(detection: Detection, n_train: int, n_reference: int, config: PoisoningPolicy) -> Power:
-    """Whether an ideal detector finds ``min_poison_fraction`` of the training rows planted in the largest
-    label (by its share of the reference) with ``power``: through the pooled test (all ``n_reference`` rows,
-    at the level of each test) and through the own-reference veto (the smallest label's reference rows, at
-    ``alpha``). The rows needed are the total at which both would, the labels keeping their reference shares."""
-    # The largest label's clean rows, at its share of the trusted reference (poison inflates its training count).
-    clean = max((math.ceil(n_train * size / n_reference) for _, size in detection.sizes.values()), default=n_train)
-    smallest = min((size for _, size in detection.sizes.values()), default=n_reference)
+    """Whether an ideal detector finds ``min_poison_fraction`` of the training rows planted in any one label with
+    ``power``: through the pooled test (all ``n_reference`` rows, at the level of each test, against the largest
+    label) and through the own-reference veto (each label's clean rows, at its share of the reference, against
+    its own reference rows, at ``alpha``). The rows needed: the total at which all would, shares kept."""
     poison = math.ceil(config.min_poison_fraction * n_train)
-    pooled = power_check(clean, poison, n_reference, config.tail_quantiles, detection.alpha, config.power)
-    own = power_check(clean, poison, smallest, config.tail_quantiles, config.alpha, config.power)
-    needed = (None if pooled.needed is None or own.needed is None
-              else max(pooled.needed, math.ceil(own.needed * n_reference / smallest)))
-    return Power(n_reference, clean, poison, min(pooled.power, own.power), needed)
+    # A label's clean rows at its share of the trusted reference (poison inflates its training count).
+    labels = ([(math.ceil(n_train * m / n_reference), m) for _, m in detection.sizes.values()]
+              or [(n_train, n_reference)])
+    checks = [(power_check(max(clean for clean, _ in labels), poison, n_reference, config.tail_quantiles,
+                           detection.alpha, config.power), n_reference)]
+    checks += [(power_check(clean, poison, m, config.tail_quantiles, config.alpha, config.power), m)
+               for clean, m in labels]
+    needed = (None if any(check.needed is None for check, _ in checks)
+              else max(math.ceil(check.needed * n_reference / rows) for check, rows in checks))
+    return Power(n_reference, max(clean for clean, _ in labels), poison, min(check.power for check, _ in checks),
+                 needed)
 
 
 def _write_suspects(suspects: dict[int, np.ndarray], out_dir: Path | None) -> tuple[str, ...]:

@@ -28,15 +28,19 @@ def levels(m: int, quantiles: tuple[float, ...]) -> tuple[int, ...]:
     return tuple(sorted({max(1, math.ceil(q * m)) for q in quantiles}))
 
 
+def _at_least(n: int, m: int, t: int) -> np.ndarray:
+    """``P(count >= c)`` for ``c = 0..n+1`` under ``NHG(n + m, n, t)``."""
+    from scipy.stats import nhypergeom
+
+    pmf = nhypergeom(n + m, n, t).pmf(np.arange(n + 1))
+    return np.append(np.cumsum(pmf[::-1])[::-1], 0.0)
+
+
 def detection_power(clean: int, poison: int, m: int, t: int, alpha: float) -> float:
     """Chance that ``poison`` rows scoring above every reference row, among ``clean`` exchangeable rows, make
     the tail count at rank ``t`` significant at ``alpha`` — the power of an ideal detector at that cut."""
-    from scipy.stats import nhypergeom
-
-    n = clean + poison
-    null = nhypergeom(n + m, n, t)
-    critical = int(null.isf(alpha)) + 1  # smallest count whose p-value, sf(count - 1), is at most alpha
-    return float(nhypergeom(clean + m, clean, t).sf(critical - poison - 1))
+    critical = int(np.argmax(_at_least(clean + poison, m, t) <= alpha))  # smallest significant count
+    return min(1.0, float(_at_least(clean, m, t)[max(critical - poison, 0)]))
 
 
 @dataclass(frozen=True)
