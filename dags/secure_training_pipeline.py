@@ -27,6 +27,7 @@ from mlgate.operators import (
     ModelDosGateOperator,
     ModelExplainabilityGateOperator,
     ModelFairnessGateOperator,
+    ModelPoisoningGateOperator,
     ModelPrivacyGateOperator,
     ModelRobustnessGateOperator,
     ModelTrainingGateOperator,
@@ -82,6 +83,7 @@ with DAG(
         ModelFairnessGateOperator(task_id="model_fairness", **validation_args),
         ModelExplainabilityGateOperator(task_id="model_explainability", **validation_args),
         ModelDosGateOperator(task_id="model_dos", **validation_args),
+        ModelPoisoningGateOperator(task_id="model_poisoning", **validation_args),
     ]
     promote = RegistryPromoteGateOperator(task_id="promote_model", **gate_args)
 

@@ -676,7 +676,7 @@ def build_parser() -> argparse.ArgumentParser:
                           ("model.privacy", "membership inference: ART pre-check, then LiRA TPR at low FPR"),
                           ("model.fairness", "parity and equalized odds across sensitive groups"),
                           ("model.explainability", "permutation importance; a dominant feature blocks"),
-                          ("model.poisoning", "backdoor detection in a torch model's training data"),
+                          ("model.poisoning", "poisoned training rows (backdoors, flipped labels) vs trusted rows"),
                           ("model.dos", "worst-case latency and memory of one input (sponge search)")):
         validation = add_gate(gate, parents=[common, reports], help=purpose)
         validation.add_argument("model", help="a model directory or models:/NAME/VERSION (scanned before loading)")

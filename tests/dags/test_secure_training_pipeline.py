@@ -51,7 +51,7 @@ def test_every_dag_file_imports_without_errors(dag):
         "data_integrity", "data_pii", "data_expectations", "data_privacy", "code_static", "code_dependencies",
         "deploy_config", "code_dynamic",
         "train_model", "model_artifact", "model_robustness", "model_privacy", "model_fairness",
-        "model_explainability", "model_dos", "promote_model"}
+        "model_explainability", "model_dos", "model_poisoning", "promote_model"}
     assert dag.get_task("promote_model").trigger_rule == "all_done"
     assert "code_dynamic" in dag.get_task("train_model").upstream_task_ids  # a failing dynamic check stops training
 

@@ -81,7 +81,8 @@ class ModelExplainabilityGateOperator(ModelValidationGateOperator):
 
 
 class ModelPoisoningGateOperator(ModelValidationGateOperator):
-    """Backdoor detection on a PyTorch model's training data (activation clustering vs trusted held-out rows)."""
+    """Poisoned training rows (backdoors, flipped labels) of a torch or scikit-learn model, against the trusted
+    held-out rows; blocks too when those rows are too few to detect the policy's minimum poison."""
 
     gate_id = "model.poisoning"
 

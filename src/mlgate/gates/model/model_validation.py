@@ -118,7 +118,8 @@ def _explainability(view: FeatureView, policy: Policy, **bound: Any) -> GateResu
 
 
 def _poisoning(view: FeatureView, policy: Policy, **bound: Any) -> GateResult:
-    """Backdoor detection on a torch model's training rows; the held-out rows are the trusted reference."""
+    """Poisoned training rows, in a torch model's activations or a scikit-learn model's feature space; the
+    held-out rows are the trusted reference."""
     from mlgate.gates.model.poisoning import check_poisoning
 
     d = view.data

@@ -178,18 +178,30 @@ class MembershipPolicy(StrictPolicy):
 
 
 class PoisoningPolicy(StrictPolicy):
-    components: int = Field(default=10, ge=2, description="PCA dimensions before clustering")
-    max_relative_size: float = Field(default=0.35, gt=0, lt=0.5,
-                                     description="a poison cluster is at most this share of its label")
-    alpha: float = Field(default=0.01, gt=0, lt=1, description="family-wise false-alarm rate over all labels")
+    components: int = Field(default=10, ge=2, description="leading directions each label's rows are compared in")
+    alpha: float = Field(default=0.01, gt=0, lt=1,
+                         description="chance that a clean model is blocked, over every label, detector and cut")
     max_suspicious_fraction: float = Field(default=0.0, ge=0, le=1,
                                            description="share of flagged training records that still passes")
-    layer: str | None = Field(default=None, description="module whose output is clustered; default: the "
-                                                         "input of the last nn.Linear (penultimate layer)")
-    neighbours: int = Field(default=3, ge=1, description="k of the k-nearest-reference distance")
-    outlier_quantile: float = Field(default=0.99, gt=0.5, lt=1,
-                                    description="reference distance quantile beyond which a record is a suspect")
-    seed: int = 0
+    layer: str | None = Field(default=None, description="torch only: module whose output is compared; default: "
+                                                         "the input of the last nn.Linear (penultimate layer)")
+    neighbours: int = Field(default=3, ge=1, description="k of the k-th nearest reference record distance")
+    tail_quantiles: tuple[float, ...] = Field(
+        default=(0.0, 0.01, 0.05), min_length=1,
+        description="where the reference tail is cut: 0 counts training records above every reference record")
+    min_poison_fraction: float = Field(
+        default=0.01, gt=0, lt=1, description="share of the training records, planted in one label, that the "
+                                              "reference must be large enough to detect; else the gate blocks")
+    power: float = Field(default=0.8, gt=0, lt=1,
+                         description="chance of detecting min_poison_fraction the reference must give")
+
+    @field_validator("tail_quantiles")
+    @classmethod
+    def _quantiles(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        bad = [q for q in value if not 0 <= q < 0.5]
+        if bad:
+            raise ValueError(f"expected upper-tail shares in [0, 0.5), got {bad}")
+        return value
 
 
 class FairnessPolicy(StrictPolicy):
