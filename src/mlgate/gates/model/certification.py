@@ -104,7 +104,7 @@ def _interval(model: Any, x: np.ndarray, y: np.ndarray, spec: IntervalPolicy, cl
               deadline: Any, findings: list[Finding]) -> dict[str, Any]:
     import torch
 
-    from mlgate.gates.model.interval_bounds import propagate, trace
+    from mlgate.gates.model.interval_bounds import propagate, trace, worst_margin
 
     if not is_torch_module(model):
         raise GateInputError(f"L∞ interval bounds need a PyTorch nn.Module, got {type(model).__name__}; "
@@ -120,22 +120,12 @@ def _interval(model: Any, x: np.ndarray, y: np.ndarray, spec: IntervalPolicy, cl
             for radius, parts in margins.items():
                 box = propagate(graph, (xb - radius).clamp(*clip).double(), (xb + radius).clamp(*clip).double())
                 _check_bounds(box, clean, radius)
-                parts.append(_worst_margin(box, yb).cpu().numpy())
+                parts.append(worst_margin(box, yb).cpu().numpy())
                 deadline.check("interval bound propagation")
     certified = {radius: np.concatenate(parts) > 0 for radius, parts in margins.items()}
     return {"method": "interval_bound_propagation",
             "radii": _radius_rows(lambda r: (int(certified[r].sum()), len(y)), spec.radii, "L∞", findings,
                                   "interval bounds")}
-
-
-def _worst_margin(box: Any, y: Any) -> Any:
-    """Lower bound of the true logit minus the largest upper bound of any other logit, per sample."""
-    import torch
-
-    rows = torch.arange(len(y), device=y.device)
-    others = box.upper.clone()
-    others[rows, y] = -torch.inf
-    return box.lower[rows, y] - others.amax(dim=1)
 
 
 def _check_bounds(box: Any, clean: Any, radius: float) -> None:

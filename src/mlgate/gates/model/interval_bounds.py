@@ -221,6 +221,17 @@ def propagate(graph: Any, lower: Any, upper: Any) -> Box:
     raise UnboundableLayerError("the traced graph has no output")
 
 
+def worst_margin(box: Box, y: Any) -> Any:
+    """Lower bound of the true logit minus the largest upper bound of any other logit, per sample: a sample
+    is certified when it is positive."""
+    import torch
+
+    rows = torch.arange(len(y), device=y.device)
+    others = box.upper.clone()
+    others[rows, y] = -torch.inf
+    return box.lower[rows, y] - others.amax(dim=1)
+
+
 def interval_bounds(model: Any, lower: Any, upper: Any, *, dtype: Any = None) -> Box:
     """Output bounds of ``model`` over the input box, in ``dtype`` (default float64)."""
     import torch
