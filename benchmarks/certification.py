@@ -15,8 +15,9 @@ Data: scikit-learn digits (8×8, scaled to [0, 1]) with an MLP; the CIFAR-shaped
 The GPU path imports only torch, numpy, scipy, scikit-learn and mlgate's pure ``smoothing`` /
 ``interval_bounds`` modules (no pydantic, ART or MLflow)::
 
-    python benchmarks/certification.py --quick            # CPU, under 5 minutes
-    python benchmarks/certification.py --device cuda      # H200: larger samples and n
+    python benchmarks/certification.py --only digits      # CPU, a few minutes each
+    python benchmarks/certification.py --only cifar
+    python benchmarks/certification.py --device cuda      # both, 500 samples each, n 10,000
 """
 
 from __future__ import annotations
@@ -158,32 +159,43 @@ def dataset_rows(name: str, data: tuple[np.ndarray, ...], build, steps: int, sig
     return rows
 
 
+SIZES = {  # samples certified, smoothing n, training steps (digits MLP / CIFAR-shaped CNN)
+    "cuda": {"digits": (500, 10_000, 3000), "cifar": (500, 10_000, 600)},
+    "cpu": {"digits": (100, 1000, 1500), "cifar": (10, 500, 60)},
+    "quick": {"digits": (50, 500, 800), "cifar": (5, 200, 20)},
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--quick", action="store_true", help="small sizes (CPU, under 5 minutes)")
+    parser.add_argument("--quick", action="store_true", help="smallest sizes (development)")
+    parser.add_argument("--only", choices=("digits", "cifar"), help="one dataset (the CPU runs them apart)")
     args = parser.parse_args()
     if args.device == "cpu":
         torch.set_num_threads(1)
     gpu = args.device == "cuda"
-    samples, n, batch = (500, 10_000, 20_000) if gpu else ((100, 1000, 1000) if args.quick else (200, 2000, 2000))
-    cifar_samples, cifar_n = (500, 10_000) if gpu else ((20, 200) if args.quick else (50, 500))
+    sizes = SIZES["cuda" if gpu else "quick" if args.quick else "cpu"]
+    batch = 20_000 if gpu else 1000
     name = torch.cuda.get_device_name() if gpu else "cpu"
-    print(f"model.certification benchmark, device {name}, α {ALPHA} (each certificate), n0 100")
-    print(f"digits: {samples} held-out samples, n {n}; CIFAR-shaped (synthetic prototypes): {cifar_samples} "
-          f"samples, n {cifar_n}\n")
+    print(f"model.certification benchmark, device {name}, α {ALPHA} (each certificate), n0 100; "
+          f"samples, n, training steps: {sizes}\n")
     print("| data | model | clean acc | σ | L2 cert r1 | L2 cert r2 | L∞ IBP cert ε1 | L∞ IBP cert ε2 | smoothing s |")
     print("|---|---|---|---|---|---|---|---|---|")
     start = time.perf_counter()
-    for line in dataset_rows("digits", digits_data(), digits_mlp, 3000 if gpu else 1500, 0.25, (0.25, 0.5),
-                             (0.01, 0.05), 0.05, samples, n, args.device, batch):
-        print(line, flush=True)
-    print("digits radii: L2 r1 0.25, r2 0.5; L∞ ε1 0.01, ε2 0.05 (pixels in [0, 1])", flush=True)
-    cifar = cifar_data(4096, 1000)
-    for line in dataset_rows("CIFAR-shaped", cifar, CifarCNN, 600 if gpu else 60, 0.25, (0.25, 0.5),
-                             (1 / 255, 2 / 255), 2 / 255, cifar_samples, cifar_n, args.device, batch):
-        print(line, flush=True)
-    print("CIFAR-shaped radii: L2 r1 0.25, r2 0.5; L∞ ε1 1/255, ε2 2/255")
+    if args.only in (None, "digits"):
+        samples, n, steps = sizes["digits"]
+        for line in dataset_rows("digits", digits_data(), digits_mlp, steps, 0.25, (0.25, 0.5), (0.01, 0.05), 0.05,
+                                 samples, n, args.device, batch):
+            print(line, flush=True)
+        print("digits radii: L2 r1 0.25, r2 0.5; L∞ ε1 0.01, ε2 0.05 (pixels in [0, 1])", flush=True)
+    if args.only in (None, "cifar"):
+        samples, n, steps = sizes["cifar"]
+        cifar = cifar_data(4096, 1000 if gpu else 300)
+        for line in dataset_rows("CIFAR-shaped", cifar, CifarCNN, steps, 0.25, (0.25, 0.5), (1 / 255, 2 / 255),
+                                 2 / 255, samples, n, args.device, batch):
+            print(line, flush=True)
+        print("CIFAR-shaped radii: L2 r1 0.25, r2 0.5; L∞ ε1 1/255, ε2 2/255")
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
 
 

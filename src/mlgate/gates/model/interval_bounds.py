@@ -212,6 +212,10 @@ def propagate(graph: Any, lower: Any, upper: Any) -> Box:
                 raise UnboundableLayerError(f"{node.op.replace('_', ' ')} {_name(node.target)!r} (node "
                                             f"{node.name!r}) has no interval bound rule")
             env[node] = rule(*args, **kwargs)
+        elif node.op == "get_attr":
+            raise UnboundableLayerError(f"tensor {node.target!r} is used by a bare operation, not inside a layer "
+                                        "with a bound rule (a functional call, or a torch.export graph: certify "
+                                        "those with 'l2')")
         elif node.op == "output":
             if not isinstance(args[0], Box):
                 raise UnboundableLayerError("the network's output is not a single tensor of its input")

@@ -295,6 +295,16 @@ def test_an_undefended_cnn_certifies_little_at_linf(cnn, images):
     assert result.status is Status.BLOCKED and [f.location for f in result.findings] == ["L∞_r0.03"]
 
 
+def test_a_torch_export_graph_is_refused_for_linf_naming_the_bare_parameter(images):
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).eval()
+    graph = torch.export.export(model, (torch.rand(2, 1, 8, 8),),
+                                dynamic_shapes=({0: torch.export.Dim("batch")},)).module()
+    _, x_test, _, y_test = images
+    with pytest.raises(UnboundableLayerError, match=r"tensor '1.weight' is used by a bare operation"):
+        check_certification(graph, x_test, y_test, policy(linf={"radii": [{"radius": 0.01, "min_accuracy": 0}]}),
+                            "p", model_digest="sha256:m")
+
+
 def test_linf_needs_a_torch_network():
     x_train, x_test, y_train, y_test = digits()
     model = LogisticRegression(max_iter=500).fit(x_train, y_train)
