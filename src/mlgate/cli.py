@@ -677,7 +677,9 @@ def build_parser() -> argparse.ArgumentParser:
                           ("model.fairness", "parity and equalized odds across sensitive groups"),
                           ("model.explainability", "permutation importance; a dominant feature blocks"),
                           ("model.poisoning", "poisoned training rows (backdoors, flipped labels) vs trusted rows"),
-                          ("model.dos", "worst-case latency and memory of one input (sponge search)")):
+                          ("model.dos", "worst-case latency and memory of one input (sponge search)"),
+                          ("model.certification", "certified robust accuracy: randomized smoothing (L2), "
+                                                  "interval bounds (L∞)")):
         validation = add_gate(gate, parents=[common, reports], help=purpose)
         validation.add_argument("model", help="a model directory or models:/NAME/VERSION (scanned before loading)")
         validation.add_argument("--data", required=True, help="the data the data callable reads")

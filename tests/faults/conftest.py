@@ -61,6 +61,9 @@ def bench(tmp_path_factory) -> Bench:
     run = new_run(root)
     policy = yaml.safe_load(run["policy"].read_text())
     policy["gates"]["model.artifact"]["extra_allowed_globals"] = list(TORCH_MODULES)
+    # the torch digits CNN, both norms, at sizes that keep the cells that run it for real short
+    policy["gates"]["model.certification"] = {"l2": {"sigma": 0.25, "n0": 20, "n": 200, "radii": [
+        {"radius": 0.1, "min_accuracy": 0}]}, "linf": {"radii": [{"radius": 0.001, "min_accuracy": 0}]}, "samples": 30}
     write_policy(run["policy"], policy)
     integrity = context(run, "data_integrity")
     integrity_op(run).execute(integrity)

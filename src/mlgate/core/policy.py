@@ -41,6 +41,7 @@ SECTIONS: dict[str, str] = {
     "model.fairness": "mlgate.gates.model.policies:FairnessPolicy",
     "model.explainability": "mlgate.gates.model.policies:ExplainabilityPolicy",
     "model.dos": "mlgate.gates.model.policies:DosPolicy",
+    "model.certification": "mlgate.gates.model.policies:CertificationPolicy",
     "deploy.container": "mlgate.gates.code.trivy:TrivyPolicy",
     "deploy.config": "mlgate.gates.code.trivy:TrivyPolicy",
     "monitor.drift": "mlgate.gates.monitor.policies:DriftPolicy",

@@ -21,6 +21,7 @@ from mlgate.operators.trivy import (
     DeployContainerGateOperator,
 )
 from mlgate.operators.validation import (
+    ModelCertificationGateOperator,
     ModelDosGateOperator,
     ModelExplainabilityGateOperator,
     ModelFairnessGateOperator,
@@ -42,6 +43,7 @@ __all__ = [
     "DeployContainerGateOperator",
     "IncidentRespondOperator",
     "ModelArtifactGateOperator",
+    "ModelCertificationGateOperator",
     "ModelDosGateOperator",
     "ModelExplainabilityGateOperator",
     "ModelFairnessGateOperator",

@@ -1,7 +1,7 @@
 """Operators for the model validation gates: robustness, membership inference, fairness, explainability,
-poisoning and the worst-case cost of an input. Each loads the model only after ``model.artifact`` passed for
-exactly its files in this run, from the very bytes it re-digested, and only in an isolated child process
-(ADR 0015)."""
+poisoning, the worst-case cost of an input and certified robustness. Each loads the model only after
+``model.artifact`` passed for exactly its files in this run, from the very bytes it re-digested, and only in
+an isolated child process (ADR 0015)."""
 
 from __future__ import annotations
 
@@ -91,3 +91,9 @@ class ModelDosGateOperator(ModelValidationGateOperator):
     """Worst-case latency and peak memory of one prediction on adversarially searched inputs."""
 
     gate_id = "model.dos"
+
+
+class ModelCertificationGateOperator(ModelValidationGateOperator):
+    """Certified robust accuracy: randomized smoothing (L2) and interval bound propagation (L∞)."""
+
+    gate_id = "model.certification"

@@ -17,7 +17,7 @@ COMPLIANCE = ROOT / "policies" / "compliance.yaml"
 ALL_GATES = {
     "data.integrity", "data.pii", "data.expectations", "data.privacy", "code.static", "code.dependencies",
     "model.training", "model.artifact", "model.robustness", "model.privacy", "model.poisoning", "model.fairness",
-    "model.explainability", "model.dos", "code.dynamic",
+    "model.explainability", "model.dos", "model.certification", "code.dynamic",
     "deploy.container", "deploy.config", "registry.promote", "monitor.drift",
     "monitor.confidence", "monitor.queries", "incident.respond",
 }

@@ -92,6 +92,13 @@ def _robustness(view: FeatureView, policy: Policy, **bound: Any) -> GateResult:
                             x_train=d.x_train, y_train=d.y_train, **bound)
 
 
+def _certification(view: FeatureView, policy: Policy, **bound: Any) -> GateResult:
+    from mlgate.gates.model.certification import check_certification
+
+    return check_certification(view.model, view.data.x_test, view.data.y_test,
+                               policy.section("model.certification"), policy.digest, **bound)
+
+
 def _privacy(view: FeatureView, policy: Policy, *, out_dir: Path, **bound: Any) -> GateResult:
     from mlgate.gates.model.membership import check_membership
 
@@ -143,6 +150,7 @@ VALIDATIONS: dict[str, Callable[..., GateResult]] = {
     "model.fairness": _fairness,
     "model.explainability": _explainability,
     "model.poisoning": _poisoning,
+    "model.certification": _certification,
 }
 
 

@@ -231,3 +231,43 @@ class DosPolicy(StrictPolicy):
     sponge_steps: int = Field(default=40, ge=0)
     report: int = Field(default=5, ge=1, description="worst inputs listed in the evidence")
     seed: int = 0
+
+
+class CertifiedRadius(StrictPolicy):
+    radius: float = Field(ge=0, allow_inf_nan=False, description="L2 or L∞ radius, in input units")
+    min_accuracy: float = Field(ge=0, le=1, description="certified accuracy at this radius below which the gate "
+                                                         "blocks")
+
+
+class SmoothingPolicy(StrictPolicy):
+    """L2 certificates by randomized smoothing (Cohen et al., 2019)."""
+
+    sigma: float = Field(gt=0, allow_inf_nan=False, description="standard deviation of the Gaussian noise")
+    radii: tuple[CertifiedRadius, ...] = Field(min_length=1)
+    n0: int = Field(default=100, ge=1, description="noisy draws that select the class")
+    n: int = Field(default=10_000, ge=10, description="noisy draws that estimate its probability")
+    alpha: float = Field(default=0.001, gt=0, lt=0.5, description="probability that one certificate is wrong")
+    batch_size: int = Field(default=1000, ge=1, description="noisy inputs per forward pass")
+
+
+class IntervalPolicy(StrictPolicy):
+    """L∞ certificates by interval bound propagation (exact, no sampling) on small ReLU networks."""
+
+    radii: tuple[CertifiedRadius, ...] = Field(min_length=1)
+    batch_size: int = Field(default=256, ge=1, description="samples per propagation")
+
+
+class CertificationPolicy(StrictPolicy):
+    l2: SmoothingPolicy | None = None
+    linf: IntervalPolicy | None = None
+    samples: int = Field(default=100, ge=1, description="held-out rows certified (one seeded permutation)")
+    seed: int = 0
+    clip: tuple[float, float] | None = Field(default=None, description="data range the L∞ box is clipped to; "
+                                                                       "default: the range of x")
+    max_seconds: float = Field(default=1800, gt=0, description="the gate fails (closed) past this budget")
+
+    @model_validator(mode="after")
+    def _some_norm(self) -> CertificationPolicy:
+        if self.l2 is None and self.linf is None:
+            raise ValueError("name at least one of 'l2' (randomized smoothing) or 'linf' (interval bounds)")
+        return self
