@@ -149,3 +149,13 @@ def test_expectations_on_a_large_table_fetch_no_rows(database, tmp_path):
         conn.execute("SELECT pg_stat_force_next_flush()")
         after = conn.execute("SELECT seq_tup_read FROM pg_stat_user_tables WHERE relname = 'big'").fetchone()[0]
     assert after - before >= ROWS  # the database did read every row: the work was pushed down, not skipped
+
+
+def test_an_airflow_connection_names_the_database(database, monkeypatch):
+    from mlgate.operators.data import data_source
+
+    uri = load(database, "via_conn", pa.table({"email": pa.array(["a@example.com"] * 10)}))
+    monkeypatch.setenv("AIRFLOW_CONN_MLGATE_SOURCES", database)
+    resolved = data_source("via_conn", "mlgate_sources")
+    assert open_source(resolved).table == "via_conn"
+    assert build_manifest(resolved).digest == build_manifest(uri).digest

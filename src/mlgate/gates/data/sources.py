@@ -51,12 +51,11 @@ def table_uri(connection_uri: str, table: str) -> str:
 
 
 def redacted(uri: str) -> str:
-    """``uri`` without its password, for evidence and messages."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """``uri`` without its user, password and connection options, but with its table, for evidence."""
+    from mlgate.core.redaction import redact_uri
+
+    table = dict(parse_qsl(urlsplit(uri).query)).get("table") if is_table(uri) else None
+    return redact_uri(uri) + (f"?table={table}" if table else "")
 
 
 @dataclass(frozen=True)
