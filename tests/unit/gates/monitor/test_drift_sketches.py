@@ -8,8 +8,13 @@ import pytest
 
 from mlgate.gates.monitor.drift import check_drift, profile_from_sample
 from mlgate.gates.monitor.policies import DriftPolicy
-from mlgate.gates.monitor.sketches import (WindowSketch, check_drift_sketch, rank_error, reference_profile,
-                                           sketch_batches)
+from mlgate.gates.monitor.sketches import (
+    WindowSketch,
+    check_drift_sketch,
+    rank_error,
+    reference_profile,
+    sketch_batches,
+)
 
 pytestmark = pytest.mark.unit
 
