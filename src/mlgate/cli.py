@@ -144,7 +144,7 @@ def _run(args: argparse.Namespace, subject: Subject, check: Callable[[Policy], G
 def cmd_pin(args: argparse.Namespace) -> int:
     from mlgate.gates.data.integrity import build_manifest
 
-    manifest = build_manifest(Path(args.path), args.algorithm, _progress)
+    manifest = build_manifest(args.path, args.algorithm, _progress)
     write_output("--out", args.out, json.dumps(manifest.to_dict(), indent=2) + "\n")
     print(f"pinned {len(manifest.files)} file(s), {manifest.total_bytes} bytes: {manifest.digest}", file=sys.stderr)
     return 0
@@ -153,8 +153,8 @@ def cmd_pin(args: argparse.Namespace) -> int:
 def cmd_check_integrity(args: argparse.Namespace) -> int:
     from mlgate.gates.data.integrity import check_integrity
 
-    return _run(args, Subject("dataset", args.path, "unknown"),
-                lambda policy: check_integrity(Path(args.path), Path(args.manifest), policy, _progress))
+    return _run(args, _data_subject(args.path),
+                lambda policy: check_integrity(args.path, Path(args.manifest), policy, _progress))
 
 
 def cmd_check_expectations(args: argparse.Namespace) -> int:
@@ -162,8 +162,8 @@ def cmd_check_expectations(args: argparse.Namespace) -> int:
 
     report_dir = Path(args.report_dir) if args.report_dir else None
     suite = Path(args.suite) if args.suite else None
-    return _run(args, Subject("dataset", args.path, "unknown"),
-                lambda policy: check_expectations(Path(args.path), policy, suite, report_dir))
+    return _run(args, _data_subject(args.path),
+                lambda policy: check_expectations(args.path, policy, suite, report_dir, args.push_down))
 
 
 def _workdir(args: argparse.Namespace) -> Path:
@@ -173,12 +173,29 @@ def _workdir(args: argparse.Namespace) -> Path:
     return path
 
 
-def cmd_check_pii(args: argparse.Namespace) -> int:
-    from mlgate.gates.data.pii import check_pii
+def _data_subject(path: str) -> Subject:
+    from mlgate.gates.data.sources import redacted
 
-    return _run(args, Subject("dataset", args.path, "unknown"), lambda policy: check_pii(
-        Path(args.path), policy.section(args.gate), policy.digest, _workdir(args),
-        policy.section("data.integrity").algorithm, args.encoding))
+    return Subject("dataset", redacted(path), "unknown")
+
+
+def cmd_check_pii(args: argparse.Namespace) -> int:
+    from mlgate.gates.data.sources import is_table
+
+    def check(policy: Policy) -> GateResult:
+        algorithm = policy.section("data.integrity").algorithm
+        if args.stream or is_table(args.path):
+            from mlgate.gates.data.pii_stream import check_pii_source
+            from mlgate.gates.data.sources import open_source
+
+            return check_pii_source(open_source(args.path, args.batch_rows), policy.section(args.gate),
+                                    policy.digest, algorithm)
+        from mlgate.gates.data.pii import check_pii
+
+        return check_pii(Path(args.path), policy.section(args.gate), policy.digest, _workdir(args), algorithm,
+                         args.encoding)
+
+    return _run(args, _data_subject(args.path), check)
 
 
 def cmd_check_static(args: argparse.Namespace) -> int:
@@ -582,7 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     pin = commands.add_parser("pin", help="write the manifest (per-file digests) of a file or directory")
-    pin.add_argument("path", help="a data file or directory")
+    pin.add_argument("path", help="a data file or directory, or a PostgreSQL table "
+                     "(postgresql://user@host:port/db?table=schema.name: digested by the database)")
     pin.add_argument("--out", required=True, help="manifest JSON to write (its folder is created)")
     pin.add_argument("--algorithm", choices=("sha256", "blake3"), default="sha256", help="digest (default sha256)")
     pin.set_defaults(func=cmd_pin)
@@ -609,12 +627,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "envelope beside it when a signing key is configured")
 
     integrity = add_gate("data.integrity", parents=[common], help="compare data with its pinned manifest")
-    integrity.add_argument("path", help="the data file or directory that was pinned")
+    integrity.add_argument("path", help="the data file or directory that was pinned, or a PostgreSQL table "
+                           "(postgresql://user@host:port/db?table=schema.name)")
     integrity.add_argument("--manifest", required=True, help="the manifest `mlgate pin` wrote")
     integrity.set_defaults(func=cmd_check_integrity)
 
     expectations = add_gate("data.expectations", parents=[common], help="validate with a GX suite")
-    expectations.add_argument("path", help="a CSV/Parquet file, or a directory of them")
+    expectations.add_argument("path", help="a CSV/Parquet file, or a directory of them, or a PostgreSQL table "
+                              "(postgresql://user@host:port/db?table=schema.name: validated in the database)")
+    expectations.add_argument("--push-down", action="store_true", help="validate a Parquet file or "
+                              "partitioned dataset with DuckDB over its files instead of reading it into memory")
     expectations.add_argument("--suite", help="GX suite JSON (default: the policy's)")
     expectations.add_argument("--report-dir", help="where to write GX's result JSON")
     expectations.set_defaults(func=cmd_check_expectations)
@@ -629,7 +651,12 @@ def build_parser() -> argparse.ArgumentParser:
     trivy.add_argument("--offline", action="store_true", help="never download the DB or checks")
 
     pii = add_gate("data.pii", parents=[common, reports], help="PII and secrets in CSV/Parquet/JSONL/text")
-    pii.add_argument("path", help="a data file, or a directory of them (a partitioned dataset)")
+    pii.add_argument("path", help="a data file, or a directory of them (a partitioned dataset), or a PostgreSQL "
+                     "table (postgresql://user@host:port/db?table=schema.name: always read in batches)")
+    pii.add_argument("--stream", action="store_true", help="read the file or dataset as one table in record "
+                     "batches (bounded memory; not with action mask)")
+    pii.add_argument("--batch-rows", type=int, default=65_536, help="rows per record batch when streaming "
+                     "(default 65536)")
     pii.add_argument("--encoding", default="utf-8", help="text encoding of CSV/JSONL/text files (default utf-8)")
     pii.set_defaults(func=cmd_check_pii)
 

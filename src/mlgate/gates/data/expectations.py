@@ -174,9 +174,12 @@ def failed_expectations(result_json: dict[str, Any]) -> list[Finding]:
     return findings
 
 
-def check_expectations(data: Path, policy: Policy, suite_path: Path | None = None,
-                       report_dir: Path | None = None) -> GateResult:
-    """Validate ``data`` with the policy's suite (or ``suite_path``); writes GX's JSON to ``report_dir``."""
+def check_expectations(data: Path | str, policy: Policy, suite_path: Path | None = None,
+                       report_dir: Path | None = None, push_down: bool = False) -> GateResult:
+    """Validate ``data`` with the policy's suite (or ``suite_path``); writes GX's JSON to ``report_dir``.
+
+    A table (``postgresql://…?table=``) is always validated in the database; with ``push_down`` a Parquet
+    file or dataset is validated by DuckDB over its files (``gx_sql``): nothing is read into memory."""
     started, clock = utcnow(), time.perf_counter()
     config = policy.expectations() if suite_path is None else None
     suite_path = Path(suite_path) if suite_path else policy.resolve(config.suite)
@@ -184,9 +187,19 @@ def check_expectations(data: Path, policy: Policy, suite_path: Path | None = Non
     suite = load_suite(suite_path)
     if not suite.expectations:
         raise GateInputError(f"{suite_path}: the suite holds no expectations; an empty suite proves nothing")
-    data = Path(data)
-    data_version = build_manifest(data, policy.section("data.integrity").algorithm).digest
-    raw = validate(read_table(data), suite)
+    from mlgate.gates.data.sources import is_table, open_source
+
+    kind = "table" if is_table(str(data)) else "dataset"
+    if kind == "table" or push_down:
+        from mlgate.gates.data.gx_sql import validate_source
+
+        source = open_source(data)
+        data_version = build_manifest(data, policy.section("data.integrity").algorithm).digest
+        raw, data = validate_source(source, suite), source.label
+    else:
+        data = Path(data)
+        data_version = build_manifest(data, policy.section("data.integrity").algorithm).digest
+        raw = validate(read_table(data), suite)
     check_shape(raw, len(suite.expectations))
     result_json = redact(raw)
     findings = failed_expectations(result_json)
@@ -210,7 +223,8 @@ def check_expectations(data: Path, policy: Policy, suite_path: Path | None = Non
         finished_at=utcnow(),
         metrics={"evaluated": stats.get("evaluated_expectations", 0), "failed": len(findings),
                  "success_percent": stats.get("success_percent") or 0.0,
-                 "seconds": round(time.perf_counter() - clock, 3)},
+                 "seconds": round(time.perf_counter() - clock, 3),
+                 "engine": "postgresql" if kind == "table" else "duckdb" if push_down else "pandas"},
         thresholds={"max_failed_expectations": max_failed, "suite": suite.name,
                     "suite_digest": file_digest(suite_path)},
         findings=tuple(findings),

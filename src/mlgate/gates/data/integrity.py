@@ -1,6 +1,8 @@
 """``data.integrity``: pin a file or directory as a manifest of per-file digests, then compare.
 
-The manifest digest is the data version every later gate, the training run and promotion refer to.
+The manifest digest is the data version every later gate, the training run and promotion refer to. A
+PostgreSQL table (``postgresql://…?table=``) is pinned as one entry, ``table:<name>``, whose digest the
+database computes over the table's rows (``Source.table_digest``, ADR 0042) and whose size is its row count.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from mlgate.core.digests import ALGORITHMS, digest_files, json_digest, list_file
 from mlgate.core.errors import GateInputError
 from mlgate.core.policy import Policy
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
+from mlgate.gates.data.sources import is_table, open_source, redacted
 
 GATE = "data.integrity"
 MANIFEST_VERSION = 1
@@ -61,8 +64,13 @@ class Manifest:
         return manifest
 
 
-def build_manifest(root: Path, algorithm: str = "sha256",
+def build_manifest(root: Path | str, algorithm: str = "sha256",
                    progress: Callable[[int, int], None] | None = None) -> Manifest:
+
+    if is_table(str(root)):
+        source = open_source(str(root))
+        digest, rows = source.table_digest()
+        return Manifest(algorithm, {f"table:{source.table}": (digest, rows)})
     root = Path(root)
     if not root.exists():
         raise GateInputError(f"{root}: no such file or directory to pin")
@@ -89,7 +97,7 @@ def compare(actual: Manifest, pinned: Manifest) -> list[Finding]:
     return findings
 
 
-def check_integrity(data: Path, manifest_path: Path, policy: Policy,
+def check_integrity(data: Path | str, manifest_path: Path, policy: Policy,
                     progress: Callable[[int, int], None] | None = None) -> GateResult:
     """Hash ``data`` with the pinned manifest's algorithm and report changed, missing and extra files."""
     started, clock = utcnow(), time.perf_counter()
@@ -98,13 +106,13 @@ def check_integrity(data: Path, manifest_path: Path, policy: Policy,
     if pinned.algorithm != algorithm:
         raise GateInputError(f"{manifest_path}: pinned with {pinned.algorithm}, but the policy's "
                              f"gates.data.integrity.algorithm is {algorithm}; re-pin")
-    actual = build_manifest(Path(data), pinned.algorithm, progress)
+    actual = build_manifest(data, pinned.algorithm, progress)
     seconds = time.perf_counter() - clock
     findings = compare(actual, pinned)
     return GateResult(
         gate=GATE,
         status=Status.BLOCKED if findings else Status.PASSED,
-        subject=Subject("dataset", str(data), actual.digest),
+        subject=Subject("dataset", redacted(str(data)), actual.digest),
         policy_digest=policy.digest,
         tool=ToolInfo(pinned.algorithm, "hashlib" if pinned.algorithm == "sha256" else "blake3"),
         started_at=started,

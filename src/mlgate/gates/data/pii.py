@@ -42,6 +42,7 @@ _SEVERITY = {"secret": Severity.CRITICAL, "credit_card": Severity.HIGH, "us_ssn"
 _EXAMPLES = 3
 
 Hits = dict[str, dict[str, dict[int, list[Span]]]]  # column -> type -> row -> spans
+Found = dict[str, dict[str, tuple[int, list[tuple[int, str]]]]]  # column -> type -> (cells, [(row, match)])
 
 
 def data_format(path: Path) -> str:
@@ -172,23 +173,33 @@ def _salted_prefix(salt: bytes, value: str) -> str:
     return hashlib.sha256(salt + value.encode()).hexdigest()[:8]
 
 
-def _findings(hits: Hits, columns: dict[str, pa.Array], config: PiiPolicy, label: str = "") -> Iterator[Finding]:
-    salt = secrets.token_bytes(16)
+def examples(hits: Hits, columns: dict[str, pa.Array]) -> Found:
+    """What the findings are written from: per column and type, the count of cells and the first rows'
+    matched text (never kept beyond the scan)."""
+    found: Found = {}
     for name, by_type in hits.items():
         for pii_type, rows in by_type.items():
-            examples = sorted(rows)[:_EXAMPLES]
-            values = columns[name].take(pa.array(examples)).to_pylist()
-            shown = ", ".join(f"{row} (#{_salted_prefix(salt, text[slice(*rows[row][0])])})"
-                              for row, text in zip(examples, values, strict=True))
+            first = sorted(rows)[:_EXAMPLES]
+            values = columns[name].take(pa.array(first)).to_pylist()
+            found.setdefault(name, {})[pii_type] = (len(rows), [(row, text[slice(*rows[row][0])])
+                                                                for row, text in zip(first, values, strict=True)])
+    return found
+
+
+def _findings(found: Found, config: PiiPolicy, label: str = "") -> Iterator[Finding]:
+    salt = secrets.token_bytes(16)
+    for name, by_type in found.items():
+        for pii_type, (cells, shown_rows) in by_type.items():
+            shown = ", ".join(f"{row} (#{_salted_prefix(salt, text)})" for row, text in shown_rows)
             allowed = config.allows(name, pii_type)
             schemes = ""
             if pii_type == "national_id":  # which scheme, never which value
-                schemes = " (" + ", ".join(sorted({national_id_scheme(text[slice(*rows[row][0])].strip()) or "?"
-                                                   for row, text in zip(examples, values, strict=True)})) + ")"
+                schemes = " (" + ", ".join(sorted({national_id_scheme(text.strip()) or "?"
+                                                   for _, text in shown_rows})) + ")"
             yield Finding(
                 id=f"{GATE}.{pii_type}",
                 severity=Severity.INFO if allowed else _SEVERITY[pii_type],
-                message=f"{len(rows)} cell(s) hold {pii_type}{schemes}"
+                message=f"{cells} cell(s) hold {pii_type}{schemes}"
                         + (" (allowed by policy)" if allowed else f", which column {name!r} may not hold")
                         + f"; e.g. rows {shown}",
                 location=label + name,
@@ -268,7 +279,7 @@ def check_pii(path: Path, config: PiiPolicy, policy_digest: str, out_dir: Path |
         except GateInputError as exc:
             raise GateInputError(f"{file}: {exc}") from None
         hits = scan(columns, config.types)
-        findings += _findings(hits, columns, config, label)
+        findings += _findings(examples(hits, columns), config, label)
         rows += table.num_rows
         scanned |= dict.fromkeys(columns)
         skipped |= dict.fromkeys(unscanned)

@@ -521,22 +521,34 @@ def _by_values(values: pa.Array, evidence: ColumnEvidence) -> dict[int, Span]:
     cells = {row: match.span("v") + (match.group("v"),) for row, text in
              zip(rows.to_pylist(), values.take(rows).to_pylist(), strict=True)
              if (match := evidence.regex.match(text))}
-    sample = list(cells.values())[::max(1, len(cells) // _EVIDENCE_SAMPLE)]
-    votes = Counter(cls for _, _, value in sample for cls in evidence.classes(value))
-    if not votes:
+    sample = [value for *_, value in list(cells.values())[::evidence_stride(len(cells))]]
+    best = evidence_class(evidence, sample, len(cells), nonempty)
+    if best is None:
         return {}
+    return {row: (start, end) for row, (start, end, value) in cells.items() if evidence.member(value, best)}
+
+
+def evidence_stride(cells: int) -> int:
+    """The vote is taken on every ``evidence_stride``-th matching cell, in row order."""
+    return max(1, cells // _EVIDENCE_SAMPLE)
+
+
+def evidence_class(evidence: ColumnEvidence, sample: list[str], cells: int, nonempty: int) -> str | None:
+    """The class ``sample`` (every ``evidence_stride(cells)``-th of a column's ``cells`` matching values out
+    of ``nonempty`` cells) votes for, or None; a separate step so a column read in batches is judged alike."""
+    votes = Counter(cls for value in sample for cls in evidence.classes(value))
+    if not votes:
+        return None
     shares = {cls: count for cls, count in votes.items()
-              if count * len(cells) >= EVIDENCE_SHARE * nonempty * len(sample)}
-    shapes = [_shape(value) for *_, value in sample]
+              if count * cells >= EVIDENCE_SHARE * nonempty * len(sample)}
+    shapes = [_shape(value) for value in sample]
     # every class that random values of these shapes can fall in is a test taken (Bonferroni): a bare
     # 10-digit number is valid in some region's phone plan nearly always, in Turkey's 1 time in 10
     tests = sum(any(_chance(evidence, cls, shape) for shape in set(shapes)) for cls in evidence.universe)
     tails = {cls: tests * _tail(len(sample), count, sum(_chance(evidence, cls, shape) for shape in shapes)
                                 / len(sample)) for cls, count in shares.items()}
     best = min(tails, key=tails.get, default=None)
-    if best is None or tails[best] > EVIDENCE_CHANCE:
-        return {}
-    return {row: (start, end) for row, (start, end, value) in cells.items() if evidence.member(value, best)}
+    return None if best is None or tails[best] > EVIDENCE_CHANCE else best
 
 
 def _outermost(spans: list[Span]) -> list[Span]:

@@ -1,0 +1,265 @@
+"""Data gates on data larger than memory: MB/s and peak RSS of ``data.pii``, ``data.expectations`` and
+``monitor.drift`` streaming over a generated hive-partitioned Parquet dataset, beside the in-memory paths on
+a dataset that fits (the same generator, one file).
+
+Each measurement runs in its own child process; its peak RSS is the child's ``ru_maxrss`` (``os.wait4``).
+MB/s is the dataset's size on disk (compressed Parquet) over the child's wall time. The acceptance is a peak
+RSS of at most 2 GB per gate on the large dataset, whatever its size (``--gb 20`` for the issue's run;
+check the free disk first). With ``--pg-rows`` a PostgreSQL table of that many rows is generated in the
+database with ``generate_series`` and validated by ``data.expectations`` in place; rows that reached this
+process are counted from every statement's result.
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/larger_than_memory.py --gb 2 --fit-mb 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+GATES = ("data.pii", "data.expectations", "monitor.drift")
+PII_TYPES = ("email", "phone", "us_ssn", "credit_card", "ip_address", "iban", "national_id")
+SUITE = {"name": "ltm", "expectations": [
+    {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}},
+    {"type": "expect_column_values_to_be_between", "kwargs": {"column": "age", "min_value": 0, "max_value": 120}},
+    {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "plan",
+                                                             "value_set": ["basic", "plus", "pro", "team"]}},
+    {"type": "expect_column_mean_to_be_between", "kwargs": {"column": "income", "min_value": 1, "max_value": 1e9}},
+    {"type": "expect_column_value_lengths_to_be_between", "kwargs": {"column": "email", "min_value": 5,
+                                                                     "max_value": 80}},
+]}
+ROWS_PER_FILE = 500_000
+
+
+def chunk(rows: int, seed: int, first_id: int):
+    """One file's rows: numbers, categories, an e-mail column, free text with some PII, 11-digit references."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rng = np.random.default_rng(seed)
+    ids = np.arange(first_id, first_id + rows, dtype=np.int64)
+    users = pc.binary_join_element_wise(pa.array(np.char.mod("user%d", ids % 1_000_003)), "example.org", "@")
+    words = np.array(["order", "shipped", "late", "refund", "thanks", "call", "me", "at", "box", "ok", "the", "a"])
+    text = [" ".join(words[rng.integers(0, words.size, 8)]) for _ in range(min(rows, 2000))]
+    notes = np.array(text, dtype=object)[rng.integers(0, len(text), rows)]
+    pii = rng.random(rows) < 0.002  # a few notes name a phone number
+    notes[pii] = "call me at +1 415 555 0132 please"
+    return pa.table({
+        "id": ids, "age": rng.normal(40, 12, rows).clip(0, 120), "income": rng.lognormal(10, 0.6, rows),
+        "plan": pa.array(rng.choice(["basic", "plus", "pro", "team"], rows, p=[0.4, 0.3, 0.2, 0.1])),
+        "email": users, "notes": pa.array(notes, pa.string()),
+        "reference": pa.array(np.char.mod("%011d", rng.integers(10**10, 10**11, rows))),
+    })
+
+
+def generate(root: Path, megabytes: float, partitioned: bool) -> Path:
+    """Files of ``ROWS_PER_FILE`` rows until the dataset reaches ``megabytes`` on disk (one file when not
+    partitioned: the dataset that fits)."""
+    import pyarrow.parquet as pq
+
+    root.mkdir(parents=True, exist_ok=True)
+    written, index = 0, 0
+    if not partitioned:
+        rows = max(10_000, int(megabytes * 1e6 / 40))  # about 40 bytes a row compressed
+        pq.write_table(chunk(rows, 0, 0), root / "fits.parquet", row_group_size=65_536)
+        return root / "fits.parquet"
+    while written < megabytes * 1e6:
+        folder = root / f"day=2026-11-{index % 28 + 1:02d}"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"part-{index:05d}.parquet"
+        pq.write_table(chunk(ROWS_PER_FILE, index, index * ROWS_PER_FILE), path, row_group_size=65_536)
+        written += path.stat().st_size
+        index += 1
+    return root
+
+
+def size_mb(path: Path) -> float:
+    files = [path] if path.is_file() else [p for p in path.rglob("*.parquet")]
+    return sum(p.stat().st_size for p in files) / 1e6
+
+
+# --- the children -----------------------------------------------------------------------------------
+
+
+def _policy():
+    import yaml
+
+    from mlgate.core.policy import parse_policy
+    from mlgate.core.shipped import shipped
+
+    return parse_policy(yaml.safe_load(shipped("policies/default.yaml").read_text()))
+
+
+def child(gate: str, mode: str, data: str, reference: str, workdir: Path) -> dict:
+    policy = _policy()
+    if gate == "data.pii":
+        from mlgate.gates.data.pii import PiiPolicy
+
+        config = PiiPolicy(types=PII_TYPES, action="report", allowed={"email": ("email",)})
+        if mode == "stream":
+            from mlgate.gates.data.pii_stream import check_pii_source
+            from mlgate.gates.data.sources import open_source
+
+            result = check_pii_source(open_source(data), config, policy.digest)
+        else:
+            from mlgate.gates.data.pii import check_pii
+
+            result = check_pii(Path(data), config, policy.digest)
+        return {"status": result.status.value, "rows": result.metrics["rows"],
+                "cells_by_type": {t: c for t, c in result.metrics["cells_by_type"].items() if c}}
+    if gate == "data.expectations":
+        from mlgate.gates.data.expectations import check_expectations
+
+        suite = workdir / "suite.json"
+        suite.write_text(json.dumps(SUITE))
+        result = check_expectations(data, policy, suite, push_down=mode == "stream")
+        return {"status": result.status.value, "evaluated": result.metrics["evaluated"],
+                "engine": result.metrics["engine"], "failed": result.metrics["failed"]}
+    from mlgate.gates.monitor.policies import DriftPolicy
+
+    config = DriftPolicy(columns=("age", "income", "plan"))
+    columns = ["age", "income", "plan"]
+    if mode == "stream":
+        from mlgate.gates.data.sources import open_source
+        from mlgate.gates.monitor.sketches import check_drift_sketch, sketch_batches
+
+        current = sketch_batches(open_source(data).batches(columns), columns)
+        ref = sketch_batches(open_source(reference).batches(columns), columns)
+        result = check_drift_sketch(current, ref, config, policy.digest)
+    else:
+        import pandas as pd
+
+        from mlgate.gates.monitor.drift import check_drift
+
+        result = check_drift(pd.read_parquet(data, columns=columns), pd.read_parquet(reference, columns=columns),
+                             config, policy.digest)
+    return {"status": result.status.value, "rows": result.metrics["rows"],
+            "drifted": result.metrics["drifted_columns"]}
+
+
+def measure(gate: str, mode: str, data: Path, reference: Path, workdir: Path, timeout: float) -> dict:
+    command = [sys.executable, __file__, "--child", gate, mode, str(data), str(reference), str(workdir)]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return {"gate": gate, "mode": mode, "error": f"timed out after {timeout:.0f} s"}
+    seconds = time.perf_counter() - start
+    # communicate() reaped the child; its rusage is in RUSAGE_CHILDREN as the max over children so far,
+    # so each child reports its own peak too
+    lines = out.strip().splitlines()
+    if process.returncode != 0 or not lines:
+        return {"gate": gate, "mode": mode, "error": err.strip().splitlines()[-1:] or "no output"}
+    report = json.loads(lines[-1])
+    megabytes = size_mb(data) if not str(data).startswith("postgres") else 0.0
+    return {"gate": gate, "mode": mode, "MB": round(megabytes, 1), "seconds": round(seconds, 1),
+            "MB/s": round(megabytes / seconds, 2) if megabytes else None,
+            "peak_rss_MB": report.pop("peak_rss_MB"), **report}
+
+
+def pg_expectations(rows: int, dsn: str, workdir: Path) -> dict:
+    """A ``rows``-row table generated in PostgreSQL, validated in place; rows that reached this process."""
+    import psycopg
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from mlgate.gates.data.expectations import check_expectations
+
+    database = "mlgate_ltm_bench"
+    with psycopg.connect(f"{dsn}/postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {database}")
+    uri = f"{dsn}/{database}"
+    try:
+        start = time.perf_counter()
+        with psycopg.connect(uri, autocommit=True) as conn:
+            conn.execute(
+                "CREATE TABLE big AS SELECT g::bigint AS id, 20 + (g % 60)::float8 AS age, "
+                "(1000 + g % 100000)::float8 AS income, (ARRAY['basic','plus','pro','team'])[1 + g % 4] AS plan, "
+                f"'user' || g || '@example.org' AS email FROM generate_series(1, {rows}) g")
+            conn.execute("ANALYZE big")
+        generated = time.perf_counter() - start
+        suite = workdir / "suite.json"
+        suite.write_text(json.dumps(SUITE))
+        fetched: list[int] = []
+
+        def count(conn, cursor, statement, parameters, context, executemany):
+            fetched.append(max(cursor.rowcount, 0))
+
+        event.listen(Engine, "after_cursor_execute", count)
+        start = time.perf_counter()
+        try:
+            result = check_expectations(f"{uri}?table=big", _policy(), suite)
+        finally:
+            event.remove(Engine, "after_cursor_execute", count)
+        return {"gate": "data.expectations", "mode": "postgresql", "rows": rows,
+                "generate_seconds": round(generated, 1), "seconds": round(time.perf_counter() - start, 1),
+                "status": result.status.value, "evaluated": result.metrics["evaluated"],
+                "statements": len(fetched), "rows_to_client": sum(fetched)}
+    finally:
+        with psycopg.connect(f"{dsn}/postgres", autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gb", type=float, default=0.25, help="size of the partitioned dataset on disk")
+    parser.add_argument("--fit-mb", type=float, default=40, help="size of the dataset that fits (one file)")
+    parser.add_argument("--root", default="/tmp/mlgate-larger-than-memory", help="where the datasets go")
+    parser.add_argument("--pg-rows", type=int, default=0, help="also validate a generated table of this many rows")
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432", help="PostgreSQL server")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per measurement")
+    parser.add_argument("--keep", action="store_true", help="keep the generated datasets")
+    parser.add_argument("--gates", nargs="+", default=list(GATES), choices=GATES)
+    args = parser.parse_args()
+    root = Path(args.root)
+    shutil.rmtree(root, ignore_errors=True)
+    free = shutil.disk_usage(root.parent).free / 1e9
+    if args.gb * 1.2 > free:
+        sys.exit(f"{args.gb} GB asked, {free:.0f} GB free under {root.parent}")
+    start = time.perf_counter()
+    large = generate(root / "large", args.gb * 1000, partitioned=True)
+    fits = generate(root / "fits", args.fit_mb, partitioned=False)
+    print(f"generated {size_mb(large):.0f} MB partitioned and {size_mb(fits):.0f} MB in one file in "
+          f"{time.perf_counter() - start:.0f} s", file=sys.stderr)
+    rows = []
+    try:
+        for gate in args.gates:
+            for mode, data in (("in-memory", fits), ("stream", fits), ("stream", large)):
+                row = measure(gate, mode, data, fits, root, args.timeout)
+                row["dataset"] = "fits" if data == fits else "large"
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+        if args.pg_rows:
+            row = pg_expectations(args.pg_rows, args.pg, root)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    large_rows = [r for r in rows if r.get("dataset") == "large"]
+    ok = all("error" not in r and r["peak_rss_MB"] <= 2048 for r in large_rows)
+    print(f"acceptance (peak RSS <= 2 GB on {size_mb(large) if args.keep else args.gb * 1000:.0f} MB): "
+          f"{'holds' if ok else 'FAILS'}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        import resource
+
+        gate, mode, data, reference, workdir = sys.argv[2:7]
+        report = child(gate, mode, data, reference, Path(workdir))
+        report["peak_rss_MB"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        print(json.dumps(report))
+    else:
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        main()

@@ -1,0 +1,120 @@
+"""Great Expectations on data that stays where it is: GX's SQL datasources compile each expectation to SQL
+that the engine runs, and only aggregates and GX's bounded samples of unexpected rows come back (ADR 0043).
+
+- a PostgreSQL table: GX's ``add_postgres`` datasource, over SQLAlchemy's psycopg 3 driver;
+- a Parquet dataset (a file or a hive-partitioned directory): a DuckDB view over ``read_parquet``, which
+  scans the files in row groups under a memory limit and spills to disk.
+
+DuckDB's DB-API cursor loses its result when its connection is returned to the pool, and GX fetches after
+returning it; ``_BufferedCursor`` reads each (small) result at execute time instead.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mlgate.core.errors import GateInputError, ToolError
+from mlgate.gates.data.sources import Source, dataset_files
+
+DUCKDB_MEMORY = "1GB"
+DUCKDB_THREADS = 2
+_VIEW = "data"
+
+
+class _BufferedCursor:
+    """A DuckDB cursor whose rows are fetched when the statement runs (GX's results are aggregates and
+    ``LIMIT``-ed samples, never the table)."""
+
+    def __init__(self, connection: Any, wrapper: Any) -> None:
+        self._connection, self.connection = connection, wrapper
+        self.description: Any = None
+        self.rowcount = -1
+        self._rows: list = []
+
+    def execute(self, statement: str, parameters: Any = None, context: Any = None) -> None:
+        cursor = self._connection.execute(statement, parameters) if parameters is not None \
+            else self._connection.execute(statement)
+        self.description = cursor.description
+        self._rows = cursor.fetchall() if cursor.description else []
+        self.rowcount = len(self._rows) if cursor.description else -1
+
+    def fetchall(self) -> list:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def fetchmany(self, size: int | None = None) -> list:
+        rows, self._rows = self._rows[:size or 1], self._rows[size or 1:]
+        return rows
+
+    def fetchone(self) -> Any:
+        return self._rows.pop(0) if self._rows else None
+
+    def close(self) -> None:
+        """Nothing to release: the rows were read at execute."""
+
+
+def _duckdb_creator(database: Path, spill: Path) -> Any:
+    import duckdb
+    from duckdb_engine import ConnectionWrapper
+
+    class Buffered(ConnectionWrapper):
+        def cursor(self) -> _BufferedCursor:
+            return _BufferedCursor(self._ConnectionWrapper__c, self)
+
+    def create() -> Buffered:
+        return Buffered(duckdb.connect(str(database), read_only=True, config={
+            "memory_limit": DUCKDB_MEMORY, "threads": DUCKDB_THREADS, "temp_directory": str(spill)}))
+
+    return create
+
+
+def _parquet_view(source: Source, workdir: Path) -> Path:
+    import duckdb
+
+    files = dataset_files(source.path)
+    if files[0].suffix.lower() not in (".parquet", ".pq"):
+        raise GateInputError(f"{source.label}: pushing expectations down needs Parquet files or a table; "
+                             f"found {files[0].suffix} (validate it in memory instead)")
+    database = workdir / "view.duckdb"
+    pattern = str(source.path / "**" / "*.parquet") if source.kind == "dataset" else str(source.path)
+    literal = "'" + pattern.replace("'", "''") + "'"
+    hive = "true" if source.kind == "dataset" else "false"
+    with duckdb.connect(str(database)) as connection:  # a view holds no data: each GX query reads the files
+        connection.execute(f"CREATE VIEW {_VIEW} AS SELECT * FROM "  # noqa: S608 - a quoted literal path
+                           f"read_parquet({literal}, hive_partitioning = {hive})")
+    return database
+
+
+def validate_source(source: Source, suite: Any) -> dict[str, Any]:
+    """Run ``suite`` on ``source`` through a GX SQL datasource; GX's result as JSON."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    from mlgate.gates.data.expectations import gx_log
+
+    with tempfile.TemporaryDirectory(prefix="mlgate-gx-") as scratch, gx_log():
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        try:
+            if source.kind == "table":
+                schema, _, table = source.table.rpartition(".")
+                datasource = context.data_sources.add_postgres(
+                    "mlgate", connection_string=source.dsn.replace("postgresql://", "postgresql+psycopg://", 1))
+                asset = datasource.add_table_asset("data", table_name=table, schema_name=schema or None)
+            else:
+                import sqlalchemy
+
+                database = _parquet_view(source, Path(scratch))
+                spill = Path(scratch) / "spill"
+                datasource = context.data_sources.add_sql("mlgate", connection_string="duckdb:///:memory:", kwargs={
+                    "creator": _duckdb_creator(database, spill), "poolclass": sqlalchemy.pool.NullPool})
+                asset = datasource.add_table_asset("data", table_name=_VIEW)
+            batch = asset.add_batch_definition_whole_table("all").get_batch()
+        except GateInputError:
+            raise
+        except Exception as exc:  # GX wraps connection and reflection failures in its own types
+            # the message may quote the connection string: only its type is kept
+            raise ToolError(f"{source.label}: GX cannot open the data ({type(exc).__name__})") from None
+        return batch.validate(suite, result_format="SUMMARY").to_json_dict()

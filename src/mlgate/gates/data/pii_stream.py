@@ -1,0 +1,186 @@
+"""``data.pii`` over a ``Source`` read in record batches: memory bounded by one batch, verdicts equal to the
+in-memory scan of the same rows (``check_pii``).
+
+Row-local detection runs batch by batch, rows numbered from the start of the source. Column evidence
+(``ColumnEvidence``: a column judged by the share of its values passing one ID scheme) needs the whole
+column, so the columns that can hold it are read first, projected to those columns only:
+
+1. counts of non-empty cells and of matching cells, per column;
+2. where the share can reach ``EVIDENCE_SHARE``: the every-``evidence_stride``-th matching value the vote is
+   taken on, and the class it elects (``evidence_class``, the in-memory scan's own decision);
+3. the scan, with the elected class checked cell by cell.
+
+Only counts and the first few examples per column and type are kept, never the hits themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlgate.core.errors import GateInputError
+from mlgate.core.results import GateResult, Severity, Status, Subject, ToolInfo, utcnow
+from mlgate.gates.data.integrity import build_manifest
+from mlgate.gates.data.pii import _EXAMPLES, GATE, Found, _drop_overlaps, _findings, string_columns
+from mlgate.gates.data.pii_detectors import (
+    EVIDENCE_SHARE,
+    ColumnEvidence,
+    _candidates,
+    _outermost,
+    detectors,
+    evidence_class,
+    evidence_stride,
+    find_spans,
+)
+from mlgate.gates.data.policies import PiiPolicy
+from mlgate.gates.data.sources import Source, dataset_files
+
+Elected = dict[tuple[str, str], str]  # (column, type) -> the ID class the column's values elected
+
+
+def _columns(batch: pa.RecordBatch) -> tuple[dict[str, pa.Array], list[str]]:
+    table = pa.Table.from_batches([batch])
+    while any(pa.types.is_struct(field.type) for field in table.schema):
+        table = table.flatten()  # nested objects become dotted columns, as in ``read_table``
+    return string_columns(table)
+
+
+def _evidence_types(config: PiiPolicy) -> dict[str, ColumnEvidence]:
+    return {t: detectors()[t].by_values for t in config.types if detectors()[t].by_values is not None}
+
+
+def _judged_by_values(column: str) -> bool:
+    """A column whose name says which number it holds is judged by that type's rules alone (as ``find_spans``)."""
+    return not any(d.named(column) for d in detectors().values() if d.by_values)
+
+
+def _matches(values: pa.Array, evidence: ColumnEvidence) -> list[tuple[int, tuple[int, int], str]]:
+    """(row, span, value) of the cells that match the evidence's whole-cell shape, in row order."""
+    rows = _candidates(values, evidence.prefilter)
+    return [(row, match.span("v"), match.group("v")) for row, text in
+            zip(rows.to_pylist(), values.take(rows).to_pylist(), strict=True) if (match := evidence.regex.match(text))]
+
+
+def elect(source: Source, config: PiiPolicy, strings: bool) -> Elected:
+    """Passes 1 and 2: the class each column's values elect, for the columns column evidence can judge."""
+    types = _evidence_types(config)
+    if not types:
+        return {}
+    names = [n for n in string_columns(source.schema(strings).empty_table())[0] if _judged_by_values(n)]
+    if not names:
+        return {}
+    project = None if any(pa.types.is_struct(f.type) for f in source.schema(strings)) else names
+    nonempty: dict[str, int] = dict.fromkeys(names, 0)
+    candidates: dict[tuple[str, str], int] = {}
+    cells: dict[tuple[str, str], int] = {}
+    for batch in source.batches(project, strings):
+        for name, values in _columns(batch)[0].items():
+            if name not in nonempty:
+                continue
+            nonempty[name] += pc.sum(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(values)), 0)).as_py() or 0
+            for pii_type, evidence in types.items():
+                key = (name, pii_type)
+                candidates[key] = candidates.get(key, 0) + len(_candidates(values, evidence.prefilter))
+                cells[key] = cells.get(key, 0) + len(_matches(values, evidence))
+    voting = {key for key, n in candidates.items() if n and n >= EVIDENCE_SHARE * nonempty[key[0]] and cells[key]}
+    if not voting:
+        return {}
+    seen = dict.fromkeys(voting, 0)
+    samples: dict[tuple[str, str], list[str]] = {key: [] for key in voting}
+    project = None if project is None else sorted({name for name, _ in voting})
+    for batch in source.batches(project, strings):
+        for name, values in _columns(batch)[0].items():
+            for pii_type, evidence in types.items():
+                key = (name, pii_type)
+                if key not in voting:
+                    continue
+                stride = evidence_stride(cells[key])
+                for _, _, value in _matches(values, evidence):
+                    if seen[key] % stride == 0:
+                        samples[key].append(value)
+                    seen[key] += 1
+    elected = {key: evidence_class(types[key[1]], samples[key], cells[key], nonempty[key[0]]) for key in voting}
+    return {key: best for key, best in elected.items() if best is not None}
+
+
+def _scan_batch(columns: dict[str, pa.Array], config: PiiPolicy, elected: Elected) -> dict:
+    """``scan`` of one batch, with column evidence taken from ``elected`` instead of from the batch."""
+    evidence = _evidence_types(config)
+    hits = {}
+    for name, values in columns.items():
+        by_type = {}
+        for pii_type in config.types:
+            detector = detectors()[pii_type]
+            found = find_spans(values, replace(detector, by_values=None), name)
+            best = elected.get((name, pii_type))
+            if best is not None and _judged_by_values(name):
+                member = evidence[pii_type].member
+                for row, span, value in _matches(values, evidence[pii_type]):
+                    if member(value, best):
+                        found[row] = _outermost([span, *found.get(row, [])])
+            by_type[pii_type] = found
+        _drop_overlaps(by_type)
+        hits[name] = {t: rows for t, rows in by_type.items() if rows}
+    return hits
+
+
+def scan_source(source: Source, config: PiiPolicy, strings: bool = False
+                ) -> tuple[int, int, list[str], list[str], Found]:
+    """(rows, batches, scanned columns, skipped columns, found) of the whole source."""
+    elected = elect(source, config, strings)
+    rows = batches = 0
+    scanned: dict[str, None] = {}
+    skipped: dict[str, None] = {}
+    found: Found = {}
+    for batch in source.batches(None, strings):
+        columns, unscanned = _columns(batch)
+        for name, by_type in _scan_batch(columns, config, elected).items():
+            for pii_type, hit_rows in by_type.items():
+                cells, shown = found.setdefault(name, {}).get(pii_type, (0, []))
+                if len(shown) < _EXAMPLES:
+                    first = sorted(hit_rows)[:_EXAMPLES - len(shown)]
+                    texts = columns[name].take(pa.array(first)).to_pylist()
+                    shown = shown + [(rows + row, text[slice(*hit_rows[row][0])])
+                                     for row, text in zip(first, texts, strict=True)]
+                found[name][pii_type] = (cells + len(hit_rows), shown)
+        scanned |= dict.fromkeys(columns)
+        skipped |= dict.fromkeys(unscanned)
+        rows += batch.num_rows
+        batches += 1
+    return rows, batches, list(scanned), list(skipped), found
+
+
+def check_pii_source(source: Source, config: PiiPolicy, policy_digest: str, algorithm: str = "sha256"
+                     ) -> GateResult:
+    """``data.pii`` over ``source`` in batches. ``action: mask`` rewrites files, so it needs ``check_pii``."""
+    started, clock = utcnow(), time.perf_counter()
+    if config.action == "mask":
+        raise GateInputError(f"{source.label}: action 'mask' writes a sanitized copy of files; on a streamed "
+                             "dataset or a table use 'block' or 'report' (or scan the files without streaming)")
+    strings = source.kind != "table"  # CSV keeps leading zeros; Parquet and tables keep their own types
+    rows, batches, scanned, skipped, found = scan_source(source, config, strings)
+    if rows == 0:
+        raise GateInputError(f"{source.label}: holds no rows; an empty dataset proves nothing")
+    findings = list(_findings(found, config))
+    violations = [f for f in findings if f.severity is not Severity.INFO]
+    subject = Subject("dataset", source.label, build_manifest(source.uri, algorithm).digest)
+    size = None if source.kind == "table" else sum(f.stat().st_size for f in dataset_files(source.path))
+    cells = {t: {name: found[name][t][0] for name in found if t in found[name]} for t in config.types}
+    return GateResult(
+        gate=GATE,
+        status=Status.BLOCKED if violations and config.action == "block" else Status.PASSED,
+        subject=subject,
+        policy_digest=policy_digest,
+        tool=ToolInfo("mlgate-pii", f"pyarrow {pa.__version__}"),
+        started_at=started,
+        finished_at=utcnow(),
+        metrics={"rows": rows, "batches": batches, "bytes": size, "columns_scanned": scanned,
+                 "columns_skipped": skipped, "cells_by_type": cells, "violations": len(violations),
+                 "seconds": round(time.perf_counter() - clock, 4)},
+        thresholds={"action": config.action, "types": list(config.types), "batch_rows": source.batch_rows,
+                    "allowed": {column: list(types) for column, types in config.allowed.items()}},
+        findings=tuple(findings),
+    )
