@@ -77,13 +77,23 @@ def test_a_broker_down_leaves_the_model_unpromoted_and_says_where(celery_stack, 
     before = version(champion(url))
     dead = f"redis://127.0.0.1:{free_port()}/0"  # a closed port: nothing listens there
     _, conf = pipeline_conf(tmp_path)
+    log = celery_stack.logs / "scheduler.log"
+    seen = log.stat().st_size
     with scheduler_with_broker(celery_stack, dead):
         run_id, state, tasks = run_dag(api, conf)
+        scheduler_log = log.read_text(errors="replace")[seen:]
 
+    # nothing ran (promote_model, trigger rule all_done, was queued too and failed undelivered)
     assert state == "failed"
-    assert tasks["promote_model"]["state"] in ("upstream_failed", "failed")
-    assert all(task["hostname"] in ("", None) for task in tasks.values()), "a task ran without a broker"
+    assert set(states(tasks).values()) == {"failed", "upstream_failed"}, states(tasks)
+    assert tasks["promote_model"]["state"] == "failed" and not any(task["hostname"] for task in tasks.values())
     assert version(champion(url)) == before
-    scheduler_log = (celery_stack.logs / "scheduler.log").read_text()
-    assert "Error sending Celery workload" in scheduler_log
-    print({t: (x["state"], x["hostname"]) for t, x in tasks.items()})
+    failed = {task_id for task_id, task in tasks.items() if task["state"] == "failed"}
+    # where: Airflow's event log names each task the executor failed, and the executor
+    events = api.get("/api/v2/eventLogs", params={"dag_id": DAG_ID, "run_id": run_id, "event": "state mismatch"})
+    mismatches = {e["task_id"]: e["extra"] for e in events.json()["event_logs"]}
+    assert set(mismatches) == failed and all("CeleryExecutor" in extra for extra in mismatches.values()), mismatches
+    # what: the scheduler's log says which workload could not be sent, to which broker address, and why
+    broker = dead.removeprefix("redis://").removesuffix("/0")
+    assert f"Error sending Celery workload: Error 111 connecting to {broker}. Connection refused." in scheduler_log
+    assert all(f"task_id='{t}'" in scheduler_log for t in failed), scheduler_log[-3000:]
