@@ -28,7 +28,7 @@ def running_mlflow(tmp_path_factory, name: str) -> Iterator[MlflowServer]:
     with throwaway_database(f"mlgate_{name.replace('-', '_')}") as uri:
         server = MlflowServer(uri, root / "artifacts", root / "server.log")
         try:
-            server.start()
+            server.start(timeout=300)  # minutes on a 2-core machine shared with other work
             yield server
         finally:
             server.stop()
