@@ -9,8 +9,9 @@ RUN python -m venv /opt/venv
 COPY pyproject.toml README.md /src/
 COPY src /src/src
 # psycopg: the PostgreSQL driver of Airflow's metadata DB and MLflow's backend store; [validation]: the model
-# gates of the secure training pipeline (ART, fairlearn); code.dynamic's Hypothesis is a core dependency.
-RUN /opt/venv/bin/pip install "/src[validation]" "psycopg[binary]>=3.2,<4"
+# gates of the secure training pipeline (ART, fairlearn); [celery]: the CeleryExecutor and its workers (the
+# compose celery profile); code.dynamic's Hypothesis is a core dependency.
+RUN /opt/venv/bin/pip install "/src[validation,celery]" "psycopg[binary]>=3.2,<4"
 
 FROM ${PYTHON_IMAGE}
 LABEL org.opencontainers.image.title="mlgate" \

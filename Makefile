@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.mlgate-installed
 BENCH_VENV  ?= .venv-bench
 BENCH_STAMP := $(BENCH_VENV)/.mlgate-bench-installed
 
-.PHONY: demo test e2e install sandbox lint bench bench-venv clean up down
+.PHONY: demo test e2e e2e-celery install sandbox lint bench bench-venv clean up down
 
 demo: export MLGATE_HOME ?= $(CURDIR)/.mlgate
 demo: $(STAMP) sandbox
@@ -19,6 +19,10 @@ test: $(STAMP) sandbox
 
 e2e: $(STAMP) sandbox
 	$(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
+
+# The pipeline on the CeleryExecutor with two workers, on this machine's Redis (MLGATE_TEST_REDIS) and PostgreSQL.
+e2e-celery: $(STAMP) sandbox
+	$(PY) -m pytest -m celery tests/e2e $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests dags benchmarks scripts

@@ -20,7 +20,7 @@ import pytest
 from mlgate.core.results import Severity, Status
 from mlgate.gates.code.trivy import TrivyConnection, TrivyPolicy
 from mlgate.gates.deploy.deploy_config import check_deploy_config
-from tests.fixtures.airflow_stack import LOCAL_SETTINGS, compose_airflow_env, shared_settings
+from tests.fixtures.airflow_stack import LOCAL_SETTINGS, CeleryWorkers, compose_airflow_env, shared_settings
 
 pytestmark = pytest.mark.integration
 
@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ONE_SHOT = {"airflow-init"}
 READ_ONLY_MOUNTS = {"/opt/mlgate/dags", "/opt/mlgate/policies", "/opt/mlgate/expectations"}
+AIRFLOW_SERVICES = ["airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
+                    "airflow-triggerer", "airflow-worker"]
 
 
 def compose_binary() -> Path:
@@ -54,7 +56,19 @@ def generated_env(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def rendered(generated_env) -> dict:
-    result = compose("--profile", "serving", "config", "--format", "json", env_file=generated_env)
+    result = compose("--profile", "serving", "--profile", "celery", "config", "--format", "json",
+                     env_file=generated_env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def rendered_celery(generated_env, tmp_path_factory) -> dict:
+    """The celery profile as README starts it: AIRFLOW_EXECUTOR=CeleryExecutor in .env."""
+    env_file = tmp_path_factory.mktemp("celery-env") / ".env"
+    env_file.write_text(generated_env.read_text().replace("AIRFLOW_EXECUTOR=LocalExecutor",
+                                                          "AIRFLOW_EXECUTOR=CeleryExecutor"))
+    result = compose("--profile", "celery", "config", "--format", "json", env_file=env_file)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -76,8 +90,9 @@ def test_compose_refuses_to_start_without_env(tmp_path):
 def test_generated_env_fills_every_variable_with_a_fresh_secret(generated_env):
     values = dict(line.split("=", 1) for line in generated_env.read_text().splitlines()
                   if line and not line.startswith("#"))
-    referenced = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*)", COMPOSE_FILE.read_text()))
-    secrets = {k: v for k, v in values.items() if k != "MLGATE_VERSION"}
+    referenced = set(re.findall(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)", COMPOSE_FILE.read_text()))  # $$: the container's
+    chosen = {"MLGATE_VERSION", "AIRFLOW_EXECUTOR"}  # settings with a default, not secrets
+    secrets = {k: v for k, v in values.items() if k not in chosen}
     assert set(values) == referenced
     assert stat.S_IMODE(generated_env.stat().st_mode) == 0o600
     assert len(set(secrets.values())) == len(secrets) and "generate" not in secrets.values()
@@ -90,8 +105,7 @@ def test_generated_env_fills_every_variable_with_a_fresh_secret(generated_env):
 
 def test_every_service_is_hardened_limited_and_health_checked(rendered):
     services = rendered["services"]
-    assert set(services) == {"postgres", "mlflow", "trivy", "airflow-init", "airflow-api-server",
-                             "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "redis", "serving"}
+    assert set(services) == {"postgres", "mlflow", "trivy", "redis", "serving", *AIRFLOW_SERVICES}
     for name, svc in services.items():
         assert svc["user"] not in ("", "root", "0") and not svc["user"].startswith("0:"), name
         assert (svc["read_only"], svc["cap_drop"], svc["security_opt"]) == (
@@ -106,11 +120,38 @@ def test_every_service_is_hardened_limited_and_health_checked(rendered):
         assert all(port["host_ip"] == "127.0.0.1" for port in svc.get("ports", [])), name
 
 
-@pytest.mark.parametrize("service", ["airflow-init", "airflow-api-server", "airflow-scheduler",
-                                     "airflow-dag-processor", "airflow-triggerer"])
+@pytest.mark.parametrize("service", AIRFLOW_SERVICES)
 def test_airflow_services_mount_dags_policies_and_expectations_read_only(rendered, service):
     mounts = {v["target"]: v.get("read_only", False) for v in rendered["services"][service]["volumes"]}
     assert {target: mounts.get(target) for target in READ_ONLY_MOUNTS} == dict.fromkeys(READ_ONLY_MOUNTS, True)
+
+
+def test_celery_profile_runs_scalable_workers_on_the_redis_broker_and_postgres_results(rendered_celery):
+    """Every Airflow service runs the executor .env chose, with the same broker and result backend; the
+    workers scale (no fixed name or host port) and start only once Redis is healthy."""
+    services = rendered_celery["services"]
+    redis_password = services["redis"]["environment"]["REDIS_PASSWORD"]
+    for name in ("airflow-scheduler", "airflow-worker", "airflow-api-server", "airflow-dag-processor"):
+        env = services[name]["environment"]
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+        assert env["AIRFLOW__CELERY__BROKER_URL"] == f"redis://:{redis_password}@redis:6379/1", name
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], name
+    worker = services["airflow-worker"]
+    assert worker["command"] == ["airflow", "celery", "worker"]
+    assert worker["deploy"]["replicas"] >= 2
+    assert "container_name" not in worker and "ports" not in worker
+    assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert services["airflow-scheduler"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    # the workers share MLGATE_HOME's volume with the scheduler (docs/adr/0039)
+    assert {v["source"] for v in worker["volumes"] if v["target"] == "/opt/mlgate/data"} == {"mlgate-data"}
+
+
+def test_without_the_profile_the_stack_keeps_the_local_executor_and_no_worker(generated_env):
+    result = compose("config", "--format", "json", env_file=generated_env)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    assert "airflow-worker" not in services
+    assert services["airflow-scheduler"]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
 
 
 def test_process_stack_replaces_only_places_and_secrets_of_the_compose_settings():
@@ -120,6 +161,11 @@ def test_process_stack_replaces_only_places_and_secrets_of_the_compose_settings(
     assert not any("${" in value for value in shared.values())
     assert shared["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert shared["AIRFLOW__CORE__AUTH_MANAGER"].endswith("SimpleAuthManager")
+    celery = shared_settings(compose_env, {"AIRFLOW_EXECUTOR": "CeleryExecutor"})
+    assert celery == {**shared, "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor"}
+    assert celery["AIRFLOW__CELERY__WORKER_CONCURRENCY"] == compose_env["AIRFLOW__CELERY__WORKER_CONCURRENCY"]
+    places = CeleryWorkers("redis://127.0.0.1:6379/11", "p:").settings("postgresql+psycopg://pg/airflow")
+    assert set(places) - set(compose_env) == {"AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__GLOBAL_KEYPREFIX"}
 
 
 @pytest.fixture(scope="module")
