@@ -88,21 +88,26 @@ class MonitorDriftGateOperator(MonitorGateOperator):
 
 class MonitorConfidenceGateOperator(MonitorGateOperator):
     """A spike in the share of low-confidence predictions in the window (one-sided binomial test) against
-    ``baseline_path``: the baseline measured on the served model's validation predictions
-    (``mlgate.gates.monitor.confidence.measure_baseline``), else the policy's fallback share."""
+    the baseline measured on the model's held-out predictions in validation: read from the verified
+    attestation of ``model_uri`` (default: the version the policy's alias serves), or from ``baseline_path``
+    (``ConfidenceBaseline.to_dict()`` JSON). No baseline, or an attestation that does not verify: error."""
 
     gate_id = "monitor.confidence"
-    template_fields: Sequence[str] = (*MonitorGateOperator.template_fields, "baseline_path")
+    template_fields: Sequence[str] = (*MonitorGateOperator.template_fields, "baseline_path", "model_uri")
 
-    def __init__(self, *, baseline_path: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, baseline_path: str | None = None, model_uri: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.baseline_path = baseline_path
+        self.model_uri = model_uri
 
     def check(self, context: Context, workdir: Path) -> GateResult:
-        from mlgate.gates.monitor.monitoring import check_confidence_files
+        from mlgate.gates.monitor.monitoring import check_confidence_files, load_confidence_baseline
+        from mlgate.gates.monitor.served import served_baseline
+        from mlgate.hooks.signing import SigningKeyHook
 
-        return check_confidence_files(self.log_path(), self.policy, *self.window(context),
-                                      baseline=self.baseline_path or None)
+        baseline = load_confidence_baseline(self.baseline_path) if self.baseline_path else served_baseline(
+            self.mlflow_hook.get_conn(), self.policy, SigningKeyHook().get_conn(), self.model_uri or None)
+        return check_confidence_files(self.log_path(), self.policy, *self.window(context), baseline=baseline)
 
 
 class MonitorQueriesGateOperator(MonitorGateOperator):

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mlgate.core.policy import Policy
+    from mlgate.gates.monitor.confidence import ConfidenceBaseline
 
 _LOG_SUFFIXES = (".jsonl",)
 
@@ -252,23 +253,27 @@ def _read_history(handle: IO[str], path: Path, key: str) -> list[dict[str, Any]]
     return entries
 
 
-def check_confidence_files(log: str | Path, policy: Policy, start: datetime | None = None,
-                           end: datetime | None = None, baseline: str | Path | None = None) -> GateResult:
-    """``monitor.confidence`` of a window against the baseline measured at promotion (a JSON file of
-    ``ConfidenceBaseline.to_dict()``), or the policy's fallback share when none is given."""
-    from mlgate.gates.monitor.confidence import ConfidenceBaseline, check_confidence
+def load_confidence_baseline(path: str | Path) -> ConfidenceBaseline:
+    """A confidence baseline from a JSON file of ``ConfidenceBaseline.to_dict()``."""
+    from mlgate.gates.monitor.confidence import ConfidenceBaseline
 
-    measured = None
-    if baseline is not None:
-        try:
-            measured = ConfidenceBaseline.from_dict(json.loads(Path(baseline).read_text()))
-        except (OSError, json.JSONDecodeError, AttributeError) as exc:
-            raise GateInputError(f"{baseline}: cannot read the confidence baseline: {exc}") from None
+    try:
+        return ConfidenceBaseline.from_dict(json.loads(Path(path).read_text()))
+    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+        raise GateInputError(f"{path}: cannot read the confidence baseline: {exc}") from None
+
+
+def check_confidence_files(log: str | Path, policy: Policy, start: datetime | None = None,
+                           end: datetime | None = None, *, baseline: ConfidenceBaseline) -> GateResult:
+    """``monitor.confidence`` of a window against the baseline measured in validation (``served_baseline``
+    reads the served model's from its attestation; ``load_confidence_baseline`` one from a file)."""
+    from mlgate.gates.monitor.confidence import check_confidence
+
     window = load_window(log, start, end)
     if "confidence" not in window.columns:
         raise GateInputError(f"{log}: no confidence column")
     return check_confidence(window["confidence"].to_numpy(dtype=np.float64), policy.section("monitor.confidence"),
-                            policy.digest, _subject(log, start, end, window), measured)
+                            policy.digest, _subject(log, start, end, window), baseline)
 
 
 def check_queries_files(log: str | Path, policy: Policy, start: datetime | None = None,

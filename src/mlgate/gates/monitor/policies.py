@@ -42,8 +42,6 @@ class ConfidencePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     low_confidence: float = Field(default=0.6, gt=0, le=1, description="a prediction below this is 'low'")
-    baseline_share: float | None = Field(default=None, gt=0, lt=1, description="fallback when no measured "
-                                         "baseline is given: expected share of low-confidence predictions")
     alpha: float = Field(default=0.01, gt=0, lt=1)
     min_predictions: int = Field(default=50, ge=1)
 
