@@ -718,8 +718,8 @@ def build_parser() -> argparse.ArgumentParser:
                                help="per-client query volume and extraction-like query patterns")
     queries.add_argument("path", help=log_help)
     queries.add_argument("--baseline", help="JSON object: client id -> expected queries in the window")
-    queries.add_argument("--reference", help="the training reference (as for monitor.drift): enables "
-                         "out-of-distribution evidence per client")
+    queries.add_argument("--reference", required=True, help="the training reference (as for monitor.drift): "
+                         "query distances are scaled against it, and out-of-distribution queries counted per client")
     queries.add_argument("--state", help="JSON file of the clients' evidence over earlier windows (updated)")
     queries.set_defaults(func=cmd_check_queries)
 

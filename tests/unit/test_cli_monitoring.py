@@ -88,12 +88,13 @@ def test_confidence_reads_the_served_models_baseline_from_its_attestation(files,
 def test_an_extraction_client_is_flagged_only_inside_the_window(files, capsys):
     log = write_inference_log(files["root"] / "queries.jsonl", rows=600, clients=6, end=END)
     write_extraction_queries(log, end=END)
-    code, err = run(capsys, "check", "monitor.queries", log, "--policy", files["policy"])
+    code, err = run(capsys, "check", "monitor.queries", log, "--policy", files["policy"], "--reference",
+                    files["reference"])
     assert code == 1, err
     assert "(client attacker)" in err
     assert "client-" not in err
-    code, err = run(capsys, "check", "monitor.queries", log, "--policy", files["policy"], "--until",
-                    "2026-03-01T11:00:00+00:00")
+    code, err = run(capsys, "check", "monitor.queries", log, "--policy", files["policy"], "--reference",
+                    files["reference"], "--until", "2026-03-01T11:00:00+00:00")
     assert code == 2  # the window before the log: nothing to test
     assert "empty" in err
 
@@ -114,3 +115,10 @@ def test_incident_restores_the_previous_version(files, capsys):
     assert code == 0, err
     assert current_alias_version(client, name, "champion") == "1"
     assert "alias champion moved from version 2 to 1" in err
+
+
+def test_the_queries_check_refuses_without_the_training_reference(files, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["check", "monitor.queries", str(files["healthy"]), "--policy", str(files["policy"])])
+    assert exited.value.code == 2
+    assert "--reference" in capsys.readouterr().err

@@ -112,8 +112,8 @@ class MonitorConfidenceGateOperator(MonitorGateOperator):
 
 class MonitorQueriesGateOperator(MonitorGateOperator):
     """Clients with anomalous query volume (``baseline``: client id -> expected queries per window),
-    extraction-like query sequences (PRADA), and, given the training ``reference_path``, out-of-distribution
-    queries counted per client across windows in ``state_path`` (default
+    extraction-like query sequences (PRADA, distances scaled against the training ``reference_path``,
+    required), and out-of-distribution queries counted per client across windows in ``state_path`` (default
     ``$MLGATE_HOME/monitor/extraction_state.json``) and pooled across keys. ``per_window=False`` keeps only
     that cumulative evidence (the 5-minute ``model_query_watch``: per-window tests multiply their false
     alarms over short windows)."""
@@ -121,7 +121,7 @@ class MonitorQueriesGateOperator(MonitorGateOperator):
     gate_id = "monitor.queries"
     template_fields: Sequence[str] = (*MonitorGateOperator.template_fields, "reference_path", "state_path")
 
-    def __init__(self, *, baseline: dict[str, float] | None = None, reference_path: str | None = None,
+    def __init__(self, *, reference_path: str, baseline: dict[str, float] | None = None,
                  state_path: str | None = None, per_window: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.baseline = baseline
@@ -133,8 +133,7 @@ class MonitorQueriesGateOperator(MonitorGateOperator):
         from mlgate.gates.monitor.monitoring import check_queries_files
         from mlgate.trust.registry import mlgate_home
 
-        state = (self.state_path or mlgate_home() / "monitor" / "extraction_state.json") \
-            if self.reference_path else None
+        state = self.state_path or mlgate_home() / "monitor" / "extraction_state.json"
         return check_queries_files(self.log_path(), self.policy, *self.window(context), baseline=self.baseline,
                                    reference=self.reference_path or None, state=state,
                                    per_window=self.per_window)

@@ -81,10 +81,17 @@ def test_an_extraction_like_client_is_flagged_and_natural_clients_are_not(files,
     write_extraction_queries(log, end=END)
     context = ctx("monitor_queries", data_interval_end=END)
     op = MonitorQueriesGateOperator(task_id="monitor_queries", inference_log_path=str(log),
-                                    policy_path=str(files["policy"]))
+                                    policy_path=str(files["policy"]), reference_path=str(files["reference"]),
+                                    state_path=str(tmp_path / "state.json"))
     with pytest.raises(GatePolicyViolation, match="PRADA"):
         op.execute(context)
     assert context["ti"].pushed["monitor.queries"]["metrics"]["flagged_clients"] == ["attacker"]
+
+
+def test_the_queries_gate_takes_no_window_scaled_distances(files):
+    with pytest.raises(TypeError, match="reference_path"):
+        MonitorQueriesGateOperator(task_id="monitor_queries", inference_log_path=str(files["log"]),
+                                   policy_path=str(files["policy"]))
 
 
 def attested(tmp_path, baseline) -> str:

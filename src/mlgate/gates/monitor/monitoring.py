@@ -280,9 +280,9 @@ def check_queries_files(log: str | Path, policy: Policy, start: datetime | None 
                         end: datetime | None = None, baseline: dict[str, float] | None = None,
                         reference: str | Path | None = None, state: str | Path | None = None,
                         per_window: bool = True) -> GateResult:
-    """``monitor.queries`` of a window; with the training ``reference`` (as for ``monitor.drift``), OOD
-    evidence per client, accumulated in the JSON ``state`` file across windows when one is given.
-    ``per_window=False``: that evidence alone (``queries.check_queries``)."""
+    """``monitor.queries`` of a window against the training ``reference`` (as for ``monitor.drift``;
+    required), with OOD evidence per client accumulated in the JSON ``state`` file across windows when one
+    is given. ``per_window=False``: that evidence alone (``queries.check_queries``)."""
     from mlgate.gates.monitor.extraction import ExtractionState, space_from_profile, space_from_sample
     from mlgate.gates.monitor.queries import check_queries, feature_columns
 
@@ -290,9 +290,8 @@ def check_queries_files(log: str | Path, policy: Policy, start: datetime | None 
     window = load_window(log, start, end)
     subject = _subject(log, start, end, window)
     if reference is None:
-        if not per_window:
-            raise GateInputError("monitor.queries without the per-window tests needs a training reference")
-        return check_queries(window, config, policy.digest, baseline, subject)
+        raise GateInputError("monitor.queries needs the training reference (as for monitor.drift): distances "
+                             "scaled by the window being judged depend on the other clients in it")
     ref = load_reference(reference)
     columns = feature_columns(window, config)
     space = space_from_profile(ref, columns, config.ood_quantile) if isinstance(ref, ReferenceProfile) \
