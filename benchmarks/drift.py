@@ -19,6 +19,9 @@ false alarms measured here).
 
     nice .venv/bin/python benchmarks/drift.py [--quick] [--bench-python PATH] [--json OUT]
 
+``--fa-sizes``, ``--peer-sizes`` and ``--shifts`` (e.g. ``scale-1.3 mean-0.1``) narrow the grid when the
+machine allows only part of it in one sitting.
+
 ``--quick``: 1,000 healthy windows per size for mlgate (333 at 1M; 0 of 300 already bounds the rate by
 1 %), 100 per acceptance cell; for the peers 60 healthy windows per size and 10 per shifted cell on five
 of the grid's shifts (Evidently's report takes ~1.5 s of CPU a window, and the shared 2-core machine gave
@@ -106,7 +109,7 @@ def mlgate_alone(args: argparse.Namespace, policy: DriftPolicy, ref_frame: pd.Da
     """False alarms at every size and power at the acceptance cells, with their 95 % bounds."""
     rng = np.random.default_rng(11)
     out: dict = {"false_alarms": {}, "power": {}}
-    for rows in FA_SIZES:
+    for rows in args.fa_sizes:
         n = args.fa_windows if rows < 1_000_000 else (args.fa_windows + 2) // 3  # 1M: sampling dominates
         hits = sum(bool(check_drift(as_frame(sample(rng, rows)), ref_frame, policy, "bench").metrics["drifted"])
                    for _ in range(n))
@@ -129,8 +132,9 @@ def peer_run(args: argparse.Namespace, policy: DriftPolicy, reference: np.ndarra
     the windows are ordered round-robin over the cells, so a run cut short still covers every cell, and
     only the windows every peer answered are compared."""
     rng = np.random.default_rng(2026)
-    plan = [(f"healthy-{m}", m, "none", 0.0, args.peer_windows) for m in PEER_SIZES]
-    plan += [(f"{k}-{a}-{m}", m, k, a, args.power_windows) for m in PEER_SIZES[:2] for k, a in args.shifts]
+    plan = [(f"healthy-{m}", m, "none", 0.0, args.peer_windows) for m in args.peer_sizes]
+    plan += [(f"{k}-{a}-{m}", m, k, a, args.power_windows) for m in args.peer_sizes if m < 100_000
+             for k, a in args.shifts]
     variants = {"mlgate": policy, f"mlgate a={COMPARE_ALPHA}": policy.model_copy(update={"alpha": COMPARE_ALPHA})}
     ours: dict[str, dict[str, bool]] = {v: {} for v in variants}
     ours_seconds = 0.0
@@ -189,7 +193,7 @@ def calibrated(table: dict, plan: list) -> dict[str, dict[str, dict]]:
         if tool.startswith("mlgate"):
             continue
         out[tool] = {}
-        for rows in PEER_SIZES:
+        for rows in sorted({size for _, size, kind, _, _ in plan if kind == "none"}):
             healthy = np.sort(np.asarray(data["scores"][f"healthy-{rows}"]))[::-1]
             target = max(FA_TARGET, float(np.mean(mlgate[f"healthy-{rows}"])))
             allowed = int(np.floor(target * healthy.size + 1e-9))
@@ -264,12 +268,20 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write every number measured here")
     for key in ("fa-windows", "acceptance-windows", "peer-windows", "power-windows"):
         parser.add_argument(f"--{key}", dest=f"set_{key.replace('-', '_')}", type=int)
+    parser.add_argument("--fa-sizes", type=int, nargs="+", default=FA_SIZES, help="window sizes of the "
+                        "false-alarm measurement (default: all)")
+    parser.add_argument("--peer-sizes", type=int, nargs="+", default=PEER_SIZES, help="window sizes of the peer "
+                        "comparison (default: all; the shifted cells below 100,000 rows)")
+    parser.add_argument("--shifts", dest="shift_names", nargs="+", help="shifted cells, e.g. scale-1.3 mean-0.1 "
+                        "(default: the grid, or the quick grid with --quick)")
     parser.add_argument("--peer-seconds", type=int, default=3 * 3600, help="the peers' time; the windows they "
                         "answered by then are reported")
     args = parser.parse_args()
     args.fa_windows, args.acceptance_windows, args.peer_windows, args.power_windows = \
         (1000, 100, 60, 10) if args.quick else (3000, 300, 200, 40)
     args.shifts = QUICK_SHIFTS if args.quick else SHIFTS
+    if args.shift_names:
+        args.shifts = [(kind, float(amount)) for kind, amount in (n.split("-") for n in args.shift_names)]
     for key in ("fa_windows", "acceptance_windows", "peer_windows", "power_windows"):
         if getattr(args, f"set_{key}") is not None:
             setattr(args, key, getattr(args, f"set_{key}"))

@@ -35,8 +35,8 @@ from mlgate.gates.monitor.queries import check_queries
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 KEYS = 5
-# the shipped DAGs' use of the gate: (minutes between runs, per-window tests, cumulative OOD evidence)
-DAGS = {"model_monitoring": (60, True, True), "model_query_watch": (5, False, True)}
+# the shipped DAGs' use of the gate, both with cumulative OOD evidence: (minutes between runs, per-window tests)
+DAGS = {"model_monitoring": (60, True), "model_query_watch": (5, False)}
 
 
 def victims(seed: int):
@@ -126,14 +126,13 @@ def run(name, model, x_train, x_test, attack_name, args, rng) -> dict:
         space = space_from_sample(pd.DataFrame(x_train, columns=columns), columns, config.ood_quantile)
         logged = read_window(log, START, START + timedelta(hours=hours))  # read once, sliced per window
         cadences: dict = {}
-        for dag, (minutes, per_window, cumulative) in DAGS.items():
+        for dag, (minutes, per_window) in DAGS.items():
             state, first, naturals = ExtractionState(), None, {}
             for w, window in enumerate(windows(logged, minutes, hours)):
                 if window.empty:
                     continue
                 result = check_queries(window, config, policy.digest, subject=Subject("dataset", f"w-{w}", "x"),
-                                       space=space if cumulative else None, state=state if cumulative else None,
-                                       per_window=per_window)
+                                       space=space, state=state, per_window=per_window)
                 for finding in result.findings:
                     if finding.location.startswith("client user-"):
                         naturals.setdefault(finding.location, finding.id)
@@ -186,13 +185,12 @@ def natural_population(name, model, x_train, x_test, args, rng) -> dict:
             rows.append((START + timedelta(seconds=float(t)), f"user-{client}", *row))
     log = pd.DataFrame(rows, columns=["timestamp", "client_id", *columns]).sort_values("timestamp")
     out, why, every = {}, {}, {}
-    for dag, (minutes, per_window, cumulative) in DAGS.items():
+    for dag, (minutes, per_window) in DAGS.items():
         state, flagged = ExtractionState(), {}
         for w, window in enumerate(windows(log, minutes, args.natural_hours)):
             if not window.empty:
                 for finding in check_queries(window, config, policy.digest, subject=Subject("dataset", f"w-{w}", "x"),
-                                             space=space if cumulative else None,
-                                             state=state if cumulative else None, per_window=per_window).findings:
+                                             space=space, state=state, per_window=per_window).findings:
                     flagged.setdefault(finding.location, finding.id)
         out[dag], why[dag] = len(flagged), sorted(set(flagged.values()))
         every |= flagged
@@ -215,8 +213,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     print("FunctionallyEquivalentExtraction: not run (ART implements it for Keras models only; no TensorFlow)")
     print(f"{KEYS} keys x {args.per_key} queries an hour; " + "; ".join(
-        f"{dag}: every {m} min, {'volume + PRADA' if w else ''}{' + ' if w and c else ''}"
-        f"{'cumulative OOD' if c else ''}" for dag, (m, w, c) in DAGS.items()))
+        f"{dag}: every {m} min, {'volume + PRADA + ' if w else ''}cumulative OOD" for dag, (m, w) in DAGS.items()))
     print(f"{'victim':8s} {'attack':18s} {'queries':>7s} {'final':>6s}  " + "  ".join(
         f"{dag + ': q@flag agree@flag naturals':>40s}" for dag in [*DAGS, "both"]))
     for name, model, x_train, x_test in victims(0):

@@ -162,3 +162,25 @@ def register_version(client, policy, name: str, *, passed: bool = True, pyfunc: 
         "model.training", status, Subject("model", f"models:/{name}/{version}", digest),
         policy.digest, ToolInfo("test", "1"), utcnow(), utcnow(), findings=findings))
     return version
+
+
+def validated_version(client, policy, name: str, baseline=None, *, promoted: bool = True) -> str:
+    """``register_version`` plus a signed ``model.robustness`` result carrying ``baseline`` (a
+    ``ConfidenceBaseline``; none when ``None``), as the validation step leaves it, promoted (signed) unless
+    not ``promoted``, and served by the policy's alias."""
+    from mlgate.core.results import GateResult, Status, Subject, ToolInfo, utcnow
+    from mlgate.gates.monitor.confidence import BASELINE_GATE, BASELINE_METRIC
+    from mlgate.trust.keys import keyring_from_env
+    from mlgate.trust.promote import promote
+    from mlgate.trust.registry import model_digest
+
+    version = register_version(client, policy, name)
+    uri = f"models:/{name}/{version}"
+    metrics = {"robust_accuracy": 0.9, **({BASELINE_METRIC: baseline.to_dict()} if baseline else {})}
+    log_signed(client, client.get_model_version(name, version).run_id, GateResult(
+        BASELINE_GATE, Status.PASSED, Subject("model", uri, model_digest(client, uri)), policy.digest,
+        ToolInfo("test", "1"), utcnow(), utcnow(), metrics=metrics))
+    if promoted:
+        assert promote(client, policy, name, version, "test:promoter", keyring_from_env()).status is Status.PASSED
+    client.set_registered_model_alias(name, policy.promotion.alias, version)
+    return version

@@ -317,11 +317,16 @@ def cmd_check_drift(args: argparse.Namespace) -> int:
 
 
 def cmd_check_confidence(args: argparse.Namespace) -> int:
-    from mlgate.gates.monitor.monitoring import check_confidence_files
+    from mlgate.gates.monitor.monitoring import check_confidence_files, load_confidence_baseline
+    from mlgate.gates.monitor.served import served_baseline
+    from mlgate.trust.keys import keyring_from_env
 
-    return _run(args, Subject("dataset", args.path, "unknown"),
-                lambda policy: check_confidence_files(args.path, policy, *_window(args),
-                                                      baseline=args.baseline))
+    def check(policy: Policy) -> GateResult:
+        baseline = load_confidence_baseline(args.baseline) if args.baseline else served_baseline(
+            _client(read_only=True), policy, keyring_from_env(), args.model)
+        return check_confidence_files(args.path, policy, *_window(args), baseline=baseline)
+
+    return _run(args, Subject("dataset", args.path, "unknown"), check)
 
 
 def cmd_check_queries(args: argparse.Namespace) -> int:
@@ -731,16 +736,19 @@ def build_parser() -> argparse.ArgumentParser:
     confidence = add_gate("monitor.confidence", parents=[common, window],
                                   help="a spike of low-confidence predictions")
     confidence.add_argument("path", help=log_help)
-    confidence.add_argument("--baseline", help="JSON confidence baseline measured on the model's validation "
-                            "predictions (default: the policy's baseline_share)")
+    confidence.add_argument("--baseline", help="JSON confidence baseline (low_confidence, low, predictions) "
+                            "measured on the model's held-out predictions; default: the one in --model's "
+                            "verified attestation")
+    confidence.add_argument("--model", help="models:/<name>@<alias> or models:/<name>/<version> whose attestation "
+                            "carries the baseline (default: the policy's model at its alias)")
     confidence.set_defaults(func=cmd_check_confidence)
 
     queries = add_gate("monitor.queries", parents=[common, window],
                                help="per-client query volume and extraction-like query patterns")
     queries.add_argument("path", help=log_help)
     queries.add_argument("--baseline", help="JSON object: client id -> expected queries in the window")
-    queries.add_argument("--reference", help="the training reference (as for monitor.drift): enables "
-                         "out-of-distribution evidence per client")
+    queries.add_argument("--reference", required=True, help="the training reference (as for monitor.drift): "
+                         "query distances are scaled against it, and out-of-distribution queries counted per client")
     queries.add_argument("--state", help="JSON file of the clients' evidence over earlier windows (updated)")
     queries.set_defaults(func=cmd_check_queries)
 

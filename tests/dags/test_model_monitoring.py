@@ -43,8 +43,15 @@ def promoted(dag_bag, tmp_path_factory):
 
 
 def monitor(dag_bag, promoted, drifted):
+    """One monitoring run on a fresh log whose low-confidence share is the one the served version's
+    attestation says it had on held-out data (measured by the pipeline's model.robustness)."""
+    from mlgate.gates.monitor.served import served_baseline
+    from mlgate.trust.keys import keyring_from_env
+
+    baseline = served_baseline(promoted["client"], load_policy(promoted["policy"]), keyring_from_env())
+    assert baseline.predictions >= 100
     log = promoted["root"] / uuid.uuid4().hex / "inference.jsonl"
-    write_inference_log(log, drifted=drifted)
+    write_inference_log(log, drifted=drifted, low_share=baseline.share)
     run = dag_bag.get_dag("model_monitoring").test(run_conf={
         "inference_log_path": str(log.parent), "reference_path": promoted["reference"],
         "policy_path": promoted["policy"]})

@@ -288,8 +288,16 @@ SPECS: dict[str, GateSpec] = {
 }
 
 
-def _monitor(operator: type[BaseGateOperator], task_id: str) -> Build:
-    return lambda b, c: operator(inference_log_path=str(b.inference_log), window_hours=48, **_args(c, task_id))
+def _monitor(operator: type[BaseGateOperator], task_id: str, **inputs: Callable[[Bench, Cell], str]) -> Build:
+    return lambda b, c: operator(inference_log_path=str(b.inference_log), window_hours=48,
+                                 **{k: f(b, c) for k, f in inputs.items()}, **_args(c, task_id))
+
+
+def _confidence_baseline(b: Bench, c: Cell) -> str:
+    """A baseline measured at 5 % below 0.6 (the log's confidences are 0.7-0.9: a healthy window)."""
+    path = c.tmp / "confidence_baseline.json"
+    path.write_text(json.dumps({"low_confidence": 0.6, "low": 20, "predictions": 400}))
+    return str(path)
 
 
 SPECS.update({
@@ -297,9 +305,12 @@ SPECS.update({
         lambda b, c: MonitorDriftGateOperator(inference_log_path=str(b.inference_log), window_hours=48,
                                               reference_path=str(b.reference), **_args(c, "monitor_drift")),
         Library("scipy", "mlgate.gates.monitor.drift.check_drift")),
-    "monitor.confidence": GateSpec(_monitor(MonitorConfidenceGateOperator, "monitor_confidence"),
+    "monitor.confidence": GateSpec(_monitor(MonitorConfidenceGateOperator, "monitor_confidence",
+                                            baseline_path=_confidence_baseline),
                                    Library("scipy", "mlgate.gates.monitor.confidence.check_confidence")),
-    "monitor.queries": GateSpec(_monitor(MonitorQueriesGateOperator, "monitor_queries"),
+    "monitor.queries": GateSpec(_monitor(MonitorQueriesGateOperator, "monitor_queries",
+                                         reference_path=lambda b, c: str(b.reference),
+                                         state_path=lambda b, c: str(c.tmp / "extraction_state.json")),
                                 Library("numpy", "mlgate.gates.monitor.queries.check_queries")),
     # MLflow is the tool: the registry calls of the response (it acts; it gates no promotion itself)
     "incident.respond": GateSpec(

@@ -17,9 +17,12 @@ from pathlib import Path
 
 import httpx
 import mlflow
+import numpy as np
+import pandas as pd
 import pytest
 
 from mlgate.demo.dataset import FEATURES, generate_loans
+from mlgate.gates.monitor.extraction import space_from_sample
 from mlgate.gates.monitor.inference_log import read_window
 from mlgate.gates.monitor.queries import QueriesPolicy, check_queries
 from mlgate.operators import MonitorDriftGateOperator, MonitorQueriesGateOperator
@@ -132,7 +135,10 @@ def test_every_prediction_is_logged_and_metrics_are_exposed(served):
     logged = window[window["client_id"] == "logged"]  # what the monitoring gates read, per client
     assert len(logged) == 6 and set(logged["home"]) == {"rent", "own"}
     assert logged["confidence"].between(0, 1).all() and logged["prediction"].notna().all()
-    queries = check_queries(window, QueriesPolicy(columns=("age", "income")), "sha256:policy")  # monitor.queries
+    rng = np.random.default_rng(0)  # a training reference for the queries gate's distances
+    training = pd.DataFrame({"age": rng.integers(18, 80, 500), "income": rng.lognormal(10.8, 0.5, 500)})
+    space = space_from_sample(training, ["age", "income"], QueriesPolicy().ood_quantile)
+    queries = check_queries(window, QueriesPolicy(columns=("age", "income")), "sha256:policy", space=space)
     assert str(queries.status) != "error" and queries.metrics["clients"] == window["client_id"].nunique() >= 2
     assert post(server, None, {"instances": [ROW]}).status_code == 401
     metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
@@ -294,6 +300,7 @@ def test_the_monitoring_gates_read_the_log_mlgate_serve_writes(mlflow_server, tm
     assert result["metrics"]["drifted_columns"] == []
 
     queries = {"ti": FakeTaskInstance(dag_id="model_monitoring", run_id=uuid.uuid4().hex, task_id="monitor_queries")}
-    MonitorQueriesGateOperator(task_id="monitor_queries", **window).execute(queries)
+    MonitorQueriesGateOperator(task_id="monitor_queries", reference_path=str(reference),
+                               state_path=str(tmp_path / "extraction_state.json"), **window).execute(queries)
     result = queries["ti"].pushed["monitor.queries"]
     assert result["status"] == "passed" and result["metrics"]["clients"] == len(clients)

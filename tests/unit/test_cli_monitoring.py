@@ -14,10 +14,11 @@ import pytest
 
 from mlgate.cli import main
 from mlgate.core.policy import load_policy
+from mlgate.gates.monitor.confidence import ConfidenceBaseline
 from mlgate.trust.keys import keyring_from_env
 from mlgate.trust.promote import promote
 from mlgate.trust.registry import current_alias_version, default_tracking_uri
-from tests.helpers import default_policy, register_version, write_policy
+from tests.helpers import default_policy, register_version, validated_version, write_policy
 from tests.monitoring_data import write_dp_reference, write_extraction_queries, write_inference_log
 from tests.unit.test_cli import mlgate
 
@@ -58,21 +59,42 @@ def test_a_missing_reference_exits_2(files, capsys):
 
 
 def test_a_confidence_spike_exits_1(files, capsys):
+    baseline = files["root"] / "baseline.json"
+    baseline.write_text(json.dumps(ConfidenceBaseline(0.6, 80, 400).to_dict()))
     log = write_inference_log(files["root"] / "unsure.jsonl", rows=300, end=END, low_share=0.45)
-    code, err = run(capsys, "check", "monitor.confidence", log, "--policy", files["policy"])
+    code, err = run(capsys, "check", "monitor.confidence", log, "--baseline", baseline, "--policy", files["policy"])
     assert code == 1, err
     assert "monitor.confidence.spike" in err
+
+
+def test_confidence_reads_the_served_models_baseline_from_its_attestation(files, capsys):
+    policy = default_policy()
+    policy["promotion"]["model_name"] = name = f"cli-{uuid.uuid4().hex[:8]}"
+    policy["promotion"]["required_gates"] = ["model.training"]
+    path = write_policy(files["root"] / f"{name}.yaml", policy)
+    uri = default_tracking_uri()
+    client = mlflow.MlflowClient(uri, uri)
+    log = write_inference_log(files["root"] / "window.jsonl", rows=300, end=END, low_share=0.2)
+    version = validated_version(client, load_policy(path), name, None)  # attested before baselines
+    code, err = run(capsys, "check", "monitor.confidence", log, "--policy", path)
+    assert code == 2 and "carries no confidence baseline" in err
+    validated_version(client, load_policy(path), name, ConfidenceBaseline(0.6, 20, 400))  # served now: 5 %
+    assert run(capsys, "check", "monitor.confidence", log, "--policy", path)[0] == 1
+    code, err = run(capsys, "check", "monitor.confidence", log, "--model", f"models:/{name}/{version}",
+                    "--policy", path)
+    assert code == 2 and "carries no confidence baseline" in err
 
 
 def test_an_extraction_client_is_flagged_only_inside_the_window(files, capsys):
     log = write_inference_log(files["root"] / "queries.jsonl", rows=600, clients=6, end=END)
     write_extraction_queries(log, end=END)
-    code, err = run(capsys, "check", "monitor.queries", log, "--policy", files["policy"])
+    code, err = run(capsys, "check", "monitor.queries", log, "--policy", files["policy"], "--reference",
+                    files["reference"])
     assert code == 1, err
     assert "(client attacker)" in err
     assert "client-" not in err
-    code, err = run(capsys, "check", "monitor.queries", log, "--policy", files["policy"], "--until",
-                    "2026-03-01T11:00:00+00:00")
+    code, err = run(capsys, "check", "monitor.queries", log, "--policy", files["policy"], "--reference",
+                    files["reference"], "--until", "2026-03-01T11:00:00+00:00")
     assert code == 2  # the window before the log: nothing to test
     assert "empty" in err
 
@@ -93,3 +115,10 @@ def test_incident_restores_the_previous_version(files, capsys):
     assert code == 0, err
     assert current_alias_version(client, name, "champion") == "1"
     assert "alias champion moved from version 2 to 1" in err
+
+
+def test_the_queries_check_refuses_without_the_training_reference(files, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["check", "monitor.queries", str(files["healthy"]), "--policy", str(files["policy"])])
+    assert exited.value.code == 2
+    assert "--reference" in capsys.readouterr().err

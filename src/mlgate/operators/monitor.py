@@ -88,27 +88,32 @@ class MonitorDriftGateOperator(MonitorGateOperator):
 
 class MonitorConfidenceGateOperator(MonitorGateOperator):
     """A spike in the share of low-confidence predictions in the window (one-sided binomial test) against
-    ``baseline_path``: the baseline measured on the served model's validation predictions
-    (``mlgate.gates.monitor.confidence.measure_baseline``), else the policy's fallback share."""
+    the baseline measured on the model's held-out predictions in validation: read from the verified
+    attestation of ``model_uri`` (default: the version the policy's alias serves), or from ``baseline_path``
+    (``ConfidenceBaseline.to_dict()`` JSON). No baseline, or an attestation that does not verify: error."""
 
     gate_id = "monitor.confidence"
-    template_fields: Sequence[str] = (*MonitorGateOperator.template_fields, "baseline_path")
+    template_fields: Sequence[str] = (*MonitorGateOperator.template_fields, "baseline_path", "model_uri")
 
-    def __init__(self, *, baseline_path: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, baseline_path: str | None = None, model_uri: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.baseline_path = baseline_path
+        self.model_uri = model_uri
 
     def check(self, context: Context, workdir: Path) -> GateResult:
-        from mlgate.gates.monitor.monitoring import check_confidence_files
+        from mlgate.gates.monitor.monitoring import check_confidence_files, load_confidence_baseline
+        from mlgate.gates.monitor.served import served_baseline
+        from mlgate.hooks.signing import SigningKeyHook
 
-        return check_confidence_files(self.log_path(), self.policy, *self.window(context),
-                                      baseline=self.baseline_path or None)
+        baseline = load_confidence_baseline(self.baseline_path) if self.baseline_path else served_baseline(
+            self.mlflow_hook.get_conn(), self.policy, SigningKeyHook().get_conn(), self.model_uri or None)
+        return check_confidence_files(self.log_path(), self.policy, *self.window(context), baseline=baseline)
 
 
 class MonitorQueriesGateOperator(MonitorGateOperator):
     """Clients with anomalous query volume (``baseline``: client id -> expected queries per window),
-    extraction-like query sequences (PRADA), and, given the training ``reference_path``, out-of-distribution
-    queries counted per client across windows in ``state_path`` (default
+    extraction-like query sequences (PRADA, distances scaled against the training ``reference_path``,
+    required), and out-of-distribution queries counted per client across windows in ``state_path`` (default
     ``$MLGATE_HOME/monitor/extraction_state.json``) and pooled across keys. ``per_window=False`` keeps only
     that cumulative evidence (the 5-minute ``model_query_watch``: per-window tests multiply their false
     alarms over short windows)."""
@@ -116,7 +121,7 @@ class MonitorQueriesGateOperator(MonitorGateOperator):
     gate_id = "monitor.queries"
     template_fields: Sequence[str] = (*MonitorGateOperator.template_fields, "reference_path", "state_path")
 
-    def __init__(self, *, baseline: dict[str, float] | None = None, reference_path: str | None = None,
+    def __init__(self, *, reference_path: str, baseline: dict[str, float] | None = None,
                  state_path: str | None = None, per_window: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.baseline = baseline
@@ -128,8 +133,7 @@ class MonitorQueriesGateOperator(MonitorGateOperator):
         from mlgate.gates.monitor.monitoring import check_queries_files
         from mlgate.trust.registry import mlgate_home
 
-        state = (self.state_path or mlgate_home() / "monitor" / "extraction_state.json") \
-            if self.reference_path else None
+        state = self.state_path or mlgate_home() / "monitor" / "extraction_state.json"
         return check_queries_files(self.log_path(), self.policy, *self.window(context), baseline=self.baseline,
                                    reference=self.reference_path or None, state=state,
                                    per_window=self.per_window)

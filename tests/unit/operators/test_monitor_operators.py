@@ -3,6 +3,7 @@ real embedded MLflow store; only the task instance is a stand-in (the incident o
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +13,8 @@ from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from mlgate.core.policy import load_policy
-from mlgate.exceptions import GatePolicyViolation
+from mlgate.exceptions import GateConfigViolation, GatePolicyViolation
+from mlgate.gates.monitor.confidence import ConfidenceBaseline
 from mlgate.hooks.mlflow import MlflowHook
 from mlgate.operators import (
     IncidentRespondOperator,
@@ -24,7 +26,7 @@ from mlgate.operators.incident import RETRAINING, RETRAINING_REQUESTED
 from mlgate.trust.keys import keyring_from_env
 from mlgate.trust.promote import promote
 from mlgate.trust.registry import current_alias_version
-from tests.helpers import FakeTaskInstance, default_policy, register_version, write_policy
+from tests.helpers import FakeTaskInstance, default_policy, register_version, validated_version, write_policy
 from tests.monitoring_data import write_dp_reference, write_extraction_queries, write_inference_log
 from tests.unit.operators.test_gate_operators import pipeline_tags
 
@@ -79,19 +81,61 @@ def test_an_extraction_like_client_is_flagged_and_natural_clients_are_not(files,
     write_extraction_queries(log, end=END)
     context = ctx("monitor_queries", data_interval_end=END)
     op = MonitorQueriesGateOperator(task_id="monitor_queries", inference_log_path=str(log),
-                                    policy_path=str(files["policy"]))
+                                    policy_path=str(files["policy"]), reference_path=str(files["reference"]),
+                                    state_path=str(tmp_path / "state.json"))
     with pytest.raises(GatePolicyViolation, match="PRADA"):
         op.execute(context)
     assert context["ti"].pushed["monitor.queries"]["metrics"]["flagged_clients"] == ["attacker"]
 
 
-def test_a_confidence_spike_blocks(files, tmp_path):
-    log = write_inference_log(tmp_path / "unsure.jsonl", rows=300, end=END, low_share=0.45)
+def test_the_queries_gate_takes_no_window_scaled_distances(files):
+    with pytest.raises(TypeError, match="reference_path"):
+        MonitorQueriesGateOperator(task_id="monitor_queries", inference_log_path=str(files["log"]),
+                                   policy_path=str(files["policy"]))
+
+
+def attested(tmp_path, baseline) -> str:
+    """A policy whose model is served by a version promoted with ``baseline`` in its attestation."""
+    data = default_policy()
+    data["promotion"]["model_name"] = name = f"confident-{uuid.uuid4().hex[:8]}"
+    data["promotion"]["required_gates"] = ["model.training"]
+    path = write_policy(tmp_path / "policy.yaml", data)
+    validated_version(MlflowHook().get_conn(), load_policy(path), name, baseline)
+    return str(path)
+
+
+@pytest.mark.parametrize(("low_share", "spike"), [(0.45, True), (0.2, False)], ids=["spike", "as-validated"])
+def test_confidence_is_judged_against_the_served_models_attested_baseline(tmp_path, low_share, spike):
+    policy = attested(tmp_path, ConfidenceBaseline(0.6, 80, 400))  # validated at 20 % below 0.6
+    log = write_inference_log(tmp_path / "window.jsonl", rows=300, end=END, low_share=low_share)
     context = ctx("monitor_confidence", data_interval_end=END)
-    op = MonitorConfidenceGateOperator(task_id="monitor_confidence", inference_log_path=str(log),
-                                       policy_path=str(files["policy"]))
-    with pytest.raises(GatePolicyViolation, match="monitor.confidence.spike"):
+    op = MonitorConfidenceGateOperator(task_id="monitor_confidence", inference_log_path=str(log), policy_path=policy)
+    if spike:
+        with pytest.raises(GatePolicyViolation, match="monitor.confidence.spike"):
+            op.execute(context)
+    else:
         op.execute(context)
+    assert context["ti"].pushed["monitor.confidence"]["metrics"]["baseline_evidence"]["low"] == 80
+
+
+def test_a_served_model_attested_without_a_baseline_fails_closed(tmp_path):
+    policy = attested(tmp_path, None)
+    log = write_inference_log(tmp_path / "window.jsonl", rows=300, end=END)
+    context = ctx("monitor_confidence", data_interval_end=END)
+    op = MonitorConfidenceGateOperator(task_id="monitor_confidence", inference_log_path=str(log), policy_path=policy)
+    with pytest.raises(GateConfigViolation, match="carries no confidence baseline"):
+        op.execute(context)
+    assert context["ti"].pushed["monitor.confidence"]["status"] == "error"
+
+
+def test_a_baseline_file_replaces_the_attestation(files, tmp_path):
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps(ConfidenceBaseline(0.6, 20, 400).to_dict()))  # 5 %: 20 % is a spike
+    log = write_inference_log(tmp_path / "window.jsonl", rows=300, end=END, low_share=0.2)
+    op = MonitorConfidenceGateOperator(task_id="monitor_confidence", inference_log_path=str(log),
+                                       policy_path=str(files["policy"]), baseline_path=str(baseline))
+    with pytest.raises(GatePolicyViolation, match="monitor.confidence.spike"):
+        op.execute(ctx("monitor_confidence", data_interval_end=END))
 
 
 class RecordingNotifier(BaseNotifier):

@@ -11,9 +11,11 @@ raw inputs include categories.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from mlgate.core.errors import GateInputError
 from mlgate.core.policy import Policy
@@ -85,11 +87,18 @@ def _native(local: Path) -> Any:
 
 
 def _robustness(view: FeatureView, policy: Policy, **bound: Any) -> GateResult:
+    """Robustness, with the model's confidence baseline on every held-out row beside it: signed with the
+    result, it reaches the attestation, where ``monitor.confidence`` reads it (ADR 0046)."""
+    from mlgate.gates.model.model_eval import predict_proba
     from mlgate.gates.model.robustness import check_robustness
+    from mlgate.gates.monitor.confidence import BASELINE_METRIC, measure_baseline
 
     d = view.data
-    return check_robustness(view.model, d.x_test, d.y_test, policy.section("model.robustness"), policy.digest,
-                            x_train=d.x_train, y_train=d.y_train, **bound)
+    result = check_robustness(view.model, d.x_test, d.y_test, policy.section("model.robustness"), policy.digest,
+                              x_train=d.x_train, y_train=d.y_train, **bound)
+    confidences = predict_proba(view.model, np.asarray(d.x_test, dtype=np.float32)).max(axis=1)
+    baseline = measure_baseline(confidences, policy.section("monitor.confidence").low_confidence)
+    return replace(result, metrics={**result.metrics, BASELINE_METRIC: baseline.to_dict()})
 
 
 def _certification(view: FeatureView, policy: Policy, **bound: Any) -> GateResult:

@@ -5,11 +5,13 @@ confidence. The share of predictions below ``low_confidence`` in a window is com
 share by a one-sided exact binomial test, so the false-alarm rate on a healthy window is ``alpha``
 whatever the window size.
 
-The baseline is a property of the model, measured on its validation predictions when it is promoted
-(``measure_baseline``; kept as evidence beside the version, ``ConfidenceBaseline.to_dict``). A measured
-share is itself an estimate: the test's null share is its upper Wilson bound at level ``alpha``, so a
-small validation set makes the gate less sensitive rather than noisier. The policy's ``baseline_share``
-is only a fallback for models promoted before baselines were measured.
+The baseline is a property of the model, measured on its held-out predictions in the model validation
+step (``model.robustness`` records it as ``metrics.confidence_baseline``) and so carried, signed, in the
+version's attestation; monitoring reads it from there (``served_baseline``) or from a file. There is no
+policy fallback: a share written in a policy is a guess about a model nobody measured, and a gate
+without a baseline errors (fails closed). A measured share is itself an estimate: the test's null share is
+its upper Wilson bound at level ``alpha``, so a small validation set makes the gate less sensitive rather
+than noisier.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, 
 from mlgate.gates.monitor.policies import ConfidencePolicy
 
 GATE = "monitor.confidence"
+# the validation gate whose signed result carries the baseline, and the metric it is kept under
+BASELINE_GATE = "model.robustness"
+BASELINE_METRIC = "confidence_baseline"
 
 
 @dataclass(frozen=True)
@@ -75,18 +80,26 @@ def measure_baseline(confidences: Iterable[float], low_confidence: float) -> Con
     return ConfidenceBaseline(low_confidence, int(np.count_nonzero(values < low_confidence)), int(values.size))
 
 
-def _null_share(config: ConfidencePolicy, baseline: ConfidenceBaseline | None) -> tuple[float, str]:
+def attested_baseline(results: Iterable[GateResult], model: str) -> ConfidenceBaseline:
+    """The baseline in ``model``'s attested results (``BASELINE_GATE``'s metric); ``GateInputError`` when
+    the attestation carries none (validated before baselines were measured, or without that gate)."""
+    carried = next((r.metrics.get(BASELINE_METRIC) for r in results if r.gate == BASELINE_GATE), None)
+    if not isinstance(carried, Mapping):
+        raise GateInputError(f"the attestation of {model} carries no confidence baseline ({BASELINE_GATE} "
+                             f"metric {BASELINE_METRIC!r}): validate and promote the model again")
+    return ConfidenceBaseline.from_dict(carried)
+
+
+def _null_share(config: ConfidencePolicy, baseline: ConfidenceBaseline | None) -> float:
     from mlgate.gates.monitor.drift import wilson_upper
 
     if baseline is None:
-        if config.baseline_share is None:
-            raise GateInputError("no confidence baseline: measure one on the model's validation predictions "
-                                 "(measure_baseline) or set monitor.confidence.baseline_share")
-        return config.baseline_share, "policy"
+        raise GateInputError("no confidence baseline: the served model's attestation carries the one measured "
+                             f"in validation ({BASELINE_GATE}), or give one measured with measure_baseline")
     if baseline.low_confidence != config.low_confidence:
         raise GateInputError(f"the baseline counts predictions below {baseline.low_confidence}, the policy's "
                              f"low_confidence is {config.low_confidence}")
-    return wilson_upper(baseline.low, baseline.predictions, config.alpha), "measured"
+    return wilson_upper(baseline.low, baseline.predictions, config.alpha)
 
 
 def check_confidence(confidences: Iterable[float], config: ConfidencePolicy, policy_digest: str,
@@ -100,13 +113,13 @@ def check_confidence(confidences: Iterable[float], config: ConfidencePolicy, pol
     if values.size < config.min_predictions:
         raise GateInputError(f"{values.size} predictions in the window, fewer than "
                              f"min_predictions={config.min_predictions}")
-    null, source = _null_share(config, baseline)
+    null = _null_share(config, baseline)
     low = int(np.count_nonzero(values < config.low_confidence))
     p_value = float(binomtest(low, values.size, min(null, 1.0), alternative="greater").pvalue)
     spike = p_value < config.alpha
     findings = (Finding(f"{GATE}.spike", Severity.HIGH,
                         f"{low} of {values.size} predictions below confidence {config.low_confidence} "
-                        f"(share {low / values.size:.3f} vs {source} baseline {null:.4f}, "
+                        f"(share {low / values.size:.3f} vs the measured baseline's bound {null:.4f}, "
                         f"binomial p-value {p_value:.3g})", "confidence"),) if spike else ()
     return GateResult(
         gate=GATE,
@@ -118,8 +131,7 @@ def check_confidence(confidences: Iterable[float], config: ConfidencePolicy, pol
         started_at=started,
         finished_at=utcnow(),
         metrics={"predictions": int(values.size), "low_confidence": low, "share": round(low / values.size, 6),
-                 "p_value": p_value, "baseline": source, "baseline_share": round(null, 6),
-                 "baseline_evidence": baseline.to_dict() if baseline else None,
+                 "p_value": p_value, "baseline_share": round(null, 6), "baseline_evidence": baseline.to_dict(),
                  "seconds": round(time.perf_counter() - clock, 4)},
         thresholds=config.model_dump(mode="json"),
         findings=findings,

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mlgate.core.policy import Policy
+    from mlgate.gates.monitor.confidence import ConfidenceBaseline
 
 _LOG_SUFFIXES = (".jsonl",)
 
@@ -252,32 +253,36 @@ def _read_history(handle: IO[str], path: Path, key: str) -> list[dict[str, Any]]
     return entries
 
 
-def check_confidence_files(log: str | Path, policy: Policy, start: datetime | None = None,
-                           end: datetime | None = None, baseline: str | Path | None = None) -> GateResult:
-    """``monitor.confidence`` of a window against the baseline measured at promotion (a JSON file of
-    ``ConfidenceBaseline.to_dict()``), or the policy's fallback share when none is given."""
-    from mlgate.gates.monitor.confidence import ConfidenceBaseline, check_confidence
+def load_confidence_baseline(path: str | Path) -> ConfidenceBaseline:
+    """A confidence baseline from a JSON file of ``ConfidenceBaseline.to_dict()``."""
+    from mlgate.gates.monitor.confidence import ConfidenceBaseline
 
-    measured = None
-    if baseline is not None:
-        try:
-            measured = ConfidenceBaseline.from_dict(json.loads(Path(baseline).read_text()))
-        except (OSError, json.JSONDecodeError, AttributeError) as exc:
-            raise GateInputError(f"{baseline}: cannot read the confidence baseline: {exc}") from None
+    try:
+        return ConfidenceBaseline.from_dict(json.loads(Path(path).read_text()))
+    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+        raise GateInputError(f"{path}: cannot read the confidence baseline: {exc}") from None
+
+
+def check_confidence_files(log: str | Path, policy: Policy, start: datetime | None = None,
+                           end: datetime | None = None, *, baseline: ConfidenceBaseline) -> GateResult:
+    """``monitor.confidence`` of a window against the baseline measured in validation (``served_baseline``
+    reads the served model's from its attestation; ``load_confidence_baseline`` one from a file)."""
+    from mlgate.gates.monitor.confidence import check_confidence
+
     window = load_window(log, start, end)
     if "confidence" not in window.columns:
         raise GateInputError(f"{log}: no confidence column")
     return check_confidence(window["confidence"].to_numpy(dtype=np.float64), policy.section("monitor.confidence"),
-                            policy.digest, _subject(log, start, end, window), measured)
+                            policy.digest, _subject(log, start, end, window), baseline)
 
 
 def check_queries_files(log: str | Path, policy: Policy, start: datetime | None = None,
                         end: datetime | None = None, baseline: dict[str, float] | None = None,
                         reference: str | Path | None = None, state: str | Path | None = None,
                         per_window: bool = True) -> GateResult:
-    """``monitor.queries`` of a window; with the training ``reference`` (as for ``monitor.drift``), OOD
-    evidence per client, accumulated in the JSON ``state`` file across windows when one is given.
-    ``per_window=False``: that evidence alone (``queries.check_queries``)."""
+    """``monitor.queries`` of a window against the training ``reference`` (as for ``monitor.drift``;
+    required), with OOD evidence per client accumulated in the JSON ``state`` file across windows when one
+    is given. ``per_window=False``: that evidence alone (``queries.check_queries``)."""
     from mlgate.gates.monitor.extraction import ExtractionState, space_from_profile, space_from_sample
     from mlgate.gates.monitor.queries import check_queries, feature_columns
 
@@ -285,9 +290,8 @@ def check_queries_files(log: str | Path, policy: Policy, start: datetime | None 
     window = load_window(log, start, end)
     subject = _subject(log, start, end, window)
     if reference is None:
-        if not per_window:
-            raise GateInputError("monitor.queries without the per-window tests needs a training reference")
-        return check_queries(window, config, policy.digest, baseline, subject)
+        raise GateInputError("monitor.queries needs the training reference (as for monitor.drift): distances "
+                             "scaled by the window being judged depend on the other clients in it")
     ref = load_reference(reference)
     columns = feature_columns(window, config)
     space = space_from_profile(ref, columns, config.ood_quantile) if isinstance(ref, ReferenceProfile) \

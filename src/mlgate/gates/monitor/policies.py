@@ -42,8 +42,6 @@ class ConfidencePolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     low_confidence: float = Field(default=0.6, gt=0, le=1, description="a prediction below this is 'low'")
-    baseline_share: float | None = Field(default=None, gt=0, lt=1, description="fallback when no measured "
-                                         "baseline is given: expected share of low-confidence predictions")
     alpha: float = Field(default=0.01, gt=0, lt=1)
     min_predictions: int = Field(default=50, ge=1)
 
@@ -52,7 +50,8 @@ class QueriesPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_volume_z: float = Field(default=10.0, gt=0)
-    prada_delta: float = Field(default=0.9, gt=0, lt=1)
+    prada_delta: float = Field(default=0.7, gt=0, lt=1, description="PRADA flags a client whose distances' "
+                               "Shapiro-Wilk W is below this (the shipped policy's value, measured on natural clients)")
     prada_min_queries: int = Field(default=30, ge=3)
     prada_max_queries: int = Field(default=2000, ge=3, description="the latest queries a client is tested on")
     ood_quantile: float = Field(default=0.99, gt=0.5, lt=1, description="reference quantile of Σz² beyond "

