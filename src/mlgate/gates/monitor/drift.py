@@ -367,17 +367,29 @@ def _numeric_stats(cur: np.ndarray, reference: np.ndarray | tuple[np.ndarray, np
     if isinstance(reference, tuple):
         cuts, ref_counts = reference
         cur_counts = np.bincount(np.searchsorted(cuts, cur, side="left"), minlength=cuts.size + 1)
-        statistic, method = _ks_binned(ref_counts, cur_counts), "binned"
-        n, upper, std = float(ref_counts.sum()), cuts, _binned_std(cuts, ref_counts)
-    else:
-        statistic, ref_counts, cur_counts, upper = _ks_exact(reference, cur)
-        method, n, std = "exact", float(reference.size), float(np.std(reference))
+        return counts_stats(cuts, ref_counts, cur_counts, config, "binned")
+    statistic, ref_counts, cur_counts, upper = _ks_exact(reference, cur)
+    return _grouped_stats(statistic, "exact", ref_counts, cur_counts, upper, float(reference.size),
+                          float(np.std(reference)), cur.size, config)
+
+
+def counts_stats(cuts: np.ndarray, ref_counts: np.ndarray, cur_counts: np.ndarray, config: DriftPolicy,
+                 method: str) -> dict[str, Any]:
+    """A numeric column's statistics from counts over the reference's cuts: a binned reference profile's, or a
+    merged sketch's (``sketches``), so every path decides by the same rule."""
+    return _grouped_stats(_ks_binned(ref_counts, cur_counts), method, ref_counts, cur_counts, cuts,
+                          float(ref_counts.sum()), _binned_std(cuts, ref_counts), round(float(cur_counts.sum())),
+                          config)
+
+
+def _grouped_stats(statistic: float, method: str, ref_counts: np.ndarray, cur_counts: np.ndarray,
+                   upper: np.ndarray, n: float, std: float, rows: int, config: DriftPolicy) -> dict[str, Any]:
     starts = _group_starts(ref_counts, config.bins)
     ref_g, cur_g = np.add.reduceat(ref_counts, starts), np.add.reduceat(cur_counts, starts)
     shape = _Shape(ref_g.astype(np.float64), upper[starts[1:] - 1], std)
     effect = float(shape.wasserstein(ref_g, cur_g.astype(np.float64)))
-    null = null_quantile(shape, ref_g, n, cur.size, config.alpha, _draws(config))
-    ks_p = ks_pvalue(statistic, n, cur.size)
+    null = null_quantile(shape, ref_g, n, rows, config.alpha, _draws(config))
+    ks_p = ks_pvalue(statistic, n, rows)
     scale_p, scale_z = scale_pvalue(ref_g.astype(np.float64), cur_g.astype(np.float64), n)
     return {"kind": "numeric", "test": "ks+scale", "ks_method": method, "statistic": round(statistic, 6),
             "ks_p_value": ks_p, "scale_z": round(scale_z, 4), "scale_p_value": scale_p,
@@ -385,7 +397,7 @@ def _numeric_stats(cur: np.ndarray, reference: np.ndarray | tuple[np.ndarray, np
             "effect_size": effect,
             "null_quantile": null, "effect_threshold": max(config.min_wasserstein, null),
             "severe_threshold": config.severe_wasserstein, "psi": round(psi(ref_g, cur_g), 6),
-            "rows": int(cur.size), "reference_rows": n}
+            "rows": int(rows), "reference_rows": n}
 
 
 def _categorical_stats(cur: dict[str, float], ref: dict[str, float], config: DriftPolicy) -> dict[str, Any]:
@@ -562,6 +574,22 @@ def persistence(history: Sequence[Mapping[str, Any]], window: str, drifted: bool
             "demote_after": config.demote_after, "of_last": config.of_last}
 
 
+def decide(findings: list[Finding], severe: bool, history: Sequence[Mapping[str, Any]], window: str,
+           config: DriftPolicy) -> tuple[list[Finding], dict[str, Any]]:
+    """The window's findings and persistence verdict: a drifted window blocks once drift persists or is
+    severe; before that its findings stay, at medium severity, recorded for the next window."""
+    verdict = persistence(history, window, bool(findings), severe, config)
+    if findings and verdict["blocks"]:
+        reason = "severe drift" if severe else \
+            f"{len(verdict['drifted_windows'])} of the last {len(verdict['windows'])} windows drifted"
+        findings = [*findings, Finding(f"{GATE}.persistent", Severity.HIGH,
+                                       f"{reason}: {', '.join(verdict['drifted_windows'])}", "window")]
+    elif findings:
+        findings = [Finding(f.id, Severity.MEDIUM, f.message + " (not persistent yet)", f.location)
+                    for f in findings]
+    return findings, verdict
+
+
 def check_drift(current: pd.DataFrame, reference: pd.DataFrame | ReferenceProfile, config: DriftPolicy,
                 policy_digest: str, subject: Subject | None = None,
                 history: Sequence[Mapping[str, Any]] = ()) -> GateResult:
@@ -589,15 +617,7 @@ def check_drift(current: pd.DataFrame, reference: pd.DataFrame | ReferenceProfil
             "label"))
     subject = subject or Subject("dataset", "inference-window", window_digest(current))
     severe = concept["drifted"] or any(stats[c]["severe"] for c in columns)
-    verdict = persistence(history, subject.uri, bool(findings), severe, config)
-    if findings and verdict["blocks"]:
-        reason = "severe drift" if severe else \
-            f"{len(verdict['drifted_windows'])} of the last {len(verdict['windows'])} windows drifted"
-        findings.append(Finding(f"{GATE}.persistent", Severity.HIGH,
-                                f"{reason}: {', '.join(verdict['drifted_windows'])}", "window"))
-    elif findings:  # drifted, but not (yet) persistently: recorded for the next window, demotes nothing
-        findings = [Finding(f.id, Severity.MEDIUM, f.message + " (not persistent yet)", f.location)
-                    for f in findings]
+    findings, verdict = decide(findings, severe, history, subject.uri, config)
     profile = isinstance(reference, ReferenceProfile)
     return GateResult(
         gate=GATE,

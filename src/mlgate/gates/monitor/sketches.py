@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 
 from mlgate.core.digests import json_digest
 from mlgate.core.errors import GateInputError
-from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
+from mlgate.core.results import GateResult, Status, Subject, ToolInfo, utcnow
 from mlgate.gates.monitor import drift
 from mlgate.gates.monitor.inference_log import RESERVED
 from mlgate.gates.monitor.policies import DriftPolicy
@@ -148,22 +148,6 @@ def reference_profile(sketch: WindowSketch, bins: int = PROFILE_BINS) -> drift.R
     return drift.ReferenceProfile(numeric, categorical)
 
 
-def _numeric_stats(cuts: np.ndarray, ref_counts: np.ndarray, cur_counts: np.ndarray,
-                   config: DriftPolicy) -> dict[str, Any]:
-    """drift.py's binned statistics (``ks_method="binned"``) on counts instead of values."""
-    statistic, n, rows = drift._ks_binned(ref_counts, cur_counts), float(ref_counts.sum()), float(cur_counts.sum())
-    starts = drift._group_starts(ref_counts, config.bins)
-    ref_g, cur_g = np.add.reduceat(ref_counts, starts), np.add.reduceat(cur_counts, starts)
-    shape = drift._Shape(ref_g.astype(np.float64), cuts[starts[1:] - 1], drift._binned_std(cuts, ref_counts))
-    effect = float(shape.wasserstein(ref_g, cur_g))
-    null = drift.null_quantile(shape, ref_g, n, round(rows), config.alpha, drift._draws(config))
-    return {"kind": "numeric", "test": "ks", "ks_method": "sketch", "statistic": round(statistic, 6),
-            "p_value": drift.ks_pvalue(statistic, n, rows), "effect": "wasserstein", "effect_size": effect,
-            "null_quantile": null, "effect_threshold": max(config.min_wasserstein, null),
-            "severe_threshold": config.severe_wasserstein, "psi": round(drift.psi(ref_g, cur_g), 6),
-            "rows": round(rows), "reference_rows": n}
-
-
 def check_drift_sketch(current: WindowSketch, reference: WindowSketch | drift.ReferenceProfile,
                        config: DriftPolicy, policy_digest: str, subject: Subject | None = None,
                        history: Sequence[Mapping[str, Any]] = ()) -> GateResult:
@@ -188,7 +172,7 @@ def check_drift_sketch(current: WindowSketch, reference: WindowSketch | drift.Re
             rows = cur_counts.sum()
             if min(rows, ref_counts.sum()) < config.min_rows:
                 raise GateInputError(f"column {column}: fewer than min_rows={config.min_rows} values")
-            stats[column] = _numeric_stats(cuts, ref_counts, cur_counts, config)
+            stats[column] = drift.counts_stats(cuts, ref_counts, cur_counts, config, "sketch")
         else:
             ref, cur = profile.categorical[column], _category_counts(current.categorical[column])
             if drift.OTHER in ref:
@@ -200,15 +184,7 @@ def check_drift_sketch(current: WindowSketch, reference: WindowSketch | drift.Re
     findings = [f for c, p in zip(columns, adjusted, strict=True) if (f := drift._judge(c, stats[c], p, config))]
     subject = subject or Subject("dataset", "inference-window", current.digest)
     severe = any(stats[c]["severe"] for c in columns)
-    verdict = drift.persistence(history, subject.uri, bool(findings), severe, config)
-    if findings and verdict["blocks"]:
-        reason = "severe drift" if severe else \
-            f"{len(verdict['drifted_windows'])} of the last {len(verdict['windows'])} windows drifted"
-        findings.append(Finding(f"{drift.GATE}.persistent", Severity.HIGH,
-                                f"{reason}: {', '.join(verdict['drifted_windows'])}", "window"))
-    elif findings:
-        findings = [Finding(f.id, Severity.MEDIUM, f.message + " (not persistent yet)", f.location)
-                    for f in findings]
+    findings, verdict = drift.decide(findings, severe, history, subject.uri, config)
     from importlib.metadata import version
 
     return GateResult(
