@@ -38,9 +38,15 @@ class Box:
     lower: Any
     upper: Any
 
-    def map(self, fn: Callable[[Any], Any]) -> Box:
-        """An order-preserving ``fn`` maps the box's ends to the ends of its image."""
-        return Box(fn(self.lower.clone()), fn(self.upper.clone()))
+    def map(self, fn: Callable[[Any], Any], what: str) -> Box:
+        """An order-preserving ``fn`` maps the box's ends to the ends of its image. One that maps an end above
+        the other is order-reversing there (a negative divisor, a negative ELU alpha): its inverted box would
+        carry a negative radius that cancels true ones downstream, so it is refused."""
+        lower, upper = fn(self.lower.clone()), fn(self.upper.clone())
+        if (lower > upper).any():
+            raise UnboundableLayerError(f"{what} maps a lower end above its upper end: it is not order-preserving, "
+                                        "and interval bounds through it would be unsound")
+        return Box(lower, upper)
 
     def affine(self, with_bias: Callable[[Any], Any], abs_no_bias: Callable[[Any], Any]) -> Box:
         """``A·x + b`` over the box: centre through ``with_bias``, radius through ``|A|`` (``abs_no_bias``)."""
@@ -84,28 +90,39 @@ def _batch_norm(module: Any, box: Box) -> Box:
 
 
 def _monotone(module: Any, box: Box) -> Box:
-    return box.map(module)
+    if (getattr(module, "divisor_override", None) or 0) < 0:
+        raise UnboundableLayerError(f"{type(module).__name__} with divisor_override {module.divisor_override} "
+                                    "reverses order")
+    return box.map(module, type(module).__name__)
 
 
 def _leaky_relu(module: Any, box: Box) -> Box:
     if module.negative_slope < 0:
         raise UnboundableLayerError(f"LeakyReLU with negative slope {module.negative_slope} is not monotone")
-    return box.map(module)
+    return box.map(module, "LeakyReLU")
+
+
+def _elu(module: Any, box: Box) -> Box:
+    """Negative alpha makes ELU decreasing below 0, so a box across 0 would also miss its minimum at 0."""
+    if module.alpha < 0:
+        raise UnboundableLayerError(f"ELU with negative alpha {module.alpha} is not monotone")
+    return box.map(module, "ELU")
 
 
 def _max_pool(module: Any, box: Box) -> Box:
     if module.return_indices:
         raise UnboundableLayerError(f"{type(module).__name__}(return_indices=True) returns indices, not values")
-    return box.map(module)
+    return box.map(module, type(module).__name__)
 
 
 def _module_rules() -> dict[type, Callable[[Any, Box], Box]]:
     from torch import nn
 
-    monotone = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.ELU, nn.Softplus, nn.AvgPool1d, nn.AvgPool2d,
+    monotone = (nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.AvgPool1d, nn.AvgPool2d,
                 nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Unflatten, nn.Identity, nn.Dropout)
     return {nn.Linear: _linear, nn.Conv1d: _conv, nn.Conv2d: _conv, nn.BatchNorm1d: _batch_norm,
-            nn.BatchNorm2d: _batch_norm, nn.LeakyReLU: _leaky_relu, nn.MaxPool1d: _max_pool, nn.MaxPool2d: _max_pool,
+            nn.BatchNorm2d: _batch_norm, nn.LeakyReLU: _leaky_relu, nn.ELU: _elu,
+            nn.MaxPool1d: _max_pool, nn.MaxPool2d: _max_pool,
             nn.AdaptiveMaxPool1d: _max_pool, nn.AdaptiveMaxPool2d: _max_pool,
             **dict.fromkeys(monotone, _monotone)}
 
@@ -154,7 +171,7 @@ def _apply_monotone(target: Any) -> Callable[..., Any]:
             raise UnboundableLayerError(f"{_name(target)} on more than one bounded input")
         call = (lambda t: getattr(t, target)(*args, **kwargs)) if isinstance(target, str) \
             else (lambda t: target(t, *args, **kwargs))
-        return box.map(call)
+        return box.map(call, _name(target))
 
     return rule
 
@@ -171,9 +188,34 @@ def _name(target: Any) -> str:
     return target if isinstance(target, str) else getattr(target, "__qualname__", repr(target))
 
 
+CALL_OVERRIDES = ("forward", "_call_impl", "_wrapped_call_impl")
+
+
+def _refuse_hidden_calls(model: Any) -> None:
+    """The trace reads each layer's type and the graph, not what runs when it is called: a forward hook, or a
+    ``forward`` replaced on an instance, computes something the bound rules never see — and can agree with the
+    bound on the data points themselves (the check of the clean output), diverging only around them."""
+    from torch.nn.modules import module as torch_module
+
+    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+        raise UnboundableLayerError("global forward hooks are registered in this process; they change every "
+                                    "layer's output outside the traced graph")
+    for name, sub in model.named_modules():
+        where = f"layer {name!r} ({type(sub).__qualname__})" if name else f"the network ({type(sub).__qualname__})"
+        if sub._forward_hooks or sub._forward_pre_hooks:
+            raise UnboundableLayerError(f"{where} has forward hooks; they change its output outside the traced graph")
+        overridden = [attr for attr in CALL_OVERRIDES if attr in vars(sub)]
+        if overridden:
+            raise UnboundableLayerError(f"{where} has {overridden[0]} replaced on the instance; the traced graph "
+                                        "does not follow it")
+
+
 def trace(model: Any) -> Any:
-    """The model as a ``torch.fx`` graph; a network fx cannot follow (data-dependent control flow) is refused."""
+    """The model as a ``torch.fx`` graph; a network fx cannot follow (data-dependent control flow) is refused,
+    and so is one whose layers run hooks or replaced ``forward`` methods the graph does not show."""
     import torch.fx
+
+    _refuse_hidden_calls(model)
 
     try:
         return torch.fx.symbolic_trace(model)

@@ -112,3 +112,44 @@ def run_checks(policy_attacks: dict[str, tuple[AttackSpec, float]], checks: Mask
         if robust < best_pgd - tol:
             findings.append(_finding(check, f"{key} finds robust accuracy {robust:.3f} < PGD's {best_pgd:.3f}", key))
     return evidence, findings
+
+
+MAX_ZERO_GRADIENT_SHARE = 0.5
+
+
+def zero_gradient(model: Any, x: np.ndarray, y: np.ndarray, key: str) -> tuple[dict[str, Any], list[Finding]]:
+    """Always run, masking checks configured or not: the share of samples whose logit-margin gradient with
+    respect to the input is exactly zero (or not finite). A network that quantises, rounds, takes a sign or an
+    argmax inside its own ``forward`` (an undeclared defence) leaves FGSM and PGD nothing to follow, so their
+    robust accuracy is its clean accuracy; the margin of logits, unlike a saturated softmax, has a gradient
+    wherever the network is differentiable. A declared defence is crossed by BPDA, as the attacks cross it."""
+    import torch
+
+    from mlgate.gates.model.input_transforms import is_defended
+    from mlgate.gates.model.model_eval import evaluating
+    from mlgate.gates.model.torch_attacks import margin_loss
+
+    device = next(model.parameters()).device
+    xs = torch.as_tensor(x, device=device).clone().requires_grad_(True)
+    defended = is_defended(model)
+    if defended:
+        model.bpda = True
+    try:
+        with evaluating(model), torch.enable_grad():
+            (gradient,) = torch.autograd.grad(margin_loss(model(xs), torch.as_tensor(y, device=device)), xs,
+                                              allow_unused=True)
+    finally:
+        if defended:
+            model.bpda = False
+    if gradient is None:
+        share = 1.0
+    else:
+        flat = gradient.detach().flatten(1)
+        share = float(((flat == 0).all(1) | ~torch.isfinite(flat).all(1)).float().mean())
+    findings = []
+    if share > MAX_ZERO_GRADIENT_SHARE:
+        findings.append(_finding("zero_gradient", f"the input gradient vanishes on {share:.2f} of the samples "
+                                 f"(> {MAX_ZERO_GRADIENT_SHARE}): gradient attacks cannot work on this model, so "
+                                 "their robust accuracy says nothing (a defence inside forward must be declared)",
+                                 key))
+    return {"zero_gradient_share": round(share, 4)}, findings

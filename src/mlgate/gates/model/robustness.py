@@ -247,6 +247,17 @@ def _evaluate(model: Any, x: np.ndarray, y: np.ndarray, policy: RobustnessPolicy
     return attacks, curves, findings
 
 
+def _zero_gradient(model: Any, x: np.ndarray, y: np.ndarray, policy: RobustnessPolicy) -> tuple[dict, list]:
+    """The vanishing-gradient check on the first gradient attack's samples."""
+    from mlgate.gates.model.masking_checks import zero_gradient
+
+    spec = next((s for s in policy.attacks if s.name != "hopskipjump"), None)
+    if spec is None:  # a black-box attack only: it needs no gradient
+        return {}, []
+    indices = sample_indices(len(x), spec.samples, policy.seed)
+    return zero_gradient(model, x[indices], y[indices], spec.key)
+
+
 def _defence_of(model: Any) -> dict | None:
     from mlgate.gates.model.input_transforms import is_defended
 
@@ -263,7 +274,7 @@ def check_robustness(model: Any, x: Any, y: Any, config: RobustnessPolicy, polic
     clip = config.clip or (float(x.min()), float(x.max()))
     if clip[0] >= clip[1] or x.min() < clip[0] or x.max() > clip[1]:
         raise GateInputError(f"data range [{x.min():g}, {x.max():g}] lies outside the policy clip {clip}")
-    device_state = None
+    device_state, gradient = None, {}
     if is_torch_module(model):
         device_state = next(model.parameters()).device
         model.to(torch_device())
@@ -273,6 +284,9 @@ def check_robustness(model: Any, x: Any, y: Any, config: RobustnessPolicy, polic
         attacks, curves, findings = _evaluate(model, x, y_index, config, clip, n_classes)
         evaluated = {key: (entry.pop("spec"), entry["robust_accuracy"]) for key, entry in attacks.items()}
         masking: dict = {}
+        if device_state is not None:
+            gradient, found = _zero_gradient(model, x, y_index, config)
+            findings += found
         if config.masking_checks:
             train = None if x_train is None else (check_xy(x_train, y_train, "x_train")[0],
                                                   label_indices(model, np.asarray(y_train)))
@@ -289,7 +303,7 @@ def check_robustness(model: Any, x: Any, y: Any, config: RobustnessPolicy, polic
                  "accuracy_drop": max(a["accuracy_drop"] for a in attacks.values()),
                  "seed": config.seed, "clip": list(clip), "device": str(torch_device()) if device_state else "cpu",
                  "attacks": attacks, "curves": curves, "input_defence": _defence_of(model),
-                 **({"masking_checks": masking} if config.masking_checks else {})},
+                 **({"masking_checks": masking} if config.masking_checks else {}), **gradient},
         thresholds={"min_robust_accuracy": config.min_robust_accuracy,
                     "max_accuracy_drop": config.max_accuracy_drop},
         findings=findings, artifacts=artifacts,

@@ -295,12 +295,13 @@ def test_an_undefended_cnn_certifies_little_at_linf(cnn, images):
     assert result.status is Status.BLOCKED and [f.location for f in result.findings] == ["L∞_r0.03"]
 
 
-def test_a_torch_export_graph_is_refused_for_linf_naming_the_bare_parameter(images):
+def test_a_torch_export_graph_is_refused_for_linf(images):
+    """Its root carries torch.export's input-check hooks, refused before the bare parameter would be."""
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).eval()
     graph = torch.export.export(model, (torch.rand(2, 1, 8, 8),),
                                 dynamic_shapes=({0: torch.export.Dim("batch")},)).module()
     _, x_test, _, y_test = images
-    with pytest.raises(UnboundableLayerError, match=r"tensor '1.weight' is used by a bare operation"):
+    with pytest.raises(UnboundableLayerError, match=r"the network \(GraphModule.*\) has forward hooks"):
         check_certification(graph, x_test, y_test, policy(linf={"radii": [{"radius": 0.01, "min_accuracy": 0}]}),
                             "p", model_digest="sha256:m")
 
@@ -354,12 +355,18 @@ def test_a_certification_over_its_time_budget_fails_closed(cnn, images):
         check_certification(cnn, x_test, y_test, config, "p", model_digest="sha256:m")
 
 
+class FrozenTrainMode(nn.Sequential):
+    """Ignores ``eval()``: its batch norm normalises by the batch, the bound rule by the running statistics."""
+
+    def train(self, mode: bool = True):
+        return self
+
+
 def test_bounds_that_miss_the_models_own_output_fail_closed(images):
-    """A layer whose forward was swapped after construction: the trace sees a Linear, the model computes more."""
+    """The trace sees an eval-mode BatchNorm, the model computes batch statistics: the bounds miss its output."""
     _, x_test, _, y_test = images
-    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
-    linear = model[1]
-    linear.forward = lambda x: nn.functional.linear(x, linear.weight, linear.bias) + 100.0
+    model = FrozenTrainMode(nn.Flatten(), nn.Linear(64, 10), nn.BatchNorm1d(10))
+    model[2].running_mean.fill_(50.0)
     with pytest.raises(ToolError, match="do not contain the model's own output"):
         check_certification(model, x_test, y_test, policy(linf={"radii": [{"radius": 0.0, "min_accuracy": 0}]}), "p",
                             model_digest="sha256:m")
