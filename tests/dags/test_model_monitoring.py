@@ -28,6 +28,9 @@ def promoted(dag_bag, tmp_path_factory):
     data = write_loans(root / "loans.csv", rows=1500)
     policy = default_policy()
     policy["promotion"]["model_name"] = name = f"loans-{uuid.uuid4().hex[:8]}"
+    # 375 held-out rows cannot vouch for 1 % poison (model.poisoning blocks as underpowered, needing ~680); they
+    # can for 3 % (ADR 0037), which is what a team with this little data can ask of the gate.
+    policy["gates"]["model.poisoning"]["min_poison_fraction"] = 0.03
     conf = {"data_path": str(data), "manifest_path": str(build_manifest(data).save(root / "m.json")),
             "policy_path": str(write_policy(root / "policy.yaml", policy)), "profile_path": str(root / "dp.json")}
     for _ in range(3):

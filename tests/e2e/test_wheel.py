@@ -116,6 +116,6 @@ def test_the_scaffolded_dag_promotes_under_airflow_dags_test(installed, project)
 
 def test_the_demo_runs_from_the_installed_wheel(installed, tmp_path):
     venv, env = installed
-    done = run(venv, env, tmp_path, "mlgate", "demo", "--rows", "1500", timeout=1200,
+    done = run(venv, env, tmp_path, "mlgate", "demo", "--rows", "4000", timeout=1200,
                MLGATE_HOME=str(tmp_path / "demo-home"))
     assert "SUCCESS: clean run promoted, tampered run blocked" in done.stderr
