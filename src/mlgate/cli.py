@@ -778,8 +778,9 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(func=cmd_init)
 
     demo = commands.add_parser("demo", help="run the secure training pipeline through Airflow: clean, then tampered")
-    demo.add_argument("--rows", type=int, default=5000, help="loan applications to generate (default 5000; below about 3,000 the default policy's "
-                      "model.poisoning blocks the clean run: too few held-out rows to vouch for 1 %% poison)")
+    demo.add_argument("--rows", type=int, default=5000,
+                      help="loan applications to generate (default 5000; below about 3,000 the default policy's "
+                           "model.poisoning blocks the clean run: too few held-out rows to vouch for 1 %% poison)")
     demo.set_defaults(func=cmd_demo)
 
     verify = commands.add_parser("verify", help="verify a model version's signed attestation; exit 0/1/2",
