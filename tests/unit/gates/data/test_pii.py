@@ -41,10 +41,21 @@ def _grouped(value: str, sep: str = " ") -> str:
 
 
 def _formatted_phone(locale: str) -> str:
-    """A Faker phone number, but not a bare 10-digit US one: that shape counts only in a phone column."""
-    while (number := FAKES[locale].phone_number()).isdigit() and not number.startswith("0"):
-        pass
-    return number
+    """A Faker phone number that is a valid number of the locale's region (Faker also writes numbers no
+    numbering plan has, e.g. ``00211 23622``: +211 with five digits), but not a bare 10-digit US one: that
+    shape counts only in a phone column."""
+    import phonenumbers
+
+    region = locale.split("_")[1]
+    while True:
+        number = FAKES[locale].phone_number()
+        if number.isdigit() and not number.startswith("0"):
+            continue
+        try:
+            if phonenumbers.is_valid_number(phonenumbers.parse(number, region)):
+                return number
+        except phonenumbers.NumberParseException:
+            continue
 
 
 def detect(text: str, column: str = "notes") -> set[str]:
