@@ -37,7 +37,7 @@ STREET_PREFILTER = (r"\b" + _STREET_WORDS + r"\b|\d[a-zA-Z]?,? (?i:" + _FR_STREE
                     r"|, [A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b")
 STREET = re.compile(
     r"\b\d{1,5}[a-zA-Z]?,? (?:[A-Z][\w'’-]+ ){1,4}" + _STREET_WORDS + r"\b\.?(?: (?:Apt\.|Suite) \d+)?"
-    r"|\b\d{1,5}[a-zA-Z]?,? (?i:" + _FR_STREET + r")(?: (?:de la|de l'|du|des|de|d')?[ ]?[\w'’-]+){1,4}"
+    r"|\b\d{1,4}[a-zA-Z]?,? (?i:" + _FR_STREET + r")(?: (?:de la|de l'|du|des|de|d')?[ ]?[\w'’-]+){1,4}"
     r"|\b(?:Flat|Studio|Apartment) \d+[a-zA-Z]?,? (?:[\w'’-]+ ){1,3}(?i:" + _STREET_WORDS + r")\b"
     r"|\b[A-ZÄÖÜ][\wäöüß-]*(?i:" + _DE_STREET + r") \d{1,4}[a-zA-Z]?\b"
     # a house number and street words, then a US state and ZIP code or a UK postcode

@@ -850,3 +850,12 @@ def test_turkish_words_for_a_mobile_number_are_phone_context(word):
     number = number[:-4] + f"{rng.randrange(10000):04d}"
     assert spans_of(f"{word} {number}")["phone"] == [number]
     assert "phone" not in spans_of(f"sipariş {number} kargoda")
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("Concern every wrong toward instead. id 26486 Place or interest nice usually.", False),  # a 5-digit code
+    ("Elle habite au 12 place de la Concorde depuis mai.", True),
+    ("Livraison au 1207 rue des Lilas, deuxième étage.", True),
+], ids=["code-before-place", "place-de-la", "rue-des"])
+def test_a_french_street_word_needs_a_house_number_of_at_most_four_digits(text, found):
+    assert ("postal_address" in detect(text)) is found
