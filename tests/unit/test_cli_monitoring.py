@@ -67,13 +67,17 @@ def test_a_confidence_spike_exits_1(files, capsys):
     assert "monitor.confidence.spike" in err
 
 
-def test_confidence_reads_the_served_models_baseline_from_its_attestation(files, capsys):
+def _registered_model(files):
+    """A fresh model name, a policy promoting it on model.training alone, and a client of the test store."""
     policy = default_policy()
     policy["promotion"]["model_name"] = name = f"cli-{uuid.uuid4().hex[:8]}"
     policy["promotion"]["required_gates"] = ["model.training"]
-    path = write_policy(files["root"] / f"{name}.yaml", policy)
     uri = default_tracking_uri()
-    client = mlflow.MlflowClient(uri, uri)
+    return name, write_policy(files["root"] / f"{name}.yaml", policy), mlflow.MlflowClient(uri, uri)
+
+
+def test_confidence_reads_the_served_models_baseline_from_its_attestation(files, capsys):
+    name, path, client = _registered_model(files)
     log = write_inference_log(files["root"] / "window.jsonl", rows=300, end=END, low_share=0.2)
     version = validated_version(client, load_policy(path), name, None)  # attested before baselines
     code, err = run(capsys, "check", "monitor.confidence", log, "--policy", path)
@@ -100,12 +104,7 @@ def test_an_extraction_client_is_flagged_only_inside_the_window(files, capsys):
 
 
 def test_incident_restores_the_previous_version(files, capsys):
-    policy = default_policy()
-    policy["promotion"]["model_name"] = name = f"cli-{uuid.uuid4().hex[:8]}"
-    policy["promotion"]["required_gates"] = ["model.training"]
-    path = write_policy(files["root"] / f"{name}.yaml", policy)
-    uri = default_tracking_uri()
-    client = mlflow.MlflowClient(uri, uri)
+    name, path, client = _registered_model(files)
     for _ in range(2):  # promoted: incident response restores only a version whose attestation verifies
         version = register_version(client, load_policy(path), name)
         promote(client, load_policy(path), name, version, "test:promoter", keyring_from_env())
