@@ -2,41 +2,22 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-import mlflow
 import pytest
 
 from mlgate.core.errors import GateInputError, ToolError
-from mlgate.core.policy import load_policy
 from mlgate.core.results import GateResult, Status, Subject, ToolInfo
 from mlgate.gates.monitor.incident import TAG, alerts, choose_restore, respond
 from mlgate.trust.alias_store import TAG_REVOCATION, trusted_view
 from mlgate.trust.keys import keyring_from_env
 from mlgate.trust.promote import promote
 from mlgate.trust.promotion import Decision
-from mlgate.trust.registry import current_alias_version, default_tracking_uri
-from tests.helpers import default_policy, register_version, write_policy
+from mlgate.trust.registry import current_alias_version
+from tests.helpers import register_version
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.fixture
-def client():
-    """The embedded store, for the registry too (MLflow's process-wide registry URI may point elsewhere)."""
-    uri = default_tracking_uri()
-    return mlflow.MlflowClient(uri, uri)
-
-
-@pytest.fixture
-def policy(tmp_path):
-    """A policy signed by its owner (the session key): the signer trusts no other (ADR 0013)."""
-    data = default_policy()
-    data["promotion"]["model_name"] = f"model-{uuid.uuid4().hex[:8]}"
-    data["promotion"]["required_gates"] = ["model.training"]
-    return load_policy(write_policy(tmp_path / "policy.yaml", data))
 
 
 def monitor_result(gate: str, status: Status = Status.BLOCKED) -> GateResult:

@@ -3,37 +3,18 @@ embedded MLflow store with versions promoted (signed) by ``promote``."""
 
 from __future__ import annotations
 
-import uuid
-
-import mlflow
 import pytest
 
 from mlgate.core.errors import GateInputError
-from mlgate.core.policy import load_policy
 from mlgate.gates.monitor.confidence import ConfidenceBaseline
 from mlgate.gates.monitor.served import served_baseline
 from mlgate.trust.attestation import AttestationError
 from mlgate.trust.keys import keyring_from_env
-from mlgate.trust.registry import default_tracking_uri
-from tests.helpers import default_policy, validated_version, write_policy
+from tests.helpers import validated_version
 
 pytestmark = pytest.mark.unit
 
 MEASURED = ConfidenceBaseline(0.6, 37, 400)
-
-
-@pytest.fixture
-def client():
-    uri = default_tracking_uri()
-    return mlflow.MlflowClient(uri, uri)
-
-
-@pytest.fixture
-def policy(tmp_path):
-    data = default_policy()
-    data["promotion"]["model_name"] = f"model-{uuid.uuid4().hex[:8]}"
-    data["promotion"]["required_gates"] = ["model.training"]
-    return load_policy(write_policy(tmp_path / "policy.yaml", data))
 
 
 def served(client, policy, *, baseline: ConfidenceBaseline | None, signed: bool = True) -> str:
