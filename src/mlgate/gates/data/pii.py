@@ -160,10 +160,10 @@ def _drop_overlaps(by_type: dict[str, dict[int, list[Span]]]) -> None:
                     del by_type[low][row]
 
 
-def scan(columns: dict[str, pa.Array], types: tuple[str, ...]) -> Hits:
+def scan(columns: dict[str, pa.Array], types: tuple[str, ...], phone_regions: tuple[str, ...] = ()) -> Hits:
     hits: Hits = {}
     for name, values in columns.items():
-        by_type = {t: find_spans(values, detectors()[t], name) for t in types}
+        by_type = {t: find_spans(values, detectors(phone_regions)[t], name) for t in types}
         _drop_overlaps(by_type)
         hits[name] = {t: rows for t, rows in by_type.items() if rows}
     return hits
@@ -278,7 +278,7 @@ def check_pii(path: Path, config: PiiPolicy, policy_digest: str, out_dir: Path |
             columns, unscanned = string_columns(table)
         except GateInputError as exc:
             raise GateInputError(f"{file}: {exc}") from None
-        hits = scan(columns, config.types)
+        hits = scan(columns, config.types, config.phone_regions)
         findings += _findings(examples(hits, columns), config, label)
         rows += table.num_rows
         scanned |= dict.fromkeys(columns)
@@ -311,7 +311,8 @@ def check_pii(path: Path, config: PiiPolicy, policy_digest: str, out_dir: Path |
         finished_at=utcnow(),
         metrics=metrics,
         thresholds={"action": config.action, "types": list(config.types), "encoding": encoding,
-                    "allowed": {column: list(types) for column, types in config.allowed.items()}},
+                    "allowed": {column: list(types) for column, types in config.allowed.items()},
+                    "phone_regions": list(config.phone_regions)},
         findings=tuple(findings),
         artifacts=(str(masked_root),) if masked_root is not None else (),
     )

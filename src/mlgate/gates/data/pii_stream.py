@@ -113,7 +113,7 @@ def _scan_batch(columns: dict[str, pa.Array], config: PiiPolicy, elected: Electe
     for name, values in columns.items():
         by_type = {}
         for pii_type in config.types:
-            detector = detectors()[pii_type]
+            detector = detectors(config.phone_regions)[pii_type]
             found = find_spans(values, replace(detector, by_values=None), name)
             best = elected.get((name, pii_type))
             if best is not None and _judged_by_values(name):
@@ -181,6 +181,7 @@ def check_pii_source(source: Source, config: PiiPolicy, policy_digest: str, algo
                  "columns_skipped": skipped, "cells_by_type": cells, "violations": len(violations),
                  "seconds": round(time.perf_counter() - clock, 4)},
         thresholds={"action": config.action, "types": list(config.types), "batch_rows": source.batch_rows,
-                    "allowed": {column: list(types) for column, types in config.allowed.items()}},
+                    "allowed": {column: list(types) for column, types in config.allowed.items()},
+                    "phone_regions": list(config.phone_regions)},
         findings=tuple(findings),
     )
