@@ -398,23 +398,31 @@ def entity_scores(rows: int, reference_python: str, spacy_model: str | None = No
 
 # ---------------------------------------------------------------- peers' own test cases
 
-def mlgate_types(texts: list[str], alone: bool = True) -> list[set[str]]:
-    """Types mlgate finds in each text. ``alone``: each text is a one-row column of its own, as Presidio
-    analyses each text alone (a column of many peers' cases would give the column vote of
-    ``ColumnEvidence`` a mix of every suite's values); else all texts are the rows of one column."""
+def mlgate_types(texts: list[str], alone: bool = True, settings: list[dict] | None = None) -> list[set[str]]:
+    """Types mlgate finds in each text; a type found at low confidence only (ADR 0052) as ``<type>:low``.
+    ``alone``: each text is a one-row column of its own, as Presidio analyses each text alone (a column of
+    many peers' cases would give the column vote of ``ColumnEvidence`` a mix of every suite's values), scanned
+    with its ``settings`` (``phone_regions``); else all texts are the rows of one column, default settings."""
     import pyarrow as pa
 
-    from mlgate.gates.data.pii import scan
+    from mlgate.gates.data.pii import scan, scan_low
     from mlgate.gates.data.pii_detectors import PII_TYPES
 
+    def found_in(columns: dict, regions: tuple[str, ...] = ()) -> list[set[str]]:
+        hits = scan(columns, PII_TYPES, regions)
+        low = scan_low(columns, PII_TYPES, hits, regions)
+        found = [set() for _ in range(len(columns["text"]))]
+        for suffix, layer in (("", hits), (":low", low)):
+            for pii_type, rows in layer.get("text", {}).items():
+                for row in rows:
+                    found[row].add(pii_type + suffix)
+        return found
+
     if alone:
-        return [set(scan({"text": pa.array([text], pa.large_string())}, PII_TYPES)["text"]) for text in texts]
-    hits = scan({"text": pa.array(texts, pa.large_string())}, PII_TYPES)["text"]
-    found = [set() for _ in texts]
-    for pii_type, rows in hits.items():
-        for row in rows:
-            found[row].add(pii_type)
-    return found
+        settings = settings or [{}] * len(texts)
+        return [found_in({"text": pa.array([text], pa.large_string())}, tuple(setting.get("phone_regions", ())))[0]
+                for text, setting in zip(texts, settings, strict=True)]
+    return found_in({"text": pa.array(texts, pa.large_string())})
 
 
 # A positive fixture whose secret is a run of one character or says EXAMPLE: the issue counts these as
@@ -423,32 +431,45 @@ _FIXTURE_PLACEHOLDER = re.compile(r"(.)\1{5,}|EXAMPLE|example")
 
 
 def _suite_table(title: str, cases, found: list[set[str]], reference: list[set[str]] | None,
-                 group) -> None:
+                 group, tiers: bool = False) -> None:
+    """Per group: positives and mlgate's finds, negatives and its false alarms (beside Presidio's). ``tiers``:
+    also the positives Presidio itself expects at low confidence only (``weak``), and mlgate's counts with its
+    low-confidence findings included (ADR 0052); the strict columns count its default findings alone."""
     positives_anywhere = {c.text for c in cases if c.positive}
-    rows: dict[str, list[int]] = {}  # key -> [pos, found, neg, false alarms, ref found, ref false alarms]
+    rows: dict[str, list[int]] = {}  # key -> [pos, found, neg, FA, ref found, ref FA, weak, found+low, FA+low]
     for i, case in enumerate(cases):
         if not case.positive and case.text in positives_anywhere:
             continue  # a negative for one plugin that another test of the same suite calls a positive
         key = group(case)
-        row = rows.setdefault(key, [0, 0, 0, 0, 0, 0])
+        row = rows.setdefault(key, [0] * 9)
         hit = case.type in found[i]
+        any_tier = hit or f"{case.type}:low" in found[i]
         ref = reference is not None and case.type in reference[i]
         if case.positive:
             row[0] += 1
             row[1] += hit
             row[4] += ref
+            row[6] += case.weak
+            row[7] += any_tier
         else:
             row[2] += 1
             row[3] += hit
             row[5] += ref
+            row[8] += any_tier
     print(f"\n{title}")
     print(f"{'':<34} {'positives':>9} {'mlgate found':>14} {'negatives':>9} {'false alarms':>13}"
-          + (f" {'presidio found':>15} {'false alarms':>13}" if reference is not None else ""))
-    for key, (pos, hit, neg, fa, rhit, rfa) in sorted(rows.items()):
-        line = (f"{key:<34} {pos:>9} {hit:>6} ({hit / pos if pos else 1:>5.1%}) {neg:>9} "
-                f"{fa:>5} ({fa / neg if neg else 0:>5.1%})")
+          + (f" {'presidio found':>15} {'false alarms':>13}" if reference is not None else "")
+          + (f" {'of which weak':>13} {'found, any tier':>16} {'FA, any tier':>13}" if tiers else ""))
+
+    def share(n: int, of: int, empty: int) -> str:
+        return f"({n / of if of else empty:>5.1%})"
+
+    for key, (pos, hit, neg, fa, rhit, rfa, weak, hit_any, fa_any) in sorted(rows.items()):
+        line = f"{key:<34} {pos:>9} {hit:>6} {share(hit, pos, 1)} {neg:>9} {fa:>5} {share(fa, neg, 0)}"
         if reference is not None:
-            line += f" {rhit:>7} ({rhit / pos if pos else 1:>5.1%}) {rfa:>5} ({rfa / neg if neg else 0:>5.1%})"
+            line += f" {rhit:>7} {share(rhit, pos, 1)} {rfa:>5} {share(rfa, neg, 0)}"
+        if tiers:
+            line += f" {weak:>13} {hit_any:>8} {share(hit_any, pos, 1)} {fa_any:>5} {share(fa_any, neg, 0)}"
         print(line)
 
 
@@ -461,9 +482,12 @@ def peer_suites(args: argparse.Namespace) -> bool:
         cases, skipped = pii_peers.presidio_cases(args.presidio_repo)
         reference = run_presidio(args.reference_python, {"all": [c.text for c in cases]})
         theirs = [set(f) for f in reference["found"]] if isinstance(reference, dict) else None
-        _suite_table(f"Presidio's recognizer test cases ({len(cases)} rebuilt, {skipped} not rebuildable)"
+        _suite_table(f"Presidio's recognizer test cases ({len(cases)} rebuilt, {skipped} not rebuildable; mlgate "
+                     "with each test's recognizer settings as policy: the Turkish cases with phone_regions [TR]; "
+                     "Presidio with its default recognizers)"
                      + ("" if theirs else f"; Presidio skipped: {reference}"),
-                     cases, mlgate_types([c.text for c in cases]), theirs, lambda c: c.type)
+                     cases, mlgate_types([c.text for c in cases], settings=[dict(c.policy) for c in cases]), theirs,
+                     lambda c: c.type, tiers=True)
         ran = True
     for repo, loader, name in ((args.detect_secrets_repo, "detect_secrets_cases", "detect-secrets plugin tests"),
                                (args.gitleaks_repo, "gitleaks_cases", "gitleaks rule tests (tps/fps)")):

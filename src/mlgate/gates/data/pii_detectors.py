@@ -18,7 +18,7 @@ import re
 import string
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, partial
 
 import pyarrow as pa
@@ -188,6 +188,8 @@ class Detector:
     # One Arrow pass with the union of every prefilter first; off where the union is too big for RE2's DFA
     # (the secret rules), which then runs slower than one pass per pattern.
     union_prefilter: bool = True
+    # The type's own formats whose check failed: findings of low confidence (ADR 0052), never merged with these.
+    weak: tuple[Pattern, ...] = ()
 
     def named(self, column: str) -> bool:
         return self.column_hint is not None and self.column_hint.search(column) is not None
@@ -306,6 +308,29 @@ def near_id_context(text: str, start: int, end: int) -> bool:
         text, max(0, start - _CONTEXT_BEFORE), min(len(text), end + _CONTEXT_AFTER)) is not None
 
 
+# Values in a scheme's own format: letters in the scheme's places (a PAN, a codice fiscale), its punctuation
+# (a CPF's dots and dash), or the digits a word that names the scheme stands next to. Failing the scheme's
+# check, such a value is still reported at low confidence (ADR 0052). Not one: a bare digit run, 8 digits and a
+# letter, 6 digits, a sign and 4 characters (a HETU's shape) — as often an order number or a dated code.
+_NATIONAL_OWN_FORMATS = (
+    _p(r"\b[A-Z]{5}\d{4}[A-Z]\b", r"\b[A-Z]{5}\d{4}[A-Z]\b", _scheme("in.pan")),
+    _p(r"\b\d{3}\.\d{3}\.\d{3}-\d{2}\b|\b\d{2}\.\d{3}\.\d{3}/\d{4}-\d{2}\b",
+       r"\b(?:\d{3}\.\d{3}\.\d{3}-\d{2}|\d{2}\.\d{3}\.\d{3}/\d{4}-\d{2})\b", _scheme("br.cpf", "br.cnpj"),
+       bounded=True),
+    _p(r"\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b", r"\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b",
+       _scheme("it.codicefiscale")),
+    # the prefilter is the context words (rarer than digit runs); the value's shape is checked in Python
+    # the value may be glued to the word before it (``id code is030594W903B``): the context word
+    # already says what it is
+    _p(_ID_CONTEXT.pattern, r"(?<!\d)(?:\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]|(?:\d[ :-]?){8,11}\d)(?![\w])",
+       lambda v: national_id_scheme(v) is not None, bounded=True, boundary=near_id_context),
+)
+
+
+def _fails(check: Callable[[str], bool]) -> Callable[[str], bool]:
+    return lambda value: not check(value)
+
+
 _NATIONAL_BARE = _p(r"^\s*[0-9A-Za-z][0-9A-Za-z ./+-]{7,22}\s*$", r"^\s*[0-9A-Za-z][0-9A-Za-z ./+-]{7,22}\s*$",
                     lambda v: national_id_scheme(v.strip()) is not None)
 
@@ -391,12 +416,7 @@ def _detectors() -> dict[str, Detector]:
         "national_id": Detector("national_id", (
             _p(r"(?i)\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", r"\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b",
                _scheme("gb.nino"), flags=re.I),
-            _p(r"\b[A-Z]{5}\d{4}[A-Z]\b", r"\b[A-Z]{5}\d{4}[A-Z]\b", _scheme("in.pan")),
-            _p(r"\b\d{3}\.\d{3}\.\d{3}-\d{2}\b|\b\d{2}\.\d{3}\.\d{3}/\d{4}-\d{2}\b",
-               r"\b(?:\d{3}\.\d{3}\.\d{3}-\d{2}|\d{2}\.\d{3}\.\d{3}/\d{4}-\d{2})\b", _scheme("br.cpf", "br.cnpj"),
-               bounded=True),
-            _p(r"\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b", r"\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b",
-               _scheme("it.codicefiscale")),
+            *_NATIONAL_OWN_FORMATS[:3],
             _p(r"(?i)\b\d{7,8}-?[A-Z]\b|\b[XYZ]-?\d{7}-?[A-Z]\b", r"\b(?:\d{7,8}-?[A-Z]|[XYZ]-?\d{7}-?[A-Z])\b",
                _scheme("es.dni", "es.nie"), bounded=True, flags=re.I),
             _p(r"\b\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]\b", r"\b\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]\b", _scheme("fi.hetu"),
@@ -408,9 +428,9 @@ def _detectors() -> dict[str, Detector]:
             # the prefilter is the context words (rarer than digit runs); the value's shape is checked in Python
             # the value may be glued to the word before it (``id code is030594W903B``): the context word
             # already says what it is
-            _p(_ID_CONTEXT.pattern, r"(?<!\d)(?:\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]|(?:\d[ :-]?){8,11}\d)(?![\w])",
-               lambda v: national_id_scheme(v) is not None, bounded=True, boundary=near_id_context),
-        ), column_hint=_ID_COLUMNS, hinted=(_NATIONAL_BARE,), by_values=_NATIONAL_VALUES),
+            _NATIONAL_OWN_FORMATS[3],
+        ), column_hint=_ID_COLUMNS, hinted=(_NATIONAL_BARE,), by_values=_NATIONAL_VALUES,
+            weak=tuple(replace(p, validate=_fails(p.validate)) for p in _NATIONAL_OWN_FORMATS)),
         # No free-text shape without a named-entity model: a column named for names, whose cells read as one.
         "person_name": Detector("person_name", (), column_hint=entities.NAME_COLUMNS, hinted=(
             Pattern(r"^\s*[^\d@/:]+$", re.compile(entities.NAME_VALUE)),

@@ -27,6 +27,9 @@ class PiiPolicy(BaseModel):
     hash_key_env: str = Field(default="MLGATE_PII_KEY", min_length=1)
     mask_with: Literal["hmac", "redact"] = Field(
         default="hmac", description="hmac: keyed tokens that keep joins possible; redact: the type's name")
+    low_confidence: Literal["report", "block"] = Field(
+        default="report", description="a value in a type's own format whose check fails (a PAN with a wrong "
+        "holder letter): report: an INFO finding, counted apart; block: a violation like any other (ADR 0052)")
     phone_regions: tuple[str, ...] = Field(
         default=(), description="regions (ISO 3166 codes, e.g. TR) whose numbers the data holds: a number "
         "without its country code is read as one of these, and a bare digit run valid in one of them is a phone "
