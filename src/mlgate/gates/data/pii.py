@@ -26,7 +26,8 @@ from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
 from mlgate.gates.data.integrity import build_manifest
 from mlgate.gates.data.pii_detectors import Detector, Span, detectors, find_spans
-from mlgate.gates.data.policies import PiiPolicy
+from mlgate.gates.data.pii_ner import add_entities, model_info
+from mlgate.gates.data.policies import NerPolicy, PiiPolicy
 from mlgate.gates.data.validators import national_id_scheme
 
 GATE = "data.pii"
@@ -160,10 +161,12 @@ def _drop_overlaps(by_type: dict[str, dict[int, list[Span]]]) -> None:
                     del by_type[low][row]
 
 
-def scan(columns: dict[str, pa.Array], types: tuple[str, ...], phone_regions: tuple[str, ...] = ()) -> Hits:
+def scan(columns: dict[str, pa.Array], types: tuple[str, ...], phone_regions: tuple[str, ...] = (),
+         ner: NerPolicy | None = None) -> Hits:
     hits: Hits = {}
     for name, values in columns.items():
         by_type = {t: find_spans(values, detectors(phone_regions)[t], name) for t in types}
+        add_entities(by_type, values, ner, types)
         _drop_overlaps(by_type)
         hits[name] = {t: rows for t, rows in by_type.items() if rows}
     return hits
@@ -306,7 +309,7 @@ def check_pii(path: Path, config: PiiPolicy, policy_digest: str, out_dir: Path |
             columns, unscanned = string_columns(table)
         except GateInputError as exc:
             raise GateInputError(f"{file}: {exc}") from None
-        hits = scan(columns, config.types, config.phone_regions)
+        hits = scan(columns, config.types, config.phone_regions, config.ner)
         low = scan_low(columns, config.types, hits, config.phone_regions)
         findings += _findings(examples(hits, columns), config, label)
         findings += _findings(examples(low, columns), config, label, low=True)
@@ -345,7 +348,8 @@ def check_pii(path: Path, config: PiiPolicy, policy_digest: str, out_dir: Path |
         metrics=metrics,
         thresholds={"action": config.action, "types": list(config.types), "encoding": encoding,
                     "allowed": {column: list(types) for column, types in config.allowed.items()},
-                    "phone_regions": list(config.phone_regions), "low_confidence": config.low_confidence},
+                    "phone_regions": list(config.phone_regions), "low_confidence": config.low_confidence,
+                    "ner": model_info(config.ner) if config.ner else None},
         findings=tuple(findings),
         artifacts=(str(masked_root),) if masked_root is not None else (),
     )

@@ -35,6 +35,7 @@ from mlgate.gates.data.pii_detectors import (
     evidence_stride,
     find_spans,
 )
+from mlgate.gates.data.pii_ner import add_entities, model_info
 from mlgate.gates.data.policies import PiiPolicy
 from mlgate.gates.data.sources import Source, dataset_files
 
@@ -122,6 +123,7 @@ def _scan_batch(columns: dict[str, pa.Array], config: PiiPolicy, elected: Electe
                     if member(value, best):
                         found[row] = _outermost([span, *found.get(row, [])])
             by_type[pii_type] = found
+        add_entities(by_type, values, config.ner, config.types)
         _drop_overlaps(by_type)
         hits[name] = {t: rows for t, rows in by_type.items() if rows}
     return hits
@@ -193,6 +195,7 @@ def check_pii_source(source: Source, config: PiiPolicy, policy_digest: str, algo
                  "seconds": round(time.perf_counter() - clock, 4)},
         thresholds={"action": config.action, "types": list(config.types), "batch_rows": source.batch_rows,
                     "allowed": {column: list(types) for column, types in config.allowed.items()},
-                    "phone_regions": list(config.phone_regions), "low_confidence": config.low_confidence},
+                    "phone_regions": list(config.phone_regions), "low_confidence": config.low_confidence,
+                    "ner": model_info(config.ner) if config.ner else None},
         findings=tuple(findings),
     )

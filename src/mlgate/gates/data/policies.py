@@ -16,6 +16,19 @@ PiiType = Literal["email", "phone", "us_ssn", "credit_card", "iban", "ip_address
                   "postal_address", "date_of_birth", "secret"]
 
 
+class NerPolicy(BaseModel):
+    """An optional named-entity model for free text (ADR 0052): a spaCy pipeline the user installs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spacy_model: str = Field(min_length=1, description="an installed spaCy pipeline package (en_core_web_sm) "
+                             "or the path of one saved with nlp.to_disk")
+    labels: dict[str, Literal["person_name", "postal_address"]] = Field(
+        default_factory=lambda: {"PERSON": "person_name", "PER": "person_name"}, min_length=1,
+        description="the model's entity labels and the type each one is")
+    batch_size: int = Field(default=256, ge=1, le=10_000, description="cells per nlp.pipe batch")
+
+
 class PiiPolicy(BaseModel):
     """``allowed`` maps a column (``"*"``: every column) to the types it may hold."""
 
@@ -30,6 +43,8 @@ class PiiPolicy(BaseModel):
     low_confidence: Literal["report", "block"] = Field(
         default="report", description="a value in a type's own format whose check fails (a PAN with a wrong "
         "holder letter): report: an INFO finding, counted apart; block: a violation like any other (ADR 0052)")
+    ner: NerPolicy | None = Field(default=None, description="a spaCy model that finds names in free text; "
+                                  "without it, names are found only in columns named for names")
     phone_regions: tuple[str, ...] = Field(
         default=(), description="regions (ISO 3166 codes, e.g. TR) whose numbers the data holds: a number "
         "without its country code is read as one of these, and a bare digit run valid in one of them is a phone "
