@@ -253,6 +253,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved mlgate/Presidio timing rounds")
     parser.add_argument("--presidio-worker", nargs=2, metavar=("CELLS", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--spacy-model", default=None, help="Presidio's NLP engine: this spaCy model (else no_op)")
+    parser.add_argument("--ner-model", default=None, help="mlgate's ner option in the free-text names table: a "
+                        "spaCy package name or the path of a pipeline (e.g. the data folder of --spacy-model)")
     parser.add_argument("--presidio-repo", type=Path, help="snapshot of microsoft/presidio (its tests are read)")
     parser.add_argument("--gitleaks-repo", type=Path, help="snapshot of gitleaks/gitleaks")
     parser.add_argument("--detect-secrets-repo", type=Path, help="snapshot of Yelp/detect-secrets")
@@ -262,6 +264,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     peer_suites(args)
     entity_scores(300 if args.quick else 1000, args.reference_python, args.spacy_model)
+    free_text_name_scores(300 if args.quick else 1000, args.reference_python, args.spacy_model, args.ner_model)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     cells = args.cells or (5_000 if args.quick else 100_000)
     presidio_cells = min(cells, args.presidio_cells or (300 if args.quick else 10_000))
@@ -394,6 +397,59 @@ def entity_scores(rows: int, reference_python: str, spacy_model: str | None = No
             tp, tr, tf = scores(flat_labels, [set(x) for x in reference["found"]], pii_type)
             row += f"   {tp:>10.3f} {tr:>6.3f} {tf:>6.3f}"
         print(row)
+
+
+_NAME_SENTENCES = ("{s} Please call {n} back.", "{n} asked about the refund. {s}", "Forwarded to {n} on Monday.",
+                   "{s} Signed, {n}", "Customer {n} wrote: {s}", "Meeting with {n} moved. {s}")
+_DECOY_SENTENCES = ("{s} Shipped from {c}.", "{o} confirmed the order. {s}", "{s} Ask the {c} office.",
+                    "Invoice sent to {o}. {s}", "{s}", "Delivery to {c} is late. {s}")
+
+
+def free_text_names(rows: int, seed: int = 17) -> tuple[list[str], list[set[str]]]:
+    """Notes in four locales: half name a person inside a sentence, half hold only capitalised decoys (a city,
+    a company) — the case ADR 0018 leaves to a named-entity model."""
+    from faker import Faker
+
+    rng = random.Random(seed)
+    Faker.seed(seed)
+    fakes = [Faker(locale) for locale in LOCALES]
+    texts, labels = [], []
+    for i in range(rows):
+        fake = rng.choice(fakes)
+        if i % 2 == 0:
+            texts.append(rng.choice(_NAME_SENTENCES).format(s=fake.sentence(), n=fake.name()))
+            labels.append({"person_name"})
+        else:
+            texts.append(rng.choice(_DECOY_SENTENCES).format(s=fake.sentence(), c=fake.city(), o=fake.company()))
+            labels.append(set())
+    return texts, labels
+
+
+def free_text_name_scores(rows: int, reference_python: str, spacy_model: str | None, ner_model: str | None) -> None:
+    """person_name F1 on free text: mlgate without and with its NER option (``ner_model``: a spaCy package
+    name or path), beside Presidio with its spaCy engine."""
+    import pyarrow as pa
+
+    from mlgate.gates.data.pii import scan
+    from mlgate.gates.data.policies import NerPolicy
+
+    texts, labels = free_text_names(rows)
+    column = {"note": pa.array(texts, pa.large_string())}
+    print(f"\nnames in free text: {rows} notes, locales {', '.join(LOCALES)}, half name a person")
+    print(f"{'tool':<52} {'P':>6} {'R':>6} {'F1':>6}")
+    runs = [("mlgate, no ner (names only in name columns)", None)]
+    if ner_model:
+        runs.append((f"mlgate, ner: {Path(ner_model).name}", NerPolicy(spacy_model=ner_model)))
+    for title, ner in runs:
+        hits = scan(column, ("person_name",), (), ner).get("note", {}).get("person_name", {})
+        p, r, f = scores(labels, [{"person_name"} if i in hits else set() for i in range(rows)], "person_name")
+        print(f"{title:<52} {p:>6.3f} {r:>6.3f} {f:>6.3f}")
+    reference = run_presidio(reference_python, {"all": texts}, spacy_model)
+    if isinstance(reference, dict):
+        p, r, f = scores(labels, [set(x) for x in reference["found"]], "person_name")
+        print(f"{'presidio, ' + (spacy_model or 'no_op: no PERSON'):<52} {p:>6.3f} {r:>6.3f} {f:>6.3f}")
+    else:
+        print(f"presidio skipped: {reference}")
 
 
 # ---------------------------------------------------------------- peers' own test cases
