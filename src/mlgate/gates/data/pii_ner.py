@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlgate.core.errors import GateInputError
+from mlgate.gates.data.integrity import build_manifest
 from mlgate.gates.data.pii_detectors import Span, _outermost
 from mlgate.gates.data.policies import NerPolicy
 
@@ -44,11 +45,18 @@ def load(model: str, labels: frozenset[str]):
     return nlp
 
 
-def model_info(config: NerPolicy) -> dict[str, str]:
-    """What the evidence records about the model: its name and version as the pipeline states them."""
-    meta = load(config.spacy_model, frozenset(config.labels)).meta
+def model_info(config: NerPolicy) -> dict[str, str | None]:
+    """What the evidence records about the model: its name and version as the pipeline states them, and the
+    digest of the files it was loaded from (a path's contents can change under the same name)."""
+    nlp = load(config.spacy_model, frozenset(config.labels))
+    meta = nlp.meta
     return {"spacy_model": config.spacy_model, "name": f"{meta.get('lang', '')}_{meta.get('name', '')}",
-            "version": str(meta.get("version", ""))}
+            "version": str(meta.get("version", "")), "digest": _digest(str(nlp.path)) if nlp.path else None}
+
+
+@lru_cache(maxsize=4)
+def _digest(path: str) -> str:
+    return build_manifest(path, "sha256").digest
 
 
 def entity_spans(values: pa.Array, config: NerPolicy, types: tuple[str, ...]) -> dict[str, dict[int, list[Span]]]:

@@ -11,6 +11,7 @@ import spacy
 from faker import Faker
 
 from mlgate.core.errors import GateInputError
+from mlgate.gates.data.integrity import build_manifest
 from mlgate.gates.data.pii import PiiPolicy, check_pii
 from mlgate.gates.data.pii_stream import check_pii_source
 from mlgate.gates.data.sources import open_source
@@ -50,6 +51,7 @@ def test_names_in_free_text_are_found_with_the_model(model, tmp_path):
     assert result.status.value == "blocked"
     assert result.metrics["cells_by_type"]["person_name"] == {"notes": 2}
     assert result.thresholds["ner"]["spacy_model"] == str(model)
+    assert result.thresholds["ner"]["digest"] == build_manifest(model, "sha256").digest
     without = check_pii(path, PiiPolicy(types=("person_name",)), DIGEST)
     assert without.status.value == "passed" and without.metrics["cells_by_type"]["person_name"] == {}
 
