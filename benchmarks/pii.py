@@ -171,13 +171,23 @@ def presidio_worker(cells_path: str, out_path: str, spacy_model: str | None = No
     engine = AnalyzerEngine(nlp_engine=nlp, supported_languages=["en"])
     cells = json.loads(Path(cells_path).read_text())
     mapping, entities = PRESIDIO_ENTITIES, list(PRESIDIO_ENTITIES)
+    regions: list[list[str]] = [[]] * len(cells)
     if isinstance(cells, dict):
+        regions = cells.get("phone_regions") or [[]] * len(cells["all"])
         cells, mapping, entities = cells["all"], PRESIDIO_ALL, None
+    engines = {(): engine}
+    for wanted in {tuple(r) for r in regions if r}:  # a test's own PhoneRecognizer(supported_regions=...)
+        from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+        engines[wanted] = AnalyzerEngine(nlp_engine=nlp, supported_languages=["en"])
+        engines[wanted].registry.remove_recognizer("PhoneRecognizer")
+        engines[wanted].registry.add_recognizer(PhoneRecognizer(supported_regions=list(wanted)))
     engine.analyze(cells[0], language="en", entities=entities)  # warm up
     clock, cpu = time.perf_counter(), time.process_time()
-    found = [sorted({mapping[r.entity_type] for r in engine.analyze(text, language="en", entities=entities)
+    found = [sorted({mapping[r.entity_type] for r in engines[tuple(wanted)].analyze(text, language="en",
+                                                                                  entities=entities)
                      if r.entity_type in mapping})
-             for text in cells]
+             for text, wanted in zip(cells, regions, strict=True)]
     seconds, cpu = time.perf_counter() - clock, time.process_time() - cpu
     from importlib.metadata import version
     Path(out_path).write_text(json.dumps({"found": found, "seconds": seconds, "cpu_seconds": cpu,
@@ -536,11 +546,13 @@ def peer_suites(args: argparse.Namespace) -> bool:
     ran = False
     if args.presidio_repo:
         cases, skipped = pii_peers.presidio_cases(args.presidio_repo)
-        reference = run_presidio(args.reference_python, {"all": [c.text for c in cases]})
+        reference = run_presidio(args.reference_python, {"all": [c.text for c in cases], "phone_regions": [
+            list(dict(c.policy).get("phone_regions", ())) for c in cases]})
         theirs = [set(f) for f in reference["found"]] if isinstance(reference, dict) else None
         _suite_table(f"Presidio's recognizer test cases ({len(cases)} rebuilt, {skipped} not rebuildable; mlgate "
                      "with each test's recognizer settings as policy: the Turkish cases with phone_regions [TR]; "
-                     "Presidio with its default recognizers)"
+                     "Presidio with its default recognizers, and the Turkish cases' PhoneRecognizer(supported_"
+                     "regions=['TR']) as their test builds it)"
                      + ("" if theirs else f"; Presidio skipped: {reference}"),
                      cases, mlgate_types([c.text for c in cases], settings=[dict(c.policy) for c in cases]), theirs,
                      lambda c: c.type, tiers=True)
