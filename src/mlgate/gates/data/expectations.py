@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,10 +63,13 @@ def gx_log() -> Iterator[_GxLog]:
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """CSV or Parquet, or a directory of them (concatenated in name order)."""
+    """CSV or Parquet, or a directory of them (concatenated in name order): the files Arrow reads as the
+    dataset (``dataset_files``), not the ``_``/``.`` files it skips nor fewer than its sub-directories."""
     import pandas as pd
 
-    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    from mlgate.gates.data.sources import dataset_files
+
+    files = dataset_files(path) if path.is_dir() else [path]
     readers = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
     unsupported = [f.name for f in files if f.suffix.lower() not in readers]
     if not files or unsupported:
@@ -103,12 +107,34 @@ def load_suite(path: Path) -> Any:
     return suite
 
 
+def _withhold_quoted(text: str, names: set[str]) -> str:
+    """``text`` with each line's span from its first to its last quote withheld, unless everything quoted on
+    it is a name from the suite: an engine's error quotes the cell it could not convert (DuckDB: ``Could not
+    convert string '…' to INT32``), and a cell may hold a quote itself."""
+    lines = []
+    for line in text.splitlines():
+        quoted = re.findall(r"'([^'\n]*)'|\"([^\"\n]*)\"", line)
+        if any(q not in names for pair in quoted for q in pair if q) or (line.count("'") + line.count('"')) % 2:
+            first = min(i for i in (line.find("'"), line.find('"')) if i >= 0)
+            line = line[:first] + "[values withheld]" + line[max(line.rfind("'"), line.rfind('"')) + 1:]
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def redact(result_json: dict[str, Any]) -> dict[str, Any]:
-    """GX's validation result without any observed or unexpected values."""
+    """GX's validation result without any observed or unexpected values, in its results or its errors."""
     clean = json.loads(json.dumps(result_json, default=str))
     for item in clean.get("results", []):
         for key in _VALUE_KEYS:
             item.get("result", {}).pop(key, None)
+        kwargs = item.get("expectation_config", {}).get("kwargs", {})
+        names = {v for v in kwargs.values() if isinstance(v, str)} | {
+            v for vs in kwargs.values() if isinstance(vs, list) for v in vs if isinstance(v, str)}
+        info = item.get("exception_info") or {}
+        for raised in [info, *(i for i in info.values() if isinstance(i, dict))]:
+            for key in ("exception_message", "exception_traceback"):
+                if isinstance(raised.get(key), str):
+                    raised[key] = _withhold_quoted(raised[key], names)
     clean.get("meta", {}).pop("batch_markers", None)
     return clean
 

@@ -20,6 +20,9 @@ from mlgate.gates.data.sources import Source, dataset_files
 
 DUCKDB_MEMORY = "1GB"
 DUCKDB_THREADS = 2
+# Parquet's min/max leave NaN out and DuckDB folds expressions on them: ``isnan(x)`` became constant false
+# and a range test dropped its NaN rows (DuckDB 2.0); without it every row is evaluated
+DUCKDB_DISABLED_OPTIMIZERS = "statistics_propagation"
 _VIEW = "data"
 
 
@@ -65,7 +68,8 @@ def _duckdb_creator(database: Path, spill: Path) -> Any:
 
     def create() -> Buffered:
         return Buffered(duckdb.connect(str(database), read_only=True, config={
-            "memory_limit": DUCKDB_MEMORY, "threads": DUCKDB_THREADS, "temp_directory": str(spill)}))
+            "memory_limit": DUCKDB_MEMORY, "threads": DUCKDB_THREADS, "temp_directory": str(spill),
+            "disabled_optimizers": DUCKDB_DISABLED_OPTIMIZERS}))
 
     return create
 
@@ -78,13 +82,25 @@ def _parquet_view(source: Source, workdir: Path) -> Path:
         raise GateInputError(f"{source.label}: pushing expectations down needs Parquet files or a table; "
                              f"found {files[0].suffix} (validate it in memory instead)")
     database = workdir / "view.duckdb"
-    pattern = str(source.path / "**" / "*.parquet") if source.kind == "dataset" else str(source.path)
-    literal = "'" + pattern.replace("'", "''") + "'"
+    # the files the gates and Arrow read, by name: a glob would add the ``_``/``.`` files readers skip, and
+    # union_by_name keeps a column only later files hold (DuckDB would take the first file's columns)
+    listed = ", ".join(_quoted(str(f), "'") for f in files)
     hive = "true" if source.kind == "dataset" else "false"
+    scan = f"read_parquet([{listed}], hive_partitioning = {hive}, union_by_name = true)"
     with duckdb.connect(str(database)) as connection:  # a view holds no data: each GX query reads the files
-        connection.execute(f"CREATE VIEW {_VIEW} AS SELECT * FROM "  # noqa: S608 - a quoted literal path
-                           f"read_parquet({literal}, hive_partitioning = {hive})")
+        floats = [row[0] for row in connection.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()  # noqa: S608
+                  if row[1] in ("FLOAT", "DOUBLE")]
+        # pandas reads a NaN as missing, DuckDB as a number: NULL keeps the verdicts equal (not-null, mostly)
+        nan_null = ", ".join(f"CASE WHEN isnan({c}) THEN NULL ELSE {c} END AS {c}"
+                             for c in (_quoted(name, '"') for name in floats))
+        connection.execute(f"CREATE VIEW {_VIEW} AS SELECT * "  # noqa: S608 - quoted literals and identifiers
+                           + (f"REPLACE ({nan_null}) " if nan_null else "") + f"FROM {scan}")
     return database
+
+
+def _quoted(text: str, quote: str) -> str:
+    """``text`` as a DuckDB string literal (``'``) or identifier (``"``): file and column names are data."""
+    return quote + text.replace(quote, quote * 2) + quote
 
 
 def validate_source(source: Source, suite: Any) -> dict[str, Any]:

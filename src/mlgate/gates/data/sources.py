@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pyarrow as pa
 
+from mlgate.core.digests import list_files
 from mlgate.core.errors import GateInputError, ToolError
 
 if TYPE_CHECKING:
@@ -112,12 +113,21 @@ class Source:
                 names = reader.schema.names
             file_format = ds.CsvFileFormat(convert_options=pa_csv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.string())))
-        try:
-            return ds.dataset([str(f) for f in files], format=file_format,
+        def discover(schema: pa.Schema | None = None) -> Any:
+            return ds.dataset([str(f) for f in files], format=file_format, schema=schema,
                               partitioning=ds.partitioning(flavor="hive") if self.kind == "dataset" else None,
                               partition_base_dir=str(self.path) if self.kind == "dataset" else None)
+
+        try:
+            dataset = discover()
+            if len(files) == 1:
+                return dataset
+            # Arrow takes the schema of the first file and drops any column only later files hold: the
+            # gate reads every file's own columns (a reader that merges schemas would see them)
+            return discover(pa.unify_schemas([dataset.schema, *(f.physical_schema for f in dataset.get_fragments())]))
         except (pa.ArrowException, OSError) as exc:
-            raise GateInputError(f"{self.label}: not a readable {fmt} dataset ({type(exc).__name__})") from None
+            raise GateInputError(f"{self.label}: not a readable {fmt} dataset, or its files disagree on a "
+                                 f"column's type ({type(exc).__name__})") from None
 
     # --- PostgreSQL -----------------------------------------------------------------------------------
 
@@ -135,6 +145,9 @@ class Source:
             raise ToolError(f"{self.label}: cannot reach PostgreSQL: {type(exc).__name__}") from None
         except psycopg.errors.UndefinedTable:
             raise GateInputError(f"{self.label}: no table {self.table!r}") from None
+        except psycopg.Error as exc:  # libpq quotes a malformed URI's parts, the password among them
+            raise ToolError(f"{self.label}: PostgreSQL refused the request: {type(exc).__name__} "
+                            "(details withheld: they may quote the connection string)") from None
 
     def _pg_columns(self) -> list[tuple[str, str]]:
         schema, _, name = self.table.rpartition(".")
@@ -225,15 +238,18 @@ class _CopyStream(io.RawIOBase):
 
 
 def dataset_files(path: Path) -> list[Path]:
-    """Data files of a file or dataset directory, in name order; markers (``_SUCCESS``, ``.crc``) skipped.
-    One format throughout: a directory mixing formats is not one dataset."""
-    if path.is_file():
-        files = [path]
-    elif path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file()
-                       and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts))
-    else:
+    """Data files of a file or dataset directory, in name order; markers (``_SUCCESS``, ``.crc``) skipped,
+    as Arrow's discovery skips them. One format throughout: a directory mixing formats is not one dataset.
+    A symbolic link is refused, as ``data.integrity`` refuses it: Arrow follows a linked partition directory
+    that a walk would skip, so training would read rows no gate saw and no manifest pinned."""
+    if not path.exists() and not path.is_symlink():
         raise GateInputError(f"{path}: no such file or directory")
+    try:
+        listed = list_files(path)
+    except ValueError as exc:
+        raise GateInputError(str(exc)) from None
+    files = [p for p in listed if p == path or not any(part.startswith((".", "_"))
+                                                       for part in p.relative_to(path).parts)]
     formats = {_DATASET_FORMATS.get(p.suffix.lower()) for p in files}
     if not files:
         raise GateInputError(f"{path}: holds no data files; an empty dataset proves nothing")
