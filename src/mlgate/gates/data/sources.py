@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -35,6 +35,8 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$
 # PostgreSQL types Arrow reads from COPY's CSV text as numbers / booleans; every other type stays text
 _PG_ARROW = {"smallint": pa.int16(), "integer": pa.int32(), "bigint": pa.int64(), "real": pa.float32(),
              "double precision": pa.float64(), "boolean": pa.bool_()}
+_STORED = {"r", "p", "m"}  # table, partitioned table, materialized view: rows that are stored, not computed
+_RELKINDS = {"v": "view", "f": "foreign table", "S": "sequence", "c": "composite type", "i": "index"}
 # the session settings a row's text form depends on, pinned so the table digest does not move with them
 _PINNED_SESSION = ("SET DateStyle = 'ISO, YMD'", "SET IntervalStyle = 'postgres'", "SET TimeZone = 'UTC'",
                    "SET extra_float_digits = 1", "SET bytea_output = 'hex'", "SET synchronize_seqscans = off")
@@ -69,6 +71,7 @@ class Source:
     dsn: str | None = None
     table: str | None = None
     batch_rows: int = BATCH_ROWS
+    snapshot: str | None = None  # a table read in one exported snapshot (``pinned``)
 
     @property
     def label(self) -> str:
@@ -138,6 +141,10 @@ class Source:
         try:
             with psycopg.connect(self.dsn, autocommit=False) as conn:
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                if self.snapshot:
+                    from psycopg import sql
+
+                    conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.snapshot)))
                 for statement in _PINNED_SESSION:
                     conn.execute(statement)
                 yield conn
@@ -149,13 +156,35 @@ class Source:
             raise ToolError(f"{self.label}: PostgreSQL refused the request: {type(exc).__name__} "
                             "(details withheld: they may quote the connection string)") from None
 
+    @contextmanager
+    def pinned(self) -> Iterator[Source]:
+        """This source with every read and digest of a table in one snapshot, exported by a transaction held
+        open meanwhile: a gate's passes and the digest it names are of the same rows, whatever is written
+        between them (a file or dataset is returned as it is)."""
+        if self.kind != "table":
+            yield self
+            return
+        with self._connect() as conn:
+            snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+            yield replace(self, snapshot=snapshot)
+
     def _pg_columns(self) -> list[tuple[str, str]]:
         schema, _, name = self.table.rpartition(".")
+        relation = f'"{schema}"."{name}"' if schema else f'"{name}"'
         with self._connect() as conn:
+            kind, hidden = conn.execute("SELECT relkind, row_security_active(oid) FROM pg_class "
+                                        "WHERE oid = %s::regclass", (relation,)).fetchone()
+            if kind not in _STORED or hidden:
+                # a view, a foreign table or row-level security can show the gate's read-only session other
+                # rows than training's session reads: only stored rows visible in full are gated
+                raise GateInputError(f"{self.label}: {self.table!r} is "
+                                     + (f"a {_RELKINDS.get(kind, kind)}" if kind not in _STORED else
+                                        "under row-level security for this user")
+                                     + "; name a table whose rows every reader sees alike")
             rows = conn.execute(
                 "SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a "
                 "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-                (f'"{schema}"."{name}"' if schema else f'"{name}"',)).fetchall()
+                (relation,)).fetchall()
         if not rows:
             raise GateInputError(f"{self.label}: the table has no columns")
         return rows
