@@ -120,3 +120,14 @@ def test_expectations_on_a_table_validate_the_rows_their_digest_names(database, 
     result = check_expectations(uri, parse_policy(default_policy()), suite)
     assert result.subject.digest == build_manifest(uri).digest  # evidence names the table training reads
     assert result.status is Status.BLOCKED
+
+
+def test_text_kept_as_bytea_is_scanned_as_text(database):
+    """COPY writes bytea as hex (``\\x7373...``): the scan read hex and reported the column scanned, while the
+    same bytes in a Parquet binary column are decoded and blocked. main: PASSED, 0 findings."""
+    load(database, "blobs", NOTES)
+    execute(database, LEAK.format("blobs"), "ALTER TABLE blobs ALTER COLUMN notes TYPE bytea "
+                                           "USING convert_to(notes, 'UTF8')")
+    result = check_pii_source(open_source(f"{database}?table=blobs"), POLICY, DIGEST)
+    assert "notes" in result.metrics["columns_scanned"]
+    assert result.status is Status.BLOCKED and result.metrics["cells_by_type"]["email"] == {"notes": 20}

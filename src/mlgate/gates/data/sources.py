@@ -204,8 +204,13 @@ class Source:
             raise GateInputError(f"{self.label}: no column(s) {missing} in the table")
         from psycopg import sql
 
+        kinds = dict(self._pg_columns())
+        # bytea leaves COPY as hex text, which hides what it holds: its bytes are read as UTF-8 text, as a
+        # Parquet binary column is (bytes that are not text fail the read: closed)
+        selected = [sql.SQL("convert_from({}, 'UTF8')").format(sql.Identifier(n)) if kinds[n] == "bytea"
+                    else sql.Identifier(n) for n in names]
         query = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT csv)").format(
-            sql.SQL(", ").join(map(sql.Identifier, names)), self._relation())
+            sql.SQL(", ").join(selected), self._relation())
         with self._connect() as conn, conn.cursor() as cursor, cursor.copy(query) as copy:
             stream = _CopyStream(copy)
             reader = pa_csv.open_csv(
