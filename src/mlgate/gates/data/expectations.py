@@ -108,17 +108,14 @@ def load_suite(path: Path) -> Any:
 
 
 def _withhold_quoted(text: str, names: set[str]) -> str:
-    """``text`` with each line's span from its first to its last quote withheld, unless everything quoted on
-    it is a name from the suite: an engine's error quotes the cell it could not convert (DuckDB: ``Could not
-    convert string '…' to INT32``), and a cell may hold a quote itself."""
-    lines = []
-    for line in text.splitlines():
-        quoted = re.findall(r"'([^'\n]*)'|\"([^\"\n]*)\"", line)
-        if any(q not in names for pair in quoted for q in pair if q) or (line.count("'") + line.count('"')) % 2:
-            first = min(i for i in (line.find("'"), line.find('"')) if i >= 0)
-            line = line[:first] + "[values withheld]" + line[max(line.rfind("'"), line.rfind('"')) + 1:]
-        lines.append(line)
-    return "\n".join(lines)
+    """``text`` with the span from its first to its last quote withheld, unless everything quoted in it is a
+    name from the suite: an engine's error quotes the cell it could not convert (DuckDB: ``Could not convert
+    string '…' to INT32``), and a cell may hold quotes and line breaks itself."""
+    quoted = re.findall(r"'([^']*)'|\"([^\"]*)\"", text)
+    if all(q in names for pair in quoted for q in pair if q) and (text.count("'") + text.count('"')) % 2 == 0:
+        return text
+    first = min(i for i in (text.find("'"), text.find('"')) if i >= 0)
+    return text[:first] + "[values withheld]" + text[max(text.rfind("'"), text.rfind('"')) + 1:]
 
 
 def redact(result_json: dict[str, Any]) -> dict[str, Any]:

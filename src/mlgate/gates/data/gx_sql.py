@@ -58,7 +58,9 @@ class _BufferedCursor:
         """Nothing to release: the rows were read at execute."""
 
 
-def _duckdb_creator(database: Path, spill: Path) -> Any:
+def _duckdb_creator(database: Path, spill: Path, files: list[Path]) -> Any:
+    """Connections that read the dataset's files and nothing else: a suite's SQL (``unexpected_rows_query``)
+    could otherwise read any file the worker can (``read_text('…/signing.key')``), install extensions or write."""
     import duckdb
     from duckdb_engine import ConnectionWrapper
 
@@ -67,9 +69,14 @@ def _duckdb_creator(database: Path, spill: Path) -> Any:
             return _BufferedCursor(self._ConnectionWrapper__c, self)
 
     def create() -> Buffered:
-        return Buffered(duckdb.connect(str(database), read_only=True, config={
+        connection = duckdb.connect(str(database), read_only=True, config={
             "memory_limit": DUCKDB_MEMORY, "threads": DUCKDB_THREADS, "temp_directory": str(spill),
-            "disabled_optimizers": DUCKDB_DISABLED_OPTIMIZERS}))
+            "disabled_optimizers": DUCKDB_DISABLED_OPTIMIZERS})
+        connection.execute(f"SET allowed_paths = [{_literals(files)}]")
+        connection.execute(f"SET allowed_directories = [{_literals([spill])}]")
+        connection.execute("SET enable_external_access = false")
+        connection.execute("SET lock_configuration = true")
+        return Buffered(connection)
 
     return create
 
@@ -84,7 +91,7 @@ def _parquet_view(source: Source, workdir: Path) -> Path:
     database = workdir / "view.duckdb"
     # the files the gates and Arrow read, by name: a glob would add the ``_``/``.`` files readers skip, and
     # union_by_name keeps a column only later files hold (DuckDB would take the first file's columns)
-    listed = ", ".join(_quoted(str(f), "'") for f in files)
+    listed = _literals(files)
     hive = "true" if source.kind == "dataset" else "false"
     scan = f"read_parquet([{listed}], hive_partitioning = {hive}, union_by_name = true)"
     with duckdb.connect(str(database)) as connection:  # a view holds no data: each GX query reads the files
@@ -96,6 +103,10 @@ def _parquet_view(source: Source, workdir: Path) -> Path:
         connection.execute(f"CREATE VIEW {_VIEW} AS SELECT * "  # noqa: S608 - quoted literals and identifiers
                            + (f"REPLACE ({nan_null}) " if nan_null else "") + f"FROM {scan}")
     return database
+
+
+def _literals(paths: list[Path]) -> str:
+    return ", ".join(_quoted(str(path), "'") for path in paths)
 
 
 def _quoted(text: str, quote: str) -> str:
@@ -125,7 +136,8 @@ def validate_source(source: Source, suite: Any) -> dict[str, Any]:
                 database = _parquet_view(source, Path(scratch))
                 spill = Path(scratch) / "spill"
                 datasource = context.data_sources.add_sql("mlgate", connection_string="duckdb:///:memory:", kwargs={
-                    "creator": _duckdb_creator(database, spill), "poolclass": sqlalchemy.pool.NullPool})
+                    "creator": _duckdb_creator(database, spill, dataset_files(source.path)),
+                    "poolclass": sqlalchemy.pool.NullPool})
                 asset = datasource.add_table_asset("data", table_name=_VIEW)
             batch = asset.add_batch_definition_whole_table("all").get_batch()
         except GateInputError:

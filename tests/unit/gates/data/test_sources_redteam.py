@@ -132,3 +132,15 @@ def test_a_malformed_connection_uri_does_not_quote_its_password(tmp_path):
     with pytest.raises(ToolError) as caught:
         source.table_digest()
     assert "s3cr" not in str(caught.value) and "etpw" not in str(caught.value)
+
+
+def test_a_suites_sql_reads_the_dataset_and_no_other_file(tmp_path, policy):
+    """GX's ``unexpected_rows_query`` is SQL the engine runs: on DuckDB it read any file the worker can (a key)
+    and answered by its verdict. main: BLOCKED when the file starts with the guessed prefix, PASSED otherwise."""
+    key = tmp_path / "signing.key"
+    key.write_text("PRIVATE-KEY-MATERIAL")
+    pq.write_table(pa.table({"x": [1, 2]}), tmp_path / "data.parquet")
+    query = f"SELECT content FROM read_text('{key}'), {{batch}} WHERE content LIKE 'PRIVATE%'"
+    path = suite(tmp_path, {"type": "unexpected_rows_expectation", "kwargs": {"unexpected_rows_query": query}})
+    with pytest.raises(GateInputError, match="Permission Error"):
+        check_expectations(tmp_path / "data.parquet", policy, path, push_down=True)
