@@ -131,3 +131,18 @@ def test_text_kept_as_bytea_is_scanned_as_text(database):
     result = check_pii_source(open_source(f"{database}?table=blobs"), POLICY, DIGEST)
     assert "notes" in result.metrics["columns_scanned"]
     assert result.status is Status.BLOCKED and result.metrics["cells_by_type"]["email"] == {"notes": 20}
+
+
+def test_a_column_named_t_does_not_stand_for_the_row_in_the_digest(database, tmp_path):
+    """The digest hashed ``t::text`` over ``FROM table AS t``: PostgreSQL resolves a column named ``t`` first, so
+    only that column was digested and every other cell could change under a pinned manifest. main: PASSED."""
+    from mlgate.gates.data.integrity import check_integrity
+
+    load(database, "aliased", pa.table({"t": pa.array(range(50), pa.int64()),
+                                        "notes": pa.array([f"row {i}" for i in range(50)])}))
+    uri = f"{database}?table=aliased"
+    manifest = build_manifest(uri).save(tmp_path / "manifest.json")
+    execute(database, LEAK.format("aliased").replace("amount < 20", "t < 20"))
+    result = check_integrity(uri, manifest, parse_policy(default_policy()))
+    assert result.status is Status.BLOCKED
+    assert [(f.id, f.location) for f in result.findings] == [("data.integrity.changed", "table:aliased")]

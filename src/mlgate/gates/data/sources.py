@@ -225,7 +225,8 @@ class Source:
     def table_digest(self) -> tuple[str, int]:
         """(digest, rows) of the table's content, computed by the database.
 
-        Each row's text form (``row::text`` under pinned session settings) is hashed with SHA-256; the row
+        Each row's text form (``(t.*)::text`` under pinned session settings; a bare ``t::text`` would be a
+        column named ``t`` alone) is hashed with SHA-256; the row
         digests are sorted and hashed in 256 groups by first byte, and the group digests in order, with
         the column names and types. Sorting makes it independent of physical row order (which VACUUM and
         updates move), keeps duplicates, and needs no key; grouping keeps each aggregate far below
@@ -236,7 +237,7 @@ class Source:
         columns = self._pg_columns()
         query = sql.SQL(
             "SELECT get_byte(d, 0), count(*), sha256(string_agg(d, ''::bytea ORDER BY d)) FROM "
-            "(SELECT sha256(convert_to(t::text, 'UTF8')) AS d FROM {} AS t) AS r GROUP BY 1 ORDER BY 1"
+            "(SELECT sha256(convert_to((t.*)::text, 'UTF8')) AS d FROM {} AS t) AS r GROUP BY 1 ORDER BY 1"
         ).format(self._relation())
         with self._connect() as conn:
             groups = conn.execute(query).fetchall()
