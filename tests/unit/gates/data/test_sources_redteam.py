@@ -17,7 +17,7 @@ from mlgate.core.policy import parse_policy
 from mlgate.core.results import Status
 from mlgate.gates.data.expectations import check_expectations
 from mlgate.gates.data.integrity import build_manifest
-from mlgate.gates.data.pii import PiiPolicy
+from mlgate.gates.data.pii import PiiPolicy, check_pii
 from mlgate.gates.data.pii_stream import check_pii_source
 from mlgate.gates.data.sources import open_source
 from tests.fixtures.pii_table import pii_table
@@ -56,6 +56,8 @@ def test_a_linked_partition_directory_is_refused_not_skipped(tmp_path):
         build_manifest(root)
     with pytest.raises(GateInputError, match="symbolic link"):
         open_source(root)
+    with pytest.raises(GateInputError, match="symbolic link"):  # main: PASSED on the 50 rows of day=1
+        check_pii(root, SSN_POLICY, DIGEST)
 
 
 def test_a_column_only_a_later_file_holds_is_scanned(tmp_path):
