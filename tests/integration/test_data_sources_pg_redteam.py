@@ -93,33 +93,48 @@ def test_rows_written_between_the_scan_and_the_digest_are_not_named_passed(datab
     assert result.status is Status.PASSED and result.subject.digest == clean
 
 
-@pytest.mark.xfail(strict=True, reason="redteam6 T2: GX's SQLAlchemy connections each take their own snapshot "
-                   "after the digest's; the expectations are not pinned to the rows the digest names")
-def test_expectations_on_a_table_validate_the_rows_their_digest_names(database, tmp_path, monkeypatch):
-    """Digest the bad table, hide the bad rows while GX validates, put them back: PASSED evidence naming the
-    digest of the table with the bad rows, which training then reads."""
+@pytest.mark.parametrize("swap", ["rows", "rename"])
+def test_expectations_on_a_table_validate_the_rows_their_digest_names(database, tmp_path, monkeypatch, swap):
+    """Digest the bad table, hide the bad rows while GX validates, put them back (so a digest before and after
+    agree): main gave PASSED evidence naming the digest of the table with the bad rows, which training reads.
+    Rows: GX now reads the digest's snapshot. Rename (a snapshot does not cover names): the table is
+    share-locked while the gate runs, so the swap waits and times out."""
+    import psycopg
+
     from mlgate.gates.data import gx_sql
 
-    load(database, "scores", NOTES)
-    execute(database, "UPDATE scores SET amount = -1 WHERE amount < 5")
+    table = f"scores_{swap}"
+    load(database, table, NOTES)
+    execute(database, f"UPDATE {table} SET amount = -1 WHERE amount < 5")
     suite = tmp_path / "suite.json"
     suite.write_text(json.dumps({"name": "s", "expectations": [
         {"type": "expect_column_values_to_be_between", "kwargs": {"column": "amount", "min_value": 0}}]}))
     validate = gx_sql.validate_source
+    hide = {"rows": [f"CREATE TABLE hidden_{swap} AS SELECT * FROM {table} WHERE amount < 0",
+                     f"DELETE FROM {table} WHERE amount < 0"],
+            "rename": ["SET lock_timeout = '3s'", f"ALTER TABLE {table} RENAME TO {table}_bad",
+                       f"CREATE TABLE {table} AS SELECT * FROM {table}_bad WHERE amount >= 0"]}[swap]
+    restore = {"rows": [f"INSERT INTO {table} SELECT * FROM hidden_{swap}"],
+               "rename": [f"DROP TABLE {table}", f"ALTER TABLE {table}_bad RENAME TO {table}"]}[swap]
+    refused = []
 
     def hidden_while_validated(source, suite):
-        execute(database, "ALTER TABLE scores RENAME TO scores_bad",
-                "CREATE TABLE scores AS SELECT * FROM scores_bad WHERE amount >= 0")
+        try:
+            execute(database, *hide)
+        except psycopg.errors.LockNotAvailable:
+            refused.append(swap)
+            return validate(source, suite)
         try:
             return validate(source, suite)
         finally:
-            execute(database, "DROP TABLE scores", "ALTER TABLE scores_bad RENAME TO scores")
+            execute(database, *restore)
 
     monkeypatch.setattr(gx_sql, "validate_source", hidden_while_validated)
-    uri = f"{database}?table=scores"
+    uri = f"{database}?table={table}"
     result = check_expectations(uri, parse_policy(default_policy()), suite)
     assert result.subject.digest == build_manifest(uri).digest  # evidence names the table training reads
     assert result.status is Status.BLOCKED
+    assert refused == (["rename"] if swap == "rename" else [])
 
 
 def test_text_kept_as_bytea_is_scanned_as_text(database):

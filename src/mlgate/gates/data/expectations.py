@@ -22,7 +22,7 @@ from mlgate.core.digests import file_digest
 from mlgate.core.errors import GateInputError, ToolError
 from mlgate.core.policy import Policy
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
-from mlgate.gates.data.integrity import build_manifest
+from mlgate.gates.data.integrity import build_manifest, table_manifest
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -216,9 +216,11 @@ def check_expectations(data: Path | str, policy: Policy, suite_path: Path | None
     if kind == "table" or push_down:
         from mlgate.gates.data.gx_sql import validate_source
 
-        source = open_source(data)
-        data_version = build_manifest(data, policy.section("data.integrity").algorithm).digest
-        raw, data = validate_source(source, suite), source.label
+        source, algorithm = open_source(data), policy.section("data.integrity").algorithm
+        with source.pinned() as pinned:  # a table's digest and GX's queries in one snapshot
+            data_version = (table_manifest(pinned, algorithm) if pinned.kind == "table"
+                            else build_manifest(data, algorithm)).digest
+            raw, data = validate_source(pinned, suite), source.label
     else:
         data = Path(data)
         data_version = build_manifest(data, policy.section("data.integrity").algorithm).digest

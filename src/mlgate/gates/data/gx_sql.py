@@ -12,8 +12,12 @@ returning it; ``_BufferedCursor`` reads each (small) result at execute time inst
 from __future__ import annotations
 
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from mlgate.core.errors import GateInputError, ToolError
 from mlgate.gates.data.sources import Source, dataset_files
@@ -114,6 +118,28 @@ def _quoted(text: str, quote: str) -> str:
     return quote + text.replace(quote, quote * 2) + quote
 
 
+@contextmanager
+def _snapshot_on_begin(marker: str, snapshot: str | None) -> Iterator[None]:
+    """Every transaction of the engine whose connections are named ``marker`` starts read-only in ``snapshot``
+    (``Source.pinned``): GX's queries see the rows the gate's digest names, not what was written since."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if snapshot is None:
+        raise ToolError("a table is validated in the snapshot its digest was taken in; open it with pinned()")
+
+    def begin(connection: Any) -> None:
+        if connection.engine.url.query.get("application_name") == marker:
+            connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            connection.exec_driver_sql("SET TRANSACTION SNAPSHOT " + _quoted(snapshot, "'"))
+
+    event.listen(Engine, "begin", begin)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "begin", begin)
+
+
 def validate_source(source: Source, suite: Any) -> dict[str, Any]:
     """Run ``suite`` on ``source`` through a GX SQL datasource; GX's result as JSON."""
     import great_expectations as gx
@@ -121,14 +147,18 @@ def validate_source(source: Source, suite: Any) -> dict[str, Any]:
 
     from mlgate.gates.data.expectations import gx_log
 
-    with tempfile.TemporaryDirectory(prefix="mlgate-gx-") as scratch, gx_log():
+    with tempfile.TemporaryDirectory(prefix="mlgate-gx-") as scratch, gx_log(), ExitStack() as stack:
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
         try:
             if source.kind == "table":
                 schema, _, table = source.table.rpartition(".")
-                datasource = context.data_sources.add_postgres(
-                    "mlgate", connection_string=source.dsn.replace("postgresql://", "postgresql+psycopg://", 1))
+                marker = f"mlgate-gx-{uuid.uuid4().hex}"
+                stack.enter_context(_snapshot_on_begin(marker, source.snapshot))
+                parts = urlsplit(source.dsn.replace("postgresql://", "postgresql+psycopg://", 1))
+                dsn = urlunsplit(parts._replace(query="&".join(filter(None, [parts.query,
+                                                                             f"application_name={marker}"]))))
+                datasource = context.data_sources.add_postgres("mlgate", connection_string=dsn)
                 asset = datasource.add_table_asset("data", table_name=table, schema_name=schema or None)
             else:
                 import sqlalchemy

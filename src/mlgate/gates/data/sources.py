@@ -160,11 +160,15 @@ class Source:
     def pinned(self) -> Iterator[Source]:
         """This source with every read and digest of a table in one snapshot, exported by a transaction held
         open meanwhile: a gate's passes and the digest it names are of the same rows, whatever is written
-        between them (a file or dataset is returned as it is)."""
+        between them. The table is share-locked as well: a snapshot does not cover its name, and a rename
+        swaps in another table for the gate's later reads (a file or dataset is returned as it is)."""
         if self.kind != "table":
             yield self
             return
+        from psycopg import sql
+
         with self._connect() as conn:
+            conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(self._relation()))
             snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
             yield replace(self, snapshot=snapshot)
 
