@@ -163,9 +163,9 @@ def test_a_column_named_t_does_not_stand_for_the_row_in_the_digest(database, tmp
     assert [(f.id, f.location) for f in result.findings] == [("data.integrity.changed", "table:aliased")]
 
 
-@pytest.mark.xfail(strict=True, reason="redteam6 N2: PostgreSQL's 'NaN' is a value, pandas' NaN is missing; the "
-                   "table asset cannot map it to NULL without a query asset (fixed for DuckDB only)")
 def test_a_nan_in_a_table_is_missing_as_in_pandas(database, tmp_path):
+    """PostgreSQL's 'NaN' is a value, pandas' NaN is missing: the table PASSED where the same data as Parquet was
+    BLOCKED. A table with float columns is now validated through a query reading 'NaN' as NULL."""
     import pyarrow.parquet as pq
 
     values = pa.table({"x": pa.array([1.0, float("nan"), 3.0] * 10)})

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import pyarrow as pa
+
 from mlgate.core.errors import GateInputError, ToolError
 from mlgate.gates.data.sources import Source, dataset_files
 
@@ -118,6 +120,18 @@ def _quoted(text: str, quote: str) -> str:
     return quote + text.replace(quote, quote * 2) + quote
 
 
+def _nan_as_null(source: Source) -> str | None:
+    """For a table with float columns, a query reading their 'NaN' as NULL, as pandas reads NaN (ADR 0055)."""
+    from psycopg import sql
+
+    fields = list(source.schema())
+    if not any(pa.types.is_floating(field.type) for field in fields):
+        return None
+    columns = [sql.SQL("NULLIF({0}, 'NaN') AS {0}").format(sql.Identifier(f.name)) if pa.types.is_floating(f.type)
+               else sql.Identifier(f.name) for f in fields]
+    return sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(columns), source._relation()).as_string(None)
+
+
 @contextmanager
 def _snapshot_on_begin(marker: str, snapshot: str | None) -> Iterator[None]:
     """Every transaction of the engine whose connections are named ``marker`` starts read-only in ``snapshot``
@@ -159,7 +173,10 @@ def validate_source(source: Source, suite: Any) -> dict[str, Any]:
                 dsn = urlunsplit(parts._replace(query="&".join(filter(None, [parts.query,
                                                                              f"application_name={marker}"]))))
                 datasource = context.data_sources.add_postgres("mlgate", connection_string=dsn)
-                asset = datasource.add_table_asset("data", table_name=table, schema_name=schema or None)
+                if query := _nan_as_null(source):
+                    asset = datasource.add_query_asset("data", query=query)
+                else:
+                    asset = datasource.add_table_asset("data", table_name=table, schema_name=schema or None)
             else:
                 import sqlalchemy
 
