@@ -43,6 +43,9 @@ def list_files(root: Path, skip_dirs: frozenset[str] = frozenset()) -> list[Path
     files = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in skip_dirs)
+        for name in dirnames:  # os.walk lists a linked directory but never enters it: its files would go unpinned
+            if Path(dirpath, name).is_symlink():
+                raise ValueError(f"{Path(dirpath, name)} is a symbolic link; symlinks are not pinned")
         for name in filenames:
             path = Path(dirpath, name)
             if path.is_symlink():

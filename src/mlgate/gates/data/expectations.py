@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +22,7 @@ from mlgate.core.digests import file_digest
 from mlgate.core.errors import GateInputError, ToolError
 from mlgate.core.policy import Policy
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
-from mlgate.gates.data.integrity import build_manifest
+from mlgate.gates.data.integrity import build_manifest, table_manifest
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,10 +63,13 @@ def gx_log() -> Iterator[_GxLog]:
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    """CSV or Parquet, or a directory of them (concatenated in name order)."""
+    """CSV or Parquet, or a directory of them (concatenated in name order): the files Arrow reads as the
+    dataset (``dataset_files``), not the ``_``/``.`` files it skips nor fewer than its sub-directories."""
     import pandas as pd
 
-    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    from mlgate.gates.data.sources import dataset_files
+
+    files = dataset_files(path) if path.is_dir() else [path]
     readers = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".pq": pd.read_parquet}
     unsupported = [f.name for f in files if f.suffix.lower() not in readers]
     if not files or unsupported:
@@ -103,12 +107,31 @@ def load_suite(path: Path) -> Any:
     return suite
 
 
+def _withhold_quoted(text: str, names: set[str]) -> str:
+    """``text`` with the span from its first to its last quote withheld, unless everything quoted in it is a
+    name from the suite: an engine's error quotes the cell it could not convert (DuckDB: ``Could not convert
+    string '…' to INT32``), and a cell may hold quotes and line breaks itself."""
+    quoted = re.findall(r"'([^']*)'|\"([^\"]*)\"", text)
+    if all(q in names for pair in quoted for q in pair if q) and (text.count("'") + text.count('"')) % 2 == 0:
+        return text
+    first = min(i for i in (text.find("'"), text.find('"')) if i >= 0)
+    return text[:first] + "[values withheld]" + text[max(text.rfind("'"), text.rfind('"')) + 1:]
+
+
 def redact(result_json: dict[str, Any]) -> dict[str, Any]:
-    """GX's validation result without any observed or unexpected values."""
+    """GX's validation result without any observed or unexpected values, in its results or its errors."""
     clean = json.loads(json.dumps(result_json, default=str))
     for item in clean.get("results", []):
         for key in _VALUE_KEYS:
             item.get("result", {}).pop(key, None)
+        kwargs = item.get("expectation_config", {}).get("kwargs", {})
+        names = {v for v in kwargs.values() if isinstance(v, str)} | {
+            v for vs in kwargs.values() if isinstance(vs, list) for v in vs if isinstance(v, str)}
+        info = item.get("exception_info") or {}
+        for raised in [info, *(i for i in info.values() if isinstance(i, dict))]:
+            for key in ("exception_message", "exception_traceback"):
+                if isinstance(raised.get(key), str):
+                    raised[key] = _withhold_quoted(raised[key], names)
     clean.get("meta", {}).pop("batch_markers", None)
     return clean
 
@@ -193,9 +216,11 @@ def check_expectations(data: Path | str, policy: Policy, suite_path: Path | None
     if kind == "table" or push_down:
         from mlgate.gates.data.gx_sql import validate_source
 
-        source = open_source(data)
-        data_version = build_manifest(data, policy.section("data.integrity").algorithm).digest
-        raw, data = validate_source(source, suite), source.label
+        source, algorithm = open_source(data), policy.section("data.integrity").algorithm
+        with source.pinned() as pinned:  # a table's digest and GX's queries in one snapshot
+            data_version = (table_manifest(pinned, algorithm) if pinned.kind == "table"
+                            else build_manifest(data, algorithm)).digest
+            raw, data = validate_source(pinned, suite), source.label
     else:
         data = Path(data)
         data_version = build_manifest(data, policy.section("data.integrity").algorithm).digest

@@ -12,14 +12,23 @@ returning it; ``_BufferedCursor`` reads each (small) result at execute time inst
 from __future__ import annotations
 
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pyarrow as pa
 
 from mlgate.core.errors import GateInputError, ToolError
 from mlgate.gates.data.sources import Source, dataset_files
 
 DUCKDB_MEMORY = "1GB"
 DUCKDB_THREADS = 2
+# Parquet's min/max leave NaN out and DuckDB folds expressions on them: ``isnan(x)`` became constant false
+# and a range test dropped its NaN rows (DuckDB 2.0); without it every row is evaluated
+DUCKDB_DISABLED_OPTIMIZERS = "statistics_propagation"
 _VIEW = "data"
 
 
@@ -55,7 +64,9 @@ class _BufferedCursor:
         """Nothing to release: the rows were read at execute."""
 
 
-def _duckdb_creator(database: Path, spill: Path) -> Any:
+def _duckdb_creator(database: Path, spill: Path, files: list[Path]) -> Any:
+    """Connections that read the dataset's files and nothing else: a suite's SQL (``unexpected_rows_query``)
+    could otherwise read any file the worker can (``read_text('…/signing.key')``), install extensions or write."""
     import duckdb
     from duckdb_engine import ConnectionWrapper
 
@@ -64,8 +75,14 @@ def _duckdb_creator(database: Path, spill: Path) -> Any:
             return _BufferedCursor(self._ConnectionWrapper__c, self)
 
     def create() -> Buffered:
-        return Buffered(duckdb.connect(str(database), read_only=True, config={
-            "memory_limit": DUCKDB_MEMORY, "threads": DUCKDB_THREADS, "temp_directory": str(spill)}))
+        connection = duckdb.connect(str(database), read_only=True, config={
+            "memory_limit": DUCKDB_MEMORY, "threads": DUCKDB_THREADS, "temp_directory": str(spill),
+            "disabled_optimizers": DUCKDB_DISABLED_OPTIMIZERS})
+        connection.execute(f"SET allowed_paths = [{_literals(files)}]")
+        connection.execute(f"SET allowed_directories = [{_literals([spill])}]")
+        connection.execute("SET enable_external_access = false")
+        connection.execute("SET lock_configuration = true")
+        return Buffered(connection)
 
     return create
 
@@ -78,13 +95,63 @@ def _parquet_view(source: Source, workdir: Path) -> Path:
         raise GateInputError(f"{source.label}: pushing expectations down needs Parquet files or a table; "
                              f"found {files[0].suffix} (validate it in memory instead)")
     database = workdir / "view.duckdb"
-    pattern = str(source.path / "**" / "*.parquet") if source.kind == "dataset" else str(source.path)
-    literal = "'" + pattern.replace("'", "''") + "'"
+    # the files the gates and Arrow read, by name: a glob would add the ``_``/``.`` files readers skip, and
+    # union_by_name keeps a column only later files hold (DuckDB would take the first file's columns)
+    listed = _literals(files)
     hive = "true" if source.kind == "dataset" else "false"
+    scan = f"read_parquet([{listed}], hive_partitioning = {hive}, union_by_name = true)"
     with duckdb.connect(str(database)) as connection:  # a view holds no data: each GX query reads the files
-        connection.execute(f"CREATE VIEW {_VIEW} AS SELECT * FROM "  # noqa: S608 - a quoted literal path
-                           f"read_parquet({literal}, hive_partitioning = {hive})")
+        floats = [row[0] for row in connection.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()  # noqa: S608
+                  if row[1] in ("FLOAT", "DOUBLE")]
+        # pandas reads a NaN as missing, DuckDB as a number: NULL keeps the verdicts equal (not-null, mostly)
+        nan_null = ", ".join(f"CASE WHEN isnan({c}) THEN NULL ELSE {c} END AS {c}"
+                             for c in (_quoted(name, '"') for name in floats))
+        connection.execute(f"CREATE VIEW {_VIEW} AS SELECT * "  # noqa: S608 - quoted literals and identifiers
+                           + (f"REPLACE ({nan_null}) " if nan_null else "") + f"FROM {scan}")
     return database
+
+
+def _literals(paths: list[Path]) -> str:
+    return ", ".join(_quoted(str(path), "'") for path in paths)
+
+
+def _quoted(text: str, quote: str) -> str:
+    """``text`` as a DuckDB string literal (``'``) or identifier (``"``): file and column names are data."""
+    return quote + text.replace(quote, quote * 2) + quote
+
+
+def _nan_as_null(source: Source) -> str | None:
+    """For a table with float columns, a query reading their 'NaN' as NULL, as pandas reads NaN (ADR 0055)."""
+    from psycopg import sql
+
+    fields = list(source.schema())
+    if not any(pa.types.is_floating(field.type) for field in fields):
+        return None
+    columns = [sql.SQL("NULLIF({0}, 'NaN') AS {0}").format(sql.Identifier(f.name)) if pa.types.is_floating(f.type)
+               else sql.Identifier(f.name) for f in fields]
+    return sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(columns), source._relation()).as_string(None)
+
+
+@contextmanager
+def _snapshot_on_begin(marker: str, snapshot: str | None) -> Iterator[None]:
+    """Every transaction of the engine whose connections are named ``marker`` starts read-only in ``snapshot``
+    (``Source.pinned``): GX's queries see the rows the gate's digest names, not what was written since."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    if snapshot is None:
+        raise ToolError("a table is validated in the snapshot its digest was taken in; open it with pinned()")
+
+    def begin(connection: Any) -> None:
+        if connection.engine.url.query.get("application_name") == marker:
+            connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            connection.exec_driver_sql("SET TRANSACTION SNAPSHOT " + _quoted(snapshot, "'"))
+
+    event.listen(Engine, "begin", begin)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "begin", begin)
 
 
 def validate_source(source: Source, suite: Any) -> dict[str, Any]:
@@ -94,22 +161,30 @@ def validate_source(source: Source, suite: Any) -> dict[str, Any]:
 
     from mlgate.gates.data.expectations import gx_log
 
-    with tempfile.TemporaryDirectory(prefix="mlgate-gx-") as scratch, gx_log():
+    with tempfile.TemporaryDirectory(prefix="mlgate-gx-") as scratch, gx_log(), ExitStack() as stack:
         context = gx.get_context(mode="ephemeral")
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
         try:
             if source.kind == "table":
                 schema, _, table = source.table.rpartition(".")
-                datasource = context.data_sources.add_postgres(
-                    "mlgate", connection_string=source.dsn.replace("postgresql://", "postgresql+psycopg://", 1))
-                asset = datasource.add_table_asset("data", table_name=table, schema_name=schema or None)
+                marker = f"mlgate-gx-{uuid.uuid4().hex}"
+                stack.enter_context(_snapshot_on_begin(marker, source.snapshot))
+                parts = urlsplit(source.dsn.replace("postgresql://", "postgresql+psycopg://", 1))
+                dsn = urlunsplit(parts._replace(query="&".join(filter(None, [parts.query,
+                                                                             f"application_name={marker}"]))))
+                datasource = context.data_sources.add_postgres("mlgate", connection_string=dsn)
+                if query := _nan_as_null(source):
+                    asset = datasource.add_query_asset("data", query=query)
+                else:
+                    asset = datasource.add_table_asset("data", table_name=table, schema_name=schema or None)
             else:
                 import sqlalchemy
 
                 database = _parquet_view(source, Path(scratch))
                 spill = Path(scratch) / "spill"
                 datasource = context.data_sources.add_sql("mlgate", connection_string="duckdb:///:memory:", kwargs={
-                    "creator": _duckdb_creator(database, spill), "poolclass": sqlalchemy.pool.NullPool})
+                    "creator": _duckdb_creator(database, spill, dataset_files(source.path)),
+                    "poolclass": sqlalchemy.pool.NullPool})
                 asset = datasource.add_table_asset("data", table_name=_VIEW)
             batch = asset.add_batch_definition_whole_table("all").get_batch()
         except GateInputError:

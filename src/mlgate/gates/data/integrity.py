@@ -17,7 +17,7 @@ from mlgate.core.digests import ALGORITHMS, digest_files, json_digest, list_file
 from mlgate.core.errors import GateInputError
 from mlgate.core.policy import Policy
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
-from mlgate.gates.data.sources import is_table, open_source, redacted
+from mlgate.gates.data.sources import Source, is_table, open_source, redacted
 
 GATE = "data.integrity"
 MANIFEST_VERSION = 1
@@ -68,9 +68,7 @@ def build_manifest(root: Path | str, algorithm: str = "sha256",
                    progress: Callable[[int, int], None] | None = None) -> Manifest:
 
     if is_table(str(root)):
-        source = open_source(str(root))
-        digest, rows = source.table_digest()
-        return Manifest(algorithm, {f"table:{source.table}": (digest, rows)})
+        return table_manifest(open_source(str(root)), algorithm)
     root = Path(root)
     if not root.exists():
         raise GateInputError(f"{root}: no such file or directory to pin")
@@ -82,6 +80,12 @@ def build_manifest(root: Path | str, algorithm: str = "sha256",
     digests = digest_files(files, algorithm, progress)
     return Manifest(algorithm, {p.relative_to(base).as_posix(): (d, p.stat().st_size)
                                 for p, d in zip(files, digests, strict=True)})
+
+
+def table_manifest(source: Source, algorithm: str = "sha256") -> Manifest:
+    """The manifest of a table ``Source``: a gate that read a ``pinned`` source names the rows it read."""
+    digest, rows = source.table_digest()
+    return Manifest(algorithm, {f"table:{source.table}": (digest, rows)})
 
 
 def compare(actual: Manifest, pinned: Manifest) -> list[Finding]:

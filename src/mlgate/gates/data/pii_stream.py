@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import GateResult, Severity, Status, Subject, ToolInfo, utcnow
-from mlgate.gates.data.integrity import build_manifest
+from mlgate.gates.data.integrity import build_manifest, table_manifest
 from mlgate.gates.data.pii import _EXAMPLES, GATE, Found, _drop_overlaps, _findings, scan_low, string_columns
 from mlgate.gates.data.pii_detectors import (
     EVIDENCE_SHARE,
@@ -171,12 +171,15 @@ def check_pii_source(source: Source, config: PiiPolicy, policy_digest: str, algo
         raise GateInputError(f"{source.label}: action 'mask' writes a sanitized copy of files; on a streamed "
                              "dataset or a table use 'block' or 'report' (or scan the files without streaming)")
     strings = source.kind != "table"  # CSV keeps leading zeros; Parquet and tables keep their own types
-    rows, batches, scanned, skipped, found, low = scan_source(source, config, strings)
+    with source.pinned() as pinned:  # the passes and the digest see one snapshot of a table
+        rows, batches, scanned, skipped, found, low = scan_source(pinned, config, strings)
+        manifest = table_manifest(pinned, algorithm) if pinned.kind == "table" else build_manifest(pinned.uri,
+                                                                                                    algorithm)
     if rows == 0:
         raise GateInputError(f"{source.label}: holds no rows; an empty dataset proves nothing")
     findings = [*_findings(found, config), *_findings(low, config, low=True)]
     violations = [f for f in findings if f.severity is not Severity.INFO]
-    subject = Subject("dataset", source.label, build_manifest(source.uri, algorithm).digest)
+    subject = Subject("dataset", source.label, manifest.digest)
     size = None if source.kind == "table" else sum(f.stat().st_size for f in dataset_files(source.path))
     cells = {t: {name: found[name][t][0] for name in found if t in found[name]} for t in config.types}
     low_cells = {t: {name: low[name][t][0] for name in low if t in low[name]}

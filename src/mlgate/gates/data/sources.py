@@ -16,13 +16,14 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pyarrow as pa
 
+from mlgate.core.digests import list_files
 from mlgate.core.errors import GateInputError, ToolError
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$
 # PostgreSQL types Arrow reads from COPY's CSV text as numbers / booleans; every other type stays text
 _PG_ARROW = {"smallint": pa.int16(), "integer": pa.int32(), "bigint": pa.int64(), "real": pa.float32(),
              "double precision": pa.float64(), "boolean": pa.bool_()}
+_STORED = {"r", "p", "m"}  # table, partitioned table, materialized view: rows that are stored, not computed
+_RELKINDS = {"v": "view", "f": "foreign table", "S": "sequence", "c": "composite type", "i": "index"}
 # the session settings a row's text form depends on, pinned so the table digest does not move with them
 _PINNED_SESSION = ("SET DateStyle = 'ISO, YMD'", "SET IntervalStyle = 'postgres'", "SET TimeZone = 'UTC'",
                    "SET extra_float_digits = 1", "SET bytea_output = 'hex'", "SET synchronize_seqscans = off")
@@ -68,6 +71,7 @@ class Source:
     dsn: str | None = None
     table: str | None = None
     batch_rows: int = BATCH_ROWS
+    snapshot: str | None = None  # a table read in one exported snapshot (``pinned``)
 
     @property
     def label(self) -> str:
@@ -112,12 +116,21 @@ class Source:
                 names = reader.schema.names
             file_format = ds.CsvFileFormat(convert_options=pa_csv.ConvertOptions(
                 column_types=dict.fromkeys(names, pa.string())))
-        try:
-            return ds.dataset([str(f) for f in files], format=file_format,
+        def discover(schema: pa.Schema | None = None) -> Any:
+            return ds.dataset([str(f) for f in files], format=file_format, schema=schema,
                               partitioning=ds.partitioning(flavor="hive") if self.kind == "dataset" else None,
                               partition_base_dir=str(self.path) if self.kind == "dataset" else None)
+
+        try:
+            dataset = discover()
+            if len(files) == 1:
+                return dataset
+            # Arrow takes the schema of the first file and drops any column only later files hold: the
+            # gate reads every file's own columns (a reader that merges schemas would see them)
+            return discover(pa.unify_schemas([dataset.schema, *(f.physical_schema for f in dataset.get_fragments())]))
         except (pa.ArrowException, OSError) as exc:
-            raise GateInputError(f"{self.label}: not a readable {fmt} dataset ({type(exc).__name__})") from None
+            raise GateInputError(f"{self.label}: not a readable {fmt} dataset, or its files disagree on a "
+                                 f"column's type ({type(exc).__name__})") from None
 
     # --- PostgreSQL -----------------------------------------------------------------------------------
 
@@ -128,6 +141,10 @@ class Source:
         try:
             with psycopg.connect(self.dsn, autocommit=False) as conn:
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                if self.snapshot:
+                    from psycopg import sql
+
+                    conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.snapshot)))
                 for statement in _PINNED_SESSION:
                     conn.execute(statement)
                 yield conn
@@ -135,14 +152,43 @@ class Source:
             raise ToolError(f"{self.label}: cannot reach PostgreSQL: {type(exc).__name__}") from None
         except psycopg.errors.UndefinedTable:
             raise GateInputError(f"{self.label}: no table {self.table!r}") from None
+        except psycopg.Error as exc:  # libpq quotes a malformed URI's parts, the password among them
+            raise ToolError(f"{self.label}: PostgreSQL refused the request: {type(exc).__name__} "
+                            "(details withheld: they may quote the connection string)") from None
+
+    @contextmanager
+    def pinned(self) -> Iterator[Source]:
+        """This source with every read and digest of a table in one snapshot, exported by a transaction held
+        open meanwhile: a gate's passes and the digest it names are of the same rows, whatever is written
+        between them. The table is share-locked as well: a snapshot does not cover its name, and a rename
+        swaps in another table for the gate's later reads (a file or dataset is returned as it is)."""
+        if self.kind != "table":
+            yield self
+            return
+        from psycopg import sql
+
+        with self._connect() as conn:
+            conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS SHARE MODE").format(self._relation()))
+            snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
+            yield replace(self, snapshot=snapshot)
 
     def _pg_columns(self) -> list[tuple[str, str]]:
         schema, _, name = self.table.rpartition(".")
+        relation = f'"{schema}"."{name}"' if schema else f'"{name}"'
         with self._connect() as conn:
+            kind, hidden = conn.execute("SELECT relkind, row_security_active(oid) FROM pg_class "
+                                        "WHERE oid = %s::regclass", (relation,)).fetchone()
+            if kind not in _STORED or hidden:
+                # a view, a foreign table or row-level security can show the gate's read-only session other
+                # rows than training's session reads: only stored rows visible in full are gated
+                raise GateInputError(f"{self.label}: {self.table!r} is "
+                                     + (f"a {_RELKINDS.get(kind, kind)}" if kind not in _STORED else
+                                        "under row-level security for this user")
+                                     + "; name a table whose rows every reader sees alike")
             rows = conn.execute(
                 "SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a "
                 "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-                (f'"{schema}"."{name}"' if schema else f'"{name}"',)).fetchall()
+                (relation,)).fetchall()
         if not rows:
             raise GateInputError(f"{self.label}: the table has no columns")
         return rows
@@ -162,8 +208,13 @@ class Source:
             raise GateInputError(f"{self.label}: no column(s) {missing} in the table")
         from psycopg import sql
 
+        kinds = dict(self._pg_columns())
+        # bytea leaves COPY as hex text, which hides what it holds: its bytes are read as UTF-8 text, as a
+        # Parquet binary column is (bytes that are not text fail the read: closed)
+        selected = [sql.SQL("convert_from({}, 'UTF8')").format(sql.Identifier(n)) if kinds[n] == "bytea"
+                    else sql.Identifier(n) for n in names]
         query = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT csv)").format(
-            sql.SQL(", ").join(map(sql.Identifier, names)), self._relation())
+            sql.SQL(", ").join(selected), self._relation())
         with self._connect() as conn, conn.cursor() as cursor, cursor.copy(query) as copy:
             stream = _CopyStream(copy)
             reader = pa_csv.open_csv(
@@ -178,7 +229,8 @@ class Source:
     def table_digest(self) -> tuple[str, int]:
         """(digest, rows) of the table's content, computed by the database.
 
-        Each row's text form (``row::text`` under pinned session settings) is hashed with SHA-256; the row
+        Each row's text form (``(t.*)::text`` under pinned session settings; a bare ``t::text`` would be a
+        column named ``t`` alone) is hashed with SHA-256; the row
         digests are sorted and hashed in 256 groups by first byte, and the group digests in order, with
         the column names and types. Sorting makes it independent of physical row order (which VACUUM and
         updates move), keeps duplicates, and needs no key; grouping keeps each aggregate far below
@@ -189,7 +241,7 @@ class Source:
         columns = self._pg_columns()
         query = sql.SQL(
             "SELECT get_byte(d, 0), count(*), sha256(string_agg(d, ''::bytea ORDER BY d)) FROM "
-            "(SELECT sha256(convert_to(t::text, 'UTF8')) AS d FROM {} AS t) AS r GROUP BY 1 ORDER BY 1"
+            "(SELECT sha256(convert_to((t.*)::text, 'UTF8')) AS d FROM {} AS t) AS r GROUP BY 1 ORDER BY 1"
         ).format(self._relation())
         with self._connect() as conn:
             groups = conn.execute(query).fetchall()
@@ -225,15 +277,18 @@ class _CopyStream(io.RawIOBase):
 
 
 def dataset_files(path: Path) -> list[Path]:
-    """Data files of a file or dataset directory, in name order; markers (``_SUCCESS``, ``.crc``) skipped.
-    One format throughout: a directory mixing formats is not one dataset."""
-    if path.is_file():
-        files = [path]
-    elif path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file()
-                       and not any(part.startswith((".", "_")) for part in p.relative_to(path).parts))
-    else:
+    """Data files of a file or dataset directory, in name order; markers (``_SUCCESS``, ``.crc``) skipped,
+    as Arrow's discovery skips them. One format throughout: a directory mixing formats is not one dataset.
+    A symbolic link is refused, as ``data.integrity`` refuses it: Arrow follows a linked partition directory
+    that a walk would skip, so training would read rows no gate saw and no manifest pinned."""
+    if not path.exists() and not path.is_symlink():
         raise GateInputError(f"{path}: no such file or directory")
+    try:
+        listed = list_files(path)
+    except ValueError as exc:
+        raise GateInputError(str(exc)) from None
+    files = [p for p in listed if p == path or not any(part.startswith((".", "_"))
+                                                       for part in p.relative_to(path).parts)]
     formats = {_DATASET_FORMATS.get(p.suffix.lower()) for p in files}
     if not files:
         raise GateInputError(f"{path}: holds no data files; an empty dataset proves nothing")

@@ -69,6 +69,7 @@ class WindowSketch:
                                         strict=True):
                     sketch.update(value, count)
         self.rows += batch.num_rows
+        self._one_kind()
 
     def merge(self, other: WindowSketch) -> WindowSketch:
         """This sketch with ``other``'s rows added (a partition, a worker); ``other`` is left as it was."""
@@ -79,7 +80,15 @@ class WindowSketch:
                 else:
                     mine[name] = type(sketch).deserialize(sketch.serialize())
         self.rows += other.rows
+        self._one_kind()
         return self
+
+    def _one_kind(self) -> None:
+        """A column sketched as numbers in one batch or partition and as text in another is refused: the
+        numeric test would see only its numeric part (drifted rows sent as strings were never tested)."""
+        if both := sorted(self.numeric.keys() & self.categorical.keys()):
+            raise GateInputError(f"column(s) {both} hold numbers in some batches or partitions and text in "
+                                 "others; cast them to one type before sketching")
 
     def to_dict(self) -> dict[str, Any]:
         def encode(sketches: dict[str, Any]) -> dict[str, str]:
@@ -93,12 +102,14 @@ class WindowSketch:
         from datasketches import frequent_strings_sketch, kll_doubles_sketch
 
         try:
-            return cls(int(data["rows"]),
-                       {n: kll_doubles_sketch.deserialize(base64.b64decode(s)) for n, s in data["numeric"].items()},
-                       {n: frequent_strings_sketch.deserialize(base64.b64decode(s))
-                        for n, s in data["categorical"].items()})
+            sketch = cls(int(data["rows"]),
+                         {n: kll_doubles_sketch.deserialize(base64.b64decode(s)) for n, s in data["numeric"].items()},
+                         {n: frequent_strings_sketch.deserialize(base64.b64decode(s))
+                          for n, s in data["categorical"].items()})
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise GateInputError(f"not a valid window sketch: {type(exc).__name__}") from None
+        sketch._one_kind()
+        return sketch
 
     @property
     def digest(self) -> str:
