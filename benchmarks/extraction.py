@@ -210,20 +210,21 @@ def surrogate_scores(model, queries: list, x_test: np.ndarray, low: np.ndarray, 
 
 
 def queries_to(model, sent: list, x_test: np.ndarray, low: np.ndarray, high: np.ndarray, seeds: int,
-               reach: dict[str, float]) -> dict[str, int | None]:
-    """Per target in ``reach`` (``targets``): the fewest attack queries (on a grid) at which the median
-    surrogate reaches it (None: not within the attack's queries)."""
+               reach: dict[str, float]) -> dict[str, dict[str, int | None]]:
+    """Per target in ``reach`` (``targets``), on a grid of attack-query counts: the fewest at which the median
+    surrogate first reaches it, and the fewest from which it stays there (None: not within the attack's
+    queries). Surrogates on a few queries swing: one may reach a target and fall below it later."""
     grid = [n for n in (*range(1, 13), 15, 20, 25, 30, 40, 50, 60, 80, 100, 150, 200, 300, 500, 1000)
             if n <= len(sent)]
-    out: dict[str, int | None] = dict.fromkeys(reach)
+    first: dict[str, int | None] = dict.fromkeys(reach)
+    stays: dict[str, int | None] = dict.fromkeys(reach)
     for n in grid:
         s = surrogate_scores(model, sent[:n], x_test, low, high, seeds)
         for k, level in reach.items():
-            if out[k] is None and s[k.removesuffix("_beyond_trivial")] >= level:
-                out[k] = n
-        if all(v is not None for v in out.values()):
-            break
-    return out
+            reached = s[k.removesuffix("_beyond_trivial")] >= level
+            first[k] = first[k] or (n if reached else None)
+            stays[k] = (stays[k] or n) if reached else None
+    return {"first": first, "stays": stays}
 
 
 def natural_population(name, model, x_train, x_test, args, rng) -> dict:
@@ -290,10 +291,12 @@ def main() -> None:
                 print(f"{name:8s} {attack:18s} failed: {type(exc).__name__}: {exc}", flush=True)
                 continue
             flag = r["cadences"]["both"]["queries_at_flag"]
-            print(f"{r['victim']:8s} {r['attack']:18s} {r['queries']} queries, ART's final {r['final_agreement']:.3f}; "
-                  "queries to each target (flagged before it): " + ", ".join(
-                      f"{k} {fmt(v)} ({flag is not None and (v is None or flag < v)})"
-                      for k, v in r["queries_to"].items()), flush=True)
+            print(f"{r['victim']:8s} {r['attack']:18s} {r['queries']} queries, ART's final {r['final_agreement']:.3f}",
+                  flush=True)
+            for when, to in r["queries_to"].items():
+                print(f"    queries at which the median surrogate {when} at each target (flagged before it): " +
+                      ", ".join(f"{k} {fmt(v)} ({flag is not None and (v is None or flag < v)})"
+                                for k, v in to.items()), flush=True)
             for dag, c in r["cadences"].items():
                 at = c["at_flag"] or {}
                 print(f"    {dag:17s} q@flag {fmt(c['queries_at_flag']):>4s}  then " + " / ".join(
