@@ -8,13 +8,19 @@ twice each feature's spread, clipped to its range (Knockoff- and Copycat-style: 
 The gate runs as the shipped DAGs run it, with the default policy and the training split as reference:
 ``model_monitoring`` every hour (volume and PRADA on the window alone, OOD evidence cumulative across its
 runs) and ``model_query_watch`` every 5 minutes (OOD evidence cumulative across its runs, nothing per
-window); each DAG keeps its own state, and both measure against the training reference. Reported per attack and DAG (and
-for both together): the attack-query count when the first key is flagged, the agreement with the victim of
-a surrogate trained, as the attack trains it, on exactly those queries, the final surrogate's agreement,
-and the natural clients flagged. Then, per victim, a population of ``--naturals`` natural clients alone
-over ``--natural-hours`` hours: how many either DAG flags (≤ 1 % is the acceptance).
+window); each DAG keeps its own state, and both measure against the training reference. Reported per attack
+and DAG (and for both together): the attack-query count when the first key is flagged, the scores then of
+surrogates trained, as the attack trains them, on exactly those queries (median of ``--seeds``
+initialisations: agreement with the victim, the same on a class-balanced evaluation, Cohen's kappa), and
+the natural clients flagged. Per attack, the attack-query counts at which the median surrogate first
+reaches, and from which it stays at, each target: ``--target`` (0.8) plain and class-balanced, and the
+same beyond what a thief gets without extracting (the victim's majority class; on two classes the rule
+"standardised feature sum above 0", its sign fixed by one query, which agrees 0.88 with the breast-cancer
+victim — there 0.8 agreement is no measure of extraction, ADR 0054). Then, per victim, a population of
+``--naturals`` natural clients alone over ``--natural-hours`` hours: how many either DAG flags (≤ 1 % is the
+acceptance).
 
-    nice .venv/bin/python benchmarks/extraction.py [--quick]
+    nice .venv/bin/python benchmarks/extraction.py [--quick] [--seeds 5] [--skip-attacks]
 """
 
 from __future__ import annotations
@@ -275,8 +281,7 @@ def main() -> None:
     print("FunctionallyEquivalentExtraction: not run (ART implements it for Keras models only; no TensorFlow)")
     print(f"{KEYS} keys x {args.per_key} queries an hour; " + "; ".join(
         f"{dag}: every {m} min, {'volume + PRADA + ' if w else ''}cumulative OOD" for dag, (m, w) in DAGS.items()))
-    print(f"agreement: median of {args.seeds} surrogates trained on the attack's first queries; 'to {args.target}': "
-          "fewest queries at which it (plain / class-balanced) reaches the target; per DAG: q@flag, "
+    print(f"scores: median of {args.seeds} surrogates trained on the attack's first queries; per DAG: q@flag, "
           "agreement / balanced / kappa then, naturals flagged")
     for name, model, x_train, x_test in victims(0):
         trivial = baselines(model, x_train, x_test)
