@@ -232,3 +232,19 @@ def test_prada_measures_natural_clients_on_the_references_principal_directions(d
              for _ in range(400)]
     w = np.array([prada_statistic(space.distance_space(h)) for h in hours])
     assert w.min() > QueriesPolicy().prada_delta + 0.1
+
+
+def test_a_natural_client_with_a_few_early_ood_queries_is_not_pooled_with_an_attack():
+    """Five keys with 3 OOD queries in 6 each are flagged as a group; a natural client with 3 OOD queries in
+    its first 28 (11 %, which the old membership rule — ten times the natural share — let in) has p 0.05 of
+    its own against 3 % and stays out of the group, so it is not flagged with the attack."""
+    policy = QueriesPolicy()
+    clients = {f"key-{k}": {"queries": 6, "ood": 3, "first": "w0"} for k in range(5)}
+    clients |= {f"user-{i}": {"queries": 100, "ood": 1, "first": "w0"} for i in range(20)}
+    clients["user-early"] = {"queries": 28, "ood": 3, "first": "w0"}
+    evidence = extraction_evidence(ExtractionState(["w0"], clients), 1 - policy.ood_quantile, policy.ood_alpha,
+                                   policy.sybil_min_ood, policy.ood_margin)
+    flagged = {c for c, e in evidence.items() if e["flagged_alone"] or e.get("flagged_in_group")}
+    assert flagged == {f"key-{k}" for k in range(5)}
+    assert not any(e["flagged_alone"] for e in evidence.values())  # the keys are caught only as a group
+    assert evidence["user-early"]["ood_share"] >= 10 * (1 - policy.ood_quantile)
