@@ -230,7 +230,7 @@ def queries_to(model, sent: list, x_test: np.ndarray, low: np.ndarray, high: np.
             reached = s[k.removesuffix("_beyond_trivial")] >= level
             first[k] = first[k] or (n if reached else None)
             stays[k] = (stays[k] or n) if reached else None
-    return {"first": first, "stays": stays}
+    return {"first reaches": first, "stays at": stays}
 
 
 def natural_population(name, model, x_train, x_test, args, rng) -> dict:
@@ -299,7 +299,7 @@ def main() -> None:
             print(f"{r['victim']:8s} {r['attack']:18s} {r['queries']} queries, ART's final {r['final_agreement']:.3f}",
                   flush=True)
             for when, to in r["queries_to"].items():
-                print(f"    queries at which the median surrogate {when} at each target (flagged before it): " +
+                print(f"    queries from which the median surrogate {when} each target (flagged before it): " +
                       ", ".join(f"{k} {fmt(v)} ({flag is not None and (v is None or flag < v)})"
                                 for k, v in to.items()), flush=True)
             for dag, c in r["cadences"].items():
