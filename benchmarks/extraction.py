@@ -8,13 +8,19 @@ twice each feature's spread, clipped to its range (Knockoff- and Copycat-style: 
 The gate runs as the shipped DAGs run it, with the default policy and the training split as reference:
 ``model_monitoring`` every hour (volume and PRADA on the window alone, OOD evidence cumulative across its
 runs) and ``model_query_watch`` every 5 minutes (OOD evidence cumulative across its runs, nothing per
-window); each DAG keeps its own state, and both measure against the training reference. Reported per attack and DAG (and
-for both together): the attack-query count when the first key is flagged, the agreement with the victim of
-a surrogate trained, as the attack trains it, on exactly those queries, the final surrogate's agreement,
-and the natural clients flagged. Then, per victim, a population of ``--naturals`` natural clients alone
-over ``--natural-hours`` hours: how many either DAG flags (≤ 1 % is the acceptance).
+window); each DAG keeps its own state, and both measure against the training reference. Reported per attack
+and DAG (and for both together): the attack-query count when the first key is flagged, the scores then of
+surrogates trained, as the attack trains them, on exactly those queries (median of ``--seeds``
+initialisations: agreement with the victim, the same on a class-balanced evaluation, Cohen's kappa), and
+the natural clients flagged. Per attack, the attack-query counts at which the median surrogate first
+reaches, and from which it stays at, each target: ``--target`` (0.8) plain and class-balanced, and the
+same beyond what a thief gets without extracting (the victim's majority class; on two classes the rule
+"standardised feature sum above 0", its sign fixed by one query, which agrees 0.88 with the breast-cancer
+victim — there 0.8 agreement is no measure of extraction, ADR 0054). Then, per victim, a population of
+``--naturals`` natural clients alone over ``--natural-hours`` hours: how many either DAG flags (≤ 1 % is the
+acceptance).
 
-    nice .venv/bin/python benchmarks/extraction.py [--quick]
+    nice .venv/bin/python benchmarks/extraction.py [--quick] [--seeds 5] [--skip-attacks]
 """
 
 from __future__ import annotations
@@ -56,12 +62,12 @@ def victims(seed: int):
         yield name, model.fit(x_train, y_train), x_train, x_test
 
 
-def surrogate(n_features: int, n_classes: int, low: np.ndarray, high: np.ndarray):
+def surrogate(n_features: int, n_classes: int, low: np.ndarray, high: np.ndarray, seed: int = 0):
     """A small MLP that scales inputs by the feature ranges the attacker knows."""
     import torch
     from art.estimators.classification import PyTorchClassifier
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     net = torch.nn.Sequential(torch.nn.Linear(n_features, 64), torch.nn.ReLU(), torch.nn.Linear(64, n_classes))
     return PyTorchClassifier(net, loss=torch.nn.CrossEntropyLoss(), optimizer=torch.optim.Adam(net.parameters(), 1e-2),
                              input_shape=(n_features,), nb_classes=n_classes,
@@ -70,6 +76,39 @@ def surrogate(n_features: int, n_classes: int, low: np.ndarray, high: np.ndarray
 
 def agreement(model, thief, x_test: np.ndarray) -> float:
     return float(np.mean(thief.predict(x_test.astype(np.float32)).argmax(1) == model.predict(x_test)))
+
+
+def scores(victim: np.ndarray, thief: np.ndarray) -> dict[str, float]:
+    """Agreement, the same on a class-balanced evaluation (the mean over the victim's classes of the share the
+    thief labels alike) and Cohen's kappa (agreement above what two labellings with these class shares reach
+    by chance): on a victim whose majority class or a trivial rule agrees often, plain agreement is no measure
+    of extraction."""
+    plain = float(np.mean(victim == thief))
+    chance = sum(float(np.mean(victim == k) * np.mean(thief == k)) for k in np.union1d(victim, thief))
+    return {"agreement": plain,
+            "balanced": float(np.mean([np.mean(thief[victim == k] == k) for k in np.unique(victim)])),
+            "kappa": (plain - chance) / (1 - chance) if chance < 1 else 0.0}
+
+
+def baselines(model, x_train: np.ndarray, x_test: np.ndarray) -> dict[str, dict[str, float]]:
+    """``scores`` of labellings a thief has without extracting: the victim's majority class and (two classes)
+    the rule 'the sum of the features, standardised by the mean and spread the attacker knows, is above 0',
+    its sign fixed by one query (on breast cancer it agrees with the victim 0.88)."""
+    victim = model.predict(x_test)
+    out = {"majority": scores(victim, np.full_like(victim, np.bincount(victim).argmax()))}
+    if len(model.classes_) == 2:
+        rule = (((x_test - x_train.mean(axis=0)) / x_train.std(axis=0)).sum(axis=1) > 0).astype(victim.dtype)
+        out["one_query_rule"] = max(scores(victim, rule), scores(victim, 1 - rule), key=lambda r: r["agreement"])
+    return out
+
+
+def targets(target: float, trivial: dict[str, dict[str, float]]) -> dict[str, float]:
+    """The agreement (plain, class-balanced) a surrogate must reach: ``target``, and beyond what a trivial
+    labelling reaches (the larger of the two; reaching means exceeding the trivial labelling)."""
+    out = {"agreement": target, "balanced": target}
+    for k in ("agreement", "balanced"):
+        out[f"{k}_beyond_trivial"] = max(target, max(np.nextafter(t[k], 1) for t in trivial.values()))
+    return out
 
 
 def run(name, model, x_train, x_test, attack_name, args, rng) -> dict:
@@ -135,7 +174,8 @@ def run(name, model, x_train, x_test, attack_name, args, rng) -> dict:
                                        space=space, state=state, per_window=per_window)
                 for finding in result.findings:
                     if finding.location.startswith("client user-"):
-                        naturals.setdefault(finding.location, finding.id)
+                        naturals.setdefault(finding.location, finding.id + (
+                            " (pooled with keys)" if "pooled" in finding.message else ""))
                 if first is None and any(c.startswith("key-") for c in result.metrics["flagged_clients"]):
                     first = (w + 1) * minutes  # the run at the window's end flags it
             cadences[dag] = {"flagged_minute": first, "naturals": naturals}
@@ -146,11 +186,13 @@ def run(name, model, x_train, x_test, attack_name, args, rng) -> dict:
             first = c["flagged_minute"]
             c["queries_at_flag"] = None if first is None else \
                 sum(t < START + timedelta(minutes=first) for t in sent_at)
-            c["agreement_at_flag"] = c["queries_at_flag"] and surrogate_agreement(
-                model, sent[:c["queries_at_flag"]], x_test, low, high)
+            c["at_flag"] = c["queries_at_flag"] and surrogate_scores(
+                model, sent[:c["queries_at_flag"]], x_test, low, high, args.seeds)
             c["naturals_flagged"], c["natural_findings"] = len(c["naturals"]), sorted(set(c.pop("naturals").values()))
+        to = queries_to(model, sent, x_test, low, high, args.seeds,
+                        targets(args.target, baselines(model, x_train, x_test)))
     return {"victim": name, "attack": attack_name, "queries": len(sent), "hours": hours, "final_agreement": final,
-            "naturals": 24, "cadences": cadences}
+            "naturals": 24, "cadences": cadences, "queries_to": to}
 
 
 def windows(log: pd.DataFrame, minutes: int, hours: float):
@@ -160,13 +202,35 @@ def windows(log: pd.DataFrame, minutes: int, hours: float):
         yield log[(log.timestamp >= start) & (log.timestamp < start + timedelta(minutes=minutes))]
 
 
-def surrogate_agreement(model, queries: list, x_test: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
-    """Agreement with the victim of a surrogate trained, as the attack trains it, on exactly ``queries``."""
-    n_classes = len(model.classes_)
-    early = surrogate(len(low), n_classes, low, high)
-    x_early = np.asarray(queries, dtype=np.float32)
-    early.fit(x_early, np.eye(n_classes)[model.predict(x_early)], batch_size=32, nb_epochs=30, verbose=False)
-    return agreement(model, early, x_test)
+def surrogate_scores(model, queries: list, x_test: np.ndarray, low: np.ndarray, high: np.ndarray,
+                     seeds: int) -> dict[str, float]:
+    """Scores (``scores``) of surrogates trained, as the attack trains them, on exactly ``queries``: the median
+    over ``seeds`` initialisations (one surrogate's agreement on a few queries swings by 0.4 with its seed)."""
+    n_classes, x_early = len(model.classes_), np.asarray(queries, dtype=np.float32)
+    victim, runs = model.predict(x_test), []
+    for seed in range(seeds):
+        early = surrogate(len(low), n_classes, low, high, seed)
+        early.fit(x_early, np.eye(n_classes)[model.predict(x_early)], batch_size=32, nb_epochs=30, verbose=False)
+        runs.append(scores(victim, early.predict(x_test.astype(np.float32)).argmax(1)))
+    return {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
+
+
+def queries_to(model, sent: list, x_test: np.ndarray, low: np.ndarray, high: np.ndarray, seeds: int,
+               reach: dict[str, float]) -> dict[str, dict[str, int | None]]:
+    """Per target in ``reach`` (``targets``), on a grid of attack-query counts: the fewest at which the median
+    surrogate first reaches it, and the fewest from which it stays there (None: not within the attack's
+    queries). Surrogates on a few queries swing: one may reach a target and fall below it later."""
+    grid = [n for n in (*range(1, 13), 15, 20, 25, 30, 40, 50, 60, 80, 100, 150, 200, 300, 500, 1000)
+            if n <= len(sent)]
+    first: dict[str, int | None] = dict.fromkeys(reach)
+    stays: dict[str, int | None] = dict.fromkeys(reach)
+    for n in grid:
+        s = surrogate_scores(model, sent[:n], x_test, low, high, seeds)
+        for k, level in reach.items():
+            reached = s[k.removesuffix("_beyond_trivial")] >= level
+            first[k] = first[k] or (n if reached else None)
+            stays[k] = (stays[k] or n) if reached else None
+    return {"first reaches": first, "stays at": stays}
 
 
 def natural_population(name, model, x_train, x_test, args, rng) -> dict:
@@ -208,26 +272,42 @@ def main() -> None:
     parser.add_argument("--per-key", type=int, default=8, help="attack queries per key per hour")
     parser.add_argument("--naturals", type=int, default=300, help="natural clients in the population run")
     parser.add_argument("--natural-hours", type=int, default=6)
+    parser.add_argument("--seeds", type=int, default=5, help="surrogates (initialisations) per agreement point")
+    parser.add_argument("--target", type=float, default=0.8, help="the agreement the flag must come before")
+    parser.add_argument("--skip-attacks", action="store_true", help="natural populations only")
     args = parser.parse_args()
     args.stolen = 300 if args.quick else 1000
     rng = np.random.default_rng(0)
     print("FunctionallyEquivalentExtraction: not run (ART implements it for Keras models only; no TensorFlow)")
     print(f"{KEYS} keys x {args.per_key} queries an hour; " + "; ".join(
         f"{dag}: every {m} min, {'volume + PRADA + ' if w else ''}cumulative OOD" for dag, (m, w) in DAGS.items()))
-    print(f"{'victim':8s} {'attack':18s} {'queries':>7s} {'final':>6s}  " + "  ".join(
-        f"{dag + ': q@flag agree@flag naturals':>40s}" for dag in [*DAGS, "both"]))
+    print(f"scores: median of {args.seeds} surrogates trained on the attack's first queries; per DAG: q@flag, "
+          "agreement / balanced / kappa then, naturals flagged")
     for name, model, x_train, x_test in victims(0):
-        for attack in ("knockoff-random", "knockoff-adaptive", "copycat"):
+        trivial = baselines(model, x_train, x_test)
+        reach = targets(args.target, trivial)
+        print(f"{name}: without extracting, " + "; ".join(f"{k}: agreement {v['agreement']:.3f}, balanced "
+              f"{v['balanced']:.3f}, kappa {v['kappa']:.3f}" for k, v in trivial.items()) + "; targets " +
+              ", ".join(f"{k} {v:.3f}" for k, v in reach.items()), flush=True)
+        for attack in () if args.skip_attacks else ("knockoff-random", "knockoff-adaptive", "copycat"):
             try:
                 r = run(name, model, x_train, x_test, attack, args, rng)
             except Exception as exc:  # an attack ART cannot finish is reported, not hidden
                 print(f"{name:8s} {attack:18s} failed: {type(exc).__name__}: {exc}", flush=True)
                 continue
-            print(f"{r['victim']:8s} {r['attack']:18s} {r['queries']:7d} {r['final_agreement']:6.3f}  " + "  ".join(
-                f"{fmt(c['queries_at_flag']):>20s} {fmt(c['agreement_at_flag']):>10s} {c['naturals_flagged']:>5d}/24"
-                for c in r["cadences"].values()) + "".join(
-                f"  (naturals {m} by {', '.join(c['natural_findings'])})"
-                for m, c in r["cadences"].items() if c["natural_findings"]), flush=True)
+            flag = r["cadences"]["both"]["queries_at_flag"]
+            print(f"{r['victim']:8s} {r['attack']:18s} {r['queries']} queries, ART's final {r['final_agreement']:.3f}",
+                  flush=True)
+            for when, to in r["queries_to"].items():
+                print(f"    queries from which the median surrogate {when} each target (flagged before it): " +
+                      ", ".join(f"{k} {fmt(v)} ({flag is not None and (v is None or flag < v)})"
+                                for k, v in to.items()), flush=True)
+            for dag, c in r["cadences"].items():
+                at = c["at_flag"] or {}
+                print(f"    {dag:17s} q@flag {fmt(c['queries_at_flag']):>4s}  then " + " / ".join(
+                    fmt(at.get(k)) for k in ("agreement", "balanced", "kappa")) +
+                      f"  naturals {c['naturals_flagged']}/24" +
+                      (f" (by {', '.join(c['natural_findings'])})" if c["natural_findings"] else ""), flush=True)
         p = natural_population(name, model, x_train, x_test, args, rng)
         print(f"{name:8s} natural population: {p['clients']} clients, {p['queries']} queries in "
               f"{args.natural_hours} h; flagged " + ", ".join(

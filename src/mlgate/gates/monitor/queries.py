@@ -12,7 +12,8 @@ statistic W of its distance set is below ``prada_delta``. A constant distance se
 as W = 0. Distances use the numeric feature columns as normal scores against the training reference
 (``extraction.QuerySpace``), which is mandatory: scaled by the window it judges (its covariance), a
 client's distances depended on who else was in the window and near-constant features blew up (289 of 300
-natural digit clients flagged, ``benchmarks/extraction.py``).
+natural digit clients flagged, ``benchmarks/extraction.py``). The scores are projected on the reference's
+principal directions carrying 90 % of their variance, each at unit variance (``QuerySpace.distance_space``).
 
 Out-of-distribution evidence (``extraction``), against the same reference: per client, cumulative over
 windows and pooled across keys; this is what catches paced and split attackers, who stay under any volume
@@ -141,7 +142,7 @@ def check_queries(window: pd.DataFrame, config: QueriesPolicy, policy_digest: st
         raise GateInputError("the query window holds queries without a client_id")
     ordered = window.sort_values("timestamp", kind="stable") if "timestamp" in window.columns else window
     raw = _features(ordered, list(space.columns))
-    x = space.scores(raw)
+    x = space.distance_space(raw)
     clients = ordered["client_id"].astype(str).to_numpy()
     counts = ordered["client_id"].astype(str).value_counts()
     z = volume_z(counts, baseline)
