@@ -79,10 +79,29 @@ def valid_card(text: str) -> bool:
 def valid_ssn(text: str) -> bool:
     """One separator throughout (``-``, ``.`` or space, or none); stdnum's ranges and its list of
     published example numbers (078-05-1120, 219-09-9999, ...)."""
-    separators = set(re.sub(r"\d", "", text))
+    if not text.isascii():  # non-ASCII digits: the general path below
+        separators = set(re.sub(r"\d", "", text))
+        digits = re.sub(r"\D", "", text)
+    else:
+        separators = set(text.translate(_DROP_DIGITS))
+        digits = text.translate(_KEEP_DIGITS)
     if len(separators) > 1 or (separators and len(text) != 11):
         return False
-    return _ssn.is_valid(re.sub(r"\D", "", text))
+    return ssn_may_pass(digits) and _ssn.is_valid(digits)
+
+
+# ---- reject-only prefilters (ADR 0051): exact arithmetic that turns away what the library refuses too, so the
+# library is asked less often; a value the prefilter passes is accepted only on the library's own verdict.
+
+_DROP_DIGITS = str.maketrans("", "", "0123456789")
+_KEEP_DIGITS = {c: None for c in range(128) if not chr(c).isdigit()}
+
+
+def ssn_may_pass(digits: str) -> bool:
+    """False only for what stdnum's SSN rule rejects as well: not nine ASCII digits, area 000, 666 or 9xx, group
+    00, serial 0000 (stdnum's ``validate``; tests/unit/gates/data/test_pii_prefilters.py checks the implication)."""
+    return (len(digits) == 9 and digits.isascii() and digits.isdigit() and digits[0] != "9"
+            and digits[:3] not in ("000", "666") and digits[3:5] != "00" and digits[5:] != "0000")
 
 
 def valid_iban(text: str) -> bool:
