@@ -65,7 +65,7 @@ def clear_of_neighbours(text: str, start: int, end: int) -> bool:
     return True
 
 
-_IBAN_HEAD = re.compile(r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4})*[ -]$")
+_IBAN_HEAD = re.compile(r"(?=[A-Z])\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4})*[ -]$")
 
 
 def not_in_iban(text: str, start: int, end: int) -> bool:
@@ -254,8 +254,9 @@ def _token_finder(rules: tuple[str, ...]) -> Callable[[str], list[Span]]:
                 while end > start and text[end - 1] in " \t\"'\r\n":
                     end -= 1
                 tail = _TOKEN_TAIL.match(text, end).end()  # masked rest (xoxp-1-2-3-####) makes a placeholder
+                # valid_token has asked is_placeholder about text[start:end] already: ask again only for a longer tail
                 if (end - start >= 8 and _word_bounded(text, start, end) and valid_token(text[start:end])
-                        and not secrets.is_placeholder(text[start:tail])):
+                        and (tail == end or not secrets.is_placeholder(text[start:tail]))):
                     found.append((start, end))
         return found
     return spans

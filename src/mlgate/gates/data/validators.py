@@ -142,8 +142,12 @@ NATIONAL_REGIONS = ("US", "GB", "DE", "FR", "IN", "CN", "JP", "BR", "TR", "IL", 
                     "AU", "MX", "RU", "KR", "PL", "SE", "CH", "AT", "BE", "IE", "PT", "ZA", "NG", "PH")
 
 
+_EXTENSION = re.compile(r"(?i)\s*(?:x|ext\.?)\s*\d")
+_NOT_DIGIT = re.compile(r"\D")
+
+
 def _digits(text: str) -> str:
-    return re.sub(r"\D", "", re.split(r"(?i)\s*(?:x|ext\.?)\s*\d", text)[0])
+    return _NOT_DIGIT.sub("", _EXTENSION.split(text, 1)[0])
 
 
 @lru_cache(maxsize=65536)
