@@ -98,10 +98,11 @@ _KEEP_DIGITS = {c: None for c in range(128) if not chr(c).isdigit()}
 
 
 def ssn_may_pass(digits: str) -> bool:
-    """False only for what stdnum's SSN rule rejects as well: not nine ASCII digits, area 000, 666 or 9xx, group
-    00, serial 0000 (stdnum's ``validate``; tests/unit/gates/data/test_pii_prefilters.py checks the implication)."""
-    return (len(digits) == 9 and digits.isascii() and digits.isdigit() and digits[0] != "9"
-            and digits[:3] not in ("000", "666") and digits[3:5] != "00" and digits[5:] != "0000")
+    """False only for what stdnum's SSN rule rejects as well: nine ASCII digits in area 000, 666 or 9xx, group 00
+    or serial 0000 (its ``validate``); any other string is left to stdnum. test_pii_prefilters checks this."""
+    if len(digits) != 9 or not digits.isascii() or not digits.isdigit():
+        return True
+    return digits[0] != "9" and digits[:3] not in ("000", "666") and digits[3:5] != "00" and digits[5:] != "0000"
 
 
 def valid_iban(text: str) -> bool:
