@@ -136,8 +136,12 @@ def valid_token(text: str) -> bool:
     tokens exist: ``hf_jCBaQng…``). Identifiers that share a prefix (``hf_requiredCharacteristicTypes``,
     ``xoxp-1-initial``) are neither."""
     body = _TOKEN_PREFIX_AND_DIGIT.sub("", text, 1)
-    if is_placeholder(text) or len(body) < 12 or _filler(body):
+    if len(body) < 12 or not _random_looking(body):  # the cheap checks first: all must hold
         return False
+    return not is_placeholder(text) and not _filler(body)
+
+
+def _random_looking(body: str) -> bool:
     if any(ch.isdigit() for ch in body):
         return True
     upper, lower = sum(ch.isupper() for ch in body), sum(ch.islower() for ch in body)
