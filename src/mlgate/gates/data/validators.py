@@ -38,12 +38,7 @@ def luhn_ok(digits: str) -> bool:
     return digits.isdigit() and _luhn.checksum(digits) == 0
 
 
-def _in_ranges(digits: str, ranges: tuple[tuple[int, int, int], ...]) -> bool:
-    """``ranges`` holds (prefix length, low, high) issuer prefixes."""
-    return any(low <= int(digits[:size]) <= high for size, low, high in ranges)
-
-
-# issuer: (card lengths, prefix ranges as (prefix length, low, high)). Luhn is not the issuer's rule
+# issuer: (card lengths, issuer prefixes as (prefix length, low, high)). Luhn is not the issuer's rule
 # (stdnum has no issuer table), so the IIN ranges stay here.
 _ISSUERS: dict[str, tuple[frozenset[int], tuple[tuple[int, int, int], ...]]] = {
     "visa": (frozenset({13, 16, 19}), ((1, 4, 4),)),
@@ -62,10 +57,16 @@ _ISSUERS: dict[str, tuple[frozenset[int], tuple[tuple[int, int, int], ...]]] = {
 }
 
 
+# per card length, the issuers that issue it, in _ISSUERS' order: the lookup a candidate needs, built once
+_ISSUERS_BY_LENGTH = {size: tuple((issuer, ranges) for issuer, (lengths, ranges) in _ISSUERS.items() if size in lengths)
+                      for size in range(1, 20)}
+
+
 def card_issuer(digits: str) -> str | None:
-    for issuer, (lengths, ranges) in _ISSUERS.items():
-        if len(digits) in lengths and _in_ranges(digits, ranges):
-            return issuer
+    for issuer, ranges in _ISSUERS_BY_LENGTH.get(len(digits), ()):
+        for size, low, high in ranges:
+            if low <= int(digits[:size]) <= high:
+                return issuer
     return None
 
 

@@ -114,3 +114,17 @@ def test_the_digits_of_a_phone_number_stop_at_its_extension():
     assert validators._digits("+1 (555) 123-4567 ext. 89") == "15551234567"
     assert validators._digits("030 1234567 x 12") == "0301234567"
     assert validators._digits("0301234567") == "0301234567"
+
+
+def test_the_card_issuer_lookup_by_length_names_the_first_issuer_of_the_table():
+    rng = random.Random(55)
+    edges = [str(v) for _, ranges in validators._ISSUERS.values() for _, low, high in ranges
+             for v in (low, high, low - 1, high + 1)]
+    for _ in range(30_000):
+        head = rng.choice(edges) if rng.random() < 0.7 else ""
+        digits = (head + "".join(rng.choice(string.digits) for _ in range(20)))[:rng.randint(11, 20)]
+        expected = next((issuer for issuer, (lengths, ranges) in validators._ISSUERS.items()
+                         if len(digits) in lengths and any(low <= int(digits[:n]) <= high for n, low, high in ranges)),
+                        None)
+        assert validators.card_issuer(digits) == expected, digits
+    assert validators.card_issuer("4111111111111111") == "visa" and validators.card_issuer("9111111111111111") is None
