@@ -147,23 +147,17 @@ def string_columns(table: pa.Table) -> tuple[dict[str, pa.Array], list[str]]:
 
 
 def _drop_overlaps(by_type: dict[str, dict[int, list[Span]]]) -> None:
-    """In rows where several types matched, a span overlapping one kept of a more specific type is dropped
-    (row by row: only the rows two types share are visited)."""
-    types_in_row: dict[int, list[str]] = {}
-    for pii_type in sorted(by_type, key=_PRECEDENCE.index):
-        for row in by_type[pii_type]:
-            types_in_row.setdefault(row, []).append(pii_type)
-    for row, present in types_in_row.items():
-        if len(present) < 2:
-            continue
-        taken = list(by_type[present[0]][row])
-        for low in present[1:]:
-            kept = [s for s in by_type[low][row] if not any(s[0] < t[1] and t[0] < s[1] for t in taken)]
-            if kept:
-                by_type[low][row] = kept
-                taken += kept
-            else:
-                del by_type[low][row]
+    """In rows where several types matched, a span overlapping one of a more specific type is dropped."""
+    order = sorted(by_type, key=_PRECEDENCE.index)
+    for i, low in enumerate(order):
+        for high in order[:i]:
+            for row in by_type[low].keys() & by_type[high].keys():
+                taken = by_type[high][row]
+                kept = [s for s in by_type[low][row] if not any(s[0] < t[1] and t[0] < s[1] for t in taken)]
+                if kept:
+                    by_type[low][row] = kept
+                else:
+                    del by_type[low][row]
 
 
 def scan(columns: dict[str, pa.Array], types: tuple[str, ...]) -> Hits:
