@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import GateResult, Severity, Status, Subject, ToolInfo, utcnow
 from mlgate.gates.data.integrity import build_manifest
-from mlgate.gates.data.pii import _EXAMPLES, GATE, Found, _drop_overlaps, _findings, string_columns
+from mlgate.gates.data.pii import _EXAMPLES, GATE, Found, _drop_overlaps, _findings, scan_low, string_columns
 from mlgate.gates.data.pii_detectors import (
     EVIDENCE_SHARE,
     ColumnEvidence,
@@ -35,6 +35,7 @@ from mlgate.gates.data.pii_detectors import (
     evidence_stride,
     find_spans,
 )
+from mlgate.gates.data.pii_ner import add_entities, model_info
 from mlgate.gates.data.policies import PiiPolicy
 from mlgate.gates.data.sources import Source, dataset_files
 
@@ -113,7 +114,7 @@ def _scan_batch(columns: dict[str, pa.Array], config: PiiPolicy, elected: Electe
     for name, values in columns.items():
         by_type = {}
         for pii_type in config.types:
-            detector = detectors()[pii_type]
+            detector = detectors(config.phone_regions)[pii_type]
             found = find_spans(values, replace(detector, by_values=None), name)
             best = elected.get((name, pii_type))
             if best is not None and _judged_by_values(name):
@@ -122,35 +123,44 @@ def _scan_batch(columns: dict[str, pa.Array], config: PiiPolicy, elected: Electe
                     if member(value, best):
                         found[row] = _outermost([span, *found.get(row, [])])
             by_type[pii_type] = found
+        add_entities(by_type, values, config.ner, config.types)
         _drop_overlaps(by_type)
         hits[name] = {t: rows for t, rows in by_type.items() if rows}
     return hits
 
 
+def _count(found: Found, hits: dict, columns: dict[str, pa.Array], offset: int) -> None:
+    """Add one batch's ``hits`` to ``found``: counts, and the first rows' matched text as examples."""
+    for name, by_type in hits.items():
+        for pii_type, hit_rows in by_type.items():
+            cells, shown = found.setdefault(name, {}).get(pii_type, (0, []))
+            if len(shown) < _EXAMPLES:
+                first = sorted(hit_rows)[:_EXAMPLES - len(shown)]
+                texts = columns[name].take(pa.array(first)).to_pylist()
+                shown = shown + [(offset + row, text[slice(*hit_rows[row][0])])
+                                 for row, text in zip(first, texts, strict=True)]
+            found[name][pii_type] = (cells + len(hit_rows), shown)
+
+
 def scan_source(source: Source, config: PiiPolicy, strings: bool = False
-                ) -> tuple[int, int, list[str], list[str], Found]:
-    """(rows, batches, scanned columns, skipped columns, found) of the whole source."""
+                ) -> tuple[int, int, list[str], list[str], Found, Found]:
+    """(rows, batches, scanned columns, skipped columns, found, found at low confidence) of the whole source."""
     elected = elect(source, config, strings)
     rows = batches = 0
     scanned: dict[str, None] = {}
     skipped: dict[str, None] = {}
     found: Found = {}
+    low: Found = {}
     for batch in source.batches(None, strings):
         columns, unscanned = _columns(batch)
-        for name, by_type in _scan_batch(columns, config, elected).items():
-            for pii_type, hit_rows in by_type.items():
-                cells, shown = found.setdefault(name, {}).get(pii_type, (0, []))
-                if len(shown) < _EXAMPLES:
-                    first = sorted(hit_rows)[:_EXAMPLES - len(shown)]
-                    texts = columns[name].take(pa.array(first)).to_pylist()
-                    shown = shown + [(rows + row, text[slice(*hit_rows[row][0])])
-                                     for row, text in zip(first, texts, strict=True)]
-                found[name][pii_type] = (cells + len(hit_rows), shown)
+        hits = _scan_batch(columns, config, elected)
+        _count(found, hits, columns, rows)
+        _count(low, scan_low(columns, config.types, hits, config.phone_regions), columns, rows)
         scanned |= dict.fromkeys(columns)
         skipped |= dict.fromkeys(unscanned)
         rows += batch.num_rows
         batches += 1
-    return rows, batches, list(scanned), list(skipped), found
+    return rows, batches, list(scanned), list(skipped), found, low
 
 
 def check_pii_source(source: Source, config: PiiPolicy, policy_digest: str, algorithm: str = "sha256"
@@ -161,14 +171,16 @@ def check_pii_source(source: Source, config: PiiPolicy, policy_digest: str, algo
         raise GateInputError(f"{source.label}: action 'mask' writes a sanitized copy of files; on a streamed "
                              "dataset or a table use 'block' or 'report' (or scan the files without streaming)")
     strings = source.kind != "table"  # CSV keeps leading zeros; Parquet and tables keep their own types
-    rows, batches, scanned, skipped, found = scan_source(source, config, strings)
+    rows, batches, scanned, skipped, found, low = scan_source(source, config, strings)
     if rows == 0:
         raise GateInputError(f"{source.label}: holds no rows; an empty dataset proves nothing")
-    findings = list(_findings(found, config))
+    findings = [*_findings(found, config), *_findings(low, config, low=True)]
     violations = [f for f in findings if f.severity is not Severity.INFO]
     subject = Subject("dataset", source.label, build_manifest(source.uri, algorithm).digest)
     size = None if source.kind == "table" else sum(f.stat().st_size for f in dataset_files(source.path))
     cells = {t: {name: found[name][t][0] for name in found if t in found[name]} for t in config.types}
+    low_cells = {t: {name: low[name][t][0] for name in low if t in low[name]}
+                 for t in config.types if any(t in by_type for by_type in low.values())}
     return GateResult(
         gate=GATE,
         status=Status.BLOCKED if violations and config.action == "block" else Status.PASSED,
@@ -178,9 +190,12 @@ def check_pii_source(source: Source, config: PiiPolicy, policy_digest: str, algo
         started_at=started,
         finished_at=utcnow(),
         metrics={"rows": rows, "batches": batches, "bytes": size, "columns_scanned": scanned,
-                 "columns_skipped": skipped, "cells_by_type": cells, "violations": len(violations),
+                 "columns_skipped": skipped, "cells_by_type": cells, "low_confidence_cells_by_type": low_cells,
+                 "violations": len(violations),
                  "seconds": round(time.perf_counter() - clock, 4)},
         thresholds={"action": config.action, "types": list(config.types), "batch_rows": source.batch_rows,
-                    "allowed": {column: list(types) for column, types in config.allowed.items()}},
+                    "allowed": {column: list(types) for column, types in config.allowed.items()},
+                    "phone_regions": list(config.phone_regions), "low_confidence": config.low_confidence,
+                    "ner": model_info(config.ner) if config.ner else None},
         findings=tuple(findings),
     )
