@@ -186,22 +186,37 @@ def examples(hits: Hits, columns: dict[str, pa.Array]) -> Found:
     return found
 
 
+Shown = dict[str, dict[str, tuple[int, list[tuple[int, str, str]]]]]  # column -> type -> (cells, [(row, #, scheme)])
+
+
+def shown(found: Found, salt: bytes) -> Shown:
+    """``found`` as the findings show it: each example's row, a salted digest prefix and, for a national ID,
+    its scheme; what a Spark partition returns instead of the matched text."""
+    return {name: {pii_type: (cells, [(row, _salted_prefix(salt, text),
+                                       national_id_scheme(text.strip()) or "?" if pii_type == "national_id" else "")
+                                      for row, text in rows])
+                   for pii_type, (cells, rows) in by_type.items()}
+            for name, by_type in found.items()}
+
+
 def _findings(found: Found, config: PiiPolicy, label: str = "") -> Iterator[Finding]:
-    salt = secrets.token_bytes(16)
+    yield from shown_findings(shown(found, secrets.token_bytes(16)), config, label)
+
+
+def shown_findings(found: Shown, config: PiiPolicy, label: str = "") -> Iterator[Finding]:
     for name, by_type in found.items():
         for pii_type, (cells, shown_rows) in by_type.items():
-            shown = ", ".join(f"{row} (#{_salted_prefix(salt, text)})" for row, text in shown_rows)
+            examples = ", ".join(f"{row} (#{prefix})" for row, prefix, _ in shown_rows)
             allowed = config.allows(name, pii_type)
             schemes = ""
             if pii_type == "national_id":  # which scheme, never which value
-                schemes = " (" + ", ".join(sorted({national_id_scheme(text.strip()) or "?"
-                                                   for _, text in shown_rows})) + ")"
+                schemes = " (" + ", ".join(sorted({scheme for _, _, scheme in shown_rows})) + ")"
             yield Finding(
                 id=f"{GATE}.{pii_type}",
                 severity=Severity.INFO if allowed else _SEVERITY[pii_type],
                 message=f"{cells} cell(s) hold {pii_type}{schemes}"
                         + (" (allowed by policy)" if allowed else f", which column {name!r} may not hold")
-                        + f"; e.g. rows {shown}",
+                        + f"; e.g. rows {examples}",
                 location=label + name,
             )
 
