@@ -155,6 +155,9 @@ def _job(work: Work, plan: Layout, schema: pa.Schema) -> Callable[[Iterator[pa.R
             result = {"ok": work(positioned())}
         except GateInputError as exc:
             result = {"refused": str(exc)}
+        except Exception as exc:  # noqa: BLE001 - Spark logs a task's exception: its message may quote a cell
+            raise RuntimeError(f"{type(exc).__name__} in a partition (details withheld, they may quote the "
+                               "data)") from None
         yield pa.RecordBatch.from_pydict({"result": [json.dumps(result)]})
 
     return job
