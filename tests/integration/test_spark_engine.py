@@ -25,7 +25,7 @@ from mlgate.gates.data.pii import PiiPolicy
 from mlgate.gates.data.pii_spark import check_pii_spark
 from mlgate.gates.data.pii_stream import check_pii_source
 from mlgate.gates.data.sources import open_source
-from mlgate.gates.data.spark_source import spark_session
+from mlgate.gates.data.spark_source import _job, layout, spark_session
 from mlgate.gates.monitor.monitoring import check_drift_sketched
 from mlgate.gates.monitor.sketches import WindowSketch, _category_counts, rank_error, sketch_batches
 from mlgate.gates.monitor.sketches_spark import sketch_spark
@@ -179,6 +179,20 @@ def test_a_failed_job_fails_closed_and_logs_no_value(tmp_path):
     assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-2000:]
     assert "the Spark job failed" in run.stdout + run.stderr
     assert "zq7canary" not in run.stdout + run.stderr
+
+
+def test_a_partitions_exception_reaches_spark_as_its_type_only(pii_lake):
+    """What Spark would log of a partition that raised (a cast error quotes the cell): the type, no message.
+    Run as the partition function, in this process: the failed job above fails in Spark's reader first."""
+    plan = layout(open_source(pii_lake))
+
+    def work(batches):
+        raise ValueError(f"Failed to parse string: '{CANARY}'")
+
+    job = _job(work, plan, plan.schema)
+    with pytest.raises(RuntimeError, match="ValueError in a partition") as raised:
+        next(job(iter([])))
+    assert CANARY not in str(raised.value) and raised.value.__cause__ is None and raised.value.__suppress_context__
 
 
 def test_the_spark_engine_refuses_what_is_not_parquet(spark, tmp_path):
