@@ -20,6 +20,7 @@ import pytest
 
 from mlgate.core.errors import GateInputError
 from mlgate.core.policy import parse_policy
+from mlgate.exceptions import GatePolicyViolation
 from mlgate.gates.data import pii_spark
 from mlgate.gates.data.pii import PiiPolicy
 from mlgate.gates.data.pii_spark import check_pii_spark
@@ -29,9 +30,15 @@ from mlgate.gates.data.spark_source import _job, layout, spark_session
 from mlgate.gates.monitor.monitoring import check_drift_sketched
 from mlgate.gates.monitor.sketches import WindowSketch, _category_counts, rank_error, sketch_batches
 from mlgate.gates.monitor.sketches_spark import sketch_spark
+from mlgate.operators import DataPiiGateOperator
 from tests.conftest import ROOT
 from tests.fixtures.pii_table import pii_table
-from tests.helpers import default_policy
+from tests.helpers import context, default_policy, new_run, pipeline_run_of
+from tests.unit.operators.test_data_and_model_operators import (  # noqa: F401 - task_log is a fixture
+    CANARIES,
+    everything_mlflow_holds,
+    task_log,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -121,6 +128,31 @@ def test_the_cli_scan_keeps_the_canary_out_of_logs_and_evidence(pii_lake, tmp_pa
     assert json.loads(evidence)["metrics"]["engine"] == "spark"
     assert CANARY not in run.stdout + run.stderr + evidence
     assert "zq7canary" not in run.stdout + run.stderr + evidence
+
+
+def test_the_operator_scans_by_spark_and_leaks_no_value(spark, tmp_path, task_log):  # noqa: F811
+    """``engine="spark"`` on the operator (it joins the process's active session): the SSN/card/key canaries
+    are found, and reach no task log, XCom, MLflow param/tag/metric/artifact or exception."""
+    notes = [f"customer ssn {CANARIES['ssn']} on file", f"card {CANARIES['card']} expires soon",
+             f"deploy key {CANARIES['aws_key']} in config"]
+    data = lake(tmp_path / "lake", pa.table({"id": [1, 2, 3], "notes": notes}), 2, 2)
+    (tmp_path / "run").mkdir()
+    run = new_run(tmp_path / "run")
+    op = DataPiiGateOperator(task_id="data_pii", data_path=str(data), policy_path=str(run["policy"]),
+                             engine="spark")
+    ctx = context(run, "data_pii")
+    with pytest.raises(GatePolicyViolation) as caught:
+        op.execute(ctx)
+    pushed = ctx["ti"].pushed["data.pii"]
+    assert pushed["metrics"]["engine"] == "spark" and {"us_ssn", "credit_card", "secret"} <= set(
+        pushed["metrics"]["cells_by_type"])
+    assert "which column 'notes' may not hold" in task_log(), "no task log captured"
+    client, mlflow_run = pipeline_run_of(run)
+    surfaces = {"task log": task_log(), "exception": str(caught.value), "xcom": json.dumps(ctx["ti"].pushed),
+                "mlflow": everything_mlflow_holds(client, mlflow_run, tmp_path / "mlflow")}
+    for name, value in CANARIES.items():
+        for surface, text in surfaces.items():
+            assert value not in text, f"the {name} canary leaked into the {surface}"
 
 
 def drift_table(rows: int, seed: int, shift: float = 0.0, weights=(0.4, 0.3, 0.2, 0.1)) -> pa.Table:

@@ -47,7 +47,8 @@ def _java() -> None:
 
 @contextmanager
 def spark_session(master: str | None = None, session: Any = None) -> Iterator[Any]:
-    """``session`` as it is, or a new one on ``master`` (default ``local[2]``), stopped on exit."""
+    """``session`` as it is; else the session already active in this process (a task's own, left running), if
+    it runs on ``master``; else a new one on ``master`` (default ``local[2]``), stopped on exit."""
     if session is not None:
         yield session
         return
@@ -55,6 +56,13 @@ def spark_session(master: str | None = None, session: Any = None) -> Iterator[An
         from pyspark.sql import SparkSession
     except ImportError:
         raise ToolError("the Spark engine needs pyspark: pip install 'mlgate[spark]'") from None
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        if master and master != active.sparkContext.master:
+            raise ToolError(f"a Spark session on {active.sparkContext.master} is already active in this process; "
+                            f"one process cannot also run one on {master}")
+        yield active
+        return
     _java()
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # the workers run the gates' code: this interpreter's
     builder = SparkSession.builder.master(master or MASTER).appName("mlgate")
