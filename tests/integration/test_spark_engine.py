@@ -251,3 +251,16 @@ def test_no_pyspark_fails_closed(pii_lake):
                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     assert run.returncode == 2, run.stdout + run.stderr
     assert "pip install 'mlgate[spark]'" in run.stdout + run.stderr
+
+
+def test_the_drift_cli_sketches_a_dataset(drift_lakes, tmp_path):
+    """``--engine arrow`` (the path Spark must equal) from the CLI; a window bound is refused, not ignored."""
+    out = tmp_path / "drift.json"
+    run = run_cli("check", "monitor.drift", str(drift_lakes["shifted"]), "--reference",
+                  str(drift_lakes["reference"]), "--engine", "arrow", "--json", str(out))
+    result = json.loads(out.read_text())
+    assert result["metrics"]["drifted_columns"] == ["age"] and result["metrics"]["reference"] == "sketch"
+    assert run.returncode == {"passed": 0, "blocked": 1}[result["status"]], run.stderr
+    refused = run_cli("check", "monitor.drift", str(drift_lakes["shifted"]), "--reference",
+                      str(drift_lakes["reference"]), "--engine", "spark", "--since", "2026-01-01T00:00:00Z")
+    assert refused.returncode == 2 and "--since/--until" in refused.stdout + refused.stderr
