@@ -171,13 +171,23 @@ def presidio_worker(cells_path: str, out_path: str, spacy_model: str | None = No
     engine = AnalyzerEngine(nlp_engine=nlp, supported_languages=["en"])
     cells = json.loads(Path(cells_path).read_text())
     mapping, entities = PRESIDIO_ENTITIES, list(PRESIDIO_ENTITIES)
+    regions: list[list[str]] = [[]] * len(cells)
     if isinstance(cells, dict):
+        regions = cells.get("phone_regions") or [[]] * len(cells["all"])
         cells, mapping, entities = cells["all"], PRESIDIO_ALL, None
+    engines = {(): engine}
+    for wanted in {tuple(r) for r in regions if r}:  # a test's own PhoneRecognizer(supported_regions=...)
+        from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+        engines[wanted] = AnalyzerEngine(nlp_engine=nlp, supported_languages=["en"])
+        engines[wanted].registry.remove_recognizer("PhoneRecognizer")
+        engines[wanted].registry.add_recognizer(PhoneRecognizer(supported_regions=list(wanted)))
     engine.analyze(cells[0], language="en", entities=entities)  # warm up
     clock, cpu = time.perf_counter(), time.process_time()
-    found = [sorted({mapping[r.entity_type] for r in engine.analyze(text, language="en", entities=entities)
+    found = [sorted({mapping[r.entity_type] for r in engines[tuple(wanted)].analyze(text, language="en",
+                                                                                  entities=entities)
                      if r.entity_type in mapping})
-             for text in cells]
+             for text, wanted in zip(cells, regions, strict=True)]
     seconds, cpu = time.perf_counter() - clock, time.process_time() - cpu
     from importlib.metadata import version
     Path(out_path).write_text(json.dumps({"found": found, "seconds": seconds, "cpu_seconds": cpu,
@@ -253,6 +263,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved mlgate/Presidio timing rounds")
     parser.add_argument("--presidio-worker", nargs=2, metavar=("CELLS", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--spacy-model", default=None, help="Presidio's NLP engine: this spaCy model (else no_op)")
+    parser.add_argument("--ner-model", default=None, help="mlgate's ner option in the free-text names table: a "
+                        "spaCy package name or the path of a pipeline (e.g. the data folder of --spacy-model)")
     parser.add_argument("--presidio-repo", type=Path, help="snapshot of microsoft/presidio (its tests are read)")
     parser.add_argument("--gitleaks-repo", type=Path, help="snapshot of gitleaks/gitleaks")
     parser.add_argument("--detect-secrets-repo", type=Path, help="snapshot of Yelp/detect-secrets")
@@ -262,6 +274,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     peer_suites(args)
     entity_scores(300 if args.quick else 1000, args.reference_python, args.spacy_model)
+    free_text_name_scores(300 if args.quick else 1000, args.reference_python, args.spacy_model, args.ner_model)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     cells = args.cells or (5_000 if args.quick else 100_000)
     presidio_cells = min(cells, args.presidio_cells or (300 if args.quick else 10_000))
@@ -396,25 +409,86 @@ def entity_scores(rows: int, reference_python: str, spacy_model: str | None = No
         print(row)
 
 
-# ---------------------------------------------------------------- peers' own test cases
+_NAME_SENTENCES = ("{s} Please call {n} back.", "{n} asked about the refund. {s}", "Forwarded to {n} on Monday.",
+                   "{s} Signed, {n}", "Customer {n} wrote: {s}", "Meeting with {n} moved. {s}")
+_DECOY_SENTENCES = ("{s} Shipped from {c}.", "{o} confirmed the order. {s}", "{s} Ask the {c} office.",
+                    "Invoice sent to {o}. {s}", "{s}", "Delivery to {c} is late. {s}")
 
-def mlgate_types(texts: list[str], alone: bool = True) -> list[set[str]]:
-    """Types mlgate finds in each text. ``alone``: each text is a one-row column of its own, as Presidio
-    analyses each text alone (a column of many peers' cases would give the column vote of
-    ``ColumnEvidence`` a mix of every suite's values); else all texts are the rows of one column."""
+
+def free_text_names(rows: int, seed: int = 17) -> tuple[list[str], list[set[str]]]:
+    """Notes in four locales: half name a person inside a sentence, half hold only capitalised decoys (a city,
+    a company) — the case ADR 0018 leaves to a named-entity model."""
+    from faker import Faker
+
+    rng = random.Random(seed)
+    Faker.seed(seed)
+    fakes = [Faker(locale) for locale in LOCALES]
+    texts, labels = [], []
+    for i in range(rows):
+        fake = rng.choice(fakes)
+        if i % 2 == 0:
+            texts.append(rng.choice(_NAME_SENTENCES).format(s=fake.sentence(), n=fake.name()))
+            labels.append({"person_name"})
+        else:
+            texts.append(rng.choice(_DECOY_SENTENCES).format(s=fake.sentence(), c=fake.city(), o=fake.company()))
+            labels.append(set())
+    return texts, labels
+
+
+def free_text_name_scores(rows: int, reference_python: str, spacy_model: str | None, ner_model: str | None) -> None:
+    """person_name F1 on free text: mlgate without and with its NER option (``ner_model``: a spaCy package
+    name or path), beside Presidio with its spaCy engine."""
     import pyarrow as pa
 
     from mlgate.gates.data.pii import scan
+    from mlgate.gates.data.policies import NerPolicy
+
+    texts, labels = free_text_names(rows)
+    column = {"note": pa.array(texts, pa.large_string())}
+    print(f"\nnames in free text: {rows} notes, locales {', '.join(LOCALES)}, half name a person")
+    print(f"{'tool':<52} {'P':>6} {'R':>6} {'F1':>6}")
+    runs = [("mlgate, no ner (names only in name columns)", None)]
+    if ner_model:
+        runs.append((f"mlgate, ner: {Path(ner_model).name}", NerPolicy(spacy_model=ner_model)))
+    for title, ner in runs:
+        hits = scan(column, ("person_name",), (), ner).get("note", {}).get("person_name", {})
+        p, r, f = scores(labels, [{"person_name"} if i in hits else set() for i in range(rows)], "person_name")
+        print(f"{title:<52} {p:>6.3f} {r:>6.3f} {f:>6.3f}")
+    reference = run_presidio(reference_python, {"all": texts}, spacy_model)
+    if isinstance(reference, dict):
+        p, r, f = scores(labels, [set(x) for x in reference["found"]], "person_name")
+        print(f"{'presidio, ' + (spacy_model or 'no_op: no PERSON'):<52} {p:>6.3f} {r:>6.3f} {f:>6.3f}")
+    else:
+        print(f"presidio skipped: {reference}")
+
+
+# ---------------------------------------------------------------- peers' own test cases
+
+def mlgate_types(texts: list[str], alone: bool = True, settings: list[dict] | None = None) -> list[set[str]]:
+    """Types mlgate finds in each text; a type found at low confidence only (ADR 0052) as ``<type>:low``.
+    ``alone``: each text is a one-row column of its own, as Presidio analyses each text alone (a column of
+    many peers' cases would give the column vote of ``ColumnEvidence`` a mix of every suite's values), scanned
+    with its ``settings`` (``phone_regions``); else all texts are the rows of one column, default settings."""
+    import pyarrow as pa
+
+    from mlgate.gates.data.pii import scan, scan_low
     from mlgate.gates.data.pii_detectors import PII_TYPES
 
+    def found_in(columns: dict, regions: tuple[str, ...] = ()) -> list[set[str]]:
+        hits = scan(columns, PII_TYPES, regions)
+        low = scan_low(columns, PII_TYPES, hits, regions)
+        found = [set() for _ in range(len(columns["text"]))]
+        for suffix, layer in (("", hits), (":low", low)):
+            for pii_type, rows in layer.get("text", {}).items():
+                for row in rows:
+                    found[row].add(pii_type + suffix)
+        return found
+
     if alone:
-        return [set(scan({"text": pa.array([text], pa.large_string())}, PII_TYPES)["text"]) for text in texts]
-    hits = scan({"text": pa.array(texts, pa.large_string())}, PII_TYPES)["text"]
-    found = [set() for _ in texts]
-    for pii_type, rows in hits.items():
-        for row in rows:
-            found[row].add(pii_type)
-    return found
+        settings = settings or [{}] * len(texts)
+        return [found_in({"text": pa.array([text], pa.large_string())}, tuple(setting.get("phone_regions", ())))[0]
+                for text, setting in zip(texts, settings, strict=True)]
+    return found_in({"text": pa.array(texts, pa.large_string())})
 
 
 # A positive fixture whose secret is a run of one character or says EXAMPLE: the issue counts these as
@@ -423,32 +497,45 @@ _FIXTURE_PLACEHOLDER = re.compile(r"(.)\1{5,}|EXAMPLE|example")
 
 
 def _suite_table(title: str, cases, found: list[set[str]], reference: list[set[str]] | None,
-                 group) -> None:
+                 group, tiers: bool = False) -> None:
+    """Per group: positives and mlgate's finds, negatives and its false alarms (beside Presidio's). ``tiers``:
+    also the positives Presidio itself expects at low confidence only (``weak``), and mlgate's counts with its
+    low-confidence findings included (ADR 0052); the strict columns count its default findings alone."""
     positives_anywhere = {c.text for c in cases if c.positive}
-    rows: dict[str, list[int]] = {}  # key -> [pos, found, neg, false alarms, ref found, ref false alarms]
+    rows: dict[str, list[int]] = {}  # key -> [pos, found, neg, FA, ref found, ref FA, weak, found+low, FA+low]
     for i, case in enumerate(cases):
         if not case.positive and case.text in positives_anywhere:
             continue  # a negative for one plugin that another test of the same suite calls a positive
         key = group(case)
-        row = rows.setdefault(key, [0, 0, 0, 0, 0, 0])
+        row = rows.setdefault(key, [0] * 9)
         hit = case.type in found[i]
+        any_tier = hit or f"{case.type}:low" in found[i]
         ref = reference is not None and case.type in reference[i]
         if case.positive:
             row[0] += 1
             row[1] += hit
             row[4] += ref
+            row[6] += case.weak
+            row[7] += any_tier
         else:
             row[2] += 1
             row[3] += hit
             row[5] += ref
+            row[8] += any_tier
     print(f"\n{title}")
     print(f"{'':<34} {'positives':>9} {'mlgate found':>14} {'negatives':>9} {'false alarms':>13}"
-          + (f" {'presidio found':>15} {'false alarms':>13}" if reference is not None else ""))
-    for key, (pos, hit, neg, fa, rhit, rfa) in sorted(rows.items()):
-        line = (f"{key:<34} {pos:>9} {hit:>6} ({hit / pos if pos else 1:>5.1%}) {neg:>9} "
-                f"{fa:>5} ({fa / neg if neg else 0:>5.1%})")
+          + (f" {'presidio found':>15} {'false alarms':>13}" if reference is not None else "")
+          + (f" {'of which weak':>13} {'found, any tier':>16} {'FA, any tier':>13}" if tiers else ""))
+
+    def share(n: int, of: int, empty: int) -> str:
+        return f"({n / of if of else empty:>5.1%})"
+
+    for key, (pos, hit, neg, fa, rhit, rfa, weak, hit_any, fa_any) in sorted(rows.items()):
+        line = f"{key:<34} {pos:>9} {hit:>6} {share(hit, pos, 1)} {neg:>9} {fa:>5} {share(fa, neg, 0)}"
         if reference is not None:
-            line += f" {rhit:>7} ({rhit / pos if pos else 1:>5.1%}) {rfa:>5} ({rfa / neg if neg else 0:>5.1%})"
+            line += f" {rhit:>7} {share(rhit, pos, 1)} {rfa:>5} {share(rfa, neg, 0)}"
+        if tiers:
+            line += f" {weak:>13} {hit_any:>8} {share(hit_any, pos, 1)} {fa_any:>5} {share(fa_any, neg, 0)}"
         print(line)
 
 
@@ -459,11 +546,16 @@ def peer_suites(args: argparse.Namespace) -> bool:
     ran = False
     if args.presidio_repo:
         cases, skipped = pii_peers.presidio_cases(args.presidio_repo)
-        reference = run_presidio(args.reference_python, {"all": [c.text for c in cases]})
+        reference = run_presidio(args.reference_python, {"all": [c.text for c in cases], "phone_regions": [
+            list(dict(c.policy).get("phone_regions", ())) for c in cases]})
         theirs = [set(f) for f in reference["found"]] if isinstance(reference, dict) else None
-        _suite_table(f"Presidio's recognizer test cases ({len(cases)} rebuilt, {skipped} not rebuildable)"
+        _suite_table(f"Presidio's recognizer test cases ({len(cases)} rebuilt, {skipped} not rebuildable; mlgate "
+                     "with each test's recognizer settings as policy: the Turkish cases with phone_regions [TR]; "
+                     "Presidio with its default recognizers, and the Turkish cases' PhoneRecognizer(supported_"
+                     "regions=['TR']) as their test builds it)"
                      + ("" if theirs else f"; Presidio skipped: {reference}"),
-                     cases, mlgate_types([c.text for c in cases]), theirs, lambda c: c.type)
+                     cases, mlgate_types([c.text for c in cases], settings=[dict(c.policy) for c in cases]), theirs,
+                     lambda c: c.type, tiers=True)
         ran = True
     for repo, loader, name in ((args.detect_secrets_repo, "detect_secrets_cases", "detect-secrets plugin tests"),
                                (args.gitleaks_repo, "gitleaks_cases", "gitleaks rule tests (tps/fps)")):

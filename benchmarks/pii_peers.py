@@ -6,7 +6,10 @@ f-strings, ``textwrap.dedent`` — are kept. A case whose text needs their code 
 skipped, never guessed.
 
 - Presidio: ``presidio-analyzer/tests/test_*_recognizer.py`` parametrized ``text``/``iban`` and
-  ``expected_len``: a positive when ``expected_len > 0``.
+  ``expected_len``: a positive when ``expected_len > 0``; *weak* when Presidio's own assertion expects a low
+  score (every expected score at most ``WEAK_SCORE``, some below it: "the pattern matched, its check failed").
+  The recognizer's configuration is read from the test file's ``recognizer`` fixture (``supported_regions``)
+  and becomes mlgate's equivalent policy setting (``phone_regions``) for the tests that use that fixture.
 - detect-secrets: ``tests/plugins/*_test.py`` parametrized lines with a ``should_flag``-like bool or an
   expected secret (``None``: negative), and keyword_test's ``*_TEST_CASES`` tables.
 - gitleaks: ``cmd/generate/config/rules/*.go`` ``tps`` (positives) and ``fps`` (negatives) built from
@@ -29,6 +32,8 @@ class Case:
     type: str       # mlgate type it tests
     text: str
     positive: bool
+    weak: bool = False  # Presidio expects this positive at low confidence only
+    policy: tuple[tuple[str, tuple[str, ...]], ...] = ()  # mlgate policy settings equal to the test's recognizer
 
 
 class Unevaluable(Exception):
@@ -128,20 +133,56 @@ PRESIDIO_FILES = {"credit_card": "credit_card", "phone": "phone", "tr_phone_numb
                   "pl_pesel": "national_id", "de_tax_id": "national_id", "se_personnummer": "national_id"}
 
 
+WEAK_SCORE = 0.4  # Presidio's low-confidence band: 0.0-0.4 for a bare SSN, 0.1 or 0.01 for a PAN failing its rule
+
+
+def _expected_scores(case: dict) -> list[float]:
+    """Every score bound Presidio's assertion names for this case (ranges, a score, or none: its max score)."""
+    ranges = case.get("expected_score_ranges")
+    if isinstance(ranges, (list, tuple)):
+        return [float(b) for r in ranges if isinstance(r, (list, tuple)) for b in r]
+    score = case.get("expected_score", case.get("score"))
+    return [float(score)] if isinstance(score, (int, float)) else []
+
+
+def _weak(case: dict) -> bool:
+    scores = _expected_scores(case)
+    return bool(scores) and max(scores) <= WEAK_SCORE and min(scores) < WEAK_SCORE
+
+
+def _fixture_regions(tree: ast.Module) -> tuple[str, ...]:
+    """``supported_regions=[...]`` (a literal list) of the module's ``recognizer`` fixture, else ()."""
+    for func in tree.body:
+        if isinstance(func, ast.FunctionDef) and func.name == "recognizer":
+            for node in ast.walk(func):
+                if isinstance(node, ast.keyword) and node.arg == "supported_regions":
+                    try:
+                        return tuple(evaluate(node.value, {}))
+                    except Unevaluable:
+                        return ()
+    return ()
+
+
 def presidio_cases(repo: Path) -> tuple[list[Case], int]:
     cases, skipped = [], 0
     for stem, pii_type in PRESIDIO_FILES.items():
         path = repo / "presidio-analyzer" / "tests" / f"test_{stem}_recognizer.py"
         if not path.exists():
             continue
-        for _test, case in parametrized(path):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        regions = _fixture_regions(tree)
+        uses_fixture = {f.name for f in tree.body if isinstance(f, ast.FunctionDef)
+                        and any(a.arg == "recognizer" for a in f.args.args)}
+        for test, case in parametrized(path):
             if case is None:
                 skipped += 1
                 continue
             text = case.get("text", case.get("iban"))
             if not isinstance(text, str) or not isinstance(case.get("expected_len"), int):
                 continue
-            cases.append(Case(f"presidio:{stem}", pii_type, text, case["expected_len"] > 0))
+            policy = (("phone_regions", regions),) if regions and test in uses_fixture else ()
+            positive = case["expected_len"] > 0
+            cases.append(Case(f"presidio:{stem}", pii_type, text, positive, positive and _weak(case), policy))
     return cases, skipped
 
 

@@ -75,6 +75,7 @@ def pii_lake(tmp_path_factory):
 def comparable(result) -> dict:
     """Everything but the salted example prefixes (new per scan) and the engine's own counters."""
     return {"status": result.status, "rows": result.metrics["rows"], "cells": result.metrics["cells_by_type"],
+            "low": result.metrics["low_confidence_cells_by_type"],
             "scanned": result.metrics["columns_scanned"], "skipped": result.metrics["columns_skipped"],
             "findings": [(f.id, f.severity.value, f.location, re.sub(r"#[0-9a-f]{8}", "#", f.message))
                          for f in result.findings], "subject": result.subject.digest}

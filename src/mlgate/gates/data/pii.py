@@ -25,8 +25,9 @@ import pyarrow.compute as pc
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
 from mlgate.gates.data.integrity import build_manifest
-from mlgate.gates.data.pii_detectors import Span, detectors, find_spans
-from mlgate.gates.data.policies import PiiPolicy
+from mlgate.gates.data.pii_detectors import Detector, Span, detectors, find_spans
+from mlgate.gates.data.pii_ner import add_entities, model_info
+from mlgate.gates.data.policies import NerPolicy, PiiPolicy
 from mlgate.gates.data.validators import national_id_scheme
 
 GATE = "data.pii"
@@ -160,13 +161,34 @@ def _drop_overlaps(by_type: dict[str, dict[int, list[Span]]]) -> None:
                     del by_type[low][row]
 
 
-def scan(columns: dict[str, pa.Array], types: tuple[str, ...]) -> Hits:
+def scan(columns: dict[str, pa.Array], types: tuple[str, ...], phone_regions: tuple[str, ...] = (),
+         ner: NerPolicy | None = None) -> Hits:
     hits: Hits = {}
     for name, values in columns.items():
-        by_type = {t: find_spans(values, detectors()[t], name) for t in types}
+        by_type = {t: find_spans(values, detectors(phone_regions)[t], name) for t in types}
+        add_entities(by_type, values, ner, types)
         _drop_overlaps(by_type)
         hits[name] = {t: rows for t, rows in by_type.items() if rows}
     return hits
+
+
+def scan_low(columns: dict[str, pa.Array], types: tuple[str, ...], hits: Hits,
+             phone_regions: tuple[str, ...] = ()) -> Hits:
+    """Low-confidence spans (ADR 0052): a type's own format whose check fails, where no finding of ``hits``
+    (any type) already covers it."""
+    low: Hits = {}
+    for name, values in columns.items():
+        for pii_type in types:
+            weak = detectors(phone_regions)[pii_type].weak
+            if not weak:
+                continue
+            taken = hits.get(name, {}).values()
+            for row, spans in find_spans(values, Detector(pii_type, weak), name).items():
+                strong = [t for rows in taken for t in rows.get(row, ())]
+                kept = [s for s in spans if not any(s[0] < t[1] and t[0] < s[1] for t in strong)]
+                if kept:
+                    low.setdefault(name, {}).setdefault(pii_type, {})[row] = kept
+    return low
 
 
 def _salted_prefix(salt: bytes, value: str) -> str:
@@ -189,33 +211,38 @@ def examples(hits: Hits, columns: dict[str, pa.Array]) -> Found:
 Shown = dict[str, dict[str, tuple[int, list[tuple[int, str, str]]]]]  # column -> type -> (cells, [(row, #, scheme)])
 
 
-def shown(found: Found, salt: bytes) -> Shown:
-    """``found`` as the findings show it: each example's row, a salted digest prefix and, for a national ID,
-    its scheme; what a Spark partition returns instead of the matched text."""
+def shown(found: Found, salt: bytes, low: bool = False) -> Shown:
+    """``found`` as the findings show it: each example's row, a salted digest prefix and, for a national ID
+    (not of low confidence), its scheme; what a Spark partition returns instead of the matched text."""
     return {name: {pii_type: (cells, [(row, _salted_prefix(salt, text),
-                                       national_id_scheme(text.strip()) or "?" if pii_type == "national_id" else "")
+                                       national_id_scheme(text.strip()) or "?"
+                                       if pii_type == "national_id" and not low else "")
                                       for row, text in rows])
                    for pii_type, (cells, rows) in by_type.items()}
             for name, by_type in found.items()}
 
 
-def _findings(found: Found, config: PiiPolicy, label: str = "") -> Iterator[Finding]:
-    yield from shown_findings(shown(found, secrets.token_bytes(16)), config, label)
+def _findings(found: Found, config: PiiPolicy, label: str = "", low: bool = False) -> Iterator[Finding]:
+    yield from shown_findings(shown(found, secrets.token_bytes(16), low), config, label, low)
 
 
-def shown_findings(found: Shown, config: PiiPolicy, label: str = "") -> Iterator[Finding]:
+def shown_findings(found: Shown, config: PiiPolicy, label: str = "", low: bool = False) -> Iterator[Finding]:
+    """``low``: findings of low confidence (ADR 0052), INFO unless the policy's ``low_confidence`` is block."""
     for name, by_type in found.items():
         for pii_type, (cells, shown_rows) in by_type.items():
             examples = ", ".join(f"{row} (#{prefix})" for row, prefix, _ in shown_rows)
-            allowed = config.allows(name, pii_type)
+            allowed = config.allows(name, pii_type) or (low and config.low_confidence == "report")
             schemes = ""
-            if pii_type == "national_id":  # which scheme, never which value
+            if pii_type == "national_id" and not low:  # which scheme, never which value
                 schemes = " (" + ", ".join(sorted({scheme for _, _, scheme in shown_rows})) + ")"
+            what = f"text in {pii_type}'s format whose check fails (low confidence)" if low else pii_type
             yield Finding(
-                id=f"{GATE}.{pii_type}",
+                id=f"{GATE}.{pii_type}" + (".low" if low else ""),
                 severity=Severity.INFO if allowed else _SEVERITY[pii_type],
-                message=f"{cells} cell(s) hold {pii_type}{schemes}"
-                        + (" (allowed by policy)" if allowed else f", which column {name!r} may not hold")
+                message=f"{cells} cell(s) hold {what}{schemes}"
+                        + (" (allowed by policy)" if config.allows(name, pii_type) else
+                           " (reported, not blocking: low_confidence is report)" if allowed else
+                           f", which column {name!r} may not hold")
                         + f"; e.g. rows {examples}",
                 location=label + name,
             )
@@ -232,15 +259,19 @@ def _masker(config: PiiPolicy):
         f"<{pii_type}:{hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:16]}>")
 
 
-def mask_table(table: pa.Table, columns: dict[str, pa.Array], hits: Hits, config: PiiPolicy) -> pa.Table:
-    """``table`` with every span the policy does not allow replaced by a token (same value → same token)."""
+def mask_table(table: pa.Table, columns: dict[str, pa.Array], hits: Hits, config: PiiPolicy,
+               low: Hits | None = None) -> pa.Table:
+    """``table`` with every span the policy does not allow replaced by a token (same value → same token);
+    ``low`` spans too when the policy's ``low_confidence`` is block (they never overlap ``hits``)."""
     token = _masker(config)
-    for name, by_type in hits.items():
+    layers = [hits, low] if low and config.low_confidence == "block" else [hits]
+    for name in {name: None for layer in layers for name in layer}:
         edits: dict[int, list[tuple[Span, str]]] = {}
-        for pii_type, rows in by_type.items():
-            if not config.allows(name, pii_type):
-                for row, spans in rows.items():
-                    edits.setdefault(row, []).extend((span, pii_type) for span in spans)
+        for layer in layers:
+            for pii_type, rows in layer.get(name, {}).items():
+                if not config.allows(name, pii_type):
+                    for row, spans in rows.items():
+                        edits.setdefault(row, []).extend((span, pii_type) for span in spans)
         if not edits:
             continue
         values = columns[name].to_pylist()
@@ -286,6 +317,7 @@ def check_pii(path: Path, config: PiiPolicy, policy_digest: str, out_dir: Path |
     findings: list[Finding] = []
     rows, scanned, skipped = 0, {}, {}
     cells: dict[str, dict[str, int]] = {t: {} for t in config.types}
+    low_cells: dict[str, dict[str, int]] = {}
     for file in files:
         label = "" if file == path else f"{file.relative_to(path)}:"
         table = read_table(file, encoding)
@@ -293,25 +325,30 @@ def check_pii(path: Path, config: PiiPolicy, policy_digest: str, out_dir: Path |
             columns, unscanned = string_columns(table)
         except GateInputError as exc:
             raise GateInputError(f"{file}: {exc}") from None
-        hits = scan(columns, config.types)
+        hits = scan(columns, config.types, config.phone_regions, config.ner)
+        low = scan_low(columns, config.types, hits, config.phone_regions)
         findings += _findings(examples(hits, columns), config, label)
+        findings += _findings(examples(low, columns), config, label, low=True)
         rows += table.num_rows
         scanned |= dict.fromkeys(columns)
         skipped |= dict.fromkeys(unscanned)
         for name, by_type in hits.items():
             for pii_type, hit_rows in by_type.items():
                 cells[pii_type][label + name] = len(hit_rows)
+        for name, by_type in low.items():
+            for pii_type, hit_rows in by_type.items():
+                low_cells.setdefault(pii_type, {})[label + name] = len(hit_rows)
         if masked_root is not None:
             target = masked_root if file == path else masked_root / file.relative_to(path)
             target.parent.mkdir(parents=True, exist_ok=True)
-            write_table(mask_table(table, columns, hits, config), target, data_format(file))
+            write_table(mask_table(table, columns, hits, config, low), target, data_format(file))
     if rows == 0:
         raise GateInputError(f"{path}: holds no rows (a header alone?); an empty dataset proves nothing")
     violations = [f for f in findings if f.severity is not Severity.INFO]
     metrics = {
         "rows": rows, "files": len(files), "bytes": sum(f.stat().st_size for f in files),
         "columns_scanned": list(scanned), "columns_skipped": list(skipped),
-        "cells_by_type": cells, "violations": len(violations),
+        "cells_by_type": cells, "low_confidence_cells_by_type": low_cells, "violations": len(violations),
     }
     if masked_root is not None:
         metrics["masked_digest"] = build_manifest(masked_root, algorithm).digest
@@ -326,7 +363,9 @@ def check_pii(path: Path, config: PiiPolicy, policy_digest: str, out_dir: Path |
         finished_at=utcnow(),
         metrics=metrics,
         thresholds={"action": config.action, "types": list(config.types), "encoding": encoding,
-                    "allowed": {column: list(types) for column, types in config.allowed.items()}},
+                    "allowed": {column: list(types) for column, types in config.allowed.items()},
+                    "phone_regions": list(config.phone_regions), "low_confidence": config.low_confidence,
+                    "ner": model_info(config.ner) if config.ner else None},
         findings=tuple(findings),
         artifacts=(str(masked_root),) if masked_root is not None else (),
     )

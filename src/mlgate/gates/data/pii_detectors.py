@@ -18,8 +18,8 @@ import re
 import string
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, replace
+from functools import cache, partial
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -29,6 +29,7 @@ from mlgate.gates.data.policies import PII_TYPES
 from mlgate.gates.data.secrets import high_entropy, valid_jwt, valid_token
 from mlgate.gates.data.validators import (
     NATIONAL_IDS,
+    NATIONAL_REGIONS,
     UNCHECKED,
     card_issuer,
     luhn_ok,
@@ -187,6 +188,8 @@ class Detector:
     # One Arrow pass with the union of every prefilter first; off where the union is too big for RE2's DFA
     # (the secret rules), which then runs slower than one pass per pattern.
     union_prefilter: bool = True
+    # The type's own formats whose check failed: findings of low confidence (ADR 0052), never merged with these.
+    weak: tuple[Pattern, ...] = ()
 
     def named(self, column: str) -> bool:
         return self.column_hint is not None and self.column_hint.search(column) is not None
@@ -305,6 +308,29 @@ def near_id_context(text: str, start: int, end: int) -> bool:
         text, max(0, start - _CONTEXT_BEFORE), min(len(text), end + _CONTEXT_AFTER)) is not None
 
 
+# Values in a scheme's own format: letters in the scheme's places (a PAN, a codice fiscale), its punctuation
+# (a CPF's dots and dash), or the digits a word that names the scheme stands next to. Failing the scheme's
+# check, such a value is still reported at low confidence (ADR 0052). Not one: a bare digit run, 8 digits and a
+# letter, 6 digits, a sign and 4 characters (a HETU's shape) — as often an order number or a dated code.
+_NATIONAL_OWN_FORMATS = (
+    _p(r"\b[A-Z]{5}\d{4}[A-Z]\b", r"\b[A-Z]{5}\d{4}[A-Z]\b", _scheme("in.pan")),
+    _p(r"\b\d{3}\.\d{3}\.\d{3}-\d{2}\b|\b\d{2}\.\d{3}\.\d{3}/\d{4}-\d{2}\b",
+       r"\b(?:\d{3}\.\d{3}\.\d{3}-\d{2}|\d{2}\.\d{3}\.\d{3}/\d{4}-\d{2})\b", _scheme("br.cpf", "br.cnpj"),
+       bounded=True),
+    _p(r"\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b", r"\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b",
+       _scheme("it.codicefiscale")),
+    # the prefilter is the context words (rarer than digit runs); the value's shape is checked in Python
+    # the value may be glued to the word before it (``id code is030594W903B``): the context word
+    # already says what it is
+    _p(_ID_CONTEXT.pattern, r"(?<!\d)(?:\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]|(?:\d[ :-]?){8,11}\d)(?![\w])",
+       lambda v: national_id_scheme(v) is not None, bounded=True, boundary=near_id_context),
+)
+
+
+def _fails(check: Callable[[str], bool]) -> Callable[[str], bool]:
+    return lambda value: not check(value)
+
+
 _NATIONAL_BARE = _p(r"^\s*[0-9A-Za-z][0-9A-Za-z ./+-]{7,22}\s*$", r"^\s*[0-9A-Za-z][0-9A-Za-z ./+-]{7,22}\s*$",
                     lambda v: national_id_scheme(v.strip()) is not None)
 
@@ -326,32 +352,42 @@ _PHONE_CONTEXT = (r"(?i)\b(?:phone|tel|telephone|mobile|cell|fax|gsm|telefon|té
 _SSN_CONTEXT = r"(?i)\b(?:ssn|social security(?: number| no\.?)?)\b"
 
 
+def _phone_detector(regions: tuple[str, ...] = ()) -> Detector:
+    """Phone numbers; a number without its country code is read as one of ``regions`` (the policy's
+    ``phone_regions``), else of ``NATIONAL_REGIONS``. Regions the user names also admit a bare digit run that
+    is a valid number there: a short list of the data's own regions makes validity selective (Turkey's plan
+    takes 15 % of random 10-digit runs; some one of 28 regions nearly all)."""
+    possible = partial(valid_phone, regions=regions or NATIONAL_REGIONS)
+    valid = partial(valid_bare_phone, regions=regions or NATIONAL_REGIONS)
+    bare = (_p(r"\b\d{8,12}\b", r"\b\d{8,12}\b", valid, bounded=True, boundary=phone_bounded),) if regions else ()
+    return Detector("phone", (
+        _p(r"(?:^|[^\w.+-])(?:\+|00)[1-9]", _PHONE_INTL, possible, bounded=True, boundary=phone_bounded),
+        _p(r"\d{3}(?:\)[ .-]?|[ .-])\d{3}[ .-]\d{4}", _PHONE_NANP, possible, bounded=True, boundary=phone_bounded),
+        _p(r"\(0\d{2,5}\)|\b0[ -]?\(\d{3}\)|\b0[ -]\d{3}[ -]\d{3}|\b0\d{1,5}[ /-]\d{4}|\b0\d{2,4} \d{3,4} \d\d"
+           r"|\b0\d(?:[ .]\d\d){3}|\b0[1-9]\d{8}",
+           _PHONE_NATIONAL, possible, bounded=True, boundary=phone_bounded),
+        # without a trunk prefix or country code: the number must be valid (an assigned range)
+        _p(r"\b\d{3}[ .-]\d{3}[ .-]\d{2}[ .-]\d{2}\b", r"\b\d{3}([ .-])\d{3}\1\d{2}\1\d{2}\b", valid,
+           bounded=True, boundary=phone_bounded),
+        _p(r"\b\d{1,3}-\d{3}-\d{3}-\d{4}\b", r"\b\d{1,3}-\d{3}-\d{3}-\d{4}\b", valid_international_phone,
+           bounded=True, boundary=phone_bounded),
+        _p(r"\b1[3-9]\d{9}\b", r"\b1[3-9]\d{9}\b", valid, bounded=True),
+        # a bare digit run right after a word that names a phone (as Presidio's context words raise
+        # a weak match); it must still be a valid number of one of the regions tried
+        _p(_PHONE_CONTEXT, _PHONE_CONTEXT + r"[^\d\n]{0,15}?(?P<v>\d{9,12})\b", valid, bounded=True, flags=re.I),
+        *bare,
+    ), column_hint=re.compile(r"(?i)phone|mobile|\btel|fax|cell"), hinted=(
+        _p(r"^\+?\d{10,15}$", r"^\+?\d{10,15}$", possible),
+    ))
+
+
 def _detectors() -> dict[str, Detector]:
     return {
         "email": Detector("email", (
             _p(r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+\.[A-Za-z]",
                r"\b[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}\b"),
         )),
-        "phone": Detector("phone", (
-            _p(r"(?:^|[^\w.+-])(?:\+|00)[1-9]", _PHONE_INTL, valid_phone, bounded=True, boundary=phone_bounded),
-            _p(r"\d{3}(?:\)[ .-]?|[ .-])\d{3}[ .-]\d{4}", _PHONE_NANP, valid_phone, bounded=True,
-               boundary=phone_bounded),
-            _p(r"\(0\d{2,5}\)|\b0[ -]?\(\d{3}\)|\b0[ -]\d{3}[ -]\d{3}|\b0\d{1,5}[ /-]\d{4}|\b0\d{2,4} \d{3,4} \d\d"
-               r"|\b0\d(?:[ .]\d\d){3}|\b0[1-9]\d{8}",
-               _PHONE_NATIONAL, valid_phone, bounded=True, boundary=phone_bounded),
-            # without a trunk prefix or country code: the number must be valid (an assigned range)
-            _p(r"\b\d{3}[ .-]\d{3}[ .-]\d{2}[ .-]\d{2}\b", r"\b\d{3}([ .-])\d{3}\1\d{2}\1\d{2}\b", valid_bare_phone,
-               bounded=True, boundary=phone_bounded),
-            _p(r"\b\d{1,3}-\d{3}-\d{3}-\d{4}\b", r"\b\d{1,3}-\d{3}-\d{3}-\d{4}\b", valid_international_phone,
-               bounded=True, boundary=phone_bounded),
-            _p(r"\b1[3-9]\d{9}\b", r"\b1[3-9]\d{9}\b", valid_bare_phone, bounded=True),
-            # a bare digit run right after a word that names a phone (as Presidio's context words raise
-            # a weak match); it must still be a valid number of one of the regions tried
-            _p(_PHONE_CONTEXT, _PHONE_CONTEXT + r"[^\d\n]{0,15}?(?P<v>\d{9,12})\b", valid_bare_phone, bounded=True,
-               flags=re.I),
-        ), column_hint=re.compile(r"(?i)phone|mobile|\btel|fax|cell"), hinted=(
-            _p(r"^\+?\d{10,15}$", r"^\+?\d{10,15}$", valid_phone),
-        )),
+        "phone": _phone_detector(),
         "us_ssn": Detector("us_ssn", (
             _p(r"\d{3}[ .-]\d{2}[ .-]\d{4}", r"\b\d{3}([ .-])\d{2}\1\d{4}\b", valid_ssn, bounded=True),
             # one of the two dashes left out (078-051121); not 5-4, which is how a US ZIP+4 code is written
@@ -380,12 +416,7 @@ def _detectors() -> dict[str, Detector]:
         "national_id": Detector("national_id", (
             _p(r"(?i)\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b", r"\b[A-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b",
                _scheme("gb.nino"), flags=re.I),
-            _p(r"\b[A-Z]{5}\d{4}[A-Z]\b", r"\b[A-Z]{5}\d{4}[A-Z]\b", _scheme("in.pan")),
-            _p(r"\b\d{3}\.\d{3}\.\d{3}-\d{2}\b|\b\d{2}\.\d{3}\.\d{3}/\d{4}-\d{2}\b",
-               r"\b(?:\d{3}\.\d{3}\.\d{3}-\d{2}|\d{2}\.\d{3}\.\d{3}/\d{4}-\d{2})\b", _scheme("br.cpf", "br.cnpj"),
-               bounded=True),
-            _p(r"\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b", r"\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b",
-               _scheme("it.codicefiscale")),
+            *_NATIONAL_OWN_FORMATS[:3],
             _p(r"(?i)\b\d{7,8}-?[A-Z]\b|\b[XYZ]-?\d{7}-?[A-Z]\b", r"\b(?:\d{7,8}-?[A-Z]|[XYZ]-?\d{7}-?[A-Z])\b",
                _scheme("es.dni", "es.nie"), bounded=True, flags=re.I),
             _p(r"\b\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]\b", r"\b\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]\b", _scheme("fi.hetu"),
@@ -397,9 +428,9 @@ def _detectors() -> dict[str, Detector]:
             # the prefilter is the context words (rarer than digit runs); the value's shape is checked in Python
             # the value may be glued to the word before it (``id code is030594W903B``): the context word
             # already says what it is
-            _p(_ID_CONTEXT.pattern, r"(?<!\d)(?:\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]|(?:\d[ :-]?){8,11}\d)(?![\w])",
-               lambda v: national_id_scheme(v) is not None, bounded=True, boundary=near_id_context),
-        ), column_hint=_ID_COLUMNS, hinted=(_NATIONAL_BARE,), by_values=_NATIONAL_VALUES),
+            _NATIONAL_OWN_FORMATS[3],
+        ), column_hint=_ID_COLUMNS, hinted=(_NATIONAL_BARE,), by_values=_NATIONAL_VALUES,
+            weak=tuple(replace(p, validate=_fails(p.validate)) for p in _NATIONAL_OWN_FORMATS)),
         # No free-text shape without a named-entity model: a column named for names, whose cells read as one.
         "person_name": Detector("person_name", (), column_hint=entities.NAME_COLUMNS, hinted=(
             Pattern(r"^\s*[^\d@/:]+$", re.compile(entities.NAME_VALUE)),
@@ -429,9 +460,11 @@ def _detectors() -> dict[str, Detector]:
 
 
 @cache
-def detectors() -> dict[str, Detector]:
+def detectors(phone_regions: tuple[str, ...] = ()) -> dict[str, Detector]:
     """Built on first use: detect-secrets' rules cost a second to import, which a policy check or the CLI's
-    --help should not pay."""
+    --help should not pay. ``phone_regions``: the policy's, which only the phone detector reads."""
+    if phone_regions:
+        return {**detectors(), "phone": _phone_detector(phone_regions)}
     built = _detectors()
     if tuple(built) != PII_TYPES:
         raise RuntimeError(f"detector types {tuple(built)} differ from PII_TYPES {PII_TYPES}")

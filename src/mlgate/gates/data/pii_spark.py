@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from mlgate.core.errors import ToolError
 from mlgate.core.results import GateResult, ToolInfo, utcnow
-from mlgate.gates.data.pii import _EXAMPLES, Found, Shown, shown
+from mlgate.gates.data.pii import _EXAMPLES, Found, Shown, scan_low, shown
 from mlgate.gates.data.pii_detectors import evidence_traits
 from mlgate.gates.data.pii_stream import (
     Counts,
@@ -81,18 +81,21 @@ def _sample(config: PiiPolicy, cells: dict[Pair, int], before: dict[Pair, dict[i
 def _scan(config: PiiPolicy, elected: Elected, salt: bytes):
     def work(batches: Positioned) -> dict:
         found: Found = {}
+        low: Found = {}
         rows = count = 0
         scanned: dict[str, None] = {}
         skipped: dict[str, None] = {}
         for batch, numbers, _ in batches:
             columns, unscanned = _columns(batch)
-            tally(found, _scan_batch(columns, config, elected), columns, pa.array(numbers))
+            hits, numbered = _scan_batch(columns, config, elected), pa.array(numbers)
+            tally(found, hits, columns, numbered)
+            tally(low, scan_low(columns, config.types, hits, config.phone_regions), columns, numbered)
             scanned |= dict.fromkeys(columns)
             skipped |= dict.fromkeys(unscanned)
             rows, count = rows + batch.num_rows, count + 1
         return {"rows": rows, "batches": count, "scanned": list(scanned), "skipped": list(skipped),
-                "found": [[name, t, cells, kept] for name, by_type in shown(found, salt).items()
-                          for t, (cells, kept) in by_type.items()]}
+                **{key: [[name, t, cells, kept] for name, by_type in shown(hits, salt, key == "low").items()
+                         for t, (cells, kept) in by_type.items()] for key, hits in (("found", found), ("low", low))}}
 
     return work
 
@@ -132,21 +135,27 @@ def _elect(spark: Any, source: Source, plan: Layout, config: PiiPolicy) -> Elect
     return elected_classes(config, counts, samples)
 
 
-def scan_spark(spark: Any, source: Source, config: PiiPolicy, salt: bytes) -> tuple[dict, Shown]:
-    """(rows, batches, partitions, columns scanned and skipped; found as shown) of ``source`` on ``spark``."""
+def _merged(parts: list[dict], key: str) -> dict[str, dict[str, tuple[int, list]]]:
+    """The partitions' ``key`` lists as one: cells summed, the ``_EXAMPLES`` lowest example rows."""
+    found: dict[str, dict[str, tuple[int, list]]] = {}
+    for part in parts:
+        for name, pii_type, cells, kept in part[key]:
+            total, shown_rows = found.setdefault(name, {}).get(pii_type, (0, []))
+            found[name][pii_type] = (total + cells, sorted(shown_rows + [tuple(k) for k in kept])[:_EXAMPLES])
+    return found
+
+
+def scan_spark(spark: Any, source: Source, config: PiiPolicy, salt: bytes) -> tuple[dict, Shown, Shown]:
+    """(rows, batches, partitions, columns scanned and skipped; found and found at low confidence, as shown)
+    of ``source`` on ``spark``."""
     plan = layout(source)
     elected = _elect(spark, source, plan, config)
     parts = map_partitions(spark, source, plan, _scan(config, elected, salt))
-    found: dict[str, dict[str, tuple[int, list]]] = {}
-    for part in parts:
-        for name, pii_type, cells, kept in part["found"]:
-            total, shown_rows = found.setdefault(name, {}).get(pii_type, (0, []))
-            found[name][pii_type] = (total + cells, sorted(shown_rows + [tuple(k) for k in kept])[:_EXAMPLES])
     scanned = next((p["scanned"] for p in parts if p["batches"]), [])
     skipped = next((p["skipped"] for p in parts if p["batches"]), [])
     scan = {"rows": sum(p["rows"] for p in parts), "batches": sum(p["batches"] for p in parts),
             "partitions": len(parts), "columns_scanned": scanned, "columns_skipped": skipped, "engine": "spark"}
-    return scan, in_order(found, scanned, config.types)
+    return scan, *(in_order(_merged(parts, key), scanned, config.types) for key in ("found", "low"))
 
 
 def check_pii_spark(source: Source, config: PiiPolicy, policy_digest: str, algorithm: str = "sha256",
@@ -155,6 +164,6 @@ def check_pii_spark(source: Source, config: PiiPolicy, policy_digest: str, algor
     started, clock = utcnow(), time.perf_counter()
     refuse_mask(source, config)
     with spark_session(master, session) as spark:
-        scan, found = scan_spark(spark, source, config, secrets.token_bytes(16))
+        scan, found, low = scan_spark(spark, source, config, secrets.token_bytes(16))
     tool = ToolInfo("mlgate-pii", f"pyspark {version('pyspark')} (mapInArrow), pyarrow {pa.__version__}")
-    return pii_result(source, config, policy_digest, algorithm, found, scan, tool, started, clock)
+    return pii_result(source, config, policy_digest, algorithm, found, low, scan, tool, started, clock)

@@ -31,6 +31,7 @@ from mlgate.gates.data.pii import (
     Found,
     Shown,
     _drop_overlaps,
+    scan_low,
     shown,
     shown_findings,
     string_columns,
@@ -47,6 +48,7 @@ from mlgate.gates.data.pii_detectors import (
     find_spans,
     traits_class,
 )
+from mlgate.gates.data.pii_ner import add_entities, model_info
 from mlgate.gates.data.policies import PiiPolicy
 from mlgate.gates.data.sources import Source, dataset_files
 
@@ -160,7 +162,7 @@ def _scan_batch(columns: dict[str, pa.Array], config: PiiPolicy, elected: Electe
     for name, values in columns.items():
         by_type = {}
         for pii_type in config.types:
-            detector = detectors()[pii_type]
+            detector = detectors(config.phone_regions)[pii_type]
             found = find_spans(values, replace(detector, by_values=None), name)
             best = elected.get((name, pii_type))
             if best is not None and _judged_by_values(name):
@@ -169,6 +171,7 @@ def _scan_batch(columns: dict[str, pa.Array], config: PiiPolicy, elected: Electe
                     if member(value, best):
                         found[row] = _outermost([span, *found.get(row, [])])
             by_type[pii_type] = found
+        add_entities(by_type, values, config.ner, config.types)
         _drop_overlaps(by_type)
         hits[name] = {t: rows for t, rows in by_type.items() if rows}
     return hits
@@ -197,21 +200,25 @@ def in_order(found: dict, columns: list[str], types: tuple[str, ...]) -> dict:
 
 
 def scan_source(source: Source, config: PiiPolicy, strings: bool = False
-                ) -> tuple[int, int, list[str], list[str], Found]:
-    """(rows, batches, scanned columns, skipped columns, found) of the whole source."""
+                ) -> tuple[int, int, list[str], list[str], Found, Found]:
+    """(rows, batches, scanned columns, skipped columns, found, found at low confidence) of the whole source."""
     elected = elect(source, config, strings)
     rows = batches = 0
     scanned: dict[str, None] = {}
     skipped: dict[str, None] = {}
     found: Found = {}
+    low: Found = {}
     for batch in source.batches(None, strings):
         columns, unscanned = _columns(batch)
-        tally(found, _scan_batch(columns, config, elected), columns, rows)
+        hits = _scan_batch(columns, config, elected)
+        tally(found, hits, columns, rows)
+        tally(low, scan_low(columns, config.types, hits, config.phone_regions), columns, rows)
         scanned |= dict.fromkeys(columns)
         skipped |= dict.fromkeys(unscanned)
         rows += batch.num_rows
         batches += 1
-    return rows, batches, list(scanned), list(skipped), in_order(found, list(scanned), config.types)
+    return (rows, batches, list(scanned), list(skipped), in_order(found, list(scanned), config.types),
+            in_order(low, list(scanned), config.types))
 
 
 def refuse_mask(source: Source, config: PiiPolicy) -> None:
@@ -226,22 +233,26 @@ def check_pii_source(source: Source, config: PiiPolicy, policy_digest: str, algo
     started, clock = utcnow(), time.perf_counter()
     refuse_mask(source, config)
     strings = source.kind != "table"  # CSV keeps leading zeros; Parquet and tables keep their own types
-    rows, batches, scanned, skipped, found = scan_source(source, config, strings)
-    return pii_result(source, config, policy_digest, algorithm, shown(found, secrets.token_bytes(16)),
+    rows, batches, scanned, skipped, found, low = scan_source(source, config, strings)
+    salt = secrets.token_bytes(16)
+    return pii_result(source, config, policy_digest, algorithm, shown(found, salt), shown(low, salt, low=True),
                       {"rows": rows, "batches": batches, "columns_scanned": scanned, "columns_skipped": skipped},
                       ToolInfo("mlgate-pii", f"pyarrow {pa.__version__}"), started, clock)
 
 
-def pii_result(source: Source, config: PiiPolicy, policy_digest: str, algorithm: str, found: Shown,
+def pii_result(source: Source, config: PiiPolicy, policy_digest: str, algorithm: str, found: Shown, low: Shown,
                scan: dict, tool: ToolInfo, started: str, clock: float) -> GateResult:
-    """The ``data.pii`` result of a source scanned by any engine; ``scan``: rows, batches, columns."""
+    """The ``data.pii`` result of a source scanned by any engine; ``scan``: rows, batches, columns; ``low``:
+    what was found at low confidence (ADR 0052)."""
     if scan["rows"] == 0:
         raise GateInputError(f"{source.label}: holds no rows; an empty dataset proves nothing")
-    findings = list(shown_findings(found, config))
+    findings = [*shown_findings(found, config), *shown_findings(low, config, low=True)]
     violations = [f for f in findings if f.severity is not Severity.INFO]
     subject = Subject("dataset", source.label, build_manifest(source.uri, algorithm).digest)
     size = None if source.kind == "table" else sum(f.stat().st_size for f in dataset_files(source.path))
     cells = {t: {name: found[name][t][0] for name in found if t in found[name]} for t in config.types}
+    low_cells = {t: {name: low[name][t][0] for name in low if t in low[name]}
+                 for t in config.types if any(t in by_type for by_type in low.values())}
     return GateResult(
         gate=GATE,
         status=Status.BLOCKED if violations and config.action == "block" else Status.PASSED,
@@ -250,9 +261,12 @@ def pii_result(source: Source, config: PiiPolicy, policy_digest: str, algorithm:
         tool=tool,
         started_at=started,
         finished_at=utcnow(),
-        metrics={**scan, "bytes": size, "cells_by_type": cells, "violations": len(violations),
+        metrics={**scan, "bytes": size, "cells_by_type": cells,
+                 "low_confidence_cells_by_type": low_cells, "violations": len(violations),
                  "seconds": round(time.perf_counter() - clock, 4)},
         thresholds={"action": config.action, "types": list(config.types), "batch_rows": source.batch_rows,
-                    "allowed": {column: list(types) for column, types in config.allowed.items()}},
+                    "allowed": {column: list(types) for column, types in config.allowed.items()},
+                    "phone_regions": list(config.phone_regions), "low_confidence": config.low_confidence,
+                    "ner": model_info(config.ner) if config.ner else None},
         findings=tuple(findings),
     )

@@ -8,12 +8,25 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 PII_TYPES = ("email", "phone", "us_ssn", "credit_card", "iban", "ip_address", "national_id", "person_name",
              "postal_address", "date_of_birth", "secret")
 PiiType = Literal["email", "phone", "us_ssn", "credit_card", "iban", "ip_address", "national_id", "person_name",
                   "postal_address", "date_of_birth", "secret"]
+
+
+class NerPolicy(BaseModel):
+    """An optional named-entity model for free text (ADR 0052): a spaCy pipeline the user installs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    spacy_model: str = Field(min_length=1, description="an installed spaCy pipeline package (en_core_web_sm) "
+                             "or the path of one saved with nlp.to_disk")
+    labels: dict[str, Literal["person_name", "postal_address"]] = Field(
+        default_factory=lambda: {"PERSON": "person_name", "PER": "person_name"}, min_length=1,
+        description="the model's entity labels and the type each one is")
+    batch_size: int = Field(default=256, ge=1, le=10_000, description="cells per nlp.pipe batch")
 
 
 class PiiPolicy(BaseModel):
@@ -27,6 +40,26 @@ class PiiPolicy(BaseModel):
     hash_key_env: str = Field(default="MLGATE_PII_KEY", min_length=1)
     mask_with: Literal["hmac", "redact"] = Field(
         default="hmac", description="hmac: keyed tokens that keep joins possible; redact: the type's name")
+    low_confidence: Literal["report", "block"] = Field(
+        default="report", description="a value in a type's own format whose check fails (a PAN with a wrong "
+        "holder letter): report: an INFO finding, counted apart; block: a violation like any other (ADR 0052)")
+    ner: NerPolicy | None = Field(default=None, description="a spaCy model that finds names in free text; "
+                                  "without it, names are found only in columns named for names")
+    phone_regions: tuple[str, ...] = Field(
+        default=(), description="regions (ISO 3166 codes, e.g. TR) whose numbers the data holds: a number "
+        "without its country code is read as one of these, and a bare digit run valid in one of them is a phone "
+        "number; empty: 28 common regions, and a bare digit run needs a word that names a phone")
+
+    @field_validator("phone_regions")
+    @classmethod
+    def _known_regions(cls, regions: tuple[str, ...]) -> tuple[str, ...]:
+        import phonenumbers  # the numbering plans' authority; imported only when regions are named
+
+        regions = tuple(region.upper() for region in regions)
+        unknown = [region for region in regions if region not in phonenumbers.SUPPORTED_REGIONS]
+        if unknown:
+            raise ValueError(f"phone_regions {unknown} are not regions phonenumbers knows (ISO 3166 codes, e.g. TR)")
+        return regions
 
     def allows(self, column: str, pii_type: str) -> bool:
         return pii_type in self.allowed.get(column, ()) or pii_type in self.allowed.get("*", ())

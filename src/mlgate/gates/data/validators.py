@@ -128,14 +128,14 @@ def _digits(text: str) -> str:
 
 
 @lru_cache(maxsize=65536)
-def phone_region(text: str, strict: bool = False) -> str | None:  # noqa: C901
+def phone_region(text: str, strict: bool = False, regions: tuple[str, ...] = NATIONAL_REGIONS) -> str | None:
     """The region whose plan ``text`` fits: ``+``/``00`` numbers by their country code, others by the
-    first of ``NATIONAL_REGIONS`` that takes them. ``strict``: a valid number (assigned range), not just a
+    first of ``regions`` that takes them. ``strict``: a valid number (assigned range), not just a
     possible one (right length) — for bare digit runs, which are too often something else."""
     number = text.strip()
     if number.startswith("00"):
         number = "+" + number[2:]
-    regions = (None,) if number.startswith("+") else NATIONAL_REGIONS
+    regions = (None,) if number.startswith("+") else regions
     check = phonenumbers.is_valid_number if strict else phonenumbers.is_possible_number
     for region in regions:
         try:
@@ -148,7 +148,7 @@ def phone_region(text: str, strict: bool = False) -> str | None:  # noqa: C901
 
 
 @lru_cache(maxsize=65536)
-def possible_phone(text: str) -> bool:
+def possible_phone(text: str, regions: tuple[str, ...] = NATIONAL_REGIONS) -> bool:
     """``phone_region(text)`` is not None, without naming the region (finding it was half the time)."""
     number = text.strip()
     if number.startswith("00"):
@@ -156,7 +156,7 @@ def possible_phone(text: str) -> bool:
     if number.startswith("+") and "(" not in number and (built := _international(number)) is not None:
         return phonenumbers.is_possible_number(built)
     # any region will do, so those whose trunk prefix the number starts with are asked first (fewer parses)
-    regions = (None,) if number.startswith("+") else _TRUNK_ZERO_FIRST if number[:1] in "0(" else NATIONAL_REGIONS
+    regions = (None,) if number.startswith("+") else _trunk_zero_first(regions) if number[:1] in "0(" else regions
     for region in regions:
         try:
             if phonenumbers.is_possible_number(phonenumbers.parse(number, region)):
@@ -166,8 +166,10 @@ def possible_phone(text: str) -> bool:
     return False
 
 
-_TRUNK_ZERO_FIRST = tuple(sorted(NATIONAL_REGIONS, key=lambda region: getattr(
-    phonenumbers.PhoneMetadata.metadata_for_region(region), "national_prefix", None) != "0"))
+@cache
+def _trunk_zero_first(regions: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted(regions, key=lambda region: getattr(
+        phonenumbers.PhoneMetadata.metadata_for_region(region), "national_prefix", None) != "0"))
 
 
 def _international(number: str) -> phonenumbers.PhoneNumber | None:
@@ -194,12 +196,12 @@ def _trunk_prefix(country_code: int) -> re.Pattern[str]:
     return re.compile(prefix or r"(?!)")
 
 
-def valid_phone(text: str) -> bool:
-    return 7 <= len(_digits(text)) <= 15 and possible_phone(text)
+def valid_phone(text: str, regions: tuple[str, ...] = NATIONAL_REGIONS) -> bool:
+    return 7 <= len(_digits(text)) <= 15 and possible_phone(text, regions)
 
 
-def valid_bare_phone(text: str) -> bool:
-    return phone_region(text, strict=True) is not None
+def valid_bare_phone(text: str, regions: tuple[str, ...] = NATIONAL_REGIONS) -> bool:
+    return phone_region(text, strict=True, regions=regions) is not None
 
 
 def valid_international_phone(text: str) -> bool:
