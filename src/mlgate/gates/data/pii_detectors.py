@@ -574,15 +574,29 @@ def evidence_stride(cells: int) -> int:
     return max(1, cells // _EVIDENCE_SAMPLE)
 
 
+Traits = tuple[tuple[str, ...], str]  # what the vote reads of one value: its classes and its shape
+
+
+def evidence_traits(evidence: ColumnEvidence, value: str) -> Traits:
+    """The classes and the shape of one sampled value: all the vote needs, and not the value itself (a
+    Spark partition returns these, never the values)."""
+    return tuple(sorted(evidence.classes(value))), _shape(value)
+
+
 def evidence_class(evidence: ColumnEvidence, sample: list[str], cells: int, nonempty: int) -> str | None:
     """The class ``sample`` (every ``evidence_stride(cells)``-th of a column's ``cells`` matching values out
     of ``nonempty`` cells) votes for, or None; a separate step so a column read in batches is judged alike."""
-    votes = Counter(cls for value in sample for cls in evidence.classes(value))
+    return traits_class(evidence, [evidence_traits(evidence, value) for value in sample], cells, nonempty)
+
+
+def traits_class(evidence: ColumnEvidence, sample: list[Traits], cells: int, nonempty: int) -> str | None:
+    """``evidence_class`` of a sample given as its values' ``evidence_traits``."""
+    votes = Counter(cls for classes, _ in sample for cls in classes)
     if not votes:
         return None
     shares = {cls: count for cls, count in votes.items()
               if count * cells >= EVIDENCE_SHARE * nonempty * len(sample)}
-    shapes = [_shape(value) for value in sample]
+    shapes = [shape for _, shape in sample]
     # every class that random values of these shapes can fall in is a test taken (Bonferroni): a bare
     # 10-digit number is valid in some region's phone plan nearly always, in Turkey's 1 time in 10
     tests = sum(any(_chance(evidence, cls, shape) for shape in set(shapes)) for cls in evidence.universe)
