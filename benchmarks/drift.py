@@ -11,16 +11,18 @@ false alarms measured here).
    every size from ``min_rows`` to 1M (one-sided 95 % Clopper–Pearson upper bound: 0 of 300 bounds the
    rate by 1.0 %), and power at the issue's acceptance cells (95 % lower bound).
 2. **Peers** (``benchmarks/drift_peers.py``, in ``.venv-bench`` or ``--bench-python``: their pins clash with
-   mlgate's), on the same windows as mlgate: each tool's default decision, and each peer's power when its
-   score threshold is calibrated on the healthy windows to a false-alarm rate of 1 % (at least mlgate's
-   measured rate), i.e. at equal false alarms.
+   mlgate's), on the same windows as mlgate, cheapest first (alibi-detect, NannyML, Evidently): each tool's
+   default decision, and every tool's power at equal false alarms — its window score (mlgate: ``-log10`` of
+   the smallest adjusted p-value among large columns; alibi-detect: its smallest p-value; NannyML and
+   Evidently: their largest distance over threshold) thresholded so that at most 1 % of the healthy windows
+   of the size alarm (the full run: 200 healthy windows per size, 40 per shifted cell).
 3. Seconds at 1M rows x 20 numeric columns (5 shifted by 0.1 sigma): mlgate vs Evidently's
    ``DataDriftPreset(method="ks")``.
 
     nice .venv/bin/python benchmarks/drift.py [--quick] [--bench-python PATH] [--json OUT]
 
-``--fa-sizes``, ``--peer-sizes`` and ``--shifts`` (e.g. ``scale-1.3 mean-0.1``) narrow the grid when the
-machine allows only part of it in one sitting.
+``--fa-sizes``, ``--peer-sizes``, ``--shifts`` (e.g. ``scale-1.3 mean-0.1``), ``--peers`` and ``--fa-seconds``
+narrow the grid when the machine allows only part of it in one sitting.
 
 ``--quick``: 1,000 healthy windows per size for mlgate (333 at 1M; 0 of 300 already bounds the rate by
 1 %), 100 per acceptance cell; for the peers 60 healthy windows per size and 10 per shifted cell on five
