@@ -145,6 +145,21 @@ def test_a_change_of_spread_at_500_rows_is_significant(kind):
     assert sum(bool(window(1.0, compare)["drifted_columns"]) for _ in range(40)) <= 1
 
 
+@pytest.mark.parametrize("kind", ["sample", "profile"])
+def test_a_mean_shift_at_500_rows_is_seen_by_the_location_test(kind):
+    """0.2σ in one column of min_rows-sized windows: the normal-scores location statistic moves by about
+    0.2 · sqrt(500) ≈ 4.5 standard errors, where KS's p-value is typically 100 times larger (ADR 0053)."""
+    rng = np.random.default_rng(13)
+    reference = as_reference(frame(rng, 50_000, columns=10), kind)
+    compare = DriftPolicy(alpha=0.01, demote_after=1, of_last=1)
+    results = [check_drift(frame(rng, 500, shift=0.2, shifted=("x0",), columns=10), reference, compare, "p").metrics
+               for _ in range(20)]
+    shifted = [r["columns"]["x0"] for r in results]
+    assert 3.5 < np.mean([c["location_z"] for c in shifted]) < 5.5
+    assert sum(c["location_p_value"] < c["ks_p_value"] for c in shifted) >= 17
+    assert sum(r["drifted_columns"] == ["x0"] for r in results) >= 15
+
+
 @pytest.mark.parametrize(("earlier", "shift", "blocks", "drifted_windows"), [
     ([], 0.3, False, ["w3"]),
     ([("w1", False), ("w2", True)], 0.3, True, ["w2", "w3"]),
