@@ -258,11 +258,13 @@ def report(table: dict, extra: dict, plan: list, fair: dict) -> None:
                                         for d in cells))
     print(f"at equal false alarms: each tool's window score thresholded so that at most {FA_TARGET:.0%} of its "
           "healthy windows of the size alarm (rate, windows):")
-    print(f"{'case':22s} " + " ".join(f"{t:>15s}" for t in tools) + "  mlgate >= best peer")
-    for name, _, kind, _, _ in plan:
+    print(f"{'case':22s} " + " ".join(f"{t:>15s}" for t in tools) + "  mlgate >= best peer (of those with >= "
+          f"{1 / FA_TARGET:.0f} healthy windows)")
+    for name, size, kind, _, _ in plan:
         cells = [fair[t].get(name) for t in tools]
         text = " ".join(f"{c['rate']:>9.1%} ({c['windows']:>3d})" if c else f"{'-':>15s}" for c in cells)
-        peers = [c["rate"] for t, c in zip(tools, cells, strict=True) if c and t != "mlgate"]
+        peers = [c["rate"] for t, c in zip(tools, cells, strict=True) if c and t != "mlgate" and
+                 fair[t][f"healthy-{size}"]["windows"] * FA_TARGET >= 1]  # a 1 % threshold needs 100 windows
         verdict = "" if kind == "none" or not peers or not cells[0] else \
             ("yes" if cells[0]["rate"] >= max(peers) - 1e-9 else f"NO (by {max(peers) - cells[0]['rate']:.0%})")
         print(f"{name:22s} {text}  {verdict}")
