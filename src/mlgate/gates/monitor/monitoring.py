@@ -11,7 +11,7 @@ it lets monitoring compare with the training data without keeping a single train
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -107,7 +107,7 @@ def _effective(counts: np.ndarray, variance: float) -> np.ndarray:
 
 
 def load_reference(path: str | Path) -> ReferenceProfile | pd.DataFrame:
-    """A DP profile JSON, a ``ReferenceProfile`` JSON, or a CSV/Parquet reference sample."""
+    """A DP profile JSON, a ``ReferenceProfile`` JSON, a window sketch JSON, or a CSV/Parquet reference sample."""
     from mlgate.gates.data.expectations import read_table
 
     path = Path(path)
@@ -123,6 +123,10 @@ def load_reference(path: str | Path) -> ReferenceProfile | pd.DataFrame:
         raise GateInputError(f"{path}: expected a reference profile object, found {type(data).__name__}")
     if "plan_digest" in data:
         return reference_from_release(data)
+    if data.get("kind") == "mlgate.window_sketch":  # ``mlgate sketch`` of the training data
+        from mlgate.gates.monitor.sketches import load_sketch, reference_profile
+
+        return reference_profile(load_sketch(path))
     if "numeric" in data or "categorical" in data:
         return ReferenceProfile.from_dict(data)
     raise GateInputError(f"{path}: neither a DP profile (data.privacy) nor a reference profile "
@@ -210,12 +214,47 @@ def check_drift_files(current: str | Path, reference: str | Path, policy: Policy
     window = load_window(current, start, end)
     ref = load_reference(reference)
     subject = _subject(current, start, end, window)
-    if history is None:
-        return check_drift(window, ref, policy.section("monitor.drift"), policy.digest, subject)
     key = ref.digest if isinstance(ref, ReferenceProfile) else f"{Path(reference).resolve()}"
+    return _with_history(history, key, subject, lambda earlier: check_drift(
+        window, ref, policy.section("monitor.drift"), policy.digest, subject, earlier))
+
+
+def check_drift_sketched(current: str | Path, reference: str | Path, policy: Policy,
+                         history: str | Path | None = None, batch_rows: int | None = None) -> GateResult:
+    """``monitor.drift`` in bounded memory: ``current`` (a file, a partitioned dataset directory, a table
+    URI, or a window sketch JSON) is sketched batch by batch and judged against ``reference`` (a window
+    sketch JSON, a reference or DP profile, or data, which is sketched too). The window is named by its
+    manifest digest (a sketch file by the sketch's)."""
+    from mlgate.gates.data.integrity import build_manifest
+    from mlgate.gates.data.sources import redacted
+    from mlgate.gates.monitor.sketches import (
+        check_drift_sketch,
+        is_sketch_file,
+        reference_profile,
+        sketch_inputs,
+    )
+
+    config = policy.section("monitor.drift")
+    profile = load_reference(reference) if is_sketch_file(reference) else \
+        reference_profile(sketch_inputs([reference], config.columns, batch_rows))
+    columns = list(config.columns) if config.columns is not None else sorted({*profile.numeric,
+                                                                             *profile.categorical})
+    window = sketch_inputs([current], columns, batch_rows)
+    digest = window.digest if is_sketch_file(current) else build_manifest(current, policy.section(
+        "data.integrity").algorithm).digest
+    subject = Subject("dataset", redacted(str(current)), digest)
+    return _with_history(history, profile.digest, subject, lambda earlier: check_drift_sketch(
+        window, profile, config, policy.digest, subject, earlier))
+
+
+def _with_history(history: str | Path | None, key: str, subject: Subject,
+                  check: Callable[[list[dict[str, Any]]], GateResult]) -> GateResult:
+    """``check`` given the earlier windows' outcomes against reference ``key``; its own outcome appended."""
+    if history is None:
+        return check([])
     with _locked(Path(history)) as handle:
         earlier = _read_history(handle, Path(history), key)
-        result = check_drift(window, ref, policy.section("monitor.drift"), policy.digest, subject, earlier)
+        result = check(earlier)
         handle.write(json.dumps({"reference": key, "window": subject.uri, "digest": subject.digest,
                                  "drifted": result.metrics["drifted"], "severe": result.metrics["severe"],
                                  "columns": result.metrics["drifted_columns"],
