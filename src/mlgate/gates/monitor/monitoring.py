@@ -123,9 +123,9 @@ def load_reference(path: str | Path) -> ReferenceProfile | pd.DataFrame:
         raise GateInputError(f"{path}: expected a reference profile object, found {type(data).__name__}")
     if "plan_digest" in data:
         return reference_from_release(data)
-    if data.get("kind") == "mlgate.window_sketch":  # ``mlgate sketch`` of the training data
-        from mlgate.gates.monitor.sketches import load_sketch, reference_profile
+    from mlgate.gates.monitor.sketches import SKETCH_KIND, load_sketch, reference_profile
 
+    if data.get("kind") == SKETCH_KIND:  # ``mlgate sketch`` of the training data
         return reference_profile(load_sketch(path))
     if "numeric" in data or "categorical" in data:
         return ReferenceProfile.from_dict(data)
