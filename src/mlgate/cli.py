@@ -315,18 +315,30 @@ def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]
 
 
 def cmd_check_drift(args: argparse.Namespace) -> int:
+    from mlgate.gates.data.sources import redacted
     from mlgate.gates.monitor.monitoring import check_drift_files, check_drift_sketched
 
     def check(policy: Policy) -> GateResult:
         if args.engine == "pandas":
             return check_drift_files(args.path, args.reference, policy, *_window(args), history=args.history)
         if args.since or args.until:
-            raise GateInputError(f"--engine {args.engine} sketches the whole table; --since/--until select "
-                                 "a window of an inference log, which --engine pandas reads")
+            raise GateInputError(f"--engine {args.engine} sketches the whole file, dataset or table; --since/--until "
+                                 "select rows of an inference log, which --engine pandas reads (partition by time "
+                                 "instead)")
         return check_drift_sketched(args.path, args.reference, policy, args.engine, args.spark_master,
-                                    history=args.history)
+                                    history=args.history, batch_rows=args.batch_rows)
 
-    return _run(args, Subject("dataset", args.path, "unknown"), check)
+    return _run(args, Subject("dataset", redacted(args.path), "unknown"), check)
+
+
+def cmd_sketch(args: argparse.Namespace) -> int:
+    from mlgate.gates.monitor.sketches import sketch_inputs
+
+    sketch = sketch_inputs(args.inputs, args.columns, args.batch_rows)
+    write_output("--out", args.out, json.dumps(sketch.to_dict()) + "\n")
+    print(f"sketched {sketch.rows} rows, {len(sketch.numeric)} numeric and {len(sketch.categorical)} categorical "
+          f"column(s): {sketch.digest}", file=sys.stderr)
+    return 0
 
 
 def cmd_check_confidence(args: argparse.Namespace) -> int:
@@ -623,6 +635,17 @@ def build_parser() -> argparse.ArgumentParser:
     pin.add_argument("--algorithm", choices=("sha256", "blake3"), default="sha256", help="digest (default sha256)")
     pin.set_defaults(func=cmd_pin)
 
+    sketch = commands.add_parser("sketch", help="write the mergeable drift sketch (KLL quantiles, frequent "
+                                 "items) of data too large for memory, or merge sketches")
+    sketch.add_argument("inputs", nargs="+", metavar="INPUT", help="a data file, a partitioned dataset directory, "
+                        "a PostgreSQL table (postgresql://user@host:port/db?table=schema.name), or a sketch "
+                        "JSON (a partition's or a worker's); several are merged into one sketch")
+    sketch.add_argument("--out", required=True, help="sketch JSON to write (its folder is created); the "
+                        "reference or window of `mlgate check monitor.drift --engine arrow`")
+    sketch.add_argument("--columns", nargs="+", help="the columns to sketch (default: every column)")
+    sketch.add_argument("--batch-rows", type=int, default=65_536, help="rows per record batch (default 65536)")
+    sketch.set_defaults(func=cmd_sketch)
+
     check = commands.add_parser("check", help="run one gate; exit 0 passed, 1 blocked, 2 error",
                                 description="Run one gate, as its operator would. " + EXIT_CODES, epilog=EXIT_CODES)
     gates = check.add_subparsers(dest="gate", required=True)
@@ -744,15 +767,18 @@ def build_parser() -> argparse.ArgumentParser:
     drift = add_gate("monitor.drift", parents=[common, window],
                              help="data and concept drift of current data against a reference")
     drift.add_argument("path", help=f"{log_help}, or a CSV/Parquet table")
-    drift.add_argument("--reference", required=True,
-                       help="DP profile (data.privacy) or reference profile JSON, or a CSV/Parquet sample")
+    drift.add_argument("--reference", required=True, help="DP profile (data.privacy), reference profile or "
+                       "window sketch JSON (`mlgate sketch`), or a CSV/Parquet sample")
     drift.add_argument("--history", help="JSON-lines file of earlier windows' outcomes (appended to): drift "
                        "blocks once it persists; without it, a window blocks alone only on severe drift")
     drift.add_argument("--engine", choices=("pandas", "arrow", "spark"), default="pandas",
-                       help="pandas: in memory; arrow: mergeable sketches over record batches (a table, a "
-                       "partitioned dataset, postgresql://…?table=); spark: the same sketches by a Spark job "
-                       "over Parquet (needs mlgate[spark] and Java 17)")
+                       help="pandas: in memory; arrow: bounded memory, mergeable sketches over record batches (a "
+                       "file, a partitioned dataset, postgresql://…?table=, or a window sketch JSON of `mlgate "
+                       "sketch`); spark: the same sketches by a Spark job over Parquet (needs mlgate[spark] and "
+                       "Java 17)")
     drift.add_argument("--spark-master", help="Spark master URL for --engine spark (default local[2])")
+    drift.add_argument("--batch-rows", type=int, default=65_536, help="rows per record batch with --engine arrow "
+                       "(default 65536)")
     drift.set_defaults(func=cmd_check_drift)
 
     confidence = add_gate("monitor.confidence", parents=[common, window],

@@ -91,8 +91,12 @@ class Source:
         if self.kind == "table":
             yield from self._table_batches(columns, strings)
             return
+        # A threaded scan reads ahead of a slow consumer without bound (apache/arrow#33759, #39808): data.pii
+        # held most of a dataset decoded. A serial scan without readahead decodes a batch when it is asked
+        # for, and Parquet is read without pre-buffering (below): memory follows batch_rows, not the files'
+        # size or count (ADR 0050).
         scanner = self._dataset(strings).scanner(columns=columns, batch_size=self.batch_rows,
-                                                 batch_readahead=1, fragment_readahead=1, use_threads=True)
+                                                 batch_readahead=0, fragment_readahead=0, use_threads=False)
         try:
             for batch in scanner.to_batches():
                 if batch.num_rows:
@@ -109,6 +113,9 @@ class Source:
         files = dataset_files(self.path)
         fmt = _DATASET_FORMATS[files[0].suffix.lower()]
         file_format: Any = fmt
+        if fmt == "parquet":  # pre-buffering caches whole column chunks ahead of the batch being read
+            file_format = ds.ParquetFileFormat(default_fragment_scan_options=ds.ParquetFragmentScanOptions(
+                pre_buffer=False))
         if fmt == "csv" and strings:
             import pyarrow.csv as pa_csv
 

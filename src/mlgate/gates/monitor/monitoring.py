@@ -107,7 +107,7 @@ def _effective(counts: np.ndarray, variance: float) -> np.ndarray:
 
 
 def load_reference(path: str | Path) -> ReferenceProfile | pd.DataFrame:
-    """A DP profile JSON, a ``ReferenceProfile`` JSON, or a CSV/Parquet reference sample."""
+    """A DP profile JSON, a ``ReferenceProfile`` JSON, a window sketch JSON, or a CSV/Parquet reference sample."""
     from mlgate.gates.data.expectations import read_table
 
     path = Path(path)
@@ -123,6 +123,10 @@ def load_reference(path: str | Path) -> ReferenceProfile | pd.DataFrame:
         raise GateInputError(f"{path}: expected a reference profile object, found {type(data).__name__}")
     if "plan_digest" in data:
         return reference_from_release(data)
+    from mlgate.gates.monitor.sketches import SKETCH_KIND, load_sketch, reference_profile
+
+    if data.get("kind") == SKETCH_KIND:  # ``mlgate sketch`` of the training data
+        return reference_profile(load_sketch(path))
     if "numeric" in data or "categorical" in data:
         return ReferenceProfile.from_dict(data)
     raise GateInputError(f"{path}: neither a DP profile (data.privacy) nor a reference profile "
@@ -216,54 +220,52 @@ def check_drift_files(current: str | Path, reference: str | Path, policy: Policy
 
 
 def check_drift_sketched(current: str | Path, reference: str | Path, policy: Policy, engine: str = "arrow",
-                         master: str | None = None, session: Any = None,
-                         history: str | Path | None = None) -> GateResult:
-    """``monitor.drift`` of a table larger than memory (a file, a partitioned dataset, a PostgreSQL table):
-    the window, and a reference that is a table, sketched batch by batch (``arrow``) or per Spark partition
-    (``spark``: Parquet only, on ``session`` or a new one on ``master``); a JSON reference is a profile."""
+                         master: str | None = None, session: Any = None, history: str | Path | None = None,
+                         batch_rows: int | None = None) -> GateResult:
+    """``monitor.drift`` in bounded memory: ``current`` (a file, a partitioned dataset directory, a table URI,
+    or a window sketch JSON) is sketched and judged against ``reference`` (a window sketch JSON, a reference or
+    DP profile, or data, which is sketched too). Data is sketched batch by batch (``arrow``) or per Spark
+    partition (``spark``: Parquet only, on ``session`` or a new one on ``master``). The window is named by its
+    manifest digest (a sketch file by the sketch's)."""
     from contextlib import nullcontext
+    from functools import partial
 
     from mlgate.gates.data.integrity import build_manifest
-    from mlgate.gates.data.sources import open_source, redacted
-    from mlgate.gates.monitor.sketches import check_drift_sketch, sketch_batches
-
-    config = policy.section("monitor.drift")
-    columns = list(config.columns) if config.columns is not None else None
-
-    def sketch(spark: Any, path: str | Path) -> Any:
-        if spark is None:
-            return sketch_batches(open_source(path).batches(columns), columns)
-        from mlgate.gates.monitor.sketches_spark import sketch_spark
-
-        return sketch_spark(spark, open_source(path), columns)
+    from mlgate.gates.data.sources import redacted
+    from mlgate.gates.monitor.sketches import check_drift_sketch, is_sketch_file, reference_profile, sketch_inputs
 
     if engine == "spark":
         from mlgate.gates.data.spark_source import spark_session
+        from mlgate.gates.monitor.sketches_spark import sketch_spark
 
         running = spark_session(master, session)
     elif engine == "arrow":
         running = nullcontext()
     else:
         raise GateInputError(f"engine {engine!r}: sketched drift runs on 'arrow' or 'spark'")
-    profile = Path(reference).suffix.lower() == ".json"
+    config = policy.section("monitor.drift")
     with running as spark:
-        window = sketch(spark, current)
-        ref = load_reference(reference) if profile else sketch(spark, reference)
-    subject = Subject("dataset", redacted(str(current)), build_manifest(str(current)).digest)
-    key = ref.digest if profile else f"{Path(reference).resolve()}"
-    return _with_history(history, key, subject, lambda earlier: check_drift_sketch(
-        window, ref, config, policy.digest, subject, earlier))
+        reader = None if spark is None else partial(sketch_spark, spark)
+        profile = load_reference(reference) if is_sketch_file(reference) else \
+            reference_profile(sketch_inputs([reference], config.columns, batch_rows, reader))
+        columns = list(config.columns) if config.columns is not None else sorted({*profile.numeric,
+                                                                                 *profile.categorical})
+        window = sketch_inputs([current], columns, batch_rows, reader)
+    digest = window.digest if is_sketch_file(current) else build_manifest(current, policy.section(
+        "data.integrity").algorithm).digest
+    subject = Subject("dataset", redacted(str(current)), digest)
+    return _with_history(history, profile.digest, subject, lambda earlier: check_drift_sketch(
+        window, profile, config, policy.digest, subject, earlier))
 
 
 def _with_history(history: str | Path | None, key: str, subject: Subject,
-                  judge: Callable[[list[dict[str, Any]]], GateResult]) -> GateResult:
-    """``judge``'s result given the earlier windows' outcomes against reference ``key`` (none without a
-    ``history`` file), and its own outcome appended to the file."""
+                  check: Callable[[list[dict[str, Any]]], GateResult]) -> GateResult:
+    """``check`` given the earlier windows' outcomes against reference ``key``; its own outcome appended."""
     if history is None:
-        return judge([])
+        return check([])
     with _locked(Path(history)) as handle:
         earlier = _read_history(handle, Path(history), key)
-        result = judge(earlier)
+        result = check(earlier)
         handle.write(json.dumps({"reference": key, "window": subject.uri, "digest": subject.digest,
                                  "drifted": result.metrics["drifted"], "severe": result.metrics["severe"],
                                  "columns": result.metrics["drifted_columns"],

@@ -16,9 +16,11 @@ reference-quantile groups, the same correction, judgement and persistence rule (
 from __future__ import annotations
 
 import base64
+import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +37,7 @@ from mlgate.gates.monitor.policies import DriftPolicy
 KLL_K = 1000
 LG_MAX_ITEMS = 12  # up to 3 * 2**12 / 4 = 3072 distinct categories counted exactly
 PROFILE_BINS = 100
+SKETCH_KIND = "mlgate.window_sketch"
 
 
 def _numeric(kind: pa.DataType) -> bool:
@@ -94,7 +97,7 @@ class WindowSketch:
         def encode(sketches: dict[str, Any]) -> dict[str, str]:
             return {n: base64.b64encode(s.serialize()).decode() for n, s in sorted(sketches.items())}
 
-        return {"kind": "mlgate.window_sketch", "rows": self.rows, "kll_k": KLL_K,
+        return {"kind": SKETCH_KIND, "rows": self.rows, "kll_k": KLL_K,
                 "numeric": encode(self.numeric), "categorical": encode(self.categorical)}
 
     @classmethod
@@ -121,6 +124,47 @@ def sketch_batches(batches: Iterable[pa.RecordBatch], columns: Sequence[str] | N
     for batch in batches:
         sketch.update(batch, columns)
     return sketch
+
+
+def is_sketch_file(path: str | Path) -> bool:
+    return str(path).lower().endswith(".json")
+
+
+def load_sketch(path: str | Path) -> WindowSketch:
+    """A window sketch JSON (``WindowSketch.to_dict()``, as ``mlgate sketch`` writes it)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise GateInputError(f"{path}: cannot read the sketch: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise GateInputError(f"{path}: the sketch is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("kind") != SKETCH_KIND:
+        raise GateInputError(f"{path}: not a window sketch (kind {SKETCH_KIND!r})")
+    if data.get("kll_k") != KLL_K:
+        raise GateInputError(f"{path}: sketched with KLL k={data.get('kll_k')}, this mlgate uses k={KLL_K}")
+    return WindowSketch.from_dict(data)
+
+
+def sketch_inputs(inputs: Sequence[str | Path], columns: Sequence[str] | None = None,
+                  batch_rows: int | None = None,
+                  reader: Callable[[Any, list[str]], WindowSketch] | None = None) -> WindowSketch:
+    """One sketch of several inputs, merged: sketch files (a partition's or a worker's), and files, dataset
+    directories or tables read in record batches (bounded memory), or by ``reader(source, columns)`` (a Spark
+    job: ``sketches_spark.sketch_spark``)."""
+    from mlgate.gates.data.sources import BATCH_ROWS, open_source
+
+    merged = WindowSketch()
+    for spec in inputs:
+        if is_sketch_file(spec):
+            merged.merge(load_sketch(spec))
+            continue
+        source = open_source(spec, batch_rows or BATCH_ROWS)
+        names = list(columns) if columns is not None else [n for n in source.schema().names if n not in RESERVED]
+        missing = sorted(set(names) - set(source.schema().names))
+        if missing:
+            raise GateInputError(f"{source.label}: no column(s) {missing}")
+        merged.merge(sketch_batches(source.batches(names), names) if reader is None else reader(source, names))
+    return merged
 
 
 def rank_error() -> float:
