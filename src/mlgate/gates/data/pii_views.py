@@ -33,6 +33,7 @@ import re
 import unicodedata
 import urllib.parse
 from dataclasses import replace
+from functools import cache
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,8 +44,13 @@ MIN_TOKEN = 16  # characters of a base64/hex token, padding included: an 11-char
 MAX_TOKEN = 1 << 20  # a longer token is not decoded (binary blobs); ADR 0056 names this bound
 MAX_DECODED = 4 << 20  # characters of decoded text per cell; tokens after that are not decoded
 
-TRIGGER = (r"[^\x00-\x7f]|%[0-9A-Fa-f]{2}|&#?[0-9A-Za-z]{2,8};|\r?\n|[A-Za-z0-9+/_=-]{16,}"
-           r"|[\[({<] ?(?i:at|dot) ?[\])}>]|\d \d \d \d \d \d|\d(?: \d+[.-]|\.\d+[ -]|-\d+[ .])\d")
+# What makes a cell worth a view, besides a character ``fold`` changes (``trigger``). Encoded text: 8 hex
+# pairs of printable ASCII (high nibble 2-7), or 4 base64 quartets whose first character encodes a printable
+# ASCII byte's top six bits ([I-Za-f]); digit runs (card numbers, IDs) and random tokens rarely match.
+_ASCII_TRIGGER = (r"%[0-9A-Fa-f]{2}|&#?[0-9A-Za-z]{2,8};|\n|(?:[2-7][0-9A-Fa-f]){8}"
+                  r"|(?:[I-Za-f][A-Za-z0-9+/_-]{3}){4}|[\[({<] ?(?i:at|dot) ?[\])}>]|\d \d \d \d \d \d"
+                  r"|\d(?: \d+[.-]|\.\d+[ -]|-\d+[ .])\d")
+_TRICKS = re.compile(r"\d \d \d \d \d \d|\d(?: \d+[.-]|\.\d+[ -]|-\d+[ .])\d|[\[({<] ?(?:at|dot) ?[\])}>]", re.I)
 
 # Latin look-alikes from Unicode's confusables (UTS #39, https://www.unicode.org/Public/security/latest/
 # confusables.txt): the Cyrillic and Greek letters whose skeleton there is one ASCII letter — those a supplier
@@ -52,6 +58,7 @@ TRIGGER = (r"[^\x00-\x7f]|%[0-9A-Fa-f]{2}|&#?[0-9A-Za-z]{2,8};|\r?\n|[A-Za-z0-9+
 CONFUSABLES = {ord(k): v for k, v in zip(
     "аеорсухѕіјԁһԛԝӏАВЕКМНОРСТХУЅІЈԚԜҮΑΒΕΖΗΙΚΜΝΟΡΤΥΧοναιρ",
     "aeopcyxsijdhqwlABEKMHOPCTXYSIJQWYABEZHIKMNOPTYXovaip", strict=True)}
+_PLANES = (range(0x80, 0x30000), range(0xE0000, 0xE1000))  # letters, digits, symbols; tags and selectors
 
 
 class _Fold(dict):
@@ -76,12 +83,36 @@ class _Fold(dict):
 
 
 _FOLD = _Fold()
+
+
+def _folds_to_ascii(char: str) -> bool:
+    out = unicodedata.normalize("NFKC", char).translate(_FOLD)
+    return out != char and out.isascii()
+
+
+@cache
+def trigger() -> str:
+    """The RE2 pattern of cells that get views: a character that folds to ASCII (or to nothing), or one of
+    ``_ASCII_TRIGGER``. Built once per process from ``unicodedata`` (about 0.2 s), so the table follows the
+    Unicode version rather than a list kept by hand; ordinary accented or non-Latin text does not match."""
+    ranges: list[list[int]] = []
+    for plane in _PLANES:
+        for code in plane:
+            if _folds_to_ascii(chr(code)):
+                if ranges and ranges[-1][1] == code - 1:
+                    ranges[-1][1] = code
+                else:
+                    ranges.append([code, code])
+    chars = "".join(f"\\x{{{a:x}}}" if a == b else f"\\x{{{a:x}}}-\\x{{{b:x}}}" for a, b in ranges)
+    return f"[{chars}]|{_ASCII_TRIGGER}"
+
+
 _CONTINUATION = re.compile(r"\\\r?\n[ \t]*|(?<=\S)\r?\n(?=\S)")
 _SPACED = re.compile(r"(?<!\d)(?<!\d )\d(?: \d){5,}(?! ?\d)")
 _MIXED = re.compile(r"\d+(?:[ .-]\d+){2,}")
 _AT = re.compile(r"\s*[\[({<]\s*at\s*[\])}>]\s*", re.I)
 _DOT = re.compile(r"\s*[\[({<]\s*dot\s*[\])}>]\s*", re.I)
-_TOKEN = re.compile(r"[A-Za-z0-9+/_-]{%d,}={0,2}" % (MIN_TOKEN - 2))
+_TOKEN = re.compile(rf"[A-Za-z0-9+/_-]{{{MIN_TOKEN - 2},}}={{0,2}}")
 _HEX = re.compile(r"[0-9A-Fa-f]+")
 
 
@@ -91,16 +122,20 @@ def _mixed(match: re.Match[str]) -> str:
 
 
 def fold(text: str) -> str:
-    """The cell as it reads (step 1 of the module docstring)."""
+    """The cell as it reads (step 1 of the module docstring); each step only where its character occurs."""
     if "%" in text:
         text = urllib.parse.unquote(text)
     if "&" in text:
         text = html.unescape(text)
-    text = unicodedata.normalize("NFKC", text).translate(_FOLD)
-    text = _CONTINUATION.sub("", text)
-    text = _SPACED.sub(lambda m: m.group().replace(" ", ""), text)
-    text = _MIXED.sub(_mixed, text)
-    return _DOT.sub(".", _AT.sub("@", text))
+    if not text.isascii():
+        text = unicodedata.normalize("NFKC", text).translate(_FOLD)
+    if "\n" in text:
+        text = _CONTINUATION.sub("", text)
+    if _TRICKS.search(text):
+        text = _SPACED.sub(lambda m: m.group().replace(" ", ""), text)
+        text = _MIXED.sub(_mixed, text)
+        text = _DOT.sub(".", _AT.sub("@", text))
+    return text
 
 
 def _text(data: bytes | None) -> str | None:
@@ -110,7 +145,7 @@ def _text(data: bytes | None) -> str | None:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    return text if all(c.isprintable() or c in "\t\r\n" for c in text) else None
+    return text if text.replace("\n", "").replace("\t", "").replace("\r", "").isprintable() else None
 
 
 def decoded(text: str) -> list[str]:
@@ -120,18 +155,14 @@ def decoded(text: str) -> list[str]:
         token = match.group()
         if not MIN_TOKEN <= len(token) <= MAX_TOKEN or size >= MAX_DECODED:
             continue
-        data = None
-        if len(token) % 2 == 0 and _HEX.fullmatch(token):
-            data = bytes.fromhex(token)
-        found = _text(data)
-        if found is None:
-            body = token.rstrip("=")
-            if len(body) % 4 != 1:
-                try:
-                    found = _text(base64.b64decode(body.replace("-", "+").replace("_", "/")
-                                                   + "=" * (-len(body) % 4), validate=True))
-                except binascii.Error:
-                    found = None
+        found = _text(bytes.fromhex(token)) if len(token) % 2 == 0 and _HEX.fullmatch(token) else None
+        body = token.rstrip("=")
+        if found is None and len(body) % 4 != 1:
+            try:
+                found = _text(base64.b64decode(body.replace("-", "+").replace("_", "/") + "=" * (-len(body) % 4),
+                                               validate=True))
+            except binascii.Error:
+                found = None
         if found is not None:
             out.append(found)
             size += len(found)
@@ -149,7 +180,7 @@ def add_views(by_type: dict[str, dict[int, list[Span]]], values: pa.Array, colum
               phone_regions: tuple[str, ...] = ()) -> None:
     """Add to ``by_type`` (type → row → spans of ``values``) what the views of the triggered cells show: a
     type the cell's own spans miss, or hold fewer of, becomes one span over the whole cell."""
-    rows = pc.indices_nonzero(pc.fill_null(pc.match_substring_regex(values, TRIGGER), False))
+    rows = pc.indices_nonzero(pc.fill_null(pc.match_substring_regex(values, trigger()), False))
     if not len(rows):
         return
     owners, texts = [], []

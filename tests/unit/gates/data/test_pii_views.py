@@ -50,7 +50,8 @@ def test_the_streamed_scan_reads_the_views_as_the_in_memory_scan_does(tmp_path):
 def test_mask_replaces_the_whole_disguised_cell_and_only_it(tmp_path):
     hidden = SSN.replace("-", "\u200b-")
     cells = [f"mail {EMAIL} and ssn {hidden} end", f"plain {EMAIL} here", "nothing at all"]
-    result = check_pii(_write(tmp_path, cells), PiiPolicy(types=TYPES, action="mask", mask_with="redact"), DIGEST, out_dir=tmp_path)
+    policy = PiiPolicy(types=TYPES, action="mask", mask_with="redact")
+    result = check_pii(_write(tmp_path, cells), policy, DIGEST, out_dir=tmp_path)
     masked = read_table(tmp_path / "supplied.masked.parquet").column("notes").to_pylist()
     assert masked[0] == "<us_ssn>"  # the view's find cannot be placed in the cell: nothing of it is kept
     assert masked[1] == "plain <email> here"  # a cell's own span is still masked in place
