@@ -7,7 +7,8 @@ MB/s is the dataset's size on disk (compressed Parquet) over the child's wall ti
 RSS of at most 2 GB per gate on the large dataset, whatever its size (``--gb 20`` for the issue's run;
 check the free disk first). With ``--pg-rows`` a PostgreSQL table of that many rows is generated in the
 database with ``generate_series`` and validated by ``data.expectations`` in place; rows that reached this
-process are counted from every statement's result.
+process are counted from every statement's result. With ``--spark`` the same data.pii and monitor.drift run
+as Spark jobs (``--engine spark``, local[2]) on the same datasets.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/larger_than_memory.py --gb 2 --fit-mb 100
 """
@@ -103,7 +104,12 @@ def child(gate: str, mode: str, data: str, reference: str, workdir: Path) -> dic
         from mlgate.gates.data.pii import PiiPolicy
 
         config = PiiPolicy(types=PII_TYPES, action="report", allowed={"email": ("email",)})
-        if mode == "stream":
+        if mode == "spark":
+            from mlgate.gates.data.pii_spark import check_pii_spark
+            from mlgate.gates.data.sources import open_source
+
+            result = check_pii_spark(open_source(data), config, policy.digest)
+        elif mode == "stream":
             from mlgate.gates.data.pii_stream import check_pii_source
             from mlgate.gates.data.sources import open_source
 
@@ -126,7 +132,17 @@ def child(gate: str, mode: str, data: str, reference: str, workdir: Path) -> dic
 
     config = DriftPolicy(columns=("age", "income", "plan"))
     columns = ["age", "income", "plan"]
-    if mode == "stream":
+    if mode == "spark":
+        from mlgate.gates.data.sources import open_source
+        from mlgate.gates.data.spark_source import spark_session
+        from mlgate.gates.monitor.sketches import check_drift_sketch
+        from mlgate.gates.monitor.sketches_spark import sketch_spark
+
+        with spark_session() as spark:
+            current = sketch_spark(spark, open_source(data), columns)
+            ref = sketch_spark(spark, open_source(reference), columns)
+        result = check_drift_sketch(current, ref, config, policy.digest)
+    elif mode == "stream":
         from mlgate.gates.data.sources import open_source
         from mlgate.gates.monitor.sketches import check_drift_sketch, sketch_batches
 
@@ -220,6 +236,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per measurement")
     parser.add_argument("--keep", action="store_true", help="keep the generated datasets")
     parser.add_argument("--gates", nargs="+", default=list(GATES), choices=GATES)
+    parser.add_argument("--spark", action="store_true", help="also data.pii and monitor.drift by a Spark job "
+                        "(local[2]); peak RSS is the Python driver's, not the JVM's or the workers'")
     args = parser.parse_args()
     root = Path(args.root)
     shutil.rmtree(root, ignore_errors=True)
@@ -234,7 +252,8 @@ def main() -> None:
     rows = []
     try:
         for gate in args.gates:
-            for mode, data in (("in-memory", fits), ("stream", fits), ("stream", large)):
+            spark = (("spark", fits), ("spark", large)) if args.spark and gate != "data.expectations" else ()
+            for mode, data in (("in-memory", fits), ("stream", fits), ("stream", large), *spark):
                 row = measure(gate, mode, data, fits, root, args.timeout)
                 row["dataset"] = "fits" if data == fits else "large"
                 print(json.dumps(row), flush=True)

@@ -184,6 +184,12 @@ def cmd_check_pii(args: argparse.Namespace) -> int:
 
     def check(policy: Policy) -> GateResult:
         algorithm = policy.section("data.integrity").algorithm
+        if args.engine == "spark":
+            from mlgate.gates.data.pii_spark import check_pii_spark
+            from mlgate.gates.data.sources import open_source
+
+            return check_pii_spark(open_source(args.path, args.batch_rows), policy.section(args.gate),
+                                   policy.digest, algorithm, args.spark_master)
         if args.stream or is_table(args.path):
             from mlgate.gates.data.pii_stream import check_pii_source
             from mlgate.gates.data.sources import open_source
@@ -309,11 +315,18 @@ def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]
 
 
 def cmd_check_drift(args: argparse.Namespace) -> int:
-    from mlgate.gates.monitor.monitoring import check_drift_files
+    from mlgate.gates.monitor.monitoring import check_drift_files, check_drift_sketched
 
-    return _run(args, Subject("dataset", args.path, "unknown"),
-                lambda policy: check_drift_files(args.path, args.reference, policy, *_window(args),
-                                                 history=args.history))
+    def check(policy: Policy) -> GateResult:
+        if args.engine == "pandas":
+            return check_drift_files(args.path, args.reference, policy, *_window(args), history=args.history)
+        if args.since or args.until:
+            raise GateInputError(f"--engine {args.engine} sketches the whole table; --since/--until select "
+                                 "a window of an inference log, which --engine pandas reads")
+        return check_drift_sketched(args.path, args.reference, policy, args.engine, args.spark_master,
+                                    history=args.history)
+
+    return _run(args, Subject("dataset", args.path, "unknown"), check)
 
 
 def cmd_check_confidence(args: argparse.Namespace) -> int:
@@ -663,6 +676,10 @@ def build_parser() -> argparse.ArgumentParser:
     pii.add_argument("--batch-rows", type=int, default=65_536, help="rows per record batch when streaming "
                      "(default 65536)")
     pii.add_argument("--encoding", default="utf-8", help="text encoding of CSV/JSONL/text files (default utf-8)")
+    pii.add_argument("--engine", choices=("arrow", "spark"), default="arrow",
+                     help="arrow: read here; spark: the streamed scan as a Spark job over a Parquet file or "
+                     "dataset, same verdict (needs mlgate[spark] and Java 17)")
+    pii.add_argument("--spark-master", help="Spark master URL for --engine spark (default local[2])")
     pii.set_defaults(func=cmd_check_pii)
 
     static = add_gate("code.static", parents=[common, reports], help="bandit over a source tree")
@@ -731,6 +748,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="DP profile (data.privacy) or reference profile JSON, or a CSV/Parquet sample")
     drift.add_argument("--history", help="JSON-lines file of earlier windows' outcomes (appended to): drift "
                        "blocks once it persists; without it, a window blocks alone only on severe drift")
+    drift.add_argument("--engine", choices=("pandas", "arrow", "spark"), default="pandas",
+                       help="pandas: in memory; arrow: mergeable sketches over record batches (a table, a "
+                       "partitioned dataset, postgresql://…?table=); spark: the same sketches by a Spark job "
+                       "over Parquet (needs mlgate[spark] and Java 17)")
+    drift.add_argument("--spark-master", help="Spark master URL for --engine spark (default local[2])")
     drift.set_defaults(func=cmd_check_drift)
 
     confidence = add_gate("monitor.confidence", parents=[common, window],

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlgate.core.errors import GateInputError
 from mlgate.core.results import GateResult, Subject
 from mlgate.gates.data.provenance import append_provenance
 from mlgate.operators.base import BaseGateOperator, provenance_entry
@@ -109,7 +110,9 @@ class DataPiiGateOperator(BaseGateOperator):
     """Scans CSV, Parquet, JSONL or text (a file, or a directory of them such as a partitioned dataset) for
     PII and secrets outside the columns allowed to hold them; text is decoded with ``encoding``. With
     ``stream`` the file or dataset is read as one table in record batches (bounded memory); with
-    ``postgres_conn_id``, ``data_path`` names a table on that connection, always read in batches.
+    ``postgres_conn_id``, ``data_path`` names a table on that connection, always read in batches. With
+    ``engine="spark"`` a Parquet file or dataset is scanned by a Spark job on ``spark_master`` (default
+    ``local[2]``), with the streamed scan's verdict (ADR 0049).
 
     With ``action: mask`` the sanitized copy is logged with the evidence and, when ``masked_path`` is
     set, also written there (its digest is in ``metrics.masked_digest``) for the tasks downstream.
@@ -119,13 +122,16 @@ class DataPiiGateOperator(BaseGateOperator):
     template_fields: Sequence[str] = (*BaseGateOperator.template_fields, "data_path", "masked_path", "encoding")
 
     def __init__(self, *, data_path: str, masked_path: str | None = None, encoding: str = "utf-8",
-                 postgres_conn_id: str | None = None, stream: bool = False, **kwargs: Any) -> None:
+                 postgres_conn_id: str | None = None, stream: bool = False, engine: str = "arrow",
+                 spark_master: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.data_path = data_path
         self.masked_path = masked_path
         self.encoding = encoding
         self.postgres_conn_id = postgres_conn_id
         self.stream = stream
+        self.engine = engine
+        self.spark_master = spark_master
 
     def subject(self) -> Subject:
         return Subject("dataset", _label(self.data_path, self.postgres_conn_id), "unknown")
@@ -135,6 +141,15 @@ class DataPiiGateOperator(BaseGateOperator):
 
         from mlgate.gates.data.pii import check_pii
 
+        if self.engine == "spark":
+            from mlgate.gates.data.pii_spark import check_pii_spark
+            from mlgate.gates.data.sources import open_source
+
+            return check_pii_spark(open_source(self.data_path), self.policy.section(self.gate_id),
+                                   self.policy.digest, self.policy.section("data.integrity").algorithm,
+                                   self.spark_master)
+        if self.engine != "arrow":
+            raise GateInputError(f"{self.gate_id}: engine {self.engine!r}: choose 'arrow' or 'spark'")
         if self.stream or self.postgres_conn_id:  # read in bounded batches; a table always is
             from mlgate.gates.data.pii_stream import check_pii_source
             from mlgate.gates.data.sources import open_source

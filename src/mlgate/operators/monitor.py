@@ -56,18 +56,22 @@ class MonitorDriftGateOperator(MonitorGateOperator):
     profile, a reference profile JSON, or a CSV/Parquet sample. ``current_path`` (a CSV/Parquet table
     taken whole) replaces the inference-log window when given. Each window's outcome is appended to
     ``history_path`` (default ``$MLGATE_HOME/monitor/drift_history.jsonl``): drift blocks, and so demotes,
-    only once it persists over windows or is severe (policy ``demote_after`` of ``of_last``)."""
+    only once it persists over windows or is severe (policy ``demote_after`` of ``of_last``). With ``engine``
+    ``arrow`` or ``spark`` the ``current_path`` table (and a table reference) is sketched instead of read
+    into memory: in record batches, or per partition of a Spark job on ``spark_master`` (ADR 0049)."""
 
     gate_id = "monitor.drift"
     template_fields: Sequence[str] = (*MonitorGateOperator.template_fields, "current_path", "reference_path",
                                       "history_path")
 
     def __init__(self, *, reference_path: str, current_path: str | None = None, history_path: str | None = None,
-                 **kwargs: Any) -> None:
+                 engine: str = "pandas", spark_master: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.reference_path = reference_path
         self.current_path = current_path
         self.history_path = history_path
+        self.engine = engine
+        self.spark_master = spark_master
 
     def subject(self) -> Subject:
         return Subject("dataset", str(self.current_path or self.inference_log_path), "unknown")
@@ -80,6 +84,13 @@ class MonitorDriftGateOperator(MonitorGateOperator):
         from mlgate.trust.registry import mlgate_home
 
         history = self.history_path or mlgate_home() / "monitor" / "drift_history.jsonl"
+        if self.engine != "pandas":
+            from mlgate.gates.monitor.monitoring import check_drift_sketched
+
+            if not self.current_path:
+                raise GateInputError(f"monitor.drift: engine {self.engine!r} sketches a table: give current_path")
+            return check_drift_sketched(self.current_path, self.reference_path, self.policy, self.engine,
+                                        self.spark_master, history=history)
         if self.current_path:
             return check_drift_files(self.current_path, self.reference_path, self.policy, history=history)
         return check_drift_files(self.log_path(), self.reference_path, self.policy, *self.window(context),

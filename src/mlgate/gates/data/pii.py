@@ -210,17 +210,33 @@ def examples(hits: Hits, columns: dict[str, pa.Array]) -> Found:
     return found
 
 
+Shown = dict[str, dict[str, tuple[int, list[tuple[int, str, str]]]]]  # column -> type -> (cells, [(row, #, scheme)])
+
+
+def shown(found: Found, salt: bytes, low: bool = False) -> Shown:
+    """``found`` as the findings show it: each example's row, a salted digest prefix and, for a national ID
+    (not of low confidence), its scheme; what a Spark partition returns instead of the matched text."""
+    return {name: {pii_type: (cells, [(row, _salted_prefix(salt, text),
+                                       national_id_scheme(text.strip()) or "?"
+                                       if pii_type == "national_id" and not low else "")
+                                      for row, text in rows])
+                   for pii_type, (cells, rows) in by_type.items()}
+            for name, by_type in found.items()}
+
+
 def _findings(found: Found, config: PiiPolicy, label: str = "", low: bool = False) -> Iterator[Finding]:
+    yield from shown_findings(shown(found, secrets.token_bytes(16), low), config, label, low)
+
+
+def shown_findings(found: Shown, config: PiiPolicy, label: str = "", low: bool = False) -> Iterator[Finding]:
     """``low``: findings of low confidence (ADR 0052), INFO unless the policy's ``low_confidence`` is block."""
-    salt = secrets.token_bytes(16)
     for name, by_type in found.items():
         for pii_type, (cells, shown_rows) in by_type.items():
-            shown = ", ".join(f"{row} (#{_salted_prefix(salt, text)})" for row, text in shown_rows)
+            examples = ", ".join(f"{row} (#{prefix})" for row, prefix, _ in shown_rows)
             allowed = config.allows(name, pii_type) or (low and config.low_confidence == "report")
             schemes = ""
             if pii_type == "national_id" and not low:  # which scheme, never which value
-                schemes = " (" + ", ".join(sorted({national_id_scheme(text.strip()) or "?"
-                                                   for _, text in shown_rows})) + ")"
+                schemes = " (" + ", ".join(sorted({scheme for _, _, scheme in shown_rows})) + ")"
             what = f"text in {pii_type}'s format whose check fails (low confidence)" if low else pii_type
             yield Finding(
                 id=f"{GATE}.{pii_type}" + (".low" if low else ""),
@@ -229,7 +245,7 @@ def _findings(found: Found, config: PiiPolicy, label: str = "", low: bool = Fals
                         + (" (allowed by policy)" if config.allows(name, pii_type) else
                            " (reported, not blocking: low_confidence is report)" if allowed else
                            f", which column {name!r} may not hold")
-                        + f"; e.g. rows {shown}",
+                        + f"; e.g. rows {examples}",
                 location=label + name,
             )
 

@@ -65,16 +65,20 @@ def token_rules() -> tuple[str, ...]:
 
 # ---- placeholders
 
+# The leading ``^`` or lookahead holds the first letter of every unanchored alternative: Python's engine then
+# rejects most positions on one character class instead of trying each word (several times faster; ADR 0051).
 _PLACEHOLDER_WORDS = re.compile(
-    r"(?i)example|sample|dummy|placeholder|changeme|change_me|fake|insert|_here\b|your[_-]?(?:api|secret|token"
+    r"(?i)(?:^|(?=[esdpcfi_yrx#*.ogv]))(?:"
+    r"example|sample|dummy|placeholder|changeme|change_me|fake|insert|_here\b|your[_-]?(?:api|secret|token"
     r"|key|pass)|redacted|xxxx|#{4}|\*{3}|\.{3}|process\.env|os\.environ|getenv|vault:"
     r"|^(?:null|none|true|false|undefined|password|secret|token|string)$"
     # the whole value is a template or reference: ${VAR}, {{ var }}, <value>, %(name)s, $(cmd), $VAR
-    r"|^(?:\$\{[^}]*\}|\$?\{\{.*\}\}|<[^>]*>|%\([^)]*\)s?|\$\([^)]*\)|\$[A-Za-z_]\w*)$")
+    r"|^(?:\$\{[^}]*\}|\$?\{\{.*\}\}|<[^>]*>|%\([^)]*\)s?|\$\([^)]*\)|\$[A-Za-z_]\w*)$)")
 _UUID = re.compile(r"(?i)^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 _TOKEN_PREFIX = re.compile(r"^[A-Za-z]{2,5}[_-]")
+_TOKEN_PREFIX_AND_DIGIT = re.compile(r"^[A-Za-z]{2,5}[_-](?:\d[_-])?")
 _RUN_OF_FOUR = re.compile(r"(.)\1{3,}")
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
@@ -131,9 +135,13 @@ def valid_token(text: str) -> bool:
     and random-looking: a digit somewhere, or upper and lower case mixed about evenly (letter-only
     tokens exist: ``hf_jCBaQng…``). Identifiers that share a prefix (``hf_requiredCharacteristicTypes``,
     ``xoxp-1-initial``) are neither."""
-    body = re.sub(r"^[A-Za-z]{2,5}[_-](?:\d[_-])?", "", text)
-    if is_placeholder(text) or len(body) < 12 or _filler(body):
+    body = _TOKEN_PREFIX_AND_DIGIT.sub("", text, 1)
+    if len(body) < 12 or not _random_looking(body):  # the cheap checks first: all must hold
         return False
+    return not is_placeholder(text) and not _filler(body)
+
+
+def _random_looking(body: str) -> bool:
     if any(ch.isdigit() for ch in body):
         return True
     upper, lower = sum(ch.isupper() for ch in body), sum(ch.islower() for ch in body)
@@ -209,7 +217,7 @@ def credential_value(value: str, quoted: bool, uuid_ok: bool = False) -> bool:
         return " " in value or shannon_entropy(value) >= 2.5
     if _CODE_REFERENCE.match(value):
         return False
-    classes = sum(bool(re.search(p, value)) for p in (r"[a-z]", r"[A-Z]", r"\d", r"[^A-Za-z0-9]"))
+    classes = char_classes(value)
     # 3 bits per character, or 70% of what a string this short can reach (a 16-digit hex key: 2.8)
     return classes >= 2 and shannon_entropy(value) >= min(3.0, 0.7 * math.log2(len(value)))
 
@@ -249,9 +257,17 @@ def credential_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+_CLASSES = tuple(re.compile(p) for p in (r"[a-z]", r"[A-Z]", r"\d", r"[^A-Za-z0-9]"))
+
+
+def char_classes(value: str) -> int:
+    """How many of lower case, upper case, digits and other characters ``value`` holds."""
+    return sum(rx.search(value) is not None for rx in _CLASSES)
+
+
 def high_entropy(token: str) -> bool:
     """A credential-like token: long enough, several character classes, not repetitive, no placeholder."""
     if is_placeholder(token):
         return False
-    classes = sum(bool(re.search(p, token)) for p in (r"[a-z]", r"[A-Z]", r"\d", r"[^A-Za-z0-9]"))
+    classes = char_classes(token)
     return len(token) >= 8 and classes >= 2 and shannon_entropy(token) >= 3.0

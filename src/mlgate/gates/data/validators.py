@@ -38,12 +38,7 @@ def luhn_ok(digits: str) -> bool:
     return digits.isdigit() and _luhn.checksum(digits) == 0
 
 
-def _in_ranges(digits: str, ranges: tuple[tuple[int, int, int], ...]) -> bool:
-    """``ranges`` holds (prefix length, low, high) issuer prefixes."""
-    return any(low <= int(digits[:size]) <= high for size, low, high in ranges)
-
-
-# issuer: (card lengths, prefix ranges as (prefix length, low, high)). Luhn is not the issuer's rule
+# issuer: (card lengths, issuer prefixes as (prefix length, low, high)). Luhn is not the issuer's rule
 # (stdnum has no issuer table), so the IIN ranges stay here.
 _ISSUERS: dict[str, tuple[frozenset[int], tuple[tuple[int, int, int], ...]]] = {
     "visa": (frozenset({13, 16, 19}), ((1, 4, 4),)),
@@ -62,10 +57,16 @@ _ISSUERS: dict[str, tuple[frozenset[int], tuple[tuple[int, int, int], ...]]] = {
 }
 
 
+# per card length, the issuers that issue it, in _ISSUERS' order: the lookup a candidate needs, built once
+_ISSUERS_BY_LENGTH = {size: tuple((issuer, ranges) for issuer, (lengths, ranges) in _ISSUERS.items() if size in lengths)
+                      for size in range(1, 20)}
+
+
 def card_issuer(digits: str) -> str | None:
-    for issuer, (lengths, ranges) in _ISSUERS.items():
-        if len(digits) in lengths and _in_ranges(digits, ranges):
-            return issuer
+    for issuer, ranges in _ISSUERS_BY_LENGTH.get(len(digits), ()):
+        for size, low, high in ranges:
+            if low <= int(digits[:size]) <= high:
+                return issuer
     return None
 
 
@@ -79,10 +80,30 @@ def valid_card(text: str) -> bool:
 def valid_ssn(text: str) -> bool:
     """One separator throughout (``-``, ``.`` or space, or none); stdnum's ranges and its list of
     published example numbers (078-05-1120, 219-09-9999, ...)."""
-    separators = set(re.sub(r"\d", "", text))
+    if not text.isascii():  # non-ASCII digits: the general path below
+        separators = set(re.sub(r"\d", "", text))
+        digits = re.sub(r"\D", "", text)
+    else:
+        separators = set(text.translate(_DROP_DIGITS))
+        digits = text.translate(_KEEP_DIGITS)
     if len(separators) > 1 or (separators and len(text) != 11):
         return False
-    return _ssn.is_valid(re.sub(r"\D", "", text))
+    return ssn_may_pass(digits) and _ssn.is_valid(digits)
+
+
+# ---- reject-only prefilters (ADR 0051): exact arithmetic that turns away what the library refuses too, so the
+# library is asked less often; a value the prefilter passes is accepted only on the library's own verdict.
+
+_DROP_DIGITS = str.maketrans("", "", "0123456789")
+_KEEP_DIGITS = {c: None for c in range(128) if not chr(c).isdigit()}
+
+
+def ssn_may_pass(digits: str) -> bool:
+    """False only for what stdnum's SSN rule rejects as well: nine ASCII digits in area 000, 666 or 9xx, group 00
+    or serial 0000 (its ``validate``); any other string is left to stdnum. test_pii_prefilters checks this."""
+    if len(digits) != 9 or not digits.isascii() or not digits.isdigit():
+        return True
+    return digits[0] != "9" and digits[:3] not in ("000", "666") and digits[3:5] != "00" and digits[5:] != "0000"
 
 
 def valid_iban(text: str) -> bool:
@@ -123,8 +144,12 @@ NATIONAL_REGIONS = ("US", "GB", "DE", "FR", "IN", "CN", "JP", "BR", "TR", "IL", 
                     "AU", "MX", "RU", "KR", "PL", "SE", "CH", "AT", "BE", "IE", "PT", "ZA", "NG", "PH")
 
 
+_EXTENSION = re.compile(r"(?i)\s*(?:x|ext\.?)\s*\d")
+_NOT_DIGIT = re.compile(r"\D")
+
+
 def _digits(text: str) -> str:
-    return re.sub(r"\D", "", re.split(r"(?i)\s*(?:x|ext\.?)\s*\d", text)[0])
+    return _NOT_DIGIT.sub("", _EXTENSION.split(text, 1)[0])
 
 
 @lru_cache(maxsize=65536)

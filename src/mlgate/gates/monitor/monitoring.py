@@ -11,7 +11,7 @@ it lets monitoring compare with the training data without keeping a single train
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -210,12 +210,60 @@ def check_drift_files(current: str | Path, reference: str | Path, policy: Policy
     window = load_window(current, start, end)
     ref = load_reference(reference)
     subject = _subject(current, start, end, window)
-    if history is None:
-        return check_drift(window, ref, policy.section("monitor.drift"), policy.digest, subject)
     key = ref.digest if isinstance(ref, ReferenceProfile) else f"{Path(reference).resolve()}"
+    return _with_history(history, key, subject, lambda earlier: check_drift(
+        window, ref, policy.section("monitor.drift"), policy.digest, subject, earlier))
+
+
+def check_drift_sketched(current: str | Path, reference: str | Path, policy: Policy, engine: str = "arrow",
+                         master: str | None = None, session: Any = None,
+                         history: str | Path | None = None) -> GateResult:
+    """``monitor.drift`` of a table larger than memory (a file, a partitioned dataset, a PostgreSQL table):
+    the window, and a reference that is a table, sketched batch by batch (``arrow``) or per Spark partition
+    (``spark``: Parquet only, on ``session`` or a new one on ``master``); a JSON reference is a profile."""
+    from contextlib import nullcontext
+
+    from mlgate.gates.data.integrity import build_manifest
+    from mlgate.gates.data.sources import open_source, redacted
+    from mlgate.gates.monitor.sketches import check_drift_sketch, sketch_batches
+
+    config = policy.section("monitor.drift")
+    columns = list(config.columns) if config.columns is not None else None
+
+    def sketch(spark: Any, path: str | Path) -> Any:
+        if spark is None:
+            return sketch_batches(open_source(path).batches(columns), columns)
+        from mlgate.gates.monitor.sketches_spark import sketch_spark
+
+        return sketch_spark(spark, open_source(path), columns)
+
+    if engine == "spark":
+        from mlgate.gates.data.spark_source import spark_session
+
+        running = spark_session(master, session)
+    elif engine == "arrow":
+        running = nullcontext()
+    else:
+        raise GateInputError(f"engine {engine!r}: sketched drift runs on 'arrow' or 'spark'")
+    profile = Path(reference).suffix.lower() == ".json"
+    with running as spark:
+        window = sketch(spark, current)
+        ref = load_reference(reference) if profile else sketch(spark, reference)
+    subject = Subject("dataset", redacted(str(current)), build_manifest(str(current)).digest)
+    key = ref.digest if profile else f"{Path(reference).resolve()}"
+    return _with_history(history, key, subject, lambda earlier: check_drift_sketch(
+        window, ref, config, policy.digest, subject, earlier))
+
+
+def _with_history(history: str | Path | None, key: str, subject: Subject,
+                  judge: Callable[[list[dict[str, Any]]], GateResult]) -> GateResult:
+    """``judge``'s result given the earlier windows' outcomes against reference ``key`` (none without a
+    ``history`` file), and its own outcome appended to the file."""
+    if history is None:
+        return judge([])
     with _locked(Path(history)) as handle:
         earlier = _read_history(handle, Path(history), key)
-        result = check_drift(window, ref, policy.section("monitor.drift"), policy.digest, subject, earlier)
+        result = judge(earlier)
         handle.write(json.dumps({"reference": key, "window": subject.uri, "digest": subject.digest,
                                  "drifted": result.metrics["drifted"], "severe": result.metrics["severe"],
                                  "columns": result.metrics["drifted_columns"],

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class DriftPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    alpha: float = Field(default=0.001, gt=0, lt=1, description="family-wise level of the tests and of the "
-                         "effects' null quantiles: a healthy window drifts with probability about alpha")
+    alpha: float = Field(default=0.001, gt=0, lt=1, description="family-wise level of the tests: a healthy "
+                         "window drifts with probability at most about alpha")
     correction: Literal["bonferroni", "holm", "bh"] = "holm"
     min_wasserstein: float = Field(default=0.05, ge=0, description="smallest numeric effect that counts, in "
                                    "reference standard deviations")
@@ -27,8 +27,6 @@ class DriftPolicy(BaseModel):
     min_rows: int = Field(default=100, ge=2)
     max_accuracy_drop: float = Field(default=0.05, ge=0, le=1)
     bins: int = Field(default=50, ge=2, le=200, description="reference-quantile groups for the effects and PSI")
-    bootstrap: int = Field(default=1000, ge=100, le=100_000, description="draws of each effect's null, at "
-                           "least 20 / alpha (so that 20 draws lie beyond the quantile)")
     columns: tuple[str, ...] | None = None
 
     @model_validator(mode="after")

@@ -9,8 +9,8 @@ in memory: each partition, file or worker is profiled on its own and the profile
 
 A reference sketch becomes a ``ReferenceProfile`` (cut points at its quantiles, counts from its CDF), and the
 current window's sketch is counted into the same bins, so the gate's decision is drift.py's binned path:
-KS at the cut points, the Wasserstein effect on reference-quantile groups, its null quantile, the same
-correction, judgement and persistence rule (ADR 0019, 0041).
+KS and the normal-scores location and scale tests at the cut points, the Wasserstein effect on
+reference-quantile groups, the same correction, judgement and persistence rule (ADR 0019, 0041, 0053).
 """
 
 from __future__ import annotations
