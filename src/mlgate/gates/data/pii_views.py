@@ -48,8 +48,8 @@ MAX_DECODED = 4 << 20  # characters of decoded text per cell; tokens after that 
 # pairs of printable ASCII (high nibble 2-7), or 4 base64 quartets whose first character encodes a printable
 # ASCII byte's top six bits ([I-Za-f]); digit runs (card numbers, IDs) and random tokens rarely match.
 _ASCII_TRIGGER = (r"%[0-9A-Fa-f]{2}|&#?[0-9A-Za-z]{2,8};|\n|(?:[2-7][0-9A-Fa-f]){8}"
-                  r"|(?:[I-Za-f][A-Za-z0-9+/_-]{3}){4}|[\[({<] ?(?i:at|dot) ?[\])}>]|\d \d \d \d \d \d"
-                  r"|\d(?: \d+[.-]|\.\d+[ -]|-\d+[ .])\d")
+                  r"|(?:[I-Za-f][A-Za-z0-9+/_-]{3}){3}[I-Za-f][A-Za-z0-9+/_=-]{1,3}"
+                  r"|[\[({<] ?(?i:at|dot) ?[\])}>]|\d \d \d \d \d \d|\d(?: \d+[.-]|\.\d+[ -]|-\d+[ .])\d")
 _TRICKS = re.compile(r"\d \d \d \d \d \d|\d(?: \d+[.-]|\.\d+[ -]|-\d+[ .])\d|[\[({<] ?(?:at|dot) ?[\])}>]", re.I)
 
 # Latin look-alikes from Unicode's confusables (UTS #39, https://www.unicode.org/Public/security/latest/

@@ -19,7 +19,7 @@ from faker import Faker
 from mlgate.core.results import Status
 from mlgate.gates.data.pii import PiiPolicy, check_pii, read_table
 from mlgate.gates.data.pii_stream import check_pii_source
-from mlgate.gates.data.pii_views import TRIGGER, views
+from mlgate.gates.data.pii_views import trigger, views
 from mlgate.gates.data.policies import PII_TYPES
 from mlgate.gates.data.sources import open_source
 from tests.unit.gates.data.test_pii_redteam import AWS, EMAIL, EVADED, SSN
@@ -91,8 +91,10 @@ def _ordinary(seed: int) -> dict[str, list[str]]:
 def test_ordinary_values_raise_no_alarm(tmp_path, seed, kind):
     cells = _ordinary(seed)[kind]
     array = pa.array(cells, pa.large_string())
-    triggered = pc.sum(pc.match_substring_regex(array, TRIGGER)).as_py()
-    assert triggered >= 0.5 * len(cells)  # the views were computed: the test exercises them
+    triggered = pc.sum(pc.match_substring_regex(array, trigger())).as_py()
+    # views were computed, so the test exercises them: for text, every Russian cell (look-alike letters) and
+    # those with a line break; accented Latin, Japanese and German text alone is not a trigger
+    assert triggered >= (0.25 if kind == "text" else 0.5) * len(cells)
     types = tuple(t for t in PII_TYPES if t not in ("person_name", "postal_address", "date_of_birth"))
     result = check_pii(_write(tmp_path, cells), PiiPolicy(types=types), DIGEST)
     assert result.status is Status.PASSED, [f.message for f in result.findings]
