@@ -45,12 +45,16 @@ MAX_TOKEN = 1 << 20  # a longer token is not decoded (binary blobs); ADR 0056 na
 MAX_DECODED = 4 << 20  # characters of decoded text per cell; tokens after that are not decoded
 
 # What makes a cell worth a view, besides a character ``fold`` changes (``trigger``). Encoded text: 8 hex
-# pairs of printable ASCII (high nibble 2-7), or 4 base64 quartets whose first character encodes a printable
-# ASCII byte's top six bits ([I-Za-f]); digit runs (card numbers, IDs) and random tokens rarely match.
+# pairs of printable ASCII (high nibble 2-7), or base64 of 12 bytes of printable ASCII (0x20-0x7e): in each
+# quartet the first character holds a byte's top six bits ([I-Za-f]), the second the next byte's high nibble
+# (2-7), the third the third byte's top two bits (0 or 1). Random tokens match 1 time in 10,000 per position,
+# digit runs (cards, IDs) never.
+_QUARTET = r"[I-Za-f][C-HS-Xi-ny-z0-3][ABEFIJMNQRUVYZcdghklopstwx014589][A-Za-z0-9+/_-]"
+# ASCII disguises of digits and e-mail addresses: spaced or mixed-separator digit runs, a bracketed at/dot
+_TRICKS = r"(?i)\d \d \d \d \d \d|\d(?: \d+[.-]|\.\d+[ -]|-\d+[ .])\d|[\[({<] ?(?:at|dot) ?[\])}>]"
 _ASCII_TRIGGER = (r"%[0-9A-Fa-f]{2}|&#?[0-9A-Za-z]{2,8};|\n|(?:[2-7][0-9A-Fa-f]){8}"
-                  r"|(?:[I-Za-f][A-Za-z0-9+/_-]{3}){3}[I-Za-f][A-Za-z0-9+/_=-]{1,3}"
-                  r"|[\[({<] ?(?i:at|dot) ?[\])}>]|\d \d \d \d \d \d|\d(?: \d+[.-]|\.\d+[ -]|-\d+[ .])\d")
-_TRICKS = re.compile(r"\d \d \d \d \d \d|\d(?: \d+[.-]|\.\d+[ -]|-\d+[ .])\d|[\[({<] ?(?:at|dot) ?[\])}>]", re.I)
+                  r"|(?:" + _QUARTET + r"){3}[I-Za-f][A-Za-z0-9+/_=-]{1,3}|(?i:" + _TRICKS[4:] + ")")
+_TRICKY = re.compile(_TRICKS)
 
 # Latin look-alikes from Unicode's confusables (UTS #39, https://www.unicode.org/Public/security/latest/
 # confusables.txt): the Cyrillic and Greek letters whose skeleton there is one ASCII letter — those a supplier
@@ -121,8 +125,10 @@ def _mixed(match: re.Match[str]) -> str:
     return re.sub(r"[ .-]", "-", run) if len(set(re.findall(r"[ .-]", run))) > 1 else run
 
 
-def fold(text: str) -> str:
-    """The cell as it reads (step 1 of the module docstring); each step only where its character occurs."""
+def fold(text: str, tricky: bool | None = None) -> str:
+    """The cell as it reads (step 1 of the module docstring); each step only where its character occurs.
+    ``tricky``: whether ``_TRICKS`` matches, when Arrow already knows."""
+    original = text
     if "%" in text:
         text = urllib.parse.unquote(text)
     if "&" in text:
@@ -131,7 +137,9 @@ def fold(text: str) -> str:
         text = unicodedata.normalize("NFKC", text).translate(_FOLD)
     if "\n" in text:
         text = _CONTINUATION.sub("", text)
-    if _TRICKS.search(text):
+    if tricky is None or text != original:  # a disguise may show only once decoded (full-width spaced digits)
+        tricky = _TRICKY.search(text) is not None
+    if tricky:
         text = _SPACED.sub(lambda m: m.group().replace(" ", ""), text)
         text = _MIXED.sub(_mixed, text)
         text = _DOT.sub(".", _AT.sub("@", text))
@@ -169,9 +177,9 @@ def decoded(text: str) -> list[str]:
     return out
 
 
-def views(text: str) -> list[str]:
+def views(text: str, tricky: bool | None = None) -> list[str]:
     """Every view of ``text`` that differs from it: the folded cell, and each decoded token folded."""
-    folded = fold(text)
+    folded = fold(text, tricky)
     out = [folded] if folded != text else []
     return out + [fold(part) for part in decoded(folded)]
 
@@ -184,8 +192,10 @@ def add_views(by_type: dict[str, dict[int, list[Span]]], values: pa.Array, colum
     if not len(rows):
         return
     owners, texts = [], []
-    for row, text in zip(rows.to_pylist(), values.take(rows).to_pylist(), strict=True):
-        for view in views(text):
+    texts_of = values.take(rows)
+    tricky = pc.match_substring_regex(texts_of, _TRICKS).to_pylist()
+    for row, text, flag in zip(rows.to_pylist(), texts_of.to_pylist(), tricky, strict=True):
+        for view in views(text, flag):
             owners.append(row)
             texts.append(view)
     if not texts:

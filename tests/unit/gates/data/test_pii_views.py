@@ -90,11 +90,12 @@ def _ordinary(seed: int) -> dict[str, list[str]]:
 @pytest.mark.parametrize("kind", ["text", "url", "blob", "digest"])
 def test_ordinary_values_raise_no_alarm(tmp_path, seed, kind):
     cells = _ordinary(seed)[kind]
-    array = pa.array(cells, pa.large_string())
-    triggered = pc.sum(pc.match_substring_regex(array, trigger())).as_py()
-    # views were computed, so the test exercises them: for text, every Russian cell (look-alike letters) and
-    # those with a line break; accented Latin, Japanese and German text alone is not a trigger
-    assert triggered >= (0.25 if kind == "text" else 0.5) * len(cells)
+    if kind in ("blob", "digest"):  # the decode pass, run on every cell here, finds no text in random bytes
+        assert not any(views(cell) for cell in cells)
+    else:  # views were computed: every Russian cell (look-alike letters), those with a line break, URLs with %xx;
+        # accented Latin, German or Japanese text alone is no trigger
+        triggered = pc.sum(pc.match_substring_regex(pa.array(cells, pa.large_string()), trigger())).as_py()
+        assert triggered >= (0.25 if kind == "text" else 0.5) * len(cells)
     types = tuple(t for t in PII_TYPES if t not in ("person_name", "postal_address", "date_of_birth"))
     result = check_pii(_write(tmp_path, cells), PiiPolicy(types=types), DIGEST)
     assert result.status is Status.PASSED, [f.message for f in result.findings]
