@@ -111,7 +111,9 @@ def trigger() -> str:
     return f"[{chars}]|{_ASCII_TRIGGER}"
 
 
-_CONTINUATION = re.compile(r"\\\r?\n[ \t]*|(?<=\S)\r?\n(?=\S)")
+# a line break inside one value (``jane@\nexample.com``, base64 wrapped at 76 columns); never after ``=`` or
+# ``:``, so an empty assignment does not take the next line as its value
+_CONTINUATION = re.compile(r"\\\r?\n[ \t]*|(?<=[\w@.%+/-])\r?\n(?=[\w@.%+/-])")
 _SPACED = re.compile(r"(?<!\d)(?<!\d )\d(?: \d){5,}(?! ?\d)")
 _MIXED = re.compile(r"\d+(?:[ .-]\d+){2,}")
 _AT = re.compile(r"\s*[\[({<]\s*at\s*[\])}>]\s*", re.I)
