@@ -10,18 +10,18 @@ detector every disguise, each disguised cell gets *views* the detectors read as 
 1. the cell undone: URL-decoded, HTML-unescaped, NFKC, format characters (``Cf``) and leftover combining marks
    (``Mn``) dropped, every Unicode decimal digit as ASCII, dashes (``Pd``, U+2212) as ``-``, spaces (``Zs``) as
    `` ``, Cyrillic and Greek look-alikes as the Latin letter, ``\\``-newline continuations and line breaks
-   inside a word removed, a run of single spaced digits closed up, a digit group with mixed separators
+   inside a value removed, a run of single spaced digits closed up, a digit group with mixed separators
    (``123 45.6789``) written with ``-``, ``[at]``/``(at)`` and ``[dot]``/``(dot)`` as ``@`` and ``.``;
 2. the decode pass: each base64 or hex token of ``MIN_TOKEN`` to ``MAX_TOKEN`` characters whose bytes are
    printable UTF-8 text, decoded once (never the decoded text again), folded as in 1, up to ``MAX_DECODED``
    characters per cell. Random bytes (keys, digests, UUIDs) almost never decode to printable text, so they
    add nothing.
 
-Only cells that hold a trigger (``TRIGGER``: a non-ASCII character, ``%xx``, an entity, a line break, a long
-token, a spaced or mixed digit run, a bracketed at/dot) are viewed; Arrow finds them in one RE2 pass over the
-column, so clean ASCII text costs one pass. A view's span cannot be mapped back to the cell character by
-character, so a type a view finds that the cell itself does not (or finds more of) covers the whole cell:
-``mask`` replaces the whole cell (fail closed).
+Only cells that hold a trigger (``trigger()``: a character that folds to ASCII or to nothing, ``%xx``, an
+entity, a line break, hex or base64 of printable ASCII, a spaced or mixed digit run, a bracketed at/dot) are
+viewed; Arrow finds them in one RE2 pass over the column, so clean text costs one pass. A view's span cannot
+be mapped back to the cell character by character, so a type a view finds that the cell itself does not (or
+finds more of) covers the whole cell: ``mask`` replaces the whole cell (fail closed).
 """
 
 from __future__ import annotations

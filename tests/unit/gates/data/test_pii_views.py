@@ -100,3 +100,13 @@ def test_ordinary_values_raise_no_alarm(tmp_path, seed, kind):
     result = check_pii(_write(tmp_path, cells), PiiPolicy(types=types), DIGEST)
     assert result.status is Status.PASSED, [f.message for f in result.findings]
     assert not result.findings
+
+
+@pytest.mark.parametrize(("at", "dot"), [(" [at] ", " [dot] "), ("(AT)", "(DOT)"), (" {at} ", "{dot}")])
+def test_bracketed_at_and_dot_read_as_an_address_and_plain_words_do_not(tmp_path, at, dot):
+    user, domain = EMAIL.split("@")
+    hidden = user + at + domain.replace(".", dot)
+    assert check_pii(_write(tmp_path, [f"write to {hidden}"]), PiiPolicy(types=("email",)), DIGEST).status \
+        is Status.BLOCKED
+    plain = [f"look at the dot com bubble, {user} at {domain.split('.')[0]} dot com"]
+    assert check_pii(_write(tmp_path, plain), PiiPolicy(types=("email",)), DIGEST).status is Status.PASSED
