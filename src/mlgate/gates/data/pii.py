@@ -27,6 +27,7 @@ from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, 
 from mlgate.gates.data.integrity import build_manifest
 from mlgate.gates.data.pii_detectors import Detector, Span, detectors, find_spans
 from mlgate.gates.data.pii_ner import add_entities, model_info
+from mlgate.gates.data.pii_views import add_views
 from mlgate.gates.data.policies import NerPolicy, PiiPolicy
 from mlgate.gates.data.validators import national_id_scheme
 
@@ -168,6 +169,7 @@ def scan(columns: dict[str, pa.Array], types: tuple[str, ...], phone_regions: tu
         by_type = {t: find_spans(values, detectors(phone_regions)[t], name) for t in types}
         add_entities(by_type, values, ner, types)
         _drop_overlaps(by_type)
+        add_views(by_type, values, name, types, phone_regions)
         hits[name] = {t: rows for t, rows in by_type.items() if rows}
     return hits
 
@@ -276,8 +278,11 @@ def mask_table(table: pa.Table, columns: dict[str, pa.Array], hits: Hits, config
             continue
         values = columns[name].to_pylist()
         for row, spans in edits.items():
-            text = values[row]
-            for (start, end), pii_type in sorted(spans, reverse=True):
+            text, kept = values[row], []
+            for span, pii_type in sorted(spans, key=lambda edit: (edit[0][0], -edit[0][1])):
+                if not kept or span[0] >= kept[-1][0][1]:  # a whole-cell span (a view's, ADR 0056) takes all
+                    kept.append((span, pii_type))
+            for (start, end), pii_type in reversed(kept):
                 text = text[:start] + token(pii_type, text[start:end]) + text[end:]
             values[row] = text
         table = table.set_column(table.column_names.index(name), pa.field(name, pa.large_string()),

@@ -49,6 +49,7 @@ from mlgate.gates.data.pii_detectors import (
     traits_class,
 )
 from mlgate.gates.data.pii_ner import add_entities, model_info
+from mlgate.gates.data.pii_views import add_views
 from mlgate.gates.data.policies import PiiPolicy
 from mlgate.gates.data.sources import Source, dataset_files
 
@@ -173,6 +174,7 @@ def _scan_batch(columns: dict[str, pa.Array], config: PiiPolicy, elected: Electe
             by_type[pii_type] = found
         add_entities(by_type, values, config.ner, config.types)
         _drop_overlaps(by_type)
+        add_views(by_type, values, name, config.types, config.phone_regions)
         hits[name] = {t: rows for t, rows in by_type.items() if rows}
     return hits
 

@@ -1,7 +1,7 @@
 """Red team (session 6) of ``data.pii``: how a data supplier could write a value so that a person reading or a
-model training on it still gets it, while the detectors miss it. Each class the gate misses today is a strict
-xfail naming the class (docs/notes/2026-12-04-s6/redteam6.md lists them beside detect-secrets); the plain
-values are the control that the same harness blocks."""
+model training on it still gets it, while the detectors miss it (docs/notes/2026-12-04-s6/redteam6.md lists them
+beside detect-secrets). The plain values are the control that the same harness blocks. The classes the normalised
+views catch (ADR 0056, ``pii_views``) are plain tests; each class left is a strict xfail saying why."""
 
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ _FULL = str.maketrans("0123456789@.-", "０１２３４５６７８９＠．－"
 _ARABIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 _CYRILLIC = str.maketrans("aeoAEO", "аеоАЕО")
 
-# (evasion class, pii type, the cell as the supplier writes it)
-MISSED = [
+# (evasion class, pii type, the cell as the supplier writes it): caught by the normalised views (ADR 0056)
+EVADED = [
     ("zero_width", "us_ssn", SSN.replace("-", ZW + "-")),
     ("zero_width", "credit_card", CARD.replace(" ", ZW)),
     ("zero_width", "secret", f"aws_access_key_id={AWS[:8]}{ZW}{AWS[8:]}"),
@@ -70,9 +70,17 @@ MISSED = [
     ("line_continuation", "email", EMAIL.replace("@", "@\n")),
     ("line_continuation", "secret", f"aws_access_key_id={AWS[:10]}\\\n{AWS[10:]}"),
     ("obfuscated_at", "email", EMAIL.replace("@", " [at] ").replace(".", " [dot] ")),
-    ("spaced_digits", "us_ssn", " ".join(SSN.replace("-", ""))),
     ("spaced_digits", "credit_card", " ".join(CARD.replace(" ", ""))),
-    ("reversed", "us_ssn", SSN[::-1]),
+    # a bare 9-digit run is an SSN only beside the word (or in a column named for it), spaced or not
+    ("spaced_digits", "us_ssn", "SSN: " + " ".join(SSN.replace("-", ""))),
+]
+# Left, with the reason: (evasion class, pii type, cell, why)
+LEFT = [
+    ("spaced_digits", "us_ssn", " ".join(SSN.replace("-", "")),
+     "closed up it is a bare 9-digit run, which is no SSN in free text either (no context word, no column name)"),
+    ("reversed", "us_ssn", SSN[::-1],
+     "nobody reads a value backwards; a reversed twin of every format would double the patterns and their false "
+     "alarms for a form no reader or parser takes as the value"),
 ]
 
 
@@ -91,19 +99,26 @@ def test_the_plain_value_is_blocked(tmp_path, pii_type, value):
     assert blocked(tmp_path, cells(value), pii_type)
 
 
-@pytest.mark.parametrize(("evasion", "pii_type", "value"), [
-    pytest.param(*case, id=f"{case[0]}-{case[1]}",
-                 marks=pytest.mark.xfail(strict=True, reason=f"redteam6: data.pii misses {case[0]} ({case[1]})"))
-    for case in MISSED])
+@pytest.mark.parametrize(("evasion", "pii_type", "value"), [pytest.param(*case, id=f"{case[0]}-{case[1]}")
+                                                             for case in EVADED])
 def test_an_evaded_value_is_blocked(tmp_path, evasion, pii_type, value):
     assert blocked(tmp_path, cells(value), pii_type)
 
 
-@pytest.mark.xfail(strict=True, reason="redteam6: data.pii misses split_columns (us_ssn): cells are judged alone")
+@pytest.mark.parametrize(("evasion", "pii_type", "value"), [
+    pytest.param(*case[:3], id=f"{case[0]}-{case[1]}", marks=pytest.mark.xfail(strict=True, reason=case[3]))
+    for case in LEFT])
+def test_an_evaded_value_left_is_blocked(tmp_path, evasion, pii_type, value):
+    assert blocked(tmp_path, cells(value), pii_type)
+
+
+@pytest.mark.xfail(strict=True, reason="cells are judged alone: which columns join into one value is the schema's "
+                   "meaning, not a rule a scan can guess without pairing every column with every other")
 def test_a_value_split_across_columns_is_blocked(tmp_path):
     assert blocked(tmp_path, {"ssn_head": [SSN[:6]] * 3, "ssn_tail": [SSN[6:]] * 3}, "us_ssn")
 
 
-@pytest.mark.xfail(strict=True, reason="redteam6: data.pii misses split_rows (secret): rows are judged alone")
+@pytest.mark.xfail(strict=True, reason="rows are judged alone: rows have no order a reader is bound to (a "
+                   "shuffle splits them), and joining neighbours would make values of unrelated rows")
 def test_a_secret_split_across_rows_is_blocked(tmp_path):
     assert blocked(tmp_path, {"notes": [f"aws_access_key_id={AWS[:10]}", AWS[10:], "plain words"]}, "secret")
