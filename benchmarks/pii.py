@@ -550,9 +550,9 @@ def peer_suites(args: argparse.Namespace) -> bool:
             list(dict(c.policy).get("phone_regions", ())) for c in cases]})
         theirs = [set(f) for f in reference["found"]] if isinstance(reference, dict) else None
         _suite_table(f"Presidio's recognizer test cases ({len(cases)} rebuilt, {skipped} not rebuildable; mlgate "
-                     "with each test's recognizer settings as policy: the Turkish cases with phone_regions [TR]; "
-                     "Presidio with its default recognizers, and the Turkish cases' PhoneRecognizer(supported_"
-                     "regions=['TR']) as their test builds it)"
+                     "with each test's recognizer settings as policy: phone_regions from the phone tests' "
+                     "fixtures ([TR]; Presidio's defaults + JP, CN); Presidio with its default recognizers, and "
+                     "each phone test's PhoneRecognizer(supported_regions=…) as its fixture builds it)"
                      + ("" if theirs else f"; Presidio skipped: {reference}"),
                      cases, mlgate_types([c.text for c in cases], settings=[dict(c.policy) for c in cases]), theirs,
                      lambda c: c.type, tiers=True)

@@ -8,8 +8,9 @@ skipped, never guessed.
 - Presidio: ``presidio-analyzer/tests/test_*_recognizer.py`` parametrized ``text``/``iban`` and
   ``expected_len``: a positive when ``expected_len > 0``; *weak* when Presidio's own assertion expects a low
   score (every expected score at most ``WEAK_SCORE``, some below it: "the pattern matched, its check failed").
-  The recognizer's configuration is read from the test file's ``recognizer`` fixture (``supported_regions``)
-  and becomes mlgate's equivalent policy setting (``phone_regions``) for the tests that use that fixture.
+  The recognizer's configuration is read from the test file's ``recognizer`` fixture (``supported_regions``,
+  including ``PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS`` read from Presidio's source) and becomes mlgate's
+  equivalent policy setting (``phone_regions``) for the tests that use that fixture.
 - detect-secrets: ``tests/plugins/*_test.py`` parametrized lines with a ``should_flag``-like bool or an
   expected secret (``None``: negative), and keyword_test's ``*_TEST_CASES`` tables.
 - gitleaks: ``cmd/generate/config/rules/*.go`` ``tps`` (positives) and ``fps`` (negatives) built from
@@ -53,6 +54,9 @@ def evaluate(node: ast.AST, env: dict):  # noqa: C901 - one branch per node kind
         if node.id in env:
             return env[node.id]
         raise Unevaluable(node.id)
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+            f"{node.value.id}.{node.attr}" in env:
+        return env[f"{node.value.id}.{node.attr}"]
     if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult, ast.Mod)):
         left, right = evaluate(node.left, env), evaluate(node.right, env)
         if isinstance(node.op, ast.Add):
@@ -150,16 +154,34 @@ def _weak(case: dict) -> bool:
     return bool(scores) and max(scores) <= WEAK_SCORE and min(scores) < WEAK_SCORE
 
 
-def _fixture_regions(tree: ast.Module) -> tuple[str, ...]:
-    """``supported_regions=[...]`` (a literal list) of the module's ``recognizer`` fixture, else ()."""
+def _phone_defaults(repo: Path) -> dict:
+    """``PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS`` as Presidio's source defines it (a fixture may extend it)."""
+    path = repo / "presidio-analyzer" / "presidio_analyzer" / "predefined_recognizers" / "generic" / \
+        "phone_recognizer.py"
+    if not path.exists():
+        return {}
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ClassDef) and node.name == "PhoneRecognizer":
+            found = _bindings(node.body, {})
+            return {f"PhoneRecognizer.{k}": v for k, v in found.items()}
+    return {}
+
+
+def _fixture_regions(tree: ast.Module, env: dict) -> tuple[str, ...]:
+    """``supported_regions=…`` of the module's ``recognizer`` fixture (literals, and names from ``env`` such as
+    ``PhoneRecognizer.DEFAULT_SUPPORTED_REGIONS``), the regions phonenumbers knows (Presidio's ``UK`` is none:
+    phonenumbers ignores it there too), else ()."""
+    import phonenumbers
+
     for func in tree.body:
         if isinstance(func, ast.FunctionDef) and func.name == "recognizer":
             for node in ast.walk(func):
                 if isinstance(node, ast.keyword) and node.arg == "supported_regions":
                     try:
-                        return tuple(evaluate(node.value, {}))
+                        regions = evaluate(node.value, env)
                     except Unevaluable:
                         return ()
+                    return tuple(r for r in regions if r in phonenumbers.SUPPORTED_REGIONS)
     return ()
 
 
@@ -170,7 +192,7 @@ def presidio_cases(repo: Path) -> tuple[list[Case], int]:
         if not path.exists():
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        regions = _fixture_regions(tree)
+        regions = _fixture_regions(tree, _phone_defaults(repo))
         uses_fixture = {f.name for f in tree.body if isinstance(f, ast.FunctionDef)
                         and any(a.arg == "recognizer" for a in f.args.args)}
         for test, case in parametrized(path):

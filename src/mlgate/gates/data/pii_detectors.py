@@ -382,7 +382,6 @@ def _phone_detector(regions: tuple[str, ...] = ()) -> Detector:
            bounded=True, boundary=phone_bounded),
         _p(r"\b\d{1,3}-\d{3}-\d{3}-\d{4}\b", r"\b\d{1,3}-\d{3}-\d{3}-\d{4}\b", valid_international_phone,
            bounded=True, boundary=phone_bounded),
-        _p(r"\b1[3-9]\d{9}\b", r"\b1[3-9]\d{9}\b", valid, bounded=True),
         # a bare digit run right after a word that names a phone (as Presidio's context words raise
         # a weak match); it must still be a valid number of one of the regions tried
         _p(_PHONE_CONTEXT, _PHONE_CONTEXT + r"[^\d\n]{0,15}?(?P<v>\d{9,12})\b", valid, bounded=True, flags=re.I),

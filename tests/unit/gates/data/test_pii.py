@@ -575,9 +575,8 @@ def test_a_column_of_random_numbers_is_not_known_by_its_values(digits):
     plan nearly always: below the share a column of real values reaches, or no better than chance."""
     values = [str(rng.randrange(10 ** (digits - 1), 10 ** digits)) for _ in range(300)]
     found = _column_types(values)
-    assert not {"us_ssn", "national_id"} & found.keys()
-    assert found.get("phone", 0) < 30  # only shapes a plan reads alone (China's 1[3-9] mobiles)
-    assert _column_types(values[:1]).keys() <= {"phone"}
+    assert not {"us_ssn", "national_id", "phone"} & found.keys()  # an 11-digit ID column is no column of
+    assert _column_types(values[:1]) == {}  # China's 1[3-9] mobiles: a bare run needs a region, word or header
 
 
 def test_bare_numbers_are_no_phone_or_ssn_column_by_their_values_alone():

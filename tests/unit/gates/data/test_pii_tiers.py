@@ -58,8 +58,10 @@ def test_phone_regions_replace_the_default_regions_for_national_numbers():
                if phonenumbers.is_valid_number(phonenumbers.parse(n, "CN"))][:3]
     assert numbers
     for number in numbers:
-        assert "phone" in tiers(f"WeChat or call {number}")[0]
-        assert "phone" not in tiers(f"WeChat or call {number}", ("TR",))[0]
+        assert "phone" in tiers(f"WhatsApp {number}")[0]  # a phone word: one of the 28 default regions
+        assert "phone" not in tiers(f"WhatsApp {number}", ("TR",))[0]
+        assert "phone" not in tiers(f"order {number} shipped")[0]  # bare: no region, word or header says so
+        assert "phone" in tiers(f"order {number} shipped", ("CN",))[0]
 
 
 def test_phone_regions_must_be_regions_the_numbering_plans_know():
