@@ -123,6 +123,8 @@ class Source:
 
         try:
             dataset = discover()
+            if self.kind == "dataset":
+                _refuse_shadowed_columns(self.label, dataset)
             if len(files) == 1:
                 return dataset
             # Arrow takes the schema of the first file and drops any column only later files hold: the
@@ -313,3 +315,15 @@ def open_source(spec: str | Path, batch_rows: int = BATCH_ROWS) -> Source:
     path = Path(spec)
     dataset_files(path)
     return Source(spec, "dataset" if path.is_dir() else "file", path=path, batch_rows=batch_rows)
+
+
+def _refuse_shadowed_columns(label: str, dataset: Any) -> None:
+    """A hive partition key named like a column of its files: Arrow, Spark and pandas over them give the key's
+    value and never the column's, which any reader of the file itself gets (it can hold anything)."""
+    import pyarrow.dataset as ds
+
+    for fragment in dataset.get_fragments():
+        clash = sorted(set(ds.get_partition_keys(fragment.partition_expression)) & set(fragment.physical_schema.names))
+        if clash:
+            raise GateInputError(f"{label}: partition key {clash[0]!r} is also a column of a file under it; its "
+                                 "values would be read as the key's and go unchecked (rename the column or the key)")
