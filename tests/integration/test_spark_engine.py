@@ -205,12 +205,16 @@ def test_drift_by_spark_decides_as_the_arrow_path(spark, drift_lakes, window, dr
 
 
 def test_a_failed_job_fails_closed_and_logs_no_value(tmp_path):
-    """Two files disagreeing on a column's type: the job fails inside Spark (the CLI's own Spark, whose
-    driver and executor logs are captured): exit 2, and the cell that broke it is quoted nowhere."""
-    (tmp_path / "lake" / "day=0").mkdir(parents=True)
-    (tmp_path / "lake" / "day=1").mkdir()
-    pq.write_table(pa.table({"id": pa.array([1, 2, 3], pa.int64())}), tmp_path / "lake/day=0/a.parquet")
-    pq.write_table(pa.table({"id": pa.array([CANARY] * 3)}), tmp_path / "lake/day=1/b.parquet")
+    """A data page corrupted behind an intact footer: the plan is made, the job fails inside Spark's reader (the
+    CLI's own Spark, whose driver and executor logs are captured): exit 2, and no cell is quoted."""
+    path = tmp_path / "lake" / "day=0" / "a.parquet"
+    path.parent.mkdir(parents=True)
+    pq.write_table(pa.table({"id": pa.array([f"{CANARY}-{i}" for i in range(1000)])}), path,
+                   compression="none", use_dictionary=False)
+    start = pq.ParquetFile(path).metadata.row_group(0).column(0).data_page_offset
+    data = bytearray(path.read_bytes())
+    data[start + 40:start + 60] = b"\xff" * 20  # value length prefixes, not the footer
+    path.write_bytes(bytes(data))
     run = run_cli("check", "data.pii", str(tmp_path / "lake"), "--engine", "spark")
     assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-2000:]
     assert "the Spark job failed" in run.stdout + run.stderr
