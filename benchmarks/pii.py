@@ -449,7 +449,11 @@ def free_text_name_scores(rows: int, reference_python: str, spacy_model: str | N
     print(f"{'tool':<52} {'P':>6} {'R':>6} {'F1':>6}")
     runs = [("mlgate, no ner (names only in name columns)", None)]
     if ner_model:
-        runs.append((f"mlgate, ner: {Path(ner_model).name}", NerPolicy(spacy_model=ner_model)))
+        from mlgate.gates.data.integrity import build_manifest
+        from mlgate.gates.data.policies import is_path
+
+        pin = build_manifest(ner_model).digest if is_path(ner_model) else None  # the benchmark pins what it loads
+        runs.append((f"mlgate, ner: {Path(ner_model).name}", NerPolicy(spacy_model=ner_model, digest=pin)))
     for title, ner in runs:
         hits = scan(column, ("person_name",), (), ner).get("note", {}).get("person_name", {})
         p, r, f = scores(labels, [{"person_name"} if i in hits else set() for i in range(rows)], "person_name")

@@ -94,6 +94,7 @@ def _parquet_view(source: Source, workdir: Path) -> Path:
     if files[0].suffix.lower() not in (".parquet", ".pq"):
         raise GateInputError(f"{source.label}: pushing expectations down needs Parquet files or a table; "
                              f"found {files[0].suffix} (validate it in memory instead)")
+    source.schema()  # refuses what Arrow would misread, as every other path does (a key shadowing a column)
     database = workdir / "view.duckdb"
     # the files the gates and Arrow read, by name: a glob would add the ``_``/``.`` files readers skip, and
     # union_by_name keeps a column only later files hold (DuckDB would take the first file's columns)

@@ -10,6 +10,7 @@ policy maps, fails the check with an error naming the model, never a pass; no ce
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,7 +18,7 @@ import pyarrow.compute as pc
 from mlgate.core.errors import GateInputError
 from mlgate.gates.data.integrity import build_manifest
 from mlgate.gates.data.pii_detectors import Span, _outermost
-from mlgate.gates.data.policies import NerPolicy
+from mlgate.gates.data.policies import NerPolicy, is_path
 
 # A cell can hold a name only if it holds a capitalised word; the rest never reaches the model.
 PREFILTER = r"\p{Lu}\p{Ll}"
@@ -26,8 +27,11 @@ _UNUSED = ("tagger", "parser", "lemmatizer", "attribute_ruler", "morphologizer",
 
 
 @lru_cache(maxsize=4)
-def load(model: str, labels: frozenset[str]):
-    """The spaCy pipeline ``model`` (an installed package's name or a path saved with ``nlp.to_disk``)."""
+def load(model: str, labels: frozenset[str], digest: str | None = None):
+    """The spaCy pipeline ``model`` (an installed package's name or a path saved with ``nlp.to_disk``); a
+    folder whose digest is not ``digest`` is refused before spaCy reads it."""
+    if digest and is_path(model) and Path(model).is_dir():
+        _pinned(model, model, digest)
     try:
         import spacy
     except ImportError:
@@ -38,6 +42,8 @@ def load(model: str, labels: frozenset[str]):
     except Exception as exc:  # noqa: BLE001 - whatever the loader raises, the check fails naming the model
         raise GateInputError(f"data.pii ner: cannot load spaCy model {model!r} ({type(exc).__name__}); install "
                              "the package or give the path of a pipeline saved with nlp.to_disk") from None
+    if digest and not is_path(model):
+        _pinned(model, str(nlp.path), digest)
     known = {label for _, component in nlp.pipeline for label in getattr(component, "labels", ())}
     if not known & labels:
         raise GateInputError(f"data.pii ner: spaCy model {model!r} predicts none of the labels the policy maps "
@@ -48,10 +54,17 @@ def load(model: str, labels: frozenset[str]):
 def model_info(config: NerPolicy) -> dict[str, str | None]:
     """What the evidence records about the model: its name and version as the pipeline states them, and the
     digest of the files it was loaded from (a path's contents can change under the same name)."""
-    nlp = load(config.spacy_model, frozenset(config.labels))
+    nlp = load(config.spacy_model, frozenset(config.labels), config.digest)
     meta = nlp.meta
     return {"spacy_model": config.spacy_model, "name": f"{meta.get('lang', '')}_{meta.get('name', '')}",
             "version": str(meta.get("version", "")), "digest": _digest(str(nlp.path)) if nlp.path else None}
+
+
+def _pinned(model: str, folder: str, digest: str) -> None:
+    found = build_manifest(folder, digest.split(":", 1)[0]).digest
+    if found != digest:
+        raise GateInputError(f"data.pii ner: spaCy model {model!r}: the folder's digest {found} does not match "
+                             f"the policy's pin {digest}")
 
 
 @lru_cache(maxsize=4)
@@ -64,7 +77,7 @@ def entity_spans(values: pa.Array, config: NerPolicy, types: tuple[str, ...]) ->
     wanted = {label: pii_type for label, pii_type in config.labels.items() if pii_type in types}
     if not wanted:
         return {}
-    nlp = load(config.spacy_model, frozenset(config.labels))
+    nlp = load(config.spacy_model, frozenset(config.labels), config.digest)
     rows = pc.indices_nonzero(pc.fill_null(pc.match_substring_regex(values, PREFILTER), False))
     found: dict[str, dict[int, list[Span]]] = {}
     texts = values.take(rows).to_pylist()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 PII_TYPES = ("email", "phone", "us_ssn", "credit_card", "iban", "ip_address", "national_id", "person_name",
              "postal_address", "date_of_birth", "secret")
@@ -27,6 +27,23 @@ class NerPolicy(BaseModel):
         default_factory=lambda: {"PERSON": "person_name", "PER": "person_name"}, min_length=1,
         description="the model's entity labels and the type each one is")
     batch_size: int = Field(default=256, ge=1, le=10_000, description="cells per nlp.pipe batch")
+    digest: str | None = Field(default=None, pattern=r"^(sha256|blake3):[0-9a-f]{64}$", description=(
+        "the digest of the pipeline's folder (mlgate manifest digest), checked before it is loaded; required "
+        "when spacy_model is a path"))
+
+    @model_validator(mode="after")
+    def _a_folder_is_pinned(self) -> NerPolicy:
+        # A folder's contents can change after the policy is signed: swapped for a pipeline that still lists
+        # PERSON but finds nobody, the scan passed, the new digest only recorded (redteam6b, ADR 0057).
+        if is_path(self.spacy_model) and self.digest is None:
+            raise ValueError(f"ner.spacy_model {self.spacy_model!r} names a folder: pin it with ner.digest "
+                             "(the digest mlgate's manifest gives the folder)")
+        return self
+
+
+def is_path(model: str) -> bool:
+    """A spaCy model named by a path rather than by an installed package's name."""
+    return "/" in model or "\\" in model or model.startswith((".", "~"))
 
 
 class PiiPolicy(BaseModel):

@@ -130,11 +130,14 @@ class Source:
 
         try:
             dataset = discover()
+            fragments = list(dataset.get_fragments())  # each reads its footer once, for both uses below
+            if self.kind == "dataset":
+                _refuse_shadowed_columns(self.label, fragments)
             if len(files) == 1:
                 return dataset
             # Arrow takes the schema of the first file and drops any column only later files hold: the
             # gate reads every file's own columns (a reader that merges schemas would see them)
-            return discover(pa.unify_schemas([dataset.schema, *(f.physical_schema for f in dataset.get_fragments())]))
+            return discover(pa.unify_schemas([dataset.schema, *(f.physical_schema for f in fragments)]))
         except (pa.ArrowException, OSError) as exc:
             raise GateInputError(f"{self.label}: not a readable {fmt} dataset, or its files disagree on a "
                                  f"column's type ({type(exc).__name__})") from None
@@ -320,3 +323,15 @@ def open_source(spec: str | Path, batch_rows: int = BATCH_ROWS) -> Source:
     path = Path(spec)
     dataset_files(path)
     return Source(spec, "dataset" if path.is_dir() else "file", path=path, batch_rows=batch_rows)
+
+
+def _refuse_shadowed_columns(label: str, fragments: list[Any]) -> None:
+    """A hive partition key named like a column of its files: Arrow, Spark and pandas over them give the key's
+    value and never the column's, which any reader of the file itself gets (it can hold anything)."""
+    import pyarrow.dataset as ds
+
+    for fragment in fragments:
+        clash = sorted(set(ds.get_partition_keys(fragment.partition_expression)) & set(fragment.physical_schema.names))
+        if clash:
+            raise GateInputError(f"{label}: partition key {clash[0]!r} is also a column of a file under it; its "
+                                 "values would be read as the key's and go unchecked (rename the column or the key)")

@@ -34,6 +34,12 @@ _POSITION = ("file_path", "row_index")
 _CONF = {"spark.ui.enabled": "false", "spark.ui.showConsoleProgress": "false",
          "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
          "spark.sql.execution.arrow.useLargeVarTypes": "false"}
+# Set on every job, a task's own session included: Arrow reads ``Notes`` and ``notes`` as two columns and a
+# column only some files hold as null elsewhere; Spark by default resolves names case-insensitively (one
+# file's ``notes`` was scanned as both columns) and takes one file's schema (a column only another file holds
+# failed the job).
+_JOB_CONF = {"spark.sql.sources.partitionColumnTypeInference.enabled": "false",
+             "spark.sql.caseSensitive": "true", "spark.sql.parquet.mergeSchema": "true"}
 
 
 def _java() -> None:
@@ -134,7 +140,8 @@ def map_partitions(spark: Any, source: Source, plan: Layout, work: Work, columns
     """``work`` run on each Spark partition's batches (as the Arrow path reads them), its JSON results."""
     names = columns or plan.schema.names
     schema = pa.schema([plan.schema.field(n) for n in names])
-    spark.conf.set("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
+    for key, value in _JOB_CONF.items():
+        spark.conf.set(key, value)
     spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(source.batch_rows))
     try:
         reader = spark.read.option("basePath", str(source.path)) if source.kind == "dataset" else spark.read

@@ -35,6 +35,10 @@ def model(tmp_path_factory) -> Path:
     return path
 
 
+def pin(model: Path) -> str:
+    return build_manifest(model, "sha256").digest
+
+
 def notes(tmp_path: Path, rows: list[str]) -> Path:
     path = tmp_path / "notes.csv"
     pa_csv.write_csv(pa.table({"notes": rows}), path)
@@ -47,7 +51,8 @@ def _rows() -> list[str]:
 
 def test_names_in_free_text_are_found_with_the_model(model, tmp_path):
     path = notes(tmp_path, _rows())
-    result = check_pii(path, PiiPolicy(types=("person_name",), ner={"spacy_model": str(model)}), DIGEST)
+    config = PiiPolicy(types=("person_name",), ner={"spacy_model": str(model), "digest": pin(model)})
+    result = check_pii(path, config, DIGEST)
     assert result.status.value == "blocked"
     assert result.metrics["cells_by_type"]["person_name"] == {"notes": 2}
     assert result.thresholds["ner"]["spacy_model"] == str(model)
@@ -58,7 +63,7 @@ def test_names_in_free_text_are_found_with_the_model(model, tmp_path):
 
 def test_the_streamed_scan_finds_the_same_names(model, tmp_path):
     path = notes(tmp_path, _rows() * 3)
-    config = PiiPolicy(types=("person_name",), ner={"spacy_model": str(model)})
+    config = PiiPolicy(types=("person_name",), ner={"spacy_model": str(model), "digest": pin(model)})
     streamed = check_pii_source(open_source(str(path), 4), config, DIGEST)
     assert streamed.metrics["cells_by_type"] == check_pii(path, config, DIGEST).metrics["cells_by_type"]
     assert streamed.metrics["cells_by_type"]["person_name"] == {"notes": 6}
@@ -66,7 +71,8 @@ def test_the_streamed_scan_finds_the_same_names(model, tmp_path):
 
 def test_only_the_labels_the_policy_maps_are_findings(model, tmp_path):
     path = notes(tmp_path, _rows())
-    config = PiiPolicy(types=("person_name",), ner={"spacy_model": str(model), "labels": {"ORG": "person_name"}})
+    config = PiiPolicy(types=("person_name",),
+                       ner={"spacy_model": str(model), "digest": pin(model), "labels": {"ORG": "person_name"}})
     assert check_pii(path, config, DIGEST).metrics["cells_by_type"]["person_name"] == {}
 
 
@@ -74,7 +80,7 @@ def test_only_the_labels_the_policy_maps_are_findings(model, tmp_path):
 def test_a_model_that_predicts_none_of_the_mapped_labels_fails_closed(model, tmp_path, labels):
     path = notes(tmp_path, _rows())
     with pytest.raises(GateInputError, match="predicts none of the labels"):
-        check_pii(path, PiiPolicy(ner={"spacy_model": str(model), "labels": labels}), DIGEST)
+        check_pii(path, PiiPolicy(ner={"spacy_model": str(model), "digest": pin(model), "labels": labels}), DIGEST)
 
 
 @pytest.mark.parametrize("name", ["en_core_web_nonexistent_pkg", "missing-dir"])
@@ -82,7 +88,7 @@ def test_a_model_that_cannot_be_loaded_fails_closed_naming_it(tmp_path, name):
     model = name if "_" in name else str(tmp_path / name)
     path = notes(tmp_path, _rows())
     with pytest.raises(GateInputError, match="cannot load spaCy model") as error:
-        check_pii(path, PiiPolicy(ner={"spacy_model": model}), DIGEST)
+        check_pii(path, PiiPolicy(ner={"spacy_model": model, "digest": DIGEST if "/" in model else None}), DIGEST)
     assert model in str(error.value)
 
 
@@ -91,7 +97,8 @@ def test_canary_names_found_by_the_model_never_leave_the_scan(model, tmp_path, m
     monkeypatch.setenv("MLGATE_PII_KEY", "canary-key")
     path = notes(tmp_path, _rows())
     with caplog.at_level("DEBUG"):
-        result = check_pii(path, PiiPolicy(action=action, ner={"spacy_model": str(model)}), DIGEST,
+        config = PiiPolicy(action=action, ner={"spacy_model": str(model), "digest": pin(model)})
+        result = check_pii(path, config, DIGEST,
                            out_dir=tmp_path / "out")
     assert result.metrics["cells_by_type"]["person_name"] == {"notes": 2}
     outputs = [json.dumps(result.to_dict()), caplog.text]
@@ -99,3 +106,23 @@ def test_canary_names_found_by_the_model_never_leave_the_scan(model, tmp_path, m
         outputs.append(Path(result.artifacts[0]).read_text())
     for output in outputs:
         assert not any(part in output for name in NAMES[:2] for part in name.split())
+
+
+def test_a_pipeline_folder_swapped_after_the_policy_pinned_it_is_refused(model, tmp_path):
+    """redteam6b: the digest was only recorded, so a folder swapped for a pipeline that finds nobody (its
+    ruler still lists PERSON, so the label check passes) passed the scan of names it used to find."""
+    folder = tmp_path / "pipeline"
+    spacy.load(model).to_disk(folder)
+    config = PiiPolicy(types=("person_name",), ner={"spacy_model": str(folder),
+                                                     "digest": build_manifest(folder, "sha256").digest})
+    hollow = spacy.blank("en")
+    hollow.add_pipe("entity_ruler").add_patterns([{"label": "PERSON", "pattern": "Nobody Ever"}])
+    hollow.to_disk(folder)
+    with pytest.raises(GateInputError, match="does not match the policy's pin"):  # main: PASSED, no name found
+        check_pii(notes(tmp_path, _rows()), config, DIGEST)
+
+
+def test_a_pipeline_named_by_path_must_be_pinned(model):
+    with pytest.raises(ValueError, match="pin it with ner.digest"):
+        PiiPolicy(ner={"spacy_model": str(model)})
+    PiiPolicy(ner={"spacy_model": "en_core_web_sm"})  # a package is pinned by the environment it is installed in

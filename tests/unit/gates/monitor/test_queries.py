@@ -248,3 +248,23 @@ def test_a_natural_client_with_a_few_early_ood_queries_is_not_pooled_with_an_att
     assert flagged == {f"key-{k}" for k in range(5)}
     assert not any(e["flagged_alone"] for e in evidence.values())  # the keys are caught only as a group
     assert evidence["user-early"]["ood_share"] >= 10 * (1 - policy.ood_quantile)
+
+
+@pytest.mark.xfail(strict=True, reason="redteam6b: the OOD statistic is the marginal sum of squared normal "
+                   "scores; queries drawn feature by feature from the reference's mean and spread break its "
+                   "correlations yet sit below its 0.99 quantile (OOD share 0.1 % here, 0 on the benchmark's "
+                   "victims, where such a thief's surrogate agrees 0.96-0.99 / 0.89-0.92 unflagged)")
+def test_a_thief_sampling_each_feature_from_its_marginal_is_flagged():
+    """The benchmark's attack model grants the thief each feature's mean and spread; at once the spread (the
+    benchmark's pool uses twice it) its queries are off the data's correlations, not far from its centre."""
+    rng = np.random.default_rng(17)
+    reference = natural(rng, 20_000)
+    state, flagged = ExtractionState(), set()
+    for hour in range(8):
+        clients = {f"user-{i}": natural(rng, int(rng.integers(60, 140))) for i in range(24)}
+        clients |= {f"key-{k}": rng.normal(reference.mean(axis=0), reference.std(axis=0), (8, DIM))
+                    for k in range(5)}
+        result = check_queries(window(clients), QueriesPolicy(), "p", subject=Subject("dataset", f"w{hour}", "s"),
+                               space=SPACE, state=state)
+        flagged |= set(result.metrics["flagged_clients"])
+    assert {c for c in flagged if c.startswith("key-")}
