@@ -33,10 +33,10 @@ from mlgate.gates.monitor.sketches_spark import sketch_spark
 from mlgate.operators import DataPiiGateOperator
 from tests.conftest import ROOT
 from tests.fixtures.pii_table import pii_table
-from tests.helpers import context, default_policy, new_run, pipeline_run_of
+from tests.helpers import context, default_policy, new_run
 from tests.unit.operators.test_data_and_model_operators import (  # noqa: F401 - task_log is a fixture
     CANARIES,
-    everything_mlflow_holds,
+    assert_no_canary_leaks,
     task_log,
 )
 
@@ -148,12 +148,7 @@ def test_the_operator_scans_by_spark_and_leaks_no_value(spark, tmp_path, task_lo
     assert pushed["metrics"]["engine"] == "spark" and {"us_ssn", "credit_card", "secret"} <= set(
         pushed["metrics"]["cells_by_type"])
     assert "which column 'notes' may not hold" in task_log(), "no task log captured"
-    client, mlflow_run = pipeline_run_of(run)
-    surfaces = {"task log": task_log(), "exception": str(caught.value), "xcom": json.dumps(ctx["ti"].pushed),
-                "mlflow": everything_mlflow_holds(client, mlflow_run, tmp_path / "mlflow")}
-    for name, value in CANARIES.items():
-        for surface, text in surfaces.items():
-            assert value not in text, f"the {name} canary leaked into the {surface}"
+    assert_no_canary_leaks(task_log(), caught.value, ctx, run, tmp_path)
 
 
 def drift_table(rows: int, seed: int, shift: float = 0.0, weights=(0.4, 0.3, 0.2, 0.1)) -> pa.Table:

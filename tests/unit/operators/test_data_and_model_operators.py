@@ -40,6 +40,16 @@ def everything_mlflow_holds(client, mlflow_run, destination: Path) -> str:
     return "\n".join(texts)
 
 
+def assert_no_canary_leaks(log: str, raised: BaseException, ctx, run, tmp_path: Path) -> None:
+    """No canary in the task log, the exception, XCom or anything the pipeline's MLflow run holds."""
+    client, mlflow_run = pipeline_run_of(run)
+    surfaces = {"task log": log, "exception": str(raised), "xcom": json.dumps(ctx["ti"].pushed),
+                "mlflow": everything_mlflow_holds(client, mlflow_run, tmp_path / "mlflow")}
+    for name, value in CANARIES.items():
+        for surface, text in surfaces.items():
+            assert value not in text, f"the {name} canary leaked into the {surface}"
+
+
 @pytest.fixture
 def task_log(caplog):
     """Everything the operator logs: Airflow 3 task loggers are structlog loggers printing to a stream
@@ -68,12 +78,7 @@ def test_a_pii_scan_leaks_no_found_value_anywhere(run, tmp_path, task_log):
     assert "BLOCKED" in task_log() and "which column 'notes' may not hold" in task_log(), "no task log captured"
     found = ctx["ti"].pushed["data.pii"]["metrics"]["cells_by_type"]
     assert {"us_ssn", "credit_card", "secret"} <= set(found)
-    client, mlflow_run = pipeline_run_of(run)
-    surfaces = {"task log": task_log(), "exception": str(caught.value), "xcom": json.dumps(ctx["ti"].pushed),
-                "mlflow": everything_mlflow_holds(client, mlflow_run, tmp_path / "mlflow")}
-    for name, value in CANARIES.items():
-        for surface, text in surfaces.items():
-            assert value not in text, f"the {name} canary leaked into the {surface}"
+    assert_no_canary_leaks(task_log(), caught.value, ctx, run, tmp_path)
 
 
 def privacy_op(run, tmp_path, ledger):
