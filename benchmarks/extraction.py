@@ -4,7 +4,9 @@ Two victims (scikit-learn, bundled data): breast cancer (30 features, logistic r
 (64 features, an MLP). Each attack's queries go through ``InferenceLogger`` as five keys taking turns,
 ``--per-key`` queries per key per hour (natural clients send a median of 100), beside 24 natural clients
 querying the held-out split at lognormal volumes. The attacker's pool is independent Gaussian noise at
-twice each feature's spread, clipped to its range (Knockoff- and Copycat-style: not the victim's data).
+twice each feature's spread, clipped to its range (Knockoff- and Copycat-style: not the victim's data);
+``marginal`` is Knockoff's random strategy on noise at once each feature's spread (redteam6b: every feature
+typical, only the features' correlations broken).
 The gate runs as the shipped DAGs run it, with the default policy and the training split as reference:
 ``model_monitoring`` every hour (volume and PRADA on the window alone, OOD evidence cumulative across its
 runs) and ``model_query_watch`` every 5 minutes (OOD evidence cumulative across its runs, nothing per
@@ -118,8 +120,10 @@ def run(name, model, x_train, x_test, attack_name, args, rng) -> dict:
     n_classes, n_features = len(model.classes_), x_train.shape[1]
     columns = [f"f{i:02d}" for i in range(n_features)]
     low, high = x_train.min(axis=0), x_train.max(axis=0)
-    # the attacker knows each feature's mean and spread, not the data: independent noise at twice the spread
-    pool = np.clip(rng.normal(x_train.mean(axis=0), 2 * x_train.std(axis=0), (args.stolen * 2, n_features)),
+    # the attacker knows each feature's mean and spread, not the data: independent noise at twice the spread, or
+    # (the marginal thief, redteam6b) at once the spread: each feature typical, the features' correlations broken
+    spread = 1 if attack_name == "marginal" else 2
+    pool = np.clip(rng.normal(x_train.mean(axis=0), spread * x_train.std(axis=0), (args.stolen * 2, n_features)),
                    low, high).astype(np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "log.jsonl"
@@ -143,7 +147,7 @@ def run(name, model, x_train, x_test, attack_name, args, rng) -> dict:
         black_box = BlackBoxClassifier(victim, (n_features,), n_classes, clip_values=None)
         thief = surrogate(n_features, n_classes, low, high)
         common = {"batch_size_fit": 32, "batch_size_query": 32, "nb_epochs": 30, "nb_stolen": args.stolen}
-        if attack_name == "knockoff-random":
+        if attack_name in ("knockoff-random", "marginal"):
             KnockoffNets(black_box, **common, verbose=False).extract(pool, thieved_classifier=thief)
         elif attack_name == "knockoff-adaptive":
             KnockoffNets(black_box, **{**common, "batch_size_query": 1}, sampling_strategy="adaptive",
@@ -289,7 +293,7 @@ def main() -> None:
         print(f"{name}: without extracting, " + "; ".join(f"{k}: agreement {v['agreement']:.3f}, balanced "
               f"{v['balanced']:.3f}, kappa {v['kappa']:.3f}" for k, v in trivial.items()) + "; targets " +
               ", ".join(f"{k} {v:.3f}" for k, v in reach.items()), flush=True)
-        for attack in () if args.skip_attacks else ("knockoff-random", "knockoff-adaptive", "copycat"):
+        for attack in () if args.skip_attacks else ("knockoff-random", "knockoff-adaptive", "copycat", "marginal"):
             try:
                 r = run(name, model, x_train, x_test, attack, args, rng)
             except Exception as exc:  # an attack ART cannot finish is reported, not hidden
