@@ -80,9 +80,10 @@ class QuerySpace:
         centred normal scores off the span of the principal directions, unscaled (a near-constant direction
         adds its own small variance, it is not divided by it). ``Σ z²`` sees a query far from the centre;
         SPE one whose features each look typical but break the reference's correlations (redteam6b's thief
-        who samples each feature from its own mean and spread). Without a basis SPE is 0."""
+        who samples each feature from its own mean and spread). SPE is 0 without a basis, or when the
+        principal directions span every feature."""
         z = self.scores(x)
-        if self.basis is None:
+        if self.basis is None or self.basis.shape[1] == self.basis.shape[0]:  # no residual: not even rounding
             return (z ** 2).sum(axis=1), np.zeros(len(z))
         r = z - self.center
         directions = self.basis / np.linalg.norm(self.basis, axis=0)
@@ -125,14 +126,18 @@ def _fit(x: np.ndarray, columns: tuple[str, ...]) -> QuerySpace:
 
 
 def joint_thresholds(statistics: np.ndarray, quantile: float) -> tuple[float, ...]:
-    """Thresholds, one per column of ``statistics`` (reference rows x statistics), at one common quantile
-    level ``L`` of each: a row is out when any statistic exceeds its own, i.e. when the largest of its ranks
-    in the columns' distributions exceeds ``L``. ``L`` is chosen so that ``1 - quantile`` of the rows are out."""
-    from scipy.stats import rankdata
+    """Thresholds, one per column of ``statistics`` (reference rows x statistics), each at one common quantile
+    level ``L`` of its column: a row is out when any statistic exceeds its own, i.e. when the largest of its
+    ranks exceeds ``L``. ``L`` is the lowest level (bisected) at which at most ``1 - quantile`` of the rows are
+    out; a column with ties (a residual that is 0 everywhere) never puts a row out by itself."""
+    def at(level: float) -> np.ndarray:
+        return np.quantile(statistics, level, axis=0, method="higher")
 
-    ranks = rankdata(statistics, method="max", axis=0) / len(statistics)
-    level = float(np.quantile(ranks.max(axis=1), quantile, method="lower"))
-    return tuple(float(np.quantile(column, level, method="higher")) for column in statistics.T)
+    low, high = 0.0, 1.0
+    for _ in range(50):
+        middle = (low + high) / 2
+        low, high = (middle, high) if (statistics > at(middle)).any(axis=1).mean() > 1 - quantile else (low, middle)
+    return tuple(float(t) for t in at(high))
 
 
 def space_from_sample(reference: pd.DataFrame, columns: list[str], quantile: float) -> QuerySpace:

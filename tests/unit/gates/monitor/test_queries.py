@@ -307,3 +307,14 @@ def test_the_joint_threshold_puts_the_nominal_share_of_the_reference_out():
     assert out == pytest.approx(0.01, abs=0.0005)
     assert all(t < np.quantile(c, 0.9999) for t, c in zip(thresholds, statistics.T, strict=True))
     assert all(t > np.quantile(c, 0.99) for t, c in zip(thresholds, statistics.T, strict=True))
+
+
+def test_when_the_principal_directions_span_every_feature_sum_z2_alone_decides():
+    """Two independent features: both directions carry the variance, there is no residual, and the joint
+    threshold falls back to Σz² at the nominal share (a residual of rounding noise must not put queries out)."""
+    rng = np.random.default_rng(24)
+    reference = pd.DataFrame({"age": rng.integers(18, 80, 2000), "income": rng.lognormal(10.8, 0.5, 2000)})
+    space = space_from_sample(reference, ["age", "income"], 0.99)
+    fresh = np.column_stack([rng.integers(18, 80, 20_000), rng.lognormal(10.8, 0.5, 20_000)])
+    assert space.basis.shape == (2, 2) and not space.statistics(fresh)[1].any()
+    assert space.ood(fresh).mean() == pytest.approx(0.01, abs=0.004)
