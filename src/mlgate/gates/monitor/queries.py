@@ -15,7 +15,8 @@ client's distances depended on who else was in the window and near-constant feat
 natural digit clients flagged, ``benchmarks/extraction.py``). The scores are projected on the reference's
 principal directions carrying 90 % of their variance, each at unit variance (``QuerySpace.distance_space``).
 
-Out-of-distribution evidence (``extraction``), against the same reference: per client, cumulative over
+Out-of-distribution evidence (``extraction``: a query far from the reference's centre, or off its principal
+subspace, ADR 0058), against the same reference: per client, cumulative over
 windows and pooled across keys; this is what catches paced and split attackers, who stay under any volume
 or per-window threshold. Volume alone flags only far outliers (``max_volume_z``): natural traffic is
 heavy-tailed, and a paced attacker is not an outlier.
