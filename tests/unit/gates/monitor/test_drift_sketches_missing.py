@@ -26,7 +26,7 @@ CONFIG = DriftPolicy(demote_after=1, of_last=1)
 def table(rows: int, seed: int, null_share: float = 0.05) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     data = pd.DataFrame({"age": rng.normal(40, 10, rows), "score": rng.integers(300, 850, rows).astype(float),
-                         "plan": rng.choice(["basic", "plus", "pro"], rows, p=(0.5, 0.3, 0.2))}).astype({"plan": object})
+                         "plan": rng.choice(["basic", "plus", "pro"], rows, p=(0.5, 0.3, 0.2)).astype(object)})
     for column in data:
         data.loc[rng.random(rows) < null_share, column] = None
     return data
