@@ -132,10 +132,11 @@ def mlgate_alone(args: argparse.Namespace, policy: DriftPolicy, ref_frame: pd.Da
 
 def mlgate_score(result) -> float:
     """mlgate's window score, larger = more drift: ``-log10`` of the smallest Holm-adjusted p-value among the
-    columns whose effect is large (ADR 0053). The window drifts at level ``alpha`` exactly when the score
-    exceeds ``-log10(alpha)``, so a threshold on it is mlgate's decision at another level."""
-    columns = result.metrics["columns"].values()
-    return -float(np.log10(max(min((c["p_value_adjusted"] for c in columns if c["large"]), default=1.0),
+    tests whose effect is large, a column's value test or its missing-share test (ADR 0053, 0059). The window
+    drifts at level ``alpha`` exactly when the score exceeds ``-log10(alpha)``, so a threshold on it is
+    mlgate's decision at another level."""
+    tests = [t for c in result.metrics["columns"].values() for t in (c, c["missing"])]
+    return -float(np.log10(max(min((t["p_value_adjusted"] for t in tests if t["large"]), default=1.0),
                                _P_FLOOR)))
 
 

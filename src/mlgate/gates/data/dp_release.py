@@ -1,6 +1,12 @@
 """Differentially private releases of a table with OpenDP: a noisy row count, per-column histograms
 and means, released as a ``DPProfile`` that monitoring keeps as its reference instead of raw rows.
 
+Each column's missing values are one more cell of its histogram (``missing``), so monitoring can test the
+share of missing values (ADR 0059) at no extra cost: one row, added or removed, changes one cell of a
+histogram by one whatever the number of cells, so the histogram's sensitivity, noise scale and ε are
+those of a histogram without that cell. Profiles of version 1 counted a categorical column's missing values
+in its ``other`` cell (``missing`` is ``None`` there).
+
 What is protected: each released number is ε-DP (Laplace) or (ε, δ)-DP (Gaussian) with respect to
 adding or removing one row (OpenDP's symmetric distance, d_in = 1), and the profile as a whole is
 (Σε, Σδ)-DP by sequential composition. Every noise scale is calibrated, and every cost read back,
@@ -28,7 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from mlgate.core.digests import json_digest
 from mlgate.core.errors import GateInputError
 
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
 Mechanism = Literal["laplace", "gaussian"]
 
 
@@ -75,7 +82,7 @@ class NumericColumn(_Frozen):
 
 
 class CategoricalColumn(_Frozen):
-    """A categorical column: noisy counts of the declared categories, plus one cell for anything else or missing."""
+    """A categorical column: noisy counts of the declared categories, one cell for anything else, one for missing."""
 
     kind: Literal["categorical"] = "categorical"
     categories: tuple[str, ...] = Field(min_length=1)
@@ -152,6 +159,7 @@ class CategoricalProfile:
     counts: list[int]
     other: int
     kind: str = "categorical"
+    missing: int | None = None  # None: a version 1 profile, whose ``other`` holds the missing values
 
 
 @dataclass(frozen=True)
@@ -177,10 +185,12 @@ class DPProfile:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DPProfile:
         try:
-            if data["version"] != PROFILE_VERSION:
+            if data["version"] not in _READABLE_VERSIONS:
                 raise ValueError(f"unsupported profile version {data['version']!r}")
             kinds = {"numeric": NumericProfile, "categorical": CategoricalProfile}
             columns = {name: kinds[col["kind"]](**col) for name, col in data["columns"].items()}
+            if data["version"] > 1 and any(c.missing is None for c in columns.values()):
+                raise ValueError("a column of a version 2 profile has no missing count")
             return cls(**{**{k: v for k, v in data.items() if k != "version"}, "columns": columns})
         except (KeyError, TypeError, ValueError) as exc:
             raise GateInputError(f"not a valid mlgate DP profile: {exc!r}") from None
@@ -256,7 +266,7 @@ def plan_release(spec: ReleaseSpec) -> ReleasePlan:
     """Calibrate every query of ``spec``. Touches no data: the plan's cost can be charged before release."""
     queries = [_calibrate("rows", spec.rows, _row_count)]
     for name, column in spec.columns.items():
-        cells = len(column.edges) + 2 if isinstance(column, NumericColumn) else len(column.categories) + 1
+        cells = len(column.edges) + 2 if isinstance(column, NumericColumn) else len(column.categories) + 2
         queries.append(_calibrate(f"{name}.histogram", column.histogram, _histogram(cells)))
         if isinstance(column, NumericColumn) and column.mean is not None:
             queries.append(_calibrate(f"{name}.mean", column.mean, _clipped_sum(column.bounds)))
@@ -287,12 +297,14 @@ def _numeric_cells(values, edges):
 
 
 def _categorical_cells(series, categories):
-    """Cell per row: the index of its category, or len(categories) for anything else and missing values."""
+    """Cell per row: the index of its category, len(categories) for anything else, len(categories) + 1 missing."""
     import numpy as np
     import pandas as pd
 
-    codes = pd.Categorical(series.astype("string"), categories=list(categories)).codes.astype(np.int32)
+    text = series.astype("string")
+    codes = pd.Categorical(text, categories=list(categories)).codes.astype(np.int32)
     codes[codes < 0] = len(categories)
+    codes[text.isna().to_numpy()] = len(categories) + 1
     return codes
 
 
@@ -313,7 +325,7 @@ def release(frame, plan: ReleasePlan, dataset_digest: str) -> DPProfile:
         if isinstance(column, CategoricalColumn):
             noisy = q[f"{name}.histogram"].measurement(_categorical_cells(frame[name], column.categories))
             counts = _non_negative(noisy)
-            columns[name] = CategoricalProfile(list(column.categories), counts[:-1], counts[-1])
+            columns[name] = CategoricalProfile(list(column.categories), counts[:-2], counts[-2], missing=counts[-1])
             continue
         values = np.require(frame[name].to_numpy(dtype=np.float64, na_value=np.nan), requirements=["C", "W"])
         noisy = q[f"{name}.histogram"].measurement(_numeric_cells(values, column.edges))

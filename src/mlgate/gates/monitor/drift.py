@@ -22,6 +22,12 @@ A column drifts only when both hold (ADR 0019):
   second test at level ``alpha`` took power, not false alarms (×1.2 scale at 500 rows, same 40 windows:
   12 caught with it, 35 without; healthy 0/200 and 1/200).
 
+A column's missing share is tested too, as a test of its own in the same corrected family (ADR 0059): Fisher's
+exact test on (missing, present) × (reference, window), significant at the corrected ``alpha`` and large when
+the share moved by ``min_total_variation`` (the total variation of the missing indicator), severe at
+``severe_total_variation``. Every other test drops missing values, so without it half of a column turning
+null passed. A reference that records no null count for a tested column is refused.
+
 A drifted column whose effect reaches ``severe_wasserstein`` / ``severe_total_variation`` is *severe*. The
 gate's verdict (``persistence``) blocks at once on a severe column, and otherwise only when at least
 ``demote_after`` of the last ``of_last`` windows drifted, so one unlucky window does not demote the model.
@@ -41,7 +47,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -75,19 +81,21 @@ class ReferenceProfile:
     Bin ``i`` holds the values in ``(cuts[i-1], cuts[i]]`` (the outer bins are open-ended), so the
     reference CDF is known exactly at every cut. Counts may be non-integers (a noisy DP release).
     A categorical column with an ``OTHER`` cell lists only some categories: the current window's
-    unlisted categories are counted in that cell.
+    unlisted categories are counted in that cell. ``nulls[col]``: the column's missing values, on the
+    counts' scale; a profile made before ADR 0059 has none, and the gate refuses to test such a column.
     """
 
     numeric: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     categorical: dict[str, dict[str, float]] = field(default_factory=dict)
     accuracy: float | None = None
     labelled: int = 0
+    nulls: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"numeric": {c: {"cuts": cuts.tolist(), "counts": counts.tolist()}
                             for c, (cuts, counts) in sorted(self.numeric.items())},
                 "categorical": {c: dict(sorted(v.items())) for c, v in sorted(self.categorical.items())},
-                "accuracy": self.accuracy, "labelled": self.labelled}
+                "nulls": dict(sorted(self.nulls.items())), "accuracy": self.accuracy, "labelled": self.labelled}
 
     @property
     def digest(self) -> str:
@@ -100,9 +108,14 @@ class ReferenceProfile:
                        for c, v in data.get("numeric", {}).items()}
             categorical = {str(c): {str(k): float(n) for k, n in v.items()}
                            for c, v in data.get("categorical", {}).items()}
-            profile = cls(numeric, categorical, data.get("accuracy"), int(data.get("labelled", 0)))
+            nulls = {str(c): float(n) for c, n in data.get("nulls", {}).items()}
+            profile = cls(numeric, categorical, data.get("accuracy"), int(data.get("labelled", 0)), nulls)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise GateInputError(f"not a valid reference profile: {exc!r}") from None
+        if bad := sorted(c for c, n in nulls.items() if c not in numeric and c not in categorical
+                         or not (math.isfinite(n) and n >= 0)):
+            raise GateInputError(f"reference profile nulls {bad}: a null count must be a finite, non-negative "
+                                 "number of a profiled column")
         for column, (cuts, counts) in numeric.items():
             if (counts.shape != (cuts.size + 1,) or np.any(np.diff(cuts) <= 0) or not np.isfinite(cuts).all()
                     or np.any(counts < 0) or counts.sum() <= 0):
@@ -121,18 +134,21 @@ def _is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
-def _numeric_values(frame: pd.DataFrame, column: str) -> np.ndarray:
+def _numeric_values(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, int]:
+    """The column's values as floats, and how many were missing (NaN, None, NA)."""
     try:
         values = np.asarray(frame[column], dtype=np.float64)
     except (TypeError, ValueError):
         raise GateInputError(f"column {column}: expected numeric values") from None
     nan = np.isnan(values)
-    return values[~nan] if nan.any() else values
+    return (values[~nan], int(nan.sum())) if nan.any() else (values, 0)
 
 
-def _category_counts(series: pd.Series) -> dict[str, float]:
-    counts = series.dropna().astype(str).value_counts()
-    return {str(k): float(v) for k, v in counts.items()}
+def _category_counts(series: pd.Series) -> tuple[dict[str, float], int]:
+    """Counts per category (as text), and how many values were missing."""
+    missing = series.isna()
+    counts = series[~missing].astype(str).value_counts()
+    return {str(k): float(v) for k, v in counts.items()}, int(missing.sum())
 
 
 def _fold_unlisted(cur: dict[str, float], ref: dict[str, float]) -> dict[str, float]:
@@ -167,19 +183,19 @@ def profile_from_sample(frame: pd.DataFrame, bins: int = 100, columns: list[str]
     """A raw sample's profile: ``bins`` quantile bins per numeric column, counts per category."""
     if bins < 2:
         raise GateInputError(f"bins must be at least 2, found {bins}")
-    numeric, categorical = {}, {}
+    numeric, categorical, nulls = {}, {}, {}
     for column in columns or [c for c in frame.columns if c not in RESERVED]:
         if _is_numeric(frame[column]):
-            values = _numeric_values(frame, column)
+            values, nulls[column] = _numeric_values(frame, column)
             if values.size == 0:
                 raise GateInputError(f"column {column}: no values to profile")
             cuts = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
             counts = np.bincount(np.searchsorted(cuts, values, side="left"), minlength=cuts.size + 1)
             numeric[column] = (cuts, counts.astype(np.float64))
         else:
-            categorical[column] = _category_counts(frame[column])
+            categorical[column], nulls[column] = _category_counts(frame[column])
     accuracy = _accuracy(frame)
-    return ReferenceProfile(numeric, categorical, *(accuracy or (None, 0)))
+    return ReferenceProfile(numeric, categorical, *(accuracy or (None, 0)), {c: float(n) for c, n in nulls.items()})
 
 
 # --- statistics -------------------------------------------------------------------------------------
@@ -350,7 +366,8 @@ def _grouped_stats(statistic: float, method: str, ref_counts: np.ndarray, cur_co
     ks_p = ks_pvalue(statistic, n, rows)
     location_p, location_z = normal_scores_pvalue(ref_g.astype(np.float64), cur_g.astype(np.float64), n, 1)
     scale_p, scale_z = normal_scores_pvalue(ref_g.astype(np.float64), cur_g.astype(np.float64), n, 2)
-    return {"kind": "numeric", "test": "ks+location+scale", "ks_method": method, "statistic": round(statistic, 6),
+    return {"kind": "numeric", "tested": True, "test": "ks+location+scale", "ks_method": method,
+            "statistic": round(statistic, 6),
             "ks_p_value": ks_p, "location_z": round(location_z, 4), "location_p_value": location_p,
             "scale_z": round(scale_z, 4), "scale_p_value": scale_p,
             "p_value": min(1.0, ks_p / _WEIGHTS["ks"], location_p / _WEIGHTS["location"],
@@ -371,11 +388,59 @@ def _categorical_stats(cur: dict[str, float], ref: dict[str, float], config: Dri
     else:
         statistic, p_value = (float(x) for x in chi2_contingency(table, correction=False)[:2])
     rows = int(table[1].sum())
-    return {"kind": "categorical", "test": "chi2", "statistic": round(statistic, 6), "p_value": p_value,
+    return {"kind": "categorical", "tested": True, "test": "chi2", "statistic": round(statistic, 6),
+            "p_value": p_value,
             "effect": "total_variation", "effect_size": total_variation(table[0], table[1]),
             "effect_threshold": config.min_total_variation,
             "severe_threshold": config.severe_total_variation, "psi": round(psi(table[0], table[1]), 6),
             "categories": len(categories), "rows": rows, "reference_rows": float(table[0].sum())}
+
+
+def missing_stats(cur_missing: float, cur_rows: float, ref_missing: float, ref_rows: float, config: DriftPolicy
+                  ) -> dict[str, Any]:
+    """The change of a column's missing share (ADR 0059): Fisher's exact test on (missing, present) ×
+    (reference, window), so its null distribution is exact at every size and share (χ² is not on a rare share:
+    4 missing of 500 against 20 of 20,000 reads p 6e-6 by χ², 2.5e-3 by Fisher); the effect is ``|Δ share|``, the
+    total variation distance of the missing indicator. Counts are rounded (a DP profile's are effective
+    sizes). With no missing value on either side every table with these margins has p = 1, so the test
+    is left out of the family (``in_family``; Tarone's rule for discrete tests) and costs no power."""
+    from scipy.stats import fisher_exact
+
+    table = np.rint([[ref_missing, ref_rows - ref_missing], [cur_missing, cur_rows - cur_missing]]).astype(np.int64)
+    in_family = bool(table[:, 0].sum())
+    share, reference_share = cur_missing / cur_rows, ref_missing / ref_rows
+    return {"test": "fisher", "p_value": float(fisher_exact(table)[1]) if in_family else 1.0,
+            "in_family": in_family, "missing": int(cur_missing), "rows": int(cur_rows), "share": round(share, 6),
+            "reference_missing": round(float(ref_missing), 3), "reference_rows": round(float(ref_rows), 3),
+            "reference_share": round(reference_share, 6), "effect": "missing share change",
+            "effect_size": abs(share - reference_share), "effect_threshold": config.min_total_variation,
+            "severe_threshold": config.severe_total_variation}
+
+
+def column_stats(column: str, kind: str, values: Callable[[], dict[str, Any]], cur: tuple[float, float],
+                 ref: tuple[float, float], config: DriftPolicy) -> dict[str, Any]:
+    """A column's value test (``values()``) and, under ``missing``, its missing-share test; ``cur`` and
+    ``ref`` are (values, missing) counts. Too few reference values is an input error. Too few window values
+    leaves the value test untested (``tested: False``, p = 1 in the family): ``judge`` refuses the window
+    unless the missing share drifted, which is then the reason the values are few."""
+    (cur_values, cur_missing), (ref_values, ref_missing) = cur, ref
+    if ref_values < config.min_rows:
+        raise GateInputError(f"column {column}: {ref_values:.0f} reference values, fewer than "
+                             f"min_rows={config.min_rows}")
+    stats = values() if cur_values >= config.min_rows else {
+        "kind": kind, "tested": False, "rows": int(cur_values), "reference_rows": float(ref_values), "p_value": 1.0}
+    stats["missing"] = missing_stats(cur_missing, cur_values + cur_missing, ref_missing, ref_values + ref_missing,
+                                     config)
+    return stats
+
+
+def require_nulls(reference: ReferenceProfile, columns: Sequence[str]) -> None:
+    """Fail closed on a reference that records no null count for a tested column (made before ADR 0059):
+    its missing share could not be compared, and a column turning null would pass."""
+    if unknown := sorted(c for c in columns if c not in reference.nulls):
+        raise GateInputError(f"the reference records no null count for column(s) {unknown} (made before "
+                             "missing shares were tested, ADR 0059), so a column turning null could not be seen; "
+                             "profile or sketch the reference data again, or release a new DP profile")
 
 
 def adjust_pvalues(p_values: np.ndarray, method: str) -> np.ndarray:
@@ -451,24 +516,28 @@ def _feature_columns(current: pd.DataFrame, reference: pd.DataFrame | ReferenceP
 def _column_stats(current: pd.DataFrame, reference: pd.DataFrame | ReferenceProfile, numeric: list[str],
                   categorical: list[str], config: DriftPolicy) -> dict[str, dict[str, Any]]:
     profile = isinstance(reference, ReferenceProfile)
+    if profile:
+        require_nulls(reference, [*numeric, *categorical])
 
     def numeric_column(column: str) -> dict[str, Any]:
-        cur = _numeric_values(current, column)
-        ref = reference.numeric[column] if profile else _numeric_values(reference, column)
-        ref_rows = ref[1].sum() if profile else ref.size
-        if min(cur.size, ref_rows) < config.min_rows:
-            raise GateInputError(f"column {column}: {cur.size} current and {ref_rows:.0f} reference values, "
-                                 f"fewer than min_rows={config.min_rows}")
-        return _numeric_stats(cur, ref, config)
+        cur, cur_missing = _numeric_values(current, column)
+        if profile:
+            ref, ref_missing = reference.numeric[column], reference.nulls[column]
+            ref_rows = float(ref[1].sum())
+        else:
+            ref, ref_missing = _numeric_values(reference, column)
+            ref_rows = float(ref.size)
+        return column_stats(column, "numeric", lambda: _numeric_stats(cur, ref, config), (cur.size, cur_missing),
+                            (ref_rows, ref_missing), config)
 
     def categorical_column(column: str) -> dict[str, Any]:
-        cur = _category_counts(current[column])
-        ref = reference.categorical[column] if profile else _category_counts(reference[column])
+        cur, cur_missing = _category_counts(current[column])
+        ref, ref_missing = (reference.categorical[column], reference.nulls[column]) if profile else \
+            _category_counts(reference[column])
         if OTHER in ref:
             cur = _fold_unlisted(cur, ref)
-        if min(sum(cur.values()), sum(ref.values())) < config.min_rows:
-            raise GateInputError(f"column {column}: fewer than min_rows={config.min_rows} values")
-        return _categorical_stats(cur, ref, config)
+        return column_stats(column, "categorical", lambda: _categorical_stats(cur, ref, config),
+                            (sum(cur.values()), cur_missing), (sum(ref.values()), ref_missing), config)
 
     # one thread: the work is memory-bound, and a thread pool measured slower on this 2-core machine
     return {**{c: numeric_column(c) for c in numeric}, **{c: categorical_column(c) for c in categorical}}
@@ -495,8 +564,33 @@ def _concept_drift(current: pd.DataFrame, reference: pd.DataFrame | ReferencePro
             "drifted": bool(upper < ref[0] - config.max_accuracy_drop)}
 
 
-def _judge(column: str, s: dict[str, Any], p_adjusted: float, config: DriftPolicy) -> Finding | None:
-    """Mark a column's statistics significant / large / drifted / severe; its finding when it drifted."""
+def judge(stats: dict[str, dict[str, Any]], config: DriftPolicy) -> list[Finding]:
+    """Correct every test of the window as one family (``config.correction``) and judge each: every column's
+    value test, and its missing-share test where one side holds a missing value (ADR 0059). A column drifts
+    (``drifted``, ``severe``) when either test does; one whose value test could not run is refused unless
+    its missing share drifted."""
+    parts = [(c, s, f"column {c}") for c, s in stats.items()]
+    parts += [(c, s["missing"], f"column {c}, missing values") for c, s in stats.items() if s["missing"]["in_family"]]
+    adjusted = adjust_pvalues(np.array([s["p_value"] for _, s, _ in parts]), config.correction)
+    findings = [f for (c, s, where), p in zip(parts, adjusted, strict=True) if (f := _judge(c, s, p, where, config))]
+    for column, s in stats.items():
+        missing = s["missing"]
+        if not missing["in_family"]:
+            _judge(column, missing, 1.0, "", config)
+        s["drifted"], s["severe"] = s["drifted"] or missing["drifted"], s["severe"] or missing["severe"]
+    if untested := {c: s for c, s in stats.items() if not s["tested"] and not s["drifted"]}:
+        raise GateInputError("; ".join(
+            f"column {c}: {s['rows']} values in the current window ({s['missing']['missing']} of "
+            f"{s['missing']['rows']} rows missing), fewer than min_rows={config.min_rows}"
+            for c, s in untested.items()) + "; too few to test, and the missing share did not drift")
+    return findings
+
+
+def _judge(column: str, s: dict[str, Any], p_adjusted: float, where: str, config: DriftPolicy) -> Finding | None:
+    """Mark one test's statistics significant / large / drifted / severe; its finding when it drifted."""
+    if not s.get("tested", True):
+        s.update(p_value_adjusted=float(p_adjusted), significant=False, large=False, drifted=False, severe=False)
+        return None
     if not (np.isfinite(p_adjusted) and np.isfinite(s["effect_size"]) and np.isfinite(s["effect_threshold"])):
         raise GateInputError(f"column {column}: drift statistics are not finite (p-value {p_adjusted}, "
                              f"{s['effect']} {s['effect_size']}); refusing to judge the window")
@@ -512,7 +606,7 @@ def _judge(column: str, s: dict[str, Any], p_adjusted: float, config: DriftPolic
     return Finding(f"{GATE}.data", Severity.CRITICAL if s["severe"] else Severity.HIGH,
                    f"{s['effect']} {s['effect_size']:.4g} >= {s['effect_threshold']:.4g}, {s['test']} adjusted "
                    f"p-value {p_adjusted:.3g} < {config.alpha}"
-                   f"{', severe' if s['severe'] else ''}", f"column {column}")
+                   f"{', severe' if s['severe'] else ''}", where)
 
 
 def persistence(history: Sequence[Mapping[str, Any]], window: str, drifted: bool, severe: bool,
@@ -561,8 +655,7 @@ def check_drift(current: pd.DataFrame, reference: pd.DataFrame | ReferenceProfil
     numeric, categorical = _feature_columns(current, reference, config)
     stats = _column_stats(current, reference, numeric, categorical, config)
     columns = list(stats)
-    adjusted = adjust_pvalues(np.array([stats[c]["p_value"] for c in columns]), config.correction)
-    findings = [f for c, p in zip(columns, adjusted, strict=True) if (f := _judge(c, stats[c], p, config))]
+    findings = judge(stats, config)
     concept = _concept_drift(current, reference, config)
     if concept["drifted"]:
         findings.append(Finding(

@@ -39,10 +39,12 @@ def reference_from_release(data: dict[str, Any]) -> ReferenceProfile:
     i.e. closed on the *left*, while a ``ReferenceProfile`` bin ``(cuts[i-1], cuts[i]]`` is closed on the
     right. The cuts are therefore the edges moved down by one float (``nextafter``): ``x >= edge`` exactly
     when ``x > nextafter(edge, -inf)``, so a window value lying on an edge (integer features with integer
-    edges) is counted in the same bin as the release counted it. Missing values are left out on both
-    sides. Categorical columns: the declared categories, and the release's ``other`` cell (undeclared or
-    missing values) as ``OTHER``, into which the window's undeclared categories are folded. A DP profile
-    holds no accuracy, so concept drift is not tested against it.
+    edges) is counted in the same bin as the release counted it. Categorical columns: the declared
+    categories, and the release's ``other`` cell (undeclared values) as ``OTHER``, into which the window's
+    undeclared categories are folded. Each column's ``missing`` cell is its null count (ADR 0059), scaled
+    like its counts, so the missing share is the release's; a version 1 profile counted a categorical
+    column's missing values in ``other`` and records none, and the gate refuses to test that column. A DP
+    profile holds no accuracy, so concept drift is not tested against it.
 
     The counts are noisy, and the tests must not mistake the noise for drift (``_significant``,
     ``_effective``; post-processing, free of privacy cost).
@@ -52,6 +54,7 @@ def reference_from_release(data: dict[str, Any]) -> ReferenceProfile:
     profile = DPProfile.from_dict(data)
     numeric: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     categorical: dict[str, dict[str, float]] = {}
+    nulls: dict[str, float] = {}
     for name, column in profile.columns.items():
         noise = profile.queries.get(f"{name}.histogram", {})
         floor, variance = _noise_level(noise)
@@ -60,13 +63,17 @@ def reference_from_release(data: dict[str, Any]) -> ReferenceProfile:
             counts = {c: n for c, n in declared.items() if n >= floor}  # the others' rows count as OTHER
             other = column.other + sum(n for c, n in declared.items() if c not in counts)
             counts[OTHER] = float(other) if other >= floor else 0.0
-            values = _effective(np.asarray(list(counts.values())), variance)
+            raw = np.asarray(list(counts.values()))
+            values = _effective(raw, variance)
             categorical[name] = dict(zip(counts, values.tolist(), strict=True))
         else:
-            cuts, counts = _significant(np.nextafter(np.asarray(column.edges, dtype=np.float64), -np.inf),
-                                        np.asarray([column.below, *column.counts, column.above], np.float64), floor)
-            numeric[name] = (cuts, _effective(counts, variance))
-    return ReferenceProfile.from_dict(ReferenceProfile(numeric, categorical).to_dict())
+            cuts, raw = _significant(np.nextafter(np.asarray(column.edges, dtype=np.float64), -np.inf),
+                                     np.asarray([column.below, *column.counts, column.above], np.float64), floor)
+            values = _effective(raw, variance)
+            numeric[name] = (cuts, values)
+        if column.missing is not None:
+            nulls[name] = float(column.missing) * float(values.sum() / raw.sum())
+    return ReferenceProfile.from_dict(ReferenceProfile(numeric, categorical, nulls=nulls).to_dict())
 
 
 def _noise_level(noise: dict[str, Any]) -> tuple[float, float]:

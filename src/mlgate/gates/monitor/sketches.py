@@ -5,12 +5,17 @@ in memory: each partition, file or worker is profiled on its own and the profile
   at ``k = 1000``, with 99 % confidence) bounds how far any CDF value it reports is from the data's;
 - categorical columns: a frequent-items sketch; while a column has fewer distinct values than the sketch's
   map holds, its counts are exact (no item's bounds differ), else the sketch lists what it can guarantee and
-  the rest is the profile's ``OTHER`` cell.
+  the rest is the profile's ``OTHER`` cell;
+- every column: its missing values (nulls, and NaN in numbers), counted exactly. A column a batch or a
+  partition does not hold is missing in all its rows (ADR 0059), so every column accounts for every row of
+  the sketch (``values + nulls == rows``, checked after each update and merge and on loading); a column
+  whose values are all null (Arrow's null type) is counted as missing and sketched as nothing.
 
 A reference sketch becomes a ``ReferenceProfile`` (cut points at its quantiles, counts from its CDF), and the
 current window's sketch is counted into the same bins, so the gate's decision is drift.py's binned path:
 KS and the normal-scores location and scale tests at the cut points, the Wasserstein effect on
-reference-quantile groups, the same correction, judgement and persistence rule (ADR 0019, 0041, 0053).
+reference-quantile groups, the missing-share test, the same correction, judgement and persistence rule
+(ADR 0019, 0041, 0053, 0059).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,71 +53,98 @@ def _numeric(kind: pa.DataType) -> bool:
 
 @dataclass
 class WindowSketch:
-    """Per column, a KLL sketch (numbers) or a frequent-items sketch (everything else), and the row count."""
+    """Per column, a KLL sketch (numbers) or a frequent-items sketch (everything else) and its missing
+    values; and the row count."""
 
     rows: int = 0
     numeric: dict[str, Any] = field(default_factory=dict)
     categorical: dict[str, Any] = field(default_factory=dict)
+    nulls: dict[str, int] = field(default_factory=dict)
 
     def update(self, batch: pa.RecordBatch, columns: Sequence[str] | None = None) -> None:
         from datasketches import frequent_strings_sketch, kll_doubles_sketch
 
-        for name in columns or [n for n in batch.schema.names if n not in RESERVED]:
+        names = columns or [n for n in batch.schema.names if n not in RESERVED]
+        for name in names:
             values = batch.column(name)
+            missing = values.null_count
             if _numeric(values.type):
                 numbers = pc.cast(pc.drop_null(values), pa.float64()).to_numpy(zero_copy_only=False)
-                numbers = numbers[~np.isnan(numbers)]
+                nan = np.isnan(numbers)
+                numbers, missing = numbers[~nan], missing + int(nan.sum())
+                kll = self.numeric.setdefault(name, kll_doubles_sketch(KLL_K))
                 if numbers.size:
-                    self.numeric.setdefault(name, kll_doubles_sketch(KLL_K)).update(numbers)
-                else:
-                    self.numeric.setdefault(name, kll_doubles_sketch(KLL_K))
-            else:
+                    kll.update(numbers)
+            elif not pa.types.is_null(values.type):  # a column of nulls only says nothing of its kind
                 sketch = self.categorical.setdefault(name, frequent_strings_sketch(LG_MAX_ITEMS))
                 counts = pc.value_counts(pc.drop_null(pc.cast(values, pa.string())))
                 for value, count in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(),
                                         strict=True):
                     sketch.update(value, count)
+            self.nulls[name] = self.nulls.get(name, self.rows) + missing  # earlier batches without it: missing
+        for name in self.nulls.keys() - set(names):
+            self.nulls[name] += batch.num_rows
         self.rows += batch.num_rows
-        self._one_kind()
+        self._check()
 
     def merge(self, other: WindowSketch) -> WindowSketch:
-        """This sketch with ``other``'s rows added (a partition, a worker); ``other`` is left as it was."""
+        """This sketch with ``other``'s rows added (a partition, a worker); ``other`` is left as it was. A
+        column only one side holds is missing in all the other side's rows."""
         for mine, theirs in ((self.numeric, other.numeric), (self.categorical, other.categorical)):
             for name, sketch in theirs.items():
                 if name in mine:
                     mine[name].merge(sketch)
                 else:
                     mine[name] = type(sketch).deserialize(sketch.serialize())
+        self.nulls = {name: self.nulls.get(name, self.rows) + other.nulls.get(name, other.rows)
+                      for name in self.nulls.keys() | other.nulls.keys()}
         self.rows += other.rows
-        self._one_kind()
+        self._check()
         return self
 
-    def _one_kind(self) -> None:
+    def values(self, name: str) -> int:
+        """How many values of column ``name`` were sketched (its missing ones not counted)."""
+        if name in self.numeric:
+            return int(self.numeric[name].n)
+        return int(self.categorical[name].total_weight) if name in self.categorical else 0
+
+    def _check(self) -> None:
         """A column sketched as numbers in one batch or partition and as text in another is refused: the
-        numeric test would see only its numeric part (drifted rows sent as strings were never tested)."""
+        numeric test would see only its numeric part (drifted rows sent as strings were never tested). So is
+        a column whose values and missing values do not add up to the sketch's rows (a forged or damaged
+        sketch): its tests would judge fewer rows than the window holds."""
         if both := sorted(self.numeric.keys() & self.categorical.keys()):
             raise GateInputError(f"column(s) {both} hold numbers in some batches or partitions and text in "
                                  "others; cast them to one type before sketching")
+        if uncounted := sorted((self.numeric.keys() | self.categorical.keys()) - self.nulls.keys()):
+            raise GateInputError(f"column(s) {uncounted}: the sketch counts no missing values for them")
+        if bad := sorted(n for n, m in self.nulls.items() if m < 0 or self.values(n) + m != self.rows):
+            raise GateInputError(f"column(s) {bad}: values and missing values do not add up to the sketch's "
+                                 f"{self.rows} rows")
 
     def to_dict(self) -> dict[str, Any]:
         def encode(sketches: dict[str, Any]) -> dict[str, str]:
             return {n: base64.b64encode(s.serialize()).decode() for n, s in sorted(sketches.items())}
 
-        return {"kind": SKETCH_KIND, "rows": self.rows, "kll_k": KLL_K,
+        return {"kind": SKETCH_KIND, "rows": self.rows, "kll_k": KLL_K, "nulls": dict(sorted(self.nulls.items())),
                 "numeric": encode(self.numeric), "categorical": encode(self.categorical)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WindowSketch:
         from datasketches import frequent_strings_sketch, kll_doubles_sketch
 
+        if "nulls" not in data:
+            raise GateInputError("the window sketch counts no missing values (made before ADR 0059), so a column "
+                                 "turning null could not be seen; sketch the data again")
         try:
             sketch = cls(int(data["rows"]),
                          {n: kll_doubles_sketch.deserialize(base64.b64decode(s)) for n, s in data["numeric"].items()},
                          {n: frequent_strings_sketch.deserialize(base64.b64decode(s))
-                          for n, s in data["categorical"].items()})
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+                          for n, s in data["categorical"].items()},
+                         {str(n): int(m) for n, m in data["nulls"].items()})
+        except (AttributeError, KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise GateInputError(f"not a valid window sketch: {type(exc).__name__}") from None
-        sketch._one_kind()
+        sketch._check()
         return sketch
 
     @property
@@ -193,14 +226,18 @@ def _binned(sketch: Any, cuts: np.ndarray) -> np.ndarray:
 
 def reference_profile(sketch: WindowSketch, bins: int = PROFILE_BINS) -> drift.ReferenceProfile:
     """The ``ReferenceProfile`` of a sketched reference: cut points at ``bins`` quantiles, counts from the CDF."""
+    if empty := sorted(n for n in sketch.nulls if not sketch.values(n)):
+        raise GateInputError(f"column(s) {empty}: no values to profile")
     numeric = {}
     for name, kll in sketch.numeric.items():
-        if kll.is_empty():
-            raise GateInputError(f"column {name}: no values to profile")
         cuts = np.unique(np.asarray(kll.get_quantiles(np.linspace(0, 1, bins + 1)[1:-1].tolist()), np.float64))
         numeric[name] = (cuts, _binned(kll, cuts))
     categorical = {name: _category_counts(s) for name, s in sketch.categorical.items()}
-    return drift.ReferenceProfile(numeric, categorical)
+    return drift.ReferenceProfile(numeric, categorical, nulls={n: float(m) for n, m in sketch.nulls.items()})
+
+
+def _numeric_stats(kll: Any, cuts: np.ndarray, ref_counts: np.ndarray, config: DriftPolicy) -> dict[str, Any]:
+    return drift.counts_stats(cuts, ref_counts, _binned(kll, cuts), config, "sketch")
 
 
 def check_drift_sketch(current: WindowSketch, reference: WindowSketch | drift.ReferenceProfile,
@@ -214,29 +251,29 @@ def check_drift_sketch(current: WindowSketch, reference: WindowSketch | drift.Re
         raise GateInputError(f"{current.rows} rows in the current window, fewer than min_rows={config.min_rows}")
     known = {**dict.fromkeys(profile.numeric, "numeric"), **dict.fromkeys(profile.categorical, "categorical")}
     columns = list(config.columns) if config.columns is not None else sorted(known)
-    missing = sorted(c for c in columns if c not in known or c not in (current.numeric if known.get(c) == "numeric"
-                                                                        else current.categorical))
+    # the window's column must be of the reference's kind, or hold no value at all (every row missing)
+    missing = sorted(c for c in columns if c not in known or c not in current.nulls
+                     or c in (current.categorical if known[c] == "numeric" else current.numeric))
     if missing or not columns:
         raise GateInputError(f"column(s) {missing} missing from the current window or the reference"
                              if missing else "no feature columns to test for drift")
+    drift.require_nulls(profile, columns)
     stats = {}
     for column in columns:
+        cur = (current.values(column), current.nulls[column])
         if known[column] == "numeric":
             cuts, ref_counts = profile.numeric[column]
-            cur_counts = _binned(current.numeric[column], cuts)
-            rows = cur_counts.sum()
-            if min(rows, ref_counts.sum()) < config.min_rows:
-                raise GateInputError(f"column {column}: fewer than min_rows={config.min_rows} values")
-            stats[column] = drift.counts_stats(cuts, ref_counts, cur_counts, config, "sketch")
+            values = partial(_numeric_stats, current.numeric.get(column), cuts, ref_counts, config)
+            ref = (float(ref_counts.sum()), profile.nulls[column])
         else:
-            ref, cur = profile.categorical[column], _category_counts(current.categorical[column])
-            if drift.OTHER in ref:
-                cur = drift._fold_unlisted(cur, ref)
-            if min(sum(cur.values()), sum(ref.values())) < config.min_rows:
-                raise GateInputError(f"column {column}: fewer than min_rows={config.min_rows} values")
-            stats[column] = drift._categorical_stats(cur, ref, config)
-    adjusted = drift.adjust_pvalues(np.array([stats[c]["p_value"] for c in columns]), config.correction)
-    findings = [f for c, p in zip(columns, adjusted, strict=True) if (f := drift._judge(c, stats[c], p, config))]
+            ref_cells = profile.categorical[column]
+            cur_cells = _category_counts(current.categorical[column]) if column in current.categorical else {}
+            if drift.OTHER in ref_cells:
+                cur_cells = drift._fold_unlisted(cur_cells, ref_cells)
+            values = partial(drift._categorical_stats, cur_cells, ref_cells, config)
+            ref = (sum(ref_cells.values()), profile.nulls[column])
+        stats[column] = drift.column_stats(column, known[column], values, cur, ref, config)
+    findings = drift.judge(stats, config)
     subject = subject or Subject("dataset", "inference-window", current.digest)
     severe = any(stats[c]["severe"] for c in columns)
     findings, verdict = drift.decide(findings, severe, history, subject.uri, config)
