@@ -55,3 +55,20 @@ def test_without_an_attestation_any_reference_is_read_and_recorded_unverified(tm
     reference = write_dp_reference(tmp_path / "reference.json")
     _, evidence = read_reference(reference, None)
     assert evidence == {"reference_verified": False, "reference_digest": json_digest(json.loads(reference.read_text()))}
+
+
+def test_a_reference_of_the_drifted_data_would_silence_drift_and_is_refused(policy, tmp_path):
+    """The attack the attested reference stops: a profile of the drifted data, written over the reference,
+    makes a drifted window pass; checked against the attested digest it is refused before any test runs."""
+    from mlgate.gates.monitor.monitoring import check_drift_files
+    from tests.monitoring_data import write_inference_log
+
+    log = write_inference_log(tmp_path / "window.jsonl", drifted=True)
+    genuine = write_dp_reference(tmp_path / "genuine.json")
+    silencing = write_dp_reference(tmp_path / "silencing.json", drifted=True)
+    assert check_drift_files(log, genuine, policy).metrics["drifted_columns"]
+    assert check_drift_files(log, silencing, policy).metrics["drifted_columns"] == []
+    attested = AttestedReference(json_digest(json.loads(genuine.read_text())), "m/1")
+    with pytest.raises(GateInputError, match="silencing.json: the training reference's digest"):
+        check_drift_files(log, silencing, policy, attested=attested)
+    assert check_drift_files(log, genuine, policy, attested=attested).metrics["reference_verified"] is True
