@@ -169,9 +169,11 @@ def test_the_hourly_queries_gate_flags_no_natural_client_on_sparse_features(dag_
     end = datetime(2026, 3, 1, 12, tzinfo=UTC)
     log, reference = tmp_path / "log" / "inference.jsonl", tmp_path / "train.csv"
     write_natural_digits(log, reference, end)
+    policy = default_policy()
+    policy["gates"]["monitor.queries"]["reference"] = "unverified"  # a sample: the policy says so (ADR 0060)
     op = gate.prepare_for_execution()
     op.render_template_fields({"params": {"inference_log_path": str(log.parent), "reference_path": str(reference),
-                                          "policy_path": str(write_policy(tmp_path / "policy.yaml"))}})
+                                          "policy_path": str(write_policy(tmp_path / "policy.yaml", policy))}})
     op.state_path = str(tmp_path / "extraction_state_hourly.json")  # this test's own, not the session's
     context = {"ti": FakeTaskInstance(dag_id="model_monitoring", run_id=uuid.uuid4().hex, task_id=op.task_id),
                "data_interval_end": end}
@@ -179,3 +181,4 @@ def test_the_hourly_queries_gate_flags_no_natural_client_on_sparse_features(dag_
     result = context["ti"].pushed["monitor.queries"]
     assert (result["status"], result["metrics"]["clients"], result["metrics"]["flagged_clients"]) == ("passed", 40, [])
     assert result["metrics"]["prada_tested"] >= 35
+    assert (result["metrics"]["reference_verified"], result["thresholds"]["reference"]) == (False, "unverified")
