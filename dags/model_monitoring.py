@@ -1,7 +1,8 @@
 """Hourly monitoring of the served model over the latest hour of its inference log.
 
 Drift against the training data's DP reference profile (the ``data.privacy`` release: no raw training
-row is kept), a spike of low-confidence predictions, and extraction-like or excessive clients. The
+row is kept; accepted only when its digest is the one the served version's verified attestation records,
+ADR 0060), a spike of low-confidence predictions, and extraction-like or excessive clients. The
 queries gate measures distances against the same training reference, never against the window it judges
 (whitened by its own covariance, the sparse pixels of natural digit queries flagged 289 of 300 natural
 clients: benchmarks/extraction.py), and keeps its OOD evidence in its own state file: the hourly windows
@@ -44,7 +45,8 @@ with DAG(
                                     description="inference log: a .jsonl/.parquet file or a directory of them"),
         "reference_path": Param(str(HOME / "profiles" / "loans.dp.json"), type="string",
                                 description="the DP profile of the training data (secure_training_pipeline's "
-                                            "data.privacy gate writes it)"),
+                                            "data.privacy gate writes it; the served version's attestation "
+                                            "must vouch for its digest, ADR 0060)"),
         "policy_path": Param(str(POLICY), type="string", description="mlgate policy YAML"),
     },
 ) as dag:

@@ -38,7 +38,9 @@ with DAG(
         "inference_log_path": Param(str(HOME / "inference"), type="string",
                                     description="inference log: a .jsonl/.parquet file or a directory of them"),
         "reference_path": Param(str(HOME / "profiles" / "loans.dp.json"), type="string",
-                                description="the training data's reference (its DP profile or a sample)"),
+                                description="the training data's DP profile, the one the served version's "
+                                            "attestation vouches for (a sample only under a policy whose "
+                                            "monitor.queries.reference is 'unverified', ADR 0060)"),
         "policy_path": Param(str(POLICY), type="string", description="mlgate policy YAML"),
     },
 ) as dag:

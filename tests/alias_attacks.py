@@ -27,10 +27,13 @@ from tests.helpers import default_policy, register_version, write_policy
 ALIAS = "champion"
 
 
-def new_policy() -> Policy:
+def new_policy(reference: str = "attested") -> Policy:
+    """A policy of its own model; ``reference``: what its monitoring gates accept (ADR 0060)."""
     data = default_policy()
     data["promotion"]["model_name"] = f"alias-{uuid.uuid4().hex[:8]}"
     data["promotion"]["required_gates"] = ["model.training"]
+    for gate in ("monitor.drift", "monitor.queries"):
+        data["gates"][gate]["reference"] = reference
     return load_policy(write_policy(Path(tempfile.mkdtemp(prefix="mlgate-policy-")) / "policy.yaml", data))
 
 

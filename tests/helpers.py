@@ -184,3 +184,28 @@ def validated_version(client, policy, name: str, baseline=None, *, promoted: boo
         assert promote(client, policy, name, version, "test:promoter", keyring_from_env()).status is Status.PASSED
     client.set_registered_model_alias(name, policy.promotion.alias, version)
     return version
+
+
+def reference_version(client, policy, name: str, profile: Path | None) -> str:
+    """``register_version`` plus a signed, passed ``data.privacy`` result recording the digest of the DP
+    profile at ``profile`` (none when ``None``), as the training pipeline leaves it; promoted (signed) and
+    served by the policy's alias."""
+    import json
+
+    from mlgate.core.results import GateResult, Status, Subject, ToolInfo, utcnow
+    from mlgate.gates.data.dp_release import DPProfile
+    from mlgate.gates.data.privacy import GATE, PROFILE_METRIC
+    from mlgate.trust.keys import keyring_from_env
+    from mlgate.trust.promote import promote
+    from mlgate.trust.registry import TAG_DATA_DIGEST
+
+    version = register_version(client, policy, name)
+    released = DPProfile.from_dict(json.loads(profile.read_text())) if profile else None
+    dataset = released.dataset_digest if released else "sha256:" + "0" * 64
+    client.set_model_version_tag(name, version, TAG_DATA_DIGEST, dataset)
+    log_signed(client, client.get_model_version(name, version).run_id, GateResult(
+        GATE, Status.PASSED, Subject("dataset", "train.csv", dataset), policy.digest, ToolInfo("test", "1"),
+        utcnow(), utcnow(), metrics={"epsilon_spent": 1.0, **({PROFILE_METRIC: released.digest} if released else {})}))
+    assert promote(client, policy, name, version, "test:promoter", keyring_from_env()).status is Status.PASSED
+    client.set_registered_model_alias(name, policy.promotion.alias, version)
+    return version

@@ -34,9 +34,12 @@ LOANS_RELEASE = ReleaseSpec(rows=Query(epsilon=1.0), columns={
 DRIFT = {"age": lambda x: x + 12, "annual_income": lambda x: x * 1.6, "credit_score": lambda x: x - 90}
 
 
-def write_dp_reference(path: Path, rows: int = 1500, seed: int = 7) -> Path:
-    """The DP profile of the training data (``write_loans(rows=rows, seed=seed)``), as ``data.privacy`` releases it."""
+def write_dp_reference(path: Path, rows: int = 1500, seed: int = 7, *, drifted: bool = False) -> Path:
+    """The DP profile of the training data (``write_loans(rows=rows, seed=seed)``), as ``data.privacy`` releases it;
+    ``drifted``: of that data shifted as ``write_inference_log(drifted=True)`` shifts it."""
     frame = generate_loans(rows, seed)
+    for column, shift in (DRIFT.items() if drifted else ()):
+        frame[column] = shift(frame[column])
     profile = release(frame, plan_release(LOANS_RELEASE), "sha256:test-training-data")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(profile.to_dict()))

@@ -768,7 +768,9 @@ def build_parser() -> argparse.ArgumentParser:
                              help="data and concept drift of current data against a reference")
     drift.add_argument("path", help=f"{log_help}, or a CSV/Parquet table")
     drift.add_argument("--reference", required=True, help="DP profile (data.privacy), reference profile or "
-                       "window sketch JSON (`mlgate sketch`), or a CSV/Parquet sample")
+                       "window sketch JSON (`mlgate sketch`), or a CSV/Parquet sample; an ad-hoc check does not "
+                       "verify it against an attestation and records reference_verified: false (the monitoring "
+                       "DAGs do, ADR 0060)")
     drift.add_argument("--history", help="JSON-lines file of earlier windows' outcomes (appended to): drift "
                        "blocks once it persists; without it, a window blocks alone only on severe drift")
     drift.add_argument("--engine", choices=("pandas", "arrow", "spark"), default="pandas",
@@ -795,8 +797,9 @@ def build_parser() -> argparse.ArgumentParser:
                                help="per-client query volume and extraction-like query patterns")
     queries.add_argument("path", help=log_help)
     queries.add_argument("--baseline", help="JSON object: client id -> expected queries in the window")
-    queries.add_argument("--reference", required=True, help="the training reference (as for monitor.drift): "
-                         "query distances are scaled against it, and out-of-distribution queries counted per client")
+    queries.add_argument("--reference", required=True, help="the training reference (as for monitor.drift, "
+                         "unverified): query distances are scaled against it, and out-of-distribution queries "
+                         "counted per client")
     queries.add_argument("--state", help="JSON file of the clients' evidence over earlier windows (updated)")
     queries.set_defaults(func=cmd_check_queries)
 

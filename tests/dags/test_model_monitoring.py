@@ -16,7 +16,7 @@ from mlgate.hooks.mlflow import MlflowHook
 from mlgate.operators.incident import RETRAINING_REQUESTED
 from mlgate.trust.registry import current_alias_version
 from tests.helpers import default_policy, register_version, write_policy
-from tests.monitoring_data import write_dp_reference, write_inference_log
+from tests.monitoring_data import LOANS_RELEASE, write_dp_reference, write_inference_log
 
 pytestmark = pytest.mark.dags
 
@@ -31,6 +31,12 @@ def promoted(dag_bag, tmp_path_factory):
     # 375 held-out rows cannot vouch for 1 % poison (model.poisoning blocks as underpowered, needing ~680); they
     # can for 3 % (ADR 0037), which is what a team with this little data can ask of the gate.
     policy["gates"]["model.poisoning"]["min_poison_fraction"] = 0.03
+    # Monitoring compares with the pipeline's own DP release, the one the served version's attestation vouches
+    # for (ADR 0060), released at ε = 1 per histogram: at the shipped ε = 0.1 (noise ±10 on 1,500 rows) healthy
+    # 1,000-row windows alarm ~9% of the time, and its noise cannot be seeded; at ε = 1 a healthy window passed
+    # 200 of 200 releases. Three releases of ε = 10 each need a budget to match.
+    policy["gates"]["data.privacy"] = {"budgets": {"default": {"epsilon": 100.0, "delta": 1.0e-6}},
+                                       "release": LOANS_RELEASE.model_dump(mode="json")}
     conf = {"data_path": str(data), "manifest_path": str(build_manifest(data).save(root / "m.json")),
             "policy_path": str(write_policy(root / "policy.yaml", policy)), "profile_path": str(root / "dp.json")}
     for _ in range(3):
@@ -38,16 +44,14 @@ def promoted(dag_bag, tmp_path_factory):
     client = MlflowHook().get_conn()
     assert current_alias_version(client, name, "champion") == "3"
     assert set(load_reference(conf["profile_path"]).numeric) >= {"age", "annual_income", "credit_score"}
-    # The monitoring runs compare with a DP release of the same training data at ε = 1 per histogram: the
-    # pipeline's own (ε = 0.1, noise ±10 on 1,500 rows) makes healthy 1,000-row windows alarm ~9% of the
-    # time, and its noise cannot be seeded; at ε = 1 this healthy window passed 200 of 200 releases.
     return {"root": root, "name": name, "client": client, "policy": conf["policy_path"],
-            "reference": str(write_dp_reference(root / "reference.json", rows=1500, seed=7))}
+            "reference": conf["profile_path"]}  # version 3's release, where its pipeline wrote it
 
 
-def monitor(dag_bag, promoted, drifted):
+def monitor(dag_bag, promoted, drifted, reference=None):
     """One monitoring run on a fresh log whose low-confidence share is the one the served version's
-    attestation says it had on held-out data (measured by the pipeline's model.robustness)."""
+    attestation says it had on held-out data (measured by the pipeline's model.robustness), against
+    ``reference`` (default: the served version's)."""
     from mlgate.gates.monitor.served import served_baseline
     from mlgate.trust.keys import keyring_from_env
 
@@ -56,7 +60,7 @@ def monitor(dag_bag, promoted, drifted):
     log = promoted["root"] / uuid.uuid4().hex / "inference.jsonl"
     write_inference_log(log, drifted=drifted, low_share=baseline.share)
     run = dag_bag.get_dag("model_monitoring").test(run_conf={
-        "inference_log_path": str(log.parent), "reference_path": promoted["reference"],
+        "inference_log_path": str(log.parent), "reference_path": str(reference or promoted["reference"]),
         "policy_path": promoted["policy"]})
     return str(run.state), {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 
@@ -71,6 +75,20 @@ def test_a_healthy_window_raises_no_alert(dag_bag, promoted):
     assert state == "success"
     assert tasks == {"monitor_drift": "success", "monitor_confidence": "success", "monitor_queries": "success",
                      "respond": "skipped", "monitoring_failed": "skipped"}
+    assert current_alias_version(promoted["client"], promoted["name"], "champion") == before
+
+
+@pytest.mark.parametrize(("rows", "drifted"), [(1501, False), (1500, True)], ids=["one-more-row", "silencing"])
+def test_a_swapped_reference_fails_the_run_closed_and_demotes_nothing(dag_bag, promoted, rows, drifted):
+    """A reference file written over by anyone but the pipeline is refused by drift and queries, the run fails
+    and no alias moves: a release of one more training row, or one of the drifted data that would silence drift
+    on this drifted window."""
+    before = current_alias_version(promoted["client"], promoted["name"], "champion")
+    swapped = write_dp_reference(promoted["root"] / uuid.uuid4().hex / "loans.dp.json", rows=rows, drifted=drifted)
+    state, tasks = monitor(dag_bag, promoted, drifted=True, reference=swapped)
+    assert state == "failed"
+    assert tasks == {"monitor_drift": "failed", "monitor_confidence": "success", "monitor_queries": "failed",
+                     "respond": "skipped", "monitoring_failed": "failed"}
     assert current_alias_version(promoted["client"], promoted["name"], "champion") == before
 
 
@@ -151,9 +169,11 @@ def test_the_hourly_queries_gate_flags_no_natural_client_on_sparse_features(dag_
     end = datetime(2026, 3, 1, 12, tzinfo=UTC)
     log, reference = tmp_path / "log" / "inference.jsonl", tmp_path / "train.csv"
     write_natural_digits(log, reference, end)
+    policy = default_policy()
+    policy["gates"]["monitor.queries"]["reference"] = "unverified"  # a sample: the policy says so (ADR 0060)
     op = gate.prepare_for_execution()
     op.render_template_fields({"params": {"inference_log_path": str(log.parent), "reference_path": str(reference),
-                                          "policy_path": str(write_policy(tmp_path / "policy.yaml"))}})
+                                          "policy_path": str(write_policy(tmp_path / "policy.yaml", policy))}})
     op.state_path = str(tmp_path / "extraction_state_hourly.json")  # this test's own, not the session's
     context = {"ti": FakeTaskInstance(dag_id="model_monitoring", run_id=uuid.uuid4().hex, task_id=op.task_id),
                "data_interval_end": end}
@@ -161,3 +181,4 @@ def test_the_hourly_queries_gate_flags_no_natural_client_on_sparse_features(dag_
     result = context["ti"].pushed["monitor.queries"]
     assert (result["status"], result["metrics"]["clients"], result["metrics"]["flagged_clients"]) == ("passed", 40, [])
     assert result["metrics"]["prada_tested"] >= 35
+    assert (result["metrics"]["reference_verified"], result["thresholds"]["reference"]) == (False, "unverified")

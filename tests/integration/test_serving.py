@@ -270,7 +270,7 @@ def test_the_monitoring_gates_read_the_log_mlgate_serve_writes(mlflow_server, tm
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
         client = mlflow.MlflowClient(mlflow_server.url, mlflow_server.url)
-        policy = attack.new_policy()
+        policy = attack.new_policy(reference="unverified")  # this model's attestation vouches for no profile
         attack.promoted(client, policy, 1, signature=loans_signature())
         name = policy.promotion.model_name
         clients = [f"branch-{i}" for i in range(4)]

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import mlflow
 import pytest
 
 from mlgate.cli import main
+from mlgate.core.digests import json_digest
 from mlgate.core.policy import load_policy
 from mlgate.gates.monitor.confidence import ConfidenceBaseline
 from mlgate.trust.keys import keyring_from_env
@@ -48,7 +50,11 @@ def test_drift_against_the_dp_reference(files, log, code, drifted):
     done = mlgate("check", "monitor.drift", files[log], "--reference", files["reference"], "--policy",
                   files["policy"], "--json", out, cwd=files["root"])
     assert done.returncode == code, done.stderr
-    assert json.loads(out.read_text())["metrics"]["drifted_columns"] == drifted
+    result = json.loads(out.read_text())
+    assert result["metrics"]["drifted_columns"] == drifted
+    # an ad-hoc check verifies no reference, and says so (ADR 0060)
+    assert (result["metrics"]["reference_verified"], result["thresholds"]["reference"]) == (False, "unverified")
+    assert result["metrics"]["reference_digest"] == json_digest(json.loads(Path(files["reference"]).read_text()))
 
 
 def test_a_missing_reference_exits_2(files, capsys):

@@ -4,6 +4,8 @@ Each reads one window of the inference log: ``[window_start, window_end)`` when 
 ISO-8601 with a time zone), else the ``window_hours`` ending at the DAG run's ``data_interval_end``, or
 now when the run has none (an API-triggered run has no logical date, so nothing here uses ``ds``).
 An alert is a blocked gate, i.e. a failed task; ``IncidentRespondOperator`` downstream responds to it.
+The training reference of drift and queries is, by default, only the DP profile the served version's verified
+attestation vouches for (ADR 0060).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from mlgate.operators.base import BaseGateOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from mlgate.gates.monitor.monitoring import AttestedReference
 
 
 class MonitorGateOperator(BaseGateOperator):
@@ -50,10 +54,24 @@ class MonitorGateOperator(BaseGateOperator):
             raise GateInputError(f"{self.gate_id}: inference_log_path is required")
         return Path(self.inference_log_path)
 
+    def attested_reference(self) -> AttestedReference | None:
+        """The digest the training reference must have: the one the verified attestation of the version the
+        policy's alias serves records (ADR 0060). ``None`` (any reference, recorded as unverified) only when
+        the gate's policy section says ``reference: unverified`` and the signer trusts that policy: whoever
+        triggers the DAG names its policy file, and must not switch verification off with it."""
+        from mlgate.gates.monitor.served import served_reference
+        from mlgate.trust.trusted_policy import trust_policy
+
+        if self.policy.section(self.gate_id).reference == "unverified":
+            trust_policy(self.policy, self.signing_keys)
+            return None
+        return served_reference(self.mlflow_hook.get_conn(), self.policy, self.signing_keys)
+
 
 class MonitorDriftGateOperator(MonitorGateOperator):
     """Data and concept drift of the window against ``reference_path``: the ``data.privacy`` gate's DP
-    profile, a reference profile JSON, or a CSV/Parquet sample. ``current_path`` (a CSV/Parquet table
+    profile attested for the served version (``attested_reference``; a reference profile JSON, a sketch or a
+    CSV/Parquet sample only under ``reference: unverified``). ``current_path`` (a CSV/Parquet table
     taken whole) replaces the inference-log window when given. Each window's outcome is appended to
     ``history_path`` (default ``$MLGATE_HOME/monitor/drift_history.jsonl``): drift blocks, and so demotes,
     only once it persists over windows or is severe (policy ``demote_after`` of ``of_last``). With ``engine``
@@ -90,11 +108,11 @@ class MonitorDriftGateOperator(MonitorGateOperator):
             if not self.current_path:
                 raise GateInputError(f"monitor.drift: engine {self.engine!r} sketches a table: give current_path")
             return check_drift_sketched(self.current_path, self.reference_path, self.policy, self.engine,
-                                        self.spark_master, history=history)
-        if self.current_path:
-            return check_drift_files(self.current_path, self.reference_path, self.policy, history=history)
-        return check_drift_files(self.log_path(), self.reference_path, self.policy, *self.window(context),
-                                 history=history)
+                                        self.spark_master, history=history, attested=self.attested_reference())
+        current, start, end = (self.current_path, None, None) if self.current_path else (
+            self.log_path(), *self.window(context))
+        return check_drift_files(current, self.reference_path, self.policy, start, end, history=history,
+                                 attested=self.attested_reference())
 
 
 class MonitorConfidenceGateOperator(MonitorGateOperator):
@@ -124,10 +142,10 @@ class MonitorConfidenceGateOperator(MonitorGateOperator):
 class MonitorQueriesGateOperator(MonitorGateOperator):
     """Clients with anomalous query volume (``baseline``: client id -> expected queries per window),
     extraction-like query sequences (PRADA, distances scaled against the training ``reference_path``,
-    required), and out-of-distribution queries counted per client across windows in ``state_path`` (default
-    ``$MLGATE_HOME/monitor/extraction_state.json``) and pooled across keys. ``per_window=False`` keeps only
-    that cumulative evidence (the 5-minute ``model_query_watch``: per-window tests multiply their false
-    alarms over short windows)."""
+    required and checked as for ``monitor.drift``), and out-of-distribution queries counted per client across
+    windows in ``state_path`` (default ``$MLGATE_HOME/monitor/extraction_state.json``) and pooled across keys.
+    ``per_window=False`` keeps only that cumulative evidence (the 5-minute ``model_query_watch``: per-window
+    tests multiply their false alarms over short windows)."""
 
     gate_id = "monitor.queries"
     template_fields: Sequence[str] = (*MonitorGateOperator.template_fields, "reference_path", "state_path")
@@ -147,4 +165,4 @@ class MonitorQueriesGateOperator(MonitorGateOperator):
         state = self.state_path or mlgate_home() / "monitor" / "extraction_state.json"
         return check_queries_files(self.log_path(), self.policy, *self.window(context), baseline=self.baseline,
                                    reference=self.reference_path or None, state=state,
-                                   per_window=self.per_window)
+                                   per_window=self.per_window, attested=self.attested_reference())

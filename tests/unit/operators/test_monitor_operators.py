@@ -4,6 +4,7 @@ real embedded MLflow store; only the task instance is a stand-in (the incident o
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from mlgate.core.policy import load_policy
+from mlgate.demo.dataset import FEATURES, generate_loans
 from mlgate.exceptions import GateConfigViolation, GatePolicyViolation
 from mlgate.gates.monitor.confidence import ConfidenceBaseline
 from mlgate.hooks.mlflow import MlflowHook
@@ -26,7 +28,14 @@ from mlgate.operators.incident import RETRAINING, RETRAINING_REQUESTED
 from mlgate.trust.keys import keyring_from_env
 from mlgate.trust.promote import promote
 from mlgate.trust.registry import current_alias_version
-from tests.helpers import FakeTaskInstance, default_policy, register_version, validated_version, write_policy
+from tests.helpers import (
+    FakeTaskInstance,
+    default_policy,
+    reference_version,
+    register_version,
+    validated_version,
+    write_policy,
+)
 from tests.monitoring_data import write_dp_reference, write_extraction_queries, write_inference_log
 from tests.unit.operators.test_gate_operators import pipeline_tags
 
@@ -35,15 +44,28 @@ pytestmark = pytest.mark.unit
 END = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 
+def served_policy(path, *, reference: str = "attested"):
+    """A policy of its own model (``reference``: its drift and queries sections' setting), signed by its owner."""
+    data = default_policy()
+    data["promotion"]["model_name"] = f"monitored-{uuid.uuid4().hex[:8]}"
+    data["promotion"]["required_gates"] = ["model.training"]
+    for gate in ("monitor.drift", "monitor.queries"):
+        data["gates"][gate]["reference"] = reference
+    return write_policy(path, data)
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """A log whose hour before END is healthy and whose hour before that drifted."""
+    """A log whose hour before END is healthy and whose hour before that drifted, and a served version whose
+    attestation vouches for the reference (the DP profile of its training data)."""
     root = tmp_path_factory.mktemp("monitor-ops")
     log = root / "inference.jsonl"
     write_inference_log(log, end=END - timedelta(hours=1), drifted=True, seed=31)
     write_inference_log(log, end=END, seed=32)
-    return {"root": root, "log": log, "policy": write_policy(root / "policy.yaml"),
-            "reference": write_dp_reference(root / "reference.json")}
+    policy, reference = served_policy(root / "policy.yaml"), write_dp_reference(root / "reference.json")
+    reference_version(MlflowHook().get_conn(), load_policy(policy), load_policy(policy).promotion.model_name,
+                      reference)
+    return {"root": root, "log": log, "policy": policy, "reference": reference}
 
 
 def ctx(task_id, upstream=None, **extra):
@@ -62,6 +84,7 @@ def test_the_default_window_is_the_hour_before_the_runs_interval_end(files):
     drift_op(files).execute(context)
     result = context["ti"].pushed["monitor.drift"]
     assert (result["status"], result["metrics"]["rows"]) == ("passed", 1000)
+    assert (result["metrics"]["reference_verified"], result["thresholds"]["reference"]) == (True, "attested")
     assert result["subject"]["uri"].endswith("#2026-03-01T11:00:00+00:00..2026-03-01T12:00:00+00:00")
     _, run = pipeline_tags(f"monitoring/{context['ti'].run_id}")
     assert 0 <= run.data.metrics["mlgate.monitor.drift.columns.age.psi"] < 0.2  # nested metrics, flattened
@@ -92,6 +115,77 @@ def test_the_queries_gate_takes_no_window_scaled_distances(files):
     with pytest.raises(TypeError, match="reference_path"):
         MonitorQueriesGateOperator(task_id="monitor_queries", inference_log_path=str(files["log"]),
                                    policy_path=str(files["policy"]))
+
+
+def edited_count(path):
+    """The reference with one histogram count raised by one: a profile nobody released."""
+    data = json.loads(path.read_text())
+    data["columns"]["age"]["counts"][0] += 1
+    path.write_text(json.dumps(data))
+    return path
+
+
+SWAPS = {"one more row": lambda p: write_dp_reference(p, rows=1501),
+         "the same data released again": write_dp_reference,
+         "one count edited": lambda p: edited_count(write_dp_reference(p))}
+
+
+@pytest.mark.parametrize("swap", SWAPS, ids=list(SWAPS))
+def test_a_swapped_reference_fails_both_gates_closed(files, tmp_path, swap):
+    """Whoever may write the reference file cannot replace it: drift and queries refuse any profile but the
+    one the served version's attestation vouches for, naming the file and both digests."""
+    swapped = SWAPS[swap](tmp_path / "reference.json")
+    log = write_inference_log(tmp_path / "queries.jsonl", rows=600, clients=6, end=END)
+    for op in (drift_op({**files, "reference": swapped}),
+               MonitorQueriesGateOperator(task_id="monitor_queries", inference_log_path=str(log),
+                                          policy_path=str(files["policy"]), reference_path=str(swapped),
+                                          state_path=str(tmp_path / "state.json"))):
+        context = ctx(op.task_id, data_interval_end=END)
+        with pytest.raises(GateConfigViolation, match="verified attestation records") as raised:
+            op.execute(context)
+        message = str(raised.value)
+        assert str(swapped) in message
+        assert json.loads(files["reference"].read_text()) != json.loads(swapped.read_text())
+        digests = re.findall(r"sha256:[0-9a-f]{64}", message)
+        assert len(set(digests)) == 2
+        assert context["ti"].pushed[op.gate_id]["status"] == "error"
+
+
+def test_a_sample_is_no_attested_reference(files, tmp_path):
+    sample = tmp_path / "reference.csv"
+    generate_loans(600, 7)[list(FEATURES)].to_csv(sample, index=False)
+    context = ctx("monitor_drift", data_interval_end=END)
+    with pytest.raises(GateConfigViolation, match="a sample is accepted only under a policy whose monitoring "
+                                                  "reference is 'unverified'"):
+        drift_op({**files, "reference": sample}).execute(context)
+
+
+def test_an_unverified_reference_needs_a_policy_that_says_so_and_is_trusted(files, tmp_path):
+    """``reference: unverified`` accepts a sample, recorded as unverified, only in a policy the signer trusts:
+    whoever triggers the DAG names its policy file."""
+    sample = tmp_path / "reference.csv"
+    generate_loans(1500, 7)[list(FEATURES)].to_csv(sample, index=False)
+    trusted = served_policy(tmp_path / "unverified.yaml", reference="unverified")
+    context = ctx("monitor_drift", data_interval_end=END)
+    drift_op({**files, "reference": sample, "policy": trusted}).execute(context)
+    result = context["ti"].pushed["monitor.drift"]
+    assert (result["status"], result["metrics"]["reference_verified"]) == ("passed", False)
+    assert result["thresholds"]["reference"] == "unverified"
+
+    untrusted = tmp_path / "untrusted" / "policy.yaml"
+    untrusted.parent.mkdir()
+    untrusted.write_text(trusted.read_text())  # the same policy, without its owner's signature beside it
+    with pytest.raises(GateConfigViolation, match="does not trust policy"):
+        drift_op({**files, "reference": sample, "policy": untrusted}).execute(ctx("monitor_drift"))
+
+
+def test_a_served_model_attested_without_a_reference_fails_closed(files, tmp_path):
+    policy = served_policy(tmp_path / "policy.yaml")
+    reference_version(MlflowHook().get_conn(), load_policy(policy), load_policy(policy).promotion.model_name, None)
+    context = ctx("monitor_drift", data_interval_end=END)
+    with pytest.raises(GateConfigViolation, match="records no training reference"):
+        drift_op({**files, "policy": policy}).execute(context)
+    assert context["ti"].pushed["monitor.drift"]["status"] == "error"
 
 
 def attested(tmp_path, baseline) -> str:

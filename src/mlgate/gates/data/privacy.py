@@ -16,6 +16,9 @@ from mlgate.gates.data.dp_release import DPProfile, ReleaseSpec, opendp_version,
 from mlgate.gates.data.privacy_ledger import BudgetExceededError, Budgets, Ledger
 
 GATE = "data.privacy"
+# The released profile's content digest (``DPProfile.digest``), signed with the result: monitoring accepts a
+# reference file as the served model's training reference only when its digest is this one (ADR 0060).
+PROFILE_METRIC = "profile_digest"
 
 
 class PrivacyPolicy(BaseModel):
@@ -52,7 +55,8 @@ def check_privacy(frame, dataset_digest: str, config: PrivacyPolicy, ledger: Led
     else:
         status, profile, findings = Status.PASSED, release(frame, plan, dataset_digest), ()
         metrics |= {"epsilon_spent": spend.epsilon, "delta_spent": spend.delta,
-                    "epsilon_total_after": spend.epsilon_total, "delta_total_after": spend.delta_total}
+                    "epsilon_total_after": spend.epsilon_total, "delta_total_after": spend.delta_total,
+                    PROFILE_METRIC: profile.digest}
     result = GateResult(
         gate=GATE, status=status, subject=Subject("dataset", dataset_uri, dataset_digest),
         policy_digest=policy_digest, tool=ToolInfo("opendp", opendp_version()), started_at=started,

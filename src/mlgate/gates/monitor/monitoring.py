@@ -11,8 +11,9 @@ it lets monitoring compare with the training data without keeping a single train
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -120,6 +121,10 @@ def load_reference(path: str | Path) -> ReferenceProfile | pd.DataFrame:
     path = Path(path)
     if path.suffix.lower() != ".json":
         return read_table(path)
+    return _reference_from_json(path, _read_json(path))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
@@ -128,6 +133,10 @@ def load_reference(path: str | Path) -> ReferenceProfile | pd.DataFrame:
         raise GateInputError(f"{path}: the reference is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise GateInputError(f"{path}: expected a reference profile object, found {type(data).__name__}")
+    return data
+
+
+def _reference_from_json(path: Path, data: dict[str, Any]) -> ReferenceProfile:
     if "plan_digest" in data:
         return reference_from_release(data)
     from mlgate.gates.monitor.sketches import SKETCH_KIND, load_sketch, reference_profile
@@ -138,6 +147,63 @@ def load_reference(path: str | Path) -> ReferenceProfile | pd.DataFrame:
         return ReferenceProfile.from_dict(data)
     raise GateInputError(f"{path}: neither a DP profile (data.privacy) nor a reference profile "
                          "(keys 'numeric'/'categorical')")
+
+
+@dataclass(frozen=True)
+class AttestedReference:
+    """The training reference a verified attestation vouches for: the digest ``data.privacy`` signed for
+    the DP profile it released (``DPProfile.digest``), and the model version whose attestation it is."""
+
+    digest: str
+    model: str
+
+
+def attested_reference(results: Iterable[GateResult], model: str) -> AttestedReference:
+    """The DP profile digest among ``model``'s attested results; ``GateInputError`` when they record none
+    (promoted before data.privacy recorded it, trained without a release, or a policy without that gate)."""
+    from mlgate.gates.data.privacy import GATE, PROFILE_METRIC
+
+    digest = next((r.metrics.get(PROFILE_METRIC) for r in results if r.gate == GATE and r.passed), None)
+    if not isinstance(digest, str) or not digest:
+        raise GateInputError(f"the attestation of {model} records no training reference ({GATE} metric "
+                             f"{PROFILE_METRIC!r}): train and promote the model again, or set the policy's "
+                             "monitoring reference to 'unverified' to accept a reference nobody vouches for")
+    return AttestedReference(digest, model)
+
+
+def read_reference(path: str | Path, attested: AttestedReference | None
+                   ) -> tuple[ReferenceProfile | pd.DataFrame, dict[str, Any]]:
+    """The reference at ``path`` and what the result records about it: ``reference_verified``, a JSON
+    reference's content digest (a DP profile's is ``DPProfile.digest``), the attesting version. With
+    ``attested``, only the DP profile whose digest it records is accepted, digested and parsed from one read;
+    anything else is a ``GateInputError`` naming the file and both digests (ADR 0060). Without, any
+    reference is read, and recorded as unverified."""
+    from mlgate.core.digests import json_digest
+
+    path = Path(path)
+    if path.suffix.lower() != ".json":
+        if attested is not None:
+            raise GateInputError(f"{path}: the training reference must be the DP profile attested for "
+                                 f"{attested.model} ({attested.digest}); a sample is accepted only under a "
+                                 "policy whose monitoring reference is 'unverified'")
+        return load_reference(path), {"reference_verified": False}
+    data = _read_json(path)
+    digest = json_digest(data)
+    if attested is None:
+        return _reference_from_json(path, data), {"reference_verified": False, "reference_digest": digest}
+    if digest != attested.digest:
+        raise GateInputError(f"{path}: the training reference's digest {digest} is not the one {attested.model}'s "
+                             f"verified attestation records ({attested.digest}): refusing a reference "
+                             "nobody vouched for")
+    return reference_from_release(data), {"reference_verified": True, "reference_digest": digest,
+                                          "reference_attested_by": attested.model}
+
+
+def _with_reference(result: GateResult, evidence: dict[str, Any]) -> GateResult:
+    """``result`` saying what its reference was and whether it was verified."""
+    mode = "attested" if evidence["reference_verified"] else "unverified"
+    return replace(result, metrics={**result.metrics, **evidence}, thresholds={**result.thresholds,
+                                                                                 "reference": mode})
 
 
 def _is_inference_log(path: Path) -> bool:
@@ -213,27 +279,28 @@ def _subject(path: str | Path, start: datetime | None, end: datetime | None, win
 
 def check_drift_files(current: str | Path, reference: str | Path, policy: Policy,
                       start: datetime | None = None, end: datetime | None = None,
-                      history: str | Path | None = None) -> GateResult:
+                      history: str | Path | None = None, attested: AttestedReference | None = None) -> GateResult:
     """``monitor.drift`` of a window; with ``history`` (a JSON-lines file), the window's outcome joins
-    the earlier ones against the same reference, and drift blocks once it persists (``persistence``)."""
+    the earlier ones against the same reference, and drift blocks once it persists (``persistence``).
+    ``attested``: the reference must be the one it vouches for (``read_reference``)."""
     from mlgate.gates.monitor.drift import check_drift
 
     window = load_window(current, start, end)
-    ref = load_reference(reference)
+    ref, evidence = read_reference(reference, attested)
     subject = _subject(current, start, end, window)
     key = ref.digest if isinstance(ref, ReferenceProfile) else f"{Path(reference).resolve()}"
-    return _with_history(history, key, subject, lambda earlier: check_drift(
-        window, ref, policy.section("monitor.drift"), policy.digest, subject, earlier))
+    return _with_reference(_with_history(history, key, subject, lambda earlier: check_drift(
+        window, ref, policy.section("monitor.drift"), policy.digest, subject, earlier)), evidence)
 
 
 def check_drift_sketched(current: str | Path, reference: str | Path, policy: Policy, engine: str = "arrow",
                          master: str | None = None, session: Any = None, history: str | Path | None = None,
-                         batch_rows: int | None = None) -> GateResult:
+                         batch_rows: int | None = None, attested: AttestedReference | None = None) -> GateResult:
     """``monitor.drift`` in bounded memory: ``current`` (a file, a partitioned dataset directory, a table URI,
     or a window sketch JSON) is sketched and judged against ``reference`` (a window sketch JSON, a reference or
     DP profile, or data, which is sketched too). Data is sketched batch by batch (``arrow``) or per Spark
     partition (``spark``: Parquet only, on ``session`` or a new one on ``master``). The window is named by its
-    manifest digest (a sketch file by the sketch's)."""
+    manifest digest (a sketch file by the sketch's). ``attested``: as for ``check_drift_files``."""
     from contextlib import nullcontext
     from functools import partial
 
@@ -253,16 +320,19 @@ def check_drift_sketched(current: str | Path, reference: str | Path, policy: Pol
     config = policy.section("monitor.drift")
     with running as spark:
         reader = None if spark is None else partial(sketch_spark, spark)
-        profile = load_reference(reference) if is_sketch_file(reference) else \
-            reference_profile(sketch_inputs([reference], config.columns, batch_rows, reader))
+        if attested is not None or is_sketch_file(reference):
+            profile, evidence = read_reference(reference, attested)
+        else:
+            profile = reference_profile(sketch_inputs([reference], config.columns, batch_rows, reader))
+            evidence = {"reference_verified": False}
         columns = list(config.columns) if config.columns is not None else sorted({*profile.numeric,
                                                                                  *profile.categorical})
         window = sketch_inputs([current], columns, batch_rows, reader)
     digest = window.digest if is_sketch_file(current) else build_manifest(current, policy.section(
         "data.integrity").algorithm).digest
     subject = Subject("dataset", redacted(str(current)), digest)
-    return _with_history(history, profile.digest, subject, lambda earlier: check_drift_sketch(
-        window, profile, config, policy.digest, subject, earlier))
+    return _with_reference(_with_history(history, profile.digest, subject, lambda earlier: check_drift_sketch(
+        window, profile, config, policy.digest, subject, earlier)), evidence)
 
 
 def _with_history(history: str | Path | None, key: str, subject: Subject,
@@ -336,10 +406,11 @@ def check_confidence_files(log: str | Path, policy: Policy, start: datetime | No
 def check_queries_files(log: str | Path, policy: Policy, start: datetime | None = None,
                         end: datetime | None = None, baseline: dict[str, float] | None = None,
                         reference: str | Path | None = None, state: str | Path | None = None,
-                        per_window: bool = True) -> GateResult:
+                        per_window: bool = True, attested: AttestedReference | None = None) -> GateResult:
     """``monitor.queries`` of a window against the training ``reference`` (as for ``monitor.drift``;
-    required), with OOD evidence per client accumulated in the JSON ``state`` file across windows when one
-    is given. ``per_window=False``: that evidence alone (``queries.check_queries``)."""
+    required, and with ``attested`` the one it vouches for), with OOD evidence per client accumulated in the
+    JSON ``state`` file across windows when one is given. ``per_window=False``: that evidence alone
+    (``queries.check_queries``)."""
     from mlgate.gates.monitor.extraction import ExtractionState, space_from_profile, space_from_sample
     from mlgate.gates.monitor.queries import check_queries, feature_columns
 
@@ -349,12 +420,13 @@ def check_queries_files(log: str | Path, policy: Policy, start: datetime | None 
     if reference is None:
         raise GateInputError("monitor.queries needs the training reference (as for monitor.drift): distances "
                              "scaled by the window being judged depend on the other clients in it")
-    ref = load_reference(reference)
+    ref, evidence = read_reference(reference, attested)
     columns = feature_columns(window, config)
     space = space_from_profile(ref, columns, config.ood_quantile) if isinstance(ref, ReferenceProfile) \
         else space_from_sample(ref, columns, config.ood_quantile)
     if state is None:
-        return check_queries(window, config, policy.digest, baseline, subject, space, per_window=per_window)
+        return _with_reference(check_queries(window, config, policy.digest, baseline, subject, space,
+                                             per_window=per_window), evidence)
     with _locked(Path(state)) as handle:
         handle.seek(0)
         text = handle.read()
@@ -366,4 +438,4 @@ def check_queries_files(log: str | Path, policy: Policy, start: datetime | None 
         handle.seek(0)
         handle.truncate()
         handle.write(json.dumps(known.to_dict(), sort_keys=True))
-    return result
+    return _with_reference(result, evidence)

@@ -10,6 +10,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+ReferenceTrust = Literal["attested", "unverified"]
+REFERENCE_FIELD = Field(
+    default="attested", description="attested: the operators accept as the training reference only the DP "
+    "profile whose digest the served version's verified attestation records (data.privacy); unverified: any "
+    "reference file, a sketch or sample included, recorded as unverified (ADR 0060)")
+
 
 class DriftPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -28,6 +34,7 @@ class DriftPolicy(BaseModel):
     max_accuracy_drop: float = Field(default=0.05, ge=0, le=1)
     bins: int = Field(default=50, ge=2, le=200, description="reference-quantile groups for the effects and PSI")
     columns: tuple[str, ...] | None = None
+    reference: ReferenceTrust = REFERENCE_FIELD
 
     @model_validator(mode="after")
     def _persistence(self) -> DriftPolicy:
@@ -59,6 +66,7 @@ class QueriesPolicy(BaseModel):
                               "natural OOD share, so that a natural one a little above it is not flagged")
     sybil_min_ood: int = Field(default=3, ge=1, description="OOD queries a key needs to join the pooled group")
     columns: tuple[str, ...] | None = None
+    reference: ReferenceTrust = REFERENCE_FIELD
 
 
 MonitorGate = Literal["monitor.drift", "monitor.confidence", "monitor.queries"]

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
+from mlgate.core.digests import json_digest
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Status
 from mlgate.gates.data.dp_release import CategoricalColumn, NumericColumn, Query, ReleaseSpec
-from mlgate.gates.data.privacy import GATE, PrivacyPolicy, check_privacy
+from mlgate.gates.data.privacy import GATE, PROFILE_METRIC, PrivacyPolicy, check_privacy
 from mlgate.gates.data.privacy_ledger import Budget, Budgets, SqlLedger
 
 pytestmark = pytest.mark.unit
@@ -49,6 +52,9 @@ def test_a_release_within_budget_passes_with_its_profile(frame, ledger):
     [spend] = ledger.history(DIGEST)
     assert (spend.actor, spend.release_digest) == ("alice", profile.plan_digest)
     assert SECRET not in result.to_json() and SECRET not in str(profile.to_dict())
+    # the signed result names the released profile: monitoring accepts only the file with this digest (ADR 0060)
+    written = json.loads(json.dumps(profile.to_dict(), indent=1))  # as the operator writes profile_path
+    assert result.metrics[PROFILE_METRIC] == profile.digest == json_digest(written)
 
 
 def test_a_release_past_the_budget_is_blocked_and_releases_nothing(frame, ledger):
@@ -56,7 +62,7 @@ def test_a_release_past_the_budget_is_blocked_and_releases_nothing(frame, ledger
     result, profile = check_privacy(frame, DIGEST, policy(), ledger, "sha256:policy", "bob")
     assert result.status is Status.BLOCKED and profile is None
     assert [f.id for f in result.findings] == [f"{GATE}.budget_exceeded"]
-    assert result.metrics["epsilon_spent"] == 0.0
+    assert result.metrics["epsilon_spent"] == 0.0 and PROFILE_METRIC not in result.metrics
     assert result.metrics["epsilon_total_after"] == pytest.approx(3.0)
     assert result.metrics["epsilon_requested"] == pytest.approx(3.0)
     assert ledger.spent(DIGEST)[0] == pytest.approx(3.0) and len(ledger.history(DIGEST)) == 1
