@@ -157,13 +157,26 @@ def child(gate: str, mode: str, data: str, reference: str, workdir: Path) -> dic
         return {"status": result.status.value, "rows": result.metrics["rows"],
                 "cells_by_type": {t: c for t, c in result.metrics["cells_by_type"].items() if c}}
     if gate == "data.expectations":
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
         from mlgate.gates.data.expectations import check_expectations
 
         suite = workdir / "suite.json"
         suite.write_text(json.dumps(SUITE))
-        result = check_expectations(data, policy, suite, push_down=mode == "stream")
+        returned: list[int] = []  # rows each statement sent to this process (none for DDL: a temp table stays there)
+
+        def count(conn, cursor, statement, parameters, context, executemany):
+            returned.append(max(cursor.rowcount, 0) if cursor.description is not None else 0)
+
+        event.listen(Engine, "after_cursor_execute", count)
+        try:
+            result = check_expectations(data, policy, suite, push_down=mode == "stream")
+        finally:
+            event.remove(Engine, "after_cursor_execute", count)
         return {"status": result.status.value, "evaluated": result.metrics["evaluated"],
-                "engine": result.metrics["engine"], "failed": result.metrics["failed"]}
+                "engine": result.metrics["engine"], "failed": result.metrics["failed"],
+                **({"statements": len(returned), "rows_to_client": sum(returned)} if returned else {})}
     from mlgate.gates.monitor.policies import DriftPolicy
 
     config = DriftPolicy(columns=("age", "income", "plan"))
@@ -218,13 +231,11 @@ def measure(gate: str, mode: str, data: Path, reference: Path, workdir: Path, ti
             "peak_rss_MB": report.pop("peak_rss_MB"), **report}
 
 
-def pg_expectations(rows: int, dsn: str, workdir: Path) -> dict:
-    """A ``rows``-row table generated in PostgreSQL, validated in place; rows that reached this process."""
+def pg_table(rows: int, dsn: str, workdir: Path, gates: list[str], timeout: float) -> list[dict]:
+    """A ``rows``-row table generated in PostgreSQL, each gate in a child (its peak RSS): validated in place
+    (the rows each statement returned to the child, counted) and scanned by ``data.pii`` in record batches."""
     import psycopg
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
 
-    from mlgate.gates.data.expectations import check_expectations
 
     database = "mlgate_ltm_bench"
     with psycopg.connect(f"{dsn}/postgres", autocommit=True) as admin:
@@ -240,23 +251,14 @@ def pg_expectations(rows: int, dsn: str, workdir: Path) -> dict:
                 f"'user' || g || '@example.org' AS email FROM generate_series(1, {rows}) g")
             conn.execute("ANALYZE big")
         generated = time.perf_counter() - start
-        suite = workdir / "suite.json"
-        suite.write_text(json.dumps(SUITE))
-        fetched: list[int] = []
-
-        def count(conn, cursor, statement, parameters, context, executemany):
-            fetched.append(max(cursor.rowcount, 0))
-
-        event.listen(Engine, "after_cursor_execute", count)
-        start = time.perf_counter()
-        try:
-            result = check_expectations(f"{uri}?table=big", _policy(), suite)
-        finally:
-            event.remove(Engine, "after_cursor_execute", count)
-        return {"gate": "data.expectations", "mode": "postgresql", "rows": rows,
-                "generate_seconds": round(generated, 1), "seconds": round(time.perf_counter() - start, 1),
-                "status": result.status.value, "evaluated": result.metrics["evaluated"],
-                "statements": len(fetched), "rows_to_client": sum(fetched)}
+        measured = []
+        if "data.pii" in gates:
+            row = measure("data.pii", "stream", f"{uri}?table=big", "", workdir, timeout)
+            measured.append({**row, "dataset": f"postgresql, {rows:,} rows", "generate_seconds": round(generated, 1)})
+        if "data.expectations" in gates:
+            row = measure("data.expectations", "stream", f"{uri}?table=big", "", workdir, timeout)
+            measured.append({**row, "dataset": f"postgresql, {rows:,} rows", "generate_seconds": round(generated, 1)})
+        return measured
     finally:
         with psycopg.connect(f"{dsn}/postgres", autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
@@ -272,7 +274,8 @@ def main() -> None:
     parser.add_argument("--fit-mb", type=float, default=40, help="size of the dataset that fits (one file)")
     parser.add_argument("--root", default="/tmp/mlgate-larger-than-memory", help="where the datasets go")
     parser.add_argument("--reuse", action="store_true", help="measure the datasets already under --root")
-    parser.add_argument("--pg-rows", type=int, default=0, help="also validate a generated table of this many rows")
+    parser.add_argument("--pg-rows", type=int, default=0, help="also validate (data.expectations) and scan (data.pii) "
+                        "a generated table of this many rows")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432", help="PostgreSQL server")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per measurement")
     parser.add_argument("--keep", action="store_true", help="keep the generated datasets")
@@ -314,9 +317,9 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
                 rows.append(row)
         if args.pg_rows:
-            row = pg_expectations(args.pg_rows, args.pg, root)
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+            for row in pg_table(args.pg_rows, args.pg, root, args.gates, args.timeout):
+                print(json.dumps(row), flush=True)
+                rows.append(row)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
