@@ -298,3 +298,26 @@ def test_a_csv_window_with_a_column_named_twice_is_refused_on_both_paths(tmp_pat
     for check in (check_drift_files, check_drift_sketched):
         with pytest.raises(GateInputError, match=r"window.csv"):
             check(tmp_path / "window.csv", tmp_path / "reference.csv", policy)
+
+
+def test_a_forged_partition_sketch_of_negative_rows_cannot_erase_missing_values(tmp_path):
+    """A window whose ``x`` is half null blocks; merged with a forged partition sketch of -1,000 rows and no
+    columns it added up (1,000 values + 0 missing = 1,000 rows) and PASSED: the merge counts a column a partition
+    lacks as missing in all its rows, so -1,000 rows took 1,000 missing values off. Refused on loading now."""
+    import json
+
+    import pyarrow as pa
+
+    from mlgate.gates.monitor.sketches import KLL_K, SKETCH_KIND, check_drift_sketch, sketch_batches, sketch_inputs
+
+    rng = np.random.default_rng(8)
+    reference = sketch_batches([pa.record_batch({"x": rng.normal(size=5000)})])
+    x = rng.normal(size=2000)
+    x[:1000] = np.nan
+    window = sketch_batches([pa.record_batch({"x": pa.array(x, from_pandas=True)})])
+    assert check_drift_sketch(window, reference, DriftPolicy(), "p").status is Status.BLOCKED
+    (tmp_path / "window.json").write_text(json.dumps(window.to_dict()))
+    (tmp_path / "forged.json").write_text(json.dumps({"kind": SKETCH_KIND, "rows": -1000, "kll_k": KLL_K,
+                                                      "nulls": {}, "numeric": {}, "categorical": {}}))
+    with pytest.raises(GateInputError, match="-1000 rows"):
+        sketch_inputs([tmp_path / "window.json", tmp_path / "forged.json"])
