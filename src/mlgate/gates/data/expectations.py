@@ -78,7 +78,20 @@ def read_table(path: Path) -> pd.DataFrame:
         frames = [readers[f.suffix.lower()](f) for f in files]
     except Exception as exc:  # pandas raises many types for a malformed file
         raise GateInputError(f"{path}: cannot read the data: {type(exc).__name__}: {exc}") from None
+    for file in (f for f in files if f.suffix.lower() == ".csv"):
+        _require_unique_header(file)
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def _require_unique_header(path: Path) -> None:
+    """pandas renames a CSV header's repeated name (``x``, ``x.1``), so the gates would judge the first ``x``
+    and never see the other, where Arrow refuses the file: refused here as well (redteam7)."""
+    import csv
+
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # pandas read it as UTF-8 just before
+        header = next(csv.reader(handle), [])
+    if repeated := sorted({name for name in header if header.count(name) > 1}):
+        raise GateInputError(f"{path}: column name(s) {repeated} appear more than once in the CSV header")
 
 
 def load_suite(path: Path) -> Any:

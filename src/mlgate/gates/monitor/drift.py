@@ -183,6 +183,7 @@ def profile_from_sample(frame: pd.DataFrame, bins: int = 100, columns: list[str]
     """A raw sample's profile: ``bins`` quantile bins per numeric column, counts per category."""
     if bins < 2:
         raise GateInputError(f"bins must be at least 2, found {bins}")
+    require_unique_columns(frame, "the sample to profile")
     numeric, categorical, nulls = {}, {}, {}
     for column in columns or [c for c in frame.columns if c not in RESERVED]:
         if _is_numeric(frame[column]):
@@ -495,9 +496,21 @@ def window_digest(frame: pd.DataFrame) -> str:
     return "blake3:" + hasher.hexdigest()
 
 
+def require_unique_columns(frame: pd.DataFrame, what: str) -> None:
+    """Fail closed on a table with a column name twice (a join's or a concatenation's leftover): selecting
+    it yields a table, not a column, so which values were tested would be an accident (redteam7)."""
+    if duplicated := sorted(set(map(str, frame.columns[frame.columns.duplicated()]))):
+        raise GateInputError(f"{what}: column name(s) {duplicated} appear more than once; refusing to guess "
+                             "which one to test")
+
+
 def _feature_columns(current: pd.DataFrame, reference: pd.DataFrame | ReferenceProfile,
                      config: DriftPolicy) -> tuple[list[str], list[str]]:
-    """(numeric, categorical) columns to test; a column missing on either side is an input error."""
+    """(numeric, categorical) columns to test; a column missing on either side, or named twice, is an input
+    error."""
+    require_unique_columns(current, "the current window")
+    if not isinstance(reference, ReferenceProfile):
+        require_unique_columns(reference, "the reference sample")
     if isinstance(reference, ReferenceProfile):
         known = {**dict.fromkeys(reference.numeric, "numeric"),
                  **dict.fromkeys(reference.categorical, "categorical")}

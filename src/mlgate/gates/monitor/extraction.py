@@ -143,6 +143,9 @@ def space_from_sample(reference: pd.DataFrame, columns: list[str], quantile: flo
     """The query space of a reference sample: OOD when ``Σ z²`` or SPE is extreme, with one joint threshold
     (``joint_thresholds``) calibrated on the reference's out-of-fold statistics (``OOD_FOLDS``); the CDFs and
     the basis used at run time are fit on every row."""
+    from mlgate.gates.monitor.drift import require_unique_columns
+
+    require_unique_columns(reference, "the query reference")
     try:
         x = reference[columns].to_numpy(dtype=np.float64)
     except (KeyError, TypeError, ValueError):

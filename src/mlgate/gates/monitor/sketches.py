@@ -112,7 +112,10 @@ class WindowSketch:
         """A column sketched as numbers in one batch or partition and as text in another is refused: the
         numeric test would see only its numeric part (drifted rows sent as strings were never tested). So is
         a column whose values and missing values do not add up to the sketch's rows (a forged or damaged
-        sketch): its tests would judge fewer rows than the window holds."""
+        sketch): its tests would judge fewer rows than the window holds. So is a negative row count: merged,
+        a partition of -k rows and no columns took k missing values off every column (redteam7)."""
+        if self.rows < 0:
+            raise GateInputError(f"the sketch holds {self.rows} rows; a row count cannot be negative")
         if both := sorted(self.numeric.keys() & self.categorical.keys()):
             raise GateInputError(f"column(s) {both} hold numbers in some batches or partitions and text in "
                                  "others; cast them to one type before sketching")
