@@ -14,8 +14,12 @@ demo: export MLGATE_HOME ?= $(CURDIR)/.mlgate
 demo: $(STAMP) sandbox
 	$(VENV)/bin/mlgate demo
 
+# Test files are spread over TEST_WORKERS processes (pytest-xdist; a file's tests stay in one process, which
+# owns its scratch area, metadata DB and servers); TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) sandbox
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 e2e: $(STAMP) sandbox
 	$(PY) -m pytest -m e2e tests/e2e $(PYTEST_ARGS)
