@@ -143,6 +143,15 @@ def test_a_thief_redrawing_a_few_features_of_the_median_row_is_flagged():
     assert any(c.startswith("key-") for c in flagged)
 
 
+def quiet_keys(cancer) -> tuple[list, list[str], object]:
+    """One window: the natural clients beside 150 keys holding 2 far (all OOD) queries each."""
+    x_train, x_test, columns, space = cancer
+    rng = np.random.default_rng(3)
+    far = far_noise(rng, x_train, 300)
+    assert space.ood(far).all()
+    return [naturals(rng, x_test) | {f"key-{k}": far[2 * k:2 * k + 2] for k in range(150)}], columns, space
+
+
 @pytest.mark.xfail(strict=True, reason=(
     "Sybil under sybil_min_ood: 150 keys with 2 far queries each (all OOD) are never flagged: alone, p 9e-4 is "
     "above alpha / clients; pooled, a key needs 3 OOD queries. 300 far queries, the benchmark's whole quick "
@@ -151,11 +160,7 @@ def test_a_thief_redrawing_a_few_features_of_the_median_row_is_flagged():
     "query pulls natural clients in (ADR 0054). Left: the cost of a key is the deployment's to set (rate "
     "limits, key issuance), not a statistic's."))
 def test_many_keys_each_with_two_far_queries_are_flagged(cancer):
-    x_train, x_test, columns, space = cancer
-    rng = np.random.default_rng(3)
-    far = far_noise(rng, x_train, 300)
-    assert space.ood(far).all()
-    flagged = watch([naturals(rng, x_test) | {f"key-{k}": far[2 * k:2 * k + 2] for k in range(150)}], columns, space)
+    flagged = watch(*quiet_keys(cancer))
     assert any(c.startswith("key-") for c in flagged)
 
 
@@ -166,11 +171,7 @@ def test_many_keys_each_with_two_far_queries_are_flagged(cancer):
     "baseline must not be set by the clients being judged (a per-client baseline, or a median weighted by "
     "queries), a design change."))
 def test_a_crowd_of_quiet_keys_does_not_make_natural_clients_volume_outliers(cancer):
-    x_train, x_test, columns, space = cancer
-    rng = np.random.default_rng(3)
-    far = far_noise(rng, x_train, 300)
-    flagged = watch([naturals(rng, x_test) | {f"key-{k}": far[2 * k:2 * k + 2] for k in range(150)}], columns,
-                    space, per_window=True)
+    flagged = watch(*quiet_keys(cancer), per_window=True)
     assert not [c for c in flagged if c.startswith("user-")]
 
 
