@@ -54,7 +54,7 @@ def load_verified_model(model_uri: str, *, trusted_keys: Iterable[str | Path] | 
     alias = model_uri.split("@", 1)[1] if "@" in model_uri else None
     refusal = f"refusing to load {model_uri} ({name}/{version})"
     try:
-        view, state = _check_alias_state(client, trusted, name, version, alias)
+        view, state = check_alias_state(client, trusted, name, version, alias)
     except AliasStateError as exc:
         raise UntrustedModelError([refusal, str(exc)]) from None
     with tempfile.TemporaryDirectory(prefix="mlgate-load-") as tmp:
@@ -85,15 +85,16 @@ def servable_version(model_uri: str, *, trusted_keys: Iterable[str | Path] | Non
     name, version = resolve_version(client, model_uri)
     alias = model_uri.split("@", 1)[1] if "@" in model_uri else None
     try:
-        _check_alias_state(client, trusted, name, version, alias)
+        check_alias_state(client, trusted, name, version, alias)
     except AliasStateError as exc:
         raise UntrustedModelError([f"refusing to serve {model_uri} ({name}/{version})", str(exc)]) from None
     return version
 
 
-def _check_alias_state(client: Any, trusted: tuple[str, ...], name: str, version: str,
-                       alias: str | None) -> tuple[Any, AliasState | None]:
-    """The verified view of the model's signed alias states; the alias's state when loading by alias."""
+def check_alias_state(client: Any, trusted: tuple[str, ...], name: str, version: str,
+                      alias: str | None) -> tuple[Any, AliasState | None]:
+    """The verified view of the model's signed alias states; the alias's state when loading by alias.
+    Monitoring reads the served version through it too (``gates.monitor.served``)."""
     view = trusted_view(client, name, trusted, datetime.now(UTC), aliases=[alias] if alias else None)
     tags = call(client, f"reading {name}/{version}", lambda: client.get_model_version(name, version)).tags or {}
     check_revocation_tag(view, tags, trusted, version)

@@ -34,13 +34,19 @@ def served_model_uri(policy: Policy) -> str:
 def served_attestation(client: MlflowClient, policy: Policy, keys: KeyRing,
                        model_uri: str | None = None) -> tuple[str, VerifiedAttestation]:
     """``<name>/<version>`` of ``model_uri`` (default: the version the policy's alias serves) and its
-    attestation, checked with ``keys``' trusted keys; ``AttestationError`` when it does not verify."""
+    attestation, checked with ``keys``' trusted keys; ``AttestationError`` when it does not verify. The
+    version must also be the one the signed alias state serves and not revoked (``AliasStateError``), as
+    for a loader: a registry alias moved outside mlgate to an older version, whose attestation still
+    verifies, would otherwise choose the baseline and reference the served model is judged against."""
     from mlgate.trust.attestation_store import verify_version
+    from mlgate.trust.loading import check_alias_state
     from mlgate.trust.registry import resolve_version
 
-    name, version = resolve_version(client, model_uri or served_model_uri(policy))
-    verified = verify_version(client, policy, name, version, keys.trusted_keys(), datetime.now(UTC),
-                              expires=False)
+    uri = model_uri or served_model_uri(policy)
+    name, version = resolve_version(client, uri)
+    trusted = keys.trusted_keys()
+    verified = verify_version(client, policy, name, version, trusted, datetime.now(UTC), expires=False)
+    check_alias_state(client, trusted, name, version, uri.split("@", 1)[1] if "@" in uri else None)
     return f"{name}/{version}", verified
 
 
