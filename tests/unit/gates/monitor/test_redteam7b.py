@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +44,40 @@ def test_an_alias_moved_outside_mlgate_does_not_choose_the_reference(client, pol
         served_reference(client, policy, keyring_from_env())
     with pytest.raises(AliasMismatchError, match="the alias was moved outside mlgate"):
         served_baseline(client, policy, keyring_from_env())  # the same lookup: the confidence baseline
+
+
+def test_a_loosened_copy_of_the_policy_does_not_verify_the_served_version(client, policy, tmp_path):
+    """A4 names the policy file: in ``attested`` mode nothing checks that it is trusted, but the attestation
+    verifies only under the policy the version was promoted under, so a copy loosened for the same model
+    (here: a drift alpha no window reaches) reads no reference."""
+    import yaml
+
+    from mlgate.core.policy import load_policy
+    from mlgate.trust.attestation import AttestationError
+
+    reference_version(client, policy, policy.promotion.model_name, write_dp_reference(tmp_path / "served.json"))
+    data = yaml.safe_load(Path(policy.source).read_text())
+    data["gates"]["monitor.drift"]["alpha"] = 1e-12
+    loosened = tmp_path / "loosened.yaml"
+    loosened.write_text(yaml.safe_dump(data))
+    with pytest.raises(AttestationError, match="policy"):
+        served_reference(client, load_policy(loosened), keyring_from_env())
+
+
+def test_a_replayed_older_signed_alias_state_is_refused(client, policy, tmp_path):
+    """A1 keeps the signed alias state that named the older version and writes it back with the alias:
+    a rollback the signed sequence catches (the signer's memory under MLGATE_HOME holds the newer one)."""
+    from mlgate.trust.alias_state import AliasStateError
+    from mlgate.trust.alias_store import TAG_STATE
+
+    name, alias = policy.promotion.model_name, policy.promotion.alias
+    older = reference_version(client, policy, name, write_dp_reference(tmp_path / "older.json", rows=1400))
+    replayed = client.get_registered_model(name).tags[TAG_STATE + alias]
+    reference_version(client, policy, name, write_dp_reference(tmp_path / "served.json"))
+    client.set_registered_model_tag(name, TAG_STATE + alias, replayed)
+    client.set_registered_model_alias(name, alias, older)
+    with pytest.raises(AliasStateError):
+        served_reference(client, policy, keyring_from_env())
 
 
 # --- the same digest, another meaning ------------------------------------------------------------------------
