@@ -509,12 +509,11 @@ def _feature_columns(current: pd.DataFrame, reference: pd.DataFrame | ReferenceP
     """(numeric, categorical) columns to test; a column missing on either side, or named twice, is an input
     error."""
     require_unique_columns(current, "the current window")
-    if not isinstance(reference, ReferenceProfile):
-        require_unique_columns(reference, "the reference sample")
     if isinstance(reference, ReferenceProfile):
         known = {**dict.fromkeys(reference.numeric, "numeric"),
                  **dict.fromkeys(reference.categorical, "categorical")}
     else:
+        require_unique_columns(reference, "the reference sample")
         known = {c: "numeric" if _is_numeric(reference[c]) else "categorical"
                  for c in reference.columns if c not in RESERVED}
     columns = list(config.columns) if config.columns is not None else sorted(known)
