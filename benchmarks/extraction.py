@@ -20,7 +20,9 @@ same beyond what a thief gets without extracting (the victim's majority class; o
 "standardised feature sum above 0", its sign fixed by one query, which agrees 0.88 with the breast-cancer
 victim — there 0.8 agreement is no measure of extraction, ADR 0054). Then, per victim, a population of
 ``--naturals`` natural clients alone over ``--natural-hours`` hours: how many either DAG flags (≤ 1 % is the
-acceptance).
+acceptance); beside them ``--newcomers`` natural keys that appear at random times and send a few queries each
+(lognormal, median 2, within 10 minutes: a natural key whose first query is out of distribution is among
+them), counted apart and drawn from their own generator so that the other outputs stay comparable.
 
     nice .venv/bin/python benchmarks/extraction.py [--quick] [--seeds 5] [--skip-attacks]
 """
@@ -251,8 +253,14 @@ def natural_population(name, model, x_train, x_test, args, rng) -> dict:
         at = np.sort(rng.uniform(0, args.natural_hours * 3600, count))
         for t, row in zip(at, x_test[rng.integers(0, len(x_test), count)], strict=True):
             rows.append((START + timedelta(seconds=float(t)), f"user-{client}", *row))
+    fresh = np.random.default_rng(len(columns))  # the newcomers' own draws
+    for client in range(args.newcomers):
+        count = max(1, int(np.ceil(fresh.lognormal(np.log(2), 0.8))))
+        at = fresh.uniform(0, args.natural_hours * 3600 - 600) + np.sort(fresh.uniform(0, 600, count))
+        for t, row in zip(at, x_test[fresh.integers(0, len(x_test), count)], strict=True):
+            rows.append((START + timedelta(seconds=float(t)), f"new-{client}", *row))
     log = pd.DataFrame(rows, columns=["timestamp", "client_id", *columns]).sort_values("timestamp")
-    out, why, every = {}, {}, {}
+    out, why, every, new = {}, {}, {}, {}
     for dag, (minutes, per_window) in DAGS.items():
         state, flagged = ExtractionState(), {}
         for w, window in enumerate(windows(log, minutes, args.natural_hours)):
@@ -260,10 +268,13 @@ def natural_population(name, model, x_train, x_test, args, rng) -> dict:
                 for finding in check_queries(window, config, policy.digest, subject=Subject("dataset", f"w-{w}", "x"),
                                              space=space, state=state, per_window=per_window).findings:
                     flagged.setdefault(finding.location, finding.id)
-        out[dag], why[dag] = len(flagged), sorted(set(flagged.values()))
-        every |= flagged
-    out["both"], why["both"] = len(every), sorted(set(every.values()))
-    return {"victim": name, "clients": args.naturals, "queries": len(log), "flagged": out, "why": why}
+        users = {k: v for k, v in flagged.items() if not k.startswith("client new-")}
+        out[dag], why[dag], new[dag] = len(users), sorted(set(users.values())), len(flagged) - len(users)
+        every |= users
+        new.setdefault("both_ids", set()).update(k for k in flagged if k.startswith("client new-"))
+    out["both"], why["both"], new["both"] = len(every), sorted(set(every.values())), len(new.pop("both_ids"))
+    return {"victim": name, "clients": args.naturals, "queries": len(log), "flagged": out, "why": why,
+            "newcomers": args.newcomers, "newcomers_flagged": new}
 
 
 def fmt(value: object) -> str:
@@ -276,6 +287,7 @@ def main() -> None:
     parser.add_argument("--per-key", type=int, default=8, help="attack queries per key per hour")
     parser.add_argument("--naturals", type=int, default=300, help="natural clients in the population run")
     parser.add_argument("--natural-hours", type=int, default=6)
+    parser.add_argument("--newcomers", type=int, default=300, help="natural keys with a few queries each")
     parser.add_argument("--seeds", type=int, default=5, help="surrogates (initialisations) per agreement point")
     parser.add_argument("--target", type=float, default=0.8, help="the agreement the flag must come before")
     parser.add_argument("--skip-attacks", action="store_true", help="natural populations only")
@@ -316,7 +328,8 @@ def main() -> None:
         print(f"{name:8s} natural population: {p['clients']} clients, {p['queries']} queries in "
               f"{args.natural_hours} h; flagged " + ", ".join(
                   f"{n}/{p['clients']} {m}" + (f" (by {', '.join(p['why'][m])})" if n else "")
-                  for m, n in p["flagged"].items()), flush=True)
+                  for m, n in p["flagged"].items()) + f"; newcomers {p['newcomers']}: flagged " + ", ".join(
+                  f"{n}/{p['newcomers']} {m}" for m, n in p["newcomers_flagged"].items()), flush=True)
 
 
 if __name__ == "__main__":

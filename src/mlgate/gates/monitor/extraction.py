@@ -18,6 +18,9 @@ any natural client whose OOD share is a little above it once it has sent enough 
 are 1.4 % OOD against a 1 % threshold: p < 1e-7 after 20,000 queries), while a thief's share is near 100 %.
 Keys that each hold a little evidence (at least ``sybil_min_ood`` OOD queries, and a p-value of their own
 below ``JOIN_P``) are pooled and tested together: an attack split over keys is flagged as one group.
+Keys holding one or two queries each are invisible to both; the crowd test sees them (``crowd_test``): the OOD
+queries of the keys whose OOD share is at least ``crowd_min_share``, summed, against the exact null of that
+sum over every key (each key's OOD count binomial at the tested share, given its query count), ADR 0062.
 """
 
 from __future__ import annotations
@@ -36,6 +39,14 @@ if TYPE_CHECKING:
     from mlgate.gates.monitor.drift import ReferenceProfile
 
 _U_CLIP = 1e-6
+# Beyond the reference's range a normal score goes on linearly, capped here so that Σz² stays finite.
+_Z_CAP = 1e100
+# Beyond the range, the score grows by one per this many range widths. Held-out rows beyond a fold's range are
+# common in heavy-tailed features (breast cancer's areas), so a steep slope moves ordinary tail rows: 10 random
+# 60/40 splits, held-out OOD share mean (max), breast cancer / digits: clamped (before) 1.49 % (2.63) / 0.97 %
+# (1.39); per width 1.27 % (3.07) / 0.89 % (1.53); per 2 widths 1.54 % (3.07) / 0.92 % (1.53); per 5 widths
+# 1.58 % (2.63) / 0.97 % (1.53). One held-out row is 0.44 % / 0.14 %: the differences are a row or two a split.
+TAIL_WIDTHS = 5.0
 # A key joins the pooled group when its own p-value is below this. The rule it replaces (OOD share at least ten
 # times the natural one) let a natural client with 3 OOD queries in its first 30 join a 5-key attack's group
 # and be flagged with it: 5 of 100 simulated 8-hour attacks beside 24 natural clients (breast cancer's OOD
@@ -52,27 +63,39 @@ PRADA_VARIANCE = 0.9
 # rows, 10 random 60/40 splits, nominal 1 %: calibrated in-sample, breast cancer 2.0 % (up to 4.4 %), digits
 # 1.25 % (up to 2.5 %); out of fold 1.5 % (up to 2.6 %) and 1.0 % (up to 1.4 %). ADR 0058.
 OOD_FOLDS = 5
+# A profile knows its CDF only between its outer cuts (a 50-bin profile: 2 % of natural values lie beyond each);
+# its normal scores are extended only beyond the outer cuts widened by this many times their distance apart.
+PROFILE_TAIL_MARGIN = 1.0
 
 
 @dataclass(frozen=True)
 class QuerySpace:
     """Each numeric feature's reference CDF, as (points, cumulative share) to interpolate; the OOD thresholds
     on ``Σ z²`` and on the residual off the reference's principal subspace (``spe``); and the principal
-    directions of the reference's normal scores (None: a profile, whose scores are used as they are)."""
+    directions of the reference's normal scores (None: a profile, whose scores are used as they are); where
+    each feature's scores are extended beyond the reference's range (``_tails``)."""
 
     columns: tuple[str, ...]
     cdfs: tuple[tuple[np.ndarray, np.ndarray], ...]
     threshold: float
+    tails: np.ndarray
     basis: np.ndarray | None = None
     center: np.ndarray | None = None
     spe_threshold: float = np.inf
 
     def scores(self, x: np.ndarray) -> np.ndarray:
-        """Normal scores against the reference, one column per feature."""
+        """Normal scores against the reference, one column per feature. Beyond a feature's ``tails`` (low,
+        high, spread, and the scores at low and high: ``_tails``) the score goes on from the edge's by one per
+        ``spread``: a value far beyond the reference's range is far, not scored like its extreme row (redteam7:
+        ``1e308`` scored like the maximum, and was in distribution)."""
         from scipy.special import ndtri
 
         u = np.column_stack([np.interp(x[:, j], points, shares) for j, (points, shares) in enumerate(self.cdfs)])
-        return ndtri(np.clip(u, _U_CLIP, 1 - _U_CLIP))
+        z = ndtri(np.clip(u, _U_CLIP, 1 - _U_CLIP))
+        low, high, spread, z_low, z_high = self.tails
+        with np.errstate(over="ignore"):
+            z = np.where(x > high, z_high + (x - high) / spread, np.where(x < low, z_low - (low - x) / spread, z))
+        return np.clip(z, -_Z_CAP, _Z_CAP)
 
     def statistics(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per query, ``Σ z²`` and the squared prediction error (SPE, Q statistic): the squared residual of its
@@ -110,6 +133,23 @@ def _principal_basis(z: np.ndarray, share: float) -> np.ndarray:
     return directions[:, :k] / np.sqrt(variances[:k])
 
 
+def _tails(cdfs: tuple[tuple[np.ndarray, np.ndarray], ...], margin: float) -> np.ndarray:
+    """Per feature (rows low, high, spread, the scores at low and high): where the reference's known range
+    ends, widened by ``margin`` times its width, and the spread that extends the normal score beyond it:
+    ``TAIL_WIDTHS`` range widths, at least ``1e-9`` of the feature's magnitude (a constant feature: any other
+    value is far, as a pixel never inked in the reference)."""
+    from scipy.special import ndtri
+
+    out = np.empty((5, len(cdfs)))
+    for j, (points, shares) in enumerate(cdfs):
+        width = points[-1] - points[0]
+        floor = 1e-9 * max(1.0, abs(points[0]), abs(points[-1]))
+        out[:, j] = (points[0] - margin * width, points[-1] + margin * width,
+                     max(TAIL_WIDTHS * width, floor), shares[0], shares[-1])
+    out[3:] = ndtri(np.clip(out[3:], _U_CLIP, 1 - _U_CLIP))
+    return out
+
+
 def _sample_cdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct values and their mid-rank CDF ``(F(x-) + F(x)) / 2``: a constant feature sits at 0.5."""
     points, counts = np.unique(values, return_counts=True)
@@ -119,7 +159,8 @@ def _sample_cdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _fit(x: np.ndarray, columns: tuple[str, ...]) -> QuerySpace:
     """CDFs, principal basis and centre of the rows ``x``, thresholds not yet set."""
-    space = QuerySpace(columns, tuple(_sample_cdf(x[:, j]) for j in range(x.shape[1])), np.inf)
+    cdfs = tuple(_sample_cdf(x[:, j]) for j in range(x.shape[1]))
+    space = QuerySpace(columns, cdfs, np.inf, tails=_tails(cdfs, 0.0))
     z = space.scores(x)
     return replace(space, basis=_principal_basis(z, PRADA_VARIANCE), center=z.mean(axis=0))
 
@@ -176,7 +217,8 @@ def space_from_profile(profile: ReferenceProfile, columns: list[str], quantile: 
     for column in columns:
         cuts, counts = profile.numeric[column]
         cdfs.append((cuts, np.cumsum(counts)[:-1] / counts.sum()))
-    return QuerySpace(tuple(columns), tuple(cdfs), float(chi2.ppf(quantile, len(columns))))
+    return QuerySpace(tuple(columns), tuple(cdfs), float(chi2.ppf(quantile, len(columns))),
+                      tails=_tails(tuple(cdfs), PROFILE_TAIL_MARGIN))
 
 
 @dataclass
@@ -214,11 +256,43 @@ class ExtractionState:
             entry["ood"] += int(ood[mine].sum())
 
 
+def crowd_null_tail(queries: np.ndarray, observed: int, tested: float, min_share: float,
+                    negligible: float) -> float:
+    """``P(T >= observed)`` where ``T = Σ_k o_k 1[o_k >= max(1, min_share q_k)]``, each key's OOD count ``o_k``
+    binomial(``q_k``, ``tested``) and independent: the exact null of the crowd's OOD count, by convolution
+    truncated at ``observed`` (the last cell holds ``T >= observed``). A key whose chance of joining the crowd
+    is below ``negligible`` (a natural with a long history almost never has a high OOD share) is left out of
+    the convolution and its chance added to the tail instead (union bound): the p-value stays an upper bound."""
+    from scipy.stats import binom
+
+    if observed <= 0:
+        return 1.0
+    queries = np.asarray(queries, dtype=np.int64)
+    least = np.maximum(1, np.ceil(min_share * queries - 1e-9)).astype(np.int64)
+    joins = binom.sf(least - 1, queries, tested)
+    small = joins < negligible
+    dist = np.zeros(observed + 1)  # dist[t]: P(T = t) for t < observed; dist[observed]: P(T >= observed)
+    dist[0] = 1.0
+    for q, keys in zip(*np.unique(queries[~small], return_counts=True), strict=True):
+        m = max(1, int(np.ceil(min_share * q - 1e-9)))
+        below = np.zeros(min(q, observed - 1) + 1)  # P(X = x) for x < observed
+        below[m:] = binom.pmf(np.arange(m, below.size), q, tested)
+        below[0] = binom.cdf(m - 1, q, tested)
+        reach = binom.sf(np.maximum(m, observed - np.arange(observed)) - 1, q, tested)  # P(X >= observed - t)
+        for _ in range(keys):
+            dist = np.concatenate([np.convolve(dist[:observed], below)[:observed],
+                                   [dist[observed] + dist[:observed] @ reach]])
+    return min(1.0, float(dist[observed] + joins[small].sum()))
+
+
 def extraction_evidence(state: ExtractionState, natural_share: float, alpha: float, sybil_min_ood: int,
-                        margin: float = 1.0) -> dict[str, dict[str, Any]]:
+                        margin: float = 1.0, crowd_min_share: float = 1.0) -> dict[str, dict[str, Any]]:
     """Per client: cumulative counts, the binomial p-value of its OOD count against ``margin`` times the
-    natural share, and whether it is flagged alone (``p < alpha / clients``) or as a member of the pooled
-    group of keys with some evidence each (``sybil_min_ood`` OOD queries, own p below ``JOIN_P``)."""
+    natural share, and whether it is flagged alone (``p < alpha / clients``), as a member of the pooled
+    group of keys with some evidence each (``sybil_min_ood`` OOD queries, own p below ``JOIN_P``), or as a
+    member of the crowd: the other keys with an OOD share of at least ``crowd_min_share`` (and one OOD query),
+    whose summed OOD count is tested against its exact null over every key not flagged otherwise
+    (``crowd_null_tail``), at the same level."""
     from scipy.stats import binomtest
 
     level = alpha / max(1, len(state.clients))
@@ -236,4 +310,13 @@ def extraction_evidence(state: ExtractionState, natural_share: float, alpha: flo
         p = float(binomtest(ood, queries, tested, alternative="greater").pvalue)
         for client in pool:
             evidence[client].update(group=pool, group_p_value=p, flagged_in_group=p < level)
+    rest = [c for c, e in evidence.items() if not (e["flagged_alone"] or e.get("flagged_in_group"))]
+    crowd = [c for c in rest if evidence[c]["ood"] >= max(1.0, crowd_min_share * evidence[c]["queries"] - 1e-9)]
+    if crowd:
+        observed = sum(evidence[c]["ood"] for c in crowd)
+        p = crowd_null_tail(np.array([evidence[c]["queries"] for c in rest]), observed, tested, crowd_min_share,
+                            level * 1e-3 / len(rest))
+        for client in crowd:
+            evidence[client].update(crowd_keys=len(crowd), crowd_ood=observed, crowd_p_value=p,
+                                    flagged_in_crowd=p < level)
     return evidence
