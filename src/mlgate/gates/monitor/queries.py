@@ -16,10 +16,10 @@ natural digit clients flagged, ``benchmarks/extraction.py``). The scores are pro
 principal directions carrying 90 % of their variance, each at unit variance (``QuerySpace.distance_space``).
 
 Out-of-distribution evidence (``extraction``: a query far from the reference's centre, or off its principal
-subspace, ADR 0058), against the same reference: per client, cumulative over
-windows, pooled across keys and summed over a crowd of keys with one or two queries each (ADR 0062); this is what catches paced and split attackers, who stay under any volume
-or per-window threshold. Volume alone flags only far outliers (``max_volume_z``): natural traffic is
-heavy-tailed, and a paced attacker is not an outlier.
+subspace, ADR 0058), against the same reference: per client, cumulative over windows, pooled across keys, and
+summed over a crowd of mostly-OOD keys with one or two queries each (ADR 0062); this is what catches paced and
+split attackers, who stay under any volume or per-window threshold. Volume alone flags only far outliers
+(``max_volume_z``): natural traffic is heavy-tailed, and a paced attacker is not an outlier.
 """
 
 from __future__ import annotations
