@@ -18,7 +18,7 @@ any natural client whose OOD share is a little above it once it has sent enough 
 are 1.4 % OOD against a 1 % threshold: p < 1e-7 after 20,000 queries), while a thief's share is near 100 %.
 Keys that each hold a little evidence (at least ``sybil_min_ood`` OOD queries, and a p-value of their own
 below ``JOIN_P``) are pooled and tested together: an attack split over keys is flagged as one group.
-Keys holding one or two queries each are invisible to both; the crowd test sees them (``crowd_test``): the OOD
+Keys holding one or two queries each are invisible to both; the crowd test sees them (``crowd_null_tail``): the OOD
 queries of the keys whose OOD share is at least ``crowd_min_share``, summed, against the exact null of that
 sum over every key (each key's OOD count binomial at the tested share, given its query count), ADR 0062.
 """
@@ -256,6 +256,11 @@ class ExtractionState:
             entry["ood"] += int(ood[mine].sum())
 
 
+def crowd_least(queries: np.ndarray, min_share: float) -> np.ndarray:
+    """The OOD queries a key with ``queries`` queries needs to join the crowd: a share of ``min_share``, and one."""
+    return np.maximum(1, np.ceil(min_share * np.asarray(queries) - 1e-9)).astype(np.int64)
+
+
 def crowd_null_tail(queries: np.ndarray, observed: int, tested: float, min_share: float,
                     negligible: float) -> float:
     """``P(T >= observed)`` where ``T = Σ_k o_k 1[o_k >= max(1, min_share q_k)]``, each key's OOD count ``o_k``
@@ -268,13 +273,12 @@ def crowd_null_tail(queries: np.ndarray, observed: int, tested: float, min_share
     if observed <= 0:
         return 1.0
     queries = np.asarray(queries, dtype=np.int64)
-    least = np.maximum(1, np.ceil(min_share * queries - 1e-9)).astype(np.int64)
-    joins = binom.sf(least - 1, queries, tested)
+    joins = binom.sf(crowd_least(queries, min_share) - 1, queries, tested)
     small = joins < negligible
     dist = np.zeros(observed + 1)  # dist[t]: P(T = t) for t < observed; dist[observed]: P(T >= observed)
     dist[0] = 1.0
     for q, keys in zip(*np.unique(queries[~small], return_counts=True), strict=True):
-        m = max(1, int(np.ceil(min_share * q - 1e-9)))
+        m = int(crowd_least(q, min_share))
         below = np.zeros(min(q, observed - 1) + 1)  # P(X = x) for x < observed
         below[m:] = binom.pmf(np.arange(m, below.size), q, tested)
         below[0] = binom.cdf(m - 1, q, tested)
@@ -311,11 +315,13 @@ def extraction_evidence(state: ExtractionState, natural_share: float, alpha: flo
         for client in pool:
             evidence[client].update(group=pool, group_p_value=p, flagged_in_group=p < level)
     rest = [c for c, e in evidence.items() if not (e["flagged_alone"] or e.get("flagged_in_group"))]
-    crowd = [c for c in rest if evidence[c]["ood"] >= max(1.0, crowd_min_share * evidence[c]["queries"] - 1e-9)]
+    queries = np.array([evidence[c]["queries"] for c in rest], dtype=np.int64)
+    crowd = [c for c, least in zip(rest, crowd_least(queries, crowd_min_share), strict=True)
+             if evidence[c]["ood"] >= least]
     if crowd:
         observed = sum(evidence[c]["ood"] for c in crowd)
-        p = crowd_null_tail(np.array([evidence[c]["queries"] for c in rest]), observed, tested, crowd_min_share,
-                            level * 1e-3 / len(rest))
+        # keys left out of the convolution add at most a thousandth of the level to the p-value
+        p = crowd_null_tail(queries, observed, tested, crowd_min_share, level * 1e-3 / len(rest))
         for client in crowd:
             evidence[client].update(crowd_keys=len(crowd), crowd_ood=observed, crowd_p_value=p,
                                     flagged_in_crowd=p < level)

@@ -97,7 +97,8 @@ def test_a_thief_mixing_up_twenty_natural_rows_is_flagged(cancer):
     "hidden at 2.9 % of one key's traffic among copies of the reference's mean row (not OOD) stay under the "
     "binomial test's 3 x 1 % forever; 300 far queries in 10,345 over 34 h at 300 an hour: never flagged at "
     "either cadence (0 / 24 naturals), surrogate agreement 0.965 breast cancer, 0.597 digits (5 keys unpadded: "
-    "flagged at 13 queries). 20 keys at 5 % each (p ~0.04 each, over JOIN_P) do it in one hour. Deduplicating "
+    "flagged at 13 queries then, 3-7 with the crowd test of ADR 0062). 20 keys at 5 % each (p ~0.04 each, "
+    "over JOIN_P; a share below crowd_min_share) do it in one hour. Deduplicating "
     "exact repeats would not hold (jitter the pad, as here). Left: a share test against a natural share cannot "
     "see a fixed number of far queries diluted by anything typical; counting far queries per key regardless of "
     "volume (with a per-key budget) is a design change for the lead."))
@@ -117,7 +118,8 @@ def test_a_thief_padding_far_queries_with_the_mean_row_is_flagged(cancer):
     "features redrawn from their own marginal (N(mean, spread), clipped). Σz² stays small (the query is near "
     "the centre) and the few changed features leave little residual off the principal subspace. Digits, k 30 "
     "of 64: 5.7 % OOD, 5 keys x 8 an hour x 8 h never flagged at either cadence (0 / 24 naturals), surrogate "
-    "agreement 0.814 (majority 0.108; the benchmark's far-noise attack 0.650, flagged at 13); k 20: 0.7 % OOD, "
+    "agreement 0.814 (majority 0.108; the benchmark's far-noise attack 0.650, flagged at 13 then, 3 with the crowd "
+    "test); k 20: 0.7 % OOD, "
     "0.653. Breast cancer, k 5 of 30: 8.3 % OOD, never flagged, 0.921 (one-query rule 0.895). The statistic is "
     "one-sided: a query can be atypically *central*. Left: a lower-tail Σz² cut (the reference's out-of-fold "
     "0.5 % quantile) sees 69 % / 96 % of digits k 30 / k 20 and 29 % of breast-cancer k 5 queries, at 0.7-0.9 "
@@ -164,7 +166,7 @@ def test_many_keys_each_with_two_far_queries_are_flagged(cancer):
 @pytest.mark.xfail(strict=True, reason=(
     "The same 150 quiet keys pull the median client volume down to 2, so in the hourly DAG (per-window volume "
     "test) every natural client at ~100 queries is a robust-z outlier: 24 / 24 naturals flagged by "
-    "monitor.queries.volume, none of the keys. The thief both evades and floods the alerts. Left: the volume "
+    "monitor.queries.volume (the keys too now, by the crowd test of ADR 0062, not by volume). Left: the volume "
     "baseline must not be set by the clients being judged (a per-client baseline, or a median weighted by "
     "queries), a design change."))
 def test_a_crowd_of_quiet_keys_does_not_make_natural_clients_volume_outliers(cancer):
