@@ -7,7 +7,8 @@ querying the held-out split at lognormal volumes. The attacker's pool is indepen
 twice each feature's spread, clipped to its range (Knockoff- and Copycat-style: not the victim's data);
 ``marginal`` is Knockoff's random strategy on noise at once each feature's spread (redteam6b: every feature
 typical, only the features' correlations broken).
-The gate runs as the shipped DAGs run it, with the default policy and the training split as reference:
+The gate runs as the shipped DAGs run it, with the default policy and the training split as reference
+(``--reference profile``: its profile, marginals only, as the DAGs' default DP profile is; ADR 0066):
 ``model_monitoring`` every hour (volume and PRADA on the window alone, OOD evidence cumulative across its
 runs) and ``model_query_watch`` every 5 minutes (OOD evidence cumulative across its runs, nothing per
 window); each DAG keeps its own state, and both measure against the training reference. Reported per attack
@@ -39,7 +40,8 @@ import pandas as pd
 
 from mlgate.core.policy import load_policy
 from mlgate.core.results import Subject
-from mlgate.gates.monitor.extraction import ExtractionState, space_from_sample
+from mlgate.gates.monitor.drift import profile_from_sample
+from mlgate.gates.monitor.extraction import ExtractionState, space_from_profile, space_from_sample
 from mlgate.gates.monitor.inference_log import InferenceLogger, read_window
 from mlgate.gates.monitor.queries import check_queries
 
@@ -115,6 +117,15 @@ def targets(target: float, trivial: dict[str, dict[str, float]]) -> dict[str, fl
     return out
 
 
+def query_space(x_train: np.ndarray, columns: list[str], quantile: float, reference: str):
+    """The gate's query space of the training split: the sample itself, or (``profile``) its 100-bin profile, which
+    keeps no correlations — the kind of reference the DAGs' default DP profile is (here exact, without its noise)."""
+    frame = pd.DataFrame(x_train, columns=columns)
+    if reference == "profile":
+        return space_from_profile(profile_from_sample(frame), columns, quantile)
+    return space_from_sample(frame, columns, quantile)
+
+
 def run(name, model, x_train, x_test, attack_name, args, rng) -> dict:
     from art.attacks.extraction import CopycatCNN, KnockoffNets
     from art.estimators.classification import BlackBoxClassifier
@@ -168,7 +179,7 @@ def run(name, model, x_train, x_test, attack_name, args, rng) -> dict:
         logger.close()
         policy = load_policy(Path(__file__).parents[1] / "policies" / "default.yaml")
         config = policy.section("monitor.queries")
-        space = space_from_sample(pd.DataFrame(x_train, columns=columns), columns, config.ood_quantile)
+        space = query_space(x_train, columns, config.ood_quantile, args.reference)
         logged = read_window(log, START, START + timedelta(hours=hours))  # read once, sliced per window
         cadences: dict = {}
         for dag, (minutes, per_window) in DAGS.items():
@@ -245,7 +256,7 @@ def natural_population(name, model, x_train, x_test, args, rng) -> dict:
     policy = load_policy(Path(__file__).parents[1] / "policies" / "default.yaml")
     config = policy.section("monitor.queries")
     columns = [f"f{i:02d}" for i in range(x_train.shape[1])]
-    space = space_from_sample(pd.DataFrame(x_train, columns=columns), columns, config.ood_quantile)
+    space = query_space(x_train, columns, config.ood_quantile, args.reference)
     rows = []
     for client in range(args.naturals):
         rate = rng.lognormal(np.log(100), 0.5)  # queries an hour, each client its own
@@ -291,6 +302,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="surrogates (initialisations) per agreement point")
     parser.add_argument("--target", type=float, default=0.8, help="the agreement the flag must come before")
     parser.add_argument("--skip-attacks", action="store_true", help="natural populations only")
+    parser.add_argument("--reference", choices=("sample", "profile"), default="sample",
+                        help="the training reference the gate scores against: the sample, or its profile (ADR 0066)")
     args = parser.parse_args()
     args.stolen = 300 if args.quick else 1000
     rng = np.random.default_rng(0)

@@ -25,6 +25,7 @@ sum over every key (each key's OOD count binomial at the tested share, given its
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -202,14 +203,74 @@ def space_from_sample(reference: pd.DataFrame, columns: list[str], quantile: flo
     return replace(_fit(x, tuple(columns)), threshold=threshold, spe_threshold=spe_threshold)
 
 
-def space_from_profile(profile: ReferenceProfile, columns: list[str], quantile: float) -> QuerySpace:
-    """A profile's CDF is known at its cuts (linear between); the threshold is the χ² quantile, which assumes
-    independent features, and PRADA measures on the scores themselves. A profile holds no correlations, so
-    there is no principal subspace and no SPE: ``Σ z²`` alone is the OOD statistic here, and a thief who
-    samples each feature from its own mean and spread is invisible to it (its queries are typical feature by
-    feature; only their correlations are off, which a profile cannot show). ADR 0058."""
-    from scipy.stats import chi2
+# The statistic an ``OodCalibration`` counts; a calibration of another (a later scoring rule) is refused.
+OOD_STATISTIC = "sum_z2"
+# How far above its calibrated threshold the natural share may be estimated, in standard deviations of a DP
+# calibration's noise (a threshold set on noisy counts must not let more than the nominal share through).
+_CALIBRATION_Z = 2.0
 
+
+def ood_edges(features: int) -> np.ndarray:
+    """The cells an ``OodCalibration`` counts ``Σ z²`` in: ``2^(1/4)`` apart (a threshold is at most 19 % above
+    the quantile it bounds) from ``d/8`` to ``32 d`` for ``d`` features. Fixed by ``d`` alone: a DP release may
+    not fit them to the data. No finer: a DP calibration's error grows with the cells above the threshold."""
+    return features * 2.0 ** (np.arange(-12, 21) / 4)
+
+
+@dataclass(frozen=True)
+class OodCalibration:
+    """How a profile's own rows score: counts of their ``Σ z²`` over ``columns`` (scored by the profile itself)
+    in the cells of ``ood_edges`` — below the first edge, ``[edges[i], edges[i+1])``, at or above the last.
+    ``noise_sd``: each count's noise (a DP release's; 0 when counted exactly). A profile keeps no correlations,
+    so ``Σ z²`` of correlated features has a far heavier tail than the χ² quantile assumes (breast cancer's
+    held-out rows: 12-16 % above it; digits, whose constant pixels score at the clip: 100 %); this is its
+    measured tail instead (ADR 0066)."""
+
+    columns: tuple[str, ...]
+    counts: tuple[float, ...]
+    noise_sd: float = 0.0
+    statistic: str = OOD_STATISTIC
+
+    def threshold(self, quantile: float) -> float:
+        """The lowest edge above which at most ``1 - quantile`` of the rows lie, counting the noise of the
+        counts above it at ``_CALIBRATION_Z`` standard deviations against the edge; ``GateInputError`` when no
+        edge qualifies (too few rows, or too much noise, for that quantile)."""
+        edges, counts = ood_edges(len(self.columns)), np.asarray(self.counts, dtype=np.float64)
+        above = np.cumsum(counts[::-1])[::-1][1:]  # rows at or above each edge
+        cells = np.arange(len(edges), 0, -1)  # cells summed for each edge
+        upper = above + _CALIBRATION_Z * self.noise_sd * np.sqrt(cells)
+        fits = np.flatnonzero(upper <= (1 - quantile) * max(counts.sum(), 0.0))
+        if not fits.size:
+            raise GateInputError(f"the reference's out-of-distribution calibration ({counts.sum():.0f} rows, noise "
+                                 f"sd {self.noise_sd:.3g} per count) cannot bound a {1 - quantile:.3g} share of "
+                                 "natural queries: release it with more rows or more epsilon for `ood`")
+        return float(edges[fits[0]])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"columns": list(self.columns), "counts": list(self.counts), "noise_sd": self.noise_sd,
+                "statistic": self.statistic}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OodCalibration:
+        try:
+            calibration = cls(tuple(map(str, data["columns"])), tuple(float(c) for c in data["counts"]),
+                              float(data["noise_sd"]), str(data["statistic"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GateInputError(f"not a valid out-of-distribution calibration: {exc!r}") from None
+        counts = np.asarray(calibration.counts)
+        if (len(counts) != len(ood_edges(len(calibration.columns))) + 1 or not np.isfinite(counts).all()
+                or not (math.isfinite(calibration.noise_sd) and calibration.noise_sd >= 0)):
+            raise GateInputError("out-of-distribution calibration: one finite count per cell of its columns' "
+                                 "edges and a finite, non-negative noise_sd are needed")
+        return calibration
+
+
+def profile_space(profile: ReferenceProfile, columns: list[str]) -> QuerySpace:
+    """The normal scores of a profile, no threshold yet: its CDF is known at its cuts (linear between), and PRADA
+    measures on the scores themselves. A profile holds no correlations, so there is no principal subspace and no
+    SPE: ``Σ z²`` alone is the OOD statistic here, and a thief who samples each feature from its own mean and
+    spread is invisible to it (its queries are typical feature by feature; only their correlations are off,
+    which a profile cannot show). ADR 0058."""
     missing = [c for c in columns if c not in profile.numeric]
     if missing:
         raise GateInputError(f"the reference profile lacks numeric columns {missing}")
@@ -217,8 +278,32 @@ def space_from_profile(profile: ReferenceProfile, columns: list[str], quantile: 
     for column in columns:
         cuts, counts = profile.numeric[column]
         cdfs.append((cuts, np.cumsum(counts)[:-1] / counts.sum()))
-    return QuerySpace(tuple(columns), tuple(cdfs), float(chi2.ppf(quantile, len(columns))),
-                      tails=_tails(tuple(cdfs), PROFILE_TAIL_MARGIN))
+    return QuerySpace(tuple(columns), tuple(cdfs), np.inf, tails=_tails(tuple(cdfs), PROFILE_TAIL_MARGIN))
+
+
+def calibrate(profile: ReferenceProfile, x: np.ndarray, columns: list[str]) -> np.ndarray:
+    """Cell per row of ``x`` (complete rows of ``columns``) of its ``Σ z²`` against ``profile``, as an
+    ``OodCalibration`` counts it: 0 below the first of ``ood_edges``, ``len(edges)`` at or above the last."""
+    return np.searchsorted(ood_edges(len(columns)), profile_space(profile, columns).statistics(x)[0], side="right")
+
+
+def space_from_profile(profile: ReferenceProfile, columns: list[str], quantile: float) -> QuerySpace:
+    """``profile_space`` with the threshold its ``OodCalibration`` measured on the reference's own rows
+    (ADR 0066). A profile without one (a DP release made before, a sketch) is refused: the χ² quantile it used
+    before assumes independent features and flagged every natural client of both benchmark victims. Scoring
+    fewer columns than were calibrated keeps the bound (a row's sum over fewer columns is no larger)."""
+    calibration = profile.ood
+    if calibration is None:
+        raise GateInputError("the reference profile carries no calibration of its out-of-distribution statistic "
+                             "(ADR 0066): release it again with the data.privacy policy's `release.ood`, or use a "
+                             "profile of a sample")
+    if calibration.statistic != OOD_STATISTIC:
+        raise GateInputError(f"the reference's out-of-distribution calibration counts {calibration.statistic!r}, "
+                             f"not {OOD_STATISTIC!r}: release it again")
+    if uncalibrated := sorted(set(columns) - set(calibration.columns)):
+        raise GateInputError(f"the reference's out-of-distribution calibration does not cover columns {uncalibrated}")
+    space = profile_space(profile, columns)
+    return replace(space, threshold=calibration.threshold(quantile))
 
 
 @dataclass
