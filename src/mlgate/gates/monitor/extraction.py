@@ -138,7 +138,10 @@ def _tails(cdfs: tuple[tuple[np.ndarray, np.ndarray], ...], margin: float) -> np
     """Per feature (rows low, high, spread, the scores at low and high): where the reference's known range
     ends, widened by ``margin`` times its width, and the spread that extends the normal score beyond it:
     ``TAIL_WIDTHS`` range widths, at least ``1e-9`` of the feature's magnitude (a constant feature: any other
-    value is far, as a pixel never inked in the reference)."""
+    value is far, as a pixel never inked in the reference). The scores at low and high point outward (at most 0
+    and at least 0): a profile's CDF at its lowest cut is the share at the minimum, above one half for a column
+    mostly at its minimum (28 of digits' 64 pixels), and a score going on from there *down* crossed 0, so a
+    pixel 137 below its range of 0-13 scored 0 (redteam8)."""
     from scipy.special import ndtri
 
     out = np.empty((5, len(cdfs)))
@@ -148,6 +151,7 @@ def _tails(cdfs: tuple[tuple[np.ndarray, np.ndarray], ...], margin: float) -> np
         out[:, j] = (points[0] - margin * width, points[-1] + margin * width,
                      max(TAIL_WIDTHS * width, floor), shares[0], shares[-1])
     out[3:] = ndtri(np.clip(out[3:], _U_CLIP, 1 - _U_CLIP))
+    out[3], out[4] = -np.abs(out[3]), np.abs(out[4])
     return out
 
 
@@ -234,13 +238,15 @@ class OodCalibration:
     def threshold(self, quantile: float) -> float:
         """The lowest edge above which at most ``1 - quantile`` of the rows lie, counting the noise of the
         counts above it at ``_CALIBRATION_Z`` standard deviations against the edge; ``GateInputError`` when no
-        edge qualifies (too few rows, or too much noise, for that quantile)."""
+        edge qualifies (too much noise for that quantile) or the rows are fewer than ``1 / (1 - quantile)``, too
+        few to bound that share (a reference sample needs 100): an exact calibration of no rows put the threshold
+        at the first edge, one of 5 rows let up to 17 % of breast cancer's natural rows out (redteam8)."""
         edges, counts = ood_edges(len(self.columns)), np.asarray(self.counts, dtype=np.float64)
         above = np.cumsum(counts[::-1])[::-1][1:]  # rows at or above each edge
         cells = np.arange(len(edges), 0, -1)  # cells summed for each edge
         upper = above + _CALIBRATION_Z * self.noise_sd * np.sqrt(cells)
         fits = np.flatnonzero(upper <= (1 - quantile) * max(counts.sum(), 0.0))
-        if not fits.size:
+        if not fits.size or counts.sum() * (1 - quantile) < 1:
             raise GateInputError(f"the reference's out-of-distribution calibration ({counts.sum():.0f} rows, noise "
                                  f"sd {self.noise_sd:.3g} per count) cannot bound a {1 - quantile:.3g} share of "
                                  "natural queries: release it with more rows or more epsilon for `ood`")
@@ -262,6 +268,9 @@ class OodCalibration:
                 or not (math.isfinite(calibration.noise_sd) and calibration.noise_sd >= 0)):
             raise GateInputError("out-of-distribution calibration: one finite count per cell of its columns' "
                                  "edges and a finite, non-negative noise_sd are needed")
+        if calibration.noise_sd == 0 and (counts < 0).any():
+            raise GateInputError("out-of-distribution calibration: an exact one (noise_sd 0) counts rows, and a "
+                                 "count of rows cannot be negative")
         return calibration
 
 
