@@ -138,6 +138,26 @@ def test_a_new_release_replaces_the_profile_path_and_keeps_the_earlier_one(run, 
     assert not [p for p in tmp_path.rglob(".*") if p.is_file()], "no partial file left behind"
 
 
+@pytest.mark.parametrize("blocker", ["released", "profile-folder"])
+def test_a_release_that_cannot_be_published_charges_nothing(run, tmp_path, blocker):
+    """redteam8: the budget was charged before the copies were written; a ``released`` entry that is no folder
+    (or a read-only one) lost the release with its 1.5 of 2.0, and the failure was retryable, so a retry charged
+    again. Now the folders are checked first, and the error is not retried."""
+    from mlgate.gates.data.privacy_ledger import SqlLedger
+
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    integrity_ctx = context(run, "data_integrity")
+    integrity_op(run).execute(integrity_ctx)
+    upstream = {("data_integrity", "data.integrity"): integrity_ctx["ti"].pushed["data.integrity"]}
+    (tmp_path / ("released" if blocker == "released" else "profiles")).write_text("not a folder")
+    op = privacy_op(run, tmp_path, ledger)
+    if blocker == "profile-folder":
+        op.profile_path = str(tmp_path / "profiles" / "profile.json")
+    with pytest.raises(GateConfigViolation, match="cannot be published there"):
+        op.execute(context(run, "data_privacy", upstream))
+    assert SqlLedger(ledger).history(upstream[("data_integrity", "data.integrity")]["subject"]["digest"]) == []
+
+
 def test_privacy_refuses_unverified_data(run, tmp_path):
     with pytest.raises(GateConfigViolation, match="refusing to release statistics"):
         privacy_op(run, tmp_path, f"sqlite:///{tmp_path / 'l.db'}").execute(context(run, "data_privacy"))
