@@ -56,8 +56,7 @@ class DataPrivacyGateOperator(BaseGateOperator):
 
         digest = verified_data_digest(context, self.data_gate_task_id, "release statistics")
         if self.profile_path:
-            for folder in (Path(self.profile_path).parent, Path(self.profile_path).parent / "released"):
-                _writable(folder)
+            _publishable(Path(self.profile_path))
         ledger = SqlLedger(self.ledger_url or default_ledger_url())
         actor = task_actor(context)
         result, profile = check_privacy(read_table(Path(self.data_path)), digest, self.policy.section(self.gate_id),
@@ -77,19 +76,25 @@ class DataPrivacyGateOperator(BaseGateOperator):
         return replace(result, artifacts=(*result.artifacts, *artifacts))
 
 
-def _writable(folder: Path) -> None:
-    """Refuse before the budget is charged when a release could not be published in ``folder``: charged first,
-    a release that could not be written was lost with its budget, and each retry of the failed task charged the
-    budget again (redteam8: ``released`` a file, not a folder; 1.5 of 2.0 spent per try, nothing published)."""
+def _publishable(profile_path: Path) -> None:
+    """Refuse, before the budget is charged, a ``profile_path`` a release cannot be published to: charged first, a
+    release that could not be written was lost with its budget, and the failure was retried, each try charged
+    again (redteam8: ``released`` a file, not a folder). A path in a ``released`` folder is refused too: the newest
+    copy written there replaced the served version's kept copy, and its monitoring refused every run (the
+    ``profile_path`` param of the training DAG is set by whoever triggers it)."""
     from mlgate.core.errors import GateInputError
 
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise GateInputError(f"{folder}: a release cannot be published there ({exc.strerror}); nothing was "
-                             "charged") from None
+    if profile_path.resolve().parent.name == "released":
+        raise GateInputError(f"{profile_path}: a profile_path in a 'released' folder would replace a kept release; "
+                             "nothing was charged")
+    for folder in (profile_path.parent, profile_path.parent / "released"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise GateInputError(f"{folder}: a release cannot be published there ({exc.strerror}); nothing was "
+                                 "charged") from None
 
 
 def _publish(source: Path, target: Path) -> None:

@@ -158,6 +158,24 @@ def test_a_release_that_cannot_be_published_charges_nothing(run, tmp_path, block
     assert SqlLedger(ledger).history(upstream[("data_integrity", "data.integrity")]["subject"]["digest"]) == []
 
 
+def test_a_profile_path_in_the_released_folder_cannot_replace_the_served_release(run, tmp_path):
+    """redteam8: whoever triggers the training DAG sets ``profile_path``; set to the served release's kept copy,
+    the newest release replaced it and the served version's monitoring refused every run (digest mismatch)."""
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    integrity_ctx = context(run, "data_integrity")
+    integrity_op(run).execute(integrity_ctx)
+    upstream = {("data_integrity", "data.integrity"): integrity_ctx["ti"].pushed["data.integrity"]}
+    served = context(run, "data_privacy", upstream)
+    privacy_op(run, tmp_path, ledger).execute(served)
+    kept = tmp_path / "released" / f"{served['ti'].pushed['data.privacy']['metrics']['profile_digest'][7:]}.json"
+    before = kept.read_bytes()
+    op = privacy_op(run, tmp_path, ledger)
+    op.profile_path = str(tmp_path / "profiles" / ".." / "released" / kept.name)
+    with pytest.raises(GateConfigViolation, match="would replace a kept release"):
+        op.execute(context(run, "data_privacy", upstream))
+    assert kept.read_bytes() == before
+
+
 def test_privacy_refuses_unverified_data(run, tmp_path):
     with pytest.raises(GateConfigViolation, match="refusing to release statistics"):
         privacy_op(run, tmp_path, f"sqlite:///{tmp_path / 'l.db'}").execute(context(run, "data_privacy"))

@@ -328,10 +328,13 @@ class ExtractionState:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ExtractionState:
+        """Both keys are required (``to_dict`` writes them even when empty): another JSON written over the state
+        read as an empty one and erased every client's evidence (redteam8: a DP profile published there through
+        the training DAG's ``profile_path`` param)."""
         try:
             clients = {str(c): {"queries": int(v["queries"]), "ood": int(v["ood"]), "first": str(v["first"])}
-                       for c, v in data.get("clients", {}).items()}
-            state = cls([str(w) for w in data.get("windows", [])], clients)
+                       for c, v in data["clients"].items()}
+            state = cls([str(w) for w in data["windows"]], clients)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise GateInputError(f"not an extraction state: {exc!r}") from None
         if any(v["ood"] > v["queries"] or v["ood"] < 0 for v in clients.values()):

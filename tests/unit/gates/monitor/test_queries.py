@@ -173,7 +173,7 @@ def test_the_extraction_state_counts_a_window_once_and_round_trips(tmp_path):
     assert state.clients["a"] == {"queries": 2, "ood": 1, "first": "w1"}
     assert ExtractionState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
     with pytest.raises(GateInputError, match="more OOD"):
-        ExtractionState.from_dict({"clients": {"a": {"queries": 1, "ood": 2, "first": "w1"}}})
+        ExtractionState.from_dict({"windows": ["w1"], "clients": {"a": {"queries": 1, "ood": 2, "first": "w1"}}})
 
 
 def test_prada_ignores_exact_repeats_of_a_clients_earlier_queries():

@@ -107,3 +107,13 @@ def test_natural_newcomers_below_the_tested_share_are_not_pooled_into_a_flag():
     total = sum(o for _, o in clients.values()) / sum(q for q, _ in clients.values())
     assert total < POLICY.ood_margin * (1 - POLICY.ood_quantile)
     assert not flagged(clients)
+
+
+def test_another_json_written_over_the_extraction_state_is_not_read_as_an_empty_state():
+    """The training DAG's ``profile_path`` param (set by whoever triggers it) publishes a DP profile at any path;
+    at the query watch's state file it read as an empty state, erasing every client's evidence."""
+    written = profile_from_sample(pd.DataFrame({"a": np.arange(200.0)})).to_dict()
+    for other in (written, {"windows": ["w0"]}, {"clients": {}}):
+        with pytest.raises(GateInputError, match="not an extraction state"):
+            ExtractionState.from_dict(other)
+    assert ExtractionState.from_dict(ExtractionState().to_dict()) == ExtractionState()
