@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -50,7 +51,7 @@ class DataPrivacyGateOperator(BaseGateOperator):
 
     def check(self, context: Context, workdir: Path) -> GateResult:
         from mlgate.gates.data.expectations import read_table
-        from mlgate.gates.data.privacy import check_privacy
+        from mlgate.gates.data.privacy import PROFILE_METRIC, check_privacy, released_copy
         from mlgate.gates.data.privacy_ledger import SqlLedger
 
         digest = verified_data_digest(context, self.data_gate_task_id, "release statistics")
@@ -67,6 +68,18 @@ class DataPrivacyGateOperator(BaseGateOperator):
             released.write_text(json.dumps(profile.to_dict(), indent=1))
             artifacts.append(str(released))
             if self.profile_path:
-                Path(self.profile_path).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(released, self.profile_path)
+                kept = released_copy(self.profile_path, result.metrics[PROFILE_METRIC])
+                for target in (kept, Path(self.profile_path)):  # the kept copy first: the newest names it
+                    _publish(released, target)  # type: ignore[arg-type]  # json_digest's form: never None
         return replace(result, artifacts=(*result.artifacts, *artifacts))
+
+
+def _publish(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` atomically: monitoring reading ``target`` meanwhile sees the old file or
+    the new one, never half of one, and a link at ``target`` is replaced, not written through."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    with os.fdopen(fd, "wb") as handle, source.open("rb") as data:
+        shutil.copyfileobj(data, handle)
+    os.chmod(partial, 0o644)  # as a plain copy: monitoring may read it as another user
+    os.replace(partial, target)

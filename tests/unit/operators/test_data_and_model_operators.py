@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mlgate.core.digests import json_digest
 from mlgate.exceptions import GateConfigViolation, GatePolicyViolation
 from mlgate.operators import DataPiiGateOperator, DataPrivacyGateOperator, ModelArtifactGateOperator
 from mlgate.operators.validation import ModelFairnessGateOperator
@@ -101,11 +102,40 @@ def test_privacy_releases_a_profile_until_the_budget_is_spent(run, tmp_path):
     assert first["ti"].pushed["data.privacy"]["metrics"]["epsilon_total_after"] == pytest.approx(1.0)
     assert json.loads((tmp_path / "profile.json").read_text())["dataset_digest"] == \
         upstream[("data_integrity", "data.integrity")]["subject"]["digest"]
+    digest = first["ti"].pushed["data.privacy"]["metrics"]["profile_digest"]
+    kept = tmp_path / "released" / f"{digest.removeprefix('sha256:')}.json"
+    assert kept.read_bytes() == (tmp_path / "profile.json").read_bytes()  # kept under the digest it is signed with
+    assert json_digest(json.loads(kept.read_text())) == digest
 
     (tmp_path / "profile.json").unlink()
     with pytest.raises(GatePolicyViolation, match="budget"):
         privacy_op(run, tmp_path, ledger).execute(context(run, "data_privacy", upstream))
     assert not (tmp_path / "profile.json").exists(), "a blocked release must release nothing"
+    assert [p.name for p in (tmp_path / "released").iterdir()] == [kept.name]
+
+
+def test_a_new_release_replaces_the_profile_path_and_keeps_the_earlier_one(run, tmp_path):
+    """A retraining releases before its model is promoted: ``profile_path`` then holds the new release, and the
+    served version's (attested) release stays readable under its digest. A link at ``profile_path`` is
+    replaced, not written through."""
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    integrity_ctx = context(run, "data_integrity")
+    integrity_op(run).execute(integrity_ctx)
+    upstream = {("data_integrity", "data.integrity"): integrity_ctx["ti"].pushed["data.integrity"]}
+    outside = tmp_path / "outside.json"
+    outside.write_text("{}")
+    (tmp_path / "profile.json").symlink_to(outside)
+    digests = []
+    for _ in range(2):
+        ctx = context(run, "data_privacy", upstream)
+        privacy_op(run, tmp_path, ledger).execute(ctx)
+        digests.append(ctx["ti"].pushed["data.privacy"]["metrics"]["profile_digest"])
+    assert digests[0] != digests[1]  # fresh noise, another release
+    assert outside.read_text() == "{}" and not (tmp_path / "profile.json").is_symlink()
+    assert json_digest(json.loads((tmp_path / "profile.json").read_text())) == digests[1]
+    for digest in digests:
+        assert json_digest(json.loads((tmp_path / "released" / f"{digest[7:]}.json").read_text())) == digest
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()], "no partial file left behind"
 
 
 def test_privacy_refuses_unverified_data(run, tmp_path):

@@ -8,6 +8,9 @@ over-counting is safe, under-counting is not.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict
 
 from mlgate.core.errors import GateInputError
@@ -19,6 +22,16 @@ GATE = "data.privacy"
 # The released profile's content digest (``DPProfile.digest``), signed with the result: monitoring accepts a
 # reference file as the served model's training reference only when its digest is this one (ADR 0060).
 PROFILE_METRIC = "profile_digest"
+_DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
+
+
+def released_copy(profile_path: str | Path, digest: str) -> Path | None:
+    """Where a release with ``digest`` is kept beside ``profile_path`` for as long as a version may serve on
+    it: ``<folder>/released/<hex>.json``. ``profile_path`` holds the newest release only; a retraining that
+    rewrites it before its model is promoted (or never is) would leave the served version's monitoring
+    without its attested reference (ADR 0065). None for a digest of another form (no path is built from it)."""
+    match = _DIGEST.fullmatch(digest)
+    return Path(profile_path).parent / "released" / f"{match.group(1)}.json" if match else None
 
 
 class PrivacyPolicy(BaseModel):

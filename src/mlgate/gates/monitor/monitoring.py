@@ -176,11 +176,16 @@ def read_reference(path: str | Path, attested: AttestedReference | None
     """The reference at ``path`` and what the result records about it: ``reference_verified``, a JSON
     reference's content digest (a DP profile's is ``DPProfile.digest``), the attesting version. With
     ``attested``, only the DP profile whose digest it records is accepted, digested and parsed from one read;
-    anything else is a ``GateInputError`` naming the file and both digests (ADR 0060). Without, any
-    reference is read, and recorded as unverified."""
+    anything else is a ``GateInputError`` naming the file and both digests (ADR 0060). The release kept under
+    the attested digest beside ``path`` (``released_copy``) is read in its place when it exists: ``path``
+    holds the newest release, which a retraining writes before its model is promoted (ADR 0065). Without
+    ``attested``, any reference is read, and recorded as unverified."""
     from mlgate.core.digests import json_digest
+    from mlgate.gates.data.privacy import released_copy
 
     path = Path(path)
+    if attested is not None and (kept := released_copy(path, attested.digest)) and kept.exists():
+        path = kept
     if path.suffix.lower() != ".json":
         if attested is not None:
             raise GateInputError(f"{path}: the training reference must be the DP profile attested for "
@@ -196,7 +201,7 @@ def read_reference(path: str | Path, attested: AttestedReference | None
                              f"verified attestation records ({attested.digest}): refusing a reference "
                              "nobody vouched for")
     return reference_from_release(data), {"reference_verified": True, "reference_digest": digest,
-                                          "reference_attested_by": attested.model}
+                                          "reference_attested_by": attested.model, "reference_path": str(path)}
 
 
 def _with_reference(result: GateResult, evidence: dict[str, Any]) -> GateResult:
