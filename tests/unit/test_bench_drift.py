@@ -67,3 +67,9 @@ def test_the_best_peer_is_the_most_powerful_one_with_a_one_percent_threshold(ben
     best = bench.best_peer(table, plan, bench.calibrated(table, plan))
     assert list(best) == ["mean-0.2-500"]
     assert best["mean-0.2-500"][0] == "strong"  # "few" has 50 healthy windows: no 1 % threshold
+
+
+def test_a_cell_is_lost_only_when_the_whole_interval_of_the_difference_is_below_zero(bench):
+    assert bench.verdict({"difference": 0.0, "difference95": [-0.03, 0.02]}) == "yes"
+    assert bench.verdict({"difference": -0.037, "difference95": [-0.107, 0.027]}).startswith("behind within noise")
+    assert bench.verdict({"difference": -0.12, "difference95": [-0.2, -0.05]}).startswith("NO (by 12.0%")
