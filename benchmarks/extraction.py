@@ -7,7 +7,8 @@ querying the held-out split at lognormal volumes. The attacker's pool is indepen
 twice each feature's spread, clipped to its range (Knockoff- and Copycat-style: not the victim's data);
 ``marginal`` is Knockoff's random strategy on noise at once each feature's spread (redteam6b: every feature
 typical, only the features' correlations broken).
-The gate runs as the shipped DAGs run it, with the default policy and the training split as reference:
+The gate runs as the shipped DAGs run it, with the default policy and the training split as reference
+(``--reference profile``: its profile, marginals only, as the DAGs' default DP profile is; ADR 0066):
 ``model_monitoring`` every hour (volume and PRADA on the window alone, OOD evidence cumulative across its
 runs) and ``model_query_watch`` every 5 minutes (OOD evidence cumulative across its runs, nothing per
 window); each DAG keeps its own state, and both measure against the training reference. Reported per attack
@@ -20,7 +21,9 @@ same beyond what a thief gets without extracting (the victim's majority class; o
 "standardised feature sum above 0", its sign fixed by one query, which agrees 0.88 with the breast-cancer
 victim — there 0.8 agreement is no measure of extraction, ADR 0054). Then, per victim, a population of
 ``--naturals`` natural clients alone over ``--natural-hours`` hours: how many either DAG flags (≤ 1 % is the
-acceptance).
+acceptance); beside them ``--newcomers`` natural keys that appear at random times and send a few queries each
+(lognormal, median 2, within 10 minutes: a natural key whose first query is out of distribution is among
+them), counted apart and drawn from their own generator so that the other outputs stay comparable.
 
     nice .venv/bin/python benchmarks/extraction.py [--quick] [--seeds 5] [--skip-attacks]
 """
@@ -37,7 +40,8 @@ import pandas as pd
 
 from mlgate.core.policy import load_policy
 from mlgate.core.results import Subject
-from mlgate.gates.monitor.extraction import ExtractionState, space_from_sample
+from mlgate.gates.monitor.drift import profile_from_sample
+from mlgate.gates.monitor.extraction import ExtractionState, space_from_profile, space_from_sample
 from mlgate.gates.monitor.inference_log import InferenceLogger, read_window
 from mlgate.gates.monitor.queries import check_queries
 
@@ -113,6 +117,15 @@ def targets(target: float, trivial: dict[str, dict[str, float]]) -> dict[str, fl
     return out
 
 
+def query_space(x_train: np.ndarray, columns: list[str], quantile: float, reference: str):
+    """The gate's query space of the training split: the sample itself, or (``profile``) its 100-bin profile, which
+    keeps no correlations — the kind of reference the DAGs' default DP profile is (here exact, without its noise)."""
+    frame = pd.DataFrame(x_train, columns=columns)
+    if reference == "profile":
+        return space_from_profile(profile_from_sample(frame), columns, quantile)
+    return space_from_sample(frame, columns, quantile)
+
+
 def run(name, model, x_train, x_test, attack_name, args, rng) -> dict:
     from art.attacks.extraction import CopycatCNN, KnockoffNets
     from art.estimators.classification import BlackBoxClassifier
@@ -166,7 +179,7 @@ def run(name, model, x_train, x_test, attack_name, args, rng) -> dict:
         logger.close()
         policy = load_policy(Path(__file__).parents[1] / "policies" / "default.yaml")
         config = policy.section("monitor.queries")
-        space = space_from_sample(pd.DataFrame(x_train, columns=columns), columns, config.ood_quantile)
+        space = query_space(x_train, columns, config.ood_quantile, args.reference)
         logged = read_window(log, START, START + timedelta(hours=hours))  # read once, sliced per window
         cadences: dict = {}
         for dag, (minutes, per_window) in DAGS.items():
@@ -243,7 +256,7 @@ def natural_population(name, model, x_train, x_test, args, rng) -> dict:
     policy = load_policy(Path(__file__).parents[1] / "policies" / "default.yaml")
     config = policy.section("monitor.queries")
     columns = [f"f{i:02d}" for i in range(x_train.shape[1])]
-    space = space_from_sample(pd.DataFrame(x_train, columns=columns), columns, config.ood_quantile)
+    space = query_space(x_train, columns, config.ood_quantile, args.reference)
     rows = []
     for client in range(args.naturals):
         rate = rng.lognormal(np.log(100), 0.5)  # queries an hour, each client its own
@@ -251,8 +264,14 @@ def natural_population(name, model, x_train, x_test, args, rng) -> dict:
         at = np.sort(rng.uniform(0, args.natural_hours * 3600, count))
         for t, row in zip(at, x_test[rng.integers(0, len(x_test), count)], strict=True):
             rows.append((START + timedelta(seconds=float(t)), f"user-{client}", *row))
+    fresh = np.random.default_rng(len(columns))  # the newcomers' own draws
+    for client in range(args.newcomers):
+        count = max(1, int(np.ceil(fresh.lognormal(np.log(2), 0.8))))
+        at = fresh.uniform(0, args.natural_hours * 3600 - 600) + np.sort(fresh.uniform(0, 600, count))
+        for t, row in zip(at, x_test[fresh.integers(0, len(x_test), count)], strict=True):
+            rows.append((START + timedelta(seconds=float(t)), f"new-{client}", *row))
     log = pd.DataFrame(rows, columns=["timestamp", "client_id", *columns]).sort_values("timestamp")
-    out, why, every = {}, {}, {}
+    out, why, every, new = {}, {}, {}, {}
     for dag, (minutes, per_window) in DAGS.items():
         state, flagged = ExtractionState(), {}
         for w, window in enumerate(windows(log, minutes, args.natural_hours)):
@@ -260,10 +279,13 @@ def natural_population(name, model, x_train, x_test, args, rng) -> dict:
                 for finding in check_queries(window, config, policy.digest, subject=Subject("dataset", f"w-{w}", "x"),
                                              space=space, state=state, per_window=per_window).findings:
                     flagged.setdefault(finding.location, finding.id)
-        out[dag], why[dag] = len(flagged), sorted(set(flagged.values()))
-        every |= flagged
-    out["both"], why["both"] = len(every), sorted(set(every.values()))
-    return {"victim": name, "clients": args.naturals, "queries": len(log), "flagged": out, "why": why}
+        users = {k: v for k, v in flagged.items() if not k.startswith("client new-")}
+        out[dag], why[dag], new[dag] = len(users), sorted(set(users.values())), len(flagged) - len(users)
+        every |= users
+        new.setdefault("both_ids", set()).update(k for k in flagged if k.startswith("client new-"))
+    out["both"], why["both"], new["both"] = len(every), sorted(set(every.values())), len(new.pop("both_ids"))
+    return {"victim": name, "clients": args.naturals, "queries": len(log), "flagged": out, "why": why,
+            "newcomers": args.newcomers, "newcomers_flagged": new}
 
 
 def fmt(value: object) -> str:
@@ -276,9 +298,12 @@ def main() -> None:
     parser.add_argument("--per-key", type=int, default=8, help="attack queries per key per hour")
     parser.add_argument("--naturals", type=int, default=300, help="natural clients in the population run")
     parser.add_argument("--natural-hours", type=int, default=6)
+    parser.add_argument("--newcomers", type=int, default=300, help="natural keys with a few queries each")
     parser.add_argument("--seeds", type=int, default=5, help="surrogates (initialisations) per agreement point")
     parser.add_argument("--target", type=float, default=0.8, help="the agreement the flag must come before")
     parser.add_argument("--skip-attacks", action="store_true", help="natural populations only")
+    parser.add_argument("--reference", choices=("sample", "profile"), default="sample",
+                        help="the training reference the gate scores against: the sample, or its profile (ADR 0066)")
     args = parser.parse_args()
     args.stolen = 300 if args.quick else 1000
     rng = np.random.default_rng(0)
@@ -316,7 +341,8 @@ def main() -> None:
         print(f"{name:8s} natural population: {p['clients']} clients, {p['queries']} queries in "
               f"{args.natural_hours} h; flagged " + ", ".join(
                   f"{n}/{p['clients']} {m}" + (f" (by {', '.join(p['why'][m])})" if n else "")
-                  for m, n in p["flagged"].items()), flush=True)
+                  for m, n in p["flagged"].items()) + f"; newcomers {p['newcomers']}: flagged " + ", ".join(
+                  f"{n}/{p['newcomers']} {m}" for m, n in p["newcomers_flagged"].items()), flush=True)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ _CATEGORIES = {"home_ownership": ("rent", "own", "mortgage"), "purpose": ("debt"
 LOANS_RELEASE = ReleaseSpec(rows=Query(epsilon=1.0), columns={
     **{c: NumericColumn(edges=e, histogram=Query(epsilon=1.0)) for c, e in _EDGES.items()},
     **{c: CategoricalColumn(categories=k, histogram=Query(epsilon=1.0)) for c, k in _CATEGORIES.items()},
-})
+}, ood=Query(epsilon=1.0))
 DRIFT = {"age": lambda x: x + 12, "annual_income": lambda x: x * 1.6, "credit_score": lambda x: x - 90}
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import importlib.metadata
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 
@@ -34,8 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from mlgate.core.digests import json_digest
 from mlgate.core.errors import GateInputError
 
-PROFILE_VERSION = 2
-_READABLE_VERSIONS = (1, 2)
+PROFILE_VERSION = 3
+_READABLE_VERSIONS = (1, 2, 3)
 Mechanism = Literal["laplace", "gaussian"]
 
 
@@ -99,10 +99,24 @@ Column = Annotated[NumericColumn | CategoricalColumn, Field(discriminator="kind"
 
 
 class ReleaseSpec(_Frozen):
-    """What one release publishes: the row count and the declared columns, each query with its own cost."""
+    """What one release publishes: the row count and the declared columns, each query with its own cost;
+    ``ood``: the histogram of each row's out-of-distribution score (``Σ z²`` of its numeric columns against the
+    released histograms, as ``monitor.queries`` scores a query), without which monitoring cannot bound how
+    many natural queries look out of distribution against this profile (ADR 0066)."""
 
     rows: Query
     columns: dict[str, Column] = Field(default_factory=dict)
+    ood: Query | None = None
+
+    @model_validator(mode="after")
+    def _ood_needs_numbers(self) -> ReleaseSpec:
+        if self.ood is not None and not self.numeric_columns:
+            raise ValueError("an ood calibration needs at least one numeric column")
+        return self
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        return [name for name, column in self.columns.items() if isinstance(column, NumericColumn)]
 
 
 @dataclass(frozen=True)
@@ -174,6 +188,7 @@ class DPProfile:
     delta: float
     queries: dict[str, dict[str, Any]]
     tool: str
+    ood: dict[str, Any] | None = None  # {"columns", "counts" (raw noisy: may be negative), "incomplete"}
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": PROFILE_VERSION, **asdict(self)}
@@ -270,6 +285,11 @@ def plan_release(spec: ReleaseSpec) -> ReleasePlan:
         queries.append(_calibrate(f"{name}.histogram", column.histogram, _histogram(cells)))
         if isinstance(column, NumericColumn) and column.mean is not None:
             queries.append(_calibrate(f"{name}.mean", column.mean, _clipped_sum(column.bounds)))
+    if spec.ood is not None:
+        from mlgate.gates.monitor.extraction import ood_edges
+
+        cells = len(ood_edges(len(spec.numeric_columns))) + 2  # below, between, at/above the edges; incomplete
+        queries.append(_calibrate("ood.histogram", spec.ood, _histogram(cells)))
     return ReleasePlan(spec, {q.name: q for q in queries})
 
 
@@ -337,5 +357,27 @@ def release(frame, plan: ReleasePlan, dataset_digest: str) -> DPProfile:
         bins = len(column.edges) - 1
         columns[name] = NumericProfile(list(column.edges), counts[1:bins + 1], counts[0], counts[bins + 1],
                                        counts[bins + 2], list(column.bounds) if column.bounds else None, mean)
-    return DPProfile(dataset_digest, plan.digest, rows, columns, plan.epsilon, plan.delta,
-                     {n: pq.describe() for n, pq in q.items()}, f"opendp {opendp_version()}")
+    profile = DPProfile(dataset_digest, plan.digest, rows, columns, plan.epsilon, plan.delta,
+                        {n: pq.describe() for n, pq in q.items()}, f"opendp {opendp_version()}")
+    if "ood.histogram" not in q:
+        return profile
+    return replace(profile, ood=_ood_counts(frame, profile, plan.spec.numeric_columns, q["ood.histogram"]))
+
+
+def _ood_counts(frame, profile: DPProfile, columns: list[str], query: PlannedQuery) -> dict[str, Any]:
+    """Noisy counts of the rows' ``Σ z²`` cells (``extraction.calibrate``) against the histograms released just
+    before: a row's cell depends on that row and on what is already public, so the counts are one more 1-stable
+    histogram (sequential composition). Rows missing a numeric value get a cell of their own (a query with a
+    missing feature is refused, so they are no natural query). The counts are kept raw: clamping each at 0 would
+    add half a noise scale per empty cell to every tail the threshold sums."""
+    import numpy as np
+
+    from mlgate.gates.monitor.extraction import calibrate, ood_edges
+    from mlgate.gates.monitor.monitoring import reference_from_release
+
+    x = frame[columns].to_numpy(dtype=np.float64, na_value=np.nan)
+    complete = np.isfinite(x).all(axis=1)
+    cells = np.full(len(x), len(ood_edges(len(columns))) + 1, dtype=np.int32)
+    cells[complete] = calibrate(reference_from_release(profile.to_dict()), x[complete], columns)
+    noisy = [int(v) for v in query.measurement(cells)]
+    return {"columns": columns, "counts": noisy[:-1], "incomplete": max(0, noisy[-1])}

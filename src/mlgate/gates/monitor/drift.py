@@ -48,7 +48,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -56,6 +56,7 @@ import numpy as np
 from mlgate.core.digests import json_digest
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
+from mlgate.gates.monitor.extraction import OodCalibration, calibrate, ood_edges
 from mlgate.gates.monitor.inference_log import RESERVED
 from mlgate.gates.monitor.policies import DriftPolicy
 
@@ -83,6 +84,8 @@ class ReferenceProfile:
     A categorical column with an ``OTHER`` cell lists only some categories: the current window's
     unlisted categories are counted in that cell. ``nulls[col]``: the column's missing values, on the
     counts' scale; a profile made before ADR 0059 has none, and the gate refuses to test such a column.
+    ``ood``: how the profile's own rows score as ``monitor.queries`` scores a query (ADR 0066); without it the
+    profile is no reference for that gate.
     """
 
     numeric: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
@@ -90,12 +93,14 @@ class ReferenceProfile:
     accuracy: float | None = None
     labelled: int = 0
     nulls: dict[str, float] = field(default_factory=dict)
+    ood: OodCalibration | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"numeric": {c: {"cuts": cuts.tolist(), "counts": counts.tolist()}
                             for c, (cuts, counts) in sorted(self.numeric.items())},
                 "categorical": {c: dict(sorted(v.items())) for c, v in sorted(self.categorical.items())},
-                "nulls": dict(sorted(self.nulls.items())), "accuracy": self.accuracy, "labelled": self.labelled}
+                "nulls": dict(sorted(self.nulls.items())), "accuracy": self.accuracy, "labelled": self.labelled,
+                **({"ood": self.ood.to_dict()} if self.ood else {})}
 
     @property
     def digest(self) -> str:
@@ -109,9 +114,13 @@ class ReferenceProfile:
             categorical = {str(c): {str(k): float(n) for k, n in v.items()}
                            for c, v in data.get("categorical", {}).items()}
             nulls = {str(c): float(n) for c, n in data.get("nulls", {}).items()}
-            profile = cls(numeric, categorical, data.get("accuracy"), int(data.get("labelled", 0)), nulls)
+            ood = OodCalibration.from_dict(data["ood"]) if data.get("ood") is not None else None
+            profile = cls(numeric, categorical, data.get("accuracy"), int(data.get("labelled", 0)), nulls, ood)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise GateInputError(f"not a valid reference profile: {exc!r}") from None
+        if ood is not None and (uncounted := sorted(set(ood.columns) - set(numeric))):
+            raise GateInputError(f"reference profile: its out-of-distribution calibration counts columns "
+                                 f"{uncounted} it does not profile")
         if bad := sorted(c for c, n in nulls.items() if c not in numeric and c not in categorical
                          or not (math.isfinite(n) and n >= 0)):
             raise GateInputError(f"reference profile nulls {bad}: a null count must be a finite, non-negative "
@@ -180,7 +189,9 @@ def _same(labels: pd.Series, predictions: pd.Series) -> np.ndarray:
 
 def profile_from_sample(frame: pd.DataFrame, bins: int = 100, columns: list[str] | None = None
                         ) -> ReferenceProfile:
-    """A raw sample's profile: ``bins`` quantile bins per numeric column, counts per category."""
+    """A raw sample's profile: ``bins`` quantile bins per numeric column — the minimum and maximum among the
+    cuts, so the profile knows each column's range (``monitor.queries`` scores beyond it as far, ADR 0063) —
+    counts per category, and the ``OodCalibration`` of its rows."""
     if bins < 2:
         raise GateInputError(f"bins must be at least 2, found {bins}")
     require_unique_columns(frame, "the sample to profile")
@@ -190,13 +201,23 @@ def profile_from_sample(frame: pd.DataFrame, bins: int = 100, columns: list[str]
             values, nulls[column] = _numeric_values(frame, column)
             if values.size == 0:
                 raise GateInputError(f"column {column}: no values to profile")
-            cuts = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
+            cuts = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)))
             counts = np.bincount(np.searchsorted(cuts, values, side="left"), minlength=cuts.size + 1)
             numeric[column] = (cuts, counts.astype(np.float64))
         else:
             categorical[column], nulls[column] = _category_counts(frame[column])
     accuracy = _accuracy(frame)
-    return ReferenceProfile(numeric, categorical, *(accuracy or (None, 0)), {c: float(n) for c, n in nulls.items()})
+    profile = ReferenceProfile(numeric, categorical, *(accuracy or (None, 0)), {c: float(n) for c, n in nulls.items()})
+    return replace(profile, ood=_calibration(profile, frame)) if numeric else profile
+
+
+def _calibration(profile: ReferenceProfile, frame: pd.DataFrame) -> OodCalibration:
+    """The exact ``OodCalibration`` of a sample's profile, over its complete rows."""
+    columns = list(profile.numeric)
+    x = frame[columns].to_numpy(dtype=np.float64, na_value=np.nan)
+    cells = calibrate(profile, x[np.isfinite(x).all(axis=1)], columns)
+    counts = np.bincount(cells, minlength=len(ood_edges(len(columns))) + 1)
+    return OodCalibration(tuple(columns), tuple(float(c) for c in counts))
 
 
 # --- statistics -------------------------------------------------------------------------------------

@@ -18,10 +18,14 @@ any natural client whose OOD share is a little above it once it has sent enough 
 are 1.4 % OOD against a 1 % threshold: p < 1e-7 after 20,000 queries), while a thief's share is near 100 %.
 Keys that each hold a little evidence (at least ``sybil_min_ood`` OOD queries, and a p-value of their own
 below ``JOIN_P``) are pooled and tested together: an attack split over keys is flagged as one group.
+Keys holding one or two queries each are invisible to both; the crowd test sees them (``crowd_null_tail``): the OOD
+queries of the keys whose OOD share is at least ``crowd_min_share``, summed, against the exact null of that
+sum over every key (each key's OOD count binomial at the tested share, given its query count), ADR 0062.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -36,6 +40,14 @@ if TYPE_CHECKING:
     from mlgate.gates.monitor.drift import ReferenceProfile
 
 _U_CLIP = 1e-6
+# Beyond the reference's range a normal score goes on linearly, capped here so that Σz² stays finite.
+_Z_CAP = 1e100
+# Beyond the range, the score grows by one per this many range widths. Held-out rows beyond a fold's range are
+# common in heavy-tailed features (breast cancer's areas), so a steep slope moves ordinary tail rows: 10 random
+# 60/40 splits, held-out OOD share mean (max), breast cancer / digits: clamped (before) 1.49 % (2.63) / 0.97 %
+# (1.39); per width 1.27 % (3.07) / 0.89 % (1.53); per 2 widths 1.54 % (3.07) / 0.92 % (1.53); per 5 widths
+# 1.58 % (2.63) / 0.97 % (1.53). One held-out row is 0.44 % / 0.14 %: the differences are a row or two a split.
+TAIL_WIDTHS = 5.0
 # A key joins the pooled group when its own p-value is below this. The rule it replaces (OOD share at least ten
 # times the natural one) let a natural client with 3 OOD queries in its first 30 join a 5-key attack's group
 # and be flagged with it: 5 of 100 simulated 8-hour attacks beside 24 natural clients (breast cancer's OOD
@@ -52,27 +64,39 @@ PRADA_VARIANCE = 0.9
 # rows, 10 random 60/40 splits, nominal 1 %: calibrated in-sample, breast cancer 2.0 % (up to 4.4 %), digits
 # 1.25 % (up to 2.5 %); out of fold 1.5 % (up to 2.6 %) and 1.0 % (up to 1.4 %). ADR 0058.
 OOD_FOLDS = 5
+# A profile knows its CDF only between its outer cuts (a 50-bin profile: 2 % of natural values lie beyond each);
+# its normal scores are extended only beyond the outer cuts widened by this many times their distance apart.
+PROFILE_TAIL_MARGIN = 1.0
 
 
 @dataclass(frozen=True)
 class QuerySpace:
     """Each numeric feature's reference CDF, as (points, cumulative share) to interpolate; the OOD thresholds
     on ``Σ z²`` and on the residual off the reference's principal subspace (``spe``); and the principal
-    directions of the reference's normal scores (None: a profile, whose scores are used as they are)."""
+    directions of the reference's normal scores (None: a profile, whose scores are used as they are); where
+    each feature's scores are extended beyond the reference's range (``_tails``)."""
 
     columns: tuple[str, ...]
     cdfs: tuple[tuple[np.ndarray, np.ndarray], ...]
     threshold: float
+    tails: np.ndarray
     basis: np.ndarray | None = None
     center: np.ndarray | None = None
     spe_threshold: float = np.inf
 
     def scores(self, x: np.ndarray) -> np.ndarray:
-        """Normal scores against the reference, one column per feature."""
+        """Normal scores against the reference, one column per feature. Beyond a feature's ``tails`` (low,
+        high, spread, and the scores at low and high: ``_tails``) the score goes on from the edge's by one per
+        ``spread``: a value far beyond the reference's range is far, not scored like its extreme row (redteam7:
+        ``1e308`` scored like the maximum, and was in distribution)."""
         from scipy.special import ndtri
 
         u = np.column_stack([np.interp(x[:, j], points, shares) for j, (points, shares) in enumerate(self.cdfs)])
-        return ndtri(np.clip(u, _U_CLIP, 1 - _U_CLIP))
+        z = ndtri(np.clip(u, _U_CLIP, 1 - _U_CLIP))
+        low, high, spread, z_low, z_high = self.tails
+        with np.errstate(over="ignore"):
+            z = np.where(x > high, z_high + (x - high) / spread, np.where(x < low, z_low - (low - x) / spread, z))
+        return np.clip(z, -_Z_CAP, _Z_CAP)
 
     def statistics(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per query, ``Σ z²`` and the squared prediction error (SPE, Q statistic): the squared residual of its
@@ -110,6 +134,23 @@ def _principal_basis(z: np.ndarray, share: float) -> np.ndarray:
     return directions[:, :k] / np.sqrt(variances[:k])
 
 
+def _tails(cdfs: tuple[tuple[np.ndarray, np.ndarray], ...], margin: float) -> np.ndarray:
+    """Per feature (rows low, high, spread, the scores at low and high): where the reference's known range
+    ends, widened by ``margin`` times its width, and the spread that extends the normal score beyond it:
+    ``TAIL_WIDTHS`` range widths, at least ``1e-9`` of the feature's magnitude (a constant feature: any other
+    value is far, as a pixel never inked in the reference)."""
+    from scipy.special import ndtri
+
+    out = np.empty((5, len(cdfs)))
+    for j, (points, shares) in enumerate(cdfs):
+        width = points[-1] - points[0]
+        floor = 1e-9 * max(1.0, abs(points[0]), abs(points[-1]))
+        out[:, j] = (points[0] - margin * width, points[-1] + margin * width,
+                     max(TAIL_WIDTHS * width, floor), shares[0], shares[-1])
+    out[3:] = ndtri(np.clip(out[3:], _U_CLIP, 1 - _U_CLIP))
+    return out
+
+
 def _sample_cdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Distinct values and their mid-rank CDF ``(F(x-) + F(x)) / 2``: a constant feature sits at 0.5."""
     points, counts = np.unique(values, return_counts=True)
@@ -119,7 +160,8 @@ def _sample_cdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _fit(x: np.ndarray, columns: tuple[str, ...]) -> QuerySpace:
     """CDFs, principal basis and centre of the rows ``x``, thresholds not yet set."""
-    space = QuerySpace(columns, tuple(_sample_cdf(x[:, j]) for j in range(x.shape[1])), np.inf)
+    cdfs = tuple(_sample_cdf(x[:, j]) for j in range(x.shape[1]))
+    space = QuerySpace(columns, cdfs, np.inf, tails=_tails(cdfs, 0.0))
     z = space.scores(x)
     return replace(space, basis=_principal_basis(z, PRADA_VARIANCE), center=z.mean(axis=0))
 
@@ -161,14 +203,74 @@ def space_from_sample(reference: pd.DataFrame, columns: list[str], quantile: flo
     return replace(_fit(x, tuple(columns)), threshold=threshold, spe_threshold=spe_threshold)
 
 
-def space_from_profile(profile: ReferenceProfile, columns: list[str], quantile: float) -> QuerySpace:
-    """A profile's CDF is known at its cuts (linear between); the threshold is the χ² quantile, which assumes
-    independent features, and PRADA measures on the scores themselves. A profile holds no correlations, so
-    there is no principal subspace and no SPE: ``Σ z²`` alone is the OOD statistic here, and a thief who
-    samples each feature from its own mean and spread is invisible to it (its queries are typical feature by
-    feature; only their correlations are off, which a profile cannot show). ADR 0058."""
-    from scipy.stats import chi2
+# The statistic an ``OodCalibration`` counts; a calibration of another (a later scoring rule) is refused.
+OOD_STATISTIC = "sum_z2"
+# How far above its calibrated threshold the natural share may be estimated, in standard deviations of a DP
+# calibration's noise (a threshold set on noisy counts must not let more than the nominal share through).
+_CALIBRATION_Z = 2.0
 
+
+def ood_edges(features: int) -> np.ndarray:
+    """The cells an ``OodCalibration`` counts ``Σ z²`` in: ``2^(1/4)`` apart (a threshold is at most 19 % above
+    the quantile it bounds) from ``d/8`` to ``32 d`` for ``d`` features. Fixed by ``d`` alone: a DP release may
+    not fit them to the data. No finer: a DP calibration's error grows with the cells above the threshold."""
+    return features * 2.0 ** (np.arange(-12, 21) / 4)
+
+
+@dataclass(frozen=True)
+class OodCalibration:
+    """How a profile's own rows score: counts of their ``Σ z²`` over ``columns`` (scored by the profile itself)
+    in the cells of ``ood_edges`` — below the first edge, ``[edges[i], edges[i+1])``, at or above the last.
+    ``noise_sd``: each count's noise (a DP release's; 0 when counted exactly). A profile keeps no correlations,
+    so ``Σ z²`` of correlated features has a far heavier tail than the χ² quantile assumes (breast cancer's
+    held-out rows: 12-16 % above it; digits, whose constant pixels score at the clip: 100 %); this is its
+    measured tail instead (ADR 0066)."""
+
+    columns: tuple[str, ...]
+    counts: tuple[float, ...]
+    noise_sd: float = 0.0
+    statistic: str = OOD_STATISTIC
+
+    def threshold(self, quantile: float) -> float:
+        """The lowest edge above which at most ``1 - quantile`` of the rows lie, counting the noise of the
+        counts above it at ``_CALIBRATION_Z`` standard deviations against the edge; ``GateInputError`` when no
+        edge qualifies (too few rows, or too much noise, for that quantile)."""
+        edges, counts = ood_edges(len(self.columns)), np.asarray(self.counts, dtype=np.float64)
+        above = np.cumsum(counts[::-1])[::-1][1:]  # rows at or above each edge
+        cells = np.arange(len(edges), 0, -1)  # cells summed for each edge
+        upper = above + _CALIBRATION_Z * self.noise_sd * np.sqrt(cells)
+        fits = np.flatnonzero(upper <= (1 - quantile) * max(counts.sum(), 0.0))
+        if not fits.size:
+            raise GateInputError(f"the reference's out-of-distribution calibration ({counts.sum():.0f} rows, noise "
+                                 f"sd {self.noise_sd:.3g} per count) cannot bound a {1 - quantile:.3g} share of "
+                                 "natural queries: release it with more rows or more epsilon for `ood`")
+        return float(edges[fits[0]])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"columns": list(self.columns), "counts": list(self.counts), "noise_sd": self.noise_sd,
+                "statistic": self.statistic}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> OodCalibration:
+        try:
+            calibration = cls(tuple(map(str, data["columns"])), tuple(float(c) for c in data["counts"]),
+                              float(data["noise_sd"]), str(data["statistic"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GateInputError(f"not a valid out-of-distribution calibration: {exc!r}") from None
+        counts = np.asarray(calibration.counts)
+        if (len(counts) != len(ood_edges(len(calibration.columns))) + 1 or not np.isfinite(counts).all()
+                or not (math.isfinite(calibration.noise_sd) and calibration.noise_sd >= 0)):
+            raise GateInputError("out-of-distribution calibration: one finite count per cell of its columns' "
+                                 "edges and a finite, non-negative noise_sd are needed")
+        return calibration
+
+
+def profile_space(profile: ReferenceProfile, columns: list[str]) -> QuerySpace:
+    """The normal scores of a profile, no threshold yet: its CDF is known at its cuts (linear between), and PRADA
+    measures on the scores themselves. A profile holds no correlations, so there is no principal subspace and no
+    SPE: ``Σ z²`` alone is the OOD statistic here, and a thief who samples each feature from its own mean and
+    spread is invisible to it (its queries are typical feature by feature; only their correlations are off,
+    which a profile cannot show). ADR 0058."""
     missing = [c for c in columns if c not in profile.numeric]
     if missing:
         raise GateInputError(f"the reference profile lacks numeric columns {missing}")
@@ -176,7 +278,32 @@ def space_from_profile(profile: ReferenceProfile, columns: list[str], quantile: 
     for column in columns:
         cuts, counts = profile.numeric[column]
         cdfs.append((cuts, np.cumsum(counts)[:-1] / counts.sum()))
-    return QuerySpace(tuple(columns), tuple(cdfs), float(chi2.ppf(quantile, len(columns))))
+    return QuerySpace(tuple(columns), tuple(cdfs), np.inf, tails=_tails(tuple(cdfs), PROFILE_TAIL_MARGIN))
+
+
+def calibrate(profile: ReferenceProfile, x: np.ndarray, columns: list[str]) -> np.ndarray:
+    """Cell per row of ``x`` (complete rows of ``columns``) of its ``Σ z²`` against ``profile``, as an
+    ``OodCalibration`` counts it: 0 below the first of ``ood_edges``, ``len(edges)`` at or above the last."""
+    return np.searchsorted(ood_edges(len(columns)), profile_space(profile, columns).statistics(x)[0], side="right")
+
+
+def space_from_profile(profile: ReferenceProfile, columns: list[str], quantile: float) -> QuerySpace:
+    """``profile_space`` with the threshold its ``OodCalibration`` measured on the reference's own rows
+    (ADR 0066). A profile without one (a DP release made before, a sketch) is refused: the χ² quantile it used
+    before assumes independent features and flagged every natural client of both benchmark victims. Scoring
+    fewer columns than were calibrated keeps the bound (a row's sum over fewer columns is no larger)."""
+    calibration = profile.ood
+    if calibration is None:
+        raise GateInputError("the reference profile carries no calibration of its out-of-distribution statistic "
+                             "(ADR 0066): release it again with the data.privacy policy's `release.ood`, or use a "
+                             "profile of a sample")
+    if calibration.statistic != OOD_STATISTIC:
+        raise GateInputError(f"the reference's out-of-distribution calibration counts {calibration.statistic!r}, "
+                             f"not {OOD_STATISTIC!r}: release it again")
+    if uncalibrated := sorted(set(columns) - set(calibration.columns)):
+        raise GateInputError(f"the reference's out-of-distribution calibration does not cover columns {uncalibrated}")
+    space = profile_space(profile, columns)
+    return replace(space, threshold=calibration.threshold(quantile))
 
 
 @dataclass
@@ -214,11 +341,47 @@ class ExtractionState:
             entry["ood"] += int(ood[mine].sum())
 
 
+def crowd_least(queries: np.ndarray, min_share: float) -> np.ndarray:
+    """The OOD queries a key with ``queries`` queries needs to join the crowd: a share of ``min_share``, and one."""
+    return np.maximum(1, np.ceil(min_share * np.asarray(queries) - 1e-9)).astype(np.int64)
+
+
+def crowd_null_tail(queries: np.ndarray, observed: int, tested: float, min_share: float,
+                    negligible: float) -> float:
+    """``P(T >= observed)`` where ``T = Σ_k o_k 1[o_k >= max(1, min_share q_k)]``, each key's OOD count ``o_k``
+    binomial(``q_k``, ``tested``) and independent: the exact null of the crowd's OOD count, by convolution
+    truncated at ``observed`` (the last cell holds ``T >= observed``). A key whose chance of joining the crowd
+    is below ``negligible`` (a natural with a long history almost never has a high OOD share) is left out of
+    the convolution and its chance added to the tail instead (union bound): the p-value stays an upper bound."""
+    from scipy.stats import binom
+
+    if observed <= 0:
+        return 1.0
+    queries = np.asarray(queries, dtype=np.int64)
+    joins = binom.sf(crowd_least(queries, min_share) - 1, queries, tested)
+    small = joins < negligible
+    dist = np.zeros(observed + 1)  # dist[t]: P(T = t) for t < observed; dist[observed]: P(T >= observed)
+    dist[0] = 1.0
+    for q, keys in zip(*np.unique(queries[~small], return_counts=True), strict=True):
+        m = int(crowd_least(q, min_share))
+        below = np.zeros(min(q, observed - 1) + 1)  # P(X = x) for x < observed
+        below[m:] = binom.pmf(np.arange(m, below.size), q, tested)
+        below[0] = binom.cdf(m - 1, q, tested)
+        reach = binom.sf(np.maximum(m, observed - np.arange(observed)) - 1, q, tested)  # P(X >= observed - t)
+        for _ in range(keys):
+            dist = np.concatenate([np.convolve(dist[:observed], below)[:observed],
+                                   [dist[observed] + dist[:observed] @ reach]])
+    return min(1.0, float(dist[observed] + joins[small].sum()))
+
+
 def extraction_evidence(state: ExtractionState, natural_share: float, alpha: float, sybil_min_ood: int,
-                        margin: float = 1.0) -> dict[str, dict[str, Any]]:
+                        margin: float = 1.0, crowd_min_share: float = 1.0) -> dict[str, dict[str, Any]]:
     """Per client: cumulative counts, the binomial p-value of its OOD count against ``margin`` times the
-    natural share, and whether it is flagged alone (``p < alpha / clients``) or as a member of the pooled
-    group of keys with some evidence each (``sybil_min_ood`` OOD queries, own p below ``JOIN_P``)."""
+    natural share, and whether it is flagged alone (``p < alpha / clients``), as a member of the pooled
+    group of keys with some evidence each (``sybil_min_ood`` OOD queries, own p below ``JOIN_P``), or as a
+    member of the crowd: the other keys with an OOD share of at least ``crowd_min_share`` (and one OOD query),
+    whose summed OOD count is tested against its exact null over every key not flagged otherwise
+    (``crowd_null_tail``), at the same level."""
     from scipy.stats import binomtest
 
     level = alpha / max(1, len(state.clients))
@@ -236,4 +399,15 @@ def extraction_evidence(state: ExtractionState, natural_share: float, alpha: flo
         p = float(binomtest(ood, queries, tested, alternative="greater").pvalue)
         for client in pool:
             evidence[client].update(group=pool, group_p_value=p, flagged_in_group=p < level)
+    rest = [c for c, e in evidence.items() if not (e["flagged_alone"] or e.get("flagged_in_group"))]
+    queries = np.array([evidence[c]["queries"] for c in rest], dtype=np.int64)
+    crowd = [c for c, least in zip(rest, crowd_least(queries, crowd_min_share), strict=True)
+             if evidence[c]["ood"] >= least]
+    if crowd:
+        observed = sum(evidence[c]["ood"] for c in crowd)
+        # keys left out of the convolution add at most a thousandth of the level to the p-value
+        p = crowd_null_tail(queries, observed, tested, crowd_min_share, level * 1e-3 / len(rest))
+        for client in crowd:
+            evidence[client].update(crowd_keys=len(crowd), crowd_ood=observed, crowd_p_value=p,
+                                    flagged_in_crowd=p < level)
     return evidence

@@ -23,6 +23,7 @@ import numpy as np
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import GateResult, Subject
 from mlgate.gates.monitor.drift import OTHER, ReferenceProfile
+from mlgate.gates.monitor.extraction import OOD_STATISTIC, OodCalibration
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,7 +75,13 @@ def reference_from_release(data: dict[str, Any]) -> ReferenceProfile:
             numeric[name] = (cuts, values)
         if column.missing is not None:
             nulls[name] = float(column.missing) * float(values.sum() / raw.sum())
-    return ReferenceProfile.from_dict(ReferenceProfile(numeric, categorical, nulls=nulls).to_dict())
+    try:
+        ood = None if profile.ood is None else OodCalibration.from_dict({
+            "columns": profile.ood["columns"], "counts": profile.ood["counts"], "statistic": OOD_STATISTIC,
+            "noise_sd": _noise_level(profile.queries["ood.histogram"])[1] ** 0.5})
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise GateInputError(f"not a valid mlgate DP profile: its ood calibration: {exc!r}") from None
+    return ReferenceProfile.from_dict(ReferenceProfile(numeric, categorical, nulls=nulls, ood=ood).to_dict())
 
 
 def _noise_level(noise: dict[str, Any]) -> tuple[float, float]:

@@ -65,6 +65,9 @@ class QueriesPolicy(BaseModel):
     ood_margin: float = Field(default=3.0, ge=1, description="a client is tested against this many times the "
                               "natural OOD share, so that a natural one a little above it is not flagged")
     sybil_min_ood: int = Field(default=3, ge=1, description="OOD queries a key needs to join the pooled group")
+    crowd_min_share: float = Field(default=1.0, gt=0, le=1, description="OOD share (and at least one OOD query) a "
+                                   "key needs to join the crowd, whose summed OOD count is tested against its "
+                                   "exact null over every key (ADR 0062)")
     columns: tuple[str, ...] | None = None
     reference: ReferenceTrust = REFERENCE_FIELD
 

@@ -16,10 +16,10 @@ natural digit clients flagged, ``benchmarks/extraction.py``). The scores are pro
 principal directions carrying 90 % of their variance, each at unit variance (``QuerySpace.distance_space``).
 
 Out-of-distribution evidence (``extraction``: a query far from the reference's centre, or off its principal
-subspace, ADR 0058), against the same reference: per client, cumulative over
-windows and pooled across keys; this is what catches paced and split attackers, who stay under any volume
-or per-window threshold. Volume alone flags only far outliers (``max_volume_z``): natural traffic is
-heavy-tailed, and a paced attacker is not an outlier.
+subspace, ADR 0058), against the same reference: per client, cumulative over windows, pooled across keys, and
+summed over a crowd of mostly-OOD keys with one or two queries each (ADR 0062); this is what catches paced and
+split attackers, who stay under any volume or per-window threshold. Volume alone flags only far outliers
+(``max_volume_z``): natural traffic is heavy-tailed, and a paced attacker is not an outlier.
 """
 
 from __future__ import annotations
@@ -167,13 +167,14 @@ def check_queries(window: pd.DataFrame, config: QueriesPolicy, policy_digest: st
     state = state if state is not None else ExtractionState()
     state.add(subject.uri if subject else window_digest(window), clients, space.ood(raw))
     evidence = extraction_evidence(state, 1 - config.ood_quantile, config.ood_alpha, config.sybil_min_ood,
-                                   config.ood_margin)
+                                   config.ood_margin, config.crowd_min_share)
     for client, e in sorted(evidence.items()):
-        if not (e["flagged_alone"] or e.get("flagged_in_group")):
+        if not (e["flagged_alone"] or e.get("flagged_in_group") or e.get("flagged_in_crowd")):
             continue
         flagged.setdefault(client, {"queries": int(counts.get(client, 0))})["ood"] = e
-        how = f"with {len(e['group'])} keys pooled (p {e['group_p_value']:.3g})" \
-            if not e["flagged_alone"] else f"(p {e['p_value']:.3g})"
+        how = f"(p {e['p_value']:.3g})" if e["flagged_alone"] else \
+            f"with {len(e['group'])} keys pooled (p {e['group_p_value']:.3g})" if e.get("flagged_in_group") else \
+            f"in a crowd of {e['crowd_keys']} keys with {e['crowd_ood']} OOD queries (p {e['crowd_p_value']:.3g})"
         findings.append(Finding(f"{GATE}.ood", Severity.HIGH,
                                 f"{e['ood']} of {e['queries']} queries since window {e['first']} out of the "
                                 f"training distribution, tested against {config.ood_margin:g} x the natural share "

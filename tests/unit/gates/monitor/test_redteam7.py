@@ -97,7 +97,8 @@ def test_a_thief_mixing_up_twenty_natural_rows_is_flagged(cancer):
     "hidden at 2.9 % of one key's traffic among copies of the reference's mean row (not OOD) stay under the "
     "binomial test's 3 x 1 % forever; 300 far queries in 10,345 over 34 h at 300 an hour: never flagged at "
     "either cadence (0 / 24 naturals), surrogate agreement 0.965 breast cancer, 0.597 digits (5 keys unpadded: "
-    "flagged at 13 queries). 20 keys at 5 % each (p ~0.04 each, over JOIN_P) do it in one hour. Deduplicating "
+    "flagged at 13 queries then, 3-7 with the crowd test of ADR 0062). 20 keys at 5 % each (p ~0.04 each, "
+    "over JOIN_P; a share below crowd_min_share) do it in one hour. Deduplicating "
     "exact repeats would not hold (jitter the pad, as here). Left: a share test against a natural share cannot "
     "see a fixed number of far queries diluted by anything typical; counting far queries per key regardless of "
     "volume (with a per-key budget) is a design change for the lead."))
@@ -117,7 +118,8 @@ def test_a_thief_padding_far_queries_with_the_mean_row_is_flagged(cancer):
     "features redrawn from their own marginal (N(mean, spread), clipped). Σz² stays small (the query is near "
     "the centre) and the few changed features leave little residual off the principal subspace. Digits, k 30 "
     "of 64: 5.7 % OOD, 5 keys x 8 an hour x 8 h never flagged at either cadence (0 / 24 naturals), surrogate "
-    "agreement 0.814 (majority 0.108; the benchmark's far-noise attack 0.650, flagged at 13); k 20: 0.7 % OOD, "
+    "agreement 0.814 (majority 0.108; the benchmark's far-noise attack 0.650, flagged at 13 then, 3 with the crowd "
+    "test); k 20: 0.7 % OOD, "
     "0.653. Breast cancer, k 5 of 30: 8.3 % OOD, never flagged, 0.921 (one-query rule 0.895). The statistic is "
     "one-sided: a query can be atypically *central*. Left: a lower-tail Σz² cut (the reference's out-of-fold "
     "0.5 % quantile) sees 69 % / 96 % of digits k 30 / k 20 and 29 % of breast-cancer k 5 queries, at 0.7-0.9 "
@@ -152,22 +154,19 @@ def quiet_keys(cancer) -> tuple[list, list[str], object]:
     return [naturals(rng, x_test) | {f"key-{k}": far[2 * k:2 * k + 2] for k in range(150)}], columns, space
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Sybil under sybil_min_ood: 150 keys with 2 far queries each (all OOD) are never flagged: alone, p 9e-4 is "
-    "above alpha / clients; pooled, a key needs 3 OOD queries. 300 far queries, the benchmark's whole quick "
-    "attack (agreement 0.965 breast cancer, 0.650 digits), in one hour, 0 of 150 keys flagged (5 keys: flagged "
-    "at 13 queries). Lowering sybil_min_ood to 2 moves the floor to 1 query a key; pooling keys with any OOD "
-    "query pulls natural clients in (ADR 0054). Left: the cost of a key is the deployment's to set (rate "
-    "limits, key issuance), not a statistic's."))
 def test_many_keys_each_with_two_far_queries_are_flagged(cancer):
+    """Sybil under sybil_min_ood: 150 keys with 2 far queries each (all OOD) were never flagged (alone, p 9e-4
+    is above alpha / clients; pooled, a key needs 3 OOD queries). The crowd test (ADR 0062) sums them against
+    the exact null over every key: every key flagged, no natural client (fixed here)."""
     flagged = watch(*quiet_keys(cancer))
-    assert any(c.startswith("key-") for c in flagged)
+    assert {f"key-{k}" for k in range(150)} <= set(flagged)
+    assert not [c for c in flagged if c.startswith("user-")]
 
 
 @pytest.mark.xfail(strict=True, reason=(
     "The same 150 quiet keys pull the median client volume down to 2, so in the hourly DAG (per-window volume "
     "test) every natural client at ~100 queries is a robust-z outlier: 24 / 24 naturals flagged by "
-    "monitor.queries.volume, none of the keys. The thief both evades and floods the alerts. Left: the volume "
+    "monitor.queries.volume (the keys too now, by the crowd test of ADR 0062, not by volume). Left: the volume "
     "baseline must not be set by the clients being judged (a per-client baseline, or a median weighted by "
     "queries), a design change."))
 def test_a_crowd_of_quiet_keys_does_not_make_natural_clients_volume_outliers(cancer):
@@ -175,22 +174,16 @@ def test_a_crowd_of_quiet_keys_does_not_make_natural_clients_volume_outliers(can
     assert not [c for c in flagged if c.startswith("user-")]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Normal scores saturate at the reference's extreme rows (the CDF is interpolated, then clamped), so a "
-    "value 1e308 — or any value beyond the reference's range — scores like the reference's maximum: a query "
-    "at the median with one feature at ±1e308 has Σz² 8.8 and SPE 7.9 against thresholds 116 and 12.3 (this "
-    "split) and is in distribution. It gives a thief little (extreme single-feature probes), but 'huge' is counted as "
-    "natural. Left: a rule for 'beyond the range' needs a margin — held-out rows beyond it by one range width, "
-    "10 splits: breast cancer 7 / 2,280, digits 15 / 7,190 (14 of them a pixel constant in the reference) — a "
-    "calibration decision under ADR 0058."))
+# --- monitor.queries: fixed / holding ------------------------------------------------------------------------
+
 def test_a_query_with_a_feature_far_beyond_the_references_range_is_out_of_distribution(cancer):
+    """Normal scores saturated at the reference's extreme rows, so ``±1e308`` scored like its maximum (Σz² 8.8
+    against a threshold of 116: in distribution). Beyond the range they go on growing now (fixed here)."""
     x_train, _, _, space = cancer
     query = np.tile(np.median(x_train, axis=0), (2, 1))
     query[0, 0], query[1, 0] = 1e308, -1e308
     assert space.ood(query).all()
 
-
-# --- monitor.queries: fixed / holding ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("client", ["", " ", "\t", "  \n"], ids=["empty", "space", "tab", "blank"])
 def test_queries_without_a_real_client_id_fail_closed(cancer, client):
