@@ -304,6 +304,8 @@ def space_from_profile(profile: ReferenceProfile, columns: list[str], quantile: 
     calibrated keeps the bound (a subset's spread around its own mean is no larger)."""
     from scipy.stats import chi2
 
+    if not columns:
+        raise GateInputError("monitor.queries has no numeric feature column to score against the reference")
     calibration = profile.ood
     if calibration is None:
         raise GateInputError("the reference profile carries no calibration of its out-of-distribution statistic "

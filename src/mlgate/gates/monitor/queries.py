@@ -138,6 +138,17 @@ def _features(window: pd.DataFrame, columns: list[str]) -> np.ndarray:
     return x
 
 
+def require_clients(window: pd.DataFrame) -> None:
+    """Refuse a window with no query, a column named twice or a query without a client id."""
+    from mlgate.gates.monitor.drift import require_unique_columns
+
+    require_unique_columns(window, "the query window")
+    if "client_id" not in window.columns or window.empty:
+        raise GateInputError("the query window is empty or has no client_id column")
+    if window["client_id"].isna().any() or window["client_id"].astype(str).str.strip().eq("").any():
+        raise GateInputError("the query window holds queries without a client_id (missing, empty or blank)")
+
+
 def check_queries(window: pd.DataFrame, config: QueriesPolicy, policy_digest: str,
                   baseline: Mapping[str, float] | None = None, subject: Subject | None = None,
                   space: QuerySpace | None = None, state: ExtractionState | None = None,
@@ -154,17 +165,13 @@ def check_queries(window: pd.DataFrame, config: QueriesPolicy, policy_digest: st
     """
     import scipy
 
-    from mlgate.gates.monitor.drift import require_unique_columns, window_digest
+    from mlgate.gates.monitor.drift import window_digest
 
     started, clock = utcnow(), time.perf_counter()
     if space is None:
         raise GateInputError(f"{GATE} needs the training reference (a QuerySpace): distances scaled by the "
                              "window being judged depend on the other clients in it")
-    require_unique_columns(window, "the query window")
-    if "client_id" not in window.columns or window.empty:
-        raise GateInputError("the query window is empty or has no client_id column")
-    if window["client_id"].isna().any() or window["client_id"].astype(str).str.strip().eq("").any():
-        raise GateInputError("the query window holds queries without a client_id (missing, empty or blank)")
+    require_clients(window)
     ordered = window.sort_values("timestamp", kind="stable") if "timestamp" in window.columns else window
     raw = _features(ordered, list(space.columns))
     x = space.distance_space(raw)
