@@ -103,10 +103,14 @@ class QuerySpace:
         centred normal scores off the span of the principal directions, unscaled (a near-constant direction
         adds its own small variance, it is not divided by it). ``Σ z²`` sees a query far from the centre;
         SPE one whose features each look typical but break the reference's correlations (redteam6b's thief
-        who samples each feature from its own mean and spread). SPE is 0 without a basis, or when the
-        principal directions span every feature."""
+        who samples each feature from its own mean and spread). SPE is 0 when the principal directions span
+        every feature. A profile has no principal directions: its residual is off the one direction it can
+        assume, all features moving together, i.e. the spread of a query's scores around their own mean
+        (ADR 0066)."""
         z = self.scores(x)
-        if self.basis is None or self.basis.shape[1] == self.basis.shape[0]:  # no residual: not even rounding
+        if self.basis is None:
+            return (z ** 2).sum(axis=1), ((z - z.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+        if self.basis.shape[1] == self.basis.shape[0]:  # no residual: not even rounding
             return (z ** 2).sum(axis=1), np.zeros(len(z))
         r = z - self.center
         directions = self.basis / np.linalg.norm(self.basis, axis=0)
@@ -207,8 +211,9 @@ def space_from_sample(reference: pd.DataFrame, columns: list[str], quantile: flo
     return replace(_fit(x, tuple(columns)), threshold=threshold, spe_threshold=spe_threshold)
 
 
-# The statistic an ``OodCalibration`` counts; a calibration of another (a later scoring rule) is refused.
-OOD_STATISTIC = "sum_z2"
+# The statistic an ``OodCalibration`` counts (a profile's residual, ``QuerySpace.statistics``); a calibration of
+# another (an earlier or later scoring rule) is refused.
+OOD_STATISTIC = "spread_z2"
 # How far above its calibrated threshold the natural share may be estimated, in standard deviations of a DP
 # calibration's noise (a threshold set on noisy counts must not let more than the nominal share through).
 _CALIBRATION_Z = 2.0
@@ -223,12 +228,12 @@ def ood_edges(features: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class OodCalibration:
-    """How a profile's own rows score: counts of their ``Σ z²`` over ``columns`` (scored by the profile itself)
-    in the cells of ``ood_edges`` — below the first edge, ``[edges[i], edges[i+1])``, at or above the last.
-    ``noise_sd``: each count's noise (a DP release's; 0 when counted exactly). A profile keeps no correlations,
-    so ``Σ z²`` of correlated features has a far heavier tail than the χ² quantile assumes (breast cancer's
-    held-out rows: 12-16 % above it; digits, whose constant pixels score at the clip: 100 %); this is its
-    measured tail instead (ADR 0066)."""
+    """How a profile's own rows score: counts of their residual (``QuerySpace.statistics``: their scores' spread
+    around their own mean) over ``columns``, scored by the profile itself, in the cells of ``ood_edges`` — below
+    the first edge, ``[edges[i], edges[i+1])``, at or above the last. ``noise_sd``: each count's noise (a DP
+    release's; 0 when counted exactly). A profile keeps no correlations, so no threshold derived from it alone
+    holds for correlated features (the χ²_d quantile on ``Σ z²``: breast cancer's held-out rows 12-16 % above
+    it, digits' 100 %); this is their measured tail instead (ADR 0066)."""
 
     columns: tuple[str, ...]
     counts: tuple[float, ...]
@@ -291,16 +296,25 @@ def profile_space(profile: ReferenceProfile, columns: list[str]) -> QuerySpace:
 
 
 def calibrate(profile: ReferenceProfile, x: np.ndarray, columns: list[str]) -> np.ndarray:
-    """Cell per row of ``x`` (complete rows of ``columns``) of its ``Σ z²`` against ``profile``, as an
+    """Cell per row of ``x`` (complete rows of ``columns``) of its residual against ``profile``, as an
     ``OodCalibration`` counts it: 0 below the first of ``ood_edges``, ``len(edges)`` at or above the last."""
-    return np.searchsorted(ood_edges(len(columns)), profile_space(profile, columns).statistics(x)[0], side="right")
+    return np.searchsorted(ood_edges(len(columns)), profile_space(profile, columns).statistics(x)[1], side="right")
 
 
 def space_from_profile(profile: ReferenceProfile, columns: list[str], quantile: float) -> QuerySpace:
-    """``profile_space`` with the threshold its ``OodCalibration`` measured on the reference's own rows
-    (ADR 0066). A profile without one (a DP release made before, a sketch) is refused: the χ² quantile it used
-    before assumes independent features and flagged every natural client of both benchmark victims. Scoring
-    fewer columns than were calibrated keeps the bound (a row's sum over fewer columns is no larger)."""
+    """``profile_space`` with its two thresholds, each at half of the natural share ``1 - quantile`` (a union
+    bound, ADR 0066). The residual — a query's scores spread around their own mean — at the threshold its
+    ``OodCalibration`` measured on the reference's own rows: correlated features move together, so the spread
+    of natural rows is light-tailed where their ``Σ z²`` is not. ``Σ z²`` at a bound that holds whatever the
+    features' correlation: no feature's ``z²`` beyond the χ²₁ quantile at ``(1 - quantile) / (2 d)``
+    (Bonferroni), so a query far out in every feature at once is still out. A profile without a calibration
+    (a DP release made before, a sketch) is refused: the χ²_d quantile it used before assumes independent
+    features and flagged every natural client of both benchmark victims. Scoring fewer columns than were
+    calibrated keeps the bound (a subset's spread around its own mean is no larger)."""
+    from scipy.stats import chi2
+
+    if not columns:
+        raise GateInputError("monitor.queries has no numeric feature column to score against the reference")
     calibration = profile.ood
     if calibration is None:
         raise GateInputError("the reference profile carries no calibration of its out-of-distribution statistic "
@@ -311,8 +325,9 @@ def space_from_profile(profile: ReferenceProfile, columns: list[str], quantile: 
                              f"not {OOD_STATISTIC!r}: release it again")
     if uncalibrated := sorted(set(columns) - set(calibration.columns)):
         raise GateInputError(f"the reference's out-of-distribution calibration does not cover columns {uncalibrated}")
-    space = profile_space(profile, columns)
-    return replace(space, threshold=calibration.threshold(quantile))
+    half, d = (1 - quantile) / 2, len(columns)
+    return replace(profile_space(profile, columns), threshold=d * float(chi2.isf(half / d, 1)),
+                   spe_threshold=calibration.threshold(1 - half))
 
 
 @dataclass

@@ -424,7 +424,7 @@ def check_queries_files(log: str | Path, policy: Policy, start: datetime | None 
     JSON ``state`` file across windows when one is given. ``per_window=False``: that evidence alone
     (``queries.check_queries``)."""
     from mlgate.gates.monitor.extraction import ExtractionState, space_from_profile, space_from_sample
-    from mlgate.gates.monitor.queries import check_queries, feature_columns
+    from mlgate.gates.monitor.queries import check_queries, feature_columns, require_clients
 
     config = policy.section("monitor.queries")
     window = load_window(log, start, end)
@@ -432,6 +432,7 @@ def check_queries_files(log: str | Path, policy: Policy, start: datetime | None 
     if reference is None:
         raise GateInputError("monitor.queries needs the training reference (as for monitor.drift): distances "
                              "scaled by the window being judged depend on the other clients in it")
+    require_clients(window)  # before the space: an empty window has no feature to build it on
     ref, evidence = read_reference(reference, attested)
     columns = feature_columns(window, config)
     space = space_from_profile(ref, columns, config.ood_quantile) if isinstance(ref, ReferenceProfile) \

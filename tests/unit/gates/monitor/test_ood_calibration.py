@@ -47,6 +47,21 @@ def test_correlated_features_keep_the_natural_share_near_nominal_where_the_chi2_
     assert old.ood(held_out).mean() > 0.05
     far = np.random.default_rng(2).normal(6, 0.5, (500, len(COLUMNS)))  # beyond the reference's range
     assert space.ood(far).mean() > 0.9
+    noise = np.random.default_rng(3).normal(0, 2, (500, len(COLUMNS)))  # a Knockoff pool: features independent
+    assert space.ood(noise).mean() > 0.9 and old.ood(noise).mean() > 0.9
+
+
+def test_the_sum_bound_holds_whatever_the_correlation():
+    """Σ z² alone, at its Bonferroni bound, lets through at most half the natural share even when every feature
+    is the same one (the worst case for a sum), where the χ²_d quantile let through a sixth of the rows."""
+    rng = np.random.default_rng(4)
+    one = rng.normal(size=(20000, 1))
+    same = pd.DataFrame(np.repeat(one, len(COLUMNS), axis=1) + 1e-9 * rng.normal(size=(20000, len(COLUMNS))),
+                        columns=COLUMNS)
+    space = space_from_profile(profile_from_sample(same[:10000]), COLUMNS, 0.99)
+    sums = space.statistics(same[10000:].to_numpy())[0]
+    assert (sums > space.threshold).mean() <= 0.005
+    assert (sums > chi2.ppf(0.99, len(COLUMNS))).mean() > 0.15
 
 
 def test_a_profile_without_a_calibration_is_no_query_reference():
@@ -108,7 +123,7 @@ def test_the_dp_release_counts_how_its_rows_score_against_what_it_released():
     assert reference.ood.noise_sd == pytest.approx(profile.queries["ood.histogram"]["scale"] * np.sqrt(2))
     space = space_from_profile(reference, numeric, 0.99)
     cells = np.searchsorted(ood_edges(len(numeric)), profile_space(reference, numeric).statistics(
-        frame[numeric].to_numpy(float))[0], side="right")
+        frame[numeric].to_numpy(float))[1], side="right")
     exact = np.bincount(cells, minlength=len(ood_edges(len(numeric))) + 1)
     assert np.abs(np.asarray(profile.ood["counts"]) - exact).max() < 25  # Laplace noise at epsilon 1, no more
     assert space.ood(generate_loans(5000, 8)[numeric].to_numpy(float)).mean() <= 0.01

@@ -109,6 +109,21 @@ def test_normal_window_passes():
     assert result.status is Status.PASSED and result.metrics["prada_tested"] == 15
 
 
+def test_a_scraper_sending_most_of_the_window_does_not_set_its_own_baseline():
+    counts = pd.Series({"scraper": 50_000, **{f"user-{i}": 100 + i for i in range(20)}})
+    z = volume_z(counts)
+    assert z["scraper"] > 100 and (z.drop("scraper") < 10).all()
+
+
+def test_quiet_keys_do_not_make_ordinary_clients_outliers_and_a_lone_client_is_none():
+    rng = np.random.default_rng(5)
+    naturals = {f"user-{i}": int(v) for i, v in enumerate(rng.lognormal(np.log(100), 0.5, 300))}
+    quiet = {f"new-{i}": 1 + int(rng.integers(0, 3)) for i in range(3000)}
+    z = volume_z(pd.Series({**naturals, **quiet}))
+    assert (z < 10).all()
+    assert volume_z(pd.Series({"alone": 5000}))["alone"] == 0
+
+
 @pytest.mark.parametrize(("count", "baseline", "flagged"), [
     (130, 100.0, True), (105, 100.0, False), (130, 125.0, False),
 ], ids=["above-own-baseline", "near-baseline", "baseline-is-high"])

@@ -163,13 +163,10 @@ def test_many_keys_each_with_two_far_queries_are_flagged(cancer):
     assert not [c for c in flagged if c.startswith("user-")]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "The same 150 quiet keys pull the median client volume down to 2, so in the hourly DAG (per-window volume "
-    "test) every natural client at ~100 queries is a robust-z outlier: 24 / 24 naturals flagged by "
-    "monitor.queries.volume (the keys too now, by the crowd test of ADR 0062, not by volume). Left: the volume "
-    "baseline must not be set by the clients being judged (a per-client baseline, or a median weighted by "
-    "queries), a design change."))
 def test_a_crowd_of_quiet_keys_does_not_make_natural_clients_volume_outliers(cancer):
+    """The same 150 quiet keys pulled the median client volume down to 2, so every natural client at ~100 queries
+    was a robust-z outlier (24 / 24 flagged by monitor.queries.volume). The baseline is the median weighted by
+    queries now: quiet keys carry few (fixed here)."""
     flagged = watch(*quiet_keys(cancer), per_window=True)
     assert not [c for c in flagged if c.startswith("user-")]
 
