@@ -269,10 +269,12 @@ class OodCalibration:
         except (KeyError, TypeError, ValueError) as exc:
             raise GateInputError(f"not a valid out-of-distribution calibration: {exc!r}") from None
         counts = np.asarray(calibration.counts)
-        if (len(counts) != len(ood_edges(len(calibration.columns))) + 1 or not np.isfinite(counts).all()
+        with np.errstate(over="ignore", invalid="ignore"):  # counts whose total overflows set the threshold at 0
+            total = counts.sum()
+        if (len(counts) != len(ood_edges(len(calibration.columns))) + 1 or not np.isfinite(total)
                 or not (math.isfinite(calibration.noise_sd) and calibration.noise_sd >= 0)):
             raise GateInputError("out-of-distribution calibration: one finite count per cell of its columns' "
-                                 "edges and a finite, non-negative noise_sd are needed")
+                                 "edges, a finite total and a finite, non-negative noise_sd are needed")
         if calibration.noise_sd == 0 and (counts < 0).any():
             raise GateInputError("out-of-distribution calibration: an exact one (noise_sd 0) counts rows, and a "
                                  "count of rows cannot be negative")

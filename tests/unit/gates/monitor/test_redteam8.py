@@ -58,12 +58,15 @@ def test_an_exact_calibration_of_too_few_rows_cannot_bound_the_share():
     assert OodCalibration(columns, (100.0,) + (0.0,) * (cells - 1)).threshold(0.99) == ood_edges(2)[0]
 
 
-def test_an_exact_calibration_with_a_negative_count_is_refused():
-    """A negative count in the top cell of an exact calibration (an unverified profile's JSON) pulled the
-    threshold to the first edge: every natural query OOD."""
-    counts = [1000.0] + [0.0] * (len(ood_edges(2)) - 1) + [-1000.0]
-    with pytest.raises(GateInputError, match="cannot be negative"):
-        OodCalibration.from_dict({"columns": ["a", "b"], "counts": counts, "noise_sd": 0.0, "statistic": "sum_z2"})
+@pytest.mark.parametrize(("top", "noise_sd", "match"), [(-1000.0, 0.0, "cannot be negative"),
+                                                        (1e308, 1.0, "a finite total")])
+def test_an_exact_calibration_with_a_negative_count_or_an_overflowing_total_is_refused(top, noise_sd, match):
+    """A negative count in the top cell of an exact calibration, or two counts of 1e308 (an unverified profile's
+    JSON), pulled the threshold to the first edge: every query away from the centre OOD."""
+    counts = [1e308 if top > 0 else 1000.0] + [0.0] * (len(ood_edges(2)) - 1) + [top]
+    with pytest.raises(GateInputError, match=match):
+        OodCalibration.from_dict({"columns": ["a", "b"], "counts": counts, "noise_sd": noise_sd,
+                                  "statistic": "spread_z2"})
 
 
 @pytest.mark.xfail(strict=True, reason="keys that each mix one in-distribution query (the features' means: free, "
