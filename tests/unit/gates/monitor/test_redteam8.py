@@ -95,10 +95,10 @@ def test_chaff_keys_do_not_hide_a_crowd_of_ood_keys():
 @pytest.mark.xfail(strict=True, reason="the pooled (sybil) test sums the keys it *selected* for a high OOD count "
                    "(>= 3, own p < 0.01) and tests that sum as an unselected binomial, so a large population of "
                    "natural newcomers at or below the tested share is flagged: 10,000 lognormal newcomers (median "
-                   "2 queries) at a 3 % share flagged in 5-6 of 20 runs (17 keys), at 2 % in 2 of 20 (level "
-                   "0.001 / clients per run); the crowd test never fired. Left: an exact null for the pool is the "
-                   "crowd's convolution with another joining rule (a design change, and its cost on long histories "
-                   "unmeasured)")
+                   "2 queries) at a 3 % share flagged in 5-6 of 20 runs (17 keys), at 2 % in 2 of 20 (0 of 20 "
+                   "with another seed; level 0.001 / clients per run); the crowd test never fired. Left: an exact "
+                   "null for the pool is the crowd's convolution with another joining rule (a design change, and "
+                   "its cost on long histories unmeasured)")
 def test_natural_newcomers_below_the_tested_share_are_not_pooled_into_a_flag():
     """3,000 keys of 10 queries, OOD counts at the binomial(10, 2.5 %) frequencies: 5 keys hold 3 OOD queries
     (expected 6 at 2.5 %), every share is below the tested 3 %."""
