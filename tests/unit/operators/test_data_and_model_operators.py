@@ -82,6 +82,13 @@ def test_a_pii_scan_leaks_no_found_value_anywhere(run, tmp_path, task_log):
     assert_no_canary_leaks(task_log(), caught.value, ctx, run, tmp_path)
 
 
+def integrity_upstream(run) -> dict:
+    """The data_integrity result a privacy release reads, from a real run of that task."""
+    ctx = context(run, "data_integrity")
+    integrity_op(run).execute(ctx)
+    return {("data_integrity", "data.integrity"): ctx["ti"].pushed["data.integrity"]}
+
+
 def privacy_op(run, tmp_path, ledger):
     return DataPrivacyGateOperator(task_id="data_privacy", data_path=str(run["data"]),
                                    profile_path=str(tmp_path / "profile.json"), ledger_url=ledger,
@@ -93,9 +100,7 @@ def test_privacy_releases_a_profile_until_the_budget_is_spent(run, tmp_path):
     policy["gates"]["data.privacy"]["budgets"]["default"]["epsilon"] = 2.0  # one release costs 1.5
     write_policy(run["policy"], policy)
     ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
-    integrity_ctx = context(run, "data_integrity")
-    integrity_op(run).execute(integrity_ctx)
-    upstream = {("data_integrity", "data.integrity"): integrity_ctx["ti"].pushed["data.integrity"]}
+    upstream = integrity_upstream(run)
 
     first = context(run, "data_privacy", upstream)
     privacy_op(run, tmp_path, ledger).execute(first)
@@ -119,9 +124,7 @@ def test_a_new_release_replaces_the_profile_path_and_keeps_the_earlier_one(run, 
     served version's (attested) release stays readable under its digest. A link at ``profile_path`` is
     replaced, not written through."""
     ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
-    integrity_ctx = context(run, "data_integrity")
-    integrity_op(run).execute(integrity_ctx)
-    upstream = {("data_integrity", "data.integrity"): integrity_ctx["ti"].pushed["data.integrity"]}
+    upstream = integrity_upstream(run)
     outside = tmp_path / "outside.json"
     outside.write_text("{}")
     (tmp_path / "profile.json").symlink_to(outside)
@@ -146,9 +149,7 @@ def test_a_release_that_cannot_be_published_charges_nothing(run, tmp_path, block
     from mlgate.gates.data.privacy_ledger import SqlLedger
 
     ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
-    integrity_ctx = context(run, "data_integrity")
-    integrity_op(run).execute(integrity_ctx)
-    upstream = {("data_integrity", "data.integrity"): integrity_ctx["ti"].pushed["data.integrity"]}
+    upstream = integrity_upstream(run)
     (tmp_path / ("released" if blocker == "released" else "profiles")).write_text("not a folder")
     op = privacy_op(run, tmp_path, ledger)
     if blocker == "profile-folder":
@@ -162,9 +163,7 @@ def test_a_profile_path_in_the_released_folder_cannot_replace_the_served_release
     """redteam8: whoever triggers the training DAG sets ``profile_path``; set to the served release's kept copy,
     the newest release replaced it and the served version's monitoring refused every run (digest mismatch)."""
     ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
-    integrity_ctx = context(run, "data_integrity")
-    integrity_op(run).execute(integrity_ctx)
-    upstream = {("data_integrity", "data.integrity"): integrity_ctx["ti"].pushed["data.integrity"]}
+    upstream = integrity_upstream(run)
     served = context(run, "data_privacy", upstream)
     privacy_op(run, tmp_path, ledger).execute(served)
     kept = tmp_path / "released" / f"{served['ti'].pushed['data.privacy']['metrics']['profile_digest'][7:]}.json"
