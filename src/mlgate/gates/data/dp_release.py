@@ -100,9 +100,9 @@ Column = Annotated[NumericColumn | CategoricalColumn, Field(discriminator="kind"
 
 class ReleaseSpec(_Frozen):
     """What one release publishes: the row count and the declared columns, each query with its own cost;
-    ``ood``: the histogram of each row's out-of-distribution score (``Σ z²`` of its numeric columns against the
-    released histograms, as ``monitor.queries`` scores a query), without which monitoring cannot bound how
-    many natural queries look out of distribution against this profile (ADR 0066)."""
+    ``ood``: the histogram of each row's out-of-distribution score (the spread of its numeric columns' normal
+    scores against the released histograms, as ``monitor.queries`` scores a query), without which monitoring
+    cannot bound how many natural queries look out of distribution against this profile (ADR 0066)."""
 
     rows: Query
     columns: dict[str, Column] = Field(default_factory=dict)
@@ -365,7 +365,7 @@ def release(frame, plan: ReleasePlan, dataset_digest: str) -> DPProfile:
 
 
 def _ood_counts(frame, profile: DPProfile, columns: list[str], query: PlannedQuery) -> dict[str, Any]:
-    """Noisy counts of the rows' ``Σ z²`` cells (``extraction.calibrate``) against the histograms released just
+    """Noisy counts of the rows' score cells (``extraction.calibrate``) against the histograms released just
     before: a row's cell depends on that row and on what is already public, so the counts are one more 1-stable
     histogram (sequential composition). Rows missing a numeric value get a cell of their own (a query with a
     missing feature is refused, so they are no natural query). The counts are kept raw: clamping each at 0 would
