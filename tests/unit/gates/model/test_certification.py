@@ -125,7 +125,9 @@ def test_l2_gate_on_a_trained_cnn(cnn, images, tmp_path, radius, min_accuracy, e
     l2 = result.metrics["l2"]
     row = l2["radii"][f"r{radius:g}"]
     low, high = row["certified_accuracy_ci95"]
-    assert low <= row["certified_accuracy"] <= high <= l2["smoothed_accuracy"] + 1e-9
+    # a certified-correct sample is a correct one, so the estimate is at most the smoothed accuracy; its interval
+    # is about the population and may reach past that estimate (it did, 0.892 > 0.883, on a fresh install)
+    assert low <= row["certified_accuracy"] <= min(high, l2["smoothed_accuracy"] + 1e-9)
     assert (l2["sigma"], l2["n"], l2["alpha"], l2["confidence"]) == (0.25, 500, 0.001, 0.999)
     assert result.metrics["samples"] == 60 and result.metrics["sample_digest"].startswith("sha256:")
     assert result.metrics["clean_accuracy"] > 0.9
