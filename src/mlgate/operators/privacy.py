@@ -83,11 +83,13 @@ def _publishable(profile_path: Path) -> None:
     copy written there replaced the served version's kept copy, and its monitoring refused every run (the
     ``profile_path`` param of the training DAG is set by whoever triggers it)."""
     from mlgate.core.errors import GateInputError
+    from mlgate.gates.data.privacy import released_folder
 
-    if profile_path.resolve().parent.name == "released":
-        raise GateInputError(f"{profile_path}: a profile_path in a 'released' folder would replace a kept release; "
-                             "nothing was charged")
-    for folder in (profile_path.parent, profile_path.parent / "released"):
+    kept = released_folder(profile_path)
+    if profile_path.resolve().parent.name == kept.name:
+        raise GateInputError(f"{profile_path}: a profile_path in a '{kept.name}' folder would replace a kept "
+                             "release; nothing was charged")
+    for folder in (profile_path.parent, kept):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=folder):

@@ -25,13 +25,18 @@ PROFILE_METRIC = "profile_digest"
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
 
 
+def released_folder(profile_path: str | Path) -> Path:
+    """The folder beside ``profile_path`` where every release is kept under its digest (ADR 0065)."""
+    return Path(profile_path).parent / "released"
+
+
 def released_copy(profile_path: str | Path, digest: str) -> Path | None:
     """Where a release with ``digest`` is kept beside ``profile_path`` for as long as a version may serve on
     it: ``<folder>/released/<hex>.json``. ``profile_path`` holds the newest release only; a retraining that
     rewrites it before its model is promoted (or never is) would leave the served version's monitoring
     without its attested reference (ADR 0065). None for a digest of another form (no path is built from it)."""
     match = _DIGEST.fullmatch(digest)
-    return Path(profile_path).parent / "released" / f"{match.group(1)}.json" if match else None
+    return released_folder(profile_path) / f"{match.group(1)}.json" if match else None
 
 
 class PrivacyPolicy(BaseModel):
