@@ -188,7 +188,7 @@ class DPProfile:
     delta: float
     queries: dict[str, dict[str, Any]]
     tool: str
-    ood: dict[str, Any] | None = None  # {"columns", "counts" (raw noisy: may be negative), "incomplete"}
+    ood: dict[str, Any] | None = None  # {"columns", "counts" (raw noisy: may be negative), "incomplete", "statistic"}
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": PROFILE_VERSION, **asdict(self)}
@@ -372,7 +372,7 @@ def _ood_counts(frame, profile: DPProfile, columns: list[str], query: PlannedQue
     add half a noise scale per empty cell to every tail the threshold sums."""
     import numpy as np
 
-    from mlgate.gates.monitor.extraction import calibrate, ood_edges
+    from mlgate.gates.monitor.extraction import OOD_STATISTIC, calibrate, ood_edges
     from mlgate.gates.monitor.monitoring import reference_from_release
 
     x = frame[columns].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -380,4 +380,4 @@ def _ood_counts(frame, profile: DPProfile, columns: list[str], query: PlannedQue
     cells = np.full(len(x), len(ood_edges(len(columns))) + 1, dtype=np.int32)
     cells[complete] = calibrate(reference_from_release(profile.to_dict()), x[complete], columns)
     noisy = [int(v) for v in query.measurement(cells)]
-    return {"columns": columns, "counts": noisy[:-1], "incomplete": max(0, noisy[-1])}
+    return {"columns": columns, "counts": noisy[:-1], "incomplete": max(0, noisy[-1]), "statistic": OOD_STATISTIC}

@@ -23,7 +23,7 @@ import numpy as np
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import GateResult, Subject
 from mlgate.gates.monitor.drift import OTHER, ReferenceProfile
-from mlgate.gates.monitor.extraction import OOD_STATISTIC, OodCalibration
+from mlgate.gates.monitor.extraction import OodCalibration
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,7 +77,7 @@ def reference_from_release(data: dict[str, Any]) -> ReferenceProfile:
             nulls[name] = float(column.missing) * float(values.sum() / raw.sum())
     try:
         ood = None if profile.ood is None else OodCalibration.from_dict({
-            "columns": profile.ood["columns"], "counts": profile.ood["counts"], "statistic": OOD_STATISTIC,
+            "columns": profile.ood["columns"], "counts": profile.ood["counts"], "statistic": profile.ood["statistic"],
             "noise_sd": _noise_level(profile.queries["ood.histogram"])[1] ** 0.5})
     except (KeyError, TypeError, AttributeError) as exc:
         raise GateInputError(f"not a valid mlgate DP profile: its ood calibration: {exc!r}") from None

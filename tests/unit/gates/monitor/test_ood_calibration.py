@@ -154,3 +154,11 @@ def test_version_2_profiles_still_load_without_a_calibration():
     data.pop("ood")
     data["version"] = 2
     assert DPProfile.from_dict(data).ood is None
+
+
+def test_a_release_records_the_statistic_it_counted_and_another_is_refused():
+    data = release(generate_loans(2000, 7), plan_release(LOANS_RELEASE), "sha256:test").to_dict()
+    assert data["ood"]["statistic"] == OOD_STATISTIC
+    data["ood"]["statistic"] = "sum_z2"  # a release counted under an earlier rule
+    with pytest.raises(GateInputError, match="counts 'sum_z2'"):
+        space_from_profile(reference_from_release(data), LOANS_RELEASE.numeric_columns, 0.99)
