@@ -31,6 +31,7 @@ them), counted apart and drawn from their own generator so that the other output
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,8 +41,8 @@ import pandas as pd
 
 from mlgate.core.policy import load_policy
 from mlgate.core.results import Subject
-from mlgate.gates.monitor.drift import profile_from_sample
-from mlgate.gates.monitor.extraction import ExtractionState, space_from_profile, space_from_sample
+from mlgate.gates.monitor.drift import ReferenceProfile, profile_from_sample
+from mlgate.gates.monitor.extraction import ExtractionState, space_from_profile, space_from_sample, space_record
 from mlgate.gates.monitor.inference_log import InferenceLogger, read_window
 from mlgate.gates.monitor.queries import check_queries
 
@@ -118,12 +119,18 @@ def targets(target: float, trivial: dict[str, dict[str, float]]) -> dict[str, fl
 
 
 def query_space(x_train: np.ndarray, columns: list[str], quantile: float, reference: str):
-    """The gate's query space of the training split: the sample itself, or (``profile``) its 100-bin profile, which
-    keeps no correlations — the kind of reference the DAGs' default DP profile is (here exact, without its noise)."""
+    """The gate's query space of the training split: the sample itself; (``profile``) its 100-bin profile, which
+    keeps no correlations — the kind of reference the DAGs' default DP profile is (here exact, without its noise);
+    or (``attested``) that profile carrying the split's query space through JSON, as the default policy's release
+    publishes it (ADR 0067)."""
     frame = pd.DataFrame(x_train, columns=columns)
-    if reference == "profile":
-        return space_from_profile(profile_from_sample(frame), columns, quantile)
-    return space_from_sample(frame, columns, quantile)
+    if reference == "sample":
+        return space_from_sample(frame, columns, quantile)
+    profile = profile_from_sample(frame)
+    if reference == "attested":
+        profile = ReferenceProfile.from_dict(json.loads(json.dumps(
+            {**profile.to_dict(), "query_space": space_record(frame, columns)})))
+    return space_from_profile(profile, columns, quantile)
 
 
 def run(name, model, x_train, x_test, attack_name, args, rng) -> dict:
@@ -302,8 +309,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5, help="surrogates (initialisations) per agreement point")
     parser.add_argument("--target", type=float, default=0.8, help="the agreement the flag must come before")
     parser.add_argument("--skip-attacks", action="store_true", help="natural populations only")
-    parser.add_argument("--reference", choices=("sample", "profile"), default="sample",
-                        help="the training reference the gate scores against: the sample, or its profile (ADR 0066)")
+    parser.add_argument("--reference", choices=("sample", "profile", "attested"), default="sample",
+                        help="the training reference the gate scores against: the sample, its profile (ADR 0066), "
+                             "or its profile with the query space a release publishes (ADR 0067)")
     args = parser.parse_args()
     args.stolen = 300 if args.quick else 1000
     rng = np.random.default_rng(0)

@@ -7,6 +7,7 @@ data); the logs are written with ``InferenceLogger``, as serving code would. Eve
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from mlgate.demo.dataset import FEATURES, generate_loans
 from mlgate.gates.data.dp_release import CategoricalColumn, NumericColumn, Query, ReleaseSpec, plan_release, release
+from mlgate.gates.data.privacy import query_space
 from mlgate.gates.monitor.inference_log import InferenceLogger
 
 _EDGES = {
@@ -30,7 +32,7 @@ _CATEGORIES = {"home_ownership": ("rent", "own", "mortgage"), "purpose": ("debt"
 LOANS_RELEASE = ReleaseSpec(rows=Query(epsilon=1.0), columns={
     **{c: NumericColumn(edges=e, histogram=Query(epsilon=1.0)) for c, e in _EDGES.items()},
     **{c: CategoricalColumn(categories=k, histogram=Query(epsilon=1.0)) for c, k in _CATEGORIES.items()},
-}, ood=Query(epsilon=1.0))
+}, ood=Query(epsilon=1.0), query_space=True)
 DRIFT = {"age": lambda x: x + 12, "annual_income": lambda x: x * 1.6, "credit_score": lambda x: x - 90}
 
 
@@ -40,7 +42,8 @@ def write_dp_reference(path: Path, rows: int = 1500, seed: int = 7, *, drifted: 
     frame = generate_loans(rows, seed)
     for column, shift in (DRIFT.items() if drifted else ()):
         frame[column] = shift(frame[column])
-    profile = release(frame, plan_release(LOANS_RELEASE), "sha256:test-training-data")
+    profile = replace(release(frame, plan_release(LOANS_RELEASE), "sha256:test-training-data"),
+                      query_space=query_space(frame, LOANS_RELEASE))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(profile.to_dict()))
     return path

@@ -102,16 +102,20 @@ class ReleaseSpec(_Frozen):
     """What one release publishes: the row count and the declared columns, each query with its own cost;
     ``ood``: the histogram of each row's out-of-distribution score (the spread of its numeric columns' normal
     scores against the released histograms, as ``monitor.queries`` scores a query), without which monitoring
-    cannot bound how many natural queries look out of distribution against this profile (ADR 0066)."""
+    cannot bound how many natural queries look out of distribution against this profile (ADR 0066); ``query_space``:
+    the rows' joint structure for that gate, published outside the DP guarantee (ADR 0067)."""
 
     rows: Query
     columns: dict[str, Column] = Field(default_factory=dict)
     ood: Query | None = None
+    query_space: bool = Field(default=False, description="also publish the numeric columns' query space for "
+                              "monitor.queries: quantiles, principal directions and thresholds of the exact rows, "
+                              "no row — NOT differentially private, and charged nothing (ADR 0067)")
 
     @model_validator(mode="after")
     def _ood_needs_numbers(self) -> ReleaseSpec:
-        if self.ood is not None and not self.numeric_columns:
-            raise ValueError("an ood calibration needs at least one numeric column")
+        if (self.ood is not None or self.query_space) and not self.numeric_columns:
+            raise ValueError("an ood calibration or a query space needs at least one numeric column")
         return self
 
     @property
@@ -189,9 +193,15 @@ class DPProfile:
     queries: dict[str, dict[str, Any]]
     tool: str
     ood: dict[str, Any] | None = None  # {"columns", "counts" (raw noisy: may be negative), "incomplete", "statistic"}
+    # The rows' query space (``monitor.extraction.space_record``): exact, not DP, released only when the policy
+    # asks (``ReleaseSpec.query_space``, ADR 0067).
+    query_space: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": PROFILE_VERSION, **asdict(self)}
+        data = {"version": PROFILE_VERSION, **asdict(self)}
+        if self.query_space is None:  # a release without one digests as before ADR 0067
+            del data["query_space"]
+        return data
 
     @property
     def digest(self) -> str:

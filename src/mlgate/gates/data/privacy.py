@@ -9,7 +9,9 @@ over-counting is safe, under-counting is not.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -60,6 +62,7 @@ def check_privacy(frame, dataset_digest: str, config: PrivacyPolicy, ledger: Led
         raise GateInputError("gates.data.privacy.release: the policy declares no release to publish")
     plan = plan_release(config.release)
     validate_frame(frame, config.release)
+    space = query_space(frame, config.release)  # before the charge: a space that cannot be built charges nothing
     budget = config.budgets.for_dataset(dataset_digest)
     metrics = {"epsilon_requested": plan.epsilon, "delta_requested": plan.delta,
                "epsilon_budget": budget.epsilon, "delta_budget": budget.delta, "queries": len(plan.queries)}
@@ -71,10 +74,10 @@ def check_privacy(frame, dataset_digest: str, config: PrivacyPolicy, ledger: Led
         metrics |= {"epsilon_spent": 0.0, "delta_spent": 0.0,
                     "epsilon_total_after": exc.spent[0], "delta_total_after": exc.spent[1]}
     else:
-        status, profile, findings = Status.PASSED, release(frame, plan, dataset_digest), ()
+        status, profile, findings = Status.PASSED, replace(release(frame, plan, dataset_digest), query_space=space), ()
         metrics |= {"epsilon_spent": spend.epsilon, "delta_spent": spend.delta,
                     "epsilon_total_after": spend.epsilon_total, "delta_total_after": spend.delta_total,
-                    PROFILE_METRIC: profile.digest}
+                    PROFILE_METRIC: profile.digest, "query_space_rows": space["rows"] if space else 0}
     result = GateResult(
         gate=GATE, status=status, subject=Subject("dataset", dataset_uri, dataset_digest),
         policy_digest=policy_digest, tool=ToolInfo("opendp", opendp_version()), started_at=started,
@@ -82,3 +85,15 @@ def check_privacy(frame, dataset_digest: str, config: PrivacyPolicy, ledger: Led
         thresholds={"epsilon_budget": budget.epsilon, "delta_budget": budget.delta}, findings=findings,
     )
     return result, profile
+
+
+def query_space(frame, spec: ReleaseSpec) -> dict[str, Any] | None:
+    """The numeric columns' query space when ``spec`` asks for one (ADR 0067), else None."""
+    from mlgate.gates.monitor.extraction import space_record
+
+    if not spec.query_space:
+        return None
+    try:
+        return space_record(frame, spec.numeric_columns)
+    except GateInputError as exc:
+        raise GateInputError(f"{GATE}: the query space cannot be released: {exc}") from None

@@ -85,7 +85,8 @@ class ReferenceProfile:
     unlisted categories are counted in that cell. ``nulls[col]``: the column's missing values, on the
     counts' scale; a profile made before ADR 0059 has none, and the gate refuses to test such a column.
     ``ood``: how the profile's own rows score as ``monitor.queries`` scores a query (ADR 0066); without it the
-    profile is no reference for that gate.
+    profile is no reference for that gate. ``query_space``: the training rows' query space (``extraction.
+    space_record``), which ``monitor.queries`` prefers to the marginals when the release carries one (ADR 0067).
     """
 
     numeric: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
@@ -94,13 +95,15 @@ class ReferenceProfile:
     labelled: int = 0
     nulls: dict[str, float] = field(default_factory=dict)
     ood: OodCalibration | None = None
+    query_space: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"numeric": {c: {"cuts": cuts.tolist(), "counts": counts.tolist()}
                             for c, (cuts, counts) in sorted(self.numeric.items())},
                 "categorical": {c: dict(sorted(v.items())) for c, v in sorted(self.categorical.items())},
                 "nulls": dict(sorted(self.nulls.items())), "accuracy": self.accuracy, "labelled": self.labelled,
-                **({"ood": self.ood.to_dict()} if self.ood else {})}
+                **({"ood": self.ood.to_dict()} if self.ood else {}),
+                **({"query_space": self.query_space} if self.query_space is not None else {})}
 
     @property
     def digest(self) -> str:
@@ -115,7 +118,11 @@ class ReferenceProfile:
                            for c, v in data.get("categorical", {}).items()}
             nulls = {str(c): float(n) for c, n in data.get("nulls", {}).items()}
             ood = OodCalibration.from_dict(data["ood"]) if data.get("ood") is not None else None
-            profile = cls(numeric, categorical, data.get("accuracy"), int(data.get("labelled", 0)), nulls, ood)
+            space = data.get("query_space")
+            if space is not None and not isinstance(space, Mapping):
+                raise TypeError("query_space must be an object")
+            profile = cls(numeric, categorical, data.get("accuracy"), int(data.get("labelled", 0)), nulls, ood,
+                          None if space is None else dict(space))
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise GateInputError(f"not a valid reference profile: {exc!r}") from None
         if ood is not None and (uncounted := sorted(set(ood.columns) - set(numeric))):

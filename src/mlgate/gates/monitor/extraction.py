@@ -67,6 +67,11 @@ OOD_FOLDS = 5
 # A profile knows its CDF only between its outer cuts (a 50-bin profile: 2 % of natural values lie beyond each);
 # its normal scores are extended only beyond the outer cuts widened by this many times their distance apart.
 PROFILE_TAIL_MARGIN = 1.0
+# A reference sample's CDF is kept at most at this many points (``_sample_cdf``); more rows are interpolated.
+CDF_POINTS = 257
+# The ``ood_quantile`` levels a kept query space is calibrated at (``space_record``); the policy's must be one.
+SPACE_QUANTILES = (0.95, 0.98, 0.99, 0.995, 0.999)
+SPACE_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -160,10 +165,17 @@ def _tails(cdfs: tuple[tuple[np.ndarray, np.ndarray], ...], margin: float) -> np
 
 
 def _sample_cdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct values and their mid-rank CDF ``(F(x-) + F(x)) / 2``: a constant feature sits at 0.5."""
+    """Distinct values and their mid-rank CDF ``(F(x-) + F(x)) / 2`` (a constant feature sits at 0.5), at most
+    ``CDF_POINTS`` of them: the minimum, the maximum and the first value at or above each of evenly spaced shares,
+    linear between. A query space is kept and attested as a file (ADR 0067): every distinct value would be the
+    column itself."""
     points, counts = np.unique(values, return_counts=True)
     cum = np.cumsum(counts) / values.size
-    return points, cum - counts / (2 * values.size)
+    shares = cum - counts / (2 * values.size)
+    if points.size > CDF_POINTS:
+        keep = np.unique(np.r_[0, np.searchsorted(cum, np.linspace(0, 1, CDF_POINTS)[1:-1]), points.size - 1])
+        points, shares = points[keep], shares[keep]
+    return points, shares
 
 
 def _fit(x: np.ndarray, columns: tuple[str, ...]) -> QuerySpace:
@@ -193,6 +205,13 @@ def space_from_sample(reference: pd.DataFrame, columns: list[str], quantile: flo
     """The query space of a reference sample: OOD when ``Σ z²`` or SPE is extreme, with one joint threshold
     (``joint_thresholds``) calibrated on the reference's out-of-fold statistics (``OOD_FOLDS``); the CDFs and
     the basis used at run time are fit on every row."""
+    x = _complete_rows(reference, columns)
+    threshold, spe_threshold = joint_thresholds(_held_out(x, tuple(columns)), quantile)
+    return replace(_fit(x, tuple(columns)), threshold=threshold, spe_threshold=spe_threshold)
+
+
+def _complete_rows(reference: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The reference's rows of ``columns`` without a missing value, at least 100 of them."""
     from mlgate.gates.monitor.drift import require_unique_columns
 
     require_unique_columns(reference, "the query reference")
@@ -203,12 +222,67 @@ def space_from_sample(reference: pd.DataFrame, columns: list[str], quantile: flo
     x = x[np.isfinite(x).all(axis=1)]
     if len(x) < 100:
         raise GateInputError(f"the query reference holds {len(x)} complete rows; at least 100 are needed")
+    return x
+
+
+def _held_out(x: np.ndarray, columns: tuple[str, ...]) -> np.ndarray:
+    """Per row of ``x``, its ``Σ z²`` and SPE scored by a space fit on the other folds (``OOD_FOLDS``)."""
     fold = np.random.default_rng(0).permutation(len(x)) % OOD_FOLDS  # the reference's order may be sorted
     held_out = np.empty((len(x), 2))
     for k in range(OOD_FOLDS):
-        held_out[fold == k] = np.column_stack(_fit(x[fold != k], tuple(columns)).statistics(x[fold == k]))
-    threshold, spe_threshold = joint_thresholds(held_out, quantile)
-    return replace(_fit(x, tuple(columns)), threshold=threshold, spe_threshold=spe_threshold)
+        held_out[fold == k] = np.column_stack(_fit(x[fold != k], columns).statistics(x[fold == k]))
+    return held_out
+
+
+def space_record(reference: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
+    """A reference sample's query space as JSON, to be kept and attested instead of the sample (ADR 0067): each
+    feature's CDF (``_sample_cdf``: at most ``CDF_POINTS`` points), the principal directions and centre of the
+    normal scores, and the joint thresholds ``space_from_sample`` would set, at each of ``SPACE_QUANTILES`` the
+    rows can bound. No row, but not differentially private: quantiles and directions of the exact data."""
+    x = _complete_rows(reference, columns)
+    held_out, space = _held_out(x, tuple(columns)), _fit(x, tuple(columns))
+    assert space.basis is not None and space.center is not None  # _fit sets both
+    return {"version": SPACE_VERSION, "rows": len(x), "columns": list(columns),
+            "cdfs": [[points.tolist(), shares.tolist()] for points, shares in space.cdfs],
+            "basis": space.basis.tolist(), "center": space.center.tolist(),
+            "thresholds": {str(q): list(joint_thresholds(held_out, q)) for q in SPACE_QUANTILES
+                           if len(x) * (1 - q) >= 1}}
+
+
+def space_from_record(record: Mapping[str, Any], columns: list[str], quantile: float) -> QuerySpace:
+    """The query space a ``space_record`` keeps, with its thresholds at ``quantile``. ``GateInputError`` when the
+    record is malformed, was not calibrated at ``quantile``, or scores a column the window (``columns``) lacks."""
+    try:
+        if record["version"] != SPACE_VERSION:
+            raise ValueError(f"unsupported version {record['version']!r}")
+        names = tuple(str(c) for c in record["columns"])
+        cdfs = tuple((np.asarray(p, dtype=np.float64), np.asarray(u, dtype=np.float64)) for p, u in record["cdfs"])
+        basis = np.asarray(record["basis"], dtype=np.float64)
+        center = np.asarray(record["center"], dtype=np.float64)
+        thresholds = {float(q): tuple(float(t) for t in pair) for q, pair in record["thresholds"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise GateInputError(f"not a valid query space: {exc!r}") from None
+    d = len(names)
+    if (not d or len(set(names)) != d or len(cdfs) != d or basis.ndim != 2 or basis.shape[0] != d
+            or not 1 <= basis.shape[1] <= d or center.shape != (d,)
+            or not (np.isfinite(basis).all() and np.isfinite(center).all())
+            or any(p.ndim != 1 or p.shape != u.shape or not p.size or not np.isfinite(p).all()
+                   or np.any(np.diff(p) <= 0) or np.any(np.diff(u) < 0) or u[0] <= 0 or u[-1] >= 1
+                   for p, u in cdfs)
+            or any(len(pair) != 2 or not all(math.isfinite(t) and t >= 0 for t in pair)
+                   for pair in thresholds.values())):
+        raise GateInputError("not a valid query space: one CDF per column (finite, increasing points; shares "
+                             "in (0, 1), non-decreasing), a finite basis of 1 to d directions, a finite centre and "
+                             "two finite, non-negative thresholds per quantile are needed")
+    if quantile not in thresholds:
+        raise GateInputError(f"the query space is calibrated at ood_quantile {sorted(thresholds)}, not {quantile}: "
+                             "release it again, or set the policy's ood_quantile to one of them")
+    if missing := [c for c in names if c not in columns]:
+        raise GateInputError(f"the query window lacks the numeric feature columns {missing} the training "
+                             "reference's query space scores")
+    threshold, spe_threshold = thresholds[quantile]
+    return QuerySpace(names, cdfs, threshold, tails=_tails(cdfs, 0.0), basis=basis, center=center,
+                      spe_threshold=spe_threshold)
 
 
 # The statistic an ``OodCalibration`` counts (a profile's residual, ``QuerySpace.statistics``); a calibration of
@@ -312,11 +386,14 @@ def space_from_profile(profile: ReferenceProfile, columns: list[str], quantile: 
     (Bonferroni), so a query far out in every feature at once is still out. A profile without a calibration
     (a DP release made before, a sketch) is refused: the χ²_d quantile it used before assumes independent
     features and flagged every natural client of both benchmark victims. Scoring fewer columns than were
-    calibrated keeps the bound (a subset's spread around its own mean is no larger)."""
+    calibrated keeps the bound (a subset's spread around its own mean is no larger). A profile that carries its
+    rows' query space (``space_record``, ADR 0067) is judged by that instead: joint structure, as a sample."""
     from scipy.stats import chi2
 
     if not columns:
         raise GateInputError("monitor.queries has no numeric feature column to score against the reference")
+    if profile.query_space is not None:
+        return space_from_record(profile.query_space, columns, quantile)
     calibration = profile.ood
     if calibration is None:
         raise GateInputError("the reference profile carries no calibration of its out-of-distribution statistic "

@@ -81,7 +81,8 @@ def reference_from_release(data: dict[str, Any]) -> ReferenceProfile:
             "noise_sd": _noise_level(profile.queries["ood.histogram"])[1] ** 0.5})
     except (KeyError, TypeError, AttributeError) as exc:
         raise GateInputError(f"not a valid mlgate DP profile: its ood calibration: {exc!r}") from None
-    return ReferenceProfile.from_dict(ReferenceProfile(numeric, categorical, nulls=nulls, ood=ood).to_dict())
+    return ReferenceProfile.from_dict(ReferenceProfile(numeric, categorical, nulls=nulls, ood=ood,
+                                                       query_space=profile.query_space).to_dict())
 
 
 def _noise_level(noise: dict[str, Any]) -> tuple[float, float]:
