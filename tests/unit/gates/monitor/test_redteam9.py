@@ -169,9 +169,11 @@ def test_a_window_column_the_query_space_does_not_score_is_refused_and_the_defau
     "thief's queries OOD 99.7 % clean, 48 % with 1 % poison, 38 % with 2 %, 10 % with 5 % (naturals 1.4 % -> "
     "0.9 %). Benchmark victims, --reference attested, marginal thief (/tmp/rt9/poison_bench.py): breast cancer "
     "flagged at 7 queries clean and with 2 % poison (6 rows), at 60 with 5 % (17 rows), when its surrogate "
-    "already agreed 0.93 (0.8 beyond trivial at 11); digits at 27 clean, 207 with 5 % (surrogate 0.75). Remedy (a calibration decision, ADR 0058): thresholds from "
-    "the body of the held-out statistics (e.g. a scaled chi-square fit on their median and spread, the classical "
-    "SPE control limit), which rows in the top few per cent barely move, measured against the natural shares"))
+    "already agreed 0.93 (0.8 beyond trivial at 11); digits at 27 clean, 207 with 5 % (surrogate 0.75). Remedy "
+    "(a calibration decision, ADR 0058): thresholds from the body of the held-out statistics, which rows in the "
+    "top few per cent barely move - measured: a scaled chi-square fit on the median and 90th percentile resists "
+    "5 % poison but lets 2.6 % / 2.3 % (max 4.4 / 3.3 %) of naturals out; or a reference from rows A2 does not "
+    "influence"))
 def test_a_few_poisoned_training_rows_do_not_open_the_space_to_the_marginal_thief():
     training, held_out = correlated(3000, 0), correlated(3000, 1).to_numpy()
     clean = space_record(training, COLUMNS)
