@@ -97,14 +97,14 @@ def privacy_op(run, tmp_path, ledger):
 
 def test_privacy_releases_a_profile_until_the_budget_is_spent(run, tmp_path):
     policy = default_policy()
-    policy["gates"]["data.privacy"]["budgets"]["default"]["epsilon"] = 2.0  # one release costs 1.5
+    policy["gates"]["data.privacy"]["budgets"]["default"]["epsilon"] = 2.0  # one release costs 1.6
     write_policy(run["policy"], policy)
     ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
     upstream = integrity_upstream(run)
 
     first = context(run, "data_privacy", upstream)
     privacy_op(run, tmp_path, ledger).execute(first)
-    assert first["ti"].pushed["data.privacy"]["metrics"]["epsilon_total_after"] == pytest.approx(1.5)
+    assert first["ti"].pushed["data.privacy"]["metrics"]["epsilon_total_after"] == pytest.approx(1.6)
     assert json.loads((tmp_path / "profile.json").read_text())["dataset_digest"] == \
         upstream[("data_integrity", "data.integrity")]["subject"]["digest"]
     digest = first["ti"].pushed["data.privacy"]["metrics"]["profile_digest"]

@@ -251,7 +251,8 @@ def space_record(reference: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
 
 def space_from_record(record: Mapping[str, Any], columns: list[str], quantile: float) -> QuerySpace:
     """The query space a ``space_record`` keeps, with its thresholds at ``quantile``. ``GateInputError`` when the
-    record is malformed, was not calibrated at ``quantile``, or scores a column the window (``columns``) lacks."""
+    record is malformed, was not calibrated at ``quantile``, or its columns are not the window's (``columns``):
+    a window column it does not score would go unwatched."""
     try:
         if record["version"] != SPACE_VERSION:
             raise ValueError(f"unsupported version {record['version']!r}")
@@ -280,6 +281,10 @@ def space_from_record(record: Mapping[str, Any], columns: list[str], quantile: f
     if missing := [c for c in names if c not in columns]:
         raise GateInputError(f"the query window lacks the numeric feature columns {missing} the training "
                              "reference's query space scores")
+    if unscored := [c for c in columns if c not in names]:  # as a profile refuses a column it lacks (redteam9)
+        raise GateInputError(f"the training reference's query space does not score the window's numeric feature "
+                             f"columns {unscored}: a thief could put anything there; release them too, or name "
+                             "the columns monitor.queries scores in its policy")
     threshold, spe_threshold = thresholds[quantile]
     return QuerySpace(names, cdfs, threshold, tails=_tails(cdfs, 0.0), basis=basis, center=center,
                       spe_threshold=spe_threshold)
