@@ -1,7 +1,8 @@
 """Operator for ``data.privacy``: a differentially private profile of the training data, paid from a budget.
 
 The profile is what monitoring compares live traffic against, so the monitoring store never holds raw
-training rows. Each release is charged atomically to the dataset's ledger before any data is read.
+training rows. Each release is charged atomically to the dataset's ledger before any data is read. A release
+the policy asks to carry the rows' query space (ADR 0067) is not DP: guard it as the model is.
 """
 
 from __future__ import annotations
