@@ -109,8 +109,8 @@ class ReleaseSpec(_Frozen):
     columns: dict[str, Column] = Field(default_factory=dict)
     ood: Query | None = None
     query_space: bool = Field(default=False, description="also publish the numeric columns' query space for "
-                              "monitor.queries: quantiles, principal directions and thresholds of the exact rows, "
-                              "no row — NOT differentially private, and charged nothing (ADR 0067)")
+                              "monitor.queries: quantiles, principal directions and thresholds of the exact rows — "
+                              "NOT differentially private, charged nothing; guard the release as the model (ADR 0067)")
 
     @model_validator(mode="after")
     def _ood_needs_numbers(self) -> ReleaseSpec:

@@ -238,7 +238,8 @@ def space_record(reference: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
     """A reference sample's query space as JSON, to be kept and attested instead of the sample (ADR 0067): each
     feature's CDF (``_sample_cdf``: at most ``CDF_POINTS`` points), the principal directions and centre of the
     normal scores, and the joint thresholds ``space_from_sample`` would set, at each of ``SPACE_QUANTILES`` the
-    rows can bound. No row, but not differentially private: quantiles and directions of the exact data."""
+    rows can bound. No row is written, but it is not differentially private: exact values and aggregates of the
+    rows (ADR 0067 says what that discloses)."""
     x = _complete_rows(reference, columns)
     held_out, space = _held_out(x, tuple(columns)), _fit(x, tuple(columns))
     assert space.basis is not None and space.center is not None  # _fit sets both
