@@ -7,7 +7,6 @@ data); the logs are written with ``InferenceLogger``, as serving code would. Eve
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -42,8 +41,8 @@ def write_dp_reference(path: Path, rows: int = 1500, seed: int = 7, *, drifted: 
     frame = generate_loans(rows, seed)
     for column, shift in (DRIFT.items() if drifted else ()):
         frame[column] = shift(frame[column])
-    profile = replace(release(frame, plan_release(LOANS_RELEASE), "sha256:test-training-data"),
-                      query_space=query_space(frame, LOANS_RELEASE))
+    profile = release(frame, plan_release(LOANS_RELEASE), "sha256:test-training-data",
+                      query_space(frame, LOANS_RELEASE))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(profile.to_dict()))
     return path

@@ -343,8 +343,9 @@ def _non_negative(values) -> list[int]:
     return [max(0, int(v)) for v in values]
 
 
-def release(frame, plan: ReleasePlan, dataset_digest: str) -> DPProfile:
-    """Run the plan on ``frame`` (a pandas DataFrame). Charge ``plan.epsilon``/``plan.delta`` first."""
+def release(frame, plan: ReleasePlan, dataset_digest: str, query_space: dict[str, Any] | None = None) -> DPProfile:
+    """Run the plan on ``frame`` (a pandas DataFrame). Charge ``plan.epsilon``/``plan.delta`` first.
+    ``query_space``: the rows' query space to publish with it (not DP; ``data.privacy.query_space``, ADR 0067)."""
     import numpy as np
 
     validate_frame(frame, plan.spec)
@@ -368,7 +369,8 @@ def release(frame, plan: ReleasePlan, dataset_digest: str) -> DPProfile:
         columns[name] = NumericProfile(list(column.edges), counts[1:bins + 1], counts[0], counts[bins + 1],
                                        counts[bins + 2], list(column.bounds) if column.bounds else None, mean)
     profile = DPProfile(dataset_digest, plan.digest, rows, columns, plan.epsilon, plan.delta,
-                        {n: pq.describe() for n, pq in q.items()}, f"opendp {opendp_version()}")
+                        {n: pq.describe() for n, pq in q.items()}, f"opendp {opendp_version()}",
+                        query_space=query_space)
     if "ood.histogram" not in q:
         return profile
     return replace(profile, ood=_ood_counts(frame, profile, plan.spec.numeric_columns, q["ood.histogram"]))

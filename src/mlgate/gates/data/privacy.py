@@ -9,7 +9,6 @@ over-counting is safe, under-counting is not.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +73,7 @@ def check_privacy(frame, dataset_digest: str, config: PrivacyPolicy, ledger: Led
         metrics |= {"epsilon_spent": 0.0, "delta_spent": 0.0,
                     "epsilon_total_after": exc.spent[0], "delta_total_after": exc.spent[1]}
     else:
-        status, profile, findings = Status.PASSED, replace(release(frame, plan, dataset_digest), query_space=space), ()
+        status, profile, findings = Status.PASSED, release(frame, plan, dataset_digest, space), ()
         metrics |= {"epsilon_spent": spend.epsilon, "delta_spent": spend.delta,
                     "epsilon_total_after": spend.epsilon_total, "delta_total_after": spend.delta_total,
                     PROFILE_METRIC: profile.digest, "query_space_rows": space["rows"] if space else 0}
