@@ -23,19 +23,11 @@ from mlgate.gates.monitor.extraction import ExtractionState, space_from_profile,
 from mlgate.gates.monitor.monitoring import reference_from_release
 from mlgate.gates.monitor.queries import check_queries
 from tests.monitoring_data import LOANS_RELEASE
+from tests.unit.gates.monitor.test_query_space import COLUMNS, correlated
 
 pytestmark = pytest.mark.unit
 
-COLUMNS = [f"x{i}" for i in range(12)]
 KEYS, PER_WINDOW, WINDOWS = 5, 4, 15  # 300 thief queries over 15 windows, as the benchmark paces them
-
-
-def correlated(rows: int, seed: int) -> pd.DataFrame:
-    """Three hidden factors with loadings of either sign (test_query_space's data)."""
-    loadings = np.random.default_rng(99).normal(size=(3, len(COLUMNS)))
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame(rng.normal(size=(rows, 3)) @ loadings + 0.3 * rng.normal(size=(rows, len(COLUMNS))),
-                        columns=COLUMNS)
 
 
 def published_release(tmp_path: Path, frame: pd.DataFrame) -> dict:
