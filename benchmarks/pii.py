@@ -39,6 +39,12 @@ PRESIDIO_ALL = {**PRESIDIO_ENTITIES, "UK_NINO": "national_id", "UK_NHS": "nation
                 "IN_AADHAAR": "national_id", "ES_NIF": "national_id", "ES_NIE": "national_id",
                 "IT_FISCAL_CODE": "national_id", "FI_PERSONAL_IDENTITY_CODE": "national_id",
                 "PL_PESEL": "national_id", "DE_TAX_ID": "national_id", "SE_PERSONNUMMER": "national_id",
+                **dict.fromkeys(("AU_TFN", "AU_MEDICARE", "CA_SIN", "KR_RRN", "KR_FRN", "TR_NATIONAL_ID", "US_ITIN",
+                                 "ZA_ID_NUMBER", "TH_TNIN", "SG_NRIC_FIN", "NG_NIN", "US_MBI", "DE_SOCIAL_SECURITY",
+                                 "DE_HEALTH_INSURANCE", "PH_TIN", "US_PASSPORT", "UK_PASSPORT", "DE_PASSPORT",
+                                 "ES_PASSPORT", "IT_PASSPORT", "IN_PASSPORT", "KR_PASSPORT", "DE_ID_CARD",
+                                 "IT_IDENTITY_CARD", "IN_VOTER", "US_DRIVER_LICENSE", "IT_DRIVER_LICENSE",
+                                 "UK_DRIVING_LICENCE", "KR_DRIVER_LICENSE", "DE_FUEHRERSCHEIN"), "national_id"),
                 "PERSON": "person_name",
                 "LOCATION": "postal_address", "DATE_TIME": "date_of_birth"}
 # Faker's jcb16 prefix "35" strays outside JCB's real 3528-3589 range, so JCB numbers are built here.
@@ -553,13 +559,17 @@ def peer_suites(args: argparse.Namespace) -> bool:
         reference = run_presidio(args.reference_python, {"all": [c.text for c in cases], "phone_regions": [
             list(dict(c.policy).get("phone_regions", ())) for c in cases]})
         theirs = [set(f) for f in reference["found"]] if isinstance(reference, dict) else None
+        mine = mlgate_types([c.text for c in cases], settings=[dict(c.policy) for c in cases])
         _suite_table(f"Presidio's recognizer test cases ({len(cases)} rebuilt, {skipped} not rebuildable; mlgate "
                      "with each test's recognizer settings as policy: phone_regions from the phone tests' "
                      "fixtures ([TR]; Presidio's defaults + JP, CN); Presidio with its default recognizers, and "
                      "each phone test's PhoneRecognizer(supported_regions=…) as its fixture builds it)"
                      + ("" if theirs else f"; Presidio skipped: {reference}"),
-                     cases, mlgate_types([c.text for c in cases], settings=[dict(c.policy) for c in cases]), theirs,
-                     lambda c: c.type, tiers=True)
+                     cases, mine, theirs, lambda c: c.type, tiers=True)
+        ids = [i for i, c in enumerate(cases) if c.type == "national_id"]
+        _suite_table("national_id by Presidio recognizer test", [cases[i] for i in ids],
+                     [mine[i] for i in ids], [theirs[i] for i in ids] if theirs else None,
+                     lambda c: c.source.removeprefix("presidio:"), tiers=True)
         ran = True
     for repo, loader, name in ((args.detect_secrets_repo, "detect_secrets_cases", "detect-secrets plugin tests"),
                                (args.gitleaks_repo, "gitleaks_cases", "gitleaks rule tests (tps/fps)")):

@@ -129,12 +129,24 @@ def parametrized(path: Path) -> Iterator[tuple[str, dict | None]]:
 
 # ---- Presidio
 
+# Presidio's recognizers of the other numbers that identify a person. Left out, as not a person's identifier or
+# not PII mlgate reports: business and VAT numbers (AU_ABN/ACN, IN_GSTIN, SG_UEN, SE_ORGANISATIONSNUMMER, IT_VAT_CODE,
+# DE_VAT_ID, DE_TAX_NUMBER, KR_BRN, DE_HANDELSREGISTER), practice and provider numbers (DE_BSNR, DE_LANR, US_NPI,
+# MEDICAL_LICENSE), vehicle plates, bank and routing numbers, URL, MAC, CRYPTO, DATE_TIME and postcodes.
+PERSONAL_IDS = ("au_tfn", "au_medicare", "ca_sin", "kr_rrn", "kr_frn", "tr_national_id", "us_itin", "za_id_number",
+                "th_tnin", "sg_fin", "ng_nin", "us_mbi", "de_social_security", "de_health_insurance", "ph_tin",
+                "us_passport", "uk_passport", "de_passport", "es_passport", "it_passport", "in_passport",
+                "kr_passport", "de_id_card", "it_identity_card", "in_voter", "us_driver_license",
+                "it_driver_license", "uk_driving_licence", "kr_driver_license", "de_fuehrerschein")
 PRESIDIO_FILES = {"credit_card": "credit_card", "phone": "phone", "tr_phone_number": "phone",
                   "us_ssn": "us_ssn", "iban": "iban", "ip": "ip_address", "email": "email",
                   "uk_nino": "national_id", "uk_nhs": "national_id", "in_pan": "national_id",
                   "in_aadhaar": "national_id", "es_nif": "national_id", "es_nie": "national_id",
                   "it_fiscal_code": "national_id", "fi_personal_identity_code": "national_id",
-                  "pl_pesel": "national_id", "de_tax_id": "national_id", "se_personnummer": "national_id"}
+                  "pl_pesel": "national_id", "de_tax_id": "national_id", "se_personnummer": "national_id",
+                  # every other recognizer of a number that identifies a person: national and tax numbers,
+                  # social and health insurance numbers, passports, identity cards, driving licences
+                  **dict.fromkeys(PERSONAL_IDS, "national_id")}
 
 
 WEAK_SCORE = 0.4  # Presidio's low-confidence band: 0.0-0.4 for a bare SSN, 0.1 or 0.01 for a PAN failing its rule
@@ -144,7 +156,8 @@ def _expected_scores(case: dict) -> list[float]:
     """Every score bound Presidio's assertion names for this case (ranges, a score, or none: its max score)."""
     ranges = case.get("expected_score_ranges")
     if isinstance(ranges, (list, tuple)):
-        return [float(b) for r in ranges if isinstance(r, (list, tuple)) for b in r]
+        # a bound may be the name of Presidio's own constant ("max": its max score)
+        return [1.0 if b == "max" else float(b) for r in ranges if isinstance(r, (list, tuple)) for b in r]
     score = case.get("expected_score", case.get("score"))
     return [float(score)] if isinstance(score, (int, float)) else []
 
