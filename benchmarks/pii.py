@@ -532,8 +532,9 @@ def _suite_table(title: str, cases, found: list[set[str]], reference: list[set[s
             row[3] += hit
             row[5] += ref
             row[8] += any_tier
+    width = max(34, *map(len, rows))
     print(f"\n{title}")
-    print(f"{'':<34} {'positives':>9} {'mlgate found':>14} {'negatives':>9} {'false alarms':>13}"
+    print(f"{'':<{width}} {'positives':>9} {'mlgate found':>14} {'negatives':>9} {'false alarms':>13}"
           + (f" {'presidio found':>15} {'false alarms':>13}" if reference is not None else "")
           + (f" {'of which weak':>13} {'found, any tier':>16} {'FA, any tier':>13}" if tiers else ""))
 
@@ -541,7 +542,7 @@ def _suite_table(title: str, cases, found: list[set[str]], reference: list[set[s
         return f"({n / of if of else empty:>5.1%})"
 
     for key, (pos, hit, neg, fa, rhit, rfa, weak, hit_any, fa_any) in sorted(rows.items()):
-        line = f"{key:<34} {pos:>9} {hit:>6} {share(hit, pos, 1)} {neg:>9} {fa:>5} {share(fa, neg, 0)}"
+        line = f"{key:<{width}} {pos:>9} {hit:>6} {share(hit, pos, 1)} {neg:>9} {fa:>5} {share(fa, neg, 0)}"
         if reference is not None:
             line += f" {rhit:>7} {share(rhit, pos, 1)} {rfa:>5} {share(rfa, neg, 0)}"
         if tiers:
@@ -580,7 +581,8 @@ def peer_suites(args: argparse.Namespace) -> bool:
         def group(case) -> str:
             scope = "out of scope" if case.source.endswith("out-of-scope") else "in scope"
             placeholder = case.positive and _FIXTURE_PLACEHOLDER.search(case.text)
-            return f"{scope}{', placeholder fixture' if placeholder else ''}"
+            built = ":generated" in case.source
+            return f"{scope}{', generated' if built else ''}{', placeholder fixture' if placeholder else ''}"
 
         _suite_table(f"{name} ({len(cases)} rebuilt, {skipped} built by their code: not rebuilt); "
                      "Presidio has no secret recognizers", cases, mlgate_types([c.text for c in cases]), None,

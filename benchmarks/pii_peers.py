@@ -286,32 +286,164 @@ def _go_elements(block: str) -> Iterator[str]:
     yield block[start:]
 
 
-def _go_literal(element: str) -> str | None:
-    """The string an element spells when it is only literals joined by ``+`` (comments between them
-    allowed; ``//`` inside a string is text, not a comment); None otherwise."""
-    parts, pos, want_string = [], 0, True
-    while pos < len(element):
-        if element[pos].isspace():
+_GO_TOKEN = re.compile(r'\s+|//[^\n]*|"(?:[^"\\\n]|\\.)*"|`[^`]*`|\.\.\.|[A-Za-z_][\w.]*|.', re.S)
+
+
+def _go_string(token: str) -> str:
+    if token[0] == "`":
+        return token[1:-1]
+    return token[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape")
+
+
+class GoHelpers:
+    """gitleaks' test-time builders, read from its snapshot as data: the character classes of
+    ``utils/patterns.go`` (``AlphaNumeric("30")`` → ``[a-z0-9]{30}``), the sample lines of
+    ``GenerateSampleSecrets`` and the format of ``GenerateSampleSecret``. ``secrets.NewSecret(regex)`` is drawn
+    here, by ``draw``, as its generator does (a random string the regex matches)."""
+
+    def __init__(self, repo: Path, rng):
+        utils = repo / "cmd" / "generate" / "config" / "utils"
+        patterns = (utils / "patterns.go").read_text(encoding="utf-8")
+        self.classes = {name: _go_string(fmt) for name, fmt in re.findall(
+            r"func (\w+)\([^)]*\) string \{\s*return (?:fmt\.Sprintf\()?(`[^`]*`|\"(?:[^\"\\\n]|\\.)*\")", patterns)}
+        generate = (utils / "generate.go").read_text(encoding="utf-8")
+        body = generate[generate.index("func GenerateSampleSecrets("):]
+        body = body[:body.index("replacer")]
+        self.templates = [_go_string(value) for value in re.findall(
+            r'^\s*"[^"\n]+":\s*("(?:[^"\\\n]|\\.)*"|`[^`]*`),', body, re.M)]
+        single = generate[generate.index("func GenerateSampleSecret("):]
+        self.single = _go_string(re.search(r'Sprintf\(("(?:[^"\\\n]|\\.)*")', single).group(1))
+        self.rng = rng
+
+    def call(self, name: str, args: list[list[str]]) -> list[str]:
+        one = [a[0] if len(a) == 1 else None for a in args]
+        if None in one:
+            raise Unevaluable(name)
+        if name == "secrets.NewSecret":
+            return [draw(one[0], self.rng)]
+        if name == "utils.GenerateSampleSecrets":
+            return [t.replace("{i}", one[0]).replace("{I}", one[0].upper()).replace("{s}", one[1])
+                    for t in self.templates]
+        if name == "utils.GenerateSampleSecret":
+            return [self.single.replace("%s", one[0], 1).replace("%s", one[1], 1)]
+        if name == "fmt.Sprintf" and one and one[0].count("%s") == len(one) - 1 and "%" not in one[0].replace("%s", ""):
+            return [one[0] % tuple(one[1:])]
+        if name.startswith("utils.") and name[6:] in self.classes:
+            form = self.classes[name[6:]]
+            return [form % tuple(one) if "%s" in form else form]
+        raise Unevaluable(name)
+
+
+def go_values(element: str, helpers: GoHelpers | None = None) -> list[str] | None:
+    """The strings one element of a Go ``[]string{…}`` or ``append(…)`` spells: literals joined by ``+``
+    (comments between them allowed), and with ``helpers`` the calls of gitleaks' test builders (a call that
+    yields several lines, spread with ``...``, yields them all); None when it needs anything else."""
+    tokens = [t for t in _GO_TOKEN.findall(element) if not t.isspace() and not t.startswith("//")]
+    if tokens and tokens[-1] == "...":
+        tokens.pop()
+    pos = 0
+
+    def expr() -> list[str]:
+        nonlocal pos
+        parts = [term()]
+        while pos < len(tokens) and tokens[pos] == "+":
             pos += 1
-        elif element.startswith("//", pos):
-            newline = element.find("\n", pos)
-            pos = len(element) if newline < 0 else newline
-        elif want_string and (match := _GO_STRING.match(element, pos)):
-            token = match.group()
-            parts.append(token[1:-1] if token[0] == "`" else
-                         token[1:-1].encode("latin-1", "backslashreplace").decode("unicode_escape"))
-            pos, want_string = match.end(), False
-        elif not want_string and element[pos] == "+":
-            pos, want_string = pos + 1, True
-        else:
-            return None
-    return "".join(parts) if parts and not want_string else None
+            parts.append(term())
+        if len(parts) == 1:
+            return parts[0]
+        if any(len(p) != 1 for p in parts):
+            raise Unevaluable("+ of a list")
+        return ["".join(p[0] for p in parts)]
+
+    def term() -> list[str]:
+        nonlocal pos
+        if pos >= len(tokens):
+            raise Unevaluable("end")
+        token = tokens[pos]
+        pos += 1
+        if token[0] in "\"`":
+            return [_go_string(token)]
+        if helpers is None or not (token[0].isalpha() and pos < len(tokens) and tokens[pos] == "("):
+            raise Unevaluable(token)
+        pos += 1
+        args = []
+        while tokens[pos:pos + 1] != [")"]:
+            args.append(expr())
+            if tokens[pos:pos + 1] == [","]:
+                pos += 1
+            elif tokens[pos:pos + 1] != [")"]:
+                raise Unevaluable(token)
+        pos += 1
+        return helpers.call(token, args)
+
+    try:
+        values = expr()
+    except (Unevaluable, IndexError, ValueError, TypeError):
+        return None
+    return values if pos == len(tokens) else None
+
+
+def draw(pattern: str, rng) -> str:
+    """A random string ``pattern`` matches (Go syntax as far as Python's parser reads it): bounded repeats
+    uniform over their range, an open one once more than its minimum, one branch of an alternation."""
+    try:
+        from re import _parser as sre
+    except ImportError:  # Python < 3.11
+        import sre_parse as sre
+    from re import _constants as c
+    printable = [chr(i) for i in range(33, 127)]
+
+    def chars(items) -> list[str]:
+        pool, negate = set(), False
+        for op, av in items:
+            if op is c.NEGATE:
+                negate = True
+            elif op is c.LITERAL:
+                pool.add(chr(av))
+            elif op is c.RANGE:
+                pool.update(chr(i) for i in range(av[0], av[1] + 1))
+            elif op is c.CATEGORY:
+                pool.update(ch for ch in printable + [" "] if re.fullmatch(
+                    {c.CATEGORY_DIGIT: r"\d", c.CATEGORY_WORD: r"\w", c.CATEGORY_SPACE: r"\s"}.get(av, "(?!)"), ch))
+            else:
+                raise Unevaluable(str(op))
+        return sorted(set(printable) - pool) if negate else sorted(pool)
+
+    def emit(parsed) -> str:
+        out = []
+        for op, av in parsed:
+            if op is c.LITERAL:
+                out.append(chr(av))
+            elif op is c.ANY:
+                out.append(rng.choice(string_chars))
+            elif op is c.IN:
+                out.append(rng.choice(chars(av)))
+            elif op in (c.MAX_REPEAT, c.MIN_REPEAT):
+                low, high, sub = av
+                high = low + 1 if high == c.MAXREPEAT else high
+                out.extend(emit(sub) for _ in range(rng.randint(low, high)))
+            elif op is c.SUBPATTERN:
+                out.append(emit(av[-1]))
+            elif op is c.BRANCH:
+                out.append(emit(rng.choice(av[1])))
+            elif op is not c.AT:
+                raise Unevaluable(str(op))
+        return "".join(out)
+
+    string_chars = "abcdefghijklmnopqrstuvwxyz0123456789"
+    try:
+        return emit(sre.parse(pattern))
+    except re.error as err:
+        raise Unevaluable(pattern) from err
 
 
 def _go_blocks(source: str, name: str) -> Iterator[str]:
-    for match in re.finditer(name + r"\s*:?=\s*(?:\[\]string\{|append\(" + name + r",)", source):
-        depth, i = 1, match.end()
-        while i < len(source) and depth:
+    """The bodies of ``name := []string{…}`` and ``name = append(name, …)``, and the whole call of
+    ``name := utils.GenerateSampleSecrets(…)`` (a block of one element)."""
+    for match in re.finditer(name + r"\s*:?=\s*(?:\[\]string\{|append\(" + name + r",|(?=utils\.\w+\())", source):
+        call = not match.group().rstrip().endswith(("{", ","))
+        depth, i = (0, match.end()) if call else (1, match.end())
+        while i < len(source) and (depth or call):
             if source[i] in "\"`":
                 string = _GO_STRING.match(source, i)
                 i = string.end() if string else i + 1
@@ -319,25 +451,35 @@ def _go_blocks(source: str, name: str) -> Iterator[str]:
             depth += source[i] in "({"
             depth -= source[i] in ")}"
             i += 1
-        yield source[match.end():i - 1]
+            if call and depth == 0 and source[i - 1] == ")":
+                break
+        yield source[match.end():i] if call else source[match.end():i - 1]
 
 
-def gitleaks_cases(repo: Path) -> tuple[list[Case], int]:
+def gitleaks_cases(repo: Path, generated: bool = True) -> tuple[list[Case], int]:
+    """``tps``/``fps`` of every rule; ``generated``: also those gitleaks builds at test time from its helpers
+    (a secret drawn from a regex, set in its sample lines), drawn with a fixed seed and labelled apart."""
+    import random
+
     cases, skipped = [], 0
     for path in sorted((repo / "cmd" / "generate" / "config" / "rules").glob("*.go")):
         if path.stem.endswith("_test"):
             continue
         source = path.read_text(encoding="utf-8")
         in_scope = any(path.stem.startswith(prefix) for prefix in GITLEAKS_IN_SCOPE)
+        helpers = GoHelpers(repo, random.Random(f"gitleaks:{path.stem}")) if generated else None  # noqa: S311
         for name, positive in (("tps", True), ("fps", False)):
             for block in _go_blocks(source, name):
                 for element in _go_elements(block):
                     if not element.strip() or element.strip().startswith("//") and "\n" not in element.strip():
                         continue
-                    text = _go_literal(element)
-                    if text is None:
+                    texts, built = go_values(element), False
+                    if texts is None and helpers is not None:
+                        texts, built = go_values(element, helpers), True
+                    if texts is None:
                         skipped += 1
                         continue
-                    label = f"gitleaks:{path.stem}" + ("" if in_scope else ":out-of-scope")
-                    cases.append(Case(label, "secret", text, positive))
+                    label = (f"gitleaks:{path.stem}" + (":generated" if built else "")
+                             + ("" if in_scope else ":out-of-scope"))
+                    cases.extend(Case(label, "secret", text, positive) for text in texts)
     return cases, skipped

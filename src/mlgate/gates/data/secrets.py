@@ -169,23 +169,32 @@ _NAME = CREDENTIAL_NAMES + r"(?P<suffix>(?:[_.-][A-Za-z0-9]+)*)(?![A-Za-z0-9])"
 # and credentials meant to be public or short-lived (publicToken, csrf-token).
 _NOT_A_VALUE = re.compile(r"(?i)[_.-](?:id|ids|name|url|uri|path|file|type|dir|length|size|count|version|header"
                           r"|field|prefix|format|policy|endpoint|host|user(?:name)?|label|hint|expir\w*|ttl)$")
-_PUBLIC = re.compile(r"(?i)(?:public|publishable|csrf|xsrf)[_.-]?$")
+# (``authenticity_token`` is Rails' CSRF token)
+_PUBLIC = re.compile(r"(?i)(?:public|publishable|csrf|xsrf|authenticity)[_.-]?$")
 # Assignment operators of common languages and formats; YAML/JSON/INI/.env/shell export use ``:``/``=``.
 # A comma (``getenv("api_token", "v")``) and bare spaces only count before a quoted value.
-_OPERATOR = r"(?P<op>::=|:=|\?=|\.=|\+=|=>|->|<-|===|!==|!=|==|=|:|,|[ \t]+)"
+_OPERATOR = r"(?P<op>:::=|::=|:=|\?\?=|\|\|=|\?=|\.=|\+=|=>|->|<-|===|!==|!=|==|=|:|,|[ \t]+)"
+# A declared type between the name and ``=``: ``var apiToken string = "…"`` (Go), ``val token: String = "…"``
+# (Kotlin, Swift, TypeScript, Python annotations); only where an ``=`` (not ``==``) follows it.
+_DECLARED_TYPE = (r"(?:(?:[ \t]*:[ \t]*|[ \t]+)[A-Za-z_][\w.?]{0,30}(?:<[\w., ?\[\]<>]{1,40}>|\[[\w., ?\[\]]{0,40}\])?"
+                  r"(?=[ \t]*=[^=]))?")
 # name [quote] [spaces] op [spaces] [HTTP auth scheme] value; spaces never include a line end, so an
 # empty value stays empty.
 # The first letters CREDENTIAL_NAMES (and CALL's set/with/use) can start with: as a lookahead, Python's
 # engine then skips every other position without trying each alternative (twice as fast a scan).
 _FIRST_LETTER = r"(?=[acempst])"
 ASSIGNMENT = re.compile(
-    r"(?i)" + _FIRST_LETTER + _NAME + r"[\"'\]]?[ \t]*" + _OPERATOR + r"[ \t]*(?:[@&]?\(?[ \t]*)?"
+    r"(?i)" + _FIRST_LETTER + _NAME + r"[\"'\]]?" + _DECLARED_TYPE + r"[ \t]*" + _OPERATOR
+    + r"[ \t]*(?:[@&]?\(?[ \t]*)?"
     r"(?:(?:Basic|Bearer|Token|Digest)[ \t]+)?"
     r"(?:\"(?P<dq>[^\"\r\n]{4,200})\"|'(?P<sq>[^'\r\n]{4,200})'|`(?P<bq>[^`\r\n]{4,200})`"
     r"|(?P<bare>[^\s\"'`,;<>(){}\[\]]{6,200}))")
 # XML element and function-call forms: <password>v</password>, setPassword("v"), password("v"),
 # secret.assign("v") (a setter called on a credential object).
-XML_ELEMENT = re.compile(r"(?i)<(?P<tag>" + _NAME + r")(?:\s[^>]*)?>(?P<xml>[^<\r\n]{4,200})</(?P=tag)>")
+# The element's text may sit on a line of its own between the tags; the closing tag bounds it.
+_OWN_LINE = r"[ \t]*(?:\r?\n[ \t]*)?"
+XML_ELEMENT = re.compile(r"(?i)<(?P<tag>(?P<pre>[\w.-]{0,40}?)" + _NAME + r")(?:\s[^>]*)?>" + _OWN_LINE
+                         + r"(?P<xml>[^<\r\n]{4,200}?)" + _OWN_LINE + r"</(?P=tag)>")
 CALL = re.compile(r"(?i)(?=[acempstuw])(?:set|with|use)?" + CREDENTIAL_NAMES
                   + r"\w{0,12}(?:\.(?:assign|set|put|store|update))?\([ \t]*[\"'](?P<call>[^\"'\r\n]{4,200})[\"']")
 # A comparison written value-first: if ("value" == password)
@@ -228,7 +237,7 @@ def _names_a_credential(text: str, start: int, suffix: str) -> bool:
     before = text[start - 1:start]
     if before.islower() and text[start].islower():
         return False
-    return not _NOT_A_VALUE.search(suffix) and not _PUBLIC.search(text[max(0, start - 12):start])
+    return not _NOT_A_VALUE.search(suffix) and not _PUBLIC.search(text[max(0, start - 16):start])
 
 
 _OTHER_FORMS = ((XML_ELEMENT, "xml", ("</",)), (CALL, "call", ("(",)), (REVERSED, "rv", ("==", "!=")),
@@ -244,6 +253,8 @@ def credential_spans(text: str) -> list[tuple[int, int]]:
         group = next(g for g in ("dq", "sq", "bq", "bare") if match.group(g) is not None)
         if group == "bare" and match.group("op").strip() in ("", ","):
             continue  # "pass community." is prose; only a quoted value may follow a name and a space
+        if group == "bare" and text[match.end(group):match.end(group) + 1] in ("(", "["):
+            continue  # a call or a subscript (password: Optional[str], token = getpass()) is code
         if credential_value(match.group(group), quoted=group != "bare",
                             uuid_ok=bool(_API_KEY_NAME.match(text, match.start()))):
             spans.append(match.span(group))
@@ -251,6 +262,9 @@ def credential_spans(text: str) -> list[tuple[int, int]]:
         if not any(needle in text for needle in needles):  # what every match of the form holds
             continue
         for match in regex.finditer(text):
+            if name == "xml" and not _names_a_credential(text, match.start("tag") + len(match.group("pre")),
+                                                         match.group("suffix")):
+                continue
             group = "cliuser" if name == "cli" and not match.group("cli") else name
             if credential_value(match.group(group), quoted=True):
                 spans.append(match.span(group))

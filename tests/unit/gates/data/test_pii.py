@@ -405,13 +405,32 @@ def test_placeholders_and_references_are_not_secrets(text):
 ASSIGNMENTS = ['db_pass := "{v}"', "creds => '{v}'", "PASSWORD ::= {v}", "DB_PASSWORD ?= {v}", "$password .= '{v}';",
                "<password>{v}</password>", 'connect(host, password="{v}")', 'setPassword("{v}")',
                "password: {v}", '{{"api_key": "{v}"}}', "export API_TOKEN={v}", "SECRET_KEY = {v}",
-               "client_secret={v}", "auth_token -> {v}"]
+               "client_secret={v}", "auth_token -> {v}",
+               # GNU make's immediate assignment, null-coalescing and or-assignment
+               'DEPLOY_TOKEN :::= "{v}"', '$apiToken ??= "{v}"', "@token ||= '{v}'",
+               # a type declared between the name and ``=``
+               'var deployToken string = "{v}"', 'val apiToken: String = "{v}"', 'token: str = "{v}"',
+               'password: Optional[str] = "{v}"', 'const authToken: Record<string, string> = "{v}"',
+               # an element whose text has lines of its own; a prefix before the credential word in the tag
+               "<password>\n    {v}\n</password>", "<deployToken>{v}</deployToken>"]
 
 
 @pytest.mark.parametrize("template", ASSIGNMENTS)
 def test_credential_assignments_in_every_common_syntax(template):
     value = _token(8) + "#" + _token(8)
     assert spans_of(template.format(v=value)) == {"secret": [value]}
+
+
+NOT_ASSIGNMENTS = ["password: Optional[str] = None", "token: Dict[str, str] = {{}}", "password: getpass()",
+                   "<jsonwebtoken>{v}</jsonwebtoken>", "<token_id>{v}</token_id>", "<password>\n</password>\n<user>{v}",
+                   '<input type="hidden" name="authenticity_token" value="{v}">', "var password string\n{v}"]
+
+
+@pytest.mark.parametrize("template", NOT_ASSIGNMENTS)
+def test_types_code_metadata_and_empty_elements_are_no_credential(template):
+    """A type annotation, a call, a name that holds metadata or a public token, an empty element: the value
+    next to them (or on the next line) is no credential's."""
+    assert "secret" not in spans_of(template.format(v=_token(8) + "#" + _token(8)))
 
 
 def test_credential_values_may_hold_spaces():
