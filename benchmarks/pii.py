@@ -501,9 +501,18 @@ def mlgate_types(texts: list[str], alone: bool = True, settings: list[dict] | No
     return found_in({"text": pa.array(texts, pa.large_string())})
 
 
-# A positive fixture whose secret is a run of one character or says EXAMPLE: the issue counts these as
-# placeholders that must not be flagged, so they are scored apart from the other positives.
-_FIXTURE_PLACEHOLDER = re.compile(r"(.)\1{5,}|EXAMPLE|example")
+# A positive fixture whose secret says EXAMPLE or is mostly a run of one character (``ghp_xxxx…``, ``xoxb-xxx…``):
+# the issue counts these as placeholders that must not be flagged, so they are scored apart from the other
+# positives. A run inside a longer random token (a Twitter bearer token's leading A's, an ID of ones beside a
+# random tail) does not make the token a placeholder.
+# ``example`` in a host or a path (``api.example.com``, ``examples/cli.py``) says nothing of the secret beside it.
+_FIXTURE_RUN = re.compile(r"[^\s\"'`=:,<>]*?(([^\s\"'`=:,<>])\2{5,})[^\s\"'`=:,<>]*")
+_FIXTURE_WORD = re.compile(r"[^\s\"'`=:,<>./]*(?:EXAMPLE|example)[^\s\"'`=:,<>./]*(?![./\w])")
+
+
+def _fixture_placeholder(text: str) -> bool:
+    return _FIXTURE_WORD.search(text) is not None or any(
+        2 * len(run.group(1)) >= len(run.group()) for run in _FIXTURE_RUN.finditer(text))
 
 
 def _suite_table(title: str, cases, found: list[set[str]], reference: list[set[str]] | None,
@@ -580,7 +589,7 @@ def peer_suites(args: argparse.Namespace) -> bool:
 
         def group(case) -> str:
             scope = "out of scope" if case.source.endswith("out-of-scope") else "in scope"
-            placeholder = case.positive and _FIXTURE_PLACEHOLDER.search(case.text)
+            placeholder = case.positive and _fixture_placeholder(case.text)
             built = ":generated" in case.source
             return f"{scope}{', generated' if built else ''}{', placeholder fixture' if placeholder else ''}"
 

@@ -255,6 +255,8 @@ def credential_spans(text: str) -> list[tuple[int, int]]:
             continue  # "pass community." is prose; only a quoted value may follow a name and a space
         if group == "bare" and text[match.end(group):match.end(group) + 1] in ("(", "["):
             continue  # a call or a subscript (password: Optional[str], token = getpass()) is code
+        if group == "bq" and " " in match.group(group).strip():
+            continue  # `vault read secret/db` is a shell command's output; a raw string secret has no space
         if credential_value(match.group(group), quoted=group != "bare",
                             uuid_ok=bool(_API_KEY_NAME.match(text, match.start()))):
             spans.append(match.span(group))

@@ -423,7 +423,8 @@ def test_credential_assignments_in_every_common_syntax(template):
 
 NOT_ASSIGNMENTS = ["password: Optional[str] = None", "token: Dict[str, str] = {{}}", "password: getpass()",
                    "<jsonwebtoken>{v}</jsonwebtoken>", "<token_id>{v}</token_id>", "<password>\n</password>\n<user>{v}",
-                   '<input type="hidden" name="authenticity_token" value="{v}">', "var password string\n{v}"]
+                   '<input type="hidden" name="authenticity_token" value="{v}">', "var password string\n{v}",
+                   "export DB_PASSWORD=`vault kv get -field=pw secret/{v}`"]
 
 
 @pytest.mark.parametrize("template", NOT_ASSIGNMENTS)
