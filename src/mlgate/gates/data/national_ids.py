@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from datetime import date
 
+from stdnum import luhn
 from stdnum.au import tfn
 from stdnum.ca import sin
 from stdnum.kr import rrn
@@ -150,6 +151,21 @@ def th_pin(value: str) -> bool:
     return pin.is_valid(value) and 10 <= int(pin.compact(value)[1:3]) <= 96
 
 
+def za_id(value: str) -> bool:
+    """stdnum's South African ID number (birth date, Luhn), and the citizenship digit 2 of a refugee's number, which
+    stdnum 2.2 rejects (it knows 0 citizen, 1 permanent resident). Sources: TPN Credit Bureau, "How does the South
+    African ID number work?" (2009: "when the third last number is a 2, this individual has refugee status");
+    the rsa-id-number library's REFUGEE_DIGIT (teamgeek-io/rsa-id-number, 2025)."""
+    number = za_idnr.compact(value)
+    if len(number) != 13 or number[10] != "2":
+        return za_idnr.is_valid(value)
+    try:
+        za_idnr.get_birth_date(number)
+    except ValueError:
+        return False
+    return luhn.is_valid(number)
+
+
 # How each scheme is written: bare, or in its own grouping (stdnum's ``compact`` drops any separator anywhere, and
 # ``111-22-123456-12`` is no Thai PIN).
 _WRITTEN = {
@@ -173,7 +189,7 @@ PERSON_NUMBERS: dict[str, Callable[[str], bool]] = {
     "ca.sin": _written("ca.sin", sin.is_valid),
     "kr.rrn": _written("kr.rrn", kr_rrn),
     "tr.tckimlik": _written("tr.tckimlik", tckimlik.is_valid),
-    "za.idnr": _written("za.idnr", za_idnr.is_valid),
+    "za.idnr": _written("za.idnr", za_id),
     "th.pin": _written("th.pin", th_pin),
     "au.medicare": au_medicare,
     "de.rvnr": de_rvnr,
