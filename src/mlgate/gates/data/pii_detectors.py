@@ -304,10 +304,10 @@ def _scheme(*schemes: str) -> Callable[[str], bool]:
 _ID_COLUMNS = re.compile(r"(?i)national|\bnin|nino|tax.?id|personal.?(?:id|code|number)|id.?(?:number|no|card)"
                          r"|passport|cpf|pesel|bsn|nhs|aadhaar|\bnir\b|insee|steuer|fiscal|\bdni|\bnie\b"
                          r"|hetu|\bcpr\b|personnummer|citizen|identity"
-                         # ADR 0070's person numbers
-                         r"|tfn|tax.?file|(?<![a-z])(?:sin|nas|rrn|frn|itin|nric|fin|mbi|tckn)(?![a-z])|social.?ins"
-                         r"|resident.?reg|kimlik|medicare|rvnr|svnr|kvnr|versicherungs|versicherten|주민등록|외국인등록"
-                         r"|ประชาชน")
+                         # ADR 0070: an acronym only as the whole name (not ``fin_year``, ``sin_theta``)
+                         r"|^(?:sin|nas|tfn|rrn|frn|itin|nric|fin|mbi|tckn)(?:[ _-]?(?:no|nr|number|id))?$|tax.?file"
+                         r"|social.?ins|resident.?reg|kimlik|medicare|rvnr|svnr|kvnr|versicherungs|versicherten"
+                         r"|주민등록|외국인등록|ประชาชน")
 # Words that name a national identifier in free text: they admit bare digit runs (a PESEL, an NHS number)
 # that would be any number's look-alike without them; the value must still pass its scheme's check.
 # ``NIE`` only as the acronym: ``nie`` is German for "never".

@@ -303,6 +303,14 @@ def test_a_column_of_order_numbers_is_not(length):
     assert column_found(values) == 0
 
 
+@pytest.mark.parametrize(("header", "acronym"), [("fin_year", "FIN"), ("sin_theta", "sin"), ("nas_path", "nas"),
+                                                 ("itinerary", "itin_no"), ("mbi_score_raw", "mbi")])
+def test_a_header_that_only_contains_an_acronym_does_not_name_the_scheme(header, acronym):
+    values = [str(rng.randint(10**8, 10**9 - 1)) for _ in range(200)]  # a quarter pass some 9-digit check
+    assert column_found(values, header) == 0
+    assert column_found(values, acronym) > 0  # the acronym alone names it: its bare values are read
+
+
 def test_a_column_of_mbis_is_found_under_its_header_only():
     values = [mbi() for _ in range(100)]
     assert column_found(values) == 0  # no check digit: never evidence by values (ADR 0023)
