@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlgate.gates.data import entities, secrets
+from mlgate.gates.data.national_ids import kr_rrn_format
 from mlgate.gates.data.policies import PII_TYPES
 from mlgate.gates.data.secrets import high_entropy, valid_jwt, valid_token
 from mlgate.gates.data.validators import (
@@ -302,14 +303,25 @@ def _scheme(*schemes: str) -> Callable[[str], bool]:
 # otherwise be judged against every other scheme (a 9-digit run is often a valid Dutch BSN).
 _ID_COLUMNS = re.compile(r"(?i)national|\bnin|nino|tax.?id|personal.?(?:id|code|number)|id.?(?:number|no|card)"
                          r"|passport|cpf|pesel|bsn|nhs|aadhaar|\bnir\b|insee|steuer|fiscal|\bdni|\bnie\b"
-                         r"|hetu|\bcpr\b|personnummer|citizen|identity")
+                         r"|hetu|\bcpr\b|personnummer|citizen|identity"
+                         # ADR 0070: an acronym only as the whole name (not ``fin_year``, ``sin_theta``)
+                         r"|^(?:sin|nas|tfn|rrn|frn|itin|nric|fin|mbi|tckn)(?:[ _-]?(?:no|nr|number|id))?$|tax.?file"
+                         r"|social.?ins|resident.?reg|kimlik|medicare|rvnr|svnr|kvnr|versicherungs|versicherten"
+                         r"|주민등록|외국인등록|ประชาชน")
 # Words that name a national identifier in free text: they admit bare digit runs (a PESEL, an NHS number)
 # that would be any number's look-alike without them; the value must still pass its scheme's check.
 # ``NIE`` only as the acronym: ``nie`` is German for "never".
 _ID_CONTEXT = re.compile(r"(?i)pesel|personnummer|\bpnr\b|aadhaa?r|\bnhs\b|hetu|henkilötunnus|\bnif\b|(?-i:\bNIE\b)"
                          r"|steuer-?id|\bidnr\b|steuer(?:liche )?identifikationsnummer"
                          r"|\bdni\b|\bbsn\b|burgerservice|\bnir\b|insee|\bcpf\b|national (?:id|insurance)"
-                         r"|(?:personal )?identity (?:code|number)|\bid (?:code|number|no)\b|social security")
+                         r"|(?:personal )?identity (?:code|number)|\bid (?:code|number|no)\b|social security"
+                         # ADR 0070: AU TFN, CA SIN, KR RRN/FRN, TR kimlik, US ITIN, ZA/TH ID, SG NRIC/FIN, Medicare,
+                         # DE RVNR/KVNR; ``SIN``, ``NAS`` and ``FIN`` only as acronyms (Spanish "sin", French "fin").
+                         # Few, short words: each costs the column's Arrow pass about 0.5 ms per 20k cells.
+                         r"|\btfn\b|tax file|(?-i:\b(?:SIN|NAS|FIN)\b)|social insurance|assurance sociale"
+                         r"|\b[rf]rn\b|resident (?:registration|number)|주민등록번호|외국인등록번호|kimlik|\btckn\b"
+                         r"|\bitin\b|\b(?:turkish|thai|african|rsa|sa|korean) id\b|ประชาชน|\btnin\b|\bnric\b"
+                         r"|medicare|\bmbi\b|versicherungsnummer|versichertennummer|\b[rsk]vnr\b|\begk\b")
 _CONTEXT_BEFORE, _CONTEXT_AFTER = 40, 16  # characters: the word names the value next to it, not the whole cell
 
 
@@ -333,8 +345,31 @@ _NATIONAL_OWN_FORMATS = (
     # the prefilter is the context words (rarer than digit runs); the value's shape is checked in Python
     # the value may be glued to the word before it (``id code is030594W903B``): the context word
     # already says what it is
-    _p(_ID_CONTEXT.pattern, r"(?<!\d)(?:\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]|(?:\d[ :-]?){8,11}\d)(?![\w])",
+    # (ADR 0070) also a letter and 9 digits (a KVNR) or an MBI written bare
+    _p(_ID_CONTEXT.pattern, r"(?<!\d)(?:\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]|(?:\d[ :-]?){8,12}\d)(?![\w])"
+       r"|(?<![\w-])(?i:[A-Z]\d{9}|[1-9][A-Z][A-Z0-9]\d[A-Z][A-Z0-9]\d[A-Z]{2}\d\d)(?![\w-])",
        lambda v: national_id_scheme(v) is not None, bounded=True, boundary=near_id_context),
+)
+# ADR 0070: formats no other number is written in, strict when their check passes: a Korean RRN/FRN (YYMMDD-
+# then 7 digits), a Singapore NRIC/FIN, an Australian Medicare card (4-5-1), a German RVNR (8 digits, a letter,
+# 3 digits), a US MBI written 4-3-4. A KVNR and a bare MBI count after a context word (``_NATIONAL_OWN_FORMATS[3]``),
+# as do bare 3-3-3 groups (SIN, TFN; a Spanish mobile number too) and 11- or 13-digit runs, or as a column's values;
+# an ITIN (the 3-2-4 of an invalid SSN) after a word only. One group: one loose prefilter in the column's pass,
+# each shape's own on the few cells it keeps (ADR 0051).
+_PERSON_SHAPES = (
+    _p(r"\d{6}-[1-8]\d{6}", r"\b\d{6}-[1-8]\d{6}\b", _scheme("kr.rrn"), bounded=True),
+    _p(r"[STFGM]\d{7}[A-Z]", r"\b[STFGM]\d{7}[A-Z]\b", _scheme("sg.nric"), bounded=True),
+    _p(r"\d{4} \d{5} \d", r"\b[2-6]\d{3} \d{5} \d(?: [1-9])?\b", _scheme("au.medicare"), bounded=True),
+    _p(r"\d{6} ?[A-Z] ?\d{3}", r"\b\d{2}( ?)\d{6}\1[A-Z]\1\d{3}\b", _scheme("de.rvnr"), bounded=True),
+    _p(r"\d-[A-Za-z][A-Za-z0-9]\d-[A-Za-z]", r"\b[1-9][A-Z][A-Z0-9]\d-[A-Z][A-Z0-9]\d-[A-Z]{2}\d\d\b",
+       _scheme("us.mbi"), bounded=True, flags=re.I),
+)
+_PERSON_FORMATS = Pattern("|".join(p.prefilter for p in _PERSON_SHAPES), None, parts=_PERSON_SHAPES)
+# Low confidence (ADR 0052): an RRN's birth date and century digit with a wrong or random tail (its own format,
+# check failed). Not a bare ITIN: 9XX-GG-XXXX is also how an invalid SSN is written (the benchmark corpus's decoy)
+_PERSON_WEAK = (
+    _p(r"\b\d{6}-[1-8]\d{6}\b", r"\b\d{6}-[1-8]\d{6}\b", lambda v: kr_rrn_format(v) and not NATIONAL_IDS["kr.rrn"](v),
+       bounded=True),
 )
 
 
@@ -439,8 +474,9 @@ def _detectors() -> dict[str, Detector]:
             # the value may be glued to the word before it (``id code is030594W903B``): the context word
             # already says what it is
             _NATIONAL_OWN_FORMATS[3],
+            _PERSON_FORMATS,
         ), column_hint=_ID_COLUMNS, hinted=(_NATIONAL_BARE,), by_values=_NATIONAL_VALUES,
-            weak=tuple(replace(p, validate=_fails(p.validate)) for p in _NATIONAL_OWN_FORMATS)),
+            weak=tuple(replace(p, validate=_fails(p.validate)) for p in _NATIONAL_OWN_FORMATS) + _PERSON_WEAK),
         # No free-text shape without a named-entity model: a column named for names, whose cells read as one.
         "person_name": Detector("person_name", (), column_hint=entities.NAME_COLUMNS, hinted=(
             Pattern(r"^\s*[^\d@/:]+$", re.compile(entities.NAME_VALUE)),
@@ -491,6 +527,13 @@ def _candidates(values: pa.Array, prefilter: str) -> pa.Array:
     return pc.indices_nonzero(pc.fill_null(pc.match_substring_regex(values, prefilter), False))
 
 
+def judged_by_values(column: str) -> bool:
+    """A column whose name says which number it holds (ssn, phone, pesel) is judged by that type's rules alone, not
+    by the vote of ``ColumnEvidence`` (ADR 0070: a lone value failing the SSN rules in a column named ``ssn`` is
+    no Canadian SIN)."""
+    return not any(d.named(column) for d in detectors().values() if d.by_values or d.type in ("us_ssn", "phone"))
+
+
 def find_spans(values: pa.Array, detector: Detector, column: str) -> dict[int, list[Span]]:
     """Row index → validated spans of ``detector``'s type in a string array.
 
@@ -499,8 +542,7 @@ def find_spans(values: pa.Array, detector: Detector, column: str) -> dict[int, l
     """
     patterns = detector.patterns_for(column)
     found: dict[int, list[Span]] = {}
-    # a column whose name says which number it holds (ssn, phone, pesel) is judged by that type's rules alone
-    if detector.by_values is not None and not any(d.named(column) for d in detectors().values() if d.by_values):
+    if detector.by_values is not None and judged_by_values(column):
         for row, span in _by_values(values, detector.by_values).items():
             found[row] = [span]
     if not patterns:  # person_name outside a column named for names

@@ -46,6 +46,7 @@ from mlgate.gates.data.pii_detectors import (
     evidence_stride,
     evidence_traits,
     find_spans,
+    judged_by_values,
     traits_class,
 )
 from mlgate.gates.data.pii_ner import add_entities, model_info
@@ -69,7 +70,7 @@ def _evidence_types(config: PiiPolicy) -> dict[str, ColumnEvidence]:
 
 def _judged_by_values(column: str) -> bool:
     """A column whose name says which number it holds is judged by that type's rules alone (as ``find_spans``)."""
-    return not any(d.named(column) for d in detectors().values() if d.by_values)
+    return judged_by_values(column)
 
 
 def _matches(values: pa.Array, evidence: ColumnEvidence) -> list[tuple[int, tuple[int, int], str]]:

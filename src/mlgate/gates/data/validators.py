@@ -33,6 +33,8 @@ from stdnum.pl import pesel
 from stdnum.se import personnummer
 from stdnum.us import ssn as _ssn
 
+from mlgate.gates.data.national_ids import PERSON_NUMBERS, PERSON_NUMBERS_UNCHECKED
+
 
 def luhn_ok(digits: str) -> bool:
     return digits.isdigit() and _luhn.checksum(digits) == 0
@@ -267,12 +269,14 @@ NATIONAL_IDS: dict[str, Callable[[str], bool]] = {
     "fr.nir": nir.is_valid,
     "gb.nhs": nhs.is_valid,
     "nl.bsn": bsn.is_valid,
+    # the person numbers of ADR 0070 (stdnum's, and the hand-written rules of national_ids for those it lacks)
+    **PERSON_NUMBERS,
 }
 
 
 # Schemes whose rule is a format or a date only, no check digit (stdnum's dk.cpr stopped checking the
 # mod-11 digit, which Denmark gave up in 2007).
-UNCHECKED = frozenset({"gb.nino", "in.pan", "dk.cpr"})
+UNCHECKED = frozenset({"gb.nino", "in.pan", "dk.cpr"}) | PERSON_NUMBERS_UNCHECKED
 
 
 def national_id_scheme(text: str, schemes: tuple[str, ...] = tuple(NATIONAL_IDS)) -> str | None:
