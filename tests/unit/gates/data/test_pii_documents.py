@@ -121,6 +121,7 @@ def test_a_word_far_from_the_number_names_something_else(scheme, value, word):
 
 @pytest.mark.parametrize("text", [
     f"flight LH{rng.randint(100, 9999)} boards at gate {rng.choice(UPPER)}{rng.randint(1, 40)}",
+    f"flight DL{rng.randint(1000, 9999)} to Atlanta",  # the airline code is no 'DL' (driving licence) word
     f"product code {_pick(UPPER, 2)}{_pick(DIGITS, 7)} in stock",
     f"order {rng.choice(UPPER)}{_pick(DIGITS, 8)} shipped",
     f"software license key {_pick(UPPER, 2)}{_pick(DIGITS, 7)}{rng.choice(UPPER)}",  # 'license' alone names no DL
