@@ -115,13 +115,13 @@ def document_scheme(value: str) -> str | None:
     return "/".join(sorted(found)) if (found := document_schemes(value)) else None
 
 
-# Words that name a document, English and the local languages (a word, not a common one: ``pass``, ``license``
-# or ``patente`` alone name other things too).
+# Words that name a document, English and the local languages (a word, not a common one: ``pass``, ``license``,
+# ``licence number`` or ``patente`` alone name other things too: a software licence, a patent, a number plate).
 _PASSPORT = (r"passports?|passport ?(?:no|number|#)|travel document|reisepass\w*|pass-?nr|passnummer|pasaporte"
              r"|passaporto|passeport|पासपोर्ट|여권\w*")
 _ID_CARD = (r"personalausweis\w*|ausweis(?:nummer|-?nr)?|identity card|id[- ]card|identity document"
             r"|carta d'?\s?identit[àa]|carta di identit[àa]|documento d'?\s?identit[àa]|(?-i:\bCIE\b)")
-_LICENCE = (r"driver'?s? ?licen[cs]e|driving licen[cs]e|licen[cs]e (?:no|number|#)|(?-i:\bDL\b)|dvla"
+_LICENCE = (r"driver'?s? ?licen[cs]e|driving licen[cs]e|(?-i:\bDL\b)|dvla"
             r"|führerschein\w*|fuehrerschein\w*|fahrerlaubnis\w*|patente di guida|patente n|numero (?:di )?patente"
             r"|licenza di guida|permis de conduire|운전면허\w*|면허번호")
 _VOTER = r"voters?|voter'?s? id|(?-i:\bEPIC\b)|elector'?s? photo identity card|मतदाता"
@@ -225,7 +225,7 @@ COLUMNS: tuple[tuple[re.Pattern[str], Pattern], ...] = tuple(
     for header, schemes in (
         (r"passport|reisepass|pasaporte|passaporto", FAMILIES[_PASSPORT]),
         (r"ausweis|id.?card|identity.?card|carta.?d.?identit", FAMILIES[_ID_CARD]),
-        (r"driv\w*.?licen[cs]e|\bdl.?(?:no|num|nr|id)|f(?:ü|ue)hrerschein|fahrerlaubnis|patente|licen[cs]e.?(?:no|num)",
+        (r"driv\w*.?licen[cs]e|\bdl.?(?:no|num|nr)|f(?:ü|ue)hrerschein|fahrerlaubnis|patente",
          FAMILIES[_LICENCE]),
         (r"voter|\bepic\b", FAMILIES[_VOTER]),
     ))

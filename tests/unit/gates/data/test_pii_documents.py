@@ -125,6 +125,7 @@ def test_a_word_far_from_the_number_names_something_else(scheme, value, word):
     f"product code {_pick(UPPER, 2)}{_pick(DIGITS, 7)} in stock",
     f"order {rng.choice(UPPER)}{_pick(DIGITS, 8)} shipped",
     f"software license key {_pick(UPPER, 2)}{_pick(DIGITS, 7)}{rng.choice(UPPER)}",  # 'license' alone names no DL
+    f"license number: {_pick(DIGITS, 10)} (Office 365)",  # nor does 'license number'
     f"pass {_pick(UPPER, 2)}{_pick(DIGITS, 7)} to the next stage",  # 'pass' alone names no Pass
 ])
 def test_ordinary_codes_in_document_shapes_are_no_finding(text):
