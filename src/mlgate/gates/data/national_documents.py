@@ -120,11 +120,11 @@ def document_scheme(value: str) -> str | None:
 _PASSPORT = (r"passports?|passport ?(?:no|number|#)|travel document|reisepass\w*|pass-?nr|passnummer|pasaporte"
              r"|passaporto|passeport|पासपोर्ट|여권\w*")
 _ID_CARD = (r"personalausweis\w*|ausweis(?:nummer|-?nr)?|identity card|id[- ]card|identity document"
-            r"|carta d'?\s?identit[àa]|carta di identit[àa]|documento d'?\s?identit[àa]|(?-i:\bCIE\b)")
-_LICENCE = (r"driver'?s? ?licen[cs]e|driving licen[cs]e|(?-i:\bDL\b)|dvla"
+            r"|carta d[’']?\s?identit[àa]|carta di identit[àa]|documento d[’']?\s?identit[àa]|(?-i:\bCIE\b)")
+_LICENCE = (r"driver[’']?s? ?licen[cs]e|driving licen[cs]e|(?-i:\bDL\b)|dvla"
             r"|führerschein\w*|fuehrerschein\w*|fahrerlaubnis\w*|patente di guida|patente n|numero (?:di )?patente"
             r"|licenza di guida|permis de conduire|운전면허\w*|면허번호")
-_VOTER = r"voters?|voter'?s? id|(?-i:\bEPIC\b)|elector'?s? photo identity card|मतदाता"
+_VOTER = r"voters?|voter[’']?s? id|(?-i:\bEPIC\b)|elector[’']?s? photo identity card|मतदाता"
 _BEFORE, _AFTER = 40, 16  # characters, as ADR 0044's ``near_id_context``
 
 
@@ -227,5 +227,5 @@ COLUMNS: tuple[tuple[re.Pattern[str], Pattern], ...] = tuple(
         (r"ausweis|id.?card|identity.?card|carta.?d.?identit", FAMILIES[_ID_CARD]),
         (r"driv\w*.?licen[cs]e|\bdl.?(?:no|num|nr)|f(?:ü|ue)hrerschein|fahrerlaubnis|patente",
          FAMILIES[_LICENCE]),
-        (r"voter|\bepic\b", FAMILIES[_VOTER]),
+        (r"voter|\bepic(?:\b|_)", FAMILIES[_VOTER]),
     ))

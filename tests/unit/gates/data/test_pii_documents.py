@@ -100,6 +100,12 @@ def test_a_document_number_before_a_word_naming_it_is_a_national_id(scheme, valu
     assert "national_id" in tiers(f"{value} ({word})")[0]
 
 
+@pytest.mark.parametrize(("word", "scheme"), [("driver’s license", "us.driver_license"),
+                                              ("carta d’identità", "it.identity_card"), ("voter’s ID", "in.voter")])
+def test_a_typographic_apostrophe_in_the_word_still_names_the_document(word, scheme):
+    assert "national_id" in tiers(f"{word} {DOCUMENTS[scheme][0]()}")[0]
+
+
 @pytest.mark.parametrize(("scheme", "value", "word"), [c for c in CASES if c[0] not in CHECKED_BARE][::2])
 def test_the_same_number_with_no_word_is_no_finding_at_any_tier(scheme, value, word):
     assert tiers(f"received {value} yesterday") == (set(), set())
@@ -189,7 +195,8 @@ def test_a_korean_licence_of_no_region_is_nothing_bare(region):
 
 @pytest.mark.parametrize(("column", "scheme"), [
     ("passport_number", "es.passport"), ("Reisepass", "de.passport"), ("driver_license_no", "it.driver_license"),
-    ("Führerschein", "de.fuehrerschein"), ("voter_id", "in.voter"), ("id_card", "it.identity_card"),
+    ("Führerschein", "de.fuehrerschein"), ("voter_id", "in.voter"), ("epic_no", "in.voter"),
+    ("id_card", "it.identity_card"),
 ])
 def test_a_column_whose_header_names_the_document_holds_it(column, scheme):
     assert "national_id" in tiers(DOCUMENTS[scheme][0](), column)[0]
