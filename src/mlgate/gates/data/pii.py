@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import Finding, GateResult, Severity, Status, Subject, ToolInfo, utcnow
 from mlgate.gates.data.integrity import build_manifest
+from mlgate.gates.data.national_documents import document_scheme
 from mlgate.gates.data.pii_detectors import Detector, Span, detectors, find_spans
 from mlgate.gates.data.pii_ner import add_entities, model_info
 from mlgate.gates.data.pii_views import add_views
@@ -217,7 +218,7 @@ def shown(found: Found, salt: bytes, low: bool = False) -> Shown:
     """``found`` as the findings show it: each example's row, a salted digest prefix and, for a national ID
     (not of low confidence), its scheme; what a Spark partition returns instead of the matched text."""
     return {name: {pii_type: (cells, [(row, _salted_prefix(salt, text),
-                                       national_id_scheme(text.strip()) or "?"
+                                       national_id_scheme(text.strip()) or document_scheme(text) or "?"
                                        if pii_type == "national_id" and not low else "")
                                       for row, text in rows])
                    for pii_type, (cells, rows) in by_type.items()}

@@ -199,12 +199,15 @@ class Detector:
     union_prefilter: bool = True
     # The type's own formats whose check failed: findings of low confidence (ADR 0052), never merged with these.
     weak: tuple[Pattern, ...] = ()
+    # (header, pattern): a pattern admitted only in columns whose header names what it finds (ADR 0071)
+    hinted_by: tuple[tuple[re.Pattern[str], Pattern], ...] = ()
 
     def named(self, column: str) -> bool:
         return self.column_hint is not None and self.column_hint.search(column) is not None
 
     def patterns_for(self, column: str) -> tuple[Pattern, ...]:
-        return self.patterns + self.hinted if self.named(column) else self.patterns
+        by_header = tuple(pattern for header, pattern in self.hinted_by if header.search(column))
+        return (self.patterns + self.hinted if self.named(column) else self.patterns) + by_header
 
 
 def _p(prefilter: str, regex: str, validate: Callable[[str], bool] | None = None, bounded: bool = False,
@@ -427,6 +430,8 @@ def _phone_detector(regions: tuple[str, ...] = ()) -> Detector:
 
 
 def _detectors() -> dict[str, Detector]:
+    from mlgate.gates.data import national_documents  # it builds on Pattern: imported once this module is
+
     return {
         "email": Detector("email", (
             _p(r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+\.[A-Za-z]",
@@ -475,8 +480,10 @@ def _detectors() -> dict[str, Detector]:
             # already says what it is
             _NATIONAL_OWN_FORMATS[3],
             _PERSON_FORMATS,
+            *national_documents.DOCUMENTS,  # passports, identity cards, driving licences, voter IDs (ADR 0071)
         ), column_hint=_ID_COLUMNS, hinted=(_NATIONAL_BARE,), by_values=_NATIONAL_VALUES,
-            weak=tuple(replace(p, validate=_fails(p.validate)) for p in _NATIONAL_OWN_FORMATS) + _PERSON_WEAK),
+            weak=tuple(replace(p, validate=_fails(p.validate)) for p in _NATIONAL_OWN_FORMATS) + _PERSON_WEAK
+            + national_documents.DOCUMENTS_LOW, hinted_by=national_documents.COLUMNS),
         # No free-text shape without a named-entity model: a column named for names, whose cells read as one.
         "person_name": Detector("person_name", (), column_hint=entities.NAME_COLUMNS, hinted=(
             Pattern(r"^\s*[^\d@/:]+$", re.compile(entities.NAME_VALUE)),

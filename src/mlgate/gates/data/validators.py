@@ -277,6 +277,10 @@ NATIONAL_IDS: dict[str, Callable[[str], bool]] = {
 # Schemes whose rule is a format or a date only, no check digit (stdnum's dk.cpr stopped checking the
 # mod-11 digit, which Denmark gave up in 2007).
 UNCHECKED = frozenset({"gb.nino", "in.pan", "dk.cpr"}) | PERSON_NUMBERS_UNCHECKED
+# identity documents (national_documents.FORMATS, ADR 0071): a format, at most a weak rule; never column evidence
+UNCHECKED |= frozenset({"us.passport", "gb.passport", "de.passport", "es.passport", "it.passport", "in.passport",
+                        "kr.passport", "de.id_card", "it.identity_card", "in.voter", "gb.driving_licence",
+                        "us.driver_license", "it.driver_license", "de.fuehrerschein", "kr.driver_license"})
 
 
 def national_id_scheme(text: str, schemes: tuple[str, ...] = tuple(NATIONAL_IDS)) -> str | None:
