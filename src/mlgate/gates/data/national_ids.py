@@ -47,6 +47,7 @@ def sg_nric(value: str) -> bool:
 
 
 _SEPARATORS = re.compile(r"[ -]")
+_MEDICARE_LAYOUT = re.compile(r"\d{10}(?:[ -]\d)?|\d{4}([ -])\d{5}\1\d(?:[ -]\d)?")
 
 
 def au_medicare(value: str) -> bool:
@@ -56,6 +57,8 @@ def au_medicare(value: str) -> bool:
     check-digit rule, as published in the Australian Digital Health Agency's / HL7 Australia's AU Base
     "Medicare Card Number" identifier profile."""
     text = value.strip()
+    if not _MEDICARE_LAYOUT.fullmatch(text):  # bare, or 4-5-1 as the card prints it (the IRN apart)
+        return False
     digits = _SEPARATORS.sub("", text)
     if not (digits.isascii() and digits.isdigit() and len(digits) in (10, 11)) or digits[0] not in "23456":
         return False
@@ -175,22 +178,37 @@ _WRITTEN = {
     "tr.tckimlik": r"\d{11}",
     "za.idnr": r"\d{13}|\d{6} \d{4} \d{3}",
     "th.pin": r"\d{13}|\d([ -])\d{4}\1\d{5}\1\d{2}\1\d",
+    # the digit schemes of ADR 0018/0023: bare, or as their issuer (and stdnum's ``format``) writes them
+    "pl.pesel": r"\d{11}",
+    "nl.bsn": r"\d{8,9}|\d{4}\.\d{2}\.\d{3}",
+    "gb.nhs": r"\d{10}|\d{3}([ -])\d{3}\1\d{4}",
+    "in.aadhaar": r"\d{12}|\d{4}([ :-])\d{4}\1\d{4}",
+    "br.cpf": r"\d{11}|\d{3}\.\d{3}\.\d{3}-\d{2}",
+    "br.cnpj": r"\d{14}|\d{2}\.\d{3}\.\d{3}/\d{4}-\d{2}",
+    "de.idnr": r"\d{11}|\d{2} \d{3} \d{3} \d{3}",
+    "fr.nir": r"(?i)[12]\d{4}(?:\d\d|2[AB])\d{6}(?:\d\d)?|[12] \d\d \d\d (?:\d\d|2[AB]) \d{3} \d{3}(?: \d\d)?",
+    "se.personnummer": r"(?:\d\d)?\d{6}[-+]?\d{4}",
+    "dk.cpr": r"\d{6}-?\d{4}",
+    # a person's 16 characters (digits may be letters: omocodia); stdnum also takes a company's 11 digits, which
+    # are its VAT number, no person's identifier
+    "it.codicefiscale": r"(?i)[A-Z]{6}[0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{2}[A-Z][0-9LMNP-V]{3}[A-Z]",
 }
 
 
-def _written(scheme: str, check: Callable[[str], bool]) -> Callable[[str], bool]:
+def written(scheme: str, check: Callable[[str], bool]) -> Callable[[str], bool]:
+    """``check``, on a value written bare or in ``scheme``'s own grouping only."""
     layout = re.compile(_WRITTEN[scheme])
     return lambda value: layout.fullmatch(value.strip()) is not None and check(value)
 
 
 PERSON_NUMBERS: dict[str, Callable[[str], bool]] = {
     "sg.nric": sg_nric,
-    "au.tfn": _written("au.tfn", tfn.is_valid),
-    "ca.sin": _written("ca.sin", sin.is_valid),
-    "kr.rrn": _written("kr.rrn", kr_rrn),
-    "tr.tckimlik": _written("tr.tckimlik", tckimlik.is_valid),
-    "za.idnr": _written("za.idnr", za_id),
-    "th.pin": _written("th.pin", th_pin),
+    "au.tfn": written("au.tfn", tfn.is_valid),
+    "ca.sin": written("ca.sin", sin.is_valid),
+    "kr.rrn": written("kr.rrn", kr_rrn),
+    "tr.tckimlik": written("tr.tckimlik", tckimlik.is_valid),
+    "za.idnr": written("za.idnr", za_id),
+    "th.pin": written("th.pin", th_pin),
     "au.medicare": au_medicare,
     "de.rvnr": de_rvnr,
     "de.kvnr": de_kvnr,

@@ -33,7 +33,7 @@ from stdnum.pl import pesel
 from stdnum.se import personnummer
 from stdnum.us import ssn as _ssn
 
-from mlgate.gates.data.national_ids import PERSON_NUMBERS, PERSON_NUMBERS_UNCHECKED
+from mlgate.gates.data.national_ids import PERSON_NUMBERS, PERSON_NUMBERS_UNCHECKED, written
 
 
 def luhn_ok(digits: str) -> bool:
@@ -253,22 +253,22 @@ NATIONAL_IDS: dict[str, Callable[[str], bool]] = {
                                            r"\d{6}[A-D]", re.sub(r"\s", "", v.upper()))),
     "in.pan": pan.is_valid,
     # one digit eleven times passes CPF's check digits, but Brazil's revenue service never issues it (a filler)
-    "br.cpf": lambda v: cpf.is_valid(v) and len(set(cpf.compact(v))) > 1,
-    "br.cnpj": cnpj.is_valid,
-    "it.codicefiscale": codicefiscale.is_valid,
+    "br.cpf": written("br.cpf", lambda v: cpf.is_valid(v) and len(set(cpf.compact(v))) > 1),
+    "br.cnpj": written("br.cnpj", cnpj.is_valid),
+    "it.codicefiscale": written("it.codicefiscale", codicefiscale.is_valid),
     # a DNI below ten million is often written without its leading zero (1111111-G)
     "es.dni": lambda v: dni.is_valid(v) or (len(dni.compact(v)) == 8 and dni.is_valid("0" + dni.compact(v))),
     "es.nie": nie.is_valid,
     "fi.hetu": _valid_hetu,
-    "se.personnummer": personnummer.is_valid,
-    "dk.cpr": cpr.is_valid,
-    "pl.pesel": pesel.is_valid,
-    "de.idnr": idnr.is_valid,  # Steuer-IdNr, Germany's personal tax identifier
+    "se.personnummer": written("se.personnummer", personnummer.is_valid),
+    "dk.cpr": written("dk.cpr", cpr.is_valid),
+    "pl.pesel": written("pl.pesel", pesel.is_valid),
+    "de.idnr": written("de.idnr", idnr.is_valid),  # Steuer-IdNr, Germany's personal tax identifier
     # bare digit runs last: a shaped value (130552-308T) must not be taken for a mod-11 number
-    "in.aadhaar": lambda v: aadhaar.is_valid(v.replace(":", " ")),  # 3123:4567:8909: stdnum knows " " and "-"
-    "fr.nir": nir.is_valid,
-    "gb.nhs": nhs.is_valid,
-    "nl.bsn": bsn.is_valid,
+    "in.aadhaar": written("in.aadhaar", lambda v: aadhaar.is_valid(v.replace(":", " "))),  # stdnum: " " and "-"
+    "fr.nir": written("fr.nir", nir.is_valid),
+    "gb.nhs": written("gb.nhs", nhs.is_valid),
+    "nl.bsn": written("nl.bsn", bsn.is_valid),
     # the person numbers of ADR 0070 (stdnum's, and the hand-written rules of national_ids for those it lacks)
     **PERSON_NUMBERS,
 }

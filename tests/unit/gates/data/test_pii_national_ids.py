@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 import pyarrow as pa
 import pytest
+from faker import Faker
 from stdnum import luhn
 from stdnum.kr import rrn
 from stdnum.th import pin
@@ -315,3 +316,30 @@ def test_a_column_of_mbis_is_found_under_its_header_only():
     values = [mbi() for _ in range(100)]
     assert column_found(values) == 0  # no check digit: never evidence by values (ADR 0023)
     assert column_found(values, "medicare_mbi") == 100
+
+
+def _regroup(value: str) -> str:
+    """``value``'s digits in groups of 2, 2, 2 and the rest, dash-joined: no scheme's own grouping."""
+    return "-".join((value[:2], value[2:4], value[4:6], value[6:]))
+
+
+@pytest.mark.parametrize(("scheme", "make"), [
+    ("pl.pesel", lambda: Faker("pl_PL").pesel()), ("nl.bsn", lambda: Faker("nl_NL").ssn()),
+    ("gb.nhs", lambda: nhs_number()), ("br.cpf", lambda: Faker("pt_BR").cpf().replace(".", "").replace("-", ""))])
+def test_the_older_digit_schemes_are_read_bare_or_in_their_own_grouping_only(scheme, make):
+    """stdnum's ``compact`` drops a separator anywhere: a valid PESEL written 44-05-14-01359 would be a PESEL
+    and a lone cell of it a national ID by its values. Only the bare run or the issuer's grouping counts."""
+    for _ in range(20):
+        value = make()
+        assert NATIONAL_IDS[scheme](value), value
+        assert not NATIONAL_IDS[scheme](_regroup(value)), value
+        assert column_found([_regroup(value)]) == 0
+
+
+def nhs_number() -> str:
+    from stdnum.gb import nhs
+
+    while True:  # one random 10-digit run in 11 or so passes the mod-11 check
+        value = str(rng.randint(1, 9)) + _digits(9)
+        if nhs.is_valid(value):
+            return value
