@@ -112,8 +112,11 @@ def decoy_value(fake, rng: random.Random) -> str:
         number = "4" + _token(rng, string.digits, 15)
         return number[:-1] + str((int(number[-1]) + 1) % 10) if luhn_ok(number) else number
     if choice == 1:
+        # area 9XX is no SSN's, and no ITIN's outside the IRS's groups (50-65, 70-88, 90-92, 94-99)
         area = rng.choice(["000", "666", str(rng.randint(900, 999))])
-        return f"{area}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
+        group = rng.choice([g for g in range(1, 100) if area < "900" or not (50 <= g <= 65 or 70 <= g <= 88
+                                                                            or 90 <= g <= 92 or g >= 94)])
+        return f"{area}-{group:02d}-{rng.randint(1, 9999):04d}"
     if choice == 2:
         return fake.date(pattern=rng.choice(["%Y-%m-%d", "%d/%m/%Y", "%m-%d-%Y", "%d.%m.%Y"]))
     if choice == 3:

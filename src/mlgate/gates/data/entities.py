@@ -46,12 +46,13 @@ STREET = re.compile(
     r"|\b(?:(?:Flat|Studio|Apartment) )?\d{1,5}[a-zA-Z]?,? [^,\n]{3,40}, (?:[^,\n]{3,40}, )?"
     r"[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b")
 
-_CONTINUED_NUMBER = re.compile(r"(?:\d[.,]|\d-\d+-)$")
+_CONTINUED_NUMBER = re.compile(r"(?:\d[.,]|\d-\d+-|\d/\d+/)$")
 
 
 def starts_clear(text: str, start: int, end: int) -> bool:
     """An address's house number does not continue a longer number: the cents of an amount (``2594.71 EUR
-    Place``), the last part of a dotted version or of a dashed code (``666-28-9314 Voie``)."""
+    Place``), the last part of a dotted version, of a dashed code (``666-28-9314 Voie``) or of a date
+    (``11/11/1990 Cours``); a unit before a house number (``3/12 Smith Street``) still starts one."""
     return _CONTINUED_NUMBER.search(text, max(0, start - 12), start) is None
 
 

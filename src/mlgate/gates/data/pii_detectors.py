@@ -93,6 +93,12 @@ def clear_of_digits(text: str, start: int, end: int) -> bool:
     return end >= len(text) or not (text[end].isdigit() or (text[end] in ".-" and text[end + 1:end + 2].isdigit()))
 
 
+def not_in_code(text: str, start: int, end: int) -> bool:
+    """``clear_of_neighbours``, and no further dash-joined group after the value: ``4846295b`` (a DNI's shape,
+    its letter right 1 time in 23) starting a UUID ``4846295b-fe73-…`` is part of that code."""
+    return clear_of_neighbours(text, start, end) and not (text[end:end + 1] == "-" and text[end + 1:end + 2].isalnum())
+
+
 _SSN_SHAPE = re.compile(r"\d{3}[ .-]\d{2}[ .-]\d{4}")
 
 
@@ -357,8 +363,8 @@ _NATIONAL_OWN_FORMATS = (
 # then 7 digits), a Singapore NRIC/FIN, an Australian Medicare card (4-5-1), a German RVNR (8 digits, a letter,
 # 3 digits), a US MBI written 4-3-4. A KVNR and a bare MBI count after a context word (``_NATIONAL_OWN_FORMATS[3]``),
 # as do bare 3-3-3 groups (SIN, TFN; a Spanish mobile number too) and 11- or 13-digit runs, or as a column's values;
-# an ITIN (the 3-2-4 of an invalid SSN) after a word only. One group: one loose prefilter in the column's pass,
-# each shape's own on the few cells it keeps (ADR 0051).
+# an ITIN in its 3-2-4 grouping (as an SSN is), bare after a word only. One group: one loose prefilter in the
+# column's pass, each shape's own on the few cells it keeps (ADR 0051).
 _PERSON_SHAPES = (
     _p(r"\d{6}-[1-8]\d{6}", r"\b\d{6}-[1-8]\d{6}\b", _scheme("kr.rrn"), bounded=True),
     _p(r"[STFGM]\d{7}[A-Z]", r"\b[STFGM]\d{7}[A-Z]\b", _scheme("sg.nric"), bounded=True),
@@ -366,10 +372,14 @@ _PERSON_SHAPES = (
     _p(r"\d{6} ?[A-Z] ?\d{3}", r"\b\d{2}( ?)\d{6}\1[A-Z]\1\d{3}\b", _scheme("de.rvnr"), bounded=True),
     _p(r"\d-[A-Za-z][A-Za-z0-9]\d-[A-Za-z]", r"\b[1-9][A-Z][A-Z0-9]\d-[A-Z][A-Z0-9]\d-[A-Z]{2}\d\d\b",
        _scheme("us.mbi"), bounded=True, flags=re.I),
+    # an ITIN in the SSN's 3-2-4 grouping: area 9XX (never an SSN's) and the IRS's group ranges, as the us_ssn
+    # detector takes an SSN's ranges (44 % of 9XX-GG-XXXX are valid ITINs; an invalid SSN is written otherwise)
+    _p(r"9\d\d[ -]\d\d[ -]\d{4}", r"\b9\d\d([ -])\d\d\1\d{4}\b", lambda v: NATIONAL_IDS["us.itin"](v.replace(" ", "-")),
+       bounded=True),
 )
 _PERSON_FORMATS = Pattern("|".join(p.prefilter for p in _PERSON_SHAPES), None, parts=_PERSON_SHAPES)
 # Low confidence (ADR 0052): an RRN's birth date and century digit with a wrong or random tail (its own format,
-# check failed). Not a bare ITIN: 9XX-GG-XXXX is also how an invalid SSN is written (the benchmark corpus's decoy)
+# check failed).
 _PERSON_WEAK = (
     _p(r"\b\d{6}-[1-8]\d{6}\b", r"\b\d{6}-[1-8]\d{6}\b", lambda v: kr_rrn_format(v) and not NATIONAL_IDS["kr.rrn"](v),
        bounded=True),
@@ -468,7 +478,7 @@ def _detectors() -> dict[str, Detector]:
                _scheme("gb.nino"), flags=re.I),
             *_NATIONAL_OWN_FORMATS[:3],
             _p(r"(?i)\b\d{7,8}-?[A-Z]\b|\b[XYZ]-?\d{7}-?[A-Z]\b", r"\b(?:\d{7,8}-?[A-Z]|[XYZ]-?\d{7}-?[A-Z])\b",
-               _scheme("es.dni", "es.nie"), bounded=True, flags=re.I),
+               _scheme("es.dni", "es.nie"), bounded=True, flags=re.I, boundary=not_in_code),
             _p(r"\b\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]\b", r"\b\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]\b", _scheme("fi.hetu"),
                bounded=True),
             _p(r"\b(?:\d{2})?\d{6}[-+]\d{4}\b", r"\b(?:\d{2})?\d{6}[-+]\d{4}\b", _scheme("se.personnummer", "dk.cpr"),

@@ -120,7 +120,9 @@ DECOYS = [
     ("luhn-valid-no-issuer", lambda: _with_luhn("9" + _token(14, string.digits))),
     ("ssn-area-000", lambda: f"000-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"),
     ("ssn-area-666", lambda: f"666-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"),
-    ("ssn-area-9xx", lambda: f"{rng.randint(900, 999)}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"),
+    # area 9XX in a group the IRS gives no ITIN (50-65, 70-88, 90-92, 94-99 are ITINs: national_id)
+    ("ssn-area-9xx", lambda: f"{rng.randint(900, 999)}-{rng.choice([*range(1, 50), 66, 67, 68, 69, 89, 93]):02d}-"
+                             f"{rng.randint(1, 9999):04d}"),
     ("ssn-group-00", lambda: f"{rng.randint(1, 665):03d}-00-{rng.randint(1, 9999):04d}"),
     ("ssn-serial-0000", lambda: f"{rng.randint(1, 665):03d}-{rng.randint(1, 99):02d}-0000"),
     ("date-iso", lambda: US.date(pattern="%Y-%m-%d")),
@@ -884,3 +886,28 @@ def test_turkish_words_for_a_mobile_number_are_phone_context(word):
 ], ids=["code-before-place", "place-de-la", "rue-des"])
 def test_a_french_street_word_needs_a_house_number_of_at_most_four_digits(text, found):
     assert ("postal_address" in detect(text)) is found
+
+
+def test_a_uuid_starting_with_a_dni_shape_holds_no_dni():
+    """A UUID's first group can be seven digits and a hex letter that is the DNI check letter of those digits
+    (1 UUID in ~1,700): the group is part of the code, not a DNI. The same value standing alone is one."""
+    letters = "TRWAGMYFPDXBNJZSQVHLCKE"
+    found = 0
+    while found < 20:
+        digits = str(rng.randint(1_000_000, 9_999_999))
+        letter = letters[int(digits) % 23].lower()
+        if letter not in "abcdef":
+            continue
+        found += 1
+        uuid = digits + letter + str(US.uuid4())[8:]
+        assert "national_id" not in spans_of(f"request id {uuid} done")
+        assert spans_of(f"DNI {digits}{letter.upper()} done")["national_id"] == [digits + letter.upper()]
+
+
+@pytest.mark.parametrize("street", ["Cours", "Street", "Avenue", "Road", "Rue"])
+def test_a_dates_year_before_a_street_word_starts_no_address(street):
+    for _ in range(10):
+        day = US.date_object()
+        assert "postal_address" not in spans_of(f"code {day:%d/%m/%Y} {street} moins suffire")
+    assert spans_of("Unit 3/12 Smith Street, Sydney").get("postal_address")  # a unit number before it
+    assert spans_of("3/12 Rue Mirabeau, Aix").get("postal_address")
