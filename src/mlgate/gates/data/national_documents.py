@@ -25,7 +25,7 @@ import calendar
 import re
 from collections.abc import Callable
 
-from mlgate.gates.data.pii_detectors import Pattern
+from mlgate.gates.data.pii_detectors import Pattern, named_by
 
 # scheme -> (what publishes its format)
 SOURCES = {
@@ -117,14 +117,16 @@ def document_scheme(value: str) -> str | None:
 
 # Words that name a document, English and the local languages (a word, not a common one: ``pass``, ``license``,
 # ``licence number`` or ``patente`` alone name other things too: a software licence, a patent, a number plate).
-_PASSPORT = (r"passports?|passport ?(?:no|number|#)|travel document|reisepass\w*|pass-?nr|passnummer|pasaporte"
+_FLIGHT = r"(?! ?\d{1,4}\b)"  # ``DL 5514``: Delta's flight, no licence (RE2 has no lookahead: kept out of prefilters)
+_PASSPORT = (r"passports?|passport[ _]?(?:no|number|#)|travel[ _]?document|reisepass\w*|pass-?nr|passnummer|pasaporte"
              r"|passaporto|passeport|पासपोर्ट|여권\w*")
-_ID_CARD = (r"personalausweis\w*|ausweis(?:nummer|-?nr)?|identity card|id[- ]card|identity document"
+_ID_CARD = (r"personalausweis\w*|ausweis(?:nummer|-?nr)?|identity[ _]?card|id[-_ ]?card|identity[ _]?document"
             r"|carta d[’']?\s?identit[àa]|carta di identit[àa]|documento d[’']?\s?identit[àa]|(?-i:\bCIE\b)")
-_LICENCE = (r"driver[’']?s? ?licen[cs]e|driving licen[cs]e|(?-i:\bDL\b)|dvla"
+_LICENCE = (r"driver[’']?s?[ _]?licen[cs]e|driving[ _]?licen[cs]e|(?-i:\bDL\b" + _FLIGHT + r")"
+            r"|dl_(?:no|nr|num|number)|dvla"
             r"|führerschein\w*|fuehrerschein\w*|fahrerlaubnis\w*|patente di guida|patente n|numero (?:di )?patente"
             r"|licenza di guida|permis de conduire|운전면허\w*|면허번호")
-_VOTER = r"voters?|voter[’']?s? id|(?-i:\bEPIC\b)|elector[’']?s? photo identity card|मतदाता"
+_VOTER = r"voter|voter[’']?s?[ _]?id|(?-i:\bEPIC\b)|elector[’']?s? photo identity card|मतदाता"
 _BEFORE, _AFTER = 40, 16  # characters, as ADR 0044's ``near_id_context``
 
 
@@ -145,8 +147,7 @@ def _near(words: re.Pattern[str]) -> Callable[[str, int, int], bool]:
     """``_clear``, and one of ``words`` within a few words before or after the value, never inside it (the
     ``DL`` of the flight number ``DL1234`` names no driving licence)."""
     def boundary(text: str, start: int, end: int) -> bool:
-        return _clear(text, start, end) and (words.search(text, max(0, start - _BEFORE), start) is not None
-                                             or words.search(text, end, min(len(text), end + _AFTER)) is not None)
+        return _clear(text, start, end) and named_by(words, text, start, end, _BEFORE, _AFTER)
     return boundary
 
 
@@ -157,7 +158,7 @@ def _candidates(schemes: tuple[str, ...]) -> re.Pattern[str]:
 
 # RE2 (Arrow's prefilter) has no lookbehind: the prefilter is the words alone, case-insensitive (a superset)
 def _prefilter(words: str) -> str:
-    return "(?i)" + words.replace(r"\w*", "")
+    return "(?i)" + words.replace(r"\w*", "").replace(_FLIGHT, "")
 
 
 FAMILIES = {  # words that name a document -> the schemes they admit
@@ -192,7 +193,7 @@ _UK_DL_BARE = Pattern(r"\d{6} ?[A-Za-z9]{2}\d[A-Za-z]{2}\b",  # the layout's tai
 # A superset of every family's words for the one Arrow pass over the column: short stems cost RE2 less than the
 # words themselves (a few hundred cells more, which each family's own words then drop).
 _ANY_WORD = (r"(?i)pass|pasaporte|ausweis|identit|licen|f(?:ü|ue)hrer|fahrerl|patente|permis de conduire|voter"
-             r"|elector|travel doc|id.card|dvla|(?-i:\bDL\b|\bCIE\b|\bEPIC\b)|पासपोर्ट|여권|면허|मतदाता")
+             r"|elector|travel.doc|id.card|dvla|dl_|(?-i:\bDL\b|\bCIE\b|\bEPIC\b)|पासपोर्ट|여권|면허|मतदाता")
 
 
 def _any_family(low: bool = False) -> Pattern:
@@ -229,9 +230,9 @@ COLUMNS: tuple[tuple[re.Pattern[str], Pattern], ...] = tuple(
                                            re.compile(r"^\s*[0-9A-Za-z][0-9A-Za-z -]{5,18}\s*$", re.ASCII),
                                            lambda v, s=schemes: bool(document_schemes(v, s))))
     for header, schemes in (
-        (r"passport|reisepass|pasaporte|passaporto", FAMILIES[_PASSPORT]),
+        (r"passport|reisepass|pasaporte|passaporto|passeport|passnummer|pass.?nr\b", FAMILIES[_PASSPORT]),
         (r"ausweis|id.?card|identity.?card|carta.?d.?identit", FAMILIES[_ID_CARD]),
-        (r"driv\w*.?licen[cs]e|\bdl.?(?:no|num|nr)|f(?:ü|ue)hrerschein|fahrerlaubnis|patente",
+        (r"driv\w*.{0,3}licen[cs]e|\bdl.?(?:no|num|nr|#)|f(?:ü|ue)hrerschein|fahrerlaubnis|patente",
          FAMILIES[_LICENCE]),
         (r"voter|\bepic(?:\b|_)", FAMILIES[_VOTER]),
     ))

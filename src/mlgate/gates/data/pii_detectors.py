@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlgate.gates.data import entities, secrets
-from mlgate.gates.data.national_ids import kr_rrn_format
+from mlgate.gates.data.national_ids import DIGIT_LAYOUTS, kr_rrn_format
 from mlgate.gates.data.policies import PII_TYPES
 from mlgate.gates.data.secrets import high_entropy, valid_jwt, valid_token
 from mlgate.gates.data.validators import (
@@ -320,24 +320,57 @@ _ID_COLUMNS = re.compile(r"(?i)national|\bnin|nino|tax.?id|personal.?(?:id|code|
 # Words that name a national identifier in free text: they admit bare digit runs (a PESEL, an NHS number)
 # that would be any number's look-alike without them; the value must still pass its scheme's check.
 # ``NIE`` only as the acronym: ``nie`` is German for "never".
-_ID_CONTEXT = re.compile(r"(?i)pesel|personnummer|\bpnr\b|aadhaa?r|\bnhs\b|hetu|henkilötunnus|\bnif\b|(?-i:\bNIE\b)"
-                         r"|steuer-?id|\bidnr\b|steuer(?:liche )?identifikationsnummer"
-                         r"|\bdni\b|\bbsn\b|burgerservice|\bnir\b|insee|\bcpf\b|national (?:id|insurance)"
-                         r"|(?:personal )?identity (?:code|number)|\bid (?:code|number|no)\b|social security"
+# A word may end in ``_`` (``tfn_no``, ``nhs_number``) and its parts be joined by ``_`` or nothing (``tax_file_number``,
+# ``nationalId``): JSON keys and ``key=value`` logs in a cell write them so (redteam10n).
+_ID_CONTEXT = re.compile(r"(?i)pesel|personnummer|\bpnr(?:\b|_)|aadhaa?r|\bnhs(?:\b|_)|hetu|henkilötunnus"
+                         r"|\bnif(?:\b|_)|(?-i:\bNIE\b)|steuer-?id|\bidnr(?:\b|_)"
+                         r"|steuer(?:liche )?identifikationsnummer"
+                         r"|\bdni(?:\b|_)|\bbsn(?:\b|_)|burgerservice|\bnir(?:\b|_)|insee|\bcpf(?:\b|_)"
+                         r"|national[ _]?(?:id|insurance)|(?:personal[ _]?)?identity[ _]?(?:code|number)"
+                         r"|(?:\b|_)id[ _]?(?:code|number|no)\b|social[ _]?security"
                          # ADR 0070: AU TFN, CA SIN, KR RRN/FRN, TR kimlik, US ITIN, ZA/TH ID, SG NRIC/FIN, Medicare,
-                         # DE RVNR/KVNR; ``SIN``, ``NAS`` and ``FIN`` only as acronyms (Spanish "sin", French "fin").
+                         # DE RVNR/KVNR; ``SIN``, ``NAS`` and ``FIN`` only as acronyms (Spanish "sin", French "fin"),
+                         # lower-case ``sin`` only as a key (``sin_no``, ``"sin":``).
                          # Few, short words: each costs the column's Arrow pass about 0.5 ms per 20k cells.
-                         r"|\btfn\b|tax file|(?-i:\b(?:SIN|NAS|FIN)\b)|social insurance|assurance sociale"
-                         r"|\b[rf]rn\b|resident (?:registration|number)|주민등록번호|외국인등록번호|kimlik|\btckn\b"
-                         r"|\bitin\b|\b(?:turkish|thai|african|rsa|sa|korean) id\b|ประชาชน|\btnin\b|\bnric\b"
-                         r"|medicare|\bmbi\b|versicherungsnummer|versichertennummer|\b[rsk]vnr\b|\begk\b")
+                         r"|\btfn(?:\b|_)|tax[ _]?file|(?-i:\b(?:SIN|NAS|FIN)(?:\b|_))|\bsin_(?:no|nr|num|number)\b"
+                         r"|\"sin\" ?:|social[ _]?insurance|assurance[ _]?sociale"
+                         r"|\b[rf]rn(?:\b|_)|resident[ _]?(?:registration|number)|주민등록번호|외국인등록번호|kimlik"
+                         r"|\btckn(?:\b|_)|\bitin(?:\b|_)|\b(?:turkish|thai|african|rsa|sa|korean)[ _]?id\b|ประชาชน"
+                         r"|\btnin\b"
+                         r"|\bnric(?:\b|_)|medicare|\bmbi(?:\b|_)|versicherungsnummer|versichertennummer"
+                         r"|\b[rsk]vnr(?:\b|_)|\begk\b")
 _CONTEXT_BEFORE, _CONTEXT_AFTER = 40, 16  # characters: the word names the value next to it, not the whole cell
 
 
+# Words that name another kind of number (ADR 0044: a word names the value next to it). Between a context word and
+# the value (``passport photo order 632044329``, ``Medicare claim 7607581996``), or before a value whose context
+# word follows it (``booking 995146178; passport required``), such a word names the value, not the context word.
+OTHER_NUMBER = re.compile(r"(?i)\b(?:order|booking|invoice|receipt|ticket|tracking|shipment|sku|claim|transaction"
+                          r"|confirmation|reservation|build|flight|item|product|parcel|article)s?\b")
+
+
+def named_by(words: re.Pattern[str], text: str, start: int, end: int, before: int, after: int) -> bool:
+    """One of ``words`` within ``before`` characters before the value or ``after`` after it, with no word of
+    ``OTHER_NUMBER`` closer to the value."""
+    low = max(0, start - before)
+    word = other = None
+    for word in words.finditer(text, low, start):  # noqa: B007 - the last one, the closest
+        pass
+    for other in OTHER_NUMBER.finditer(text, low, start):  # noqa: B007
+        pass
+    if word is not None and (other is None or other.start() < word.end()):
+        return True
+    if other is not None:
+        return False
+    word = words.search(text, end, min(len(text), end + after))
+    return word is not None and OTHER_NUMBER.search(text, end, word.start()) is None
+
+
 def near_id_context(text: str, start: int, end: int) -> bool:
-    """``clear_of_digits``, and a word of ``_ID_CONTEXT`` within a few words before or after the value."""
-    return clear_of_digits(text, start, end) and _ID_CONTEXT.search(
-        text, max(0, start - _CONTEXT_BEFORE), min(len(text), end + _CONTEXT_AFTER)) is not None
+    """``clear_of_digits``, and a word of ``_ID_CONTEXT`` within a few words before or after the value
+    (``named_by``)."""
+    return clear_of_digits(text, start, end) and named_by(_ID_CONTEXT, text, start, end, _CONTEXT_BEFORE,
+                                                          _CONTEXT_AFTER)
 
 
 # Values in a scheme's own format: letters in the scheme's places (a PAN, a codice fiscale), its punctuation
@@ -359,6 +392,22 @@ _NATIONAL_OWN_FORMATS = (
        r"|(?<![\w-])(?i:[A-Z]\d{9}|[1-9][A-Z][A-Z0-9]\d[A-Z][A-Z0-9]\d[A-Z]{2}\d\d)(?![\w-])",
        lambda v: national_id_scheme(v) is not None, bounded=True, boundary=near_id_context),
 )
+
+
+def _written_somewhere(text: str, start: int, end: int) -> bool:
+    """A digit run (with separators) in some scheme's own layout, checked before the context words and the
+    validators: ``ID number 1 2 3 4 5 6 7 8 9 0 1 2 3`` repeated cost 12 s per MB, every cut of every run tried
+    against every scheme (a value with a letter is not judged here)."""
+    value = text[start:end]
+    return any(c.isalpha() for c in value) or any(layout.fullmatch(value) for layout in DIGIT_LAYOUTS)
+
+
+# strict: the layout first (a cheap necessary condition of every scheme); the low tier keeps every grouping
+_NATIONAL_OWN_FORMATS = (*_NATIONAL_OWN_FORMATS[:3], replace(
+    _NATIONAL_OWN_FORMATS[3], boundary=lambda text, start, end: _written_somewhere(text, start, end)
+    and near_id_context(text, start, end)))
+_NATIONAL_CONTEXT_WEAK = replace(_NATIONAL_OWN_FORMATS[3], boundary=near_id_context, validate=lambda v: (
+    _written_somewhere(v, 0, len(v)) and national_id_scheme(v) is not None))
 # ADR 0070: formats no other number is written in, strict when their check passes: a Korean RRN/FRN (YYMMDD-
 # then 7 digits), a Singapore NRIC/FIN, an Australian Medicare card (4-5-1), a German RVNR (8 digits, a letter,
 # 3 digits), a US MBI written 4-3-4. A KVNR and a bare MBI count after a context word (``_NATIONAL_OWN_FORMATS[3]``),
@@ -492,7 +541,8 @@ def _detectors() -> dict[str, Detector]:
             _PERSON_FORMATS,
             *national_documents.DOCUMENTS,  # passports, identity cards, driving licences, voter IDs (ADR 0071)
         ), column_hint=_ID_COLUMNS, hinted=(_NATIONAL_BARE,), by_values=_NATIONAL_VALUES,
-            weak=tuple(replace(p, validate=_fails(p.validate)) for p in _NATIONAL_OWN_FORMATS) + _PERSON_WEAK
+            weak=tuple(replace(p, validate=_fails(p.validate))
+                       for p in (*_NATIONAL_OWN_FORMATS[:3], _NATIONAL_CONTEXT_WEAK)) + _PERSON_WEAK
             + national_documents.DOCUMENTS_LOW, hinted_by=national_documents.COLUMNS),
         # No free-text shape without a named-entity model: a column named for names, whose cells read as one.
         "person_name": Detector("person_name", (), column_hint=entities.NAME_COLUMNS, hinted=(

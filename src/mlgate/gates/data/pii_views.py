@@ -117,7 +117,8 @@ _CONTINUATION = re.compile(r"\\\r?\n[ \t]*|(?<=[\w@.%+/-])\r?\n(?=[\w@.%+/-])")
 _SPACED = re.compile(r"(?<!\d)(?<!\d )\d(?: \d){5,}(?! ?\d)")
 # four or more groups: a 3-group run with mixed separators is no SSN (Presidio's negative ``693-09.4444``; the SSN
 # ranges take 89 % of random 3-2-4 digits, ADR 0023), while a card's four groups are Luhn-checked
-_MIXED = re.compile(r"\d+(?:[ .-]\d+){3,}")
+# a run starts after a non-digit: otherwise each start inside a long digit run backtracks the whole run (quadratic)
+_MIXED = re.compile(r"(?<!\d)\d+(?:[ .-]\d+){3,}")
 _AT = re.compile(r"\s*[\[({<]\s*at\s*[\])}>]\s*", re.I)
 _DOT = re.compile(r"\s*[\[({<]\s*dot\s*[\])}>]\s*", re.I)
 _TOKEN = re.compile(rf"[A-Za-z0-9+/_-]{{{MIN_TOKEN - 2},}}={{0,2}}")
