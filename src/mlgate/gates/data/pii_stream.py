@@ -20,7 +20,6 @@ import time
 from dataclasses import replace
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mlgate.core.errors import GateInputError
 from mlgate.core.results import GateResult, Severity, Status, Subject, ToolInfo, utcnow
@@ -45,6 +44,7 @@ from mlgate.gates.data.pii_detectors import (
     detectors,
     evidence_stride,
     evidence_traits,
+    filled_cells,
     find_spans,
     judged_by_values,
     traits_class,
@@ -98,8 +98,7 @@ def count_batch(batch: pa.RecordBatch, names: list[str], config: PiiPolicy, coun
     for name, values in _columns(batch)[0].items():
         if name not in names:
             continue
-        nonempty[name] = nonempty.get(name, 0) + \
-            (pc.sum(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(values)), 0)).as_py() or 0)
+        nonempty[name] = nonempty.get(name, 0) + filled_cells(values)
         for pii_type, evidence in _evidence_types(config).items():
             key = (name, pii_type)
             candidates[key] = candidates.get(key, 0) + len(_candidates(values, evidence.prefilter))

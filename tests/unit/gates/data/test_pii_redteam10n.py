@@ -226,3 +226,37 @@ def test_streamed_and_in_memory_verdicts_agree_and_no_value_leaks(tmp_path, fmt,
         for canary in canaries:
             assert canary not in report and canary not in caplog.text
     assert in_memory.metrics["cells_by_type"] == streamed.metrics["cells_by_type"]
+
+
+# ---- a column of IDs with a few junk cells (ADR 0023's 95 % share)
+
+@pytest.mark.parametrize("junk", ["n/a", "N/A", "unknown", "-", "null", "?", " "])
+@pytest.mark.parametrize("share", [0.06, 0.3])
+def test_placeholder_cells_do_not_hide_a_column_of_ids(junk, share, tmp_path):
+    """A placeholder says "no value": it takes no part in the vote, in memory and streamed alike."""
+    values = [ids.tfn() for _ in range(400)]
+    for i in rng.sample(range(400), int(400 * share)):
+        values[i] = junk
+    assert column_found(values, "ref") == 400 - int(400 * share)
+    path = tmp_path / "ids.parquet"
+    pq.write_table(pa.table({"ref": values}), path)
+    policy = PiiPolicy(types=("national_id",))
+    streamed = check_pii_source(open_source(path, 97), policy, DIGEST)
+    assert streamed.metrics["cells_by_type"]["national_id"]["ref"] == 400 - int(400 * share)
+
+
+@pytest.mark.xfail(strict=True, reason="redteam10n: more than 5 % of cells that hold some other value (a word, a "
+                   "0) take a column below ADR 0023's share, and a neutral header names nothing; the share is what "
+                   "keeps a column of order numbers (1 in 10 pass a check digit) from being an ID column, so any "
+                   "cell with content must count. A naming header or a context word still finds the values")
+def test_arbitrary_junk_cells_do_not_hide_a_column_of_ids():
+    values = [ids.tfn() for _ in range(400)]
+    for i in rng.sample(range(400), 40):
+        values[i] = "pending"
+    assert column_found(values, "ref") == 360
+
+
+def test_a_column_of_placeholders_and_order_numbers_is_no_id_column():
+    """The control: placeholders raise no column of random numbers to the share."""
+    values = ["n/a"] * 300 + ["".join(rng.choice(string.digits) for _ in range(9)) for _ in range(300)]
+    assert column_found(values, "ref") == 0
