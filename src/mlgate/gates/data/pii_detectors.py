@@ -345,20 +345,22 @@ _CONTEXT_BEFORE, _CONTEXT_AFTER = 40, 16  # characters: the word names the value
 # Words that name another kind of number (ADR 0044: a word names the value next to it). Between a context word and
 # the value (``passport photo order 632044329``, ``Medicare claim 7607581996``), or before a value whose context
 # word follows it (``booking 995146178; passport required``), such a word names the value, not the context word.
-OTHER_NUMBER = re.compile(r"(?i)\b(?:order|booking|invoice|receipt|ticket|tracking|shipment|sku|claim|transaction"
-                          r"|confirmation|reservation|build|flight|item|product|parcel|article)s?\b")
+OTHER_NUMBER = re.compile(r"(?i)(?:\b|_)(?:order|booking|invoice|receipt|ticket|tracking|shipment|sku|claim"
+                          r"|transaction|confirmation|reservation|build|flight|item|product|parcel|article)s?(?:\b|_)")
 
 
 def named_by(words: re.Pattern[str], text: str, start: int, end: int, before: int, after: int) -> bool:
     """One of ``words`` within ``before`` characters before the value or ``after`` after it, with no word of
-    ``OTHER_NUMBER`` closer to the value."""
+    ``OTHER_NUMBER`` closer to the value or right before the word."""
     low = max(0, start - before)
     word = other = None
     for word in words.finditer(text, low, start):  # noqa: B007 - the last one, the closest
         pass
     for other in OTHER_NUMBER.finditer(text, low, start):  # noqa: B007
         pass
-    if word is not None and (other is None or other.start() < word.end()):
+    # ``order ID number``, ``order_id_no``: the other word qualifies the context word, and names the value
+    if word is not None and (other is None or (other.start() < word.start()
+                                               and text[other.end():word.start()].strip(" _-"))):
         return True
     if other is not None:
         return False

@@ -260,3 +260,11 @@ def test_a_column_of_placeholders_and_order_numbers_is_no_id_column():
     """The control: placeholders raise no column of random numbers to the share."""
     values = ["n/a"] * 300 + ["".join(rng.choice(string.digits) for _ in range(9)) for _ in range(300)]
     assert column_found(values, "ref") == 0
+
+
+@pytest.mark.parametrize("template", ["Order ID number {v} shipped", "order_id_no={v}", '{{"product_id_code": "{v}"}}',
+                                      "item id no {v}", "ticket passport {v}"])
+@pytest.mark.parametrize("scheme", ["ca.sin", "au.tfn", "tr.tckimlik"])
+def test_another_word_qualifying_the_context_word_names_the_value(template, scheme):
+    """``order ID number``: the ID number of an order (a valid check digit is 1 in 10 of such numbers)."""
+    assert "national_id" not in tiers(template.format(v=_valid(scheme)))[0]
