@@ -268,3 +268,19 @@ def test_a_column_of_placeholders_and_order_numbers_is_no_id_column():
 def test_another_word_qualifying_the_context_word_names_the_value(template, scheme):
     """``order ID number``: the ID number of an order (a valid check digit is 1 in 10 of such numbers)."""
     assert "national_id" not in tiers(template.format(v=_valid(scheme)))[0]
+
+
+# ---- left open
+
+@pytest.mark.xfail(strict=True, reason="redteam10n: lower-case 'sin' before a number is Spanish ('sin 123456789': "
+                   "without); only 'SIN', 'sin_no' and a JSON key '\"sin\":' name a SIN. A header 'sin' still does")
+def test_a_lower_case_sin_in_a_log_line_names_the_value():
+    assert "national_id" in tiers(f"sin={ids.sin()}")[0]
+
+
+@pytest.mark.xfail(strict=True, reason="redteam10n: 'ID number' names any kind of ID (ADR 0044), and a 9-digit run "
+                   "passes one of the checked schemes (BSN, SIN, TFN, ...) about 3 times in 10; 'customer ID number' "
+                   "is flagged at that rate. Only words naming another number (order, booking, ...) are excluded")
+def test_random_customer_id_numbers_are_rarely_national_ids():
+    notes = [f"customer_id_number={''.join(rng.choice(string.digits) for _ in range(9))}" for _ in range(300)]
+    assert column_found(notes, "notes") < 15
