@@ -216,7 +216,18 @@ REVERSED = re.compile(r"(?i)[\"'](?P<rv>[^\"'\r\n]{4,200})[\"'][ \t]*(?:===|!==|
 # placeholder.
 CLI_USER = re.compile(r"(?:^|[ \t])(?:-u|--user|--http-user)[ \t=]+['\"]?\{?(?P<cliuser>[^\s:'\"<>\[\]{}]*)\}?['\"]?:"
                       r"['\"]?\{?(?P<cli>[^\s'\"<>\[\]{}]*)")
-ASSIGNMENT_PREFILTER = r"(?i:" + CREDENTIAL_NAMES + r")|-u[ \t]|--user|--http-user"
+# Forms whose keyword anchors a bare value after a space (elsewhere a bare value after a name and a space is prose):
+# a long option (``--password v``, ``--api-key=v``), Dockerfile's legacy ``ENV NAME v``, a .netrc line
+# (``machine h login u password v``), SQL's ``IDENTIFIED BY 'v'``.
+LONG_OPTION = re.compile(r"(?i)(?:^|[ \t])--(?:[a-z0-9]+-)*(?:password|passwd|pass|pwd|token|secret|api-?key"
+                         r"|access-key|auth-token)(?:[ \t]+|=)['\"]?(?P<opt>[^\s'\"-][^\s'\"]{5,199})")
+DOCKER_ENV = re.compile(r"(?im)^[ \t]*ENV[ \t]+(?P<envname>\w*" + CREDENTIAL_NAMES + r"\w*)[ \t]+"
+                        r"(?P<env>[^\s=][^\s]{5,199})[ \t]*$")
+NETRC = re.compile(r"(?i)\bmachine[ \t]+\S+(?:[ \t]+(?:login|account)[ \t]+\S+)*[ \t]+password[ \t]+"
+                   r"(?P<netrc>\S{6,200})")
+SQL_IDENTIFIED = re.compile(r"(?i)\bIDENTIFIED[ \t]+(?:WITH[ \t]+\w+[ \t]+)?BY[ \t]+(?:PASSWORD[ \t]+)?"
+                            r"'(?P<sql>[^'\r\n]{4,200})'")
+ASSIGNMENT_PREFILTER = r"(?i:" + CREDENTIAL_NAMES + r"|identified[ \t]+(?:with|by))|-u[ \t]|--user|--http-user"
 
 # (also a path, ./scripts/get-token.sh or ~/.config/token; an option, --header; a decimal number, 3.14159)
 # A path's segments are words (upper case at most first): a base64 key holding '/' (/9j/4AAQSk…) is no path.
@@ -275,8 +286,11 @@ def _attribute_list(text: str, match: re.Match) -> bool:
     return quoted_name and match.group("type").lower() not in _VALUE_ATTRIBUTES
 
 
-_OTHER_FORMS = ((XML_ELEMENT, "xml", ("</",)), (CALL, "call", ("(",)), (REVERSED, "rv", ("==", "!=")),
-                (CLI_USER, "cli", ("-u", "--user", "--http-user")))
+# (regex, value group, what every match holds, whether the value is read as a quoted one)
+_OTHER_FORMS = ((XML_ELEMENT, "xml", ("</",), True), (CALL, "call", ("(",), True), (REVERSED, "rv", ("==", "!="), True),
+                (CLI_USER, "cli", ("-u", "--user", "--http-user"), True), (LONG_OPTION, "opt", ("--",), False),
+                (DOCKER_ENV, "env", ("ENV",), False), (NETRC, "netrc", ("machine", "MACHINE"), False),
+                (SQL_IDENTIFIED, "sql", ("IDENTIFIED", "identified", "Identified"), True))
 
 
 def credential_spans(text: str) -> list[tuple[int, int]]:
@@ -297,7 +311,7 @@ def credential_spans(text: str) -> list[tuple[int, int]]:
         if credential_value(match.group(group), quoted=group != "bare",
                             uuid_ok=bool(_API_KEY_NAME.match(text, match.start()))):
             spans.append(match.span(group))
-    for regex, name, needles in _OTHER_FORMS:
+    for regex, name, needles, quoted in _OTHER_FORMS:
         if not any(needle in text for needle in needles):  # what every match of the form holds
             continue
         for match in regex.finditer(text):
@@ -306,8 +320,10 @@ def credential_spans(text: str) -> list[tuple[int, int]]:
             if name == "xml" and not _names_a_credential(text, match.start("tag") + len(match.group("pre")),
                                                          match.group("suffix")):
                 continue
+            if name == "env" and _NOT_A_VALUE.search(match.group("envname")):
+                continue  # ENV TOKEN_FILE /run/secrets/x names where the secret is
             group = "cliuser" if name == "cli" and not match.group("cli") else name
-            if credential_value(match.group(group), quoted=True):
+            if credential_value(match.group(group), quoted=quoted):
                 spans.append(match.span(group))
     return spans
 

@@ -99,19 +99,21 @@ def _adversarial(kind: str, size: int) -> str:
 
 
 @pytest.mark.parametrize("kind", ["spaces", "tabs-colon", "xml-unclosed", "xml-attrs"])
-def test_a_megabyte_adversarial_cell_takes_under_a_second(kind):
+def test_a_megabyte_adversarial_cell_takes_seconds_not_minutes(kind):
+    """CPU time (another process's load stays out of it); linear code takes ~0.4 s here, the backtracking this
+    guards against took minutes at this size."""
     text = _adversarial(kind, 1_000_000)
-    start = time.perf_counter()
+    start = time.process_time()
     secrets.credential_spans(text)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 5.0
 
 
 def test_a_short_run_of_spaces_after_a_name_no_longer_stalls_the_gate(tmp_path):
     path = tmp_path / "d.parquet"
     pq.write_table(pa.table({"notes": ["password" + " " * 400] * 50}), path)
-    start = time.perf_counter()
+    start = time.process_time()
     assert check_pii(path, PiiPolicy(), DIGEST).status is Status.PASSED
-    assert time.perf_counter() - start < 10.0
+    assert time.process_time() - start < 10.0
 
 
 # ---- leaks: a found value reaches no report, exception or log line
@@ -135,15 +137,30 @@ def test_a_found_value_never_reaches_the_report_or_logs(tmp_path, caplog, templa
 NOT_FIXED = {
     'variable "db_password" {{\n  default = "{v}"\n}}': "Terraform: the name and its value are on different lines "
     "of a block; a value never crosses a line end",
-    "ENV DB_PASSWORD {v}": "Dockerfile's legacy ENV form: a bare value after a name and a space reads as prose",
-    "CREATE USER app IDENTIFIED BY '{v}';": "SQL's IDENTIFIED BY names no credential word; no rule for it yet",
-    "machine api.example.net login bob password {v}": ".netrc: a bare value after 'password' and a space is prose",
     "db.internal:5432:app:admin:{v}": ".pgpass: five colon-separated fields name no credential",
     "mysql -u root -p{v}": "mysql -p glues the password to the flag; -p alone is a common short option",
-    "--password {v}": "a long option's value after a space: bare values after a space are prose",
     "password:\n  {v}": "YAML value on the next line: a value never crosses a line end",
     '@Value("{v}") private String password;': "an annotation before the field: the value precedes the name",
 }
+
+
+# Fixed by the lead after the red team: each syntax's own keyword anchors the bare value after a space.
+ANCHORED = ["ENV DB_PASSWORD {v}", "CREATE USER app IDENTIFIED BY '{v}';",
+            "ALTER USER app IDENTIFIED WITH mysql_native_password BY '{v}'",
+            "machine api.example.net login bob password {v}", "deploy --password {v} --verbose", "cli --api-key={v}"]
+
+
+@pytest.mark.parametrize("template", ANCHORED)
+def test_a_keyword_anchors_a_bare_value_after_a_space(template):
+    value = token()
+    assert secrets_in(template.format(v=value)) == [value]
+
+
+@pytest.mark.parametrize("text", ["deploy --password --verbose", "ENV TOKEN_FILE /run/secrets/token",
+                                  "--password $DB_PASSWORD", "--pass-file ./pw.txt", "ENV PASSWORD_HINT see the wiki",
+                                  "--token ${{ secrets.DEPLOY }}", "the machine asks for a login and a password first"])
+def test_an_anchored_form_takes_no_option_path_reference_or_prose(text):
+    assert secrets_in(text) == []
 
 
 @pytest.mark.parametrize("template", [pytest.param(t, marks=pytest.mark.xfail(strict=True, reason="redteam10s: " + r))
