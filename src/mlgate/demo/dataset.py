@@ -1,7 +1,8 @@
 """A synthetic loan/credit dataset with PII columns the pipeline must drop before training.
 
 Deterministic for a seed, so the pinned manifest of a fresh clone is reproducible. The PII values are
-fake by construction (SSNs in the never-issued 9xx area, 555-01xx phone numbers, example.com mail).
+fake by construction (SSNs in the never-issued 9xx area, in groups 10-49, which no ITIN has either; 555-01xx
+phone numbers, example.com mail).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def generate_loans(rows: int = 5000, seed: int = 7):
     return pd.DataFrame({
         "applicant_name": [f"{f} {s}" for f, s in zip(first, last, strict=True)],
         "email": [f"{f.lower()}.{s.lower()}{i}@example.com" for f, s, i in zip(first, last, ids, strict=True)],
-        "ssn": [f"9{i % 100:02d}-{(i // 100) % 90 + 10:02d}-{i % 9000 + 1000:04d}" for i in ids],
+        "ssn": [f"9{i % 100:02d}-{(i // 100) % 40 + 10:02d}-{i % 9000 + 1000:04d}" for i in ids],
         "phone": [f"+1-202-555-01{i % 100:02d}" for i in ids],
         "age": age, "annual_income": income, "loan_amount": amount, "term_months": term,
         "credit_score": score, "employment_years": employment, "debt_to_income": dti,
