@@ -198,7 +198,7 @@ _WRITTEN = {
 # every layout a scheme's value of digits and separators alone may have (``_WRITTEN``, the Medicare card's, the
 # ITIN's 3-2-4 as stdnum reads it, the HETU's): a value in none of them is no scheme's (pii_detectors' cheap test)
 DIGIT_LAYOUTS = tuple(re.compile(layout) for layout in (*_WRITTEN.values(), _MEDICARE_LAYOUT.pattern,
-                                                         r"\d{3}([ -]?)\d{2}\1\d{4}|\d{3}[ -]?\d{2}[ -]?\d{4}",
+                                                         r"\d{3}[ -]?\d{2}[ -]?\d{4}",
                                                          r"\d{6}[-+A-FU-Y]\d{3}[0-9A-Y]"))
 
 

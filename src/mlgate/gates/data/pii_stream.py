@@ -68,11 +68,6 @@ def _evidence_types(config: PiiPolicy) -> dict[str, ColumnEvidence]:
     return {t: detectors()[t].by_values for t in config.types if detectors()[t].by_values is not None}
 
 
-def _judged_by_values(column: str) -> bool:
-    """A column whose name says which number it holds is judged by that type's rules alone (as ``find_spans``)."""
-    return judged_by_values(column)
-
-
 def _matches(values: pa.Array, evidence: ColumnEvidence) -> list[tuple[int, tuple[int, int], str]]:
     """(row, span, value) of the cells that match the evidence's whole-cell shape, in row order."""
     rows = _candidates(values, evidence.prefilter)
@@ -87,7 +82,7 @@ def evidence_columns(schema: pa.Schema, config: PiiPolicy) -> tuple[list[str], l
     """The columns column evidence can judge, and the projection that reads them (None: nested, read all)."""
     if not _evidence_types(config):
         return [], None
-    names = [n for n in string_columns(schema.empty_table())[0] if _judged_by_values(n)]
+    names = [n for n in string_columns(schema.empty_table())[0] if judged_by_values(n)]
     return names, None if any(pa.types.is_struct(f.type) for f in schema) else names
 
 
@@ -166,7 +161,7 @@ def _scan_batch(columns: dict[str, pa.Array], config: PiiPolicy, elected: Electe
             detector = detectors(config.phone_regions)[pii_type]
             found = find_spans(values, replace(detector, by_values=None), name)
             best = elected.get((name, pii_type))
-            if best is not None and _judged_by_values(name):
+            if best is not None and judged_by_values(name):
                 member = evidence[pii_type].member
                 for row, span, value in _matches(values, evidence[pii_type]):
                     if member(value, best):
